@@ -1,0 +1,33 @@
+import { inspect } from 'node:util';
+
+/**
+ * A value that must never reach a log line, an error message or a page.
+ *
+ * Everything that prints objects (pino, util.inspect, JSON.stringify, template
+ * interpolation through String()) sees "[redacted]"; only `reveal()` gives the
+ * value, and callers use it at the last moment (building a request to WeChat,
+ * comparing a client secret).
+ */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return '[redacted]';
+  }
+
+  toJSON(): string {
+    return '[redacted]';
+  }
+
+  [inspect.custom](): string {
+    return 'Secret([redacted])';
+  }
+}

@@ -1,0 +1,45 @@
+import type { Kysely } from 'kysely';
+import type { Adapter } from 'oidc-provider';
+import type { Database } from './schema.ts';
+
+/**
+ * Short-lived records shared by every instance: WeChat `state`, duplicate-callback
+ * results, mini-program session keys, WeChat app access tokens.
+ *
+ * Miss semantics, decided once for every implementation: a missing or expired key
+ * reads as `undefined`; methods throw only on I/O failure.
+ * Values are JSON-serialisable; keys are opaque strings chosen by callers
+ * (implementations add their own prefix).
+ */
+export interface KeyValueStore {
+  /** Stores (or overwrites) `value` under `key` for `ttlSeconds`. */
+  put(key: string, value: unknown, ttlSeconds: number): Promise<void>;
+  /** Stores only when the key is absent; true when this call stored it. Atomic across instances. */
+  putIfAbsent(key: string, value: unknown, ttlSeconds: number): Promise<boolean>;
+  /** Reads without consuming. */
+  get<T>(key: string): Promise<T | undefined>;
+  /**
+   * Reads and removes in one atomic step: of any number of concurrent callers
+   * (on any instance) exactly one gets the value, the rest get `undefined`.
+   */
+  take<T>(key: string): Promise<T | undefined>;
+  delete(key: string): Promise<void>;
+}
+
+/** oidc-provider's adapter constructor argument: one adapter per model name. */
+export type AdapterFactory = (modelName: string) => Adapter;
+
+export type StorageKind = 'postgres' | 'redis' | 'embedded';
+
+/** Everything the rest of the server needs from storage, opened once by the composition root. */
+export interface Stores {
+  /** Accounts and identities (PostgreSQL, or PGlite when embedded). */
+  db: Kysely<Database>;
+  kv: KeyValueStore;
+  /** oidc-provider artifacts (Redis, or SQL when REDIS_URL is unset). */
+  oidcAdapter: AdapterFactory;
+  kinds: { accounts: StorageKind; artifacts: StorageKind };
+  /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
+  ping(): Promise<{ database: boolean; cache: boolean }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,84 @@
+import type { Secret } from '../../config/secret.ts';
+
+export type WeChatAppKind = 'website' | 'official_account' | 'mini_program';
+
+/** One configured WeChat app; the secret is resolved at startup and never printed. */
+export interface WeChatApp {
+  kind: WeChatAppKind;
+  appid: string;
+  /** Human name shown on pages (account page, errors); defaults to the appid. */
+  name: string;
+  secret: Secret;
+}
+
+/** Profile fields as WeChat gives them, normalised (blank strings become undefined). */
+export interface WeChatProfile {
+  nickname?: string | undefined;
+  /** headimgurl / avatarUrl; undefined when the person has none. */
+  avatarUrl?: string | undefined;
+  /** 0 unknown, 1 male, 2 female. Always 0 since 2021; kept for completeness. */
+  sex?: number | undefined;
+  language?: string | undefined;
+}
+
+/**
+ * What a connector returns after a successful upstream login (dex's "connector
+ * identity"). The interaction layer decides what to do with it; connectors never
+ * touch sessions or storage.
+ */
+export interface WeChatIdentity {
+  kind: WeChatAppKind;
+  appid: string;
+  openid: string;
+  /** Absent when the app is not bound to an Open Platform account (or for snsapi_base). */
+  unionid?: string | undefined;
+  profile?: WeChatProfile | undefined;
+  /** WeChat's snapshot-page virtual account (is_snapshotuser: 1): never a real person. */
+  snapshotUser: boolean;
+}
+
+/**
+ * Why an upstream call failed, as a closed set the edges translate:
+ * the interaction layer into a page, the token endpoint into an OAuth error.
+ */
+export type UpstreamErrorCode =
+  /** 40029, 42003: the code is wrong, expired or issued to another app. */
+  | 'code_invalid'
+  /** 40163: the code was already exchanged. */
+  | 'code_used'
+  /** 40030, 42002, 42007: the refresh token is no longer valid. */
+  | 'refresh_token_invalid'
+  /** 40001, 40014, 42001, 40003: an access token (user or app) is invalid or expired. */
+  | 'token_invalid'
+  /** 48001, 50001: the token's scope does not allow the call (for example snsapi_base -> userinfo). */
+  | 'scope_insufficient'
+  /** The app returned no unionid: it is not bound to an Open Platform account. */
+  | 'unionid_missing'
+  /** 40226: WeChat's risk control blocked this user. */
+  | 'blocked'
+  /** 45009, 45011: quota or rate limit. */
+  | 'rate_limited'
+  /** 40013, 40125, 40164, 61004, 40243, 41002, 41004, 48004: our app configuration is wrong. */
+  | 'app_config'
+  /** 87009: the session_key signature does not match. */
+  | 'signature_invalid'
+  /** -1, timeouts, connection errors, HTTP 5xx, empty or non-JSON bodies. */
+  | 'unavailable'
+  /** Anything else WeChat answered with a non-zero errcode, or a body missing required fields. */
+  | 'unexpected';
+
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  readonly code: UpstreamErrorCode;
+  /** WeChat's errcode when it gave one. errmsg is deliberately not kept: it can echo inputs. */
+  readonly errcode: number | undefined;
+  /** Which WeChat API failed, e.g. "sns/oauth2/access_token" (never a URL: URLs carry secrets). */
+  readonly api: string;
+
+  constructor(code: UpstreamErrorCode, api: string, errcode?: number, options?: { cause?: unknown }) {
+    super(`WeChat ${api} failed: ${code}${errcode === undefined ? '' : ` (errcode ${errcode})`}`, options);
+    this.code = code;
+    this.api = api;
+    this.errcode = errcode;
+  }
+}
