@@ -1,0 +1,53 @@
+import type { z } from 'zod';
+import { type Findings, issueMessages } from './findings.ts';
+import { baseUrlSchema, databaseUrlSchema, issuerSchema, redisUrlSchema } from './schema.ts';
+
+/** Deploy-time values the environment sets over the file. */
+export interface EnvOverrides {
+  port?: number;
+  issuer?: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  openBaseUrl?: string;
+  apiBaseUrl?: string;
+}
+
+/**
+ * Reads PORT, ISSUER, DATABASE_URL, REDIS_URL, WECHAT_OPEN_BASE_URL and WECHAT_API_BASE_URL.
+ * An empty variable counts as unset (compose files often write `REDIS_URL=`). Problems are named
+ * after the variable, and never quote its value: DATABASE_URL may hold a password.
+ */
+export function readEnvOverrides(env: NodeJS.ProcessEnv, findings: Findings): EnvOverrides {
+  const overrides: EnvOverrides = {};
+  const port = read(env, 'PORT');
+  if (port !== undefined) {
+    const number = /^\d{1,5}$/.test(port) ? Number(port) : Number.NaN;
+    if (number >= 1 && number <= 65535) overrides.port = number;
+    else findings.problem('PORT', 'must be an integer from 1 to 65535');
+  }
+  overrides.issuer = parse(env, 'ISSUER', issuerSchema, findings);
+  overrides.databaseUrl = parse(env, 'DATABASE_URL', databaseUrlSchema, findings);
+  overrides.redisUrl = parse(env, 'REDIS_URL', redisUrlSchema, findings);
+  overrides.openBaseUrl = parse(env, 'WECHAT_OPEN_BASE_URL', baseUrlSchema, findings);
+  overrides.apiBaseUrl = parse(env, 'WECHAT_API_BASE_URL', baseUrlSchema, findings);
+  return overrides;
+}
+
+function read(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function parse(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  schema: z.ZodType<string, string>,
+  findings: Findings,
+): string | undefined {
+  const value = read(env, name);
+  if (value === undefined) return undefined;
+  const result = schema.safeParse(value, { error: issueMessages });
+  if (result.success) return result.data;
+  findings.addIssues(result.error.issues, name);
+  return undefined;
+}

@@ -1,0 +1,159 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { type EnvOverrides, readEnvOverrides } from './env.ts';
+import { Findings, issueMessages } from './findings.ts';
+import { checkEnvironmentPolicy } from './policy.ts';
+import { type ConfigFile, configFileSchema } from './schema.ts';
+import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
+import type { ClientConfig, Config } from './types.ts';
+
+export interface LoadConfigOptions {
+  /** Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** The config file; default env CONFIG_FILE, else config/default.yaml in the package root. */
+  file?: string;
+  /** Called once per development-only setting in use (literal secrets, sandbox, generated keys...). */
+  onWarning?: (message: string) => void;
+}
+
+/** The configuration cannot be used; `problems` holds one line per problem, as does the message. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly file: string;
+  readonly problems: readonly string[];
+
+  constructor(file: string, problems: readonly string[]) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    super(`Invalid configuration (${file}), ${count}:\n${problems.map((line) => `  ${line}`).join('\n')}`);
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/**
+ * Reads the config file, applies the environment overrides, resolves the secret references and
+ * checks everything, reporting every problem at once in a ConfigError.
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const env = options.env ?? process.env;
+  const file = configFilePath(env, options.file);
+  const production = env.NODE_ENV === 'production';
+  const raw = await readConfigFile(file);
+
+  const findings = new Findings();
+  const parsed = configFileSchema.safeParse(raw, { error: issueMessages });
+  if (!parsed.success) findings.addIssues(parsed.error.issues);
+  const overrides = readEnvOverrides(env, findings);
+  const secrets = await resolveFileSecrets(raw, { env, production, baseDir: dirname(file), findings });
+  checkEnvironmentPolicy(raw, production, findings);
+
+  for (const warning of findings.warnings) options.onWarning?.(warning);
+  if (!parsed.success || findings.problems.length > 0) throw new ConfigError(file, findings.problems);
+  return effectiveConfig(parsed.data, overrides, secrets, production);
+}
+
+/** The file `loadConfig` reads: the option, else env CONFIG_FILE (relative to the working directory). */
+export function configFilePath(env: NodeJS.ProcessEnv, file?: string): string {
+  const chosen = file ?? (env.CONFIG_FILE?.trim() || undefined);
+  return chosen === undefined ? join(packageRoot(), 'config', 'default.yaml') : resolve(chosen);
+}
+
+/**
+ * The folder holding package.json, found from this module so that it works from src/ and from
+ * the compiled dist/src/. A dist/ folder is skipped: tsc copies package.json there when a source
+ * file imports it.
+ */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && basename(dir) !== 'dist') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+async function readConfigFile(file: string): Promise<unknown> {
+  const format = extname(file).toLowerCase();
+  if (!['.yaml', '.yml', '.json'].includes(format)) {
+    throw new ConfigError(file, ['config file: must end in .yaml, .yml or .json']);
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`;
+    throw new ConfigError(file, [`config file: ${reason}`]);
+  }
+  try {
+    // An empty file is a file of defaults.
+    return (format === '.json' ? JSON.parse(text) : parseYaml(text)) ?? {};
+  } catch (error) {
+    throw new ConfigError(file, [`config file: ${syntaxProblem(error, format)}`]);
+  }
+}
+
+/** Where the syntax error is, without the parser's excerpt of the text: it may hold a literal secret. */
+function syntaxProblem(error: unknown, format: string): string {
+  if (error instanceof YAMLParseError) {
+    const at = error.linePos?.[0];
+    return `invalid YAML (${error.code})${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
+  }
+  const at = error instanceof Error ? /\(line (\d+) column (\d+)\)/.exec(error.message) : null;
+  return `invalid ${format === '.json' ? 'JSON' : 'YAML'}${at ? ` at line ${at[1]}, column ${at[2]}` : ''}`;
+}
+
+function effectiveConfig(
+  file: ConfigFile,
+  overrides: EnvOverrides,
+  secrets: ResolvedSecrets,
+  production: boolean,
+): Config {
+  const port = overrides.port ?? file.port;
+  return {
+    production,
+    port,
+    host: file.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    issuer: overrides.issuer ?? file.issuer ?? `http://localhost:${port}`,
+    trustProxy: file.trustProxy,
+    dataDir: resolve(file.dataDir),
+    log: file.log,
+    storage: {
+      databaseUrl: overrides.databaseUrl ?? file.storage.databaseUrl,
+      redisUrl: overrides.redisUrl ?? file.storage.redisUrl,
+      redisKeyPrefix: file.storage.redisKeyPrefix,
+    },
+    wechat: {
+      openBaseUrl: overrides.openBaseUrl ?? file.wechat.openBaseUrl,
+      apiBaseUrl: overrides.apiBaseUrl ?? file.wechat.apiBaseUrl,
+      timeoutMs: file.wechat.timeoutMs,
+      apps: file.wechat.apps.map((app, index) => ({
+        kind: app.kind,
+        appid: app.appid,
+        name: app.name ?? app.appid,
+        secret: resolvedAt(secrets.appSecrets, index),
+      })),
+    },
+    oidc: { jwks: secrets.jwks, cookieKeys: secrets.cookieKeys, ttl: file.oidc.ttl },
+    clients: file.clients.map((client, index): ClientConfig => {
+      const { client_secret: _reference, ...metadata } = client;
+      const resolved = secrets.clientSecrets.get(index);
+      // The passthrough members are JSON values oidc-provider checks against its enabled features
+      // when it starts; their finer types (algorithm names...) are its business.
+      return (resolved === undefined ? metadata : { ...metadata, client_secret: resolved }) as ClientConfig;
+    }),
+    sandbox: file.sandbox,
+    demo: file.demo,
+  };
+}
+
+function resolvedAt<Value>(values: Map<number, Value>, index: number): Value {
+  const value = values.get(index);
+  // Unreachable: an unresolved secret is a recorded problem, and problems stop loading before this.
+  if (value === undefined) throw new Error(`secret ${index} was not resolved`);
+  return value;
+}

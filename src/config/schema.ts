@@ -1,0 +1,429 @@
+import { z } from 'zod';
+import { entries, field } from './raw.ts';
+
+/**
+ * The configuration file, as written by people: one schema, every option documented where it is
+ * defined. `loadConfig()` turns its output into the effective `Config` (src/config/types.ts): it
+ * applies environment overrides, resolves secret references and applies the production policy,
+ * which need the environment and so are not part of this context-free schema.
+ */
+
+/** WeChat AppIDs are "wx" followed by 16 lowercase hex digits. */
+export const APPID_PATTERN = /^wx[0-9a-f]{16}$/;
+
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+// ---------------------------------------------------------------------------------------------
+// URL rules (shared with the environment overrides in env.ts)
+
+function parseUrl(value: string): URL | undefined {
+  return URL.canParse(value) ? new URL(value) : undefined;
+}
+
+function isHttpUrl(value: string): boolean {
+  const url = parseUrl(value);
+  return url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.host !== '';
+}
+
+/** Any absolute http(s) URL (redirect URIs, logo URIs...). */
+export const httpUrlSchema = z.string().refine(isHttpUrl, 'must be an absolute http(s) URL');
+
+/** An http(s) origin with an optional path, no query or fragment, no trailing slash kept. */
+export const baseUrlSchema = httpUrlSchema
+  .refine((value) => !value.includes('?'), 'must not have a query')
+  .refine((value) => !value.includes('#'), 'must not have a fragment')
+  // Callers append "/sns/oauth2/..." to it: one canonical form avoids "//" in upstream URLs.
+  .transform((value) => value.replace(/\/+$/, ''));
+
+/** The OIDC issuer: compared byte for byte by relying parties, so it is checked, not normalised. */
+export const issuerSchema = httpUrlSchema
+  .refine((value) => !value.includes('?'), 'must not have a query')
+  .refine((value) => !value.includes('#'), 'must not have a fragment')
+  .refine((value) => !value.endsWith('/'), 'must not end with "/"')
+  .refine((value) => {
+    const url = parseUrl(value);
+    return url === undefined || (url.username === '' && url.password === '');
+  }, 'must not contain credentials');
+
+function hasScheme(schemes: readonly string[]) {
+  return (value: string) => {
+    const url = parseUrl(value);
+    return url !== undefined && schemes.includes(url.protocol);
+  };
+}
+
+export const databaseUrlSchema = z
+  .string()
+  .refine(hasScheme(['postgres:', 'postgresql:']), 'must be a postgres:// or postgresql:// URL');
+
+export const redisUrlSchema = z
+  .string()
+  .refine(hasScheme(['redis:', 'rediss:']), 'must be a redis:// or rediss:// URL');
+
+/** A TCP port to listen on. */
+export const portSchema = z.int().min(1).max(65535);
+
+// ---------------------------------------------------------------------------------------------
+// Secret references
+
+/**
+ * Where a secret comes from. `value` is a literal in the config file: development only
+ * (production refuses it, development warns about it).
+ */
+export type SecretRef<Literal = string> =
+  | { source: 'env'; name: string }
+  | { source: 'file'; path: string }
+  | { source: 'value'; value: Literal };
+
+function secretRef<Literal>(literal: z.ZodType<Literal>) {
+  return z
+    .strictObject(
+      {
+        env: z
+          .string()
+          .regex(ENV_NAME_PATTERN, 'must be an environment variable name')
+          .optional()
+          .describe('Name of the environment variable holding the secret (surrounding whitespace trimmed).'),
+        file: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "Path of a file holding the secret (surrounding whitespace trimmed); relative to the config file's folder.",
+          ),
+        value: literal.optional().describe('The secret itself. Development only: production refuses it.'),
+      },
+      {
+        error: (issue) =>
+          issue.code === 'invalid_type'
+            ? 'must be { env: NAME }, { file: PATH } or { value: ... }'
+            : undefined,
+      },
+    )
+    .refine(
+      (ref) => [ref.env, ref.file, ref.value].filter((part) => part !== undefined).length === 1,
+      'must have exactly one of env, file or value',
+    )
+    .transform((ref): SecretRef<Literal> => {
+      if (ref.env !== undefined) return { source: 'env', name: ref.env };
+      if (ref.file !== undefined) return { source: 'file', path: ref.file };
+      return { source: 'value', value: ref.value as Literal };
+    });
+}
+
+/** A text secret: `{ env: NAME }`, `{ file: PATH }` or (development) `{ value: "..." }`. */
+export const secretRefSchema = secretRef(z.string().min(1));
+
+/** A client_secret may also be a bare string: the same as `{ value: "..." }`. */
+export const clientSecretRefSchema = z.preprocess(
+  (input) => (typeof input === 'string' ? { value: input } : input),
+  secretRefSchema,
+);
+
+/**
+ * The signing keys: a JSON JWKS with private keys, from an environment variable or a file, or
+ * (development) inline as `{ value: { keys: [...] } }` or a JSON string. The keys themselves are
+ * checked once resolved (jwks.ts).
+ */
+export const jwksRefSchema = secretRef(z.union([z.string().min(1), z.record(z.string(), z.unknown())]));
+
+// ---------------------------------------------------------------------------------------------
+// WeChat apps
+
+export const weChatAppSchema = z.strictObject({
+  kind: z
+    .enum(['website', 'official_account', 'mini_program'])
+    .describe(
+      'website: QR-code login on open.weixin.qq.com (Open Platform website app); ' +
+        'official_account: OAuth inside the WeChat browser; mini_program: wx.login() code exchange.',
+    ),
+  appid: z
+    .string()
+    .regex(APPID_PATTERN, 'must be "wx" followed by 16 lowercase hex digits')
+    .describe('The AppID WeChat issued for this app.'),
+  name: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Name shown on pages (account page, errors); default: the appid.'),
+  secret: secretRefSchema.describe('The AppSecret, by reference.'),
+});
+
+// ---------------------------------------------------------------------------------------------
+// OIDC clients
+
+/**
+ * Standard registration metadata (RFC 7591, OpenID Connect Registration and the extensions
+ * oidc-provider implements) that we do not check ourselves: passed through, oidc-provider validates
+ * them against its enabled features when it starts. Anything else in a client is refused, so a typo
+ * ("redirect_uri") is an error instead of a silently ignored key.
+ */
+export const PASSTHROUGH_CLIENT_METADATA = [
+  'application_type',
+  'authorization_details_types',
+  'authorization_encrypted_response_alg',
+  'authorization_encrypted_response_enc',
+  'authorization_signed_response_alg',
+  'backchannel_authentication_request_signing_alg',
+  'backchannel_token_delivery_mode',
+  'backchannel_user_code_parameter',
+  'client_id_issued_at',
+  'client_secret_expires_at',
+  'contacts',
+  'default_acr_values',
+  'default_max_age',
+  'dpop_bound_access_tokens',
+  'id_token_encrypted_response_alg',
+  'id_token_encrypted_response_enc',
+  'introspection_encrypted_response_alg',
+  'introspection_encrypted_response_enc',
+  'introspection_signed_response_alg',
+  'jwks',
+  'request_object_encryption_alg',
+  'request_object_encryption_enc',
+  'request_object_signing_alg',
+  'require_auth_time',
+  'require_pushed_authorization_requests',
+  'require_signed_request_object',
+  'response_modes',
+  'subject_type',
+  'tls_client_auth_san_dns',
+  'tls_client_auth_san_email',
+  'tls_client_auth_san_ip',
+  'tls_client_auth_san_uri',
+  'tls_client_auth_subject_dn',
+  'tls_client_certificate_bound_access_tokens',
+  'token_endpoint_auth_signing_alg',
+  'use_mtls_endpoint_aliases',
+  'userinfo_encrypted_response_alg',
+  'userinfo_encrypted_response_enc',
+  'userinfo_signed_response_alg',
+] as const;
+
+const TOKEN_ENDPOINT_AUTH_METHODS = [
+  'client_secret_basic',
+  'client_secret_post',
+  'client_secret_jwt',
+  'private_key_jwt',
+  'tls_client_auth',
+  'self_signed_tls_client_auth',
+  'none',
+] as const;
+
+/** Methods that authenticate the client with its client_secret. */
+const SECRET_AUTH_METHODS: readonly string[] = [
+  'client_secret_basic',
+  'client_secret_post',
+  'client_secret_jwt',
+];
+
+const passthroughShape = Object.fromEntries(
+  PASSTHROUGH_CLIENT_METADATA.map((name) => [name, z.json().optional()]),
+) as Record<(typeof PASSTHROUGH_CLIENT_METADATA)[number], z.ZodOptional<z.ZodJSONSchema>>;
+
+export const clientSchema = z
+  .strictObject({
+    ...passthroughShape,
+    client_id: z.string().min(1).describe('The client identifier relying parties send; unique.'),
+    client_secret: clientSecretRefSchema
+      .optional()
+      .describe('Needed by confidential clients (client_secret_basic, _post, _jwt); by reference.'),
+    client_name: z.string().min(1).optional().describe('Name shown on the consent page.'),
+    redirect_uris: z
+      .array(httpUrlSchema)
+      .optional()
+      .describe('Where authorization responses may be sent; exact match. Required for the code flow.'),
+    post_logout_redirect_uris: z
+      .array(httpUrlSchema)
+      .optional()
+      .describe('Where RP-initiated logout may return to.'),
+    grant_types: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Default ["authorization_code"]; add "refresh_token" for refresh tokens.'),
+    response_types: z.array(z.string().min(1)).optional().describe('Default ["code"].'),
+    token_endpoint_auth_method: z
+      .enum(TOKEN_ENDPOINT_AUTH_METHODS)
+      .optional()
+      .describe('Default client_secret_basic; "none" for public clients (PKCE).'),
+    id_token_signed_response_alg: z.string().min(1).optional().describe('Default RS256.'),
+    scope: z.string().min(1).optional().describe('Space-separated scopes this client may request.'),
+    logo_uri: httpUrlSchema.optional().describe('Logo shown on the consent page.'),
+    client_uri: httpUrlSchema.optional().describe("The client's home page."),
+    policy_uri: httpUrlSchema.optional().describe("The client's privacy policy."),
+    tos_uri: httpUrlSchema.optional().describe("The client's terms of service."),
+    jwks_uri: httpUrlSchema.optional().describe("URL of the client's public keys (private_key_jwt)."),
+    sector_identifier_uri: httpUrlSchema.optional().describe('Pairwise subject sector identifier.'),
+    initiate_login_uri: httpUrlSchema.optional().describe('Third-party-initiated login URI.'),
+    backchannel_logout_uri: httpUrlSchema.optional().describe('Receives back-channel logout tokens.'),
+    backchannel_logout_session_required: z
+      .boolean()
+      .optional()
+      .describe('Include sid in back-channel logout tokens.'),
+    backchannel_client_notification_endpoint: httpUrlSchema.optional().describe('CIBA notifications.'),
+    first_party: z
+      .boolean()
+      .default(false)
+      .describe('Ours, not standard: a first-party application skips the consent page.'),
+  })
+  .superRefine((client, ctx) => {
+    const method = client.token_endpoint_auth_method ?? 'client_secret_basic';
+    if (SECRET_AUTH_METHODS.includes(method) && client.client_secret === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client_secret'],
+        message: `is required for token_endpoint_auth_method ${method}`,
+      });
+    }
+    const grants = client.grant_types ?? ['authorization_code'];
+    const redirects = grants.includes('authorization_code') || grants.includes('implicit');
+    if (redirects && (client.redirect_uris ?? []).length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirect_uris'],
+        message: 'must list at least one URI for the authorization_code grant',
+      });
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The file
+
+/** A lifetime in seconds. */
+function seconds(fallback: number, description: string) {
+  return z.int().min(1).default(fallback).describe(`${description} Seconds; default ${fallback}.`);
+}
+
+const ttlSchema = z.strictObject({
+  interaction: seconds(600, 'A login in progress: long enough to find the phone and scan the QR code.'),
+  session: seconds(1_209_600, 'The login session at this provider (14 days).'),
+  grant: seconds(1_209_600, "A person's consent to a client (14 days)."),
+  accessToken: seconds(3600, 'Access tokens.'),
+  idToken: seconds(3600, 'ID tokens.'),
+  refreshToken: seconds(1_209_600, 'Refresh tokens (14 days).'),
+  authorizationCode: seconds(60, 'Authorization codes: exchanged at once by the relying party.'),
+});
+
+export const configFileSchema = z
+  .strictObject({
+    port: portSchema.default(3000).describe('Port the HTTP server listens on; env PORT overrides.'),
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Interface to bind; default 0.0.0.0 in production (NODE_ENV=production), else 127.0.0.1.'),
+    issuer: issuerSchema
+      .optional()
+      .describe(
+        'The public OIDC issuer URL, no trailing slash; env ISSUER overrides; default http://localhost:<port>.',
+      ),
+    trustProxy: z
+      .boolean()
+      .default(false)
+      .describe('Trust X-Forwarded-Proto/-Host/-For: only behind a reverse proxy that sets them.'),
+    dataDir: z
+      .string()
+      .min(1)
+      .default('./data')
+      .describe('Folder for the embedded database and generated keys; relative to the working directory.'),
+    log: z
+      .strictObject({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('Least severe level written.'),
+        pretty: z.boolean().default(false).describe('Human-readable lines instead of JSON (development).'),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        databaseUrl: databaseUrlSchema
+          .optional()
+          .describe('PostgreSQL URL; env DATABASE_URL overrides; unset: embedded PGlite under dataDir.'),
+        redisUrl: redisUrlSchema
+          .optional()
+          .describe('Redis URL for short-lived OIDC artifacts; env REDIS_URL overrides; unset: kept in SQL.'),
+        redisKeyPrefix: z.string().default('wob:').describe('Prefix of every Redis key this server writes.'),
+      })
+      .prefault({}),
+    wechat: z
+      .strictObject({
+        openBaseUrl: baseUrlSchema
+          .default('https://open.weixin.qq.com')
+          .describe('Where browsers are sent to authorize; env WECHAT_OPEN_BASE_URL overrides.'),
+        apiBaseUrl: baseUrlSchema
+          .default('https://api.weixin.qq.com')
+          .describe('Where code exchanges go; env WECHAT_API_BASE_URL overrides.'),
+        timeoutMs: z.int().min(1).default(5000).describe('Timeout of one WeChat API call, milliseconds.'),
+        apps: z.array(weChatAppSchema).default([]).describe('The WeChat apps people can log in with.'),
+      })
+      .prefault({}),
+    oidc: z
+      .strictObject({
+        jwks: jwksRefSchema
+          .optional()
+          .describe('Private signing keys (JWKS); unset: generated into dataDir (development only).'),
+        cookieKeys: z
+          .array(secretRefSchema)
+          .min(1)
+          .optional()
+          .describe('Cookie signing keys, newest first; unset: generated into dataDir (development only).'),
+        ttl: ttlSchema.prefault({}),
+      })
+      .prefault({}),
+    clients: z.array(clientSchema).default([]).describe('The relying parties.'),
+    sandbox: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Run the built-in WeChat emulator in-process and send WeChat logins to it.'),
+        port: z.int().min(0).max(65535).default(0).describe('Port of the emulator (its own origin); 0: any.'),
+        allowInProduction: z
+          .boolean()
+          .default(false)
+          .describe('Needed to run the emulator with NODE_ENV=production (staging, demos).'),
+      })
+      .prefault({}),
+    demo: z
+      .strictObject({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('Register a demo relying party at /demo; refused in production.'),
+      })
+      .prefault({}),
+  })
+  // Runs even when other fields are invalid (`when`), so duplicates are reported with everything else.
+  .superRefine(
+    (file, ctx) => {
+      for (const [path, message] of duplicateIds(file)) ctx.addIssue({ code: 'custom', path, message });
+    },
+    { when: () => true },
+  );
+
+export type ConfigFile = z.output<typeof configFileSchema>;
+export type ClientEntry = z.output<typeof clientSchema>;
+
+/**
+ * Duplicate appids and client_ids. The value may be only partly valid here, so it is read
+ * defensively, as unknown.
+ */
+function duplicateIds(file: unknown): Array<[PropertyKey[], string]> {
+  const found: Array<[PropertyKey[], string]> = [];
+  const lists = [
+    { path: ['wechat', 'apps'], key: 'appid' },
+    { path: ['clients'], key: 'client_id' },
+  ];
+  for (const { path, key } of lists) {
+    const seen = new Map<string, number>();
+    for (const [index, item] of entries(path.reduce<unknown>(field, file))) {
+      const id = field(item, key);
+      if (typeof id !== 'string') continue;
+      const first = seen.get(id);
+      if (first === undefined) seen.set(id, index);
+      else found.push([[...path, index, key], `duplicate ${key} "${id}" (also at index ${first})`]);
+    }
+  }
+  return found;
+}

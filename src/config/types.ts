@@ -1,0 +1,76 @@
+import type { ClientMetadata } from 'oidc-provider';
+import type { WeChatApp } from '../upstream/wechat/types.ts';
+import type { Secret } from './secret.ts';
+
+/**
+ * The effective configuration after the file is validated, environment overrides
+ * are applied and every secret reference is resolved. Produced by `loadConfig()`;
+ * everything else in the server reads only this.
+ */
+export interface Config {
+  /** NODE_ENV === 'production'. Production refuses development-only settings. */
+  production: boolean;
+  /** Port the HTTP server listens on (env PORT). */
+  port: number;
+  /** Host/interface to bind; default 0.0.0.0 in production, 127.0.0.1 otherwise. */
+  host: string;
+  /** The OIDC issuer URL, no trailing slash (env ISSUER). Default http://localhost:<port>. */
+  issuer: string;
+  /** Trust X-Forwarded-* from a proxy in front (koa's app.proxy). */
+  trustProxy: boolean;
+  /** Directory for the embedded store and generated keys. */
+  dataDir: string;
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  storage: {
+    /** env DATABASE_URL; undefined = embedded PGlite under dataDir. */
+    databaseUrl: string | undefined;
+    /** env REDIS_URL; undefined = artifacts kept in the SQL database. */
+    redisUrl: string | undefined;
+    /** Prefix of every Redis key this server writes, e.g. "wob:". */
+    redisKeyPrefix: string;
+  };
+  wechat: {
+    /** env WECHAT_OPEN_BASE_URL, default https://open.weixin.qq.com (no trailing slash). */
+    openBaseUrl: string;
+    /** env WECHAT_API_BASE_URL, default https://api.weixin.qq.com (no trailing slash). */
+    apiBaseUrl: string;
+    /** Timeout of one WeChat API call, milliseconds. */
+    timeoutMs: number;
+    apps: WeChatApp[];
+  };
+  oidc: {
+    /** Private JWKS used to sign (first key of each alg signs); undefined = generate into dataDir. */
+    jwks: { keys: Record<string, unknown>[] } | undefined;
+    /** Cookie signing keys, newest first; undefined = generate into dataDir. */
+    cookieKeys: Secret[] | undefined;
+    /** Lifetimes in seconds. */
+    ttl: {
+      interaction: number;
+      session: number;
+      grant: number;
+      accessToken: number;
+      idToken: number;
+      refreshToken: number;
+      authorizationCode: number;
+    };
+  };
+  /** OIDC clients, as oidc-provider takes them (client_secret already resolved to a string). */
+  clients: ClientConfig[];
+  sandbox: {
+    /** Start the built-in WeChat emulator in-process and point the WeChat base URLs at it. */
+    enabled: boolean;
+    /** Port of the in-process sandbox (it is a separate origin, as WeChat is). 0 = any free port. */
+    port: number;
+    /** Needed to run the sandbox when production is true. */
+    allowInProduction: boolean;
+  };
+  /** Register a built-in demo relying party at /demo (never in production). */
+  demo: { enabled: boolean };
+}
+
+/** Standard client registration metadata plus our own extras. */
+export type ClientConfig = ClientMetadata & {
+  client_id: string;
+  /** Our extra: skip the consent page (first-party applications). Default false. */
+  first_party?: boolean;
+};

@@ -1,0 +1,675 @@
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, loadConfig, packageRoot } from '../../src/config/load.ts';
+import { redactConfig, redactUrlPassword } from '../../src/config/redact.ts';
+import { Secret } from '../../src/config/secret.ts';
+
+const APPID_A = 'wx0123456789abcdef';
+const APPID_B = 'wxfedcba9876543210';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wob-config-'));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let fileCount = 0;
+
+/** Writes a config (YAML text, or an object as JSON) into the test folder and returns its path. */
+async function writeConfig(
+  content: string | object,
+  extension = typeof content === 'string' ? 'yaml' : 'json',
+) {
+  fileCount += 1;
+  const file = join(dir, `config-${fileCount}.${extension}`);
+  await writeFile(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+async function problemsOf(promise: Promise<unknown>): Promise<readonly string[]> {
+  const error = await promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(ConfigError);
+  return (error as ConfigError).problems;
+}
+
+function privateJwk(): Record<string, unknown> {
+  return {
+    ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }),
+    kid: 'k1',
+  };
+}
+
+/** A file that passes the production checks, with every secret from the environment. */
+const productionFile = {
+  wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { env: 'APP_SECRET' } }] },
+  oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE_KEY' }] },
+};
+
+function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'production',
+    APP_SECRET: 'app-secret-from-env',
+    JWKS: JSON.stringify({ keys: [privateJwk()] }),
+    COOKIE_KEY: 'cookie-key-from-env',
+    ...extra,
+  };
+}
+
+describe('loadConfig defaults', () => {
+  it('fills every option from its default for an empty file', async () => {
+    const config = await loadConfig({ env: {}, file: await writeConfig('') });
+    expect(config).toEqual({
+      production: false,
+      port: 3000,
+      host: '127.0.0.1',
+      issuer: 'http://localhost:3000',
+      trustProxy: false,
+      dataDir: resolve('data'),
+      log: { level: 'info', pretty: false },
+      storage: { databaseUrl: undefined, redisUrl: undefined, redisKeyPrefix: 'wob:' },
+      wechat: {
+        openBaseUrl: 'https://open.weixin.qq.com',
+        apiBaseUrl: 'https://api.weixin.qq.com',
+        timeoutMs: 5000,
+        apps: [],
+      },
+      oidc: {
+        jwks: undefined,
+        cookieKeys: undefined,
+        ttl: {
+          interaction: 600,
+          session: 1209600,
+          grant: 1209600,
+          accessToken: 3600,
+          idToken: 3600,
+          refreshToken: 1209600,
+          authorizationCode: 60,
+        },
+      },
+      clients: [],
+      sandbox: { enabled: false, port: 0, allowInProduction: false },
+      demo: { enabled: false },
+    });
+  });
+
+  it('binds 0.0.0.0 by default in production', async () => {
+    const config = await loadConfig({ env: productionEnv(), file: await writeConfig(productionFile) });
+    expect(config.production).toBe(true);
+    expect(config.host).toBe('0.0.0.0');
+  });
+
+  it('derives the default issuer from the effective port', async () => {
+    const config = await loadConfig({ env: { PORT: '8080' }, file: await writeConfig({}) });
+    expect(config.issuer).toBe('http://localhost:8080');
+  });
+
+  it('names an app by its appid when it has no name', async () => {
+    const file = await writeConfig({
+      wechat: { apps: [{ kind: 'mini_program', appid: APPID_A, secret: { value: 's' } }] },
+    });
+    const config = await loadConfig({ env: {}, file });
+    expect(config.wechat.apps[0]?.name).toBe(APPID_A);
+  });
+
+  it('reads config/default.yaml from the package root when neither option nor CONFIG_FILE is given', async () => {
+    const config = await loadConfig({ env: {} });
+    expect(packageRoot()).toBe(resolve(import.meta.dirname, '../..'));
+    expect(config.production).toBe(false);
+    expect(config.sandbox.enabled).toBe(true);
+    expect(config.demo.enabled).toBe(true);
+    expect(config.clients).toEqual([]);
+    expect(config.wechat.apps).toHaveLength(1);
+    expect(config.wechat.apps[0]).toMatchObject({ kind: 'website', name: 'Sandbox website' });
+    expect(config.wechat.apps[0]?.appid).toMatch(/^wx[0-9a-f]{16}$/);
+  });
+
+  it('reads the file named by CONFIG_FILE', async () => {
+    const file = await writeConfig({ port: 4100 });
+    const config = await loadConfig({ env: { CONFIG_FILE: file } });
+    expect(config.port).toBe(4100);
+  });
+});
+
+describe('loadConfig file formats', () => {
+  const yaml = `
+port: 4000
+issuer: https://id.example.com
+trustProxy: true
+log: { level: debug }
+wechat:
+  apps:
+    - kind: official_account
+      appid: ${APPID_B}
+      name: OA
+      secret: { value: oa-secret }
+clients:
+  - client_id: rp
+    client_secret: rp-secret
+    redirect_uris: [https://rp.example.com/cb]
+    first_party: true
+`;
+  const json = {
+    port: 4000,
+    issuer: 'https://id.example.com',
+    trustProxy: true,
+    log: { level: 'debug' },
+    wechat: {
+      apps: [{ kind: 'official_account', appid: APPID_B, name: 'OA', secret: { value: 'oa-secret' } }],
+    },
+    clients: [
+      {
+        client_id: 'rp',
+        client_secret: 'rp-secret',
+        redirect_uris: ['https://rp.example.com/cb'],
+        first_party: true,
+      },
+    ],
+  };
+
+  it('reads YAML and JSON files into the same configuration', async () => {
+    const fromYaml = await loadConfig({ env: {}, file: await writeConfig(yaml, 'yml') });
+    const fromJson = await loadConfig({ env: {}, file: await writeConfig(json) });
+    expect(JSON.stringify(fromYaml)).toBe(JSON.stringify(fromJson));
+    expect(fromYaml).toMatchObject({ port: 4000, issuer: 'https://id.example.com', trustProxy: true });
+    expect(fromYaml.log.level).toBe('debug');
+    expect(fromYaml.wechat.apps[0]?.secret.reveal()).toBe('oa-secret');
+    expect(fromYaml.clients[0]).toEqual({
+      client_id: 'rp',
+      client_secret: 'rp-secret',
+      redirect_uris: ['https://rp.example.com/cb'],
+      first_party: true,
+    });
+  });
+
+  it('refuses a file that is neither YAML nor JSON by extension', async () => {
+    const problems = await problemsOf(loadConfig({ env: {}, file: await writeConfig('port: 1', 'toml') }));
+    expect(problems).toEqual(['config file: must end in .yaml, .yml or .json']);
+  });
+
+  it('reports a missing config file', async () => {
+    const problems = await problemsOf(loadConfig({ env: {}, file: join(dir, 'absent.yaml') }));
+    expect(problems).toEqual(['config file: does not exist']);
+  });
+
+  it('reports a YAML syntax error by position without quoting the file', async () => {
+    const file = await writeConfig('wechat:\n  apps: [{ secret: { value: "leaky-literal }\n');
+    const error = await loadConfig({ env: {}, file }).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/config file: invalid YAML/);
+    expect((error as Error).message).not.toContain('leaky-literal');
+  });
+
+  it('reports a JSON syntax error without quoting the file', async () => {
+    const file = await writeConfig('{ "oidc": { "cookieKeys": [{ "value": "leaky-literal" }] ', 'json');
+    const error = await loadConfig({ env: {}, file }).catch((thrown: unknown) => thrown);
+    expect((error as Error).message).toMatch(/config file: invalid JSON/);
+    expect((error as Error).message).not.toContain('leaky-literal');
+  });
+});
+
+describe('loadConfig environment overrides', () => {
+  const file = {
+    port: 3001,
+    issuer: 'https://file.example.com',
+    storage: { databaseUrl: 'postgres://file-db/wob', redisUrl: 'redis://file-redis:6379' },
+    wechat: { openBaseUrl: 'https://open.file.example', apiBaseUrl: 'https://api.file.example' },
+  };
+
+  it.each([
+    ['PORT', '8443', (config) => config.port, 8443],
+    ['ISSUER', 'https://env.example.com/oidc', (config) => config.issuer, 'https://env.example.com/oidc'],
+    [
+      'DATABASE_URL',
+      'postgresql://env-db/wob',
+      (config) => config.storage.databaseUrl,
+      'postgresql://env-db/wob',
+    ],
+    ['REDIS_URL', 'rediss://env-redis:6380', (config) => config.storage.redisUrl, 'rediss://env-redis:6380'],
+    [
+      'WECHAT_OPEN_BASE_URL',
+      'http://127.0.0.1:9001',
+      (config) => config.wechat.openBaseUrl,
+      'http://127.0.0.1:9001',
+    ],
+    [
+      'WECHAT_API_BASE_URL',
+      'http://127.0.0.1:9002/',
+      (config) => config.wechat.apiBaseUrl,
+      'http://127.0.0.1:9002',
+    ],
+  ] as Array<[string, string, (config: Awaited<ReturnType<typeof loadConfig>>) => unknown, unknown]>)(
+    '%s overrides the file',
+    async (name, value, pick, expected) => {
+      const path = await writeConfig(file);
+      const without = await loadConfig({ env: {}, file: path });
+      const overridden = await loadConfig({ env: { [name]: value }, file: path });
+      expect(pick(without)).not.toEqual(expected);
+      expect(pick(overridden)).toEqual(expected);
+    },
+  );
+
+  it('treats an empty variable as unset', async () => {
+    const config = await loadConfig({ env: { REDIS_URL: '', PORT: '' }, file: await writeConfig(file) });
+    expect(config.storage.redisUrl).toBe('redis://file-redis:6379');
+    expect(config.port).toBe(3001);
+  });
+
+  it('sets production from NODE_ENV=production only', async () => {
+    const path = await writeConfig(productionFile);
+    expect((await loadConfig({ env: productionEnv(), file: path })).production).toBe(true);
+    expect(
+      (await loadConfig({ env: productionEnv({ NODE_ENV: 'development' }), file: path })).production,
+    ).toBe(false);
+  });
+
+  it.each(['0', '65536', 'http', '80.5', '-1'])('refuses PORT=%s', async (port) => {
+    const problems = await problemsOf(loadConfig({ env: { PORT: port }, file: await writeConfig({}) }));
+    expect(problems).toEqual(['PORT: must be an integer from 1 to 65535']);
+  });
+
+  it('checks every overriding variable without quoting its value', async () => {
+    const env = {
+      ISSUER: 'https://id.example.com/',
+      DATABASE_URL: 'mysql://user:db-password@host/db',
+      REDIS_URL: 'http://:redis-password@host',
+      WECHAT_OPEN_BASE_URL: 'ftp://open',
+      WECHAT_API_BASE_URL: 'not a url',
+    };
+    const error = await loadConfig({ env, file: await writeConfig({}) }).catch((thrown: unknown) => thrown);
+    expect((error as ConfigError).problems).toEqual([
+      'ISSUER: must not end with "/"',
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+      'REDIS_URL: must be a redis:// or rediss:// URL',
+      'WECHAT_OPEN_BASE_URL: must be an absolute http(s) URL',
+      'WECHAT_API_BASE_URL: must be an absolute http(s) URL',
+    ]);
+    expect((error as Error).message).not.toMatch(/db-password|redis-password/);
+  });
+});
+
+describe('loadConfig secret references', () => {
+  function appWithSecret(secret: unknown) {
+    return { wechat: { apps: [{ kind: 'website', appid: APPID_A, secret }] } };
+  }
+
+  it('reads { env: NAME } from the environment', async () => {
+    const file = await writeConfig(appWithSecret({ env: 'WECHAT_SECRET' }));
+    const config = await loadConfig({ env: { WECHAT_SECRET: 'from-env' }, file });
+    const secret = config.wechat.apps[0]?.secret;
+    expect(secret).toBeInstanceOf(Secret);
+    expect(secret?.reveal()).toBe('from-env');
+  });
+
+  it("reads { file: PATH } trimmed, relative to the config file's folder", async () => {
+    await writeFile(join(dir, 'app-secret.txt'), '  from-file\n');
+    const file = await writeConfig(appWithSecret({ file: 'app-secret.txt' }));
+    const config = await loadConfig({ env: {}, file });
+    expect(config.wechat.apps[0]?.secret.reveal()).toBe('from-file');
+  });
+
+  it('accepts { value } in development and warns about it', async () => {
+    const warnings: string[] = [];
+    const file = await writeConfig(appWithSecret({ value: 'literal' }));
+    const config = await loadConfig({ env: {}, file, onWarning: (message) => warnings.push(message) });
+    expect(config.wechat.apps[0]?.secret.reveal()).toBe('literal');
+    expect(warnings).toContain(
+      'wechat.apps[0].secret: literal secret in the config file (development only; production refuses it)',
+    );
+  });
+
+  it('reports an environment variable that is not set', async () => {
+    const file = await writeConfig(appWithSecret({ env: 'WECHAT_OA_SECRET' }));
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual(['wechat.apps[0].secret: environment variable WECHAT_OA_SECRET is not set']);
+  });
+
+  it('reports a secret file that does not exist', async () => {
+    const file = await writeConfig(appWithSecret({ file: 'no-such-secret' }));
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual([`wechat.apps[0].secret: file ${join(dir, 'no-such-secret')} does not exist`]);
+  });
+
+  it('refuses a reference with more than one source', async () => {
+    const file = await writeConfig(appWithSecret({ env: 'A', value: 'b' }));
+    const problems = await problemsOf(loadConfig({ env: { A: 'a' }, file }));
+    expect(problems).toEqual(['wechat.apps[0].secret: must have exactly one of env, file or value']);
+  });
+
+  it('resolves client_secret to the plain string oidc-provider needs, from a bare string or a reference', async () => {
+    const file = await writeConfig({
+      clients: [
+        { client_id: 'a', client_secret: 'bare', redirect_uris: ['https://a.example/cb'] },
+        { client_id: 'b', client_secret: { env: 'B_SECRET' }, redirect_uris: ['https://b.example/cb'] },
+      ],
+    });
+    const config = await loadConfig({ env: { B_SECRET: 'from-env' }, file });
+    expect(config.clients.map((client) => client.client_secret)).toEqual(['bare', 'from-env']);
+  });
+
+  it('resolves cookie keys into Secrets, in order', async () => {
+    const file = await writeConfig({ oidc: { cookieKeys: [{ env: 'NEW_KEY' }, { value: 'old-key' }] } });
+    const config = await loadConfig({ env: { NEW_KEY: 'new-key' }, file });
+    expect(config.oidc.cookieKeys?.map((key) => key.reveal())).toEqual(['new-key', 'old-key']);
+  });
+
+  it('parses a JWKS file with private keys', async () => {
+    const jwk = privateJwk();
+    await writeFile(join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
+    const config = await loadConfig({
+      env: {},
+      file: await writeConfig({ oidc: { jwks: { file: 'jwks.json' } } }),
+    });
+    expect(config.oidc.jwks).toEqual({ keys: [jwk] });
+  });
+
+  it('refuses a JWKS key without its private part, naming the member, not the key', async () => {
+    const { d: _d, ...publicJwk } = privateJwk();
+    const file = await writeConfig({ oidc: { jwks: { env: 'JWKS' } } });
+    const problems = await problemsOf(
+      loadConfig({ env: { JWKS: JSON.stringify({ keys: [publicJwk] }) }, file }),
+    );
+    expect(problems).toEqual(['oidc.jwks.keys[0]: private key member(s) missing: d']);
+  });
+
+  it('refuses a JWKS that is not JSON, or a key of another type, without quoting it', async () => {
+    const notJson = await problemsOf(
+      loadConfig({
+        env: { JWKS: '{"keys":[{"d":"secret-d"' },
+        file: await writeConfig({ oidc: { jwks: { env: 'JWKS' } } }),
+      }),
+    );
+    expect(notJson).toEqual(['oidc.jwks: environment variable JWKS does not hold valid JSON']);
+    const oct = { keys: [{ kty: 'oct', k: 'c2VjcmV0LWs' }] };
+    const octProblems = await problemsOf(
+      loadConfig({ env: {}, file: await writeConfig({ oidc: { jwks: { value: oct } } }) }),
+    );
+    expect(octProblems).toEqual(['oidc.jwks.keys[0].kty: must be RSA, EC, OKP or AKP (a signing key pair)']);
+  });
+
+  it('refuses a JWK whose members do not form a valid key', async () => {
+    const jwk = { ...privateJwk(), d: privateJwk().d };
+    const file = await writeConfig({ oidc: { jwks: { value: { keys: [jwk] } } } });
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual([
+      'oidc.jwks.keys[0]: is not a valid EC private key (its members do not form a key pair)',
+    ]);
+  });
+});
+
+describe('loadConfig validation', () => {
+  it('reports every problem at once, each with its path', async () => {
+    const file = await writeConfig(`
+port: "3000"
+issuer: https://id.example.com/
+colour: blue
+wechat:
+  apps:
+    - { kind: website, appid: wx123, secret: { env: WECHAT_WEB_SECRET } }
+    - { kind: official_account, appid: ${APPID_A}, secret: { env: WECHAT_OA_SECRET } }
+    - { kind: mini_program, appid: ${APPID_A}, secret: { value: x } }
+    - { kind: app, appid: ${APPID_B}, secret: { value: y } }
+oidc:
+  ttl: { interaction: 0 }
+clients:
+  - client_id: web
+    client_secret: { env: WEB_SECRET }
+    redirect_uris: [/callback]
+    redirect_uri: https://typo.example
+  - client_id: web
+    token_endpoint_auth_method: none
+    redirect_uris: [https://ok.example/cb]
+  - client_id: confidential
+    redirect_uris: [https://ok.example/cb]
+`);
+    const problems = await problemsOf(loadConfig({ env: { WECHAT_WEB_SECRET: 'w', WEB_SECRET: 's' }, file }));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'port: must be a number',
+        'issuer: must not end with "/"',
+        'colour: unknown option',
+        'wechat.apps[0].appid: must be "wx" followed by 16 lowercase hex digits',
+        'wechat.apps[1].secret: environment variable WECHAT_OA_SECRET is not set',
+        `wechat.apps[2].appid: duplicate appid "${APPID_A}" (also at index 1)`,
+        'wechat.apps[3].kind: must be one of: website, official_account, mini_program',
+        'oidc.ttl.interaction: must be at least 1',
+        'clients[0].redirect_uris[0]: must be an absolute http(s) URL',
+        'clients[0].redirect_uri: unknown client metadata (not a standard registration name)',
+        'clients[1].client_id: duplicate client_id "web" (also at index 0)',
+        'clients[2].client_secret: is required for token_endpoint_auth_method client_secret_basic',
+      ]),
+    );
+    expect(problems).toHaveLength(12);
+  });
+
+  it.each([
+    ['ftp://id.example.com', 'must be an absolute http(s) URL'],
+    ['/relative', 'must be an absolute http(s) URL'],
+    ['https://id.example.com?tenant=1', 'must not have a query'],
+    ['https://id.example.com#top', 'must not have a fragment'],
+    ['https://id.example.com/', 'must not end with "/"'],
+  ])('refuses the issuer %s', async (issuer, message) => {
+    const problems = await problemsOf(loadConfig({ env: {}, file: await writeConfig({ issuer }) }));
+    expect(problems).toEqual([`issuer: ${message}`]);
+  });
+
+  it('keeps a path in the issuer', async () => {
+    const config = await loadConfig({
+      env: {},
+      file: await writeConfig({ issuer: 'https://example.com/oidc' }),
+    });
+    expect(config.issuer).toBe('https://example.com/oidc');
+  });
+
+  it('passes standard client metadata it does not check through to oidc-provider', async () => {
+    const client = {
+      client_id: 'spa',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['http://localhost:5173/cb'],
+      require_auth_time: true,
+      default_max_age: 3600,
+      application_type: 'web',
+    };
+    const config = await loadConfig({ env: {}, file: await writeConfig({ clients: [client] }) });
+    expect(config.clients[0]).toEqual({ ...client, first_party: false });
+  });
+
+  it('requires a redirect URI for the code flow', async () => {
+    const file = await writeConfig({ clients: [{ client_id: 'a', token_endpoint_auth_method: 'none' }] });
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual([
+      'clients[0].redirect_uris: must list at least one URI for the authorization_code grant',
+    ]);
+  });
+
+  it('loads the production example once its secrets exist', async () => {
+    const env = productionEnv({
+      WECHAT_WEBSITE_SECRET: 'w',
+      PARTNER_PORTAL_CLIENT_SECRET: 'p',
+      OIDC_COOKIE_KEY: 'k1',
+      OIDC_COOKIE_KEY_PREVIOUS: 'k0',
+    });
+    const problems = await problemsOf(
+      loadConfig({ env, file: join(packageRoot(), 'config', 'example.production.yaml') }),
+    );
+    // Only the files under /run/secrets, which a test cannot create, are missing.
+    expect(problems).toEqual([
+      'wechat.apps[1].secret: file /run/secrets/wechat_official_account_secret does not exist',
+      'oidc.jwks: file /run/secrets/oidc_jwks.json does not exist',
+    ]);
+  });
+});
+
+describe('loadConfig production policy', () => {
+  it('refuses literal secrets, the demo, the sandbox and generated keys', async () => {
+    const file = await writeConfig({
+      wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { value: 'literal-app-secret' } }] },
+      clients: [
+        { client_id: 'rp', client_secret: 'literal-client-secret', redirect_uris: ['https://rp.example/cb'] },
+      ],
+      sandbox: { enabled: true },
+      demo: { enabled: true },
+    });
+    const error = await loadConfig({ env: { NODE_ENV: 'production' }, file }).catch(
+      (thrown: unknown) => thrown,
+    );
+    expect((error as ConfigError).problems).toEqual([
+      'wechat.apps[0].secret: literal secrets are refused in production; use { env: NAME } or { file: PATH }',
+      'clients[0].client_secret: literal secrets are refused in production; use { env: NAME } or { file: PATH }',
+      'sandbox.enabled: the WeChat emulator is refused in production unless sandbox.allowInProduction is true',
+      'demo.enabled: the demo relying party is refused in production',
+      'oidc.jwks: is required in production (generated keys are for development)',
+      'oidc.cookieKeys: is required in production (generated keys are for development)',
+    ]);
+    expect((error as Error).message).not.toMatch(/literal-app-secret|literal-client-secret/);
+  });
+
+  it('runs the sandbox in production when allowInProduction is set, with a warning', async () => {
+    const warnings: string[] = [];
+    const file = await writeConfig({
+      ...productionFile,
+      sandbox: { enabled: true, allowInProduction: true },
+    });
+    const config = await loadConfig({
+      env: productionEnv(),
+      file,
+      onWarning: (message) => warnings.push(message),
+    });
+    expect(config.sandbox.enabled).toBe(true);
+    expect(warnings).toEqual(['sandbox.enabled: WeChat logins go to the built-in emulator, in production']);
+  });
+
+  it('warns once per development-only setting, and not at all for a production configuration', async () => {
+    const devWarnings: string[] = [];
+    await loadConfig({ env: {}, onWarning: (message) => devWarnings.push(message) });
+    expect(devWarnings).toEqual([
+      'wechat.apps[0].secret: literal secret in the config file (development only; production refuses it)',
+      'sandbox.enabled: WeChat logins go to the built-in emulator (development only)',
+      'demo.enabled: the demo relying party is registered (development only)',
+      'oidc.jwks: not set: keys are generated into dataDir (development only)',
+      'oidc.cookieKeys: not set: keys are generated into dataDir (development only)',
+    ]);
+    const prodWarnings: string[] = [];
+    const file = await writeConfig(productionFile);
+    await loadConfig({ env: productionEnv(), file, onWarning: (message) => prodWarnings.push(message) });
+    expect(prodWarnings).toEqual([]);
+  });
+});
+
+const SECRETS = {
+  app: 'app-secret-4f1d',
+  client: 'client-secret-9a2c',
+  cookie: 'cookie-key-77e0',
+  dbPassword: 'db-pass-31b5',
+  redisPassword: 'redis-pass-c08a',
+};
+
+async function configWithEverySecret() {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = privateJwk();
+  const file = await writeConfig({
+    storage: {
+      databaseUrl: `postgres://wob:${SECRETS.dbPassword}@db.internal:5432/wob`,
+      redisUrl: `redis://:${SECRETS.redisPassword}@cache.internal:6379/0`,
+    },
+    wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { env: 'APP' } }] },
+    oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE' }] },
+    clients: [
+      { client_id: 'rp', client_secret: { env: 'CLIENT' }, redirect_uris: ['https://rp.example/cb'] },
+    ],
+  });
+  const env = {
+    APP: SECRETS.app,
+    CLIENT: SECRETS.client,
+    COOKIE: SECRETS.cookie,
+    JWKS: JSON.stringify({ keys: [rsa, ec] }),
+  };
+  const privateMembers = [rsa, ec].flatMap((jwk) =>
+    ['d', 'p', 'q', 'dp', 'dq', 'qi'].map((name) => (jwk as Record<string, unknown>)[name]).filter(Boolean),
+  ) as string[];
+  return { file, env, secretValues: [...Object.values(SECRETS), ...privateMembers] };
+}
+
+describe('redactConfig', () => {
+  it('removes every secret from the printable copy and keeps the rest', async () => {
+    const { file, env, secretValues } = await configWithEverySecret();
+    const config = await loadConfig({ env, file });
+    const printed = JSON.stringify(redactConfig(config));
+    for (const value of secretValues) expect(printed).not.toContain(value);
+    expect(secretValues.length).toBeGreaterThan(10);
+    expect(printed).toContain(APPID_A);
+    expect(printed).toContain('postgres://wob:[redacted]@db.internal:5432/wob');
+    expect(printed).toContain('redis://:[redacted]@cache.internal:6379/0');
+    expect(printed).toContain('"client_secret":"[redacted]"');
+    // The configuration itself still holds the secrets for the server to use.
+    expect(config.clients[0]?.client_secret).toBe(SECRETS.client);
+  });
+
+  it.each([
+    ['postgres://user:pw@host:5432/db', 'postgres://user:[redacted]@host:5432/db'],
+    ['postgres://user@host/db', 'postgres://user@host/db'],
+    [
+      'postgres://host/db?user=u&password=pw&ssl=true',
+      'postgres://host/db?user=u&password=[redacted]&ssl=true',
+    ],
+    ['rediss://:p%40ss@host:6380', 'rediss://:[redacted]@host:6380'],
+    ['redis://host:6379/0', 'redis://host:6379/0'],
+  ])('redacts the password of %s', (url, expected) => {
+    expect(redactUrlPassword(url)).toBe(expected);
+  });
+});
+
+describe('check-config', () => {
+  const run = promisify(execFile);
+  const script = join(packageRoot(), 'src', 'cli', 'check-config.ts');
+
+  async function checkConfig(env: NodeJS.ProcessEnv) {
+    const baseEnv = { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1' };
+    return run(process.execPath, [script], { env: { ...baseEnv, ...env } }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ ...error }),
+    );
+  }
+
+  it('prints the effective configuration as YAML without secrets and exits 0', async () => {
+    const { file, env, secretValues } = await configWithEverySecret();
+    const result = await checkConfig({ ...env, CONFIG_FILE: file });
+    expect(result.code).toBe(0);
+    for (const value of secretValues) expect(result.stdout + result.stderr).not.toContain(value);
+    const printed = parseYaml(result.stdout);
+    expect(printed.wechat.apps[0]).toEqual({
+      kind: 'website',
+      appid: APPID_A,
+      name: APPID_A,
+      secret: '[redacted]',
+    });
+    expect(printed.oidc.cookieKeys).toEqual(['[redacted]']);
+    expect(printed.clients[0].client_secret).toBe('[redacted]');
+  });
+
+  it('prints every problem and exits 1 for a bad file', async () => {
+    const file = await writeConfig({
+      issuer: 'https://id.example.com/',
+      wechat: { apps: [{ kind: 'website', appid: 'wx1', secret: { value: 'cli-literal-secret' } }] },
+    });
+    const result = await checkConfig({ CONFIG_FILE: file, NODE_ENV: 'production' });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('issuer: must not end with "/"');
+    expect(result.stderr).toContain('wechat.apps[0].appid: must be "wx" followed by 16 lowercase hex digits');
+    expect(result.stderr).toContain('wechat.apps[0].secret: literal secrets are refused in production');
+    expect(result.stderr).not.toContain('cli-literal-secret');
+  });
+});
