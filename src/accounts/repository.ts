@@ -1,0 +1,237 @@
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import type { AccountsTable, Database, IdentitiesTable } from '../storage/schema.ts';
+import type { WeChatIdentity } from '../upstream/wechat/types.ts';
+
+export type Account = Selectable<AccountsTable>;
+export type Identity = Selectable<IdentitiesTable>;
+
+/** A Kysely or a transaction: every function here runs on either. */
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** WeChat's stand-in nickname for people who have not shared theirs (since 2021). */
+const PLACEHOLDER_NICKNAME = '微信用户';
+
+/** WeChat's grey default avatar, without scheme and size segment (see isPlaceholderAvatar). */
+const PLACEHOLDER_AVATAR =
+  'thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg';
+
+/**
+ * The same (appid, openid) is already linked to another account. Logins cannot repair
+ * this on their own (it means two accounts claim one WeChat identity), so nothing is
+ * written and an operator has to look. The message carries no openid or unionid.
+ */
+export class IdentityConflictError extends Error {
+  override readonly name = 'IdentityConflictError';
+  readonly appid: string;
+  /** The account the identity is linked to now. */
+  readonly linkedAccountId: string;
+  /** The account the login resolved to. */
+  readonly resolvedAccountId: string;
+
+  constructor(appid: string, linkedAccountId: string, resolvedAccountId: string) {
+    super(
+      `WeChat identity of app ${appid} is linked to account ${linkedAccountId}, not to ${resolvedAccountId}`,
+    );
+    this.appid = appid;
+    this.linkedAccountId = linkedAccountId;
+    this.resolvedAccountId = resolvedAccountId;
+  }
+}
+
+export async function findAccountBySubject(db: Db, subject: string): Promise<Account | undefined> {
+  return db.selectFrom('accounts').selectAll().where('subject', '=', subject).executeTakeFirst();
+}
+
+export async function findAccountById(db: Db, id: string): Promise<Account | undefined> {
+  if (!isUuid(id)) return undefined;
+  return db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * The account that has an identity with this unionid, else the account created with it
+ * as subject. Identities come first: they record where the person logs in today.
+ */
+export async function findAccountByUnionid(db: Db, unionid: string): Promise<Account | undefined> {
+  return (
+    db
+      .selectFrom('accounts')
+      .selectAll()
+      .where((eb) =>
+        eb.or([
+          eb('id', 'in', eb.selectFrom('identities').select('account_id').where('unionid', '=', unionid)),
+          eb('subject', '=', unionid),
+        ]),
+      )
+      // false sorts first: an account found through an identity wins over a bare subject match.
+      .orderBy(
+        sql`not exists (select 1 from identities i where i.account_id = accounts.id and i.unionid = ${unionid})`,
+      )
+      .limit(1)
+      .executeTakeFirst()
+  );
+}
+
+export async function listIdentities(db: Db, accountId: string): Promise<Identity[]> {
+  if (!isUuid(accountId)) return [];
+  return db
+    .selectFrom('identities')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .orderBy('created_at')
+    .orderBy('appid')
+    .execute();
+}
+
+/**
+ * Records a successful WeChat login: finds the person's account by unionid or creates it
+ * (subject = unionid), links this app's (appid, openid) to it and refreshes the profile,
+ * all in one transaction. Two concurrent first logins of one person produce one account.
+ *
+ * Throws IdentityConflictError, writing nothing, when (appid, openid) belongs to another
+ * account. Pass a Kysely, not a transaction: this opens its own.
+ */
+export async function linkIdentity(
+  db: Kysely<Database>,
+  identity: WeChatIdentity & { unionid: string },
+  now: Date,
+): Promise<{ account: Account; created: boolean }> {
+  return db.transaction().execute(async (trx) => {
+    const { account, created } = await findOrCreateAccount(trx, identity, now);
+    await upsertIdentity(trx, identity, account.id, now);
+    if (created) return { account, created };
+    return { account: await refreshAccount(trx, account, identity, now), created };
+  });
+}
+
+async function findOrCreateAccount(
+  trx: Transaction<Database>,
+  identity: WeChatIdentity & { unionid: string },
+  now: Date,
+): Promise<{ account: Account; created: boolean }> {
+  const existing = await findAccountByUnionid(trx, identity.unionid);
+  if (existing) return { account: existing, created: false };
+
+  const inserted = await trx
+    .insertInto('accounts')
+    .values({
+      subject: identity.unionid,
+      nickname: presentNickname(identity.profile?.nickname) ?? null,
+      avatar_url: presentAvatar(identity.profile?.avatarUrl) ?? null,
+      created_at: now,
+      updated_at: now,
+      last_login_at: now,
+    })
+    // A concurrent first login of the same person inserted it first: PostgreSQL waits for
+    // that transaction, then this does nothing and the lookup below sees its row.
+    .onConflict((oc) => oc.column('subject').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return { account: inserted, created: true };
+
+  const raced = await findAccountBySubject(trx, identity.unionid);
+  if (!raced) throw new Error('account vanished while linking an identity');
+  return { account: raced, created: false };
+}
+
+async function upsertIdentity(
+  trx: Transaction<Database>,
+  identity: WeChatIdentity & { unionid: string },
+  accountId: string,
+  now: Date,
+): Promise<void> {
+  const linked = await trx
+    .insertInto('identities')
+    .values({
+      appid: identity.appid,
+      openid: identity.openid,
+      account_id: accountId,
+      kind: identity.kind,
+      unionid: identity.unionid,
+      created_at: now,
+      updated_at: now,
+      last_login_at: now,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(['appid', 'openid'])
+        .doUpdateSet((eb) => ({
+          kind: eb.ref('excluded.kind'),
+          unionid: eb.ref('excluded.unionid'),
+          updated_at: eb.ref('excluded.updated_at'),
+          last_login_at: eb.ref('excluded.last_login_at'),
+        }))
+        .where('identities.account_id', '=', accountId),
+    )
+    .returning('account_id')
+    .executeTakeFirst();
+  if (linked) return;
+
+  const owner = await trx
+    .selectFrom('identities')
+    .select('account_id')
+    .where('appid', '=', identity.appid)
+    .where('openid', '=', identity.openid)
+    .executeTakeFirstOrThrow();
+  // Throwing rolls the transaction back, including an account created a moment ago.
+  throw new IdentityConflictError(identity.appid, owner.account_id, accountId);
+}
+
+async function refreshAccount(
+  trx: Transaction<Database>,
+  account: Account,
+  identity: WeChatIdentity,
+  now: Date,
+): Promise<Account> {
+  const nickname = nextNickname(account.nickname, identity.profile?.nickname);
+  const avatarUrl = nextAvatar(account.avatar_url, identity.profile?.avatarUrl);
+  return trx
+    .updateTable('accounts')
+    .set({ nickname, avatar_url: avatarUrl, updated_at: now, last_login_at: now })
+    .where('id', '=', account.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+function presentNickname(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function presentAvatar(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/** A blank never overwrites; a placeholder only fills an empty (or placeholder) value. */
+function nextNickname(current: string | null, incoming: string | undefined): string | null {
+  const value = presentNickname(incoming);
+  if (value === undefined) return current;
+  if (isPlaceholderNickname(value) && current !== null && !isPlaceholderNickname(current)) return current;
+  return value;
+}
+
+function nextAvatar(current: string | null, incoming: string | undefined): string | null {
+  const value = presentAvatar(incoming);
+  if (value === undefined) return current;
+  if (isPlaceholderAvatar(value) && current !== null && !isPlaceholderAvatar(current)) return current;
+  return value;
+}
+
+export function isPlaceholderNickname(nickname: string): boolean {
+  return nickname.trim() === PLACEHOLDER_NICKNAME;
+}
+
+/** WeChat serves the default avatar over http or https and at sizes /0, /46, /64, /96, /132. */
+export function isPlaceholderAvatar(url: string): boolean {
+  const normalised = url
+    .trim()
+    .replace(/^https?:\/\//i, '')
+    .replace(/\/\d*$/, '');
+  return normalised === PLACEHOLDER_AVATAR;
+}
+
+// A malformed id would make PostgreSQL reject the query ("invalid input syntax for type
+// uuid"); callers asking for an account by a made-up id just get "not found".
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}

@@ -1,0 +1,12 @@
+/**
+ * A database or Redis URL reduced to what is safe to log: scheme, host, port and path,
+ * never user info (passwords) or query parameters (they can carry passwords too).
+ */
+export function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`;
+  } catch {
+    return '[unparsable URL]';
+  }
+}

@@ -1,0 +1,29 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PGliteDialect } from 'kysely';
+import type { Database } from './schema.ts';
+
+/** Where PGlite keeps its files inside the data directory. */
+export function embeddedDatabaseDir(dataDir: string): string {
+  return join(dataDir, 'pglite');
+}
+
+/**
+ * A Kysely over PGlite (PostgreSQL in WebAssembly) persisted under `<dataDir>/pglite`,
+ * for single-instance deployments without a database server.
+ *
+ * PGlite has one connection. Kysely's PGlite adapter declares that, so Kysely serialises
+ * every query and holds the connection for a whole transaction: a concurrent request
+ * waits rather than running inside someone else's transaction (test/storage/embedded.test.ts
+ * pins this). The flip side: inside `db.transaction().execute(trx => ...)` use only
+ * `trx`; a query on `db` there waits for the transaction that waits for it.
+ *
+ * Only one process may open a data directory at a time.
+ */
+export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Database>> {
+  const directory = embeddedDatabaseDir(dataDir);
+  await mkdir(directory, { recursive: true });
+  const pglite = await PGlite.create(directory);
+  return new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+}

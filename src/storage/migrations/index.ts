@@ -1,0 +1,21 @@
+import type { Migration, MigrationProvider } from 'kysely/migration';
+import * as accounts from './2026-11-25-01-accounts.ts';
+import * as oidcArtifacts from './2026-11-25-02-oidc-artifacts.ts';
+import * as kvEntries from './2026-11-25-03-kv-entries.ts';
+
+/**
+ * Every migration, bundled statically so a build (or a single-file bundle) carries them:
+ * nothing reads a folder at runtime. Names sort in the order they must run; add new ones
+ * at the end with a later ISO date.
+ */
+export const migrations: Readonly<Record<string, Migration>> = {
+  '2026-11-25-01-accounts': accounts,
+  '2026-11-25-02-oidc-artifacts': oidcArtifacts,
+  '2026-11-25-03-kv-entries': kvEntries,
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};

@@ -1,0 +1,194 @@
+import { type Kysely, sql } from 'kysely';
+import { describeUrl } from './describe-url.ts';
+import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
+import { migrateToLatest } from './migrate.ts';
+import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
+import { createPostgresDatabase } from './postgres.ts';
+import { connectRedis } from './redis/connect.ts';
+import { createRedisKeyValueStore } from './redis/key-value.ts';
+import { createRedisOidcAdapterFactory } from './redis/oidc-adapter.ts';
+import type { RedisClient } from './redis/scripts.ts';
+import type { Database } from './schema.ts';
+import { createSqlKeyValueStore } from './sql/key-value.ts';
+import { createSqlOidcAdapter } from './sql/oidc-adapter.ts';
+
+export interface StoresLogger {
+  info(o: object, msg: string): void;
+  warn(o: object, msg: string): void;
+}
+
+export interface OpenStoresOptions {
+  /** PostgreSQL URL; without it accounts live in embedded PGlite under dataDir. */
+  databaseUrl?: string | undefined;
+  /** redis:// or rediss:// URL; without it artifacts and kv live in the SQL database. */
+  redisUrl?: string | undefined;
+  redisKeyPrefix: string;
+  dataDir: string;
+  logger: StoresLogger;
+}
+
+/** How long a readiness probe waits before calling a store down. */
+const PING_TIMEOUT_MS = 2_000;
+
+/**
+ * Opens every store the server needs and brings the schema up to date. URLs are logged
+ * without credentials. On failure whatever was opened is closed again before rethrowing.
+ */
+export async function openStores(options: OpenStoresOptions): Promise<Stores> {
+  const { logger } = options;
+  const { db, kind: accountsKind } = await openDatabase(options);
+  const cleanups: (() => Promise<void>)[] = [() => db.destroy()];
+  try {
+    const applied = await migrateToLatest(db);
+    logger.info(
+      {
+        accounts: accountsKind,
+        database: options.databaseUrl
+          ? describeUrl(options.databaseUrl)
+          : embeddedDatabaseDir(options.dataDir),
+        migrationsApplied: applied,
+      },
+      'database ready',
+    );
+
+    const artifacts = options.redisUrl
+      ? await openRedisArtifacts(options.redisUrl, options.redisKeyPrefix, logger, cleanups)
+      : openSqlArtifacts(db, accountsKind, logger, cleanups);
+    logger.info({ artifacts: artifacts.kind }, 'artifact store ready');
+
+    const probeDatabase = () => probe(async () => void (await sql`select 1`.execute(db)));
+    const probeCache = artifacts.ping ?? probeDatabase;
+    let closing: Promise<void> | undefined;
+
+    return {
+      db,
+      kv: artifacts.kv,
+      oidcAdapter: artifacts.oidcAdapter,
+      kinds: { accounts: accountsKind, artifacts: artifacts.kind },
+      async ping() {
+        const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
+        return { database, cache };
+      },
+      close() {
+        closing ??= closeAll(cleanups);
+        return closing;
+      },
+    };
+  } catch (error) {
+    await closeAll(cleanups).catch(() => {});
+    throw error;
+  }
+}
+
+async function openDatabase(
+  options: OpenStoresOptions,
+): Promise<{ db: Kysely<Database>; kind: Extract<StorageKind, 'postgres' | 'embedded'> }> {
+  if (options.databaseUrl) {
+    const db = createPostgresDatabase(options.databaseUrl, {
+      onIdleError: (error) => options.logger.warn({ error: error.message }, 'PostgreSQL connection lost'),
+    });
+    return { db, kind: 'postgres' };
+  }
+  return { db: await openEmbeddedDatabase(options.dataDir), kind: 'embedded' };
+}
+
+interface Artifacts {
+  kind: StorageKind;
+  kv: KeyValueStore;
+  oidcAdapter: Stores['oidcAdapter'];
+  /** Absent: artifacts live in the database, whose probe covers them. */
+  ping?: () => Promise<boolean>;
+}
+
+async function openRedisArtifacts(
+  url: string,
+  prefix: string,
+  logger: StoresLogger,
+  cleanups: (() => Promise<void>)[],
+): Promise<Artifacts> {
+  // Errors before the first connection end up in connectRedis's rejection instead.
+  let healthy = false;
+  const redis = await connectRedis(url, {
+    onError(error) {
+      // ioredis reports every failed reconnect attempt: log once per outage.
+      if (!healthy) return;
+      healthy = false;
+      logger.warn({ error: error.message, redis: describeUrl(url) }, 'Redis connection lost');
+    },
+  });
+  healthy = true;
+  redis.on('ready', () => {
+    if (healthy) return;
+    healthy = true;
+    logger.info({ redis: describeUrl(url) }, 'Redis connection restored');
+  });
+  cleanups.push(() => quit(redis));
+  logger.info({ redis: describeUrl(url), prefix }, 'Redis connected');
+  return {
+    kind: 'redis',
+    kv: createRedisKeyValueStore(redis, { prefix }),
+    oidcAdapter: createRedisOidcAdapterFactory(redis, { prefix }),
+    ping: () => probe(async () => void (await redis.ping())),
+  };
+}
+
+function openSqlArtifacts(
+  db: Kysely<Database>,
+  kind: StorageKind,
+  logger: StoresLogger,
+  cleanups: (() => Promise<void>)[],
+): Artifacts {
+  const onSweepError = (error: unknown) =>
+    logger.warn(
+      { error: error instanceof Error ? error.message : String(error) },
+      'expired-row sweep failed',
+    );
+  const adapter = createSqlOidcAdapter(db, { onSweepError });
+  const kv = createSqlKeyValueStore(db, { onSweepError });
+  // Stop the sweepers before the database closes under them.
+  cleanups.push(async () => {
+    adapter.close();
+    kv.close();
+  });
+  return { kind, kv, oidcAdapter: adapter.factory };
+}
+
+/** Resolves true when `check` succeeds within PING_TIMEOUT_MS; never rejects. */
+async function probe(check: () => Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([
+      check().then(
+        () => true,
+        () => false,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function quit(redis: RedisClient): Promise<void> {
+  try {
+    await redis.quit();
+  } catch {
+    redis.disconnect();
+  }
+}
+
+/** Closes in reverse order of opening; every cleanup runs even when one fails. */
+async function closeAll(cleanups: (() => Promise<void>)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const cleanup of [...cleanups].reverse()) {
+    try {
+      await cleanup();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length > 0) throw new AggregateError(failures, 'closing the stores failed');
+}

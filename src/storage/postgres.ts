@@ -1,0 +1,24 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.ts';
+
+export interface PostgresOptions {
+  /** Pool size; pg's default is 10. */
+  maxConnections?: number;
+  /**
+   * An idle pooled connection failed (server restart, network). pg would otherwise crash
+   * the process with an unhandled 'error' event; the pool replaces the connection itself.
+   */
+  onIdleError?: (error: Error) => void;
+}
+
+/** A Kysely over a pg Pool. The pool connects lazily: the first query opens a connection. */
+export function createPostgresDatabase(url: string, options: PostgresOptions = {}): Kysely<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: 10_000,
+  });
+  pool.on('error', (error) => options.onIdleError?.(error));
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}

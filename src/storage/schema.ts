@@ -1,0 +1,61 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+import type { WeChatAppKind } from '../upstream/wechat/types.ts';
+
+/** A timestamptz that the database fills in when an insert leaves it out. */
+type CreatedTimestamp = ColumnType<Date, Date | undefined, Date>;
+type Timestamp = ColumnType<Date, Date, Date>;
+type NullableTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
+
+/** One person: created at their first login, found again by unionid. */
+export interface AccountsTable {
+  id: Generated<string>;
+  /** The unionid the account was created with; the OIDC `sub`. Never changes. */
+  subject: string;
+  nickname: string | null;
+  /** WeChat's avatar URL as last seen. */
+  avatar_url: string | null;
+  created_at: CreatedTimestamp;
+  updated_at: CreatedTimestamp;
+  last_login_at: CreatedTimestamp;
+}
+
+/** One WeChat app's view of a person (openid is per app), linked to an account. */
+export interface IdentitiesTable {
+  appid: string;
+  openid: string;
+  account_id: string;
+  kind: WeChatAppKind;
+  unionid: string | null;
+  created_at: CreatedTimestamp;
+  updated_at: CreatedTimestamp;
+  last_login_at: CreatedTimestamp;
+}
+
+/** oidc-provider artifacts when no Redis is configured (see sql/oidc-adapter.ts). */
+export interface OidcArtifactsTable {
+  model: string;
+  id: string;
+  /** The payload without `consumed`: consumed_at is the one source of truth for that. */
+  payload: JSONColumnType<Record<string, unknown>, string, string>;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  /** Null: never expires. */
+  expires_at: NullableTimestamp;
+  consumed_at: NullableTimestamp;
+}
+
+/** KeyValueStore entries when no Redis is configured (see sql/key-value.ts). */
+export interface KvEntriesTable {
+  key: string;
+  // Any JSON value (strings and numbers too), so not kysely's JSONColumnType (objects only).
+  value: ColumnType<unknown, string, string>;
+  expires_at: Timestamp;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  identities: IdentitiesTable;
+  oidc_artifacts: OidcArtifactsTable;
+  kv_entries: KvEntriesTable;
+}

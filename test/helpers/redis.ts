@@ -1,0 +1,45 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export function testRedisUrl(): string {
+  return process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+}
+
+/**
+ * A unique key prefix (`wob-test-<random>:`) on the shared test Redis, so parallel test
+ * files never collide. `cleanup()` deletes every key under the prefix.
+ */
+export async function createTestRedis(): Promise<{ url: string; prefix: string; cleanup(): Promise<void> }> {
+  const url = testRedisUrl();
+  const prefix = `wob-test-${randomBytes(6).toString('hex')}:`;
+  return {
+    url,
+    prefix,
+    async cleanup() {
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await redis.connect();
+      try {
+        await deleteKeys(redis, prefix);
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+/** Every key under `prefix` (SCAN, never KEYS: the server may be shared). */
+export async function scanKeys(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    found.push(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return found;
+}
+
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  const keys = await scanKeys(redis, prefix);
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+}

@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
+import { migrateToLatest } from '../../src/storage/migrate.ts';
+import { createPostgresDatabase } from '../../src/storage/postgres.ts';
+import type { Database } from '../../src/storage/schema.ts';
+import { createTestDatabase } from '../helpers/postgres.ts';
+import { createTestRedis } from '../helpers/redis.ts';
+
+export interface SqlBackend {
+  db: Kysely<Database>;
+  close(): Promise<void>;
+}
+
+/** A migrated database of its own on the test PostgreSQL server, dropped on close. */
+export async function openPostgresBackend(): Promise<SqlBackend> {
+  const database = await createTestDatabase();
+  const db = createPostgresDatabase(database.url);
+  await migrateToLatest(db);
+  return {
+    db,
+    async close() {
+      await db.destroy();
+      await database.drop();
+    },
+  };
+}
+
+/** A migrated PGlite in a temporary directory, deleted on close. */
+export async function openPgliteBackend(): Promise<SqlBackend & { dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wob-pglite-'));
+  const db = await openEmbeddedDatabase(dataDir);
+  await migrateToLatest(db);
+  return {
+    db,
+    dataDir,
+    async close() {
+      await db.destroy();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisBackend {
+  redis: Redis;
+  prefix: string;
+  close(): Promise<void>;
+}
+
+/** A connection with auto-pipelining (as in production) and a key prefix of its own. */
+export async function openRedisBackend(): Promise<RedisBackend> {
+  const test = await createTestRedis();
+  const redis = new Redis(test.url, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+  return {
+    redis,
+    prefix: test.prefix,
+    async close() {
+      await test.cleanup();
+      redis.disconnect();
+    },
+  };
+}

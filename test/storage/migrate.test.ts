@@ -1,0 +1,57 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MigrationError, migrateToLatest } from '../../src/storage/migrate.ts';
+import { migrations } from '../../src/storage/migrations/index.ts';
+import { createPostgresDatabase } from '../../src/storage/postgres.ts';
+import { createTestDatabase } from '../helpers/postgres.ts';
+import { serviceAvailable } from '../helpers/services.ts';
+
+const postgres = await serviceAvailable('postgres');
+
+describe('migrations', () => {
+  it('are bundled in the order they must run, with ISO-dated names', () => {
+    const names = Object.keys(migrations);
+    expect(names).toEqual([...names].sort());
+    for (const name of names) expect(name).toMatch(/^\d{4}-\d{2}-\d{2}-\d{2}-[a-z0-9-]+$/);
+  });
+});
+
+describe.skipIf(!postgres)('migrateToLatest on PostgreSQL', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it('names the migration that failed, and leaves nothing half-applied', async () => {
+    const db = createPostgresDatabase(database.url);
+    try {
+      // Something already in the way of the second migration.
+      await sql`create table oidc_artifacts (x int)`.execute(db);
+      const error = await migrateToLatest(db).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MigrationError);
+      expect(error).toMatchObject({ migrationName: '2026-11-25-02-oidc-artifacts' });
+      expect((error as Error).message).toContain('2026-11-25-02-oidc-artifacts');
+      const tables = await sql<{
+        n: number;
+      }>`select count(*)::int as n from pg_tables where tablename = 'accounts'`.execute(db);
+      expect(tables.rows[0]?.n).toBe(0);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('applies every migration once, however many instances start together', async () => {
+    const fresh = await createTestDatabase();
+    const instances = [createPostgresDatabase(fresh.url), createPostgresDatabase(fresh.url)];
+    try {
+      const applied = await Promise.all(instances.map((db) => migrateToLatest(db)));
+      expect(applied.flat().sort()).toEqual(Object.keys(migrations));
+    } finally {
+      await Promise.all(instances.map((db) => db.destroy()));
+      await fresh.drop();
+    }
+  });
+});

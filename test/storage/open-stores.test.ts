@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
+import { createTestDatabase } from '../helpers/postgres.ts';
+import { createTestRedis, scanKeys } from '../helpers/redis.ts';
+import { serviceAvailable } from '../helpers/services.ts';
+
+const [postgres, redis] = await Promise.all([serviceAvailable('postgres'), serviceAvailable('redis')]);
+
+function recordingLogger(): StoresLogger & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (o, msg) => void lines.push(JSON.stringify({ ...o, msg })),
+    warn: (o, msg) => void lines.push(JSON.stringify({ ...o, msg })),
+  };
+}
+
+/** The same URL with a password in it (trust auth ignores it), to prove it is never logged. */
+function withPassword(url: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.password = password;
+  return parsed.toString();
+}
+
+describe('openStores without URLs', () => {
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'wob-stores-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('falls back to embedded PGlite for everything when no URL is given', async () => {
+    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
+    try {
+      expect(stores.kinds).toEqual({ accounts: 'embedded', artifacts: 'embedded' });
+      const jti = randomUUID();
+      await stores.oidcAdapter('Session').upsert(jti, { jti, uid: 'u' }, 60);
+      const row = await stores.db
+        .selectFrom('oidc_artifacts')
+        .select('id')
+        .where('id', '=', jti)
+        .executeTakeFirst();
+      expect(row).toEqual({ id: jti });
+      await stores.kv.put('k', 'v', 60);
+      expect(await stores.kv.take('k')).toBe('v');
+      expect(await stores.ping()).toEqual({ database: true, cache: true });
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('resolves ping to false after close instead of throwing, and closes only once', async () => {
+    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
+    await stores.close();
+    await stores.close();
+    expect(await stores.ping()).toEqual({ database: false, cache: false });
+  });
+});
+
+describe.skipIf(!postgres || !redis)('openStores with PostgreSQL and Redis', () => {
+  let dataDir: string;
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let testRedis: Awaited<ReturnType<typeof createTestRedis>>;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'wob-stores-'));
+    [database, testRedis] = await Promise.all([createTestDatabase(), createTestRedis()]);
+  });
+  afterAll(async () => {
+    await Promise.all([
+      database?.drop(),
+      testRedis?.cleanup(),
+      rm(dataDir, { recursive: true, force: true }),
+    ]);
+  });
+
+  it('keeps accounts in PostgreSQL and artifacts and kv under the Redis prefix', async () => {
+    const logger = recordingLogger();
+    const stores = await openStores({
+      databaseUrl: database.url,
+      redisUrl: testRedis.url,
+      redisKeyPrefix: testRedis.prefix,
+      dataDir,
+      logger,
+    });
+    try {
+      expect(stores.kinds).toEqual({ accounts: 'postgres', artifacts: 'redis' });
+      const jti = randomUUID();
+      await stores.oidcAdapter('AccessToken').upsert(jti, { jti }, 60);
+      await stores.kv.put('state', { s: 1 }, 60);
+      expect(await stores.oidcAdapter('AccessToken').find(jti)).toEqual({ jti });
+
+      const probe = new Redis(testRedis.url);
+      try {
+        expect((await scanKeys(probe, testRedis.prefix)).sort()).toEqual(
+          [`${testRedis.prefix}kv:state`, `${testRedis.prefix}oidc:AccessToken:${jti}`].sort(),
+        );
+      } finally {
+        probe.disconnect();
+      }
+      const artifactRows = await stores.db.selectFrom('oidc_artifacts').select('id').execute();
+      expect(artifactRows).toEqual([]);
+      expect(await stores.ping()).toEqual({ database: true, cache: true });
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('never logs the database password', async () => {
+    const logger = recordingLogger();
+    const stores = await openStores({
+      databaseUrl: withPassword(database.url, 'hunter2-db'),
+      redisUrl: testRedis.url,
+      redisKeyPrefix: testRedis.prefix,
+      dataDir,
+      logger,
+    });
+    await stores.close();
+    expect(logger.lines.length).toBeGreaterThan(0);
+    expect(logger.lines.join('\n')).not.toContain('hunter2');
+    expect(logger.lines.join('\n')).toContain('127.0.0.1');
+  });
+
+  it('keeps artifacts in PostgreSQL when no Redis URL is given', async () => {
+    const stores = await openStores({
+      databaseUrl: database.url,
+      redisKeyPrefix: 'x:',
+      dataDir,
+      logger: recordingLogger(),
+    });
+    try {
+      expect(stores.kinds).toEqual({ accounts: 'postgres', artifacts: 'postgres' });
+      expect(await stores.ping()).toEqual({ database: true, cache: true });
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('fails to open with an unreachable Redis, without the password in the error, and releases the database', async () => {
+    const error = await openStores({
+      databaseUrl: database.url,
+      redisUrl: 'redis://:hunter2-redis@127.0.0.1:1',
+      redisKeyPrefix: 'x:',
+      dataDir,
+      logger: recordingLogger(),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain('127.0.0.1:1');
+    expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain('hunter2');
+    expect(String((error as Error).cause)).not.toContain('hunter2');
+  });
+});
