@@ -1,0 +1,227 @@
+import { type Dispatcher, request } from 'undici';
+import { Secret } from '../../config/secret.ts';
+import { upstreamCodeForErrcode } from './errcode-map.ts';
+import { UpstreamError } from './types.ts';
+import { parseJsonObject, toInteger, type WireObject, WireShapeError } from './wire.ts';
+
+/** One HTTP attempt against the WeChat API, as the metrics/logging hook sees it. */
+export interface WeChatCallEvent {
+  /** API path such as "sns/userinfo": never the URL, which carries secrets and codes. */
+  api: string;
+  durationMs: number;
+  /**
+   * 'ok': a usable answer. 'errcode': WeChat answered but not with a usable success
+   * (a non-zero errcode, or a success body missing a required field: errcode then absent).
+   * 'transport': no usable answer (connection error, timeout, HTTP 5xx, empty or non-JSON body).
+   */
+  outcome: 'ok' | 'errcode' | 'transport';
+  errcode?: number;
+}
+
+export interface WeChatCallOptions {
+  /** e.g. https://api.weixin.qq.com (a trailing slash is tolerated). */
+  apiBaseUrl: string;
+  /** Per HTTP attempt, covering the headers and the whole body. */
+  timeoutMs: number;
+  /** Tests pass a MockAgent; production uses undici's global dispatcher. */
+  dispatcher?: Dispatcher;
+  /** One event per HTTP attempt; never carries secrets, codes or tokens. A throwing hook is ignored. */
+  onCall?: (event: WeChatCallEvent) => void;
+  /** Monotonic milliseconds for durationMs; tests inject their own. */
+  now?: () => number;
+}
+
+/** A request value; wrap secrets, codes and tokens in Secret so they are checked for in transport errors. */
+export type WireValue = string | Secret;
+
+export interface WeChatCallSpec<T> {
+  /** Path under the API base URL without a leading slash, e.g. "sns/oauth2/access_token". */
+  api: string;
+  method?: 'GET' | 'POST';
+  query?: Readonly<Record<string, WireValue>>;
+  /** Sent as a JSON object body (POST). */
+  json?: Readonly<Record<string, WireValue | number | boolean>>;
+  /**
+   * Safe to repeat: retried once on errcode -1 or a transport failure. Calls that
+   * spend a single-use code must say false: a retry after WeChat consumed the code
+   * only earns 40163.
+   */
+  idempotent: boolean;
+  /** Builds the result from a success body; throws WireShapeError when a required field is missing. */
+  read: (body: WireObject) => T;
+}
+
+export type WeChatCall = <T>(spec: WeChatCallSpec<T>) => Promise<T>;
+
+interface PreparedRequest {
+  api: string;
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body: string | undefined;
+  /** Every revealed secret in the forms it may take on the wire, to keep them out of error causes. */
+  revealed: string[];
+}
+
+/**
+ * The one way this bridge talks to api.weixin.qq.com: WeChat answers HTTP 200 with an
+ * errcode body for business errors, with JSON whatever the Content-Type, and its
+ * errmsg can echo inputs, so only the errcode is ever kept (wechat-api.md §1).
+ */
+export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
+  const baseUrl = options.apiBaseUrl.replace(/\/+$/, '');
+  const now = options.now ?? (() => performance.now());
+
+  const emit = (event: WeChatCallEvent): void => {
+    try {
+      options.onCall?.(event);
+    } catch {
+      // Metrics must never turn a good login into a failed one.
+    }
+  };
+
+  const attempt = async <T>(spec: WeChatCallSpec<T>, prepared: PreparedRequest): Promise<T> => {
+    const started = now();
+    const fail = (
+      outcome: WeChatCallEvent['outcome'],
+      error: UpstreamError,
+      errcode?: number,
+    ): UpstreamError => {
+      emit({
+        api: spec.api,
+        durationMs: now() - started,
+        outcome,
+        ...(errcode === undefined ? {} : { errcode }),
+      });
+      return error;
+    };
+
+    let answer: { status: number; text: string };
+    try {
+      answer = await send(prepared, options);
+    } catch (error) {
+      const cause = safeCause(error, prepared);
+      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, cause ? { cause } : {}));
+    }
+    if (answer.status >= 500) throw fail('transport', new UpstreamError('unavailable', spec.api));
+    const body = parseJsonObject(answer.text);
+    if (body === undefined) throw fail('transport', new UpstreamError('unavailable', spec.api));
+
+    if (body.errcode !== undefined && body.errcode !== null) {
+      const errcode = toInteger(body.errcode);
+      if (errcode === undefined) throw fail('errcode', new UpstreamError('unexpected', spec.api));
+      if (errcode !== 0) {
+        throw fail('errcode', new UpstreamError(upstreamCodeForErrcode(errcode), spec.api, errcode), errcode);
+      }
+    }
+    // WeChat answers 200 even for errors: any other status without an errcode is not WeChat talking.
+    if (answer.status < 200 || answer.status >= 300) {
+      throw fail('errcode', new UpstreamError('unexpected', spec.api));
+    }
+
+    let result: T;
+    try {
+      result = spec.read(body);
+    } catch (error) {
+      if (!(error instanceof WireShapeError)) throw error;
+      throw fail('errcode', new UpstreamError('unexpected', spec.api, undefined, { cause: error }));
+    }
+    emit({ api: spec.api, durationMs: now() - started, outcome: 'ok' });
+    return result;
+  };
+
+  return async <T>(spec: WeChatCallSpec<T>): Promise<T> => {
+    const prepared = prepare(baseUrl, spec);
+    try {
+      return await attempt(spec, prepared);
+    } catch (error) {
+      if (!(spec.idempotent && error instanceof UpstreamError && error.code === 'unavailable')) throw error;
+    }
+    // One immediate retry: -1 and dropped connections are usually momentary, and a
+    // login is waiting on the answer.
+    return attempt(spec, prepared);
+  };
+}
+
+function prepare(baseUrl: string, spec: WeChatCallSpec<unknown>): PreparedRequest {
+  const revealed: string[] = [];
+  const reveal = (value: WireValue | number | boolean): string | number | boolean => {
+    if (!(value instanceof Secret)) return value;
+    const plain = value.reveal();
+    if (plain !== '') {
+      revealed.push(plain, encodeURIComponent(plain), new URLSearchParams({ v: plain }).toString().slice(2));
+    }
+    return plain;
+  };
+
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(spec.query ?? {})) search.append(key, String(reveal(value)));
+  const query = search.toString();
+
+  let body: string | undefined;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (spec.json !== undefined) {
+    body = JSON.stringify(Object.fromEntries(Object.entries(spec.json).map(([k, v]) => [k, reveal(v)])));
+    headers['content-type'] = 'application/json; charset=utf-8';
+  }
+  return {
+    api: spec.api,
+    url: `${baseUrl}/${spec.api}${query === '' ? '' : `?${query}`}`,
+    method: spec.method ?? (body === undefined ? 'GET' : 'POST'),
+    headers,
+    body,
+    revealed,
+  };
+}
+
+class WeChatTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/** Sends and reads the whole body as text under one deadline. */
+async function send(
+  prepared: PreparedRequest,
+  options: WeChatCallOptions,
+): Promise<{ status: number; text: string }> {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new WeChatTimeoutError(`no complete answer within ${options.timeoutMs} ms`)),
+    options.timeoutMs,
+  );
+  try {
+    const response = await request(prepared.url, {
+      method: prepared.method,
+      headers: prepared.headers,
+      body: prepared.body,
+      signal: controller.signal,
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    });
+    const text = await response.body.text();
+    return { status: response.statusCode, text };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The transport error itself when nothing in it (message, stack, nested causes)
+ * repeats the query or a secret; otherwise a stand-in naming only its kind. undici's
+ * mock errors, for one, quote the full path with its query.
+ */
+function safeCause(error: unknown, prepared: PreparedRequest): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  if (!leaks(error, prepared, 0)) return error;
+  const code = (error as { code?: unknown }).code;
+  return new Error(`${error.name}${typeof code === 'string' ? ` ${code}` : ''} (details withheld)`);
+}
+
+function leaks(error: Error, prepared: PreparedRequest, depth: number): boolean {
+  const text = `${error.message}\n${error.stack ?? ''}`;
+  const quotesRequest =
+    text.includes(`${prepared.api}?`) || prepared.revealed.some((secret) => text.includes(secret));
+  if (quotesRequest) return true;
+  if (error.cause === undefined) return false;
+  // A cause we cannot read through, or a chain too deep to bother with, is withheld.
+  if (depth >= 3 || !(error.cause instanceof Error)) return true;
+  return leaks(error.cause, prepared, depth + 1);
+}

@@ -1,0 +1,151 @@
+import type { Dispatcher } from 'undici';
+import { Secret } from '../../config/secret.ts';
+import { createWeChatCall, type WeChatCallEvent } from './api-call.ts';
+import { UpstreamError, type WeChatApp } from './types.ts';
+import {
+  optionalInteger,
+  optionalString,
+  requiredString,
+  stringList,
+  toInteger,
+  type WireObject,
+  WireShapeError,
+} from './wire.ts';
+
+export type { WeChatCallEvent } from './api-call.ts';
+
+export interface WeChatClientOptions {
+  /** e.g. https://api.weixin.qq.com, no trailing slash. */
+  apiBaseUrl: string;
+  /** Whole HTTP attempt (headers + body). */
+  timeoutMs: number;
+  /** Tests: a MockAgent with disableNetConnect(). */
+  dispatcher?: Dispatcher;
+  /** Metrics/logging hook: one event per HTTP attempt; never carries secrets, codes or tokens. */
+  onCall?: (e: WeChatCallEvent) => void;
+  /** Monotonic clock for durationMs (default performance.now). */
+  now?: () => number;
+}
+
+/** A user access token from sns/oauth2/access_token or sns/oauth2/refresh_token. */
+export interface SnsAccessToken {
+  accessToken: string;
+  /** Seconds; 7200 when WeChat leaves it out (every documented answer says 7200). */
+  expiresIn: number;
+  refreshToken: string;
+  openid: string;
+  /** Granted scopes, WeChat's comma-separated string split. */
+  scope: string[];
+  /** Only when the app is bound to an Open Platform account and the scope allows it. */
+  unionid?: string | undefined;
+  /** is_snapshotuser: 1, a snapshot-page virtual account (never a real person). */
+  isSnapshotUser: boolean;
+}
+
+/** sns/userinfo, blank strings normalised to undefined. */
+export interface SnsUserInfo {
+  openid: string;
+  nickname?: string | undefined;
+  headimgurl?: string | undefined;
+  /** 0 unknown, 1 male, 2 female; WeChat sends 0 for everyone since 2021. */
+  sex?: number | undefined;
+  unionid?: string | undefined;
+  /** Undocumented but present in real answers, e.g. "zh_CN". */
+  language?: string | undefined;
+  privilege: string[];
+}
+
+export type SnsUserInfoLang = 'zh_CN' | 'zh_TW' | 'en';
+
+export interface WeChatClient {
+  /** sns/oauth2/access_token. Never retried: the code is single-use. */
+  exchangeCode(app: WeChatApp, code: string): Promise<SnsAccessToken>;
+  /** sns/oauth2/refresh_token (no secret on the wire). */
+  refreshUserToken(app: WeChatApp, refreshToken: string): Promise<SnsAccessToken>;
+  /** sns/auth: true for errcode 0, false for the token errcodes; other failures throw. */
+  checkUserToken(accessToken: string, openid: string): Promise<boolean>;
+  /** sns/userinfo; `lang` is always sent because WeChat's default is documented inconsistently. */
+  userInfo(accessToken: string, openid: string, lang?: SnsUserInfoLang): Promise<SnsUserInfo>;
+}
+
+const DEFAULT_EXPIRES_IN = 7200;
+
+export function createWeChatClient(options: WeChatClientOptions): WeChatClient {
+  const call = createWeChatCall(options);
+
+  return {
+    exchangeCode: (app, code) =>
+      call({
+        api: 'sns/oauth2/access_token',
+        query: {
+          appid: app.appid,
+          secret: app.secret,
+          code: new Secret(code),
+          grant_type: 'authorization_code',
+        },
+        idempotent: false,
+        read: readAccessToken,
+      }),
+
+    // Refreshing returns the same or a renewed token and never spends the refresh token, so it may repeat.
+    refreshUserToken: (app, refreshToken) =>
+      call({
+        api: 'sns/oauth2/refresh_token',
+        query: { appid: app.appid, grant_type: 'refresh_token', refresh_token: new Secret(refreshToken) },
+        idempotent: true,
+        read: readAccessToken,
+      }),
+
+    checkUserToken: async (accessToken, openid) => {
+      try {
+        return await call({
+          api: 'sns/auth',
+          query: { access_token: new Secret(accessToken), openid },
+          idempotent: true,
+          read: readAuthOk,
+        });
+      } catch (error) {
+        if (error instanceof UpstreamError && error.code === 'token_invalid') return false;
+        throw error;
+      }
+    },
+
+    userInfo: (accessToken, openid, lang = 'zh_CN') =>
+      call({
+        api: 'sns/userinfo',
+        query: { access_token: new Secret(accessToken), openid, lang },
+        idempotent: true,
+        read: readUserInfo,
+      }),
+  };
+}
+
+function readAccessToken(body: WireObject): SnsAccessToken {
+  return {
+    accessToken: requiredString(body, 'access_token'),
+    expiresIn: optionalInteger(body, 'expires_in') ?? DEFAULT_EXPIRES_IN,
+    refreshToken: requiredString(body, 'refresh_token'),
+    openid: requiredString(body, 'openid'),
+    scope: stringList(body, 'scope'),
+    unionid: optionalString(body, 'unionid'),
+    isSnapshotUser: optionalInteger(body, 'is_snapshotuser') === 1,
+  };
+}
+
+/** sns/auth always states its verdict; an answer without errcode 0 proves nothing. */
+function readAuthOk(body: WireObject): boolean {
+  if (toInteger(body.errcode) !== 0) throw new WireShapeError('errcode');
+  return true;
+}
+
+function readUserInfo(body: WireObject): SnsUserInfo {
+  return {
+    openid: requiredString(body, 'openid'),
+    nickname: optionalString(body, 'nickname'),
+    headimgurl: optionalString(body, 'headimgurl'),
+    sex: optionalInteger(body, 'sex'),
+    unionid: optionalString(body, 'unionid'),
+    language: optionalString(body, 'language'),
+    privilege: stringList(body, 'privilege'),
+  };
+}
