@@ -1,0 +1,26 @@
+import type { Config } from '../config/types.ts';
+import { createSandbox } from './create-sandbox.ts';
+import { assertSandboxAllowed } from './production-guard.ts';
+import type { ListeningSandbox } from './types.ts';
+
+/**
+ * The in-process sandbox the server starts when sandbox.enabled: the configured WeChat
+ * apps with their secrets, on its own port (its own origin, as WeChat is). The seed
+ * follows the data directory, so a developer's accounts (keyed on unionid) survive restarts.
+ */
+export async function startSandbox(config: Config): Promise<ListeningSandbox> {
+  assertSandboxAllowed({
+    production: config.production,
+    allowInProduction: config.sandbox.allowInProduction,
+  });
+  const sandbox = createSandbox({
+    apps: config.wechat.apps.map((app) => ({
+      appid: app.appid,
+      secret: app.secret.reveal(),
+      kind: app.kind,
+      name: app.name,
+    })),
+    seed: `embedded:${config.dataDir}`,
+  });
+  return sandbox.listen(config.sandbox.port, config.host);
+}

@@ -1,0 +1,75 @@
+import type { LoginRequestProblem, PageLang } from './login-request.ts';
+
+const cn = {
+  htmlLang: 'zh-CN',
+  title: '微信登录',
+  sandbox: '沙箱环境 · 这不是真实的微信',
+  scanHint: '使用微信扫一扫登录',
+  appLine: '「{app}」',
+  pickUser: '以此沙箱用户身份扫码：',
+  newUser: '或新建用户：',
+  nicknamePlaceholder: '昵称（支持中文和表情）',
+  allow: '扫码并允许',
+  deny: '拒绝',
+  phoneLink: '在手机页面扫码',
+  scanned: '扫描成功，请在手机上确认登录',
+  expired: '二维码已失效',
+  refresh: '刷新',
+  errorTitle: '出错了',
+  'problem.appid': 'AppID 参数错误',
+  'problem.redirect_uri': 'redirect_uri 参数错误',
+  'problem.scope': 'Scope 参数错误或没有 Scope 权限',
+  declinedTitle: '你已拒绝此次登录',
+  declinedBody: '可以关闭此页面。',
+  invalidChoice: '无法完成登录',
+  back: '返回',
+  scanTitle: '确认登录',
+  scanLead: '「{app}」申请使用你的微信身份登录',
+  scanDone: '已完成，请回到电脑上继续。',
+  scanDeclined: '你已拒绝此次登录。',
+} as const;
+
+type Texts = { readonly [K in keyof typeof cn]: string };
+
+const en: Texts = {
+  htmlLang: 'en',
+  title: 'WeChat Login',
+  sandbox: 'Sandbox · this is not the real WeChat',
+  scanHint: 'Scan with WeChat to log in',
+  appLine: '“{app}”',
+  pickUser: 'Scan as this sandbox user:',
+  newUser: 'or create a user:',
+  nicknamePlaceholder: 'Nickname (Chinese and emoji work)',
+  allow: 'Scan and allow',
+  deny: 'Decline',
+  phoneLink: 'Scan on the phone page',
+  scanned: 'Scanned. Confirm the login on the phone.',
+  expired: 'QR code expired',
+  refresh: 'Refresh',
+  errorTitle: 'Error',
+  'problem.appid': 'Invalid AppID',
+  'problem.redirect_uri': 'Invalid redirect_uri',
+  'problem.scope': 'Invalid scope or no permission for the scope',
+  declinedTitle: 'You declined this login',
+  declinedBody: 'You can close this page.',
+  invalidChoice: 'The login could not be completed',
+  back: 'Back',
+  scanTitle: 'Confirm login',
+  scanLead: '“{app}” asks to log you in with your WeChat identity',
+  scanDone: 'Done. Continue on the computer.',
+  scanDeclined: 'You declined this login.',
+};
+
+/** The WeChat page's words in its two languages (lang=cn default, lang=en). */
+export function textsFor(lang: PageLang): Texts {
+  return lang === 'en' ? en : cn;
+}
+
+export function problemText(lang: PageLang, problem: LoginRequestProblem): string {
+  return textsFor(lang)[`problem.${problem}`];
+}
+
+/** Fills `{name}` placeholders; templates escape the result. */
+export function fill(text: string, values: Record<string, string>): string {
+  return text.replace(/\{(\w+)\}/g, (whole, name: string) => values[name] ?? whole);
+}
