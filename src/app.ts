@@ -1,0 +1,60 @@
+import Router from '@koa/router';
+import type Provider from 'oidc-provider';
+import type { Config } from './config/types.ts';
+import { errorPages } from './http/errors.ts';
+import { createHealthRouter } from './http/health.ts';
+import { requestLog } from './http/request-log.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import type { Views } from './http/views.ts';
+import type { InteractionDeps } from './interaction/deps.ts';
+import { createInteractionRouter } from './interaction/router.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Stores } from './storage/ports.ts';
+
+export interface AppDeps {
+  config: Config;
+  provider: Provider;
+  stores: Stores;
+  views: Views;
+  logger: Logger;
+  interaction: InteractionDeps;
+  /** Extra routers mounted before oidc-provider's own routes (the demo relying party). */
+  extraRouters?: Router[];
+}
+
+/**
+ * The HTTP application is oidc-provider's koa app with our middleware and routes in front of its
+ * own (provider.use inserts before the provider's router): one server, one origin.
+ */
+export function createApp(deps: AppDeps): Provider {
+  const { provider, views, config } = deps;
+  provider.use(requestLog(deps.logger));
+  provider.use(securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }));
+  provider.use(errorPages(views));
+  mount(provider, createHealthRouter(deps.stores));
+  mount(provider, assetsRouter(views));
+  mount(provider, createInteractionRouter(deps.interaction));
+  for (const router of deps.extraRouters ?? []) mount(provider, router);
+  return provider;
+}
+
+function mount(provider: Provider, router: Router): void {
+  provider.use(router.routes());
+  provider.use(router.allowedMethods());
+}
+
+function assetsRouter(views: Views): Router {
+  const router = new Router();
+  router.get('/assets/app.css', (ctx) => {
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.set('ETag', views.stylesheet.etag);
+    ctx.type = 'text/css; charset=utf-8';
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = views.stylesheet.body;
+  });
+  return router;
+}

@@ -1,0 +1,28 @@
+import type { Middleware } from 'koa';
+
+/**
+ * Security headers for every response, and a Content-Security-Policy for HTML pages. The login page
+ * embeds WeChat's QR page in an iframe, so WeChat's origin (or the sandbox's) is the one frame source.
+ * No form-action: after consent the browser is redirected to the client, which form-action would block.
+ */
+export function securityHeaders(options: { frameOrigins: string[] }): Middleware {
+  const csp = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `frame-src ${options.frameOrigins.join(' ')}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
+  ].join('; ');
+  return async (ctx, next) => {
+    await next();
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    if (ctx.response.is('html')) {
+      ctx.set('Content-Security-Policy', csp);
+      ctx.set('X-Frame-Options', 'DENY');
+    }
+  };
+}

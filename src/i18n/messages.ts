@@ -1,0 +1,142 @@
+/**
+ * Every sentence a person reads on our pages, in Chinese and English.
+ * Keys are grouped by page; `{name}` placeholders are filled by `t()` and escaped by the templates.
+ */
+export const LANGS = ['zh-CN', 'en'] as const;
+export type Lang = (typeof LANGS)[number];
+
+const zh = {
+  'app.title': '微信登录',
+  'common.tryAgain': '重新登录',
+  'common.backToApp': '返回应用',
+  'common.cancel': '取消',
+  'login.title': '使用微信登录',
+  'login.subtitle': '登录 {client}',
+  'login.scan': '请使用微信扫描二维码登录',
+  'login.fallback': '二维码无法显示？在新页面打开微信登录',
+  'login.notConfigured': '此服务尚未配置微信网站应用，暂时无法扫码登录。请联系网站管理员。',
+  'consent.title': '授权确认',
+  'consent.lead': '{client} 请求获取以下信息：',
+  'consent.allow': '同意',
+  'consent.deny': '拒绝',
+  'consent.signedInAs': '当前账号：{name}',
+  'scope.openid': '你的账号标识',
+  'scope.profile': '你的昵称和头像',
+  'scope.offline_access': '在你离线时保持访问',
+  'scope.wechat': '你的微信 UnionID 和各应用的 OpenID',
+  'scope.phone': '你的手机号码',
+  'error.title': '登录未完成',
+  'error.generic': '出了点问题，请稍后重试。',
+  'error.declined': '你已拒绝微信授权。',
+  'error.expired': '登录已超时或页面已失效，请返回应用重新登录。',
+  'error.stateInvalid': '此登录链接已失效或已被使用，请重新登录。',
+  'error.codeInvalid': '微信授权码无效或已过期，请重新扫码。',
+  'error.unavailable': '微信服务暂时不可用，请稍后重试。',
+  'error.rateLimited': '请求过于频繁，请稍后重试。',
+  'error.unionidMissing': '此微信应用未绑定微信开放平台账号，无法识别你的身份。请联系网站管理员。',
+  'error.appConfig': '此服务的微信应用配置有误，请联系网站管理员。',
+  'error.blocked': '微信拒绝了此次登录，请稍后再试。',
+  'error.snapshotUser': '当前为微信快照页，无法登录。请点击页面下方的“使用完整服务”后重试。',
+  'error.oauth': '登录请求有误：{error}',
+  'error.reference': '参考编号：{id}',
+  'logout.title': '退出登录',
+  'logout.question': '要退出 {host} 的登录吗？',
+  'logout.yes': '退出登录',
+  'logout.no': '保持登录',
+  'logout.done': '你已退出登录。',
+  'lang.switch': 'English',
+} as const;
+
+export type MessageKey = keyof typeof zh;
+
+const en: Record<MessageKey, string> = {
+  'app.title': 'Log in with WeChat',
+  'common.tryAgain': 'Try again',
+  'common.backToApp': 'Return to the application',
+  'common.cancel': 'Cancel',
+  'login.title': 'Log in with WeChat',
+  'login.subtitle': 'to continue to {client}',
+  'login.scan': 'Scan the QR code with WeChat to log in',
+  'login.fallback': 'QR code not showing? Open WeChat login in a new page',
+  'login.notConfigured':
+    'This service has no WeChat website app configured, so QR login is not available. Please contact the site administrator.',
+  'consent.title': 'Authorize',
+  'consent.lead': '{client} is asking for:',
+  'consent.allow': 'Allow',
+  'consent.deny': 'Deny',
+  'consent.signedInAs': 'Signed in as {name}',
+  'scope.openid': 'Your account identifier',
+  'scope.profile': 'Your nickname and avatar',
+  'scope.offline_access': 'Access while you are offline',
+  'scope.wechat': 'Your WeChat UnionID and your OpenID in each app',
+  'scope.phone': 'Your phone number',
+  'error.title': 'Login not completed',
+  'error.generic': 'Something went wrong. Please try again later.',
+  'error.declined': 'You declined the WeChat authorization.',
+  'error.expired':
+    'This login has timed out or the page is no longer valid. Please go back to the application and log in again.',
+  'error.stateInvalid': 'This login link has expired or was already used. Please log in again.',
+  'error.codeInvalid': 'The WeChat authorization code is invalid or has expired. Please scan again.',
+  'error.unavailable': 'WeChat is not responding right now. Please try again in a moment.',
+  'error.rateLimited': 'Too many requests. Please try again in a moment.',
+  'error.unionidMissing':
+    'This WeChat app is not bound to a WeChat Open Platform account, so we cannot tell who you are. Please contact the site administrator.',
+  'error.appConfig': "This service's WeChat app is misconfigured. Please contact the site administrator.",
+  'error.blocked': 'WeChat refused this login. Please try again later.',
+  'error.snapshotUser':
+    'This is a WeChat snapshot page, where login is not possible. Tap "使用完整服务" (use full service) below and try again.',
+  'error.oauth': 'The login request is invalid: {error}',
+  'error.reference': 'Reference: {id}',
+  'logout.title': 'Log out',
+  'logout.question': 'Do you want to log out of {host}?',
+  'logout.yes': 'Log out',
+  'logout.no': 'Stay logged in',
+  'logout.done': 'You have been logged out.',
+  'lang.switch': '中文',
+};
+
+const CATALOGS: Record<Lang, Record<MessageKey, string>> = { 'zh-CN': zh, en };
+
+export type Translate = (key: MessageKey, params?: Record<string, string>) => string;
+
+export function translator(lang: Lang): Translate {
+  const catalog = CATALOGS[lang];
+  return (key, params) =>
+    params
+      ? catalog[key].replace(/\{(\w+)\}/g, (whole, name: string) => params[name] ?? whole)
+      : catalog[key];
+}
+
+/**
+ * Picks the page language: an explicit choice (?lang= or the OIDC ui_locales) wins, then
+ * Accept-Language; Chinese is the default because most people reaching a WeChat login read it.
+ */
+export function pickLang(explicit: string | undefined, acceptLanguage: string | undefined): Lang {
+  for (const candidate of [explicit, acceptLanguage]) {
+    if (!candidate) continue;
+    const lang = firstSupported(candidate);
+    if (lang) return lang;
+  }
+  return 'zh-CN';
+}
+
+function firstSupported(header: string): Lang | undefined {
+  const ranked = header
+    .split(/[,\s]+/)
+    .map((part) => {
+      const [tag = '', ...params] = part.split(';');
+      const q = params.find((p) => p.trim().startsWith('q='));
+      return { tag: tag.trim().toLowerCase(), q: q ? Number(q.trim().slice(2)) : 1 };
+    })
+    .filter((entry) => entry.tag && entry.q > 0)
+    .sort((a, b) => b.q - a.q);
+  for (const { tag } of ranked) {
+    if (tag.startsWith('zh')) return 'zh-CN';
+    if (tag.startsWith('en')) return 'en';
+  }
+  return undefined;
+}
+
+export function isMessageKey(key: string): key is MessageKey {
+  return Object.hasOwn(zh, key);
+}

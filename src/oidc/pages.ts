@@ -1,0 +1,35 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { pageContext, type Views } from '../http/views.ts';
+
+type RenderError = NonNullable<Configuration['renderError']>;
+
+/**
+ * oidc-provider's own pages (its error page and the RP-initiated logout pages) rendered with our
+ * templates, so a person sees one consistent, bilingual site.
+ */
+export function createPages(views: Views) {
+  const renderError: RenderError = async (ctx, out, _error) => {
+    const page = pageContext(ctx);
+    const detail = out.error_description ?? out.error;
+    ctx.type = 'html';
+    ctx.body = views.render('error', page, {
+      message: page.t('error.oauth', { error: String(detail) }),
+      requestId: ctx.state.requestId,
+    });
+  };
+
+  async function logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void> {
+    const page = pageContext(ctx);
+    ctx.type = 'html';
+    // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
+    ctx.body = views.render('logout', page, { form, host: ctx.host });
+  }
+
+  async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
+    const page = pageContext(ctx);
+    ctx.type = 'html';
+    ctx.body = views.render('logged-out', page);
+  }
+
+  return { renderError, logoutSource, postLogoutSuccessSource };
+}

@@ -1,0 +1,98 @@
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientConfig, Config } from '../config/types.ts';
+import type { Views } from '../http/views.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { AdapterFactory } from '../storage/ports.ts';
+import { SCOPE_CLAIMS } from './find-account.ts';
+import { loadExistingGrant } from './grants.ts';
+import type { ProviderKeys } from './keys.ts';
+import { createPages } from './pages.ts';
+
+export interface ProviderDeps {
+  config: Config;
+  clients: ClientConfig[];
+  keys: ProviderKeys;
+  adapter: AdapterFactory;
+  findAccount: Configuration['findAccount'];
+  views: Views;
+  logger: Logger;
+}
+
+/**
+ * oidc-provider, configured (never forked): everything OIDC (discovery, JWKS, authorization code +
+ * PKCE, refresh, userinfo, introspection, revocation, RP-initiated logout) is the library's; we give
+ * it storage, accounts, keys, clients, lifetimes and our pages.
+ */
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, keys } = deps;
+  const ttl = config.oidc.ttl;
+  const pages = createPages(deps.views);
+
+  const configuration: Configuration = {
+    adapter: deps.adapter as Configuration['adapter'],
+    clients: deps.clients,
+    extraClientMetadata: {
+      properties: ['first_party'],
+      validator(_ctx, key, value) {
+        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
+          throw new Error('first_party must be a boolean');
+        }
+      },
+    },
+    findAccount: deps.findAccount,
+    jwks: keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: keys.cookieKeys.map((k) => k.reveal()),
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    claims: { ...SCOPE_CLAIMS, openid: [...SCOPE_CLAIMS.openid], profile: [...SCOPE_CLAIMS.profile] },
+    scopes: ['openid', 'offline_access', 'profile'],
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: pages.logoutSource,
+        postLogoutSuccessSource: pages.postLogoutSuccessSource,
+      },
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    loadExistingGrant,
+    // Rotate every refresh token on use: a stolen one is detected the moment both parties use it.
+    rotateRefreshToken: true,
+    renderError: pages.renderError,
+    ttl: {
+      Interaction: ttl.interaction,
+      Session: ttl.session,
+      Grant: ttl.grant,
+      AccessToken: ttl.accessToken,
+      IdToken: ttl.idToken,
+      AuthorizationCode: ttl.authorizationCode,
+      RefreshToken: (ctx: KoaContextWithOIDC) => {
+        // Never outlive the grant the token belongs to.
+        const grantLeft = ctx.oidc.entities.Grant?.exp
+          ? ctx.oidc.entities.Grant.exp - Math.floor(Date.now() / 1000)
+          : undefined;
+        return grantLeft ? Math.min(ttl.refreshToken, grantLeft) : ttl.refreshToken;
+      },
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  // oidc-provider emits these for errors it has already answered; log them without secrets.
+  provider.on('server_error', (ctx, error) => {
+    deps.logger.error({ err: error, route: ctx.oidc?.route }, 'oidc server_error');
+  });
+  return provider;
+}

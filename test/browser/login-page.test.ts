@@ -1,0 +1,96 @@
+import { mkdir } from 'node:fs/promises';
+import * as oidc from 'openid-client';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
+import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
+import { createSandboxUser, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+
+const SCREENSHOTS = 'test-results/screenshots';
+
+describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () => {
+  let bridge: Bridge;
+  let browser: Browser;
+  let rp: oidc.Configuration;
+  let user: SandboxUser;
+
+  beforeAll(async () => {
+    bridge = await startBridge({ storage: 'embedded' });
+    rp = await relyingParty(bridge);
+    user = await createSandboxUser(bridge, '微信用户小明 🐼');
+    browser = await launchChromium();
+    await mkdir(SCREENSHOTS, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await bridge?.close();
+  });
+
+  async function authorizationUrl() {
+    const checks = {
+      pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
+      expectedState: oidc.randomState(),
+      expectedNonce: oidc.randomNonce(),
+    };
+    const url = oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: RP.redirect_uris[0] as string,
+      scope: 'openid profile',
+      code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
+      code_challenge_method: 'S256',
+      state: checks.expectedState,
+      nonce: checks.expectedNonce,
+    });
+    return { url, checks };
+  }
+
+  test('a person scans and allows in the embedded QR frame, consents, and the client gets their unionid', async () => {
+    const context = await browser.newContext({ locale: 'zh-CN' });
+    const page = await context.newPage();
+    // The relying party's redirect_uri is not a real site: catch the navigation to it.
+    let landed: URL | undefined;
+    await page.route('https://rp.example.test/**', async (route) => {
+      landed = new URL(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+    });
+    const { url, checks } = await authorizationUrl();
+    await page.goto(url.href);
+    expect(await page.locator('h1').textContent()).toBe('使用微信登录');
+    const frame = page.frameLocator('#wechat-qr');
+    await frame.locator('select[name="user"]').selectOption({ label: user.nickname });
+    await page.screenshot({ path: `${SCREENSHOTS}/login-zh.png`, fullPage: true });
+    await frame.locator('button.allow').click();
+
+    // The top window left the QR page: consent, in Chinese.
+    await page.waitForSelector('#consent-allow');
+    expect(await page.locator('h1').textContent()).toBe('授权确认');
+    expect(await page.content()).toContain(user.nickname);
+    await page.screenshot({ path: `${SCREENSHOTS}/consent-zh.png`, fullPage: true });
+    await page.click('#consent-allow');
+    await page.waitForURL('https://rp.example.test/**');
+
+    const tokens = await oidc.authorizationCodeGrant(rp, landed as URL, checks);
+    expect(tokens.claims()?.sub).toBe(user.unionid);
+    await context.close();
+  });
+
+  test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
+    const context = await browser.newContext({ locale: 'en-US' });
+    const page = await context.newPage();
+    let landed: URL | undefined;
+    await page.route('https://rp.example.test/**', async (route) => {
+      landed = new URL(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+    });
+    const { url } = await authorizationUrl();
+    await page.goto(url.href);
+    expect(await page.locator('h1').textContent()).toBe('Log in with WeChat');
+    await page.frameLocator('#wechat-qr').locator('button.deny').click();
+    await page.waitForSelector('#error-message');
+    expect(await page.locator('#error-message').textContent()).toContain('You declined');
+    await page.screenshot({ path: `${SCREENSHOTS}/declined-en.png`, fullPage: true });
+    await page.click('#back-to-app');
+    await page.waitForURL('https://rp.example.test/**');
+    expect(landed?.searchParams.get('error')).toBe('access_denied');
+    await context.close();
+  });
+});

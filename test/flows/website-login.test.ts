@@ -1,0 +1,330 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  type Bridge,
+  RP,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+  UNBOUND_APP,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { attributeOf, TestBrowser } from '../helpers/browser.ts';
+import {
+  continueToRp,
+  createSandboxUser,
+  decideOnWeChat,
+  injectFault,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+  startLogin,
+} from '../helpers/flow.ts';
+
+/** What the client hears after the person presses "return to the application" on an error page. */
+async function abortFromPage(
+  login: Awaited<ReturnType<typeof startLogin>>,
+  page: { body: string; url: string },
+) {
+  const reason = page.body.match(/name="reason" value="([^"]+)"/)?.[1];
+  const uid = new URL(page.url).pathname.split('/')[2];
+  const hop = await login.browser.follow(`${new URL(page.url).origin}/interaction/${uid}/abort`, {
+    method: 'POST',
+    form: { reason: reason ?? '' },
+    stopAt: RP.redirect_uris[0],
+  });
+  return new URL(hop.location ?? 'about:blank');
+}
+
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`website QR login through the sandbox (${storage})`, () => {
+    let bridge: Bridge;
+    let rp: oidc.Configuration;
+    let panda: SandboxUser;
+    /** Every code, token and secret seen, to search the logs for at the end. */
+    const secretsSeen = new Set<string>([RP.client_secret, WEBSITE_APP.secret, UNBOUND_APP.secret]);
+
+    beforeAll(async () => {
+      bridge = await startBridge({ storage });
+      rp = await relyingParty(bridge);
+      panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('the ID token sub is the unionid, with the nickname and avatar under the profile scope', async () => {
+      const { tokens, redirect } = await loginAs(rp, panda);
+      secretsSeen.add(redirect.searchParams.get('code') ?? '');
+      secretsSeen.add(tokens.access_token);
+      const claims = tokens.claims();
+      expect(claims?.sub).toBe(panda.unionid);
+      expect(claims?.iss).toBe(bridge.url);
+      expect(claims?.aud).toBe(RP.client_id);
+
+      const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid);
+      expect(userinfo.sub).toBe(panda.unionid);
+      expect(userinfo.nickname).toBe('🐼 熊猫 Panda');
+      expect(userinfo.name).toBe('🐼 熊猫 Panda');
+      expect(userinfo.picture).toMatch(/^https?:\/\//);
+    });
+
+    test('the same person keeps the same sub on a later login, and another person gets another', async () => {
+      const first = await loginAs(rp, panda);
+      const other = await createSandboxUser(bridge, '张三');
+      const second = await loginAs(rp, other);
+      expect(first.tokens.claims()?.sub).toBe(panda.unionid);
+      expect(second.tokens.claims()?.sub).toBe(other.unionid);
+      expect(other.unionid).not.toBe(panda.unionid);
+    });
+
+    test('refresh rotates the refresh token, and reusing a rotated-out one revokes the grant', async () => {
+      const { tokens } = await loginAs(rp, panda, {
+        scope: 'openid profile offline_access',
+        prompt: 'consent',
+      });
+      expect(tokens.refresh_token).toBeTruthy();
+      secretsSeen.add(tokens.refresh_token ?? '');
+
+      const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+      expect(refreshed.claims()?.sub).toBe(panda.unionid);
+      expect(refreshed.refresh_token).toBeTruthy();
+      expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+      expect((await oidc.tokenIntrospection(rp, refreshed.refresh_token as string)).active).toBe(true);
+
+      // Someone replays the old refresh token: refused, and every token of the grant dies with it.
+      await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      expect((await oidc.tokenIntrospection(rp, refreshed.refresh_token as string)).active).toBe(false);
+      expect((await oidc.tokenIntrospection(rp, refreshed.access_token)).active).toBe(false);
+    });
+
+    test('introspection and revocation work, and RP-initiated logout ends the session', async () => {
+      const { tokens, login } = await loginAs(rp, panda, {
+        scope: 'openid profile offline_access',
+        prompt: 'consent',
+      });
+      const active = await oidc.tokenIntrospection(rp, tokens.access_token);
+      expect(active.active).toBe(true);
+      expect(active.sub).toBe(panda.unionid);
+      expect(active.client_id).toBe(RP.client_id);
+      await oidc.tokenRevocation(rp, tokens.access_token);
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid)).rejects.toThrow();
+
+      // RP-initiated logout: the logout page, confirmed, sends the browser to post_logout_redirect_uri.
+      const endSession = oidc.buildEndSessionUrl(rp, {
+        id_token_hint: tokens.id_token as string,
+        post_logout_redirect_uri: RP.post_logout_redirect_uris?.[0] as string,
+      });
+      const logoutPage = await login.browser.follow(endSession.href);
+      expect(logoutPage.body).toContain('id="logout-yes"');
+      const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
+      const done = await login.browser.request(`${bridge.url}/session/end/confirm`, {
+        form: { xsrf: xsrf ?? '', logout: 'yes' },
+      });
+      expect(done.location).toMatch(/^https:\/\/rp\.example\.test\/logged-out/);
+      // The session is gone: a new authorization request asks the person to log in again.
+      const again = await startLogin(rp, { browser: login.browser });
+      expect(again.loginPage.body).toContain('id="wechat-qr"');
+    });
+
+    test('an authorization code redeemed by 8 parallel requests yields exactly one token set', async () => {
+      const login = await startLogin(rp);
+      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, () => oidc.authorizationCodeGrant(rp, redirect, login.checks)),
+      );
+      const ok = results.filter((r) => r.status === 'fulfilled');
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(ok).toHaveLength(1);
+      expect(failed).toHaveLength(7);
+      for (const f of failed) expect(f.reason).toMatchObject({ error: 'invalid_grant' });
+    });
+
+    test('a rotated refresh token redeemed by 8 parallel requests yields exactly one new token set', async () => {
+      const { tokens } = await loginAs(rp, panda, {
+        scope: 'openid offline_access',
+        prompt: 'consent',
+      });
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, () => oidc.refreshTokenGrant(rp, tokens.refresh_token as string)),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      for (const r of results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')) {
+        expect(r.reason).toMatchObject({ error: 'invalid_grant' });
+      }
+    });
+
+    test('declining on WeChat shows a page to try again, and giving up sends access_denied to the client', async () => {
+      const login = await startLogin(rp);
+      const page = await decideOnWeChat(login, { user: panda, allow: false });
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('你已拒绝微信授权');
+      expect(page.body).toContain('id="try-again"');
+      const redirect = await abortFromPage(login, page);
+      expect(redirect.searchParams.get('error')).toBe('access_denied');
+      expect(redirect.searchParams.get('state')).toBe(login.checks.expectedState);
+    });
+
+    test('a replayed callback (same code and state) logs nobody in', async () => {
+      const login = await startLogin(rp);
+      const first = await decideOnWeChat(login, { user: panda, allow: true });
+      expect(first.status).toBe(303);
+      // Replay the exact callback in a fresh browser that started its own interaction.
+      const attacker = await startLogin(rp);
+      const replayUrl = new URL(first.url);
+      const attackerUid = new URL(attacker.loginPage.url).pathname.split('/')[2];
+      replayUrl.pathname = `/interaction/${attackerUid}/wechat-callback`;
+      const replay = await attacker.browser.request(replayUrl.href);
+      expect(replay.status).toBe(400);
+      expect(replay.body).toContain('此登录链接已失效或已被使用');
+      // And the same browser replaying its own callback is refused too.
+      const again = await login.browser.request(first.url);
+      expect(again.status).toBe(400);
+    });
+
+    test('a forged state, or none, logs nobody in', async () => {
+      const login = await startLogin(rp);
+      const uid = new URL(login.loginPage.url).pathname.split('/')[2];
+      for (const query of ['?code=forged-code&state=forged-state-0123456789', '?code=forged-code']) {
+        const hop = await login.browser.request(`${bridge.url}/interaction/${uid}/wechat-callback${query}`);
+        expect(hop.status).toBe(400);
+        expect(hop.location).toBeUndefined();
+      }
+    });
+
+    test('a callback without the interaction cookie gets the friendly start-again page', async () => {
+      const login = await startLogin(rp);
+      const callback = login.qrUrl.searchParams.get('redirect_uri') as string;
+      const stranger = new TestBrowser();
+      const hop = await stranger.request(
+        `${callback}?code=abc&state=${login.qrUrl.searchParams.get('state')}`,
+      );
+      expect(hop.status).toBe(400);
+      expect(hop.body).toContain('登录已超时或页面已失效');
+    });
+
+    test.each([
+      {
+        name: 'the code was already used (40163)',
+        fault: { errcode: 40163 },
+        text: '微信授权码无效或已过期',
+        status: 400,
+        error: 'server_error',
+      },
+      {
+        name: 'WeChat is busy (-1)',
+        fault: { errcode: -1 },
+        text: '微信服务暂时不可用',
+        status: 503,
+        error: 'temporarily_unavailable',
+      },
+      {
+        name: 'WeChat is rate limiting (45011)',
+        fault: { errcode: 45011 },
+        text: '请求过于频繁',
+        status: 400,
+        error: 'temporarily_unavailable',
+      },
+      {
+        name: 'WeChat is down (HTTP 502)',
+        fault: { httpStatus: 502 },
+        text: '微信服务暂时不可用',
+        status: 503,
+        error: 'temporarily_unavailable',
+      },
+      {
+        name: 'WeChat answers an empty body',
+        fault: { emptyBody: true },
+        text: '微信服务暂时不可用',
+        status: 503,
+        error: 'temporarily_unavailable',
+      },
+      {
+        name: 'WeChat is slower than the timeout',
+        fault: { delayMs: 2500 },
+        text: '微信服务暂时不可用',
+        status: 503,
+        error: 'temporarily_unavailable',
+      },
+      {
+        name: 'the AppSecret is wrong (40125)',
+        fault: { errcode: 40125 },
+        text: '微信应用配置有误',
+        status: 400,
+        error: 'server_error',
+      },
+    ])(
+      'when $name the person gets a readable page and the client $error',
+      async ({ fault, text, status, error }) => {
+        const login = await startLogin(rp);
+        await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, ...fault });
+        const page = await decideOnWeChat(login, { user: panda, allow: true });
+        expect(page.status).toBe(status);
+        expect(page.body).toContain(text);
+        const redirect = await abortFromPage(login, page);
+        expect(redirect.searchParams.get('error')).toBe(error);
+      },
+    );
+
+    test('after a failure, "try again" gives a fresh QR code and the same login completes', async () => {
+      const login = await startLogin(rp);
+      await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, errcode: -1 });
+      const failed = await decideOnWeChat(login, { user: panda, allow: true });
+      const retryHref = failed.body.match(/id="try-again" href="([^"]+)"/)?.[1];
+      expect(retryHref).toMatch(/^\/interaction\//);
+      const again = await login.browser.request(new URL(retryHref as string, bridge.url).href);
+      const src = attributeOf(again.body, 'wechat-qr', 'src') as string;
+      expect(new URL(src).searchParams.get('state')).not.toBe(login.qrUrl.searchParams.get('state'));
+      const retried = { ...login, loginPage: again, qrUrl: new URL(src) };
+      const redirect = await continueToRp(
+        retried,
+        await decideOnWeChat(retried, { user: panda, allow: true }),
+      );
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test("an unknown interaction shows the friendly start-again page in the reader's language", async () => {
+      const browser = new TestBrowser();
+      const hop = await browser.request(`${bridge.url}/interaction/no-such-interaction`, {
+        headers: { 'accept-language': 'en-US,en;q=0.9' },
+      });
+      expect(hop.status).toBe(400);
+      expect(hop.body).toContain('This login has timed out');
+    });
+
+    test('no secret, code or token reached the logs', () => {
+      const text = bridge.logs.join('');
+      expect(text.length).toBeGreaterThan(0);
+      for (const secret of secretsSeen) if (secret) expect(text).not.toContain(secret);
+    });
+  });
+
+  describe.skipIf(!available)(`an app not bound to the Open Platform (${storage})`, () => {
+    let bridge: Bridge;
+    beforeAll(async () => {
+      bridge = await startBridge({ storage, apps: [UNBOUND_APP] });
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('is refused with a page naming the cause, a log line for the admin, and no account', async () => {
+      const rp = await relyingParty(bridge);
+      const user = await createSandboxUser(bridge, 'Alice');
+      const login = await startLogin(rp);
+      const page = await decideOnWeChat(login, { user, allow: true });
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('未绑定微信开放平台账号');
+      expect(bridge.logs.join('')).toContain('bind this app to your WeChat Open Platform account');
+      const accounts = await bridge.server.stores.db.selectFrom('accounts').select('id').execute();
+      expect(accounts).toHaveLength(0);
+      const redirect = await abortFromPage(login, page);
+      expect(redirect.searchParams.get('error')).toBe('server_error');
+    });
+  });
+}

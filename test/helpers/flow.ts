@@ -1,0 +1,136 @@
+import * as oidc from 'openid-client';
+import { type Bridge, RP } from './bridge.ts';
+import { attributeOf, type Hop, TestBrowser } from './browser.ts';
+
+export interface SandboxUser {
+  id: string;
+  nickname: string;
+  unionid: string;
+  openids: Record<string, string>;
+  avatarUrl: string;
+}
+
+/** Creates a fake WeChat user through the sandbox's control API (as a developer would). */
+export async function createSandboxUser(bridge: Bridge, nickname: string): Promise<SandboxUser> {
+  const response = await fetch(`${bridge.sandboxUrl}/sandbox/users`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ nickname }),
+  });
+  if (response.status >= 300) throw new Error(`sandbox user creation failed: ${response.status}`);
+  return (await response.json()) as SandboxUser;
+}
+
+/** Injects a failure into the sandbox's next calls of one API. */
+export async function injectFault(bridge: Bridge, fault: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${bridge.sandboxUrl}/sandbox/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(fault),
+  });
+  if (response.status >= 300)
+    throw new Error(`fault injection failed: ${response.status} ${await response.text()}`);
+}
+
+/** openid-client, configured by discovery against the bridge, as a relying party would be. */
+export async function relyingParty(bridge: Bridge): Promise<oidc.Configuration> {
+  return oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
+    execute: [oidc.allowInsecureRequests],
+  });
+}
+
+export interface StartedLogin {
+  browser: TestBrowser;
+  checks: { pkceCodeVerifier: string; expectedState: string; expectedNonce: string };
+  /** The login page the bridge rendered. */
+  loginPage: Hop;
+  /** The QR iframe's URL (the sandbox's qrconnect page). */
+  qrUrl: URL;
+}
+
+/** The relying party starts a login; the browser follows it to our login page. */
+export async function startLogin(
+  rp: oidc.Configuration,
+  options: { browser?: TestBrowser; scope?: string; prompt?: string; extra?: Record<string, string> } = {},
+): Promise<StartedLogin> {
+  const browser = options.browser ?? new TestBrowser();
+  const checks = {
+    pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
+    expectedState: oidc.randomState(),
+    expectedNonce: oidc.randomNonce(),
+  };
+  const url = oidc.buildAuthorizationUrl(rp, {
+    redirect_uri: RP.redirect_uris[0] as string,
+    scope: options.scope ?? 'openid profile',
+    code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
+    code_challenge_method: 'S256',
+    state: checks.expectedState,
+    nonce: checks.expectedNonce,
+    ...(options.prompt ? { prompt: options.prompt } : {}),
+    ...options.extra,
+  });
+  const loginPage = await browser.follow(url.href);
+  const src = attributeOf(loginPage.body, 'wechat-qr', 'src');
+  if (!src)
+    throw new Error(
+      `no QR iframe on the login page (status ${loginPage.status}): ${loginPage.body.slice(0, 500)}`,
+    );
+  return { browser, checks, loginPage, qrUrl: new URL(src) };
+}
+
+/**
+ * The person decides on the sandbox's QR page (the form the page posts), and the browser follows
+ * WeChat's redirect back to the bridge. Returns the bridge's answer to the callback, without
+ * following further.
+ */
+export async function decideOnWeChat(
+  login: StartedLogin,
+  decision: { user: SandboxUser | string; allow: boolean },
+): Promise<Hop> {
+  const q = login.qrUrl.searchParams;
+  const form: Record<string, string> = {
+    appid: q.get('appid') ?? '',
+    redirect_uri: q.get('redirect_uri') ?? '',
+    state: q.get('state') ?? '',
+    scope: q.get('scope') ?? '',
+    self_redirect: q.get('self_redirect') ?? 'default',
+    lang: q.get('lang') ?? 'cn',
+    user: typeof decision.user === 'string' ? decision.user : decision.user.id,
+    decision: decision.allow ? 'allow' : 'deny',
+  };
+  const answer = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, { form });
+  if (!answer.location) throw new Error(`sandbox did not redirect (status ${answer.status})`);
+  return login.browser.request(answer.location);
+}
+
+/** From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri. */
+export async function continueToRp(login: StartedLogin, hop: Hop): Promise<URL> {
+  let current = hop;
+  for (let i = 0; i < 10; i++) {
+    if (current.location?.startsWith(RP.redirect_uris[0] as string)) return new URL(current.location);
+    if (current.location) {
+      current = await login.browser.request(current.location);
+      continue;
+    }
+    const allow = current.body.includes('id="consent-allow"')
+      ? current.url.replace(/\/?$/, '/consent')
+      : undefined;
+    if (!allow)
+      throw new Error(`stuck at ${current.url} (status ${current.status}): ${current.body.slice(0, 300)}`);
+    current = await login.browser.request(allow, { method: 'POST', form: {} });
+  }
+  throw new Error('did not reach the relying party');
+}
+
+/** A whole login: start, scan and allow as `user`, consent, and the code exchanged by openid-client. */
+export async function loginAs(
+  rp: oidc.Configuration,
+  user: SandboxUser,
+  options: { scope?: string; prompt?: string; browser?: TestBrowser } = {},
+) {
+  const login = await startLogin(rp, options);
+  const callback = await decideOnWeChat(login, { user, allow: true });
+  const redirect = await continueToRp(login, callback);
+  const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+  return { login, redirect, tokens };
+}
