@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, extname, join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
 import { checkEnvironmentPolicy } from './policy.ts';
@@ -61,19 +60,9 @@ export function configFilePath(env: NodeJS.ProcessEnv, file?: string): string {
   return chosen === undefined ? join(packageRoot(), 'config', 'default.yaml') : resolve(chosen);
 }
 
-/**
- * The folder holding package.json, found from this module so that it works from src/ and from
- * the compiled dist/src/. A dist/ folder is skipped: tsc copies package.json there when a source
- * file imports it.
- */
+/** The folder holding package.json (see src/package-root.ts). */
 export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && basename(dir) !== 'dist') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
+  return PACKAGE_ROOT;
 }
 
 async function readConfigFile(file: string): Promise<unknown> {

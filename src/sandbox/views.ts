@@ -1,18 +1,9 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
-/** views/sandbox from src/sandbox (tsx, tests) or from dist/src/sandbox (the build). */
-function findViewsDir(): string {
-  for (const relative of ['../../views/sandbox', '../../../views/sandbox']) {
-    const dir = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(dir)) return dir;
-  }
-  throw new Error('views/sandbox not found next to the sandbox code');
-}
-
-const eta = new Eta({ views: findViewsDir(), cache: true });
+const eta = new Eta({ views: join(PACKAGE_ROOT, 'views', 'sandbox'), cache: true });
 
 /** Embeds a value in an inline <script> without letting it close the tag. */
 export function scriptJson(value: unknown): string {
