@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
+import { domainVerification } from './http/domain-verification.ts';
 import { errorPages } from './http/errors.ts';
 import { createHealthRouter } from './http/health.ts';
 import { requestLog } from './http/request-log.ts';
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): Provider {
   provider.use(securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }));
   provider.use(errorPages(views));
   mount(provider, createHealthRouter(deps.stores));
+  provider.use(domainVerification(config.wechat.mpVerifyTokens));
   mount(provider, assetsRouter(views));
   mount(provider, createInteractionRouter(deps.interaction));
   for (const router of deps.extraRouters ?? []) mount(provider, router);

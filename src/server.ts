@@ -2,9 +2,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import { createApp } from './app.ts';
+import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config } from './config/types.ts';
 import { createViews } from './http/views.ts';
-import type { Connectors } from './interaction/deps.ts';
+import type { Connectors, LoginConnector } from './interaction/deps.ts';
+import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
 import { createFindAccount } from './oidc/find-account.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
@@ -12,6 +14,10 @@ import { createProvider } from './oidc/provider.ts';
 import { openStores } from './storage/open-stores.ts';
 import type { Stores } from './storage/ports.ts';
 import { createWeChatClient } from './upstream/wechat/client.ts';
+import {
+  createOfficialAccountConnector,
+  type OfficialAccountConnector,
+} from './upstream/wechat/official-account.ts';
 import { createWebsiteQrConnector, type WebsiteQrConnector } from './upstream/wechat/website-qr.ts';
 
 export interface RunningServer {
@@ -44,6 +50,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       await fn().catch((err) => logger.error({ err }, 'error while closing'));
   };
   try {
+    assertTransportPolicy(input);
     let config = input;
     let sandboxUrl: string | undefined;
     if (config.sandbox.enabled) {
@@ -87,14 +94,33 @@ export async function startServer(input: Config, options: StartOptions): Promise
       logger,
     });
     const now = options.now ?? (() => new Date());
+    const miniPrograms = setUpMiniPrograms({
+      config,
+      provider,
+      stores,
+      cookieKeys: keys.cookieKeys,
+      logger,
+      now,
+    });
     createApp({
       config,
       provider,
       stores,
       views,
       logger,
-      interaction: { provider, connectors, kv: stores.kv, db: stores.db, views, logger, issuer, now },
-      extraRouters: demo ? [demo.router] : [],
+      interaction: {
+        provider,
+        connectors,
+        kv: stores.kv,
+        db: stores.db,
+        views,
+        logger,
+        issuer,
+        now,
+        // A duplicate callback waits out the first delivery's code exchange and profile read.
+        callbackWaitMs: 2 * config.wechat.timeoutMs + 2000,
+      },
+      extraRouters: [...(demo ? [demo.router] : []), miniPrograms.router],
     });
     server.on('request', provider.callback());
     return { url: issuer, config, stores, sandboxUrl, close };
@@ -104,21 +130,40 @@ export async function startServer(input: Config, options: StartOptions): Promise
   }
 }
 
+/**
+ * One connector per configured website and official_account app: logins start with the first of
+ * each kind; callbacks are completed by the app their state names.
+ */
 function buildConnectors(config: Config): Connectors {
   const client = createWeChatClient({
     apiBaseUrl: config.wechat.apiBaseUrl,
     timeoutMs: config.wechat.timeoutMs,
   });
-  const byAppid = new Map<string, WebsiteQrConnector>();
+  const { openBaseUrl } = config.wechat;
+  const byAppid = new Map<string, LoginConnector>();
+  let website: WebsiteQrConnector | undefined;
+  let officialAccount: OfficialAccountConnector | undefined;
   for (const app of config.wechat.apps) {
     if (app.kind === 'website') {
-      byAppid.set(
-        app.appid,
-        createWebsiteQrConnector({ app, client, openBaseUrl: config.wechat.openBaseUrl }),
-      );
+      const connector = createWebsiteQrConnector({ app, client, openBaseUrl });
+      website ??= connector;
+      byAppid.set(app.appid, connector);
+    } else if (app.kind === 'official_account') {
+      const connector = createOfficialAccountConnector({ app, client, openBaseUrl });
+      officialAccount ??= connector;
+      byAppid.set(app.appid, connector);
     }
   }
-  return { website: byAppid.values().next().value, byAppid: (appid) => byAppid.get(appid) };
+  return { website, officialAccount, byAppid: (appid) => byAppid.get(appid) };
+}
+
+/** The HTTPS policy (config/policy.ts) again, for configurations built in code rather than loaded. */
+function assertTransportPolicy(config: Config): void {
+  const problems = transportProblems(config);
+  if (problems.length === 0) return;
+  throw new Error(
+    `refusing to start: ${problems.map(([field, message]) => `${field} ${message}`).join('; ')}`,
+  );
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { AccountsTable, Database, IdentitiesTable } from '../storage/schema.ts';
-import type { WeChatIdentity } from '../upstream/wechat/types.ts';
+import type { WeChatIdentity, WeChatProfile } from '../upstream/wechat/types.ts';
 
 export type Account = Selectable<AccountsTable>;
 export type Identity = Selectable<IdentitiesTable>;
@@ -80,6 +80,26 @@ export async function listIdentities(db: Db, accountId: string): Promise<Identit
     .orderBy('created_at')
     .orderBy('appid')
     .execute();
+}
+
+/**
+ * The identity one app knows a person by, with its account: how a silent Official Account login
+ * (snsapi_base, openid only) recognises someone who has logged in through that app before.
+ */
+export async function findIdentity(
+  db: Db,
+  appid: string,
+  openid: string,
+): Promise<{ identity: Identity; account: Account } | undefined> {
+  const identity = await db
+    .selectFrom('identities')
+    .selectAll()
+    .where('appid', '=', appid)
+    .where('openid', '=', openid)
+    .executeTakeFirst();
+  if (!identity) return undefined;
+  const account = await findAccountById(db, identity.account_id);
+  return account ? { identity, account } : undefined;
 }
 
 /**
@@ -190,6 +210,66 @@ async function refreshAccount(
     .where('id', '=', account.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * The person's identity in one app, by account: how a mini program's access token (which names the
+ * account and, through its client, the app) finds the openid WeChat knows the person by there.
+ * The most recently used one if, against WeChat's rules, there were several.
+ */
+export async function findAppIdentity(
+  db: Db,
+  accountId: string,
+  appid: string,
+): Promise<Identity | undefined> {
+  if (!isUuid(accountId)) return undefined;
+  return db
+    .selectFrom('identities')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .where('appid', '=', appid)
+    .orderBy('last_login_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+/**
+ * Profile fields from outside a login (a mini program's decrypted user data), under the same rules
+ * as a login: blanks never overwrite, WeChat's placeholders never replace a real value.
+ */
+export async function updateAccountProfile(
+  db: Db,
+  accountId: string,
+  profile: WeChatProfile,
+  now: Date,
+): Promise<Account | undefined> {
+  const account = await findAccountById(db, accountId);
+  if (!account) return undefined;
+  const nickname = nextNickname(account.nickname, profile.nickname);
+  const avatarUrl = nextAvatar(account.avatar_url, profile.avatarUrl);
+  if (nickname === account.nickname && avatarUrl === account.avatar_url) return account;
+  return db
+    .updateTable('accounts')
+    .set({ nickname, avatar_url: avatarUrl, updated_at: now })
+    .where('id', '=', accountId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Binds a phone number WeChat vouched for (E.164) to the account as verified. */
+export async function setVerifiedPhoneNumber(
+  db: Db,
+  accountId: string,
+  phoneNumber: string,
+  now: Date,
+): Promise<Account | undefined> {
+  if (!isUuid(accountId)) return undefined;
+  return db
+    .updateTable('accounts')
+    .set({ phone_number: phoneNumber, phone_number_verified: true, phone_verified_at: now, updated_at: now })
+    .where('id', '=', accountId)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 function presentNickname(value: string | undefined): string | undefined {

@@ -4,7 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
-import { checkEnvironmentPolicy } from './policy.ts';
+import { checkEnvironmentPolicy, checkTransportPolicy } from './policy.ts';
 import { type ConfigFile, configFileSchema } from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
 import type { ClientConfig, Config } from './types.ts';
@@ -48,6 +48,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const overrides = readEnvOverrides(env, findings);
   const secrets = await resolveFileSecrets(raw, { env, production, baseDir: dirname(file), findings });
   checkEnvironmentPolicy(raw, production, findings);
+  checkTransportPolicy(raw, overrides.issuer, production, findings);
 
   for (const warning of findings.warnings) options.onWarning?.(warning);
   if (!parsed.success || findings.problems.length > 0) throw new ConfigError(file, findings.problems);
@@ -109,6 +110,7 @@ function effectiveConfig(
     host: file.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer: overrides.issuer ?? file.issuer ?? `http://localhost:${port}`,
     trustProxy: file.trustProxy,
+    behindTlsProxy: file.behindTlsProxy,
     dataDir: resolve(file.dataDir),
     log: file.log,
     storage: {
@@ -125,11 +127,15 @@ function effectiveConfig(
         appid: app.appid,
         name: app.name ?? app.appid,
         secret: resolvedAt(secrets.appSecrets, index),
+        ...(app.kind === 'official_account' ? { scopePolicy: app.scopePolicy ?? 'base_then_userinfo' } : {}),
       })),
+      mpVerifyTokens: file.wechat.mpVerifyTokens,
+      miniProgram: file.wechat.miniProgram,
     },
     oidc: { jwks: secrets.jwks, cookieKeys: secrets.cookieKeys, ttl: file.oidc.ttl },
     clients: file.clients.map((client, index): ClientConfig => {
-      const { client_secret: _reference, ...metadata } = client;
+      const { client_secret: _reference, ...registered } = client;
+      const metadata = withoutRedirectDefaults(registered);
       const resolved = secrets.clientSecrets.get(index);
       // The passthrough members are JSON values oidc-provider checks against its enabled features
       // when it starts; their finer types (algorithm names...) are its business.
@@ -138,6 +144,20 @@ function effectiveConfig(
     sandbox: file.sandbox,
     demo: file.demo,
   };
+}
+
+/**
+ * oidc-provider gives every client response_types ["code"] unless told otherwise, and "code" needs
+ * redirect_uris. A client without a redirect-based grant (a mini program exchanging wx.login codes)
+ * has neither, so its response_types default to none.
+ */
+function withoutRedirectDefaults<T extends { grant_types?: string[]; response_types?: string[] }>(
+  client: T,
+): T {
+  const grants = client.grant_types;
+  if (client.response_types !== undefined || grants === undefined) return client;
+  if (grants.includes('authorization_code') || grants.includes('implicit')) return client;
+  return { ...client, response_types: [] };
 }
 
 function resolvedAt<Value>(values: Map<number, Value>, index: number): Value {

@@ -34,3 +34,65 @@ export function checkEnvironmentPolicy(raw: unknown, production: boolean, findin
     else findings.warn(`oidc.${name}`, 'not set: keys are generated into dataDir (development only)');
   }
 }
+
+/** What decides whether the issuer is reached over TLS: the effective values, after env overrides. */
+export interface TransportSettings {
+  production: boolean;
+  issuer: string;
+  trustProxy: boolean;
+  behindTlsProxy: boolean;
+}
+
+/**
+ * HTTPS in production. The issuer is where browsers bring cookies, WeChat codes and tokens, and what
+ * relying parties compare byte for byte, so it must be https. This server speaks plain HTTP, so an
+ * https issuer means a TLS-terminating proxy in front, which the config must name (behindTlsProxy);
+ * behind it trustProxy must be on, or every request looks like plain HTTP to oidc-provider and its
+ * secure cookies are refused. Returns [field, why] pairs; empty when the settings are sound.
+ */
+export function transportProblems(settings: TransportSettings): Array<[string, string]> {
+  const problems: Array<[string, string]> = [];
+  if (settings.production && !isHttps(settings.issuer)) {
+    problems.push([
+      'issuer',
+      'must be an https:// URL in production: browsers send cookies, WeChat codes and tokens to it ' +
+        'and relying parties verify it exactly (set issuer or ISSUER to the public https URL)',
+    ]);
+  } else if (settings.production && !settings.behindTlsProxy) {
+    problems.push([
+      'behindTlsProxy',
+      'must be true in production: the issuer is https but this server speaks plain HTTP, so a ' +
+        'TLS-terminating reverse proxy must be in front of it; say so with behindTlsProxy: true',
+    ]);
+  }
+  if (settings.behindTlsProxy && !settings.trustProxy) {
+    problems.push([
+      'trustProxy',
+      'must be true behind a TLS-terminating proxy (behindTlsProxy): without X-Forwarded-Proto every ' +
+        'request looks like plain HTTP and secure cookies are refused',
+    ]);
+  }
+  return problems;
+}
+
+/** transportProblems for the raw file and the environment's ISSUER, reported with everything else. */
+export function checkTransportPolicy(
+  raw: unknown,
+  issuerOverride: string | undefined,
+  production: boolean,
+  findings: Findings,
+): void {
+  const fileIssuer = field(raw, 'issuer');
+  const settings: TransportSettings = {
+    production,
+    // The default issuer is http://localhost:<port>: plain HTTP.
+    issuer: issuerOverride ?? (typeof fileIssuer === 'string' ? fileIssuer : 'http://localhost'),
+    trustProxy: field(raw, 'trustProxy') === true,
+    behindTlsProxy: field(raw, 'behindTlsProxy') === true,
+  };
+  for (const [path, message] of transportProblems(settings)) findings.problem(path, message);
+}
+
+function isHttps(url: string): boolean {
+  return URL.canParse(url) && new URL(url).protocol === 'https:';
+}

@@ -130,24 +130,43 @@ export const jwksRefSchema = secretRef(z.union([z.string().min(1), z.record(z.st
 // ---------------------------------------------------------------------------------------------
 // WeChat apps
 
-export const weChatAppSchema = z.strictObject({
-  kind: z
-    .enum(['website', 'official_account', 'mini_program'])
-    .describe(
-      'website: QR-code login on open.weixin.qq.com (Open Platform website app); ' +
-        'official_account: OAuth inside the WeChat browser; mini_program: wx.login() code exchange.',
-    ),
-  appid: z
-    .string()
-    .regex(APPID_PATTERN, 'must be "wx" followed by 16 lowercase hex digits')
-    .describe('The AppID WeChat issued for this app.'),
-  name: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('Name shown on pages (account page, errors); default: the appid.'),
-  secret: secretRefSchema.describe('The AppSecret, by reference.'),
-});
+export const weChatAppSchema = z
+  .strictObject({
+    kind: z
+      .enum(['website', 'official_account', 'mini_program'])
+      .describe(
+        'website: QR-code login on open.weixin.qq.com (Open Platform website app); ' +
+          'official_account: OAuth inside the WeChat browser; mini_program: wx.login() code exchange.',
+      ),
+    appid: z
+      .string()
+      .regex(APPID_PATTERN, 'must be "wx" followed by 16 lowercase hex digits')
+      .describe('The AppID WeChat issued for this app.'),
+    name: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Name shown on pages (account page, errors); default: the appid.'),
+    secret: secretRefSchema.describe('The AppSecret, by reference.'),
+    scopePolicy: z
+      .enum(['base_then_userinfo', 'userinfo'])
+      .optional()
+      .describe(
+        'official_account only. base_then_userinfo (default): a silent snsapi_base trip first, and ' +
+          'snsapi_userinfo (a consent screen) only for people not known yet or whose account lacks a ' +
+          'unionid or a profile; userinfo: always snsapi_userinfo.',
+      ),
+  })
+  .refine((app) => app.scopePolicy === undefined || app.kind === 'official_account', {
+    path: ['scopePolicy'],
+    message: 'applies to official_account apps only',
+  });
+
+/**
+ * The token of an Official Account domain verification file: the console asks for
+ * MP_verify_<token>.txt holding exactly <token> (letters and digits).
+ */
+export const MP_VERIFY_TOKEN_PATTERN = /^[A-Za-z0-9]{1,64}$/;
 
 // ---------------------------------------------------------------------------------------------
 // OIDC clients
@@ -199,6 +218,9 @@ export const PASSTHROUGH_CLIENT_METADATA = [
   'userinfo_encrypted_response_enc',
   'userinfo_signed_response_alg',
 ] as const;
+
+/** RFC 8693 token exchange: how a mini program trades its wx.login code for tokens. */
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 const TOKEN_ENDPOINT_AUTH_METHODS = [
   'client_secret_basic',
@@ -265,6 +287,15 @@ export const clientSchema = z
       .boolean()
       .default(false)
       .describe('Ours, not standard: a first-party application skips the consent page.'),
+    wechat_mini_program_appid: z
+      .string()
+      .regex(APPID_PATTERN, 'must be "wx" followed by 16 lowercase hex digits')
+      .optional()
+      .describe(
+        'Ours, not standard: the mini_program app (in wechat.apps) whose wx.login codes this client ' +
+          `exchanges at the token endpoint; requires the grant type ${TOKEN_EXCHANGE_GRANT} in grant_types. ` +
+          'A mini program is a public client: token_endpoint_auth_method "none".',
+      ),
   })
   .superRefine((client, ctx) => {
     const method = client.token_endpoint_auth_method ?? 'client_secret_basic';
@@ -321,6 +352,13 @@ export const configFileSchema = z
       .boolean()
       .default(false)
       .describe('Trust X-Forwarded-Proto/-Host/-For: only behind a reverse proxy that sets them.'),
+    behindTlsProxy: z
+      .boolean()
+      .default(false)
+      .describe(
+        'A reverse proxy in front terminates TLS (this server itself speaks plain HTTP). Required in ' +
+          'production, where the issuer must be https; needs trustProxy so requests are seen as https.',
+      ),
     dataDir: z
       .string()
       .min(1)
@@ -356,6 +394,34 @@ export const configFileSchema = z
           .describe('Where code exchanges go; env WECHAT_API_BASE_URL overrides.'),
         timeoutMs: z.int().min(1).default(5000).describe('Timeout of one WeChat API call, milliseconds.'),
         apps: z.array(weChatAppSchema).default([]).describe('The WeChat apps people can log in with.'),
+        mpVerifyTokens: z
+          .array(
+            z
+              .string()
+              .regex(MP_VERIFY_TOKEN_PATTERN, 'must be the letters and digits of MP_verify_<token>.txt'),
+          )
+          .default([])
+          .describe(
+            'Official Account domain verification: for each token the console gives, ' +
+              '/MP_verify_<token>.txt is served at the site root with exactly the token as its content.',
+          ),
+        miniProgram: z
+          .strictObject({
+            sessionKeyTtl: seconds(
+              1_209_600,
+              "How long the session key of a mini program's wx.login is kept on the server (never sent " +
+                'to the client), for decrypting its data and checking its session. WeChat does not say how ' +
+                'long its keys live; a stale one is detected and the mini program told to call wx.login ' +
+                'again. Default: as long as a refresh token (14 days).',
+            ),
+            encryptedDataMaxAge: seconds(
+              600,
+              'Encrypted user data is refused when its watermark.timestamp is older than this (it is ' +
+                'stamped when WeChat hands it to the mini program).',
+            ),
+          })
+          .prefault({})
+          .describe('The server side of mini_program apps.'),
       })
       .prefault({}),
     oidc: z
@@ -398,6 +464,8 @@ export const configFileSchema = z
   .superRefine(
     (file, ctx) => {
       for (const [path, message] of duplicateIds(file)) ctx.addIssue({ code: 'custom', path, message });
+      for (const [path, message] of miniProgramBindings(file))
+        ctx.addIssue({ code: 'custom', path, message });
     },
     { when: () => true },
   );
@@ -423,6 +491,41 @@ function duplicateIds(file: unknown): Array<[PropertyKey[], string]> {
       const first = seen.get(id);
       if (first === undefined) seen.set(id, index);
       else found.push([[...path, index, key], `duplicate ${key} "${id}" (also at index ${first})`]);
+    }
+  }
+  return found;
+}
+
+/**
+ * A client that exchanges wx.login codes names its mini_program app, and the other way round.
+ * Read defensively, as duplicateIds does.
+ */
+function miniProgramBindings(file: unknown): Array<[PropertyKey[], string]> {
+  const found: Array<[PropertyKey[], string]> = [];
+  const miniPrograms = new Set(
+    entries(field(field(file, 'wechat'), 'apps'))
+      .filter(([, app]) => field(app, 'kind') === 'mini_program')
+      .map(([, app]) => field(app, 'appid')),
+  );
+  for (const [index, client] of entries(field(file, 'clients'))) {
+    const appid = field(client, 'wechat_mini_program_appid');
+    const grants = field(client, 'grant_types');
+    const exchanges = Array.isArray(grants) && grants.includes(TOKEN_EXCHANGE_GRANT);
+    const path = ['clients', index, 'wechat_mini_program_appid'];
+    if (typeof appid === 'string' && !miniPrograms.has(appid)) {
+      found.push([path, `no mini_program app with appid "${appid}" in wechat.apps`]);
+    }
+    if (typeof appid === 'string' && !exchanges) {
+      found.push([
+        ['clients', index, 'grant_types'],
+        `must include ${TOKEN_EXCHANGE_GRANT} for a mini program client`,
+      ]);
+    }
+    if (appid === undefined && exchanges) {
+      found.push([
+        path,
+        `is required with the ${TOKEN_EXCHANGE_GRANT} grant: the mini_program app it exchanges codes for`,
+      ]);
     }
   }
   return found;

@@ -18,6 +18,11 @@ export interface Config {
   issuer: string;
   /** Trust X-Forwarded-* from a proxy in front (koa's app.proxy). */
   trustProxy: boolean;
+  /**
+   * A reverse proxy in front terminates TLS; this server speaks plain HTTP. Production requires an
+   * https issuer, hence this (and trustProxy, so oidc-provider sees the requests as https).
+   */
+  behindTlsProxy: boolean;
   /** Directory for the embedded store and generated keys. */
   dataDir: string;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
@@ -37,6 +42,15 @@ export interface Config {
     /** Timeout of one WeChat API call, milliseconds. */
     timeoutMs: number;
     apps: WeChatApp[];
+    /** Official Account domain verification: /MP_verify_<token>.txt answers <token> for each of these. */
+    mpVerifyTokens: string[];
+    /** The mini_program apps' server side. */
+    miniProgram: {
+      /** How long the session key of a wx.login is kept on the server, seconds. */
+      sessionKeyTtl: number;
+      /** Encrypted user data whose watermark is older than this is refused, seconds. */
+      encryptedDataMaxAge: number;
+    };
   };
   oidc: {
     /** Private JWKS used to sign (first key of each alg signs); undefined = generate into dataDir. */
@@ -73,4 +87,6 @@ export type ClientConfig = ClientMetadata & {
   client_id: string;
   /** Our extra: skip the consent page (first-party applications). Default false. */
   first_party?: boolean;
+  /** Our extra: the mini_program app (AppID) whose wx.login codes this client exchanges for tokens. */
+  wechat_mini_program_appid?: string;
 };

@@ -15,6 +15,11 @@ const zh = {
   'login.scan': '请使用微信扫描二维码登录',
   'login.fallback': '二维码无法显示？在新页面打开微信登录',
   'login.notConfigured': '此服务尚未配置微信网站应用，暂时无法扫码登录。请联系网站管理员。',
+  'login.openInWeChat': '请在微信中打开此页面登录。',
+  'login.wecomScan': '企业微信中无法使用微信授权登录。请用手机微信扫描下方二维码，或在微信中打开此页面。',
+  'login.scanOnComputer': '此服务暂不支持在微信内直接登录。请在电脑浏览器中打开此页面，用微信扫码登录。',
+  'callback.duplicateTitle': '微信登录',
+  'callback.duplicate': '此次登录已在处理中，无需重复操作。',
   'consent.title': '授权确认',
   'consent.lead': '{client} 请求获取以下信息：',
   'consent.allow': '同意',
@@ -60,6 +65,13 @@ const en: Record<MessageKey, string> = {
   'login.fallback': 'QR code not showing? Open WeChat login in a new page',
   'login.notConfigured':
     'This service has no WeChat website app configured, so QR login is not available. Please contact the site administrator.',
+  'login.openInWeChat': 'Please open this page in WeChat to log in.',
+  'login.wecomScan':
+    'WeChat authorization is not available in WeCom. Scan the QR code below with WeChat on your phone, or open this page in WeChat.',
+  'login.scanOnComputer':
+    'Logging in directly inside WeChat is not available for this service. Open this page in a browser on a computer and scan the QR code with WeChat.',
+  'callback.duplicateTitle': 'WeChat login',
+  'callback.duplicate': 'This login is already being completed. There is nothing more to do here.',
   'consent.title': 'Authorize',
   'consent.lead': '{client} is asking for:',
   'consent.allow': 'Allow',

@@ -4,13 +4,23 @@ import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
+import type { OfficialAccountConnector } from '../upstream/wechat/official-account.ts';
 import type { WebsiteQrConnector } from '../upstream/wechat/website-qr.ts';
 
-/** The WeChat connectors configured, looked up the ways the interaction steps need. */
+/** A connector the login pages can send a browser through. */
+export type LoginConnector = WebsiteQrConnector | OfficialAccountConnector;
+
+/**
+ * The WeChat connectors configured, looked up the ways the interaction steps need. Several apps of
+ * each kind may be configured: logins start with the first of a kind, and callbacks are completed by
+ * whichever app the state names (all of them bound to one Open Platform account, so one unionid).
+ */
 export interface Connectors {
   /** The website app whose QR code the login page shows (the first configured). */
   website: WebsiteQrConnector | undefined;
-  byAppid(appid: string): WebsiteQrConnector | undefined;
+  /** The official account a login inside the WeChat browser goes through (the first configured). */
+  officialAccount: OfficialAccountConnector | undefined;
+  byAppid(appid: string): LoginConnector | undefined;
 }
 
 /** What every interaction step gets: built once by the composition root. */
@@ -23,4 +33,9 @@ export interface InteractionDeps {
   logger: Logger;
   issuer: string;
   now: () => Date;
+  /**
+   * How long a duplicate WeChat callback waits for the first delivery's outcome (its code exchange
+   * and profile read); default 12 000 ms.
+   */
+  callbackWaitMs?: number;
 }

@@ -8,21 +8,29 @@ import type { InteractionDeps } from './deps.ts';
  * (oidc-provider issue 801): the interaction expired, its cookie is gone, or the URL names another one.
  */
 export async function loadInteraction(ctx: Context, deps: InteractionDeps): Promise<Interaction | undefined> {
+  const interaction = await findInteraction(ctx, deps);
+  if (!interaction) renderExpired(ctx, deps);
+  return interaction;
+}
+
+/**
+ * The interaction this browser is in, or undefined (expired, no interaction cookie, or the URL names
+ * another one) without answering: the caller decides what such a request gets.
+ */
+export async function findInteraction(ctx: Context, deps: InteractionDeps): Promise<Interaction | undefined> {
   let interaction: Interaction;
   try {
     interaction = await deps.provider.interactionDetails(ctx.req, ctx.res);
   } catch (error) {
-    if (error instanceof errors.SessionNotFound) {
-      renderExpired(ctx, deps);
-      return undefined;
-    }
+    if (error instanceof errors.SessionNotFound) return undefined;
     throw error;
   }
-  if (interaction.uid !== ctx.params.uid) {
-    renderExpired(ctx, deps);
-    return undefined;
-  }
-  return interaction;
+  return interaction.uid === ctx.params.uid ? interaction : undefined;
+}
+
+/** Seconds the interaction has left (at least 1). */
+export function secondsLeft(deps: InteractionDeps, interaction: Interaction): number {
+  return Math.max(1, interaction.exp - Math.floor(deps.now().getTime() / 1000));
 }
 
 export function renderExpired(ctx: Context, deps: InteractionDeps): void {

@@ -2,11 +2,13 @@ import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
 import { findAccountBySubject } from '../accounts/repository.ts';
 import { pageContext } from '../http/views.ts';
-import { isMessageKey, type Translate } from '../i18n/messages.ts';
+import { isMessageKey, type MessageKey, type Translate } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
+import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
 import { confirmConsent } from './consent.ts';
-import type { InteractionDeps } from './deps.ts';
-import { clientName, loadInteraction } from './load.ts';
+import type { Connectors, InteractionDeps } from './deps.ts';
+import { clientName, loadInteraction, secondsLeft } from './load.ts';
+import { callbackUrl, initialScope, officialAccountTrip } from './official-account.ts';
 import { issueState } from './wechat-state.ts';
 
 /** GET /interaction/:uid — the page for whatever oidc-provider prompts for: login or consent. */
@@ -24,18 +26,34 @@ export async function showInteraction(ctx: Context, deps: InteractionDeps): Prom
   throw new Error(`unsupported prompt ${interaction.prompt.name}`);
 }
 
+/**
+ * The login step: inside WeChat's browser straight to the Official Account's authorization (no page
+ * of ours in between); elsewhere the QR page. When no app suits the browser at hand, the page says
+ * so plainly ("open this page in WeChat", "scan with WeChat") instead of failing. The choices per
+ * browser are documented in browser-kind.ts.
+ */
 async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Interaction): Promise<void> {
+  const browser = browserKind(ctx.get('user-agent'));
+  const official = deps.connectors.officialAccount;
+  if (official && canUseOfficialAccount(browser)) {
+    const location = await officialAccountTrip(deps, interaction, official, initialScope(official.app));
+    ctx.status = 303;
+    ctx.redirect(location);
+    return;
+  }
   const page = pageContext(ctx, uiLocales(interaction));
-  const connector = deps.connectors.website;
+  const notice = loginNotice(browser, deps.connectors);
+  // On a phone in WeChat (or a web-view) a QR code on the same screen cannot be scanned.
+  const showQr = browser !== 'wechat' && browser !== 'mini_program';
+  const connector = showQr ? deps.connectors.website : undefined;
   let qr: { embedUrl: string; authorizeUrl: string } | undefined;
   if (connector) {
-    const ttl = interaction.exp - Math.floor(deps.now().getTime() / 1000);
     const state = await issueState(
       deps.kv,
       { uid: interaction.uid, kind: 'website', appid: connector.app.appid },
-      ttl,
+      secondsLeft(deps, interaction),
     );
-    const redirectUri = `${deps.issuer}/interaction/${interaction.uid}/wechat-callback`;
+    const redirectUri = callbackUrl(deps, interaction.uid);
     const lang = page.lang === 'en' ? 'en' : 'cn';
     qr = {
       embedUrl: connector.embedUrl({ redirectUri, state, lang }),
@@ -45,9 +63,33 @@ async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Inter
   ctx.type = 'html';
   ctx.body = deps.views.render('login', page, {
     qr,
+    notice: notice ? page.t(notice) : undefined,
+    notConfigured: !qr && !notice,
     clientName: await clientName(deps, interaction),
     abortUrl: `/interaction/${interaction.uid}/abort`,
   });
+}
+
+/**
+ * What the page must say when this browser cannot simply scan: WeCom cannot use the Official Account
+ * (scan, or open the page in WeChat), a phone's WeChat without an official account configured cannot
+ * scan its own screen (use a computer), and a desktop browser without a website app must move to
+ * WeChat. Undefined when the QR code alone says it (or nothing is configured at all).
+ */
+function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey | undefined {
+  const { website, officialAccount } = connectors;
+  switch (browser) {
+    case 'wecom':
+      if (website) return 'login.wecomScan';
+      return officialAccount ? 'login.openInWeChat' : undefined;
+    case 'wechat':
+    case 'mini_program':
+      return website ? 'login.scanOnComputer' : undefined;
+    case 'wechat_desktop':
+      return undefined;
+    case 'other':
+      return !website && officialAccount ? 'login.openInWeChat' : undefined;
+  }
 }
 
 async function showConsent(ctx: Context, deps: InteractionDeps, interaction: Interaction): Promise<void> {

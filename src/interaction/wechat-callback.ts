@@ -1,86 +1,173 @@
 import type { Context } from 'koa';
-import { linkIdentity } from '../accounts/repository.ts';
-import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
+import type { Interaction } from 'oidc-provider';
+import { pageContext } from '../http/views.ts';
+import {
+  type CallbackOutcome,
+  type CodeClaim,
+  claimCode,
+  findClaim,
+  recordOutcome,
+  waitFor,
+} from './callback-claims.ts';
+import {
+  DECLINED,
+  exchangeCode,
+  failed,
+  GENERIC,
+  isOutcome,
+  linkAndLogIn,
+  STATE_INVALID,
+} from './complete-login.ts';
 import type { InteractionDeps } from './deps.ts';
-import { type Failure, renderFailure, UPSTREAM_FAILURES } from './failure.ts';
-import { finish, loadInteraction } from './load.ts';
-import { takeState } from './wechat-state.ts';
+import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
+import { findInteraction, renderExpired, secondsLeft } from './load.ts';
+import { completeOfficialAccount } from './official-account.ts';
+import { markStateUsed, peekState, takeState, type WeChatFlow } from './wechat-state.ts';
 
-const STATE_INVALID: Failure = { message: 'error.stateInvalid', retry: true, abort: 'failed' };
-const DECLINED: Failure = { message: 'error.declined', retry: true, abort: 'declined' };
-const SNAPSHOT: Failure = { message: 'error.snapshotUser', retry: true, abort: 'failed' };
+/** How long a delivery without the person's cookies looks for the delivery that has them. */
+const COOKIELESS_WAIT_MS = 1000;
+const DEFAULT_OUTCOME_WAIT_MS = 12_000;
 
 /**
  * GET /interaction/:uid/wechat-callback?code&state — WeChat sends the browser back here.
  *
  * Only a code exchanged server-side proves who the person is, and only together with a state this
- * interaction issued, taken once: a forged, replayed or foreign callback logs nobody in.
+ * interaction issued: a forged or foreign callback logs nobody in. WeChat may deliver the same
+ * callback twice (wechat-api.md §3); the first delivery of a code claims it, and a second one repeats
+ * the first's outcome instead of exchanging the code again (see callback-claims.ts).
  */
 export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promise<void> {
-  const interaction = await loadInteraction(ctx, deps);
-  if (!interaction) return;
-  const uid = interaction.uid;
+  const uid = String(ctx.params.uid);
   const state = queryString(ctx, 'state');
   const code = queryString(ctx, 'code');
+  const peeked = state ? await peekState(deps.kv, state) : undefined;
+  const flow = peeked?.uid === uid ? peeked : undefined;
 
-  const flow = state ? await takeState(deps.kv, state) : undefined;
-  if (!flow || flow.uid !== uid) {
+  const interaction = await findInteraction(ctx, deps);
+  if (!interaction) {
+    // WeChat's own copy of a callback arrives without the person's cookies: it gets a neutral page,
+    // and only the person's delivery is acted on. Anyone else without the cookie starts again.
+    if (flow && code && (await isDeliveredElsewhere(deps, flow, code, uid))) {
+      deps.logger.info({ uid, appid: flow.appid }, 'duplicate wechat callback without cookies');
+      return renderNeutral(ctx, deps);
+    }
+    return renderExpired(ctx, deps);
+  }
+  if (!state || !flow) {
     deps.logger.warn(
-      { uid, hasState: Boolean(state), known: Boolean(flow) },
-      'wechat callback with an unknown, used or foreign state',
+      { uid, hasState: Boolean(state), known: Boolean(peeked) },
+      'wechat callback with an unknown or foreign state',
     );
     return renderFailure(ctx, deps, uid, STATE_INVALID);
   }
   // WeChat redirects without a code (or not at all) when the person declines.
-  if (!code) return renderFailure(ctx, deps, uid, DECLINED);
+  if (!code) {
+    await takeState(deps.kv, state);
+    return renderFailure(ctx, deps, uid, DECLINED);
+  }
 
+  const ttl = secondsLeft(deps, interaction);
+  if (!(await claimCode(deps.kv, flow.appid, code, uid, ttl))) {
+    return repeatFirstDelivery(ctx, deps, flow, code, uid);
+  }
+  let outcome: CallbackOutcome;
+  if (await markStateUsed(deps.kv, state, ttl)) {
+    try {
+      outcome = await complete(ctx, deps, interaction, flow, code);
+    } catch (error) {
+      // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
+      const crashed = { uid, outcome: failed(GENERIC, 500) };
+      await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
+      throw error;
+    }
+  } else {
+    deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
+    outcome = failed(STATE_INVALID);
+  }
+  await recordOutcome(deps.kv, flow.appid, code, { uid, outcome }, ttl);
+  answer(ctx, deps, uid, outcome);
+}
+
+async function complete(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+  flow: WeChatFlow,
+  code: string,
+): Promise<CallbackOutcome> {
   const connector = deps.connectors.byAppid(flow.appid);
   if (!connector || connector.kind !== flow.kind) {
     deps.logger.error(
-      { uid, appid: flow.appid, kind: flow.kind },
+      { uid: interaction.uid, appid: flow.appid, kind: flow.kind },
       'wechat callback for an app that is no longer configured',
     );
-    return renderFailure(ctx, deps, uid, UPSTREAM_FAILURES.app_config);
+    return failed(UPSTREAM_FAILURES.app_config);
   }
-
-  let identity: WeChatIdentity;
-  try {
-    identity = await connector.completeLogin(code);
-  } catch (error) {
-    if (!(error instanceof UpstreamError)) throw error;
-    logUpstreamFailure(deps, uid, flow.appid, error);
-    return renderFailure(
-      ctx,
-      deps,
-      uid,
-      UPSTREAM_FAILURES[error.code],
-      error.code === 'unavailable' ? 503 : 400,
-    );
+  if (connector.kind === 'official_account') {
+    return completeOfficialAccount(ctx, deps, interaction, flow, connector, code);
   }
-
-  if (identity.snapshotUser) return renderFailure(ctx, deps, uid, SNAPSHOT);
-  const { unionid } = identity;
-  if (!unionid) {
-    deps.logger.warn(
-      { uid, appid: identity.appid, kind: identity.kind },
-      'WeChat returned no unionid: bind this app to your WeChat Open Platform account (open.weixin.qq.com) so people can log in',
-    );
-    return renderFailure(ctx, deps, uid, UPSTREAM_FAILURES.unionid_missing);
-  }
-
-  const { account, created } = await linkIdentity(deps.db, { ...identity, unionid }, deps.now());
-  deps.logger.info(
-    { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
-    'wechat login',
-  );
-  await finish(ctx, deps, { login: { accountId: account.subject, amr: ['wechat'] } }, false);
+  const identity = await exchangeCode(deps, interaction.uid, flow.appid, () => connector.completeLogin(code));
+  if (isOutcome(identity)) return identity;
+  return linkAndLogIn(ctx, deps, interaction.uid, identity);
 }
 
-function logUpstreamFailure(deps: InteractionDeps, uid: string, appid: string, error: UpstreamError): void {
-  const fields = { uid, appid, api: error.api, code: error.code, errcode: error.errcode };
-  if (error.code === 'app_config' || error.code === 'unexpected')
-    deps.logger.error(fields, 'wechat login failed: check the app configuration');
-  else deps.logger.warn(fields, 'wechat login failed');
+/**
+ * The same code again, with the person's cookies (the browser itself re-sent the request): wait for
+ * the first delivery's outcome and send the browser to the same place. No second exchange, no second
+ * login. A code claimed for another interaction is a replay, refused.
+ */
+async function repeatFirstDelivery(
+  ctx: Context,
+  deps: InteractionDeps,
+  flow: WeChatFlow,
+  code: string,
+  uid: string,
+): Promise<void> {
+  const claim = await waitFor(
+    async () => settled(await findClaim(deps.kv, flow.appid, code)),
+    deps.callbackWaitMs ?? DEFAULT_OUTCOME_WAIT_MS,
+  );
+  if (claim?.uid !== uid) {
+    deps.logger.warn({ uid, appid: flow.appid, settled: Boolean(claim) }, 'wechat callback: code replayed');
+    return renderFailure(ctx, deps, uid, STATE_INVALID);
+  }
+  deps.logger.info({ uid, appid: flow.appid, outcome: claim.outcome.kind }, 'duplicate wechat callback');
+  answer(ctx, deps, uid, claim.outcome);
+}
+
+function settled(claim: CodeClaim | undefined): Required<CodeClaim> | undefined {
+  return claim?.outcome ? (claim as Required<CodeClaim>) : undefined;
+}
+
+/** Whether the person's own delivery of this code claimed it (now, or within a moment). */
+async function isDeliveredElsewhere(
+  deps: InteractionDeps,
+  flow: WeChatFlow,
+  code: string,
+  uid: string,
+): Promise<boolean> {
+  const claim = await waitFor(() => findClaim(deps.kv, flow.appid, code), COOKIELESS_WAIT_MS);
+  return claim?.uid === uid;
+}
+
+function answer(ctx: Context, deps: InteractionDeps, uid: string, outcome: CallbackOutcome): void {
+  if (outcome.kind === 'failure') {
+    renderFailure(ctx, deps, uid, outcome.failure, outcome.status);
+    return;
+  }
+  ctx.status = 303;
+  ctx.redirect(outcome.location);
+}
+
+/** For a copy of a callback nobody is looking at: no error, no cookie, nothing to act on. */
+function renderNeutral(ctx: Context, deps: InteractionDeps): void {
+  const page = pageContext(ctx);
+  ctx.status = 200;
+  ctx.type = 'html';
+  ctx.body = deps.views.render('notice', page, {
+    title: page.t('callback.duplicateTitle'),
+    message: page.t('callback.duplicate'),
+  });
 }
 
 function queryString(ctx: Context, name: string): string | undefined {

@@ -1,12 +1,16 @@
 import type { Kysely } from 'kysely';
 import type { FindAccount, Account as OidcAccount } from 'oidc-provider';
-import { findAccountBySubject } from '../accounts/repository.ts';
+import { type Account, findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import type { Database } from '../storage/schema.ts';
 
 /** The standard claims each scope releases (OIDC Core 5.4), limited to what WeChat gives us. */
 export const SCOPE_CLAIMS = {
   openid: ['sub'],
   profile: ['name', 'nickname', 'picture', 'updated_at'],
+  /** Ours: for relying parties that message people through WeChat without asking WeChat themselves. */
+  wechat: ['wechat_unionid', 'wechat_openids'],
+  /** A number WeChat vouched for (a mini program's getPhoneNumber button), so always verified when present. */
+  phone: ['phone_number', 'phone_number_verified'],
 } as const;
 
 /**
@@ -20,7 +24,7 @@ export function createFindAccount(db: Kysely<Database>): FindAccount {
     if (!account) return undefined;
     return {
       accountId: account.subject,
-      async claims() {
+      async claims(_use, scope) {
         const name = account.nickname ?? undefined;
         return {
           sub: account.subject,
@@ -28,8 +32,34 @@ export function createFindAccount(db: Kysely<Database>): FindAccount {
           nickname: name,
           picture: account.avatar_url ?? undefined,
           updated_at: Math.floor(new Date(account.updated_at).getTime() / 1000),
+          ...(account.phone_number
+            ? { phone_number: account.phone_number, phone_number_verified: account.phone_number_verified }
+            : {}),
+          // Read only when asked for: most logins do not need the identities.
+          ...(hasScope(scope, 'wechat') ? await wechatClaims(db, account) : {}),
         };
       },
     };
+  };
+}
+
+function hasScope(scope: string, name: string): boolean {
+  return scope.split(' ').includes(name);
+}
+
+/**
+ * wechat_unionid: the person's unionid; wechat_openids: { appid: openid } for every app they have
+ * logged in through (an OpenID is what WeChat's messaging APIs address a person by, per app).
+ */
+async function wechatClaims(
+  db: Kysely<Database>,
+  account: Account,
+): Promise<{ wechat_unionid: string; wechat_openids: Record<string, string> }> {
+  const identities = await listIdentities(db, account.id);
+  const openids: Record<string, string> = {};
+  for (const identity of identities) openids[identity.appid] = identity.openid;
+  return {
+    wechat_unionid: identities.find((identity) => identity.unionid)?.unionid ?? account.subject,
+    wechat_openids: openids,
   };
 }

@@ -7,6 +7,7 @@ import { SCOPE_CLAIMS } from './find-account.ts';
 import { loadExistingGrant } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
 import { createPages } from './pages.ts';
+import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -32,10 +33,13 @@ export function createProvider(deps: ProviderDeps): Provider {
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
-      properties: ['first_party'],
+      properties: ['first_party', MINI_PROGRAM_APPID_METADATA],
       validator(_ctx, key, value) {
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new Error('first_party must be a boolean');
+        }
+        if (key === MINI_PROGRAM_APPID_METADATA && value !== undefined && typeof value !== 'string') {
+          throw new Error(`${MINI_PROGRAM_APPID_METADATA} must be a string`);
         }
       },
     },
@@ -46,8 +50,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
-    claims: { ...SCOPE_CLAIMS, openid: [...SCOPE_CLAIMS.openid], profile: [...SCOPE_CLAIMS.profile] },
-    scopes: ['openid', 'offline_access', 'profile'],
+    claims: {
+      ...SCOPE_CLAIMS,
+      openid: [...SCOPE_CLAIMS.openid],
+      profile: [...SCOPE_CLAIMS.profile],
+      wechat: [...SCOPE_CLAIMS.wechat],
+      phone: [...SCOPE_CLAIMS.phone],
+    },
+    scopes: ['openid', 'offline_access', 'profile', 'wechat', 'phone'],
     responseTypes: ['code'],
     pkce: { required: () => true },
     features: {

@@ -21,6 +21,7 @@ export const USAGE = `Usage: sandbox [options]
   --seed <text>           stable user ids, unionids and openids across restarts
   --content-type <type>   text/plain (default) or application/json
   --deny-mode <mode>      redirect_without_code (default) or no_redirect
+  --deliver-twice         deliver every callback twice, the copy without cookies (as WeChat does)
   --allow-production      run even when NODE_ENV=production
   --help                  this text`;
 
@@ -32,6 +33,7 @@ export interface SandboxCliOptions {
   seed: string | undefined;
   contentType: SandboxContentType;
   denyMode: SandboxDenyMode;
+  deliverTwice: boolean;
   allowProduction: boolean;
 }
 
@@ -89,6 +91,7 @@ export function parseSandboxArgs(argv: string[]): SandboxCliOptions {
       ['redirect_without_code', 'no_redirect'],
       'redirect_without_code',
     ),
+    deliverTwice: values['deliver-twice'] ?? false,
     allowProduction: values['allow-production'] ?? false,
   };
 }
@@ -106,6 +109,7 @@ function parse(argv: string[]) {
       seed: { type: 'string' },
       'content-type': { type: 'string' },
       'deny-mode': { type: 'string' },
+      'deliver-twice': { type: 'boolean' },
       'allow-production': { type: 'boolean' },
     },
   });

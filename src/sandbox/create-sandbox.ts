@@ -4,7 +4,11 @@ import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { registerAvatars } from './routes/avatars.ts';
 import { registerControlFaults } from './routes/control-faults.ts';
+import { registerControlMiniProgram } from './routes/control-mini-program.ts';
+import { registerControlSettings } from './routes/control-settings.ts';
 import { registerControlUsers } from './routes/control-users.ts';
+import { registerMiniProgramApi } from './routes/mini-program-api.ts';
+import { registerOAuth2Authorize } from './routes/oauth2-authorize.ts';
 import { registerQrScan } from './routes/qr-scan.ts';
 import { registerQrConnect } from './routes/qrconnect.ts';
 import { registerSandboxIndex } from './routes/sandbox-index.ts';
@@ -17,11 +21,15 @@ import type { ListeningSandbox, Sandbox, SandboxOptions } from './types.ts';
 const ROUTE_GROUPS = [
   registerQrConnect,
   registerQrScan,
+  registerOAuth2Authorize,
   registerSnsOAuth2,
   registerSnsUser,
+  registerMiniProgramApi,
   registerAvatars,
   registerControlUsers,
   registerControlFaults,
+  registerControlMiniProgram,
+  registerControlSettings,
   registerSandboxIndex,
 ];
 
@@ -70,6 +78,7 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       close: async () => {
         // let requests held by delay faults finish, then drop idle keep-alive connections
         state.faults.clear();
+        await state.deliveries.settled();
         const closed = new Promise<void>((resolve, reject) =>
           server.close((error) => (error ? reject(error) : resolve())),
         );

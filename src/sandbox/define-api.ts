@@ -33,12 +33,24 @@ function sendFault(ctx: Context, fault: Fault, state: SandboxState): boolean {
 }
 
 /**
- * Registers one api.weixin.qq.com endpoint (GET, as WeChat's /sns/* are). Every
- * endpoint goes through here so faults, content type and escaping are the same for all.
+ * Registers one api.weixin.qq.com endpoint (GET, as WeChat's /sns/* are, or POST with a JSON body,
+ * as cgi-bin/stable_token and wxa/business/* are). Every endpoint goes through here so faults,
+ * content type and escaping are the same for all.
  */
-export function defineApi(router: Router, state: SandboxState, api: string, handler: ApiHandler): void {
+export function defineApi(
+  router: Router,
+  state: SandboxState,
+  api: string,
+  handler: ApiHandler,
+  method: 'GET' | 'POST' = 'GET',
+): void {
   state.faults.registerApi(api);
-  router.get(`/${api}`, async (ctx) => {
+  const register = method === 'POST' ? router.post.bind(router) : router.get.bind(router);
+  register(`/${api}`, async (ctx) => {
+    if (method === 'POST' && !(await readJsonBody(ctx))) {
+      sendWeChatJson(ctx, errorBody(47001), state.contentType);
+      return;
+    }
     const fault = state.faults.take(api);
     if (fault?.delayMs !== undefined) await state.faults.hold(fault.delayMs);
     if (fault && !fault.afterProcessing && sendFault(ctx, fault, state)) return;
@@ -46,4 +58,21 @@ export function defineApi(router: Router, state: SandboxState, api: string, hand
     if (fault?.afterProcessing && sendFault(ctx, fault, state)) return;
     sendWeChatJson(ctx, body, state.contentType);
   });
+}
+
+/**
+ * WeChat reads a POST body as JSON whatever its Content-Type. Puts the object on ctx.request.body;
+ * false for anything else (WeChat's 47001 "data format error").
+ */
+async function readJsonBody(ctx: Context): Promise<boolean> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of ctx.req) chunks.push(chunk as Buffer);
+  try {
+    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+    ctx.request.body = body;
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -27,6 +27,9 @@ const ERRMSG: Record<number, string> = {
   48004: 'api forbidden for irregularities',
   50001: 'user unauthorized',
   50002: 'user limited',
+  47001: 'data format error',
+  87008: 'invalid sig_method',
+  87009: 'invalid signature',
 };
 
 export function errmsgFor(errcode: number): string {

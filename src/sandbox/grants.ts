@@ -17,6 +17,8 @@ export interface CodeGrant {
   scope: string;
   expiresAt: number;
   used: boolean;
+  /** Issued on the snapshot page (§3.1): its token is a virtual account's. */
+  snapshot?: boolean;
 }
 
 /** One user authorization of one app: a user access token and its refresh token (§4, §5). */
@@ -28,6 +30,8 @@ export interface UserToken {
   scope: string;
   accessExpiresAt: number;
   refreshExpiresAt: number;
+  /** A snapshot-page virtual account's token: virtual ids, userinfo refused (48001). */
+  snapshot?: boolean;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; errcode: number };
@@ -42,7 +46,7 @@ export class GrantStore {
   #lastSweep = Number.NEGATIVE_INFINITY;
 
   issueCode(
-    grant: { appid: string; userId: string; scope: string; kind: SandboxAppKind },
+    grant: { appid: string; userId: string; scope: string; kind: SandboxAppKind; snapshot?: boolean },
     now: number,
   ): string {
     this.#sweep(now);
@@ -53,6 +57,7 @@ export class GrantStore {
       scope: grant.scope,
       expiresAt: now + CODE_TTL_MS[grant.kind],
       used: false,
+      ...(grant.snapshot ? { snapshot: true } : {}),
     });
     return code;
   }
@@ -71,6 +76,7 @@ export class GrantStore {
       scope: grant.scope,
       accessExpiresAt: now + ACCESS_TOKEN_TTL_S * 1000,
       refreshExpiresAt: now + REFRESH_TOKEN_TTL_MS,
+      ...(grant.snapshot ? { snapshot: true } : {}),
     };
     this.#byAccess.set(token.accessToken, token);
     this.#byRefresh.set(token.refreshToken, token);

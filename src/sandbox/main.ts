@@ -29,6 +29,7 @@ async function main(): Promise<number> {
     seed: options.seed,
     contentType: options.contentType,
     denyMode: options.denyMode,
+    deliverTwice: options.deliverTwice,
   });
   const listening = await sandbox.listen(options.port, options.host);
   process.stdout.write(`${listening.url}\n`);

@@ -1,7 +1,9 @@
+import { DuplicateDeliveries } from './duplicate-delivery.ts';
 import { type Fault, FaultQueue, type FaultSpec } from './faults.ts';
-import { GrantStore } from './grants.ts';
+import { GrantStore, type UserToken } from './grants.ts';
 import { randomSeed, wechatStyleId } from './ids.ts';
 import { SandboxInputError } from './input-error.ts';
+import { MiniProgramSandbox } from './mini-program.ts';
 import { parseHexColor } from './png.ts';
 import { QrSessionStore } from './qr-sessions.ts';
 import type { SandboxApp, SandboxContentType, SandboxDenyMode, SandboxOptions } from './types.ts';
@@ -16,6 +18,8 @@ export interface SandboxUserSummary {
   openids: Record<string, string>;
   /** Size-132 avatar URL on the given origin; null when the person has no avatar. */
   avatarUrl: string | null;
+  /** Present (true) only while the person is on the snapshot page. */
+  snapshot?: true;
 }
 
 const MAX_NICKNAME_LENGTH = 32;
@@ -63,6 +67,10 @@ export class SandboxState {
   readonly grants = new GrantStore();
   readonly faults = new FaultQueue();
   readonly qrSessions = new QrSessionStore();
+  /** Mini programs: wx.login codes, session keys, phone codes, app access tokens. */
+  readonly miniPrograms: MiniProgramSandbox = new MiniProgramSandbox(this);
+  /** The "deliver the callback twice" mode and what its copies got back. */
+  readonly deliveries: DuplicateDeliveries;
   readonly #apps: Map<string, SandboxApp>;
   readonly #users: UserDirectory;
   readonly #now: () => number;
@@ -74,6 +82,7 @@ export class SandboxState {
     this.seed = options.seed ?? randomSeed();
     this.#now = options.now ?? Date.now;
     this.#users = new UserDirectory(this.seed);
+    this.deliveries = new DuplicateDeliveries(options.deliverTwice ?? false);
   }
 
   now(): number {
@@ -123,6 +132,18 @@ export class SandboxState {
     return wechatStyleId(this.seed, `app:${appid}`, userId);
   }
 
+  /** The ids a token stands for: a snapshot-page token carries virtual ones (§3.1). */
+  tokenIds(token: UserToken): { openid: string; unionid: string | undefined } {
+    const user = this.#users.get(token.userId);
+    if (token.snapshot) {
+      return {
+        openid: wechatStyleId(this.seed, `snapshot:${token.appid}`, token.userId),
+        unionid: wechatStyleId(this.seed, 'snapshot:open-platform', token.userId),
+      };
+    }
+    return { openid: this.openid(token.appid, token.userId), unionid: user?.unionid };
+  }
+
   avatarColor(avatarId: string): string | undefined {
     return this.#users.avatarColor(avatarId);
   }
@@ -141,16 +162,23 @@ export class SandboxState {
       unionid: user.unionid,
       openids,
       avatarUrl: this.avatarUrl(user, origin) || null,
+      ...(user.snapshot ? { snapshot: true as const } : {}),
     };
   }
 
   /** Issues a code as if the person had scanned and allowed: lets tests skip the browser page. */
-  issueCode(grant: { appid: string; userId: string; scope?: string }): string {
+  issueCode(grant: { appid: string; userId: string; scope?: string; snapshot?: boolean }): string {
     const app = this.#apps.get(grant.appid);
     if (!app) throw new SandboxInputError(`unknown appid ${grant.appid}`);
     if (!this.#users.get(grant.userId)) throw new SandboxInputError(`unknown user ${grant.userId}`);
     return this.grants.issueCode(
-      { appid: app.appid, userId: grant.userId, scope: grant.scope ?? 'snsapi_login', kind: app.kind },
+      {
+        appid: app.appid,
+        userId: grant.userId,
+        scope: grant.scope ?? 'snsapi_login',
+        kind: app.kind,
+        snapshot: grant.snapshot,
+      },
       this.now(),
     );
   }

@@ -27,6 +27,23 @@ const cn = {
   scanLead: '「{app}」申请使用你的微信身份登录',
   scanDone: '已完成，请回到电脑上继续。',
   scanDeclined: '你已拒绝此次登录。',
+  openInWeChat: '请在微信客户端打开链接',
+  oaTitle: '微信网页授权',
+  oaWhoLead: '此浏览器中登录微信的是哪位沙箱用户？之后的静默授权（snsapi_base）都会使用此用户。',
+  oaUserinfoLead: '「{app}」申请获得你的昵称、头像',
+  oaContinue: '继续',
+  oaAllow: '允许',
+  oaDeny: '拒绝',
+  snapshotBanner: '当前为快照页：此处授权得到的是虚拟身份。',
+  fullService: '使用完整服务',
+  errorCode: '错误码：{code}',
+  'oaProblem.10003': 'redirect_uri域名与后台配置不一致',
+  'oaProblem.10005': '此公众号并没有这些scope的权限',
+  'oaProblem.10010': 'scope不能为空',
+  'oaProblem.10011': 'redirect_uri不能为空',
+  'oaProblem.10012': 'appid不能为空',
+  'oaProblem.10016': '不支持微信开放平台的Appid，请使用公众号Appid',
+  'oaProblem.appid': 'AppID 参数错误',
 } as const;
 
 type Texts = { readonly [K in keyof typeof cn]: string };
@@ -58,6 +75,24 @@ const en: Texts = {
   scanLead: '“{app}” asks to log you in with your WeChat identity',
   scanDone: 'Done. Continue on the computer.',
   scanDeclined: 'You declined this login.',
+  openInWeChat: 'Please open this link in the WeChat app',
+  oaTitle: 'WeChat web authorization',
+  oaWhoLead:
+    'Which sandbox user is logged in to WeChat in this browser? Silent authorizations (snsapi_base) use this user from now on.',
+  oaUserinfoLead: '“{app}” asks for your nickname and avatar',
+  oaContinue: 'Continue',
+  oaAllow: 'Allow',
+  oaDeny: 'Decline',
+  snapshotBanner: 'Snapshot page: an authorization here gives a virtual identity.',
+  fullService: 'Use full service',
+  errorCode: 'Error code: {code}',
+  'oaProblem.10003': 'The redirect_uri domain does not match the configured one',
+  'oaProblem.10005': 'This official account has no permission for the scope',
+  'oaProblem.10010': 'scope is empty',
+  'oaProblem.10011': 'redirect_uri is empty',
+  'oaProblem.10012': 'appid is empty',
+  'oaProblem.10016': 'Open Platform AppIDs are not supported; use an official account AppID',
+  'oaProblem.appid': 'Invalid AppID',
 };
 
 /** The WeChat page's words in its two languages (lang=cn default, lang=en). */

@@ -29,6 +29,11 @@ export interface SandboxOptions {
   now?: () => number;
   /** Makes user ids, unionids and openids stable across restarts; random when absent. */
   seed?: string;
+  /**
+   * Deliver every callback with a code twice (§3): the browser's redirect, and a copy the sandbox
+   * requests itself without cookies, as WeChat's servers do. Default false; switchable at run time.
+   */
+  deliverTwice?: boolean;
 }
 
 export interface ListeningSandbox {

@@ -15,6 +15,11 @@ export interface SandboxUser {
   language: string;
   /** undefined: the person has no avatar (headimgurl ""). */
   avatar: SandboxAvatar | undefined;
+  /**
+   * The person is on WeChat's snapshot page (快照页, §3.1): an Official Account snsapi_userinfo
+   * authorization yields a virtual account (is_snapshotuser 1) until they tap 使用完整服务.
+   */
+  snapshot: boolean;
 }
 
 export interface NewUser {
@@ -22,6 +27,7 @@ export interface NewUser {
   /** '#rrggbb'; a colour derived from the id when absent, no avatar when null. */
   avatarColor?: string | null | undefined;
   language?: string | undefined;
+  snapshot?: boolean | undefined;
 }
 
 export interface UserPatch {
@@ -30,6 +36,8 @@ export interface UserPatch {
   avatarColor?: string | null | undefined;
   /** A new avatar (new URL) in a new colour. */
   newAvatar?: boolean | undefined;
+  /** On (or off) the snapshot page. */
+  snapshot?: boolean | undefined;
 }
 
 const PALETTE = ['#07c160', '#10aeff', '#fa9d3b', '#e64340', '#6467f0', '#1485ee', '#91d300', '#576b95'];
@@ -75,6 +83,7 @@ export class UserDirectory {
       unionid: wechatStyleId(this.#seed, 'open-platform', id),
       language: input.language ?? 'zh_CN',
       avatar: undefined,
+      snapshot: input.snapshot ?? false,
     };
     this.#users.set(id, user);
     if (input.avatarColor !== null) this.#replaceAvatar(user, input.avatarColor ?? this.#defaultColor(id));
@@ -85,6 +94,7 @@ export class UserDirectory {
     const user = this.#users.get(id);
     if (!user) return undefined;
     if (patch.nickname !== undefined) user.nickname = patch.nickname;
+    if (patch.snapshot !== undefined) user.snapshot = patch.snapshot;
     if (patch.avatarColor === null) this.#removeAvatar(user);
     else if (patch.avatarColor !== undefined) this.#replaceAvatar(user, patch.avatarColor);
     else if (patch.newAvatar) this.#replaceAvatar(user, this.#nextColor(user));

@@ -17,6 +17,11 @@ export interface AccountsTable {
   created_at: CreatedTimestamp;
   updated_at: CreatedTimestamp;
   last_login_at: CreatedTimestamp;
+  /** E.164 (+<country code><number>), from a mini program's getPhoneNumber button; null until then. */
+  phone_number: ColumnType<string | null, string | null | undefined, string | null>;
+  /** True once WeChat vouched for phone_number (getuserphonenumber). */
+  phone_number_verified: ColumnType<boolean, boolean | undefined, boolean>;
+  phone_verified_at: NullableTimestamp;
 }
 
 /** One WeChat app's view of a person (openid is per app), linked to an account. */

@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Secret } from '../../src/config/secret.ts';
 import type { ClientConfig, Config } from '../../src/config/types.ts';
+import { createDemo } from '../../src/demo/demo-client.ts';
+import { createViews } from '../../src/http/views.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createSandbox } from '../../src/sandbox/create-sandbox.ts';
+import type { SandboxState } from '../../src/sandbox/state.ts';
 import type { SandboxApp, SandboxOptions } from '../../src/sandbox/types.ts';
 import { type RunningServer, startServer } from '../../src/server.ts';
-import type { WeChatAppKind } from '../../src/upstream/wechat/types.ts';
+import type { OfficialAccountScopePolicy, WeChatAppKind } from '../../src/upstream/wechat/types.ts';
 import { createTestDatabase } from './postgres.ts';
 import { createTestRedis } from './redis.ts';
 import { servicesAvailable } from './services.ts';
@@ -25,6 +28,53 @@ export const UNBOUND_APP = {
   appid: 'wxfedcba9876543210',
   secret: 'sandbox-unbound-secret',
   kind: 'website' as WeChatAppKind,
+};
+
+/** A configured WeChat app of the test sandbox; official accounts may carry their scope policy. */
+export type TestApp = typeof WEBSITE_APP & { scopePolicy?: OfficialAccountScopePolicy };
+
+/** A service account bound to the same Open Platform account as WEBSITE_APP (same unionids). */
+export const OFFICIAL_ACCOUNT_APP: TestApp = {
+  appid: 'wx00112233445566aa',
+  secret: 'sandbox-official-account-secret',
+  kind: 'official_account',
+};
+/** A second bound service account: one more app of the same kind, still the same people. */
+export const OTHER_OFFICIAL_ACCOUNT_APP: TestApp = {
+  appid: 'wx00112233445566bb',
+  secret: 'sandbox-other-official-account-secret',
+  kind: 'official_account',
+};
+/** A service account not bound to the Open Platform: WeChat never names a unionid for it. */
+export const UNBOUND_OFFICIAL_ACCOUNT_APP: TestApp = {
+  appid: 'wx00112233445566cc',
+  secret: 'sandbox-unbound-official-account-secret',
+  kind: 'official_account',
+};
+
+/** A mini program bound to the same Open Platform account as WEBSITE_APP (same unionids). */
+export const MINI_PROGRAM_APP: TestApp = {
+  appid: 'wx4f4bc4dec97d474b',
+  secret: 'sandbox-mini-program-secret',
+  kind: 'mini_program',
+};
+/** A mini program not bound to the Open Platform: jscode2session never names a unionid. */
+export const UNBOUND_MINI_PROGRAM_APP: TestApp = {
+  appid: 'wx99aa88bb77cc66dd',
+  secret: 'sandbox-unbound-mini-program-secret',
+  kind: 'mini_program',
+};
+
+/** The mini program's public client: token exchange of wx.login codes, refresh tokens, no redirects. */
+export const MINI_PROGRAM_CLIENT: ClientConfig & { wechat_mini_program_appid: string } = {
+  client_id: 'test-mini-program',
+  client_name: '测试小程序 Test mini program',
+  token_endpoint_auth_method: 'none',
+  grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange', 'refresh_token'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'openid profile phone offline_access wechat',
+  wechat_mini_program_appid: MINI_PROGRAM_APP.appid,
 };
 
 export const RP: ClientConfig & { client_secret: string; redirect_uris: string[] } = {
@@ -44,15 +94,19 @@ export interface Bridge {
   server: RunningServer;
   /** Every log line the server wrote, for secret-leak checks. */
   logs: string[];
+  /** The sandbox's memory (users, codes, duplicate deliveries), for assertions. */
+  sandboxState: SandboxState;
   close(): Promise<void>;
 }
 
 export interface BridgeOptions {
   storage: StorageSetup;
   /** Which sandbox apps the bridge is configured with (default: the bound website app). */
-  apps?: Array<typeof WEBSITE_APP>;
+  apps?: TestApp[];
   sandbox?: Partial<SandboxOptions>;
   configure?: (config: Config) => Config;
+  /** Register the demo relying party at /demo, as `npm start` does. */
+  demo?: boolean;
 }
 
 /**
@@ -68,8 +122,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const sandboxApps: SandboxApp[] = [
       { ...WEBSITE_APP, name: 'Sandbox website' },
       { ...UNBOUND_APP, name: 'Unbound website', boundToOpenPlatform: false },
+      { ...OFFICIAL_ACCOUNT_APP, name: 'Sandbox service account' },
+      { ...OTHER_OFFICIAL_ACCOUNT_APP, name: 'Other service account' },
+      {
+        ...UNBOUND_OFFICIAL_ACCOUNT_APP,
+        name: 'Unbound service account',
+        boundToOpenPlatform: false,
+      },
+      { ...MINI_PROGRAM_APP, name: 'Sandbox mini program' },
+      { ...UNBOUND_MINI_PROGRAM_APP, name: 'Unbound mini program', boundToOpenPlatform: false },
     ];
-    const sandbox = await createSandbox({ apps: sandboxApps, ...options.sandbox }).listen(0);
+    const created = createSandbox({ apps: sandboxApps, ...options.sandbox });
+    const sandbox = await created.listen(0);
     cleanups.push(() => sandbox.close());
 
     const dataDir = await mkdtemp(join(tmpdir(), 'wob-test-'));
@@ -103,22 +167,26 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       apps: options.apps ?? [WEBSITE_APP],
     });
     if (options.configure) config = options.configure(config);
-    const server = await startServer(config, { logger: createLogger({ level: 'debug', destination }) });
+    const server = await startServer(config, {
+      logger: createLogger({ level: 'debug', destination }),
+      demo: options.demo ? (issuer) => createDemo(issuer, createViews({ assetBase: '/assets' })) : undefined,
+    });
     cleanups.push(() => server.close());
-    return { url: server.url, sandboxUrl: sandbox.url, server, logs, close };
+    return { url: server.url, sandboxUrl: sandbox.url, server, logs, sandboxState: created.state, close };
   } catch (error) {
     await close();
     throw error;
   }
 }
 
-function baseConfig(p: {
+/** The configuration startBridge gives a bridge (the benchmark starts its own instances from it too). */
+export function baseConfig(p: {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
   sandboxUrl: string;
-  apps: Array<typeof WEBSITE_APP>;
+  apps: TestApp[];
 }): Config {
   return {
     production: false,
@@ -126,6 +194,7 @@ function baseConfig(p: {
     host: '127.0.0.1',
     issuer: 'http://127.0.0.1:0',
     trustProxy: false,
+    behindTlsProxy: false,
     dataDir: p.dataDir,
     log: { level: 'debug', pretty: false },
     storage: { databaseUrl: p.databaseUrl, redisUrl: p.redisUrl, redisKeyPrefix: p.redisKeyPrefix },
@@ -138,7 +207,12 @@ function baseConfig(p: {
         appid: app.appid,
         name: app.appid,
         secret: new Secret(app.secret),
+        ...(app.kind === 'official_account'
+          ? { scopePolicy: app.scopePolicy ?? ('base_then_userinfo' as const) }
+          : {}),
       })),
+      mpVerifyTokens: [],
+      miniProgram: { sessionKeyTtl: 86400, encryptedDataMaxAge: 600 },
     },
     oidc: {
       jwks: undefined,

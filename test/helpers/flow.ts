@@ -11,7 +11,10 @@ export interface SandboxUser {
 }
 
 /** Creates a fake WeChat user through the sandbox's control API (as a developer would). */
-export async function createSandboxUser(bridge: Bridge, nickname: string): Promise<SandboxUser> {
+export async function createSandboxUser(
+  bridge: Pick<Bridge, 'sandboxUrl'>,
+  nickname: string,
+): Promise<SandboxUser> {
   const response = await fetch(`${bridge.sandboxUrl}/sandbox/users`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -33,8 +36,15 @@ export async function injectFault(bridge: Bridge, fault: Record<string, unknown>
 }
 
 /** openid-client, configured by discovery against the bridge, as a relying party would be. */
-export async function relyingParty(bridge: Bridge): Promise<oidc.Configuration> {
-  return oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
+export async function relyingParty(
+  bridge: Pick<Bridge, 'url'>,
+  client: { client_id: string; client_secret: string; id_token_signed_response_alg?: string } = RP,
+): Promise<oidc.Configuration> {
+  const metadata: Partial<oidc.ClientMetadata> = { client_secret: client.client_secret };
+  // openid-client expects RS256 ID tokens unless told otherwise.
+  if (client.id_token_signed_response_alg)
+    metadata.id_token_signed_response_alg = client.id_token_signed_response_alg;
+  return oidc.discovery(new URL(bridge.url), client.client_id, metadata, undefined, {
     execute: [oidc.allowInsecureRequests],
   });
 }
@@ -48,12 +58,17 @@ export interface StartedLogin {
   qrUrl: URL;
 }
 
-/** The relying party starts a login; the browser follows it to our login page. */
-export async function startLogin(
+export interface AuthorizationOptions {
+  scope?: string;
+  prompt?: string;
+  extra?: Record<string, string>;
+}
+
+/** The relying party's authorization request (PKCE, state, nonce) and what it checks on return. */
+export async function authorizationRequest(
   rp: oidc.Configuration,
-  options: { browser?: TestBrowser; scope?: string; prompt?: string; extra?: Record<string, string> } = {},
-): Promise<StartedLogin> {
-  const browser = options.browser ?? new TestBrowser();
+  options: AuthorizationOptions = {},
+): Promise<{ url: URL; checks: StartedLogin['checks'] }> {
   const checks = {
     pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
     expectedState: oidc.randomState(),
@@ -69,6 +84,16 @@ export async function startLogin(
     ...(options.prompt ? { prompt: options.prompt } : {}),
     ...options.extra,
   });
+  return { url, checks };
+}
+
+/** The relying party starts a login; the browser follows it to our login page. */
+export async function startLogin(
+  rp: oidc.Configuration,
+  options: AuthorizationOptions & { browser?: TestBrowser } = {},
+): Promise<StartedLogin> {
+  const browser = options.browser ?? new TestBrowser();
+  const { url, checks } = await authorizationRequest(rp, options);
   const loginPage = await browser.follow(url.href);
   const src = attributeOf(loginPage.body, 'wechat-qr', 'src');
   if (!src)

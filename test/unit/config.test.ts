@@ -54,6 +54,9 @@ function privateJwk(): Record<string, unknown> {
 
 /** A file that passes the production checks, with every secret from the environment. */
 const productionFile = {
+  issuer: 'https://id.example.com',
+  trustProxy: true,
+  behindTlsProxy: true,
   wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { env: 'APP_SECRET' } }] },
   oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE_KEY' }] },
 };
@@ -77,6 +80,7 @@ describe('loadConfig defaults', () => {
       host: '127.0.0.1',
       issuer: 'http://localhost:3000',
       trustProxy: false,
+      behindTlsProxy: false,
       dataDir: resolve('data'),
       log: { level: 'info', pretty: false },
       storage: { databaseUrl: undefined, redisUrl: undefined, redisKeyPrefix: 'wob:' },
@@ -85,6 +89,8 @@ describe('loadConfig defaults', () => {
         apiBaseUrl: 'https://api.weixin.qq.com',
         timeoutMs: 5000,
         apps: [],
+        mpVerifyTokens: [],
+        miniProgram: { sessionKeyTtl: 1209600, encryptedDataMaxAge: 600 },
       },
       oidc: {
         jwks: undefined,
@@ -131,8 +137,12 @@ describe('loadConfig defaults', () => {
     expect(config.sandbox.enabled).toBe(true);
     expect(config.demo.enabled).toBe(true);
     expect(config.clients).toEqual([]);
-    expect(config.wechat.apps).toHaveLength(1);
+    expect(config.wechat.apps).toHaveLength(2);
     expect(config.wechat.apps[0]).toMatchObject({ kind: 'website', name: 'Sandbox website' });
+    expect(config.wechat.apps[1]).toMatchObject({
+      kind: 'official_account',
+      scopePolicy: 'base_then_userinfo',
+    });
     expect(config.wechat.apps[0]?.appid).toMatch(/^wx[0-9a-f]{16}$/);
   });
 
@@ -532,6 +542,7 @@ describe('loadConfig production policy', () => {
       'demo.enabled: the demo relying party is refused in production',
       'oidc.jwks: is required in production (generated keys are for development)',
       'oidc.cookieKeys: is required in production (generated keys are for development)',
+      'issuer: must be an https:// URL in production: browsers send cookies, WeChat codes and tokens to it and relying parties verify it exactly (set issuer or ISSUER to the public https URL)',
     ]);
     expect((error as Error).message).not.toMatch(/literal-app-secret|literal-client-secret/);
   });
@@ -556,6 +567,7 @@ describe('loadConfig production policy', () => {
     await loadConfig({ env: {}, onWarning: (message) => devWarnings.push(message) });
     expect(devWarnings).toEqual([
       'wechat.apps[0].secret: literal secret in the config file (development only; production refuses it)',
+      'wechat.apps[1].secret: literal secret in the config file (development only; production refuses it)',
       'sandbox.enabled: WeChat logins go to the built-in emulator (development only)',
       'demo.enabled: the demo relying party is registered (development only)',
       'oidc.jwks: not set: keys are generated into dataDir (development only)',

@@ -10,6 +10,8 @@ const newUserSchema = z.strictObject({
   /** '#rrggbb', or null for no avatar. */
   avatarColor: z.string().nullable().optional(),
   language: z.string().max(16).optional(),
+  /** On WeChat's snapshot page: Official Account userinfo authorizations give a virtual account. */
+  snapshot: z.boolean().optional(),
 });
 
 const userPatchSchema = z.strictObject({
@@ -18,6 +20,7 @@ const userPatchSchema = z.strictObject({
   avatarColor: z.string().nullable().optional(),
   /** A new avatar (and URL) in another colour. */
   newAvatar: z.boolean().optional(),
+  snapshot: z.boolean().optional(),
 });
 
 /** The developer's and tests' control over the fake people (JSON, plus a form post from /sandbox). */

@@ -77,6 +77,7 @@ export function registerQrConnect(router: Router, state: SandboxState): void {
       nickname: field('nickname'),
     });
     if (outcome.kind === 'redirect') {
+      if (outcome.code) state.deliveries.deliver(outcome.location, ctx.get('user-agent') || undefined);
       ctx.redirect(outcome.location);
       return;
     }

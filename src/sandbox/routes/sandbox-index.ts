@@ -21,6 +21,8 @@ export function registerSandboxIndex(router: Router, state: SandboxState): void 
       origin: selfOrigin(ctx),
       apps,
       websiteApps: apps.filter((app) => app.kind === 'website'),
+      officialAccountApps: apps.filter((app) => app.kind === 'official_account'),
+      deliverTwice: state.deliveries.enabled,
       users: state.listUsers().map((user) => ({
         ...state.summary(user, selfOrigin(ctx)),
         smallAvatarUrl: state.avatarUrl(user, selfOrigin(ctx), 64),

@@ -12,16 +12,24 @@ function secretMatches(given: string, app: SandboxApp): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** §4's success body; unionid only for apps bound to an Open Platform account (§12). */
+/** Scopes whose code exchange names the unionid (§4, §12): an Official Account's snsapi_base does not. */
+const UNIONID_SCOPES = ['snsapi_login', 'snsapi_userinfo'];
+
+/**
+ * §4's success body; unionid only for apps bound to an Open Platform account (§12) and a scope that
+ * reveals it; is_snapshotuser only for a snapshot-page virtual account (§3.1), whose ids are virtual.
+ */
 function tokenBody(state: SandboxState, app: SandboxApp, token: UserToken, withUnionid: boolean): WeChatBody {
-  const user = state.getUser(token.userId);
+  const ids = state.tokenIds(token);
+  const revealsUnionid = token.scope.split(',').some((scope) => UNIONID_SCOPES.includes(scope));
   return {
     access_token: token.accessToken,
     expires_in: ACCESS_TOKEN_TTL_S,
     refresh_token: token.refreshToken,
-    openid: state.openid(app.appid, token.userId),
+    openid: ids.openid,
     scope: token.scope,
-    ...(withUnionid && user && state.isBound(app) ? { unionid: user.unionid } : {}),
+    ...(withUnionid && revealsUnionid && ids.unionid && state.isBound(app) ? { unionid: ids.unionid } : {}),
+    ...(withUnionid && token.snapshot ? { is_snapshotuser: 1 } : {}),
   };
 }
 

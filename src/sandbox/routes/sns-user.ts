@@ -16,8 +16,7 @@ function checkTokenForOpenid(ctx: Context, state: SandboxState): Outcome<UserTok
   if (openid === undefined) return { ok: false, errcode: 41009 };
   const checked = state.grants.checkAccessToken(accessToken, state.now());
   if (!checked.ok) return checked;
-  if (state.openid(checked.value.appid, checked.value.userId) !== openid)
-    return { ok: false, errcode: 40003 };
+  if (state.tokenIds(checked.value).openid !== openid) return { ok: false, errcode: 40003 };
   return checked;
 }
 
@@ -52,6 +51,8 @@ export function registerSnsUser(router: Router, state: SandboxState): void {
     if (!checked.ok) return errorBody(checked.errcode);
     const scopes = checked.value.scope.split(',');
     if (!scopes.some((scope) => PROFILE_SCOPES.includes(scope))) return errorBody(48001);
+    // A snapshot-page token reads no profile (§3.1: developers report 48001).
+    if (checked.value.snapshot) return errorBody(48001);
     return userinfoBody(ctx, state, checked.value);
   });
 }

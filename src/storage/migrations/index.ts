@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as accounts from './2026-11-25-01-accounts.ts';
 import * as oidcArtifacts from './2026-11-25-02-oidc-artifacts.ts';
 import * as kvEntries from './2026-11-25-03-kv-entries.ts';
+import * as accountPhone from './2026-11-27-01-account-phone.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -12,6 +13,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-25-01-accounts': accounts,
   '2026-11-25-02-oidc-artifacts': oidcArtifacts,
   '2026-11-25-03-kv-entries': kvEntries,
+  '2026-11-27-01-account-phone': accountPhone,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -6,7 +6,11 @@
  *   <prefix>oidc:<Model>:<id>                  hash   payload = JSON of the payload without `consumed`,
  *                                                     consumed = epoch seconds, set once by consume();
  *                                                     TTL = expiresIn (none when oidc-provider gives none)
- *   <prefix>oidc-grant:<grantId>               zset   member = artifact key of a grantable model,
+ *   <prefix>oidc-grant:<grantId>               zset   member = <Model>:<id> of a grantable artifact (its key
+ *                                                     without "<prefix>oidc:", short enough for Redis to keep
+ *                                                     a grant's few members in its compact listpack encoding:
+ *                                                     a full key is over zset-max-listpack-value, 64 bytes,
+ *                                                     and costs ~1 KB more per grant),
  *                                                     score = when that member expires (epoch ms, or +inf);
  *                                                     TTL = the latest score (+1 s), so the index lives
  *                                                     exactly as long as its longest-lived member, and
@@ -104,6 +108,9 @@ export function redisOidcKeys(prefix: string) {
   return {
     artifact: (model: string, id: string) => `${prefix}oidc:${model}:${id}`,
     grant: (grantId: string) => `${prefix}oidc-grant:${grantId}`,
+    /** A grant index member, and the artifact key it stands for. */
+    grantMember: (model: string, id: string) => `${model}:${id}`,
+    grantMemberKey: (member: string) => `${prefix}oidc:${member}`,
     uid: (model: string, uid: string) => `${prefix}oidc-uid:${model}:${uid}`,
     userCode: (model: string, userCode: string) => `${prefix}oidc-user-code:${model}:${userCode}`,
   };
@@ -143,7 +150,7 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
             redis,
             ADD_GRANT_MEMBER,
             [keys.grant(payload.grantId)],
-            [key, expiresAt, at, GRANT_INDEX_SLACK_MS],
+            [keys.grantMember(model, id), expiresAt, at, GRANT_INDEX_SLACK_MS],
           ),
         );
       }
@@ -171,7 +178,7 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
     async revokeByGrantId(grantId) {
       const members = (await runScript(redis, TAKE_GRANT_MEMBERS, [keys.grant(grantId)], [])) as string[];
       // One DEL per key: members live in different hash slots on a cluster.
-      await Promise.all(members.map((member) => redis.del(member)));
+      await Promise.all(members.map((member) => redis.del(keys.grantMemberKey(member))));
     },
   };
 }

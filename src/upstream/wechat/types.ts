@@ -9,7 +9,22 @@ export interface WeChatApp {
   /** Human name shown on pages (account page, errors); defaults to the appid. */
   name: string;
   secret: Secret;
+  /**
+   * official_account apps only: which scope a login inside WeChat asks for. Absent for other kinds;
+   * for official accounts the config fills in its default, base_then_userinfo.
+   */
+  scopePolicy?: OfficialAccountScopePolicy | undefined;
 }
+
+/**
+ * base_then_userinfo: a silent snsapi_base trip first; snsapi_userinfo (a consent screen) only when
+ * the person is not known yet or their account lacks a unionid or a profile.
+ * userinfo: always snsapi_userinfo.
+ */
+export type OfficialAccountScopePolicy = 'base_then_userinfo' | 'userinfo';
+
+/** The two scopes of the Official Account web authorization (wechat-api.md §3). */
+export type OfficialAccountScope = 'snsapi_base' | 'snsapi_userinfo';
 
 /** Profile fields as WeChat gives them, normalised (blank strings become undefined). */
 export interface WeChatProfile {

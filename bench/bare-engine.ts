@@ -1,0 +1,124 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Configuration } from 'oidc-provider';
+import { SCOPE_CLAIMS } from '../src/oidc/find-account.ts';
+import { openStores } from '../src/storage/open-stores.ts';
+import { bridgeConfig } from './bridge-config.ts';
+import type { ServerSpec } from './spec.ts';
+
+/** The one person the bare engine logs in. */
+export const BARE_ACCOUNT = 'bench-bare-account';
+
+/**
+ * The yardstick: oidc-provider alone (the same version), on the same storage adapters, with the same
+ * clients, keys, algorithms, lifetimes and engine options as the bridge, and the cheapest login the
+ * engine allows: the interaction route logs a fixed in-memory account in and grants what was asked,
+ * in one step, without a page. Whatever the bridge costs beyond this is the bridge's own cost.
+ */
+export async function startBareEngine(spec: ServerSpec): Promise<{ url: string; close(): Promise<void> }> {
+  const logger = {
+    info() {},
+    warn: (o: object, msg: string) => process.stderr.write(`${msg} ${JSON.stringify(o)}\n`),
+  };
+  const stores = await openStores({
+    databaseUrl: spec.databaseUrl,
+    redisUrl: spec.redisUrl,
+    redisKeyPrefix: spec.redisKeyPrefix,
+    dataDir: spec.dataDir,
+    logger,
+  });
+  const server = createServer();
+  try {
+    const port = await listen(server);
+    const url = `http://127.0.0.1:${port}`;
+    const provider = new Provider(url, bareConfiguration(spec, stores.oidcAdapter));
+    provider.use(async (ctx, next) => {
+      if (ctx.method !== 'GET' || !ctx.path.startsWith('/interaction/')) return next();
+      const details = await provider.interactionDetails(ctx.req, ctx.res);
+      const grant = new provider.Grant({
+        accountId: BARE_ACCOUNT,
+        clientId: String(details.params.client_id),
+      });
+      grant.addOIDCScope(String(details.params.scope));
+      const grantId = await grant.save();
+      const returnTo = await provider.interactionResult(ctx.req, ctx.res, {
+        login: { accountId: BARE_ACCOUNT },
+        consent: { grantId },
+      });
+      ctx.status = 303;
+      ctx.redirect(returnTo);
+    });
+    server.on('request', provider.callback());
+    return {
+      url,
+      async close() {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await stores.close();
+      },
+    };
+  } catch (error) {
+    server.close();
+    await stores.close();
+    throw error;
+  }
+}
+
+function bareConfiguration(spec: ServerSpec, adapter: Configuration['adapter']): Configuration {
+  // The bridge's own metadata extra (first_party) means nothing to the bare engine.
+  const clients = spec.clients.map(({ first_party: _, ...client }) => client);
+  const { ttl } = bridgeConfig(spec).oidc;
+  return {
+    adapter,
+    clients,
+    jwks: spec.jwks as Configuration['jwks'],
+    cookies: {
+      keys: spec.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    findAccount: async (_ctx, sub) => ({
+      accountId: sub,
+      claims: async () => ({
+        sub,
+        name: 'Bench',
+        nickname: 'Bench',
+        picture: 'https://example.test/avatar.png',
+        updated_at: 1_764_000_000,
+      }),
+    }),
+    claims: { openid: [...SCOPE_CLAIMS.openid], profile: [...SCOPE_CLAIMS.profile] },
+    scopes: ['openid', 'offline_access', 'profile'],
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    rotateRefreshToken: true,
+    // The bridge's lifetimes, as plain numbers.
+    ttl: {
+      Interaction: ttl.interaction,
+      Session: ttl.session,
+      Grant: ttl.grant,
+      AccessToken: ttl.accessToken,
+      IdToken: ttl.idToken,
+      RefreshToken: ttl.refreshToken,
+      AuthorizationCode: ttl.authorizationCode,
+    },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'] },
+  };
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}

@@ -1,0 +1,87 @@
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+
+/** What a benchmarked process reports about itself: its own CPU time and memory. */
+export type Usage = {
+  /** process.cpuUsage(): user and system microseconds, all threads. */
+  cpuMicros: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+};
+
+export type UsageAnswer = Usage & { type: 'usage:done' };
+
+type Handler = (message: Record<string, unknown>) => Promise<Record<string, unknown> | undefined>;
+
+/**
+ * The child side of bench/processes.ts: answers `usage` and any extra message types, and stops
+ * cleanly on `stop` or when the parent goes away (so no benchmark process outlives its run).
+ */
+export function serveParent(options: { handlers?: Record<string, Handler>; stop: () => Promise<void> }): {
+  ready(details: Record<string, unknown>): void;
+  failed(error: unknown): void;
+} {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await options.stop().catch((error) => process.stderr.write(`stop failed: ${String(error)}\n`));
+    process.disconnect?.();
+    process.exit(0);
+  };
+  process.on('disconnect', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('message', (message: Record<string, unknown>) => {
+    const type = String(message.type);
+    if (type === 'stop') return void stop();
+    const handler = BUILT_IN[type] ?? options.handlers?.[type];
+    if (!handler) return process.send?.({ type: `${type}:done`, error: `unknown message ${type}` });
+    handler(message).then(
+      (answer) => process.send?.({ ...answer, type: `${type}:done` }),
+      (error: unknown) =>
+        process.send?.({
+          type: `${type}:done`,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  });
+  return {
+    ready: (details) => process.send?.({ ...details, type: 'ready' }),
+    failed: (error) => {
+      process.send?.({ type: 'failed', error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    },
+  };
+}
+
+let profiler: Session | undefined;
+
+/** V8's CPU profiler (what node --cpu-prof runs), over exactly the span the parent asks for. */
+async function profileStart(): Promise<undefined> {
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+  return undefined;
+}
+
+async function profileStop(message: Record<string, unknown>): Promise<undefined> {
+  if (!profiler) throw new Error('the profiler was not started');
+  const { profile } = await profiler.post('Profiler.stop');
+  profiler.disconnect();
+  profiler = undefined;
+  await writeFile(String(message.file), JSON.stringify(profile));
+  return undefined;
+}
+
+const BUILT_IN: Record<string, Handler> = {
+  usage,
+  'profile-start': profileStart,
+  'profile-stop': profileStop,
+};
+
+async function usage(): Promise<Usage> {
+  const cpu = process.cpuUsage();
+  const memory = process.memoryUsage();
+  return { cpuMicros: cpu.user + cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
+}

@@ -1,0 +1,81 @@
+import { parseArgs } from 'node:util';
+import { STORAGE_SETUPS, type StorageSetup } from '../test/helpers/bridge.ts';
+
+export interface BenchOptions {
+  setups: StorageSetup[];
+  /** Unmeasured run-in before each measured phase. */
+  warmupMs: number;
+  /** Measured phase of each scenario, per engine. */
+  durationMs: number;
+  /** Slices the measured phase is cut into, the engines taking turns. */
+  rounds: number;
+  /** Logins before Redis memory and RSS are read (a fresh server per setup). */
+  sessions: number;
+  /** Closed-loop workers for the login scenarios and for the token scenarios. */
+  loginConcurrency: number;
+  tokenConcurrency: number;
+  /** CPU budget per algorithm for the signing limit. */
+  signingMs: number;
+  /** Profile this scenario (CPU profiler on both engines) instead of running the benchmark. */
+  profile: string | undefined;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+  --quick               a short run for development (seconds, not minutes)
+  --setup <name>        embedded or postgres+redis (repeatable; default both)
+  --duration <s>        measured seconds per scenario and engine (default 4)
+  --warmup <s>          unmeasured seconds before each (default 1)
+  --sessions <n>        logins before Redis memory and RSS are read (default 2000)
+  --concurrency <n>     workers for the token scenarios (default 8; logins use the same)
+  --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler):
+                        login, userinfo, introspection, "refresh_token RS256" (ES256, EdDSA)
+  --help                this text`;
+
+export function parseOptions(argv: string[]): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean' },
+      setup: { type: 'string', multiple: true },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      sessions: { type: 'string' },
+      concurrency: { type: 'string' },
+      profile: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) return 'help';
+  const quick = values.quick ?? false;
+  const setups = (values.setup ?? STORAGE_SETUPS).map((setup) => {
+    if (!STORAGE_SETUPS.includes(setup as StorageSetup)) {
+      throw new Error(`--setup must be one of ${STORAGE_SETUPS.join(', ')}`);
+    }
+    return setup as StorageSetup;
+  });
+  const concurrency = positive('concurrency', values.concurrency, 8);
+  return {
+    setups,
+    warmupMs: seconds('warmup', values.warmup, quick ? 0.5 : 1),
+    durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
+    rounds: quick ? 2 : 4,
+    sessions: positive('sessions', values.sessions, quick ? 200 : 2000),
+    loginConcurrency: concurrency,
+    tokenConcurrency: concurrency,
+    signingMs: quick ? 300 : 1000,
+    profile: values.profile,
+  };
+}
+
+function seconds(name: string, value: string | undefined, fallback: number): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number of seconds`);
+  return n * 1000;
+}
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}

@@ -1,0 +1,234 @@
+import type { Machine } from './machine.ts';
+import type { Pinning } from './processes.ts';
+import type { MemoryRow, ScenarioRow, SetupResult } from './setup-run.ts';
+import type { SigningLimit } from './signing.ts';
+
+export interface Report {
+  startedAt: string;
+  finishedAt: string;
+  machine: Machine;
+  pinning: Pinning;
+  options: Record<string, unknown>;
+  setups: SetupResult[];
+  skipped: Array<{ setup: string; reason: string }>;
+  signing: SigningLimit[];
+  targets: TargetCheck[];
+  /** Failed operations plus error lines in the bridge's log, over the whole run. */
+  totalErrors: number;
+}
+
+export interface TargetCheck {
+  setup: string;
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The issue's targets, per server core, measured beside the bare engine in the same run. */
+const TARGETS = {
+  loginRatio: 0.6,
+  loginsPerCoreSecond: 350,
+  tokenRatio: 0.9,
+  redisBytesPerSession: 2.5 * 1024,
+};
+
+/** bridge / bare: how much of the bare engine's rate per core the bridge keeps (1 = as fast). */
+export function ratioToBare(row: ScenarioRow, rows: ScenarioRow[]): number | undefined {
+  if (row.engine !== 'bridge') return undefined;
+  const bare = rows.find((r) => r.engine === 'bare' && r.scenario === row.comparedTo);
+  return bare ? row.perCoreSecond / bare.perCoreSecond : undefined;
+}
+
+export function checkTargets(setups: SetupResult[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const { setup, rows, memory, bridgeLog } of setups) {
+    for (const row of rows.filter((r) => r.engine === 'bridge')) {
+      const ratio = ratioToBare(row, rows);
+      const isLogin = row.comparedTo === 'login';
+      const want = isLogin ? TARGETS.loginRatio : TARGETS.tokenRatio;
+      if (ratio !== undefined) {
+        checks.push({
+          setup,
+          what: `${row.scenario}: bridge / bare`,
+          target: `≥ ${percent(want)}`,
+          measured: percent(ratio),
+          met: ratio >= want,
+        });
+      }
+      if (isLogin) {
+        checks.push({
+          setup,
+          what: `${row.scenario}: logins per core-second`,
+          target: `≥ ${TARGETS.loginsPerCoreSecond}`,
+          measured: row.perCoreSecond.toFixed(0),
+          met: row.perCoreSecond >= TARGETS.loginsPerCoreSecond,
+        });
+      }
+    }
+    for (const m of memory.filter((r) => r.engine === 'bridge' && r.redis)) {
+      const perSession = m.redis?.lastingBytesPerSession ?? Number.NaN;
+      checks.push({
+        setup,
+        what: `Redis bytes per active session, lasting keys (${m.sessions} sessions)`,
+        target: `≤ ${TARGETS.redisBytesPerSession} B`,
+        measured: `${perSession.toFixed(0)} B`,
+        met: perSession <= TARGETS.redisBytesPerSession,
+      });
+    }
+    const errors = rows.reduce((n, r) => n + r.errors, 0) + bridgeLog.errors;
+    checks.push({ setup, what: 'errors', target: '0', measured: String(errors), met: errors === 0 });
+  }
+  return checks;
+}
+
+export function totalErrors(setups: SetupResult[]): number {
+  return setups.reduce((n, s) => n + s.rows.reduce((m, r) => m + r.errors, 0) + s.bridgeLog.errors, 0);
+}
+
+export function formatReport(report: Report): string {
+  const out: string[] = [];
+  const { machine, pinning } = report;
+  out.push(
+    `wechat-oidc-bridge benchmark, ${report.startedAt}`,
+    `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
+      `Node ${machine.node}, oidc-provider ${machine.oidcProvider}`,
+    `load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd?.join(' ') ?? '?'}`,
+    pinning.taskset
+      ? `pinning: server on core ${pinning.serverCore}, load generator and WeChat sandbox on core ${pinning.loadCore} (taskset); PostgreSQL and Redis unpinned`
+      : 'pinning: none (taskset missing or one core): per-core figures come from server CPU time only',
+    '',
+  );
+  for (const setup of report.setups) {
+    out.push(`== ${setup.setup} ==`, scenarioTable(setup.rows), '');
+    out.push(memoryTable(setup.memory), '');
+    const log = setup.bridgeLog;
+    if (log.errors || log.warnings) {
+      out.push(
+        `bridge log: ${log.errors} error line(s), ${log.warnings} warning(s): ${log.samples.join('; ')}`,
+        '',
+      );
+    }
+  }
+  for (const skipped of report.skipped) out.push(`== ${skipped.setup}: SKIPPED (${skipped.reason}) ==`, '');
+  out.push(signingTable(report), '');
+  out.push('targets (per server core, beside the bare engine):');
+  for (const check of report.targets) {
+    out.push(
+      `  ${check.met ? 'met    ' : 'MISSED '} ${check.setup.padEnd(15)} ${check.what.padEnd(52)} ${check.measured.padStart(9)}  (target ${check.target})`,
+    );
+  }
+  if (report.totalErrors > 0) {
+    out.push('', `!!! ${report.totalErrors} ERROR(S) IN THIS RUN: the figures above are not valid !!!`);
+    for (const setup of report.setups) {
+      for (const row of setup.rows.filter((r) => r.errors > 0)) {
+        out.push(
+          `  ${setup.setup} ${row.engine} ${row.scenario}: ${row.errors} errors, e.g. ${row.errorSamples.join(' | ')}`,
+        );
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+function scenarioTable(rows: ScenarioRow[]): string {
+  const header = [
+    'scenario',
+    'engine',
+    'ops/s',
+    'core%',
+    'ops/core-s',
+    'cpu ms/op',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'bridge/bare',
+  ];
+  const body = rows.map((row) => {
+    const ratio = ratioToBare(row, rows);
+    return [
+      row.scenario,
+      row.engine,
+      row.opsPerSecond.toFixed(0),
+      (row.serverCoreUtilisation * 100).toFixed(0),
+      row.perCoreSecond.toFixed(0),
+      row.cpuMsPerOp.toFixed(3),
+      row.latencyMs.p50.toFixed(1),
+      row.latencyMs.p99.toFixed(1),
+      row.errors ? `${row.errors} !!` : '0',
+      ratio === undefined ? '' : percent(ratio),
+    ];
+  });
+  return table(header, body);
+}
+
+function memoryTable(rows: MemoryRow[]): string {
+  const header = [
+    'memory after N logins',
+    'engine',
+    'sessions',
+    'Redis B/session',
+    'of which lasting',
+    'Redis keys/session',
+    'RSS idle MB',
+    'RSS MB',
+  ];
+  const body = rows.map((m) => [
+    '',
+    m.engine,
+    String(m.sessions),
+    m.redis ? m.redis.bytesPerSession.toFixed(0) : '-',
+    m.redis ? m.redis.lastingBytesPerSession.toFixed(0) : '-',
+    m.redis ? (m.redis.keys / m.sessions).toFixed(2) : '-',
+    mb(m.rssIdleBytes),
+    mb(m.rssBytes),
+  ]);
+  const lines = [table(header, body)];
+  for (const m of rows.filter((r) => r.redis)) {
+    const kinds = Object.entries(m.redis?.byKind ?? {})
+      .sort(([, a], [, b]) => b.bytes - a.bytes)
+      .map(([kind, { bytes, lasting }]) => `${kind} ${(bytes / m.sessions).toFixed(0)}${lasting ? '' : '*'}`);
+    lines.push(`  ${m.engine}, Redis bytes per session by key: ${kinds.join(', ')}`);
+  }
+  if (rows.some((r) => r.redis)) {
+    lines.push(
+      '  lasting: the keys that outlive the login. * login-scoped: spent codes kept for replay detection and',
+      '  WeChat states expire within the interaction lifetime; they scale with the login rate, not with sessions.',
+    );
+  }
+  return lines.join('\n');
+}
+
+function signingTable(report: Report): string {
+  const header = [
+    'signing limit',
+    'signatures/core-s',
+    ...report.setups.map((s) => `refresh ${s.setup} (bridge) / limit`),
+  ];
+  const body = report.signing.map((limit) => [
+    limit.alg,
+    limit.perCoreSecond.toFixed(0),
+    ...report.setups.map((s) => {
+      const row = s.rows.find((r) => r.engine === 'bridge' && r.scenario === `refresh_token ${limit.alg}`);
+      return row
+        ? `${row.perCoreSecond.toFixed(0)} = ${percent(row.perCoreSecond / limit.perCoreSecond)}`
+        : '-';
+    }),
+  ]);
+  return table(header, body);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(0)} %`;
+}
+
+function mb(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
+}

@@ -1,0 +1,32 @@
+/**
+ * Which browser a login starts in, from its User-Agent (wechat-api.md §3: WeChat's in-app browser is
+ * recognised by the case-insensitive substring "MicroMessenger", as WeChat's own authorize page does).
+ *
+ * - `wechat`: WeChat's browser on a phone. Official Account web authorization works here.
+ * - `wechat_desktop`: WeChat for Windows or Mac (WindowsWechat / MacWechat next to MicroMessenger).
+ *   It sends MicroMessenger too, so WeChat's authorize page accepts it, and the person is logged in
+ *   to WeChat on that computer: it takes the Official Account route like the phone.
+ * - `mini_program`: a mini program's web-view (miniProgram next to MicroMessenger). Still WeChat's
+ *   browser, so the Official Account route works and gives the same unionid as the mini program
+ *   (both bound to the Open Platform account). A mini program's own login is the token exchange,
+ *   not this page.
+ * - `wecom`: WeCom (企业微信, wxwork in the UA). Its UA also contains MicroMessenger, but WeChat
+ *   answers Official Account authorization there with "请在微信客户端打开链接": it gets the QR page
+ *   (scan with WeChat) instead, never the Official Account route.
+ * - `other`: any other browser: the QR page.
+ */
+export type BrowserKind = 'wechat' | 'wechat_desktop' | 'mini_program' | 'wecom' | 'other';
+
+export function browserKind(userAgent: string | undefined): BrowserKind {
+  const ua = (userAgent ?? '').toLowerCase();
+  if (ua.includes('wxwork')) return 'wecom';
+  if (!ua.includes('micromessenger')) return 'other';
+  if (ua.includes('miniprogram')) return 'mini_program';
+  if (ua.includes('windowswechat') || ua.includes('macwechat')) return 'wechat_desktop';
+  return 'wechat';
+}
+
+/** Browsers where WeChat's Official Account authorization works. */
+export function canUseOfficialAccount(kind: BrowserKind): boolean {
+  return kind === 'wechat' || kind === 'wechat_desktop' || kind === 'mini_program';
+}

@@ -1,0 +1,85 @@
+import type { Context } from 'koa';
+import { linkIdentity } from '../accounts/repository.ts';
+import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
+import type { CallbackOutcome } from './callback-claims.ts';
+import type { InteractionDeps } from './deps.ts';
+import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
+
+export const STATE_INVALID: Failure = { message: 'error.stateInvalid', retry: true, abort: 'failed' };
+export const DECLINED: Failure = { message: 'error.declined', retry: true, abort: 'declined' };
+export const SNAPSHOT: Failure = { message: 'error.snapshotUser', retry: true, abort: 'failed' };
+export const GENERIC: Failure = { message: 'error.generic', retry: true, abort: 'failed' };
+
+export const failed = (failure: Failure, status = 400): CallbackOutcome => ({
+  kind: 'failure',
+  failure,
+  status,
+});
+
+/**
+ * Runs a connector's code exchange. An UpstreamError becomes the failure page's outcome (and a log
+ * line for the admin); anything else is a bug and propagates.
+ */
+export async function exchangeCode(
+  deps: InteractionDeps,
+  uid: string,
+  appid: string,
+  exchange: () => Promise<WeChatIdentity>,
+): Promise<WeChatIdentity | CallbackOutcome> {
+  try {
+    return await exchange();
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    const fields = { uid, appid, api: error.api, code: error.code, errcode: error.errcode };
+    if (error.code === 'app_config' || error.code === 'unexpected')
+      deps.logger.error(fields, 'wechat login failed: check the app configuration');
+    else deps.logger.warn(fields, 'wechat login failed');
+    return failed(UPSTREAM_FAILURES[error.code], error.code === 'unavailable' ? 503 : 400);
+  }
+}
+
+export function isOutcome(value: WeChatIdentity | CallbackOutcome): value is CallbackOutcome {
+  return 'kind' in value && (value.kind === 'redirect' || value.kind === 'failure');
+}
+
+/**
+ * A person WeChat vouched for: a snapshot-page virtual account and an app without a unionid are
+ * refused (nothing is created or linked); anyone else is linked to the account of their unionid
+ * (created at the first login) and logged in with it.
+ */
+export async function linkAndLogIn(
+  ctx: Context,
+  deps: InteractionDeps,
+  uid: string,
+  identity: WeChatIdentity,
+): Promise<CallbackOutcome> {
+  if (identity.snapshotUser) {
+    deps.logger.info({ uid, appid: identity.appid }, 'wechat login refused: snapshot-page virtual account');
+    return failed(SNAPSHOT);
+  }
+  const { unionid } = identity;
+  if (!unionid) {
+    deps.logger.warn(
+      { uid, appid: identity.appid, kind: identity.kind },
+      'WeChat returned no unionid: bind this app to your WeChat Open Platform account (open.weixin.qq.com) so people can log in',
+    );
+    return failed(UPSTREAM_FAILURES.unionid_missing);
+  }
+  const { account, created } = await linkIdentity(deps.db, { ...identity, unionid }, deps.now());
+  deps.logger.info(
+    { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
+    'wechat login',
+  );
+  return logIn(ctx, deps, account.subject);
+}
+
+/** Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. */
+export async function logIn(ctx: Context, deps: InteractionDeps, subject: string): Promise<CallbackOutcome> {
+  const location = await deps.provider.interactionResult(
+    ctx.req,
+    ctx.res,
+    { login: { accountId: subject, amr: ['wechat'] } },
+    { mergeWithLastSubmission: false },
+  );
+  return { kind: 'redirect', location };
+}

@@ -1,0 +1,50 @@
+import type { Context } from 'koa';
+import {
+  type Account,
+  findAccountBySubject,
+  findAppIdentity,
+  type Identity,
+} from '../accounts/repository.ts';
+import { miniProgramAppidOf } from '../oidc/token-exchange/grant.ts';
+import type { MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
+import type { MiniProgramDeps } from './deps.ts';
+import { MiniProgramError, reloginRequired } from './errors.ts';
+
+/** Who is calling: the person's account and their identity in the mini program the token was issued for. */
+export interface MiniProgramCaller {
+  account: Account;
+  identity: Identity;
+  connector: MiniProgramConnector;
+}
+
+const invalidToken = (description: string) => new MiniProgramError(401, 'invalid_token', description);
+
+/**
+ * The bearer access token, checked with oidc-provider (found, unexpired, its grant alive: revoked
+ * or logged-out tokens fail here) and issued to a client bound to a configured mini program. The
+ * (appid, openid) it stands for is the account's identity in that client's app.
+ */
+export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise<MiniProgramCaller> {
+  const match = /^Bearer +([\x21-\x7e]+)\s*$/i.exec(ctx.get('authorization'));
+  if (!match) throw invalidToken('send the access token as "Authorization: Bearer <access_token>"');
+  const { provider } = deps;
+  const token = await provider.AccessToken.find(match[1]!);
+  if (!token || token.isExpired) throw invalidToken('the access token is unknown, expired or revoked');
+  // Sender-constrained tokens need a proof these endpoints do not check: refuse rather than accept a bare token.
+  if (token.jkt || token['x5t#S256'])
+    throw invalidToken('sender-constrained access tokens are not accepted here');
+  const grant = await provider.Grant.find(token.grantId);
+  if (!grant || grant.clientId !== token.clientId || grant.accountId !== token.accountId) {
+    throw invalidToken('the access token is unknown, expired or revoked');
+  }
+  const client = token.clientId ? await provider.Client.find(token.clientId) : undefined;
+  const appid = miniProgramAppidOf(client);
+  const connector = appid === undefined ? undefined : deps.miniProgram(appid);
+  if (!connector) throw invalidToken('this access token was not issued to a mini program client');
+
+  const account = await findAccountBySubject(deps.db, token.accountId);
+  if (!account) throw invalidToken('the account of this access token no longer exists');
+  const identity = await findAppIdentity(deps.db, account.id, connector.app.appid);
+  if (!identity) throw reloginRequired('identity_missing');
+  return { account, identity, connector };
+}

@@ -1,0 +1,127 @@
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { updateAccountProfile } from '../accounts/repository.ts';
+import type { Secret } from '../config/secret.ts';
+import { UpstreamError, type WeChatProfile } from '../upstream/wechat/types.ts';
+import type { MiniProgramCaller } from './bearer.ts';
+import type { MiniProgramDeps } from './deps.ts';
+import { MiniProgramError, reloginRequired, upstreamFailure, userDataError } from './errors.ts';
+import { readBody } from './request-body.ts';
+import {
+  checkWatermark,
+  decodeEncryptedUserData,
+  decryptUserData,
+  UserDataError,
+  verifyRawData,
+} from './user-data.ts';
+
+const decryptSchema = z
+  .strictObject({
+    encryptedData: z.string().min(1).max(200_000),
+    iv: z.string().min(1).max(64),
+    rawData: z.string().max(100_000).optional(),
+    signature: z.string().max(128).optional(),
+  })
+  .refine((body) => (body.rawData === undefined) === (body.signature === undefined), {
+    message: 'rawData and signature go together',
+    path: ['signature'],
+  });
+
+/**
+ * POST /mini-program/decrypt — encrypted open data (wx.getUserInfo, wx.getShareInfo, wx.getWeRunData...)
+ * decrypted with the session key the server kept, its watermark checked, an optional rawData
+ * signature verified. Profile fields in it update the account. Any refusal writes nothing.
+ */
+export async function decrypt(ctx: Context, deps: MiniProgramDeps, caller: MiniProgramCaller): Promise<void> {
+  const body = readBody(ctx, decryptSchema);
+  const { identity, connector } = caller;
+  const encrypted = guard(() => decodeEncryptedUserData(body));
+  const sessionKey = await deps.sessionKeys.get(identity.appid, identity.openid);
+  if (!sessionKey) throw reloginRequired('session_key_missing');
+
+  // A wrong signature or padding means altered data or a session key WeChat has replaced since;
+  // WeChat's checksession tells which, and a stale key sends the mini program back to wx.login.
+  const orStale = async (error: UserDataError): Promise<never> => {
+    if (await isStale(deps, caller, sessionKey)) {
+      await deps.sessionKeys.delete(identity.appid, identity.openid);
+      throw reloginRequired('session_key_stale');
+    }
+    throw userDataError(error);
+  };
+
+  if (body.rawData !== undefined && body.signature !== undefined) {
+    try {
+      verifyRawData(body.rawData, body.signature, sessionKey);
+    } catch (error) {
+      if (!(error instanceof UserDataError)) throw error;
+      await orStale(error);
+    }
+  }
+  let data: Record<string, unknown>;
+  try {
+    data = decryptUserData(sessionKey, encrypted);
+  } catch (error) {
+    if (!(error instanceof UserDataError)) throw error;
+    return orStale(error);
+  }
+  guard(() =>
+    checkWatermark(data, {
+      appid: connector.app.appid,
+      now: Math.floor(deps.now().getTime() / 1000),
+      maxAgeSeconds: deps.encryptedDataMaxAge,
+    }),
+  );
+  // Old-style user info carries the ids: data for someone else is not this person's profile.
+  if (
+    (typeof data.openId === 'string' && data.openId !== identity.openid) ||
+    (typeof data.unionId === 'string' && identity.unionid !== null && data.unionId !== identity.unionid)
+  ) {
+    throw new MiniProgramError(400, 'identity_mismatch', 'encryptedData belongs to another WeChat user', {
+      field: 'encryptedData',
+    });
+  }
+
+  const profile = profileOf(data);
+  if (profile) await updateAccountProfile(deps.db, caller.account.id, profile, deps.now());
+  ctx.status = 200;
+  ctx.body = { data };
+}
+
+function guard<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof UserDataError) throw userDataError(error);
+    throw error;
+  }
+}
+
+/**
+ * Whether WeChat has replaced this session key. When WeChat is busy the caller hears so (503);
+ * when it refuses for another reason the data error stands.
+ */
+async function isStale(
+  deps: MiniProgramDeps,
+  caller: MiniProgramCaller,
+  sessionKey: Secret,
+): Promise<boolean> {
+  try {
+    return !(await caller.connector.checkSession(caller.identity.openid, sessionKey));
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    deps.logger.warn(
+      { appid: caller.identity.appid, api: error.api, code: error.code, errcode: error.errcode },
+      'could not ask WeChat whether the session key is stale',
+    );
+    if (error.code === 'rate_limited' || error.code === 'unavailable') throw upstreamFailure(error);
+    return false;
+  }
+}
+
+/** wx.getUserInfo's camelCase profile fields (§10), when the data has them. */
+function profileOf(data: Record<string, unknown>): WeChatProfile | undefined {
+  const nickname = typeof data.nickName === 'string' ? data.nickName : undefined;
+  const avatarUrl = typeof data.avatarUrl === 'string' ? data.avatarUrl : undefined;
+  if (nickname === undefined && avatarUrl === undefined) return undefined;
+  return { nickname, avatarUrl, language: typeof data.language === 'string' ? data.language : undefined };
+}

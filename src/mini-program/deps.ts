@@ -1,0 +1,19 @@
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../storage/schema.ts';
+import type { MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
+import type { SessionKeyStore } from './session-keys.ts';
+
+/** What the mini-program endpoints need: built once by the composition root. */
+export interface MiniProgramDeps {
+  provider: Provider;
+  db: Kysely<Database>;
+  sessionKeys: SessionKeyStore;
+  /** The connector of a configured mini_program app. */
+  miniProgram(appid: string): MiniProgramConnector | undefined;
+  logger: Logger;
+  now: () => Date;
+  /** Encrypted data older than this (its watermark.timestamp) is refused, seconds. */
+  encryptedDataMaxAge: number;
+}

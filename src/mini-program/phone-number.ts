@@ -1,0 +1,63 @@
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { setVerifiedPhoneNumber } from '../accounts/repository.ts';
+import { UpstreamError } from '../upstream/wechat/types.ts';
+import type { MiniProgramCaller } from './bearer.ts';
+import type { MiniProgramDeps } from './deps.ts';
+import { MiniProgramError, upstreamFailure } from './errors.ts';
+import { readBody } from './request-body.ts';
+
+const phoneSchema = z.strictObject({ code: z.string().min(1).max(512) });
+
+/**
+ * POST /mini-program/phone-number — the code of a getPhoneNumber button, exchanged at
+ * wxa/business/getuserphonenumber together with the caller's openid (WeChat checks they belong
+ * together). The number becomes the account's verified phone_number (phone scope).
+ */
+export async function phoneNumber(
+  ctx: Context,
+  deps: MiniProgramDeps,
+  caller: MiniProgramCaller,
+): Promise<void> {
+  const { code } = readBody(ctx, phoneSchema);
+  const { identity, connector } = caller;
+  let info: Awaited<ReturnType<typeof connector.phoneNumber>>;
+  try {
+    info = await connector.phoneNumber(code, identity.openid);
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    const fields = { appid: identity.appid, api: error.api, code: error.code, errcode: error.errcode };
+    // 40003: WeChat found the code was not issued to this openid (the optional check §10.1 describes).
+    if (error.code === 'code_invalid' || error.code === 'code_used' || error.errcode === 40003) {
+      deps.logger.warn(fields, 'phone number code refused');
+      throw new MiniProgramError(
+        400,
+        'invalid_phone_code',
+        'the getPhoneNumber code is invalid, expired, already used or belongs to another user: ask again with the button',
+        { field: 'code' },
+      );
+    }
+    deps.logger[error.code === 'rate_limited' || error.code === 'unavailable' ? 'warn' : 'error'](
+      fields,
+      'phone number exchange failed',
+    );
+    throw upstreamFailure(error);
+  }
+
+  const phone = e164(info.countryCode, info.purePhoneNumber);
+  if (phone === undefined) {
+    deps.logger.error({ appid: identity.appid }, 'WeChat returned a phone number that is not digits');
+    throw new MiniProgramError(500, 'server_error', 'WeChat returned an unusable phone number');
+  }
+  await setVerifiedPhoneNumber(deps.db, caller.account.id, phone, deps.now());
+  deps.logger.info({ appid: identity.appid, accountId: caller.account.id }, 'verified phone number bound');
+  ctx.status = 200;
+  ctx.body = { phone_number: phone, phone_number_verified: true };
+}
+
+/** OIDC recommends E.164: "+", the country code, the national number. */
+function e164(countryCode: string, purePhoneNumber: string): string | undefined {
+  const digits = purePhoneNumber.replace(/[\s-]/g, '');
+  if (!/^\d{1,4}$/.test(countryCode) || !/^\d{4,14}$/.test(digits)) return undefined;
+  return `+${countryCode}${digits}`;
+}

@@ -1,0 +1,42 @@
+import { Secret } from '../config/secret.ts';
+import type { KeyValueStore } from '../storage/ports.ts';
+import type { Sealer } from './sealer.ts';
+
+/**
+ * The session key WeChat gives for each (appid, openid) at every wx.login code exchange. It stays
+ * on the server (the mini program never receives it) in the KeyValueStore, sealed, with a TTL:
+ * never in the accounts database, never in a log line.
+ */
+export interface SessionKeyStore {
+  /** Replaces the person's key: WeChat keeps one valid key per person and app. */
+  put(appid: string, openid: string, sessionKey: Secret): Promise<void>;
+  /** undefined when it expired here, was forgotten, or cannot be unsealed. */
+  get(appid: string, openid: string): Promise<Secret | undefined>;
+  /** Forgets a key WeChat reported stale. */
+  delete(appid: string, openid: string): Promise<void>;
+}
+
+export function createSessionKeyStore(deps: {
+  kv: KeyValueStore;
+  sealer: Sealer;
+  ttlSeconds: number;
+}): SessionKeyStore {
+  const { kv, sealer, ttlSeconds } = deps;
+  const keyFor = (appid: string, openid: string) => `mini-program:session-key:${appid}:${openid}`;
+  return {
+    async put(appid, openid, sessionKey) {
+      const key = keyFor(appid, openid);
+      await kv.put(key, sealer.seal(sessionKey.reveal(), key), ttlSeconds);
+    },
+    async get(appid, openid) {
+      const key = keyFor(appid, openid);
+      const sealed = await kv.get<string>(key);
+      if (typeof sealed !== 'string') return undefined;
+      const plain = sealer.open(sealed, key);
+      return plain === undefined ? undefined : new Secret(plain);
+    },
+    async delete(appid, openid) {
+      await kv.delete(keyFor(appid, openid));
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import type Router from '@koa/router';
+import type Provider from 'oidc-provider';
+import type { Secret } from '../config/secret.ts';
+import type { Config } from '../config/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createFindAccount } from '../oidc/find-account.ts';
+import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
+import type { Stores } from '../storage/ports.ts';
+import { createAppTokenCache } from '../upstream/wechat/app-token.ts';
+import { createMiniProgramConnector, type MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
+import { createMiniProgramApi } from '../upstream/wechat/mini-program-api.ts';
+import { createMiniProgramRouter } from './router.ts';
+import { createSealer } from './sealer.ts';
+import { createSessionKeyStore } from './session-keys.ts';
+
+export interface MiniProgramSetupDeps {
+  config: Config;
+  provider: Provider;
+  stores: Stores;
+  /** The provider's cookie keys: the sealing keys of stored session keys and app tokens derive from them. */
+  cookieKeys: readonly Secret[];
+  logger: Logger;
+  now: () => Date;
+}
+
+/**
+ * Everything mini programs need, wired once: the connectors of the configured mini_program apps
+ * (sharing one app-token cache in the KeyValueStore), the session-key store, the token-exchange
+ * grant on the provider, and the router of the endpoints the mini program calls.
+ */
+export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router } {
+  const { config, provider, stores, logger, now } = deps;
+  const api = createMiniProgramApi({
+    apiBaseUrl: config.wechat.apiBaseUrl,
+    timeoutMs: config.wechat.timeoutMs,
+  });
+  const sealer = createSealer(deps.cookieKeys);
+  const appTokens = createAppTokenCache({
+    kv: stores.kv,
+    codec: sealer,
+    fetch: (app, forceRefresh) => api.stableToken(app, forceRefresh),
+  });
+  const connectors = new Map<string, MiniProgramConnector>();
+  for (const app of config.wechat.apps) {
+    if (app.kind === 'mini_program') {
+      connectors.set(app.appid, createMiniProgramConnector({ app, api, appTokens }));
+    }
+  }
+  const miniProgram = (appid: string) => connectors.get(appid);
+  const sessionKeys = createSessionKeyStore({
+    kv: stores.kv,
+    sealer,
+    ttlSeconds: config.wechat.miniProgram.sessionKeyTtl,
+  });
+
+  registerTokenExchange(provider, {
+    miniProgram,
+    sessionKeys,
+    db: stores.db,
+    findAccount: createFindAccount(stores.db),
+    logger,
+    now,
+  });
+  const router = createMiniProgramRouter({
+    provider,
+    db: stores.db,
+    sessionKeys,
+    miniProgram,
+    logger,
+    now,
+    encryptedDataMaxAge: config.wechat.miniProgram.encryptedDataMaxAge,
+  });
+  return { router };
+}

@@ -1,0 +1,56 @@
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { UpstreamError } from '../../upstream/wechat/types.ts';
+
+/** 45011 is WeChat's per-minute quota ("retry next minute"). */
+const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+/** -1, timeouts, 5xx: usually momentary. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/** An OAuth error whose description is meant for the mini program's developer (never an errmsg or a code). */
+export function describedError(error: string, description: string, status = 400): errors.OIDCProviderError {
+  const thrown = new errors.CustomOIDCProviderError(error, description);
+  thrown.status = status;
+  thrown.statusCode = status;
+  return thrown;
+}
+
+/**
+ * The token endpoint's answer to a failed sns/jscode2session (the issue's table): the code is the
+ * client's problem (invalid_grant), WeChat's refusals and outages are temporary, our configuration
+ * is a server error. Retry-After goes on the response before the error is thrown; oidc-provider's
+ * error handler keeps headers.
+ */
+export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamError): Error {
+  switch (error.code) {
+    case 'code_invalid':
+      return describedError(
+        'invalid_grant',
+        'the wx.login code is invalid, expired or was issued to another mini program: call wx.login() again',
+      );
+    case 'code_used':
+      return describedError('invalid_grant', 'the wx.login code was already used: call wx.login() again');
+    case 'blocked':
+      return describedError(
+        'invalid_grant',
+        "WeChat's risk control refused this login (errcode 40226); retrying will not help, tell the person to try again later",
+      );
+    case 'rate_limited':
+      ctx.set('Retry-After', String(RATE_LIMIT_RETRY_AFTER_SECONDS));
+      return describedError(
+        'temporarily_unavailable',
+        'WeChat is rate limiting logins for this mini program; retry after the time Retry-After gives',
+        503,
+      );
+    case 'unavailable':
+      ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+      return describedError(
+        'temporarily_unavailable',
+        'WeChat did not answer; call wx.login() again and retry (a wx.login code may be spent)',
+        503,
+      );
+    default:
+      // Our configuration (AppSecret, IP allowlist) or an answer we cannot use: nothing the client can fix.
+      return new Error(error.message, { cause: error });
+  }
+}

@@ -1,0 +1,106 @@
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import { type Client, errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import { linkIdentity } from '../../accounts/repository.ts';
+import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { Database } from '../../storage/schema.ts';
+import type { MiniProgramConnector, MiniProgramLogin } from '../../upstream/wechat/mini-program.ts';
+import { UpstreamError } from '../../upstream/wechat/types.ts';
+import { SCOPE_CLAIMS } from '../find-account.ts';
+import { MINI_PROGRAM_APPID_METADATA, TOKEN_EXCHANGE_GRANT_TYPE } from './constants.ts';
+import { describedError, tokenErrorForUpstream } from './errors.ts';
+import { issueExchangeTokens } from './issue-tokens.ts';
+import { readTokenExchangeRequest, TOKEN_EXCHANGE_PARAMETERS } from './request.ts';
+
+export interface TokenExchangeDeps {
+  /** The connector of a configured mini_program app. */
+  miniProgram(appid: string): MiniProgramConnector | undefined;
+  sessionKeys: SessionKeyStore;
+  db: Kysely<Database>;
+  /** The provider's own account hook, so the tokens carry the same claims as every other grant's. */
+  findAccount: FindAccount;
+  logger: Logger;
+  now: () => Date;
+}
+
+/** The scopes the provider knows: one per claims group, plus offline_access. */
+const SUPPORTED_SCOPES: ReadonlySet<string> = new Set([...Object.keys(SCOPE_CLAIMS), 'offline_access']);
+
+/**
+ * RFC 8693 token exchange for mini programs: the subject token is a wx.login() code, exchanged at
+ * sns/jscode2session for the person's identity and a session key. The session key stays here (in
+ * the KeyValueStore); the client gets standard tokens whose `sub` is the unionid, as on the web.
+ * Registered with oidc-provider's custom-grant hook, so client authentication, grant_types checks,
+ * discovery (grant_types_supported), refresh, userinfo, introspection and revocation are all its own.
+ */
+export function registerTokenExchange(provider: Provider, deps: TokenExchangeDeps): void {
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT_TYPE,
+    (ctx) => exchange(ctx, deps),
+    TOKEN_EXCHANGE_PARAMETERS,
+  );
+}
+
+/** The mini_program appid a client is bound to by its registration. */
+export function miniProgramAppidOf(client: Client | undefined): string | undefined {
+  const value = (client as (Client & Record<string, unknown>) | undefined)?.[MINI_PROGRAM_APPID_METADATA];
+  return typeof value === 'string' ? value : undefined;
+}
+
+async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promise<void> {
+  const request = readTokenExchangeRequest(ctx, SUPPORTED_SCOPES);
+  const client = ctx.oidc.client!;
+  const appid = miniProgramAppidOf(client);
+  const connector = appid === undefined ? undefined : deps.miniProgram(appid);
+  if (!connector) {
+    deps.logger.error(
+      { clientId: client.clientId, appid },
+      `client may use the token exchange but ${MINI_PROGRAM_APPID_METADATA} names no configured mini_program app`,
+    );
+    throw new errors.UnauthorizedClient('this client is not bound to a configured mini program');
+  }
+
+  let login: MiniProgramLogin;
+  try {
+    login = await connector.login(request.jsCode);
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    const fields = {
+      clientId: client.clientId,
+      appid,
+      api: error.api,
+      code: error.code,
+      errcode: error.errcode,
+    };
+    if (error.code === 'app_config' || error.code === 'unexpected') {
+      deps.logger.error(fields, 'mini program login failed: check the app configuration');
+    } else deps.logger.warn(fields, 'mini program login failed');
+    throw tokenErrorForUpstream(ctx, error);
+  }
+
+  const { identity, sessionKey } = login;
+  const { unionid } = identity;
+  if (!unionid) {
+    deps.logger.warn(
+      { clientId: client.clientId, appid, kind: identity.kind },
+      'WeChat returned no unionid: bind this app to your WeChat Open Platform account (open.weixin.qq.com) so people can log in',
+    );
+    throw describedError(
+      'invalid_grant',
+      'WeChat named no unionid for this person: the mini program is not bound to a WeChat Open Platform account, so nobody can log in through it',
+    );
+  }
+
+  const now = deps.now();
+  const { account, created } = await linkIdentity(deps.db, { ...identity, unionid }, now);
+  await deps.sessionKeys.put(identity.appid, identity.openid, sessionKey);
+  const oidcAccount = await deps.findAccount(ctx, account.subject);
+  if (!oidcAccount) throw new Error('account vanished right after the login linked it');
+
+  ctx.body = await issueExchangeTokens(ctx, oidcAccount, request.scopes, Math.floor(now.getTime() / 1000));
+  deps.logger.info(
+    { clientId: client.clientId, appid, kind: identity.kind, accountId: account.id, created },
+    'wechat mini program login',
+  );
+}

@@ -1,0 +1,55 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
+
+/**
+ * The quick start as a newcomer lives it: `npm start`'s setup (the in-process sandbox and the demo
+ * relying party), a login through the sandbox as a fake user, and the ID token's claims on screen.
+ */
+describe.skipIf(!chromiumAvailable)('the demo a newcomer opens after npm start', () => {
+  let bridge: Bridge;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      demo: true,
+      configure: (config) => ({ ...config, sandbox: { ...config.sandbox, enabled: true } }),
+    });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await bridge?.close();
+  });
+
+  test('logs in as a new fake user with an emoji nickname and shows an ID token whose sub is their unionid', async () => {
+    const sandboxUrl = bridge.server.sandboxUrl as string;
+    expect(sandboxUrl).toBeTruthy();
+    const page = await (await browser.newContext({ locale: 'zh-CN' })).newPage();
+    await page.goto(`${bridge.url}/demo`);
+    await page.click('#demo-login');
+    const frame = page.frameLocator('#wechat-qr');
+    await frame.locator('input[name="nickname"]').fill('新用户 🌸 Mei');
+    await frame.locator('button.allow').click();
+    await page.waitForSelector('#consent-allow');
+    await page.click('#consent-allow');
+    await page.waitForSelector('#id-token-claims');
+    const claims = JSON.parse((await page.locator('#id-token-claims').textContent()) as string) as Record<
+      string,
+      unknown
+    >;
+
+    const listed = (await (await fetch(`${sandboxUrl}/sandbox/users`)).json()) as {
+      users: Array<{ nickname: string; unionid: string }>;
+    };
+    const mei = listed.users.find((u) => u.nickname === '新用户 🌸 Mei');
+    expect(mei).toBeDefined();
+    expect(claims.sub).toBe(mei?.unionid);
+    const userinfo = JSON.parse((await page.locator('#userinfo').textContent()) as string) as Record<string, unknown>;
+    expect(userinfo.nickname).toBe('新用户 🌸 Mei');
+    expect(claims.iss).toBe(bridge.url);
+    await page.screenshot({ path: 'test-results/screenshots/demo-claims.png', fullPage: true });
+  });
+});

@@ -1,0 +1,586 @@
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+  UNBOUND_MINI_PROGRAM_APP,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { createSandboxUser, injectFault, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  callMiniProgram,
+  exchangeJsCode,
+  JS_CODE,
+  type JsonAnswer,
+  miniProgramClient,
+  TOKEN_EXCHANGE,
+  wxLogin,
+  wxPhoneCode,
+  wxUserData,
+} from '../helpers/mini-program.ts';
+import { scanKeys, testRedisUrl } from '../helpers/redis.ts';
+
+const UNBOUND_CLIENT = {
+  ...MINI_PROGRAM_CLIENT,
+  client_id: 'test-unbound-mini-program',
+  wechat_mini_program_appid: UNBOUND_MINI_PROGRAM_APP.appid,
+};
+/** A mini program client that may not refresh. */
+const NO_REFRESH_CLIENT = {
+  ...MINI_PROGRAM_CLIENT,
+  client_id: 'test-mini-program-no-refresh',
+  grant_types: [TOKEN_EXCHANGE],
+  scope: 'openid profile offline_access',
+};
+
+/** The token endpoint as wx.request would call it: status, headers and body as they are. */
+async function tokenRequest(bridge: Bridge, params: Record<string, string>): Promise<JsonAnswer> {
+  const response = await fetch(`${bridge.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: MINI_PROGRAM_CLIENT.client_id, ...params }),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, body: JSON.parse(text) };
+}
+
+/** How many faults of this API are still waiting to fire (the sandbox uses one per call). */
+async function pendingFaults(bridge: Bridge, api: string): Promise<number> {
+  const response = await fetch(`${bridge.sandboxUrl}/sandbox/faults`);
+  const { faults } = (await response.json()) as { faults: Array<{ api: string; times: number }> };
+  return faults.filter((fault) => fault.api === api).reduce((sum, fault) => sum + fault.times, 0);
+}
+
+/** The session key WeChat holds for the person now, asked of the sandbox the way the bridge asks. */
+async function currentSessionKey(bridge: Bridge, user: SandboxUser): Promise<string> {
+  const code = await wxLogin(bridge, user);
+  const query = new URLSearchParams({
+    appid: MINI_PROGRAM_APP.appid,
+    secret: MINI_PROGRAM_APP.secret,
+    js_code: code,
+    grant_type: 'authorization_code',
+  });
+  const answer = await fetch(`${bridge.sandboxUrl}/sns/jscode2session?${query}`);
+  return (JSON.parse(await answer.text()) as { session_key: string }).session_key;
+}
+
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`mini program login by token exchange (${storage})`, () => {
+    let bridge: Bridge;
+    let mp: oidc.Configuration;
+    let panda: SandboxUser;
+    /** Every answer the bridge gave in these tests, searched for session keys at the end. */
+    const answers: string[] = [];
+    const sessionKeys = new Set<string>();
+    /** Codes and tokens the mini program held: they must not reach the logs either. */
+    const secrets = new Set<string>([MINI_PROGRAM_APP.secret, UNBOUND_MINI_PROGRAM_APP.secret]);
+    const remember = <T>(value: T): T => {
+      answers.push(JSON.stringify(value));
+      return value;
+    };
+
+    /** A fresh login of `user` through the mini program: its tokens. */
+    const miniProgramLogin = async (user: SandboxUser, scope = 'openid profile phone offline_access') => {
+      const code = await wxLogin(bridge, user);
+      const tokens = remember(await exchangeJsCode(mp, code, { scope }));
+      for (const secret of [code, tokens.access_token, tokens.refresh_token ?? '']) secrets.add(secret);
+      return tokens;
+    };
+    const call = async (...args: Parameters<typeof callMiniProgram>) =>
+      remember(await callMiniProgram(...args));
+    const accountOf = (user: SandboxUser) =>
+      bridge.server.stores.db
+        .selectFrom('accounts')
+        .selectAll()
+        .where('subject', '=', user.unionid)
+        .executeTakeFirst();
+
+    beforeAll(async () => {
+      bridge = await startBridge({
+        storage,
+        apps: [WEBSITE_APP, MINI_PROGRAM_APP, UNBOUND_MINI_PROGRAM_APP],
+        configure: (config) => ({
+          ...config,
+          clients: [...config.clients, MINI_PROGRAM_CLIENT, UNBOUND_CLIENT, NO_REFRESH_CLIENT],
+        }),
+      });
+      mp = await miniProgramClient(bridge);
+      panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('discovery lists the token exchange grant and the phone scope and claims', () => {
+      const metadata = mp.serverMetadata();
+      expect(metadata.grant_types_supported).toContain(TOKEN_EXCHANGE);
+      expect(metadata.scopes_supported).toContain('phone');
+      expect(metadata.claims_supported).toEqual(
+        expect.arrayContaining(['phone_number', 'phone_number_verified']),
+      );
+    });
+
+    test('a wx.login code exchanged by openid-client yields RFC 8693 tokens whose sub is the unionid', async () => {
+      const tokens = await miniProgramLogin(panda);
+      expect(tokens.issued_token_type).toBe('urn:ietf:params:oauth:token-type:access_token');
+      expect(tokens.token_type.toLowerCase()).toBe('bearer');
+      expect(tokens.expires_in).toBeGreaterThan(0);
+      expect(tokens.refresh_token).toBeTruthy();
+      const claims = tokens.claims();
+      expect(claims?.sub).toBe(panda.unionid);
+      expect(claims?.aud).toBe(MINI_PROGRAM_CLIENT.client_id);
+      expect(claims?.iss).toBe(bridge.url);
+      expect(claims?.auth_time).toEqual(expect.any(Number));
+
+      const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, panda.unionid);
+      expect(userinfo.sub).toBe(panda.unionid);
+      const introspected = await fetch(`${bridge.url}/mini-program/check-session`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
+      expect(introspected.status).toBe(200);
+    });
+
+    test('the same person gets the same sub through the mini program and the website QR login, on one account', async () => {
+      const person = await createSandboxUser(bridge, '张三');
+      const viaMiniProgram = await miniProgramLogin(person);
+      const viaWebsite = await loginAs(await relyingParty(bridge), person);
+      expect(viaMiniProgram.claims()?.sub).toBe(person.unionid);
+      expect(viaWebsite.tokens.claims()?.sub).toBe(viaMiniProgram.claims()?.sub);
+
+      const db = bridge.server.stores.db;
+      const accounts = await db
+        .selectFrom('accounts')
+        .select('id')
+        .where('subject', '=', person.unionid)
+        .execute();
+      expect(accounts).toHaveLength(1);
+      const identities = await db
+        .selectFrom('identities')
+        .select(['appid', 'openid', 'kind'])
+        .where('account_id', '=', accounts[0]!.id)
+        .orderBy('appid')
+        .execute();
+      expect(identities).toEqual(
+        [
+          { appid: WEBSITE_APP.appid, openid: person.openids[WEBSITE_APP.appid], kind: 'website' },
+          {
+            appid: MINI_PROGRAM_APP.appid,
+            openid: person.openids[MINI_PROGRAM_APP.appid],
+            kind: 'mini_program',
+          },
+        ].sort((a, b) => a.appid.localeCompare(b.appid)),
+      );
+    });
+
+    test('the refresh token rotates, and the refreshed access token still reaches the mini-program endpoints', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const refreshed = remember(await oidc.refreshTokenGrant(mp, tokens.refresh_token as string));
+      expect(refreshed.claims()?.sub).toBe(panda.unionid);
+      expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+      const check = await call(bridge, 'check-session', refreshed.access_token);
+      expect(check.status).toBe(200);
+      expect(check.body).toEqual({ valid: true });
+    });
+
+    test('a client without the refresh_token grant gets no refresh token', async () => {
+      const client = await oidc.discovery(
+        new URL(bridge.url),
+        NO_REFRESH_CLIENT.client_id,
+        undefined,
+        oidc.None(),
+        {
+          execute: [oidc.allowInsecureRequests],
+        },
+      );
+      const tokens = remember(
+        await exchangeJsCode(client, await wxLogin(bridge, panda), { scope: 'openid offline_access' }),
+      );
+      expect(tokens.access_token).toBeTruthy();
+      expect(tokens.refresh_token).toBeUndefined();
+    });
+
+    test('a scope outside the client registration is refused; an unknown one is ignored', async () => {
+      const exchange = (scope: string) =>
+        wxLogin(bridge, panda).then((code) =>
+          tokenRequest(bridge, {
+            client_id: NO_REFRESH_CLIENT.client_id,
+            grant_type: TOKEN_EXCHANGE,
+            subject_token: code,
+            subject_token_type: JS_CODE,
+            scope,
+          }),
+        );
+      const refused = await exchange('openid phone');
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe('invalid_scope');
+      const ignored = await exchange('openid made_up_scope');
+      expect(ignored.status).toBe(200);
+      expect(ignored.body.scope).toBe('openid');
+    });
+
+    test('the phone number from a getPhoneNumber code becomes a verified claim, on the web too', async () => {
+      const person = await createSandboxUser(bridge, 'Phone Person');
+      const tokens = await miniProgramLogin(person);
+      const { code, countryCode, purePhoneNumber } = await wxPhoneCode(bridge, person);
+      secrets.add(code);
+      const bound = await call(bridge, 'phone-number', tokens.access_token, { code });
+      expect(bound.status).toBe(200);
+      expect(bound.body).toEqual({
+        phone_number: `+${countryCode}${purePhoneNumber}`,
+        phone_number_verified: true,
+      });
+
+      const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, person.unionid);
+      expect(userinfo.phone_number).toBe(`+${countryCode}${purePhoneNumber}`);
+      expect(userinfo.phone_number_verified).toBe(true);
+      const withoutPhone = await miniProgramLogin(person, 'openid profile');
+      const narrow = await oidc.fetchUserInfo(mp, withoutPhone.access_token, person.unionid);
+      expect(narrow.phone_number).toBeUndefined();
+
+      const web = await loginAs(await relyingParty(bridge), person, { scope: 'openid phone' });
+      const webUserinfo = await oidc.fetchUserInfo(
+        await relyingParty(bridge),
+        web.tokens.access_token,
+        person.unionid,
+      );
+      expect(webUserinfo.phone_number).toBe(`+${countryCode}${purePhoneNumber}`);
+      expect(webUserinfo.phone_number_verified).toBe(true);
+
+      // The code is single use: a second exchange is refused precisely and changes nothing.
+      const again = await call(bridge, 'phone-number', tokens.access_token, { code });
+      expect(again.status).toBe(400);
+      expect(again.body.error).toBe('invalid_phone_code');
+    });
+
+    test('a phone number outside mainland China keeps its country code', async () => {
+      const person = await createSandboxUser(bridge, 'HK Person');
+      const tokens = await miniProgramLogin(person);
+      const { code } = await wxPhoneCode(bridge, person, { countryCode: '852', purePhoneNumber: '61234567' });
+      const bound = await call(bridge, 'phone-number', tokens.access_token, { code });
+      expect(bound.body).toEqual({ phone_number: '+85261234567', phone_number_verified: true });
+    });
+
+    test('another person’s phone code is refused (WeChat checks it against the openid)', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const stranger = await createSandboxUser(bridge, 'Stranger');
+      const { code } = await wxPhoneCode(bridge, stranger);
+      const before = await accountOf(panda);
+      const answer = await call(bridge, 'phone-number', tokens.access_token, { code });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toBe('invalid_phone_code');
+      expect(await accountOf(panda)).toEqual(before);
+    });
+
+    test('decrypted user data is returned, its rawData signature checked, and the profile saved', async () => {
+      const person = await createSandboxUser(bridge, 'Profile Person');
+      const tokens = await miniProgramLogin(person);
+      expect((await accountOf(person))?.nickname).toBeNull();
+      const data = await wxUserData(bridge, person);
+      const answer = await call(bridge, 'decrypt', tokens.access_token, data);
+      expect(answer.status).toBe(200);
+      const decrypted = answer.body.data as Record<string, unknown>;
+      expect(decrypted.nickName).toBe('Profile Person');
+      expect(decrypted.openId).toBe(person.openids[MINI_PROGRAM_APP.appid]);
+      expect(decrypted.unionId).toBe(person.unionid);
+      expect(decrypted.watermark).toEqual({ appid: MINI_PROGRAM_APP.appid, timestamp: expect.any(Number) });
+      expect((await accountOf(person))?.nickname).toBe('Profile Person');
+      const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, person.unionid);
+      expect(userinfo.nickname).toBe('Profile Person');
+    });
+
+    test.each([
+      {
+        name: 'iv that is not base64 (a "+" lost to form encoding)',
+        tamper: (d: Record<string, string>) => ({ ...d, iv: d.iv!.replace(/[+/A-Za-z0-9]/, ' ') }),
+        error: 'invalid_base64',
+        field: 'iv',
+      },
+      {
+        name: 'iv of the wrong length',
+        tamper: (d: Record<string, string>) => ({ ...d, iv: Buffer.alloc(12).toString('base64') }),
+        error: 'invalid_length',
+        field: 'iv',
+      },
+      {
+        name: 'encryptedData not a multiple of 16 bytes',
+        tamper: (d: Record<string, string>) => ({
+          ...d,
+          encryptedData: Buffer.from(d.encryptedData!, 'base64').subarray(0, 20).toString('base64'),
+        }),
+        error: 'invalid_length',
+        field: 'encryptedData',
+      },
+      {
+        name: 'encryptedData whose last block was altered (bad padding)',
+        tamper: (d: Record<string, string>) => {
+          const bytes = Buffer.from(d.encryptedData!, 'base64');
+          bytes[bytes.length - 17] = bytes[bytes.length - 17]! ^ 0xff;
+          return { ...d, encryptedData: bytes.toString('base64') };
+        },
+        error: 'invalid_padding',
+        field: 'encryptedData',
+      },
+      {
+        name: 'rawData altered after signing',
+        tamper: (d: Record<string, string>) => ({
+          ...d,
+          rawData: d.rawData!.replace('"gender":0', '"gender":1'),
+        }),
+        error: 'signature_mismatch',
+        field: 'signature',
+      },
+    ])('$name is refused with $error and nothing is written', async ({ tamper, error, field }) => {
+      const tokens = await miniProgramLogin(panda);
+      const data = (await wxUserData(bridge, panda)) as unknown as Record<string, string>;
+      const before = await accountOf(panda);
+      const answer = await call(bridge, 'decrypt', tokens.access_token, tamper(data));
+      expect(answer.status).toBe(400);
+      expect(answer.body).toMatchObject({ error, field, error_description: expect.any(String) });
+      expect(await accountOf(panda)).toEqual(before);
+      // The key was fine: it is still there for the next, correct call.
+      expect((await call(bridge, 'decrypt', tokens.access_token, data)).status).toBe(200);
+    });
+
+    test('data watermarked for another mini program, or too old, is refused and nothing is written', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const before = await accountOf(panda);
+      const foreign = await wxUserData(bridge, panda, { watermark: { appid: 'wx1111111111111111' } });
+      const wrongApp = await call(bridge, 'decrypt', tokens.access_token, foreign);
+      expect(wrongApp.status).toBe(400);
+      expect(wrongApp.body.error).toBe('watermark_appid_mismatch');
+      const old = await wxUserData(bridge, panda, {
+        watermark: { timestamp: Math.floor(Date.now() / 1000) - 3600 },
+      });
+      const stale = await call(bridge, 'decrypt', tokens.access_token, old);
+      expect(stale.status).toBe(400);
+      expect(stale.body.error).toBe('watermark_stale');
+      expect(await accountOf(panda)).toEqual(before);
+    });
+
+    test('data about another WeChat user is refused', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const forged = await wxUserData(bridge, panda, {
+        data: { openId: 'oSomeoneElse000000000000000', nickName: 'Mallory' },
+      });
+      const answer = await call(bridge, 'decrypt', tokens.access_token, forged);
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toBe('identity_mismatch');
+      expect((await accountOf(panda))?.nickname).not.toBe('Mallory');
+    });
+
+    test('a session key WeChat replaced tells the mini program to call wx.login again', async () => {
+      const person = await createSandboxUser(bridge, 'Rotated Person');
+      const tokens = await miniProgramLogin(person);
+      // The person logs in on another device: WeChat has a new key, the bridge still the old one.
+      await wxLogin(bridge, person, { rotate: true });
+      const data = await wxUserData(bridge, person);
+      const stale = await call(bridge, 'decrypt', tokens.access_token, data);
+      expect(stale.status).toBe(400);
+      expect(stale.body).toMatchObject({ error: 'wx_login_required', reason: 'session_key_stale' });
+      expect(String(stale.body.error_description)).toContain('wx.login()');
+      // The stale key is forgotten.
+      const gone = await call(bridge, 'check-session', tokens.access_token);
+      expect(gone.body).toMatchObject({ error: 'wx_login_required', reason: 'session_key_missing' });
+
+      // A new wx.login and exchange, and the same data decrypts.
+      const renewed = await miniProgramLogin(person);
+      expect((await call(bridge, 'decrypt', renewed.access_token, data)).status).toBe(200);
+    });
+
+    test('check-session asks WeChat with the HMAC of the session key, and answers wx_login_required once it is stale', async () => {
+      const person = await createSandboxUser(bridge, 'Checked Person');
+      const tokens = await miniProgramLogin(person);
+      expect((await call(bridge, 'check-session', tokens.access_token)).body).toEqual({ valid: true });
+      await fetch(`${bridge.sandboxUrl}/sandbox/mini-program/session/reset`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ appid: MINI_PROGRAM_APP.appid, user: person.id }),
+      });
+      const stale = await call(bridge, 'check-session', tokens.access_token);
+      expect(stale.status).toBe(400);
+      expect(stale.body).toMatchObject({ error: 'wx_login_required', reason: 'session_key_stale' });
+    });
+
+    test('an app token WeChat rejects (40001) is refreshed once and the call retried', async () => {
+      const tokens = await miniProgramLogin(panda);
+      await injectFault(bridge, { api: 'wxa/checksession', errcode: 40001, times: 1 });
+      const answer = await call(bridge, 'check-session', tokens.access_token);
+      expect(answer.body).toEqual({ valid: true });
+      await injectFault(bridge, { api: 'wxa/checksession', errcode: 42001, times: 2 });
+      const twice = await call(bridge, 'check-session', tokens.access_token);
+      expect(twice.status).toBe(500);
+      expect(twice.body.error).toBe('server_error');
+      expect(await pendingFaults(bridge, 'wxa/checksession')).toBe(0);
+    });
+
+    test('the app access token is fetched once and reused, not fetched per request', async () => {
+      const tokens = await miniProgramLogin(panda);
+      // A no-op fault on stable_token counts its calls: each call uses one up.
+      await injectFault(bridge, { api: 'cgi-bin/stable_token', delayMs: 0, times: 1000 });
+      for (let i = 0; i < 5; i++) expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(200);
+      const { code } = await wxPhoneCode(bridge, panda);
+      expect((await call(bridge, 'phone-number', tokens.access_token, { code })).status).toBe(200);
+      expect(1000 - (await pendingFaults(bridge, 'cgi-bin/stable_token'))).toBeLessThanOrEqual(1);
+      await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
+    });
+
+    test('the mini-program endpoints want a live access token issued to a mini program client', async () => {
+      expect((await call(bridge, 'check-session', undefined)).status).toBe(401);
+      const unknown = await call(bridge, 'check-session', 'not-a-token');
+      expect(unknown.status).toBe(401);
+      expect(unknown.headers.get('www-authenticate')).toContain('invalid_token');
+
+      const web = await loginAs(await relyingParty(bridge), panda);
+      const fromWeb = await call(bridge, 'check-session', web.tokens.access_token);
+      expect(fromWeb.status).toBe(401);
+      expect(fromWeb.body.error_description).toContain('mini program');
+
+      const tokens = await miniProgramLogin(panda);
+      await oidc.tokenRevocation(mp, tokens.access_token);
+      expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(401);
+
+      const live = await miniProgramLogin(panda);
+      const notJson = await call(bridge, 'decrypt', live.access_token, '{"encryptedData":');
+      expect(notJson.status).toBe(400);
+      expect(notJson.body.error).toBe('invalid_request');
+      const missing = await call(bridge, 'decrypt', live.access_token, { iv: 'AAAAAAAAAAAAAAAAAAAAAA==' });
+      expect(missing.body).toMatchObject({ error: 'invalid_request', field: 'encryptedData' });
+    });
+
+    test.each([
+      { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_grant', status: 400 },
+      { name: 'a used code (40163)', errcode: 40163, error: 'invalid_grant', status: 400 },
+      { name: "WeChat's risk control (40226)", errcode: 40226, error: 'invalid_grant', status: 400 },
+      { name: 'the rate limit (45011)', errcode: 45011, error: 'temporarily_unavailable', status: 503 },
+      { name: 'a system error (-1)', errcode: -1, error: 'temporarily_unavailable', status: 503 },
+    ])('$name is answered $error, with jscode2session called once', async ({ errcode, error, status }) => {
+      await injectFault(bridge, { api: 'sns/jscode2session', errcode, times: 2 });
+      const answer = await tokenRequest(bridge, {
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await wxLogin(bridge, panda),
+        subject_token_type: JS_CODE,
+      });
+      remember(answer.body);
+      expect(answer.status).toBe(status);
+      expect(answer.body.error).toBe(error);
+      expect(answer.body.error_description).toEqual(expect.any(String));
+      // A spent (or possibly spent) wx.login code is never tried twice.
+      expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(1);
+      await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
+      if (errcode === 40226) expect(answer.body.error_description).toContain('risk control');
+      if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+      if (errcode === 45011) expect(answer.headers.get('retry-after')).toBe('60');
+    });
+
+    test('a reused or made-up wx.login code is invalid_grant through openid-client', async () => {
+      const code = await wxLogin(bridge, panda);
+      await exchangeJsCode(mp, code);
+      await expect(exchangeJsCode(mp, code)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(exchangeJsCode(mp, 'made-up-code')).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    test('a malformed exchange request is invalid_request', async () => {
+      const code = await wxLogin(bridge, panda);
+      const requests: Array<Record<string, string>> = [
+        { grant_type: TOKEN_EXCHANGE, subject_token: code },
+        {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: code,
+          subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        },
+        { grant_type: TOKEN_EXCHANGE, subject_token_type: JS_CODE },
+        {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: code,
+          subject_token_type: JS_CODE,
+          actor_token: 'x',
+          actor_token_type: JS_CODE,
+        },
+      ];
+      for (const params of requests) {
+        const answer = await tokenRequest(bridge, params);
+        expect(answer.status).toBe(400);
+        expect(answer.body.error).toBe('invalid_request');
+      }
+    });
+
+    test('a mini program without a unionid (not bound to the Open Platform) is refused, with no account', async () => {
+      const person = await createSandboxUser(bridge, 'Unbound Person');
+      const answer = await tokenRequest(bridge, {
+        client_id: UNBOUND_CLIENT.client_id,
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await wxLogin(bridge, person, { appid: UNBOUND_MINI_PROGRAM_APP.appid }),
+        subject_token_type: JS_CODE,
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.body.error).toBe('invalid_grant');
+      expect(answer.body.error_description).toContain('Open Platform');
+      expect(bridge.logs.join('')).toContain('bind this app to your WeChat Open Platform account');
+      expect(await accountOf(person)).toBeUndefined();
+    });
+
+    test('the session key never appears in a response, a log line, a database row or a Redis value', async () => {
+      sessionKeys.add(await currentSessionKey(bridge, panda));
+      const person = await createSandboxUser(bridge, 'Secret Keeper');
+      await miniProgramLogin(person);
+      sessionKeys.add(await currentSessionKey(bridge, person));
+      expect(sessionKeys.size).toBeGreaterThan(1);
+      const forms = [...sessionKeys].flatMap((key) => [
+        key,
+        encodeURIComponent(key),
+        Buffer.from(key, 'base64').toString('hex'),
+        Buffer.from(key, 'base64').toString('base64url'),
+      ]);
+
+      const db = bridge.server.stores.db;
+      const rows: string[] = [];
+      for (const table of ['accounts', 'identities', 'oidc_artifacts', 'kv_entries']) {
+        const result = await sql<{
+          row: unknown;
+        }>`select row_to_json(t) as row from ${sql.table(table)} t`.execute(db);
+        rows.push(...result.rows.map((r) => JSON.stringify(r.row)));
+      }
+      const redisValues: string[] = [];
+      if (storage === 'postgres+redis') {
+        const redis = new Redis(testRedisUrl(), { lazyConnect: true });
+        await redis.connect();
+        try {
+          for (const key of await scanKeys(redis, bridge.server.config.storage.redisKeyPrefix)) {
+            const dumped = await redis.dumpBuffer(key);
+            redisValues.push(dumped?.toString('latin1') ?? '');
+            if ((await redis.type(key)) === 'string') redisValues.push((await redis.get(key)) ?? '');
+          }
+        } finally {
+          redis.disconnect();
+        }
+        expect(redisValues.length).toBeGreaterThan(0);
+      }
+      expect(rows.length).toBeGreaterThan(0);
+      // The app access token (stable_token answers the current one again) is a secret too.
+      const stable = await fetch(`${bridge.sandboxUrl}/cgi-bin/stable_token`, {
+        method: 'POST',
+        body: JSON.stringify({ grant_type: 'client_credential', appid: MINI_PROGRAM_APP.appid, secret: MINI_PROGRAM_APP.secret }),
+      });
+      const appToken = (JSON.parse(await stable.text()) as { access_token: string }).access_token;
+      forms.push(appToken);
+      const haystacks = {
+        responses: answers.join('\n'),
+        logs: bridge.logs.join(''),
+        rows: rows.join('\n'),
+        redis: redisValues.join('\n'),
+      };
+      for (const [where, text] of Object.entries(haystacks)) {
+        for (const form of forms) expect(text.includes(form), `${where} contains a session key or app token`).toBe(false);
+      }
+      for (const secret of secrets) if (secret) expect(haystacks.logs.includes(secret)).toBe(false);
+    });
+  });
+}

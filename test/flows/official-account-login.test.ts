@@ -1,0 +1,370 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  type Bridge,
+  OFFICIAL_ACCOUNT_APP,
+  OTHER_OFFICIAL_ACCOUNT_APP,
+  RP,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+  UNBOUND_APP,
+  UNBOUND_OFFICIAL_ACCOUNT_APP,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
+import { continueToRp, createSandboxUser, loginAs, relyingParty, startLogin } from '../helpers/flow.ts';
+import { loginInWeChat, loginInWeChatAs, setDeliverTwice, setSnapshot } from '../helpers/official-account.ts';
+
+const WECHAT_SCOPE = 'openid profile wechat';
+
+async function accountsFor(bridge: Bridge, unionid: string) {
+  return bridge.server.stores.db.selectFrom('accounts').selectAll().where('subject', '=', unionid).execute();
+}
+
+async function identitiesOf(bridge: Bridge, unionid: string) {
+  return bridge.server.stores.db
+    .selectFrom('identities')
+    .select(['appid', 'openid', 'kind'])
+    .where('unionid', '=', unionid)
+    .orderBy('appid')
+    .execute();
+}
+
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+
+  describe.skipIf(!available)(`login inside WeChat through the official account (${storage})`, () => {
+    let bridge: Bridge;
+    let rp: oidc.Configuration;
+
+    beforeAll(async () => {
+      bridge = await startBridge({ storage, apps: [WEBSITE_APP, OFFICIAL_ACCOUNT_APP] });
+      rp = await relyingParty(bridge);
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('the same person gets the same sub by QR on a desktop and inside WeChat, and the wechat scope shows both openids', async () => {
+      const person = await createSandboxUser(bridge, '韩梅梅 🌸');
+      const desktop = await loginAs(rp, person, { scope: WECHAT_SCOPE });
+      const inWeChat = await loginInWeChatAs(rp, person, { scope: WECHAT_SCOPE });
+
+      expect(desktop.tokens.claims()?.sub).toBe(person.unionid);
+      expect(inWeChat.tokens.claims()?.sub).toBe(person.unionid);
+      // One account, holding one identity per app.
+      expect(await accountsFor(bridge, person.unionid)).toHaveLength(1);
+      expect(await identitiesOf(bridge, person.unionid)).toEqual(
+        [
+          { appid: WEBSITE_APP.appid, openid: person.openids[WEBSITE_APP.appid], kind: 'website' },
+          {
+            appid: OFFICIAL_ACCOUNT_APP.appid,
+            openid: person.openids[OFFICIAL_ACCOUNT_APP.appid],
+            kind: 'official_account',
+          },
+        ].sort((a, b) => a.appid.localeCompare(b.appid)),
+      );
+
+      const userinfo = await oidc.fetchUserInfo(rp, inWeChat.tokens.access_token, person.unionid);
+      expect(userinfo.wechat_unionid).toBe(person.unionid);
+      expect(userinfo.wechat_openids).toEqual({
+        [WEBSITE_APP.appid]: person.openids[WEBSITE_APP.appid],
+        [OFFICIAL_ACCOUNT_APP.appid]: person.openids[OFFICIAL_ACCOUNT_APP.appid],
+      });
+      expect(userinfo.nickname).toBe('韩梅梅 🌸');
+    });
+
+    test('without the wechat scope no WeChat claim is released, and discovery lists them', async () => {
+      const person = await createSandboxUser(bridge, 'Lily');
+      const { tokens } = await loginInWeChatAs(rp, person);
+      const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, person.unionid);
+      expect(userinfo).not.toHaveProperty('wechat_unionid');
+      expect(userinfo).not.toHaveProperty('wechat_openids');
+      const metadata = rp.serverMetadata();
+      expect(metadata.scopes_supported).toContain('wechat');
+      expect(metadata.claims_supported).toEqual(expect.arrayContaining(['wechat_unionid', 'wechat_openids']));
+    });
+
+    test('a first login asks snsapi_base, then snsapi_userinfo; a later one is silent with snsapi_base alone', async () => {
+      const person = await createSandboxUser(bridge, '静默 Silent');
+      const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatAndroid });
+      const first = await loginInWeChatAs(rp, person, { browser });
+      expect(first.login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base', 'snsapi_userinfo']);
+      expect(first.login.trips.every((trip) => trip.appid === OFFICIAL_ACCOUNT_APP.appid)).toBe(true);
+      // A new state for the second trip: a state is good for one code only.
+      expect(first.login.trips[0]?.state).not.toBe(first.login.trips[1]?.state);
+
+      const again = await loginInWeChatAs(rp, person, { browser, prompt: 'login' });
+      expect(again.login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base']);
+      expect(again.login.sandboxPages).toBe(0);
+      expect(again.tokens.claims()?.sub).toBe(person.unionid);
+      expect(bridge.logs.join('')).toContain('wechat login (silent, snsapi_base)');
+    });
+
+    test('someone known only through the website app is asked for snsapi_userinfo once, then linked', async () => {
+      const person = await createSandboxUser(bridge, 'Website first');
+      await loginAs(rp, person);
+      const { login, tokens } = await loginInWeChatAs(rp, person);
+      expect(login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base', 'snsapi_userinfo']);
+      expect(tokens.claims()?.sub).toBe(person.unionid);
+      expect(await accountsFor(bridge, person.unionid)).toHaveLength(1);
+      expect(await identitiesOf(bridge, person.unionid)).toHaveLength(2);
+    });
+
+    test('a snapshot-page user is refused with a page asking for 使用完整服务, and nothing is created', async () => {
+      const person = await createSandboxUser(bridge, '快照 Snapshot');
+      await setSnapshot(bridge, person, true);
+      const refused = await loginInWeChat(rp, { user: person });
+      expect(refused.redirect).toBeUndefined();
+      expect(refused.last.status).toBe(400);
+      expect(refused.last.body).toContain('使用完整服务');
+      expect(refused.last.body).toContain('id="try-again"');
+      expect(await accountsFor(bridge, person.unionid)).toHaveLength(0);
+      const identities = await bridge.server.stores.db
+        .selectFrom('identities')
+        .select('openid')
+        .where('appid', '=', OFFICIAL_ACCOUNT_APP.appid)
+        .execute();
+      expect(identities.map((row) => row.openid)).not.toContain(person.openids[OFFICIAL_ACCOUNT_APP.appid]);
+
+      // The person taps 使用完整服务 and tries again: the real identity logs in.
+      await setSnapshot(bridge, person, false);
+      const retryHref = refused.last.body.match(/id="try-again" href="([^"]+)"/)?.[1] as string;
+      const retry = await refused.browser.request(new URL(retryHref, bridge.url).href);
+      expect(retry.status).toBe(303);
+      expect(new URL(retry.location as string).pathname).toBe('/connect/oauth2/authorize');
+      const after = await loginInWeChatAs(rp, person, { browser: refused.browser });
+      expect(after.tokens.claims()?.sub).toBe(person.unionid);
+    });
+
+    test('a callback WeChat delivers twice is acted on once: one code exchange, one login, no error', async () => {
+      const person = await createSandboxUser(bridge, '重复 Twice');
+      await setDeliverTwice(bridge, true);
+      bridge.sandboxState.deliveries.clear();
+      const failuresBefore = countLines(bridge, 'wechat login failed');
+      try {
+        const { login, tokens } = await loginInWeChatAs(rp, person);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+        await bridge.sandboxState.deliveries.settled();
+        const copies = bridge.sandboxState.deliveries.list();
+        // Both trips (snsapi_base, then snsapi_userinfo) were delivered twice.
+        expect(copies).toHaveLength(login.trips.length);
+        for (const copy of copies) {
+          // WeChat's copy gets a neutral page: no error, no cookie, nothing to follow.
+          expect(copy.status).toBe(200);
+          expect(copy.setCookie).toBe(false);
+          expect(copy.location).toBeUndefined();
+          expect(copy.body).toContain('此次登录已在处理中');
+        }
+        // A second exchange would have been answered 40163 (code been used) and logged as a failure.
+        expect(countLines(bridge, 'wechat login failed')).toBe(failuresBefore);
+        expect(bridge.logs.join('')).toContain('duplicate wechat callback without cookies');
+
+        // Late copies, after the login finished, change nothing either.
+        for (const copy of copies) {
+          const late = await new TestBrowser().request(copy.url);
+          expect(late.status).toBe(200);
+          expect(late.headers.getSetCookie()).toEqual([]);
+        }
+      } finally {
+        await setDeliverTwice(bridge, false);
+      }
+    });
+
+    test('a QR login delivered twice is acted on once as well', async () => {
+      const person = await createSandboxUser(bridge, 'QR twice');
+      await setDeliverTwice(bridge, true);
+      bridge.sandboxState.deliveries.clear();
+      try {
+        const { tokens } = await loginAs(rp, person);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+        await bridge.sandboxState.deliveries.settled();
+        const [copy] = bridge.sandboxState.deliveries.list();
+        expect(copy).toMatchObject({ status: 200, setCookie: false });
+      } finally {
+        await setDeliverTwice(bridge, false);
+      }
+    });
+
+    test('one callback sent twice at once by the same browser is exchanged once and both go to the same place', async () => {
+      const person = await createSandboxUser(bridge, '并发 Concurrent');
+      const login = await startLogin(rp);
+      const q = login.qrUrl.searchParams;
+      const allowed = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, {
+        form: {
+          appid: q.get('appid') ?? '',
+          redirect_uri: q.get('redirect_uri') ?? '',
+          state: q.get('state') ?? '',
+          scope: q.get('scope') ?? '',
+          self_redirect: 'default',
+          lang: 'cn',
+          user: person.id,
+          decision: 'allow',
+        },
+      });
+      const callback = allowed.location as string;
+      const logins = countLines(bridge, '"msg":"wechat login"');
+      const [first, second] = await Promise.all([
+        login.browser.request(callback),
+        login.browser.request(callback),
+      ]);
+      expect(first.status).toBe(303);
+      expect(second.status).toBe(303);
+      expect(second.location).toBe(first.location);
+      expect(countLines(bridge, '"msg":"wechat login"')).toBe(logins + 1);
+      const redirect = await continueToRp(login, first);
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(person.unionid);
+    });
+
+    test("a callback replayed into another browser's interaction logs nobody in", async () => {
+      const person = await createSandboxUser(bridge, '回放 Replay');
+      await setDeliverTwice(bridge, true);
+      bridge.sandboxState.deliveries.clear();
+      try {
+        await loginInWeChatAs(rp, person);
+        await bridge.sandboxState.deliveries.settled();
+      } finally {
+        await setDeliverTwice(bridge, false);
+      }
+      const delivered = new URL(bridge.sandboxState.deliveries.list().at(-1)?.url as string);
+      const attacker = await startLogin(rp);
+      const attackerUid = new URL(attacker.loginPage.url).pathname.split('/')[2];
+      delivered.pathname = `/interaction/${attackerUid}/wechat-callback`;
+      const replay = await attacker.browser.request(delivered.href);
+      expect(replay.status).toBe(400);
+      expect(replay.location).toBeUndefined();
+      expect(replay.body).toContain('此登录链接已失效或已被使用');
+    });
+
+    test('desktop WeChat and a mini program web-view take the official account route; WeCom gets the QR page', async () => {
+      const person = await createSandboxUser(bridge, 'Routes');
+      for (const userAgent of [USER_AGENTS.windowsWechat, USER_AGENTS.macWechat, USER_AGENTS.miniProgram]) {
+        const { login, tokens } = await loginInWeChatAs(rp, person, { userAgent });
+        expect(login.trips[0]?.appid).toBe(OFFICIAL_ACCOUNT_APP.appid);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+      }
+      const wecom = await loginInWeChat(rp, { userAgent: USER_AGENTS.wecom });
+      expect(wecom.trips).toEqual([]);
+      expect(wecom.last.status).toBe(200);
+      expect(wecom.last.body).toContain('id="wechat-qr"');
+      expect(wecom.last.body).toContain('企业微信中无法使用微信授权登录');
+    });
+
+    test('no secret, code or token reached the logs', () => {
+      const text = bridge.logs.join('');
+      for (const secret of [WEBSITE_APP.secret, OFFICIAL_ACCOUNT_APP.secret, RP.client_secret]) {
+        expect(text).not.toContain(secret);
+      }
+      for (const copy of bridge.sandboxState.deliveries.list()) {
+        expect(text).not.toContain(new URL(copy.url).searchParams.get('code'));
+      }
+    });
+  });
+
+  describe.skipIf(!available)(`an official account not bound to the Open Platform (${storage})`, () => {
+    let bridge: Bridge;
+    beforeAll(async () => {
+      bridge = await startBridge({ storage, apps: [UNBOUND_OFFICIAL_ACCOUNT_APP] });
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('is refused with a page naming the cause, a log line for the admin, and no account', async () => {
+      const rp = await relyingParty(bridge);
+      const person = await createSandboxUser(bridge, 'Unbound Alice');
+      const login = await loginInWeChat(rp, { user: person });
+      expect(login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base', 'snsapi_userinfo']);
+      expect(login.last.status).toBe(400);
+      expect(login.last.body).toContain('未绑定微信开放平台账号');
+      expect(bridge.logs.join('')).toContain('bind this app to your WeChat Open Platform account');
+      expect(await bridge.server.stores.db.selectFrom('accounts').select('id').execute()).toHaveLength(0);
+      expect(await bridge.server.stores.db.selectFrom('identities').select('openid').execute()).toHaveLength(
+        0,
+      );
+    });
+  });
+}
+
+describe('several apps of each kind, the first official account with the policy "userinfo"', () => {
+  let bridge: Bridge;
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      apps: [
+        WEBSITE_APP,
+        { ...OTHER_OFFICIAL_ACCOUNT_APP, scopePolicy: 'userinfo' },
+        OFFICIAL_ACCOUNT_APP,
+        UNBOUND_APP,
+      ],
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('logs in through the first official account, asking snsapi_userinfo every time, to the same account', async () => {
+    const rp = await relyingParty(bridge);
+    const person = await createSandboxUser(bridge, 'Always asked');
+    const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+    const first = await loginInWeChatAs(rp, person, { browser, scope: WECHAT_SCOPE });
+    const again = await loginInWeChatAs(rp, person, { browser, prompt: 'login', scope: WECHAT_SCOPE });
+    const desktop = await loginAs(rp, person, { scope: WECHAT_SCOPE });
+    expect(first.login.trips).toEqual([
+      expect.objectContaining({ appid: OTHER_OFFICIAL_ACCOUNT_APP.appid, scope: 'snsapi_userinfo' }),
+    ]);
+    expect(again.login.trips).toEqual([
+      expect.objectContaining({ appid: OTHER_OFFICIAL_ACCOUNT_APP.appid, scope: 'snsapi_userinfo' }),
+    ]);
+    for (const tokens of [first.tokens, again.tokens, desktop.tokens]) {
+      expect(tokens.claims()?.sub).toBe(person.unionid);
+    }
+    const userinfo = await oidc.fetchUserInfo(rp, desktop.tokens.access_token, person.unionid);
+    expect(userinfo.wechat_openids).toEqual({
+      [WEBSITE_APP.appid]: person.openids[WEBSITE_APP.appid],
+      [OTHER_OFFICIAL_ACCOUNT_APP.appid]: person.openids[OTHER_OFFICIAL_ACCOUNT_APP.appid],
+    });
+  });
+});
+
+describe('a browser with no suitable app configured gets a plain page, never a crash', () => {
+  const apps = { websiteOnly: [WEBSITE_APP], officialAccountOnly: [OFFICIAL_ACCOUNT_APP] };
+  const bridges: Partial<Record<keyof typeof apps, Bridge>> = {};
+  beforeAll(async () => {
+    bridges.websiteOnly = await startBridge({ storage: 'embedded', apps: apps.websiteOnly });
+    bridges.officialAccountOnly = await startBridge({ storage: 'embedded', apps: apps.officialAccountOnly });
+  });
+  afterAll(async () => {
+    await bridges.websiteOnly?.close();
+    await bridges.officialAccountOnly?.close();
+  });
+
+  test.each([
+    [
+      'WeChat on a phone',
+      'websiteOnly',
+      USER_AGENTS.wechatIos,
+      '请在电脑浏览器中打开此页面，用微信扫码登录',
+      false,
+    ],
+    ['a mini program web-view', 'websiteOnly', USER_AGENTS.miniProgram, '请在电脑浏览器中打开此页面', false],
+    ['desktop WeChat', 'websiteOnly', USER_AGENTS.windowsWechat, '请使用微信扫描二维码登录', true],
+    ['a desktop browser', 'officialAccountOnly', USER_AGENTS.desktop, '请在微信中打开此页面登录', false],
+    ['WeCom', 'officialAccountOnly', USER_AGENTS.wecom, '请在微信中打开此页面登录', false],
+  ] as const)('%s (%s)', async (_name, setup, userAgent, text, qr) => {
+    const bridge = bridges[setup] as Bridge;
+    const rp = await relyingParty(bridge);
+    const login = await loginInWeChat(rp, { userAgent });
+    expect(login.trips).toEqual([]);
+    expect(login.last.status).toBe(200);
+    expect(login.last.body).toContain(text);
+    expect(login.last.body.includes('id="wechat-qr"')).toBe(qr);
+    expect(login.last.body).toContain('name="reason" value="cancelled"');
+  });
+});
+
+function countLines(bridge: Bridge, text: string): number {
+  return bridge.logs.filter((line) => line.includes(text)).length;
+}

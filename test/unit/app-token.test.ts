@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import { Secret } from '../../src/config/secret.ts';
+import { createSealer } from '../../src/mini-program/sealer.ts';
+import type { KeyValueStore } from '../../src/storage/ports.ts';
+import { type AppTokenCache, createAppTokenCache } from '../../src/upstream/wechat/app-token.ts';
+import type { AppAccessToken } from '../../src/upstream/wechat/mini-program-api.ts';
+import { UpstreamError, type WeChatApp } from '../../src/upstream/wechat/types.ts';
+
+const APP: WeChatApp = {
+  kind: 'mini_program',
+  appid: 'wx4f4bc4dec97d474b',
+  name: 'Test',
+  secret: new Secret('app-secret'),
+};
+
+/** A KeyValueStore in memory, on the test's clock (the port's semantics, one "Redis" shared by instances). */
+function memoryKv(
+  now: () => number,
+): KeyValueStore & { raw: Map<string, { value: unknown; expiresAt: number }> } {
+  const raw = new Map<string, { value: unknown; expiresAt: number }>();
+  const live = (key: string) => {
+    const entry = raw.get(key);
+    return entry && now() < entry.expiresAt ? entry : undefined;
+  };
+  return {
+    raw,
+    async put(key, value, ttl) {
+      raw.set(key, { value: structuredClone(value), expiresAt: now() + ttl * 1000 });
+    },
+    async putIfAbsent(key, value, ttl) {
+      if (live(key)) return false;
+      raw.set(key, { value: structuredClone(value), expiresAt: now() + ttl * 1000 });
+      return true;
+    },
+    async get<T>(key: string) {
+      return live(key)?.value as T | undefined;
+    },
+    async take<T>(key: string) {
+      const entry = live(key);
+      raw.delete(key);
+      return entry?.value as T | undefined;
+    },
+    async delete(key) {
+      raw.delete(key);
+    },
+  };
+}
+
+/** WeChat's stable_token as §11 describes it, counting calls; answers resolve when the test says. */
+function fakeWeChat(now: () => number) {
+  let serial = 0;
+  let current: { token: string; expiresAt: number } | undefined;
+  const calls: boolean[] = [];
+  let gate: Promise<void> = Promise.resolve();
+  let open: () => void = () => {};
+  return {
+    calls,
+    hold() {
+      gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+    },
+    release: () => open(),
+    async fetch(_app: WeChatApp, forceRefresh: boolean): Promise<AppAccessToken> {
+      calls.push(forceRefresh);
+      await gate;
+      if (!current || forceRefresh || current.expiresAt - now() <= 300_000) {
+        current = { token: `token-${++serial}`, expiresAt: now() + 7_200_000 };
+      }
+      return {
+        accessToken: new Secret(current.token),
+        expiresIn: Math.ceil((current.expiresAt - now()) / 1000),
+      };
+    },
+  };
+}
+
+function setup() {
+  let time = 1_700_000_000_000;
+  const clock = { now: () => time, advance: (ms: number) => (time += ms) };
+  const kv = memoryKv(clock.now);
+  const wechat = fakeWeChat(clock.now);
+  const sealer = createSealer([new Secret('cookie-key-0123456789abcdef')]);
+  const instance = (): AppTokenCache =>
+    createAppTokenCache({
+      kv,
+      codec: sealer,
+      fetch: (app, force) => wechat.fetch(app, force),
+      now: clock.now,
+      sleep: async () => {
+        // a waiting instance looks again once the winner has had a chance to finish
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+  return { clock, kv, wechat, instance };
+}
+
+describe('the app access token cache', () => {
+  it('fetches once for many concurrent requests on one instance, then serves from the cache', async () => {
+    const { wechat, instance } = setup();
+    const cache = instance();
+    const tokens = await Promise.all(Array.from({ length: 20 }, () => cache.get(APP)));
+    expect(new Set(tokens.map((t) => t.reveal()))).toEqual(new Set(['token-1']));
+    for (let i = 0; i < 50; i++) await cache.get(APP);
+    expect(wechat.calls).toEqual([false]);
+  });
+
+  it('fetches once across instances sharing the store (single flight by lock)', async () => {
+    const { wechat, instance } = setup();
+    const instances = [instance(), instance(), instance()];
+    wechat.hold();
+    const pending = instances.flatMap((cache) => [cache.get(APP), cache.get(APP)]);
+    await new Promise((resolve) => setImmediate(resolve));
+    wechat.release();
+    const tokens = await Promise.all(pending);
+    expect(new Set(tokens.map((t) => t.reveal()))).toEqual(new Set(['token-1']));
+    expect(wechat.calls).toHaveLength(1);
+  });
+
+  it('refreshes a few minutes before expiry, once, after stable_token has pre-rotated', async () => {
+    const { wechat, instance, clock } = setup();
+    const [a, b] = [instance(), instance()];
+    expect((await a.get(APP)).reveal()).toBe('token-1');
+    clock.advance(7_200_000 - 400_000); // 400 s left: still before the refresh margin
+    expect((await b.get(APP)).reveal()).toBe('token-1');
+    expect(wechat.calls).toHaveLength(1);
+    clock.advance(250_000); // 150 s left: inside the margin, and WeChat has a new token
+    const renewed = await Promise.all([a.get(APP), a.get(APP)]);
+    expect(renewed.map((t) => t.reveal())).toEqual(['token-2', 'token-2']);
+    expect((await b.get(APP)).reveal()).toBe('token-2');
+    expect(wechat.calls).toHaveLength(2);
+  });
+
+  it('keeps serving the still-valid token while another instance refreshes it', async () => {
+    const { wechat, instance, clock } = setup();
+    const [a, b] = [instance(), instance()];
+    await a.get(APP);
+    clock.advance(7_200_000 - 100_000);
+    wechat.hold();
+    const refreshing = a.get(APP);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await b.get(APP)).reveal()).toBe('token-1');
+    wechat.release();
+    expect((await refreshing).reveal()).toBe('token-2');
+    expect(wechat.calls).toHaveLength(2);
+  });
+
+  it('on 40001 gets a new token once and retries once; a token WeChat hands back again is force-refreshed', async () => {
+    const { wechat, instance } = setup();
+    const cache = instance();
+    const seen: string[] = [];
+    const result = await cache.withToken(APP, async (token) => {
+      seen.push(token.reveal());
+      if (seen.length === 1) throw new UpstreamError('token_invalid', 'wxa/checksession', 40001);
+      return 'ok';
+    });
+    expect(result).toBe('ok');
+    // Normal mode returned the same (rejected) token, so the second fetch forced a new one.
+    expect(seen).toEqual(['token-1', 'token-2']);
+    expect(wechat.calls).toEqual([false, false, true]);
+  });
+
+  it('retries only once on 42001, and not at all on other errors', async () => {
+    const { instance } = setup();
+    const cache = instance();
+    let calls = 0;
+    await expect(
+      cache.withToken(APP, async () => {
+        calls++;
+        throw new UpstreamError('token_invalid', 'wxa/checksession', 42001);
+      }),
+    ).rejects.toMatchObject({ errcode: 42001 });
+    expect(calls).toBe(2);
+    calls = 0;
+    await expect(
+      cache.withToken(APP, async () => {
+        calls++;
+        throw new UpstreamError('signature_invalid', 'wxa/checksession', 87009);
+      }),
+    ).rejects.toMatchObject({ errcode: 87009 });
+    expect(calls).toBe(1);
+  });
+
+  it('stores the token sealed, never in the clear', async () => {
+    const { kv, instance } = setup();
+    await instance().get(APP);
+    const stored = JSON.stringify([...kv.raw.values()]);
+    expect(stored).not.toContain('token-1');
+    expect(stored).toContain('v1.');
+  });
+});
