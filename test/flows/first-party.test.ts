@@ -1,0 +1,60 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
+import { createSandboxUser, decideOnWeChat, startLogin } from '../helpers/flow.ts';
+
+const FIRST_PARTY = {
+  ...RP,
+  client_id: 'first-party-app',
+  client_secret: 'first-party-secret-0123456789abcdefghij',
+  first_party: true,
+};
+
+describe('a first-party client', () => {
+  let bridge: Bridge;
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (c) => ({ ...c, clients: [...c.clients, FIRST_PARTY] }),
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('skips the consent page: the WeChat callback leads straight back to the client', async () => {
+    const rp = await oidc.discovery(
+      new URL(bridge.url),
+      FIRST_PARTY.client_id,
+      FIRST_PARTY.client_secret,
+      undefined,
+      {
+        execute: [oidc.allowInsecureRequests],
+      },
+    );
+    const user = await createSandboxUser(bridge, '李四');
+    const login = await startLogin(rp, { scope: 'openid profile' });
+    const callback = await decideOnWeChat(login, { user, allow: true });
+    const pages: string[] = [];
+    let hop = callback;
+    while (hop.location && !hop.location.startsWith(RP.redirect_uris[0] as string)) {
+      hop = await login.browser.request(hop.location);
+      pages.push(hop.body);
+    }
+    expect(pages.some((body) => body.includes('id="consent-allow"'))).toBe(false);
+    const tokens = await oidc.authorizationCodeGrant(rp, new URL(hop.location as string), login.checks);
+    expect(tokens.claims()?.sub).toBe(user.unionid);
+    expect(tokens.scope?.split(' ')).toEqual(expect.arrayContaining(['openid', 'profile']));
+  });
+
+  test('while a third-party client, for the same person, is asked for consent', async () => {
+    const rp = await oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const user = await createSandboxUser(bridge, '王五');
+    const login = await startLogin(rp, { scope: 'openid profile' });
+    let hop = await decideOnWeChat(login, { user, allow: true });
+    while (hop.location) hop = await login.browser.request(hop.location);
+    expect(hop.body).toContain('id="consent-allow"');
+  });
+});
