@@ -47,7 +47,10 @@ describe.skipIf(!chromiumAvailable)('the demo a newcomer opens after npm start',
     const mei = listed.users.find((u) => u.nickname === '新用户 🌸 Mei');
     expect(mei).toBeDefined();
     expect(claims.sub).toBe(mei?.unionid);
-    const userinfo = JSON.parse((await page.locator('#userinfo').textContent()) as string) as Record<string, unknown>;
+    const userinfo = JSON.parse((await page.locator('#userinfo').textContent()) as string) as Record<
+      string,
+      unknown
+    >;
     expect(userinfo.nickname).toBe('新用户 🌸 Mei');
     expect(claims.iss).toBe(bridge.url);
     await page.screenshot({ path: 'test-results/screenshots/demo-claims.png', fullPage: true });
