@@ -425,7 +425,8 @@ for (const storage of STORAGE_SETUPS) {
       const tokens = await miniProgramLogin(panda);
       // A no-op fault on stable_token counts its calls: each call uses one up.
       await injectFault(bridge, { api: 'cgi-bin/stable_token', delayMs: 0, times: 1000 });
-      for (let i = 0; i < 5; i++) expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(200);
+      for (let i = 0; i < 5; i++)
+        expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(200);
       const { code } = await wxPhoneCode(bridge, panda);
       expect((await call(bridge, 'phone-number', tokens.access_token, { code })).status).toBe(200);
       expect(1000 - (await pendingFaults(bridge, 'cgi-bin/stable_token'))).toBeLessThanOrEqual(1);
@@ -567,7 +568,11 @@ for (const storage of STORAGE_SETUPS) {
       // The app access token (stable_token answers the current one again) is a secret too.
       const stable = await fetch(`${bridge.sandboxUrl}/cgi-bin/stable_token`, {
         method: 'POST',
-        body: JSON.stringify({ grant_type: 'client_credential', appid: MINI_PROGRAM_APP.appid, secret: MINI_PROGRAM_APP.secret }),
+        body: JSON.stringify({
+          grant_type: 'client_credential',
+          appid: MINI_PROGRAM_APP.appid,
+          secret: MINI_PROGRAM_APP.secret,
+        }),
       });
       const appToken = (JSON.parse(await stable.text()) as { access_token: string }).access_token;
       forms.push(appToken);
@@ -578,7 +583,8 @@ for (const storage of STORAGE_SETUPS) {
         redis: redisValues.join('\n'),
       };
       for (const [where, text] of Object.entries(haystacks)) {
-        for (const form of forms) expect(text.includes(form), `${where} contains a session key or app token`).toBe(false);
+        for (const form of forms)
+          expect(text.includes(form), `${where} contains a session key or app token`).toBe(false);
       }
       for (const secret of secrets) if (secret) expect(haystacks.logs.includes(secret)).toBe(false);
     });

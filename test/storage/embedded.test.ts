@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccountBySubject, linkIdentity } from '../../src/accounts/repository.ts';
 import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
+import { migrations } from '../../src/storage/migrations/index.ts';
 import { openPgliteBackend, type SqlBackend } from './backends.ts';
 
 describe('embedded PGlite database', () => {
@@ -19,7 +20,7 @@ describe('embedded PGlite database', () => {
   it('creates <dataDir>/pglite and keeps accounts across a restart', async () => {
     const dataDir = join(root, 'missing', 'data');
     const first = await openEmbeddedDatabase(dataDir);
-    expect(await migrateToLatest(first)).toHaveLength(3);
+    expect(await migrateToLatest(first)).toHaveLength(Object.keys(migrations).length);
     const { account } = await linkIdentity(
       first,
       { kind: 'website', appid: 'wx1', openid: 'o1', unionid: 'u1', snapshotUser: false },

@@ -136,8 +136,8 @@ describe('loadConfig defaults', () => {
     expect(config.production).toBe(false);
     expect(config.sandbox.enabled).toBe(true);
     expect(config.demo.enabled).toBe(true);
-    expect(config.clients).toEqual([]);
-    expect(config.wechat.apps).toHaveLength(2);
+    expect(config.clients.map((c) => c.client_id)).toEqual(['my-mini-program']);
+    expect(config.wechat.apps).toHaveLength(3);
     expect(config.wechat.apps[0]).toMatchObject({ kind: 'website', name: 'Sandbox website' });
     expect(config.wechat.apps[1]).toMatchObject({
       kind: 'official_account',
@@ -568,6 +568,7 @@ describe('loadConfig production policy', () => {
     expect(devWarnings).toEqual([
       'wechat.apps[0].secret: literal secret in the config file (development only; production refuses it)',
       'wechat.apps[1].secret: literal secret in the config file (development only; production refuses it)',
+      'wechat.apps[2].secret: literal secret in the config file (development only; production refuses it)',
       'sandbox.enabled: WeChat logins go to the built-in emulator (development only)',
       'demo.enabled: the demo relying party is registered (development only)',
       'oidc.jwks: not set: keys are generated into dataDir (development only)',

@@ -113,14 +113,15 @@ export function createAppTokenCache(options: AppTokenCacheOptions): AppTokenCach
   };
 
   const refresh = async (app: WeChatApp, stale: UsableToken | undefined, bad: Secret | undefined) => {
-    const owner = randomUUID();
-    if (await kv.putIfAbsent(lockKey(app), owner, lockSeconds)) {
+    if (await kv.putIfAbsent(lockKey(app), randomUUID(), lockSeconds)) {
       try {
         // Someone may have finished a refresh between our read and our lock.
         const current = await read(app);
         if (fresh(current, bad)) return current.token;
         return await fetchNew(app, bad);
       } finally {
+        // The store has no compare-and-delete; the lock outlives one stable_token call (with its
+        // retry), so this is our own lock unless WeChat took longer than lockSeconds.
         await kv.delete(lockKey(app));
       }
     }
