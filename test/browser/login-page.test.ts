@@ -2,9 +2,9 @@ import { mkdir } from 'node:fs/promises';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
-import { createSandboxUser, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import { authorizationRequest, createSandboxUser, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 
 const SCREENSHOTS = 'test-results/screenshots';
 
@@ -26,23 +26,6 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await bridge?.close();
   });
 
-  async function authorizationUrl() {
-    const checks = {
-      pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
-      expectedState: oidc.randomState(),
-      expectedNonce: oidc.randomNonce(),
-    };
-    const url = oidc.buildAuthorizationUrl(rp, {
-      redirect_uri: RP.redirect_uris[0] as string,
-      scope: 'openid profile',
-      code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
-      code_challenge_method: 'S256',
-      state: checks.expectedState,
-      nonce: checks.expectedNonce,
-    });
-    return { url, checks };
-  }
-
   test('a person scans and allows in the embedded QR frame, consents, and the client gets their unionid', async () => {
     const context = await browser.newContext({ locale: 'zh-CN' });
     const page = await context.newPage();
@@ -52,7 +35,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
       landed = new URL(route.request().url());
       await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
     });
-    const { url, checks } = await authorizationUrl();
+    const { url, checks } = await authorizationRequest(rp);
     await page.goto(url.href);
     expect(await page.locator('h1').textContent()).toBe('使用微信登录');
     const frame = page.frameLocator('#wechat-qr');
@@ -81,7 +64,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
       landed = new URL(route.request().url());
       await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
     });
-    const { url } = await authorizationUrl();
+    const { url } = await authorizationRequest(rp);
     await page.goto(url.href);
     expect(await page.locator('h1').textContent()).toBe('Log in with WeChat');
     await page.frameLocator('#wechat-qr').locator('button.deny').click();

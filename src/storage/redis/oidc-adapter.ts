@@ -26,20 +26,12 @@
  * missing artifact (a miss), are checked against the payload on read, and expire on their
  * own.
  */
+
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import { luaScript, type RedisClient, runScript } from './scripts.ts';
-
-/** Models whose artifacts belong to a grant and die with it (as oidc-provider's memory adapter). */
-const GRANTABLE = new Set([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-]);
 
 /** Slack on the grant index TTL: the member keys' own TTLs are counted by the Redis clock. */
 const GRANT_INDEX_SLACK_MS = 1_000;
@@ -142,7 +134,7 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
       const writes: Promise<unknown>[] = [
         runScript(redis, UPSERT, [key], [JSON.stringify(rest), consumed ? String(consumed) : '', ttl ?? '']),
       ];
-      if (GRANTABLE.has(model) && payload.grantId) {
+      if (GRANTABLE_MODELS.has(model) && payload.grantId) {
         const at = now().getTime();
         const expiresAt = ttl === undefined ? 'inf' : String(at + ttl * 1000);
         writes.push(

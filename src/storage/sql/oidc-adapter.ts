@@ -1,20 +1,11 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { jsonb } from './json.ts';
 import { type SweeperOptions, startSweeper } from './sweeper.ts';
-
-/** Models whose artifacts belong to a grant and die with it (as oidc-provider's memory adapter). */
-const GRANTABLE = new Set([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-]);
 
 export interface SqlOidcAdapterOptions extends SweeperOptions {
   /** Injected clock (tests); the default is the system clock. */
@@ -71,7 +62,7 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
         model,
         id,
         payload: jsonb(rest),
-        grant_id: GRANTABLE.has(model) ? (payload.grantId ?? null) : null,
+        grant_id: GRANTABLE_MODELS.has(model) ? (payload.grantId ?? null) : null,
         uid: payload.uid ?? null,
         user_code: payload.userCode ?? null,
         expires_at: expiresIn === undefined ? null : new Date(now().getTime() + expiresIn * 1000),

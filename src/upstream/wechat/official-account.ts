@@ -1,11 +1,6 @@
-import type { SnsAccessToken, SnsUserInfo, WeChatClient } from './client.ts';
-import {
-  type OfficialAccountScope,
-  UpstreamError,
-  type WeChatApp,
-  type WeChatIdentity,
-  type WeChatProfile,
-} from './types.ts';
+import type { SnsAccessToken, WeChatClient } from './client.ts';
+import { snsIdentity } from './sns-identity.ts';
+import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from './types.ts';
 
 export interface OfficialAccountConnector {
   readonly kind: 'official_account';
@@ -50,21 +45,7 @@ export function createOfficialAccountConnector(deps: OfficialAccountConnectorDep
 
     completeLogin: async (code, scope) => {
       const token = await client.exchangeCode(app, code);
-      const info = mayReadProfile(token, scope) ? await readUserInfo(client, token) : undefined;
-      if (info !== undefined && info.openid !== token.openid) {
-        throw new UpstreamError('unexpected', 'sns/userinfo');
-      }
-      if (info?.unionid !== undefined && token.unionid !== undefined && info.unionid !== token.unionid) {
-        throw new UpstreamError('unexpected', 'sns/userinfo');
-      }
-      return {
-        kind: 'official_account',
-        appid: app.appid,
-        openid: token.openid,
-        unionid: token.unionid ?? info?.unionid,
-        profile: info === undefined ? undefined : toProfile(info),
-        snapshotUser: token.isSnapshotUser,
-      };
+      return snsIdentity(client, app, token, mayReadProfile(token, scope));
     },
   };
 }
@@ -77,18 +58,4 @@ export function createOfficialAccountConnector(deps: OfficialAccountConnectorDep
 function mayReadProfile(token: SnsAccessToken, requested: OfficialAccountScope): boolean {
   if (requested !== 'snsapi_userinfo' || token.isSnapshotUser) return false;
   return token.scope.length === 0 || token.scope.includes('snsapi_userinfo');
-}
-
-/** As for website apps: with a unionid already in hand, a failed profile read does not fail the login. */
-async function readUserInfo(client: WeChatClient, token: SnsAccessToken): Promise<SnsUserInfo | undefined> {
-  try {
-    return await client.userInfo(token.accessToken, token.openid);
-  } catch (error) {
-    if (error instanceof UpstreamError && token.unionid !== undefined) return undefined;
-    throw error;
-  }
-}
-
-function toProfile(info: SnsUserInfo): WeChatProfile {
-  return { nickname: info.nickname, avatarUrl: info.headimgurl, sex: info.sex, language: info.language };
 }

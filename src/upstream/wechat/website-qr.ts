@@ -1,5 +1,6 @@
-import type { SnsAccessToken, SnsUserInfo, WeChatClient } from './client.ts';
-import { UpstreamError, type WeChatApp, type WeChatIdentity, type WeChatProfile } from './types.ts';
+import type { WeChatClient } from './client.ts';
+import { snsIdentity } from './sns-identity.ts';
+import type { WeChatApp, WeChatIdentity } from './types.ts';
 
 export interface WebsiteQrConnector {
   readonly kind: 'website';
@@ -68,41 +69,6 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
       return `${qrconnect}?${params}`;
     },
 
-    completeLogin: async (code) => {
-      const token = await client.exchangeCode(app, code);
-      const info = await readUserInfo(client, token);
-      if (info !== undefined && info.openid !== token.openid) {
-        throw new UpstreamError('unexpected', 'sns/userinfo');
-      }
-      if (info?.unionid !== undefined && token.unionid !== undefined && info.unionid !== token.unionid) {
-        throw new UpstreamError('unexpected', 'sns/userinfo');
-      }
-      return {
-        kind: 'website',
-        appid: app.appid,
-        openid: token.openid,
-        unionid: token.unionid ?? info?.unionid,
-        profile: info === undefined ? undefined : toProfile(info),
-        snapshotUser: token.isSnapshotUser,
-      };
-    },
+    completeLogin: async (code) => snsIdentity(client, app, await client.exchangeCode(app, code), true),
   };
-}
-
-/**
- * The profile is a nicety once the token already names the unionid: the code is
- * spent, so failing the login over a nickname would make the person scan again.
- * Without a unionid from the token, userinfo is the only source and its failure stands.
- */
-async function readUserInfo(client: WeChatClient, token: SnsAccessToken): Promise<SnsUserInfo | undefined> {
-  try {
-    return await client.userInfo(token.accessToken, token.openid);
-  } catch (error) {
-    if (error instanceof UpstreamError && token.unionid !== undefined) return undefined;
-    throw error;
-  }
-}
-
-function toProfile(info: SnsUserInfo): WeChatProfile {
-  return { nickname: info.nickname, avatarUrl: info.headimgurl, sex: info.sex, language: info.language };
 }
