@@ -1,15 +1,20 @@
 import Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
+import { type DependencyMonitor, dependencyGate } from './http/dependency-gate.ts';
 import { domainVerification } from './http/domain-verification.ts';
 import { errorPages } from './http/errors.ts';
 import { createHealthRouter } from './http/health.ts';
+import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
+import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
+import { requestSizeLimit } from './http/request-limits.ts';
 import { requestLog } from './http/request-log.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
 import { createInteractionRouter } from './interaction/router.ts';
 import type { Logger } from './observability/logger.ts';
+import type { Metrics } from './observability/metrics.ts';
 import type { Stores } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -19,6 +24,14 @@ export interface AppDeps {
   views: Views;
   logger: Logger;
   interaction: InteractionDeps;
+  /** Prometheus metrics: every request is counted, and /metrics serves them. */
+  metrics?: Metrics;
+  /** What is known of the stores: requests fail fast with 503 while one is down. */
+  dependencies?: DependencyMonitor;
+  /** 429 past these limits on the login pages, WeChat callbacks and the token endpoint. */
+  rateLimiters?: RateLimiters;
+  /** 413 for a declared body larger than this. */
+  maxBodyBytes?: number;
   /** Extra routers mounted before oidc-provider's own routes (the demo relying party). */
   extraRouters?: Router[];
 }
@@ -29,10 +42,23 @@ export interface AppDeps {
  */
 export function createApp(deps: AppDeps): Provider {
   const { provider, views, config } = deps;
+  // With trustProxy, the client address is the one the proxy in front appended to X-Forwarded-For,
+  // not the leftmost entry, which the client writes itself (and would use to dodge rate limits).
+  provider.app.maxIpsCount = 1;
+  if (deps.metrics) provider.use(httpMetrics(deps.metrics));
   provider.use(requestLog(deps.logger));
   provider.use(securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }));
   provider.use(errorPages(views));
-  mount(provider, createHealthRouter(deps.stores));
+  const { dependencies } = deps;
+  mount(
+    provider,
+    createHealthRouter(dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores),
+  );
+  if (deps.metrics) mount(provider, createMetricsRouter(deps.metrics));
+  if (dependencies) provider.use(dependencyGate(dependencies, { views, kinds: deps.stores.kinds }));
+  if (deps.maxBodyBytes) provider.use(requestSizeLimit(deps.maxBodyBytes));
+  if (deps.rateLimiters)
+    provider.use(rateLimits({ limiters: deps.rateLimiters, views, metrics: deps.metrics }));
   provider.use(domainVerification(config.wechat.mpVerifyTokens));
   mount(provider, assetsRouter(views));
   mount(provider, createInteractionRouter(deps.interaction));

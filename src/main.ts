@@ -22,6 +22,8 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.log);
   for (const message of warnings) logger.warn(message);
+  // A rejection nobody awaited is a bug to fix, not a reason to drop every in-flight login.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
   const running = await startServer(config, {
     logger,
@@ -38,12 +40,16 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
+  const stop = (signal: string, code = 0) => {
+    if (stopping) {
+      // A second signal: the operator does not want to wait for the drain.
+      if (signal !== 'uncaughtException') process.exit(code || 1);
+      return;
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal }, 'shutting down: draining in-flight requests');
     running.close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
@@ -52,6 +58,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // The process state is unknown after an uncaught exception: finish what is in flight and exit.
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception');
+    stop('uncaughtException', 1);
+  });
 }
 
 main().catch((error) => {

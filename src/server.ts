@@ -1,18 +1,31 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
+import { createAvatarMirror } from './accounts/avatars/mirror.ts';
+import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts';
+import { createAvatarRouter } from './accounts/avatars/router.ts';
+import { createSqlAvatarStore } from './accounts/avatars/store.ts';
+import { indexAccountArtifacts } from './accounts/artifact-index.ts';
+import { createAccountNotifier } from './accounts/events.ts';
+import { createWebhookSender } from './accounts/webhooks.ts';
+import { accountPageClient } from './account-page/client.ts';
+import { createAccountPageRouter } from './account-page/router.ts';
 import { createApp } from './app.ts';
 import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config } from './config/types.ts';
+import { createDependencyMonitor } from './http/dependency-gate.ts';
+import { createRateLimiters, DEFAULT_LIMITS, type RateLimiters } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
 import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
+import { countLogins, createMetrics, type Metrics, observeProvider } from './observability/metrics.ts';
 import { createFindAccount } from './oidc/find-account.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 import { openStores } from './storage/open-stores.ts';
 import type { Stores } from './storage/ports.ts';
+import { connectRedis } from './storage/redis/connect.ts';
 import { createWeChatClient } from './upstream/wechat/client.ts';
 import {
   createOfficialAccountConnector,
@@ -25,6 +38,8 @@ export interface RunningServer {
   url: string;
   config: Config;
   stores: Stores;
+  /** This instance's Prometheus metrics (also served at /metrics). */
+  metrics: Metrics;
   /** The in-process WeChat sandbox's URL, when it runs. */
   sandboxUrl: string | undefined;
   close(): Promise<void>;
@@ -45,7 +60,10 @@ export interface StartOptions {
 export async function startServer(input: Config, options: StartOptions): Promise<RunningServer> {
   const { logger } = options;
   const closers: Array<() => Promise<void>> = [];
+  // The HTTP server closes first and waits for in-flight requests, which still need the stores.
+  let drain = async () => {};
   const close = async () => {
+    await drain().catch((err) => logger.error({ err }, 'error while draining'));
     for (const fn of closers.reverse())
       await fn().catch((err) => logger.error({ err }, 'error while closing'));
   };
@@ -64,7 +82,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
     }
 
     const server = createServer();
-    closers.push(() => closeServer(server));
+    const inFlight = trackInFlight(server);
+    drain = () => closeServer(server, inFlight, DRAIN_TIMEOUT_MS);
     const port = await listen(server, config.port, config.host);
     const issuer =
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
@@ -79,21 +98,42 @@ export async function startServer(input: Config, options: StartOptions): Promise
     });
     closers.push(() => stores.close());
     logger.info({ accounts: stores.kinds.accounts, artifacts: stores.kinds.artifacts }, 'storage ready');
+    const dependencies = createDependencyMonitor(stores, logger);
+    dependencies.start(DEPENDENCY_PROBE_MS);
+    closers.push(async () => dependencies.stop());
+    const limits = config.limits ?? DEFAULT_LIMITS;
+    const rateLimiters = limits.rateLimits.enabled
+      ? await openRateLimiters(config, limits.rateLimits, closers)
+      : undefined;
 
     const keys = await loadProviderKeys(config, logger);
     const views = createViews({ assetBase: '/assets' });
-    const connectors = buildConnectors(config);
+    const metrics = createMetrics();
+    const connectors = countLogins(buildConnectors(config, metrics), metrics);
     const demo = options.demo ? await options.demo(issuer) : undefined;
+    const now = options.now ?? (() => new Date());
+    const avatarStore = createSqlAvatarStore(stores.db);
+    const avatarsConfig = config.avatars ?? AVATAR_DEFAULTS;
+    const avatars = createAvatarMirror({
+      store: avatarStore,
+      kv: stores.kv,
+      policy: avatarFetchPolicy(config, sandboxUrl),
+      issuer,
+      logger,
+      now,
+      retryAfterSeconds: avatarsConfig.retryAfter,
+    });
     const provider = createProvider({
       config,
-      clients: [...config.clients, ...(demo ? [demo.client] : [])],
+      clients: [...config.clients, accountPageClient(issuer), ...(demo ? [demo.client] : [])],
       keys,
       adapter: stores.oidcAdapter,
-      findAccount: createFindAccount(stores.db),
+      findAccount: createFindAccount(stores.db, { avatars }),
       views,
       logger,
     });
-    const now = options.now ?? (() => new Date());
+    observeProvider(provider, metrics);
+    indexAccountArtifacts(provider, stores.db, logger);
     const miniPrograms = setUpMiniPrograms({
       config,
       provider,
@@ -108,6 +148,10 @@ export async function startServer(input: Config, options: StartOptions): Promise
       stores,
       views,
       logger,
+      metrics,
+      dependencies,
+      rateLimiters,
+      maxBodyBytes: limits.maxBodyBytes,
       interaction: {
         provider,
         connectors,
@@ -120,10 +164,32 @@ export async function startServer(input: Config, options: StartOptions): Promise
         // A duplicate callback waits out the first delivery's code exchange and profile read.
         callbackWaitMs: 2 * config.wechat.timeoutMs + 2000,
       },
-      extraRouters: [...(demo ? [demo.router] : []), miniPrograms.router],
+      extraRouters: [
+        ...(demo ? [demo.router] : []),
+        miniPrograms.router,
+        createAvatarRouter(avatarStore, { maxAgeSeconds: avatarsConfig.cacheMaxAge }),
+        createAccountPageRouter({
+          provider,
+          db: stores.db,
+          adapter: stores.oidcAdapter,
+          views,
+          avatars,
+          avatarStore,
+          apps: config.wechat.apps,
+          formKey: keys.cookieKeys[0]?.reveal() ?? '',
+          issuer,
+          logger,
+          now,
+          notifier: createAccountNotifier(
+            provider,
+            createWebhookSender({ issuer, jwks: keys.jwks, logger, now }),
+            logger,
+          ),
+        }),
+      ],
     });
     server.on('request', provider.callback());
-    return { url: issuer, config, stores, sandboxUrl, close };
+    return { url: issuer, config, stores, metrics, sandboxUrl, close };
   } catch (error) {
     await close();
     throw error;
@@ -131,13 +197,36 @@ export async function startServer(input: Config, options: StartOptions): Promise
 }
 
 /**
+ * Rate-limit counters in Redis when there is one, on a connection of their own (a flood of limited
+ * requests never queues behind logins); in memory otherwise (one instance: the embedded store).
+ */
+async function openRateLimiters(
+  config: Config,
+  rules: NonNullable<Config['limits']>['rateLimits'],
+  closers: Array<() => Promise<void>>,
+): Promise<RateLimiters> {
+  const { redisUrl, redisKeyPrefix } = config.storage;
+  if (!redisUrl) return createRateLimiters(rules);
+  // Outages are logged by the stores' own connection; the limiters fall back to memory meanwhile.
+  const client = await connectRedis(redisUrl, { onError: () => {} });
+  closers.push(async () => {
+    await client.quit().catch(() => client.disconnect());
+  });
+  return createRateLimiters(rules, { client, prefix: redisKeyPrefix });
+}
+
+/** How often each instance probes its stores, so that it notices an outage and a recovery by itself. */
+const DEPENDENCY_PROBE_MS = 5_000;
+
+/**
  * One connector per configured website and official_account app: logins start with the first of
  * each kind; callbacks are completed by the app their state names.
  */
-function buildConnectors(config: Config): Connectors {
+function buildConnectors(config: Config, metrics: Metrics): Connectors {
   const client = createWeChatClient({
     apiBaseUrl: config.wechat.apiBaseUrl,
     timeoutMs: config.wechat.timeoutMs,
+    onCall: metrics.wechatCall,
   });
   const { openBaseUrl } = config.wechat;
   const byAppid = new Map<string, LoginConnector>();
@@ -176,10 +265,35 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-function closeServer(server: Server): Promise<void> {
+/** How long a shutdown waits for in-flight requests before cutting their connections. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/** The responses being written, so a shutdown can close each keep-alive connection as it goes idle. */
+function trackInFlight(server: Server): Set<ServerResponse> {
+  const inFlight = new Set<ServerResponse>();
+  server.on('request', (_req, res: ServerResponse) => {
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+  });
+  return inFlight;
+}
+
+/**
+ * Stops accepting connections, lets in-flight requests finish (closing their keep-alive
+ * connections once answered), and cuts whatever is left after timeoutMs.
+ */
+function closeServer(server: Server, inFlight: Set<ServerResponse>, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
-    server.close(() => resolve());
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
     server.closeIdleConnections();
+    for (const res of inFlight) {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+      res.on('finish', () => setImmediate(() => server.closeIdleConnections()));
+    }
   });
 }

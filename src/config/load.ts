@@ -133,6 +133,7 @@ function effectiveConfig(
       miniProgram: file.wechat.miniProgram,
     },
     oidc: { jwks: secrets.jwks, cookieKeys: secrets.cookieKeys, ttl: file.oidc.ttl },
+    limits: file.limits,
     clients: file.clients.map((client, index): ClientConfig => {
       const { client_secret: _reference, ...registered } = client;
       const metadata = withoutRedirectDefaults(registered);

@@ -283,6 +283,12 @@ export const clientSchema = z
       .optional()
       .describe('Include sid in back-channel logout tokens.'),
     backchannel_client_notification_endpoint: httpUrlSchema.optional().describe('CIBA notifications.'),
+    account_events_uri: httpUrlSchema
+      .optional()
+      .describe(
+        'Ours, not standard: receives signed Security Event Tokens (RFC 8417, pushed as RFC 8935) when an ' +
+          'account this client knows is deleted or its WeChat identities change.',
+      ),
     first_party: z
       .boolean()
       .default(false)
@@ -323,6 +329,16 @@ export const clientSchema = z
 /** A lifetime in seconds. */
 function seconds(fallback: number, description: string) {
   return z.int().min(1).default(fallback).describe(`${description} Seconds; default ${fallback}.`);
+}
+
+function rateLimitRule(points: number, description: string) {
+  return z
+    .strictObject({
+      points: z.int().min(1).default(points).describe(`Requests allowed per window. Default ${points}.`),
+      durationSeconds: seconds(60, 'The window.'),
+    })
+    .prefault({})
+    .describe(description);
 }
 
 const ttlSchema = z.strictObject({
@@ -459,6 +475,52 @@ export const configFileSchema = z
           .describe('Register a demo relying party at /demo; refused in production.'),
       })
       .prefault({}),
+    limits: z
+      .strictObject({
+        maxBodyBytes: z
+          .int()
+          .min(1024)
+          .default(65_536)
+          .describe(
+            'Largest request body accepted, bytes; a larger one is answered 413 unread. Default 64 KiB.',
+          ),
+        rateLimits: z
+          .strictObject({
+            enabled: z.boolean().default(true).describe('Answer 429 with Retry-After past these limits.'),
+            interaction: rateLimitRule(
+              300,
+              'GET /auth and the login, consent and abort pages, per client IP.',
+            ),
+            callback: rateLimitRule(
+              120,
+              "WeChat's redirects to /interaction/:uid/wechat-callback, per client IP.",
+            ),
+            token: rateLimitRule(1200, 'POST /token, per client IP and client_id.'),
+          })
+          .prefault({})
+          .describe('Counted in Redis (shared by every instance) when configured, else in memory.'),
+      })
+      .prefault({})
+      .describe('Abuse limits.'),
+    avatars: z
+      .strictObject({
+        allowedHosts: z
+          .array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host or host:port'))
+          .default(['thirdwx.qlogo.cn', 'wx.qlogo.cn'])
+          .describe(
+            "Hosts WeChat avatars are downloaded from (WeChat's own by default); redirects may lead " +
+              'only to these. Outside production the sandbox is added.',
+          ),
+        maxBytes: z.int().min(1024).default(1_048_576).describe('Largest avatar accepted, bytes.'),
+        timeoutMs: z.int().min(1).default(3000).describe('Budget of one avatar download, milliseconds.'),
+        cacheMaxAge: seconds(86_400, 'Cache-Control max-age of /avatars/<id>.'),
+        retryAfter: seconds(600, 'How long an avatar URL that failed to download is left alone.'),
+      })
+      .prefault({})
+      .describe(
+        'Self-hosted avatars: downloaded at login when they change, served at /avatars/<account id> ' +
+          'as the picture claim.',
+      ),
   })
   // Runs even when other fields are invalid (`when`), so duplicates are reported with everything else.
   .superRefine(

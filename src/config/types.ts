@@ -80,6 +80,46 @@ export interface Config {
   };
   /** Register a built-in demo relying party at /demo (never in production). */
   demo: { enabled: boolean };
+  /** Self-hosted avatars (config file `avatars`); absent: src/accounts/avatars/policy.ts defaults. */
+  avatars?: AvatarsConfig;
+  /** Abuse limits (config file `limits`); absent: the defaults of src/http/rate-limits.ts. */
+  limits?: LimitsConfig;
+}
+
+/** How WeChat avatars are downloaded and served from /avatars/<account id>. */
+export interface AvatarsConfig {
+  /** Hosts (host or host:port) avatars are downloaded from; redirects may lead only to these. */
+  allowedHosts: string[];
+  /** Largest image accepted, bytes. */
+  maxBytes: number;
+  /** Budget of one download, milliseconds. */
+  timeoutMs: number;
+  /** Cache-Control max-age of /avatars/<id>, seconds. */
+  cacheMaxAge: number;
+  /** How long a URL that failed to download is left alone, seconds. */
+  retryAfter: number;
+}
+
+/** Request size and rate limits. */
+export interface LimitsConfig {
+  /** Largest request body accepted, bytes: a larger Content-Length is answered 413 unread. */
+  maxBodyBytes: number;
+  rateLimits: {
+    enabled: boolean;
+    /** Per client IP: GET /auth and our login, consent and abort pages. */
+    interaction: RateLimitRule;
+    /** Per client IP: WeChat's redirects back to /interaction/:uid/wechat-callback. */
+    callback: RateLimitRule;
+    /** Per client IP and client_id (from HTTP Basic): POST /token. */
+    token: RateLimitRule;
+  };
+}
+
+export interface RateLimitRule {
+  /** Requests allowed per window from one client. */
+  points: number;
+  /** The window, seconds. */
+  durationSeconds: number;
 }
 
 /** Standard client registration metadata plus our own extras. */
@@ -89,4 +129,6 @@ export type ClientConfig = ClientMetadata & {
   first_party?: boolean;
   /** Our extra: the mini_program app (AppID) whose wx.login codes this client exchanges for tokens. */
   wechat_mini_program_appid?: string;
+  /** Our extra: where signed account events (deletion, identity changes) are pushed. */
+  account_events_uri?: string;
 };

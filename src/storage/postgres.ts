@@ -20,5 +20,8 @@ export function createPostgresDatabase(url: string, options: PostgresOptions = {
     connectionTimeoutMillis: 10_000,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
+  // A client handed out just as the server drops its socket emits 'error' on itself, not on the
+  // pool; unheard, that would crash the process. The failed query still rejects on its own.
+  pool.on('connect', (client) => client.on('error', (error) => options.onIdleError?.(error)));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

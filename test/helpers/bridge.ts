@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { Secret } from '../../src/config/secret.ts';
 import type { ClientConfig, Config } from '../../src/config/types.ts';
 import { createDemo } from '../../src/demo/demo-client.ts';
+import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { createViews } from '../../src/http/views.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createSandbox } from '../../src/sandbox/create-sandbox.ts';
@@ -90,12 +91,16 @@ export const RP: ClientConfig & { client_secret: string; redirect_uris: string[]
 
 export interface Bridge {
   url: string;
+  /** This instance's own address (equals url unless the issuer is a load balancer in front of it). */
+  instanceUrl: string;
   sandboxUrl: string;
   server: RunningServer;
   /** Every log line the server wrote, for secret-leak checks. */
   logs: string[];
   /** The sandbox's memory (users, codes, duplicate deliveries), for assertions. */
   sandboxState: SandboxState;
+  /** The configuration the instance was started with (before the issuer and port were settled). */
+  config: Config;
   close(): Promise<void>;
 }
 
@@ -172,11 +177,52 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       demo: options.demo ? (issuer) => createDemo(issuer, createViews({ assetBase: '/assets' })) : undefined,
     });
     cleanups.push(() => server.close());
-    return { url: server.url, sandboxUrl: sandbox.url, server, logs, sandboxState: created.state, close };
+    return {
+      url: server.url,
+      instanceUrl: `http://127.0.0.1:${server.config.port}`,
+      sandboxUrl: sandbox.url,
+      server,
+      logs,
+      sandboxState: created.state,
+      config,
+      close,
+    };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/**
+ * One more instance of `first`, as a second replica behind a load balancer: the same sandbox,
+ * database, Redis and key prefix, issuer, and signing and cookie keys (read from the first's data
+ * directory, or from its config when given there). Close it before the first, which owns the stores.
+ */
+export async function startAnotherInstance(
+  first: Bridge,
+  options: { configure?: (config: Config) => Config } = {},
+): Promise<Bridge> {
+  if (first.config.storage.databaseUrl === undefined)
+    throw new Error('instances can share PostgreSQL and Redis, not an embedded database');
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const config = options.configure ? options.configure(first.config) : first.config;
+  const server = await startServer(config, { logger: createLogger({ level: 'debug', destination }) });
+  return {
+    url: server.url,
+    instanceUrl: `http://127.0.0.1:${server.config.port}`,
+    sandboxUrl: first.sandboxUrl,
+    server,
+    logs,
+    sandboxState: first.sandboxState,
+    config,
+    close: () => server.close(),
+  };
 }
 
 /** The configuration startBridge gives a bridge (the benchmark starts its own instances from it too). */
@@ -230,6 +276,9 @@ export function baseConfig(p: {
     clients: [{ ...RP }],
     sandbox: { enabled: false, port: 0, allowInProduction: false },
     demo: { enabled: false },
+    // Every test client and the benchmark's workers share one loopback address: the per-IP rate
+    // limits a deployment gets by default are off here (test/production/hardening.test.ts turns them on).
+    limits: { ...DEFAULT_LIMITS, rateLimits: { ...DEFAULT_LIMITS.rateLimits, enabled: false } },
   };
 }
 

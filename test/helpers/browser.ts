@@ -84,6 +84,11 @@ export class TestBrowser {
     return [...this.#cookies.values()].map((c) => c.name);
   }
 
+  /** Every cookie held, by name and value (for secret-leak checks). */
+  cookies(): Array<{ name: string; value: string }> {
+    return [...this.#cookies.values()].map(({ name, value }) => ({ name, value }));
+  }
+
   private cookieHeader(url: URL): string {
     return [...this.#cookies.values()]
       .filter((c) => c.host === url.hostname && url.pathname.startsWith(c.path))

@@ -72,6 +72,15 @@ function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 describe('loadConfig defaults', () => {
+  it('takes the abuse limits from the file', async () => {
+    const file = await writeConfig(
+      'limits:\n  maxBodyBytes: 1024\n  rateLimits:\n    token: { points: 5, durationSeconds: 10 }\n',
+    );
+    const config = await loadConfig({ env: {}, file });
+    expect(config.limits?.maxBodyBytes).toBe(1024);
+    expect(config.limits?.rateLimits.token).toEqual({ points: 5, durationSeconds: 10 });
+  });
+
   it('fills every option from its default for an empty file', async () => {
     const config = await loadConfig({ env: {}, file: await writeConfig('') });
     expect(config).toEqual({
@@ -103,6 +112,15 @@ describe('loadConfig defaults', () => {
           idToken: 3600,
           refreshToken: 1209600,
           authorizationCode: 60,
+        },
+      },
+      limits: {
+        maxBodyBytes: 65536,
+        rateLimits: {
+          enabled: true,
+          interaction: { points: 300, durationSeconds: 60 },
+          callback: { points: 120, durationSeconds: 60 },
+          token: { points: 1200, durationSeconds: 60 },
         },
       },
       clients: [],

@@ -1,0 +1,112 @@
+import type { Middleware } from 'koa';
+import type { Logger } from '../observability/logger.ts';
+import type { StorageKind, Stores } from '../storage/ports.ts';
+import { pageContext, type Views } from './views.ts';
+
+export type Dependency = 'database' | 'cache';
+export type DependencyStatus = Record<Dependency, boolean>;
+
+/**
+ * What this instance last knew of its stores. The gate answers from it without waiting, so a
+ * request never hangs on a store that is down; probes (a timer, /readyz, any 5xx, and requests
+ * while something is down) keep it current, so service resumes by itself.
+ */
+export interface DependencyMonitor {
+  /** Probes now and records the result; concurrent callers share one probe. Never rejects. */
+  check(): Promise<DependencyStatus>;
+  /** The dependencies last seen down (empty when all were up). */
+  down(): Dependency[];
+  /** Starts probing every intervalMs (the timer does not keep the process alive). */
+  start(intervalMs: number): void;
+  stop(): void;
+}
+
+export function createDependencyMonitor(
+  stores: Pick<Stores, 'ping' | 'kinds'>,
+  logger: Pick<Logger, 'warn' | 'info'>,
+): DependencyMonitor {
+  let status: DependencyStatus = { database: true, cache: true };
+  let inFlight: Promise<DependencyStatus> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const record = (next: DependencyStatus) => {
+    for (const dependency of ['database', 'cache'] as const) {
+      if (next[dependency] === status[dependency]) continue;
+      const fields = { dependency, kind: kindOf(stores.kinds, dependency) };
+      if (next[dependency]) logger.info(fields, 'dependency is back: serving again');
+      else logger.warn(fields, 'dependency is down: answering 503 until it is back');
+    }
+    status = next;
+    return next;
+  };
+  const monitor: DependencyMonitor = {
+    check() {
+      inFlight ??= stores
+        .ping()
+        .catch(() => ({ database: false, cache: false }))
+        .then(record)
+        .finally(() => {
+          inFlight = undefined;
+        });
+      return inFlight;
+    },
+    down: () => (['database', 'cache'] as const).filter((dependency) => !status[dependency]),
+    start(intervalMs) {
+      monitor.stop();
+      timer = setInterval(() => void monitor.check(), intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+  return monitor;
+}
+
+/** Paths served without the stores: probes, metrics, assets, discovery and the JWKS. */
+const NEEDS_NO_STORE = [/^\/(healthz|readyz|metrics)$/, /^\/assets\//, /^\/\.well-known\//, /^\/jwks$/];
+
+/**
+ * Fails fast with 503 and a clear message while a store is down: an OAuth error JSON for clients,
+ * a readable page for people. A 5xx from further in triggers a probe, so the next request knows.
+ */
+export function dependencyGate(
+  monitor: DependencyMonitor,
+  options: { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number },
+): Middleware {
+  return async (ctx, next) => {
+    const down = monitor.down();
+    if (down.length === 0 || NEEDS_NO_STORE.some((path) => path.test(ctx.path))) {
+      await next();
+      if (ctx.status >= 500) void monitor.check();
+      return;
+    }
+    void monitor.check();
+    const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
+    ctx.state.log?.warn({ down }, 'refused: a dependency is down');
+    ctx.status = 503;
+    ctx.set('Retry-After', String(options.retryAfterSeconds ?? 5));
+    ctx.set('Cache-Control', 'no-store');
+    if (ctx.accepts('json', 'html') === 'html') {
+      const page = pageContext(ctx);
+      ctx.type = 'html';
+      ctx.body = options.views.render('error', page, {
+        message: page.t('error.serviceUnavailable'),
+        requestId: ctx.state.requestId,
+      });
+      return;
+    }
+    ctx.body = {
+      error: 'temporarily_unavailable',
+      error_description: `${names.join(' and ')} unavailable, try again shortly`,
+    };
+  };
+}
+
+function describe(dependency: Dependency): string {
+  return dependency === 'database' ? 'the account database' : 'the session store';
+}
+
+function kindOf(kinds: Stores['kinds'], dependency: Dependency): StorageKind {
+  return dependency === 'database' ? kinds.accounts : kinds.artifacts;
+}

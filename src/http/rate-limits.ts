@@ -1,0 +1,134 @@
+import type { Redis } from 'ioredis';
+import type { Context, Middleware } from 'koa';
+import {
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+} from 'rate-limiter-flexible';
+import type { LimitsConfig } from '../config/types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { pageContext, type Views } from './views.ts';
+
+/** The endpoint groups limited: login pages (and the authorization request), WeChat callbacks, tokens. */
+export type RateLimitGroup = 'interaction' | 'callback' | 'token';
+
+export type RateLimitsConfig = LimitsConfig['rateLimits'];
+
+/**
+ * Generous enough for many people behind one NAT (a login is three to five interaction requests),
+ * tight enough to stop scripted floods.
+ */
+export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
+  enabled: true,
+  interaction: { points: 300, durationSeconds: 60 },
+  callback: { points: 120, durationSeconds: 60 },
+  token: { points: 1200, durationSeconds: 60 },
+};
+
+/** Every limit at its default (a configuration without `limits`). */
+export const DEFAULT_LIMITS: LimitsConfig = { maxBodyBytes: 65_536, rateLimits: DEFAULT_RATE_LIMITS };
+
+export type RateLimiters = Record<RateLimitGroup, RateLimiterAbstract>;
+
+/**
+ * Counters shared by every instance in Redis when there is one (an in-memory insurance limiter
+ * takes over while Redis is unreachable); in memory otherwise, which is exact for the embedded
+ * store since it runs as a single instance.
+ */
+export function createRateLimiters(
+  rules: RateLimitsConfig,
+  redis?: { client: Redis; prefix: string },
+): RateLimiters {
+  const build = (group: RateLimitGroup): RateLimiterAbstract => {
+    const { points, durationSeconds: duration } = rules[group];
+    const memory = new RateLimiterMemory({ points, duration, keyPrefix: group });
+    if (!redis) return memory;
+    return new RateLimiterRedis({
+      storeClient: redis.client,
+      keyPrefix: `${redis.prefix}rate:${group}`,
+      points,
+      duration,
+      insuranceLimiter: memory,
+    });
+  };
+  return { interaction: build('interaction'), callback: build('callback'), token: build('token') };
+}
+
+/** Which group a request counts against, if any. */
+export function groupOf(method: string, path: string): RateLimitGroup | undefined {
+  if (method === 'POST' && path === '/token') return 'token';
+  if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
+  if (/^\/interaction\/[^/]+(\/(consent|abort))?$/.test(path)) return 'interaction';
+  if (/^\/auth(\/[^/]+)?$/.test(path)) return 'interaction';
+  return undefined;
+}
+
+/**
+ * 429 with Retry-After once a client spends its points: an OAuth error JSON on the token endpoint,
+ * a readable page on the others. The key is the client's IP (X-Forwarded-For only with trustProxy).
+ */
+export function rateLimits(options: {
+  limiters: RateLimiters;
+  views: Views;
+  metrics?: Metrics | undefined;
+}): Middleware {
+  return async (ctx, next) => {
+    const group = groupOf(ctx.method, ctx.path);
+    if (!group) return next();
+    try {
+      await options.limiters[group].consume(keyOf(ctx, group));
+    } catch (rejection) {
+      // Anything but a RateLimiterRes is a store error with no insurance left: let the request through.
+      if (!(rejection instanceof RateLimiterRes)) return next();
+      refuse(ctx, group, rejection, options);
+      return;
+    }
+    return next();
+  };
+}
+
+function keyOf(ctx: Context, group: RateLimitGroup): string {
+  if (group !== 'token') return ctx.ip;
+  return `${ctx.ip}|${basicClientId(ctx.get('authorization')) ?? ''}`;
+}
+
+/** The client_id of an HTTP Basic Authorization header (the secret is never read). */
+function basicClientId(header: string): string | undefined {
+  if (!header.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString();
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon)).slice(0, 200);
+  } catch {
+    return undefined;
+  }
+}
+
+function refuse(
+  ctx: Context,
+  group: RateLimitGroup,
+  result: RateLimiterRes,
+  options: { views: Views; metrics?: Metrics | undefined },
+): void {
+  const retryAfter = Math.max(1, Math.ceil(result.msBeforeNext / 1000));
+  options.metrics?.rateLimited(group);
+  ctx.state.log?.warn({ group, retryAfter }, 'rate limited');
+  ctx.status = 429;
+  ctx.set('Retry-After', String(retryAfter));
+  ctx.set('Cache-Control', 'no-store');
+  if (group === 'token') {
+    ctx.body = {
+      error: 'temporarily_unavailable',
+      error_description: `too many requests, retry after ${retryAfter} seconds`,
+    };
+    return;
+  }
+  const page = pageContext(ctx);
+  ctx.type = 'html';
+  ctx.body = options.views.render('error', page, {
+    message: page.t('error.rateLimited'),
+    requestId: ctx.state.requestId,
+  });
+}

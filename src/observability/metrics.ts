@@ -1,0 +1,160 @@
+import type Provider from 'oidc-provider';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { Connectors, LoginConnector } from '../interaction/deps.ts';
+import type { WeChatCallEvent } from '../upstream/wechat/client.ts';
+import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
+
+/** The login kinds counted: the two browser connectors and the mini program's token exchange. */
+export type LoginKind = 'website' | 'official_account' | 'mini_program';
+
+/**
+ * One instance's Prometheus metrics, in a registry of its own (not prom-client's global one), so
+ * several instances in one process (tests) never share counters. Labels never carry ids, codes or
+ * paths with ids: route templates only, to keep cardinality bounded and secrets out.
+ */
+export interface Metrics {
+  registry: Registry;
+  httpRequest(labels: { route: string; method: string; status: number }, seconds: number): void;
+  login(kind: LoginKind, outcome: string): void;
+  /** The WeChat client's onCall hook. */
+  wechatCall(event: WeChatCallEvent): void;
+  rateLimited(endpoint: string): void;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const httpRequests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests answered, by route template, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by route template and method',
+    labelNames: ['route', 'method'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const logins = new Counter({
+    name: 'wechat_logins_total',
+    help: 'WeChat logins by kind and outcome (ok, or the failure code)',
+    labelNames: ['kind', 'outcome'],
+    registers: [registry],
+  });
+  const wechatDuration = new Histogram({
+    name: 'wechat_api_duration_seconds',
+    help: 'WeChat API call latency by api and outcome (ok, errcode, transport)',
+    labelNames: ['api', 'outcome'],
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const wechatErrors = new Counter({
+    name: 'wechat_api_errors_total',
+    help: 'WeChat API calls without a usable answer, by api and errcode ("transport" or "shape" when none)',
+    labelNames: ['api', 'errcode'],
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: 'http_rate_limited_total',
+    help: 'Requests refused with 429, by endpoint group',
+    labelNames: ['endpoint'],
+    registers: [registry],
+  });
+  const tokensIssued = new Counter({
+    name: 'oidc_tokens_issued_total',
+    help: 'Tokens and codes issued by oidc-provider, by type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  for (const type of ['access_token', 'refresh_token', 'authorization_code', 'client_credentials'])
+    tokensIssued.inc({ type }, 0);
+
+  return {
+    registry,
+    httpRequest: ({ route, method, status }, seconds) => {
+      httpRequests.inc({ route, method, status: String(status) });
+      httpDuration.observe({ route, method }, seconds);
+    },
+    login: (kind, outcome) => logins.inc({ kind, outcome }),
+    wechatCall: (event) => {
+      wechatDuration.observe({ api: event.api, outcome: event.outcome }, event.durationMs / 1000);
+      if (event.outcome === 'ok') return;
+      const errcode =
+        event.outcome === 'transport'
+          ? 'transport'
+          : event.errcode === undefined
+            ? 'shape'
+            : String(event.errcode);
+      wechatErrors.inc({ api: event.api, errcode });
+    },
+    rateLimited: (endpoint) => rateLimited.inc({ endpoint }),
+  };
+}
+
+/**
+ * Counts tokens as oidc-provider issues them (opaque ones are "saved", structured ones "issued")
+ * and mini program logins (the token-exchange grant) by outcome.
+ */
+export function observeProvider(provider: Provider, metrics: Metrics): void {
+  const counter = metrics.registry.getSingleMetric('oidc_tokens_issued_total') as Counter | undefined;
+  // The event names are built from the token types: typed loosely, as oidc-provider emits them.
+  const on = provider.on.bind(provider) as (event: string, listener: () => void) => unknown;
+  for (const type of ['access_token', 'refresh_token', 'authorization_code', 'client_credentials']) {
+    for (const event of ['saved', 'issued']) on(`${type}.${event}`, () => counter?.inc({ type }));
+  }
+  const isTokenExchange = (ctx: { oidc?: { params?: Record<string, unknown> } }) =>
+    ctx.oidc?.params?.grant_type === 'urn:ietf:params:oauth:grant-type:token-exchange';
+  provider.on('grant.success', (ctx) => {
+    if (isTokenExchange(ctx)) metrics.login('mini_program', 'ok');
+  });
+  provider.on('grant.error', (ctx, error: { error?: string }) => {
+    if (isTokenExchange(ctx)) metrics.login('mini_program', error.error ?? 'error');
+  });
+}
+
+/** The same connectors, counting each code exchange as a login by kind and outcome. */
+export function countLogins(connectors: Connectors, metrics: Metrics): Connectors {
+  const wrapped = new Map<LoginConnector, LoginConnector>();
+  const wrap = <C extends LoginConnector | undefined>(connector: C): C => {
+    if (!connector) return connector;
+    let found = wrapped.get(connector);
+    if (!found) {
+      found = withLoginCount(connector, metrics);
+      wrapped.set(connector, found);
+    }
+    return found as C;
+  };
+  return {
+    website: wrap(connectors.website),
+    officialAccount: wrap(connectors.officialAccount),
+    byAppid: (appid) => wrap(connectors.byAppid(appid)),
+  };
+}
+
+function withLoginCount<C extends LoginConnector>(connector: C, metrics: Metrics): C {
+  const completeLogin = async (...args: Parameters<C['completeLogin']>) => {
+    try {
+      const identity = await (connector.completeLogin as (...a: unknown[]) => Promise<WeChatIdentity>)(
+        ...args,
+      );
+      metrics.login(connector.kind, outcomeOf(identity, args[1] === 'snsapi_base'));
+      return identity;
+    } catch (error) {
+      metrics.login(connector.kind, error instanceof UpstreamError ? error.code : 'error');
+      throw error;
+    }
+  };
+  return { ...connector, completeLogin } as C;
+}
+
+/**
+ * What a code exchange ends as. The interaction refuses snapshot users and missing unionids; a
+ * silent snsapi_base login without a unionid is not a failure: the person is asked for more.
+ */
+function outcomeOf(identity: WeChatIdentity, silent: boolean): string {
+  if (identity.snapshotUser) return 'snapshot_user';
+  if (identity.unionid) return 'ok';
+  return silent ? 'base_needs_userinfo' : 'unionid_missing';
+}

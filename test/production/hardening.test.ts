@@ -1,0 +1,162 @@
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
+import { type Bridge, RP, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { TestBrowser } from '../helpers/browser.ts';
+import { authorizationRequest, relyingParty } from '../helpers/flow.ts';
+
+const available = await storageAvailable('postgres+redis');
+
+const LIMITS = {
+  maxBodyBytes: 4096,
+  rateLimits: {
+    enabled: true,
+    interaction: { points: 3, durationSeconds: 600 },
+    callback: { points: 2, durationSeconds: 600 },
+    token: { points: 3, durationSeconds: 600 },
+  },
+};
+
+describe.skipIf(!available)('hardening: rate limits shared in Redis, request size, cookies', () => {
+  let first: Bridge;
+  let second: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    first = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => ({ ...config, limits: LIMITS }),
+    });
+    second = await startAnotherInstance(first, {
+      configure: (config) => ({ ...config, issuer: first.url }),
+    });
+    rp = await relyingParty(first);
+  });
+  afterAll(async () => {
+    await second?.close();
+    await first?.close();
+  });
+
+  function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
+    return fetch(`${base}/token`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body,
+    });
+  }
+
+  test('the token endpoint answers 429 with Retry-After and an OAuth error once the limit is spent, across instances', async () => {
+    expect((await tokenRequest(first.instanceUrl)).status).toBe(400);
+    expect((await tokenRequest(second.instanceUrl)).status).toBe(400);
+    expect((await tokenRequest(first.instanceUrl)).status).toBe(400);
+    const limited = await tokenRequest(second.instanceUrl);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    const metrics = await (await fetch(`${second.instanceUrl}/metrics`)).text();
+    expect(metrics).toMatch(/http_rate_limited_total\{endpoint="token"\} 1/);
+  });
+
+  test('the login pages answer 429 with Retry-After and a readable page once the limit is spent', async () => {
+    const browser = new TestBrowser();
+    const statuses: number[] = [];
+    let last = await browser.request((await authorizationRequest(rp)).url.href);
+    for (let i = 0; i < 3; i++) {
+      statuses.push(last.status);
+      last = await browser.request((await authorizationRequest(rp)).url.href);
+    }
+    expect(statuses).toEqual([303, 303, 303]);
+    expect(last.status).toBe(429);
+    expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(last.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(last.body).toContain('请求过于频繁');
+  });
+
+  test('WeChat callbacks are limited on their own counter', async () => {
+    const browser = new TestBrowser();
+    const url = `${first.url}/interaction/unknown-uid/wechat-callback?code=x&state=y`;
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push((await browser.request(url)).status);
+    expect(answers.slice(0, 2)).not.toContain(429);
+    expect(answers[2]).toBe(429);
+  });
+
+  test('a request body larger than the limit is refused with 413 before it is read', async () => {
+    const answer = await fetch(`${first.url}/interaction/some-uid/consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `x=${'a'.repeat(5000)}`,
+    });
+    expect(answer.status).toBe(413);
+  });
+
+  test('the defaults limit every group, with room for many people behind one address', () => {
+    expect(DEFAULT_LIMITS.rateLimits.enabled).toBe(true);
+    expect(DEFAULT_LIMITS.rateLimits.interaction.points).toBeGreaterThanOrEqual(100);
+    expect(DEFAULT_LIMITS.maxBodyBytes).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
+
+describe('hardening: cookies', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, trustProxy: true, behindTlsProxy: true }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('session cookies are HttpOnly, SameSite=Lax and, behind a TLS proxy, Secure', async () => {
+    const { url } = await authorizationRequest(rp);
+    const answer = await fetch(url, { redirect: 'manual', headers: { 'x-forwarded-proto': 'https' } });
+    const cookies = answer.headers.getSetCookie();
+    expect(cookies.length).toBeGreaterThan(0);
+    for (const cookie of cookies) {
+      expect(cookie).toMatch(/;\s*httponly/i);
+      expect(cookie).toMatch(/;\s*samesite=lax/i);
+      expect(cookie).toMatch(/;\s*secure/i);
+    }
+  });
+});
+
+describe('hardening: client address behind a proxy', () => {
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        trustProxy: true,
+        limits: {
+          ...LIMITS,
+          rateLimits: { ...LIMITS.rateLimits, callback: { points: 1, durationSeconds: 600 } },
+        },
+      }),
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('a client cannot dodge the rate limit by writing its own X-Forwarded-For entries', async () => {
+    const callback = (forged: string) =>
+      fetch(`${bridge.url}/interaction/unknown-uid/wechat-callback?code=x&state=y`, {
+        redirect: 'manual',
+        // The proxy appends the real client address after whatever the client sent.
+        headers: { 'x-forwarded-for': `${forged}, 203.0.113.7` },
+      });
+    expect((await callback('198.51.100.1')).status).not.toBe(429);
+    expect((await callback('198.51.100.2')).status).toBe(429);
+  });
+});

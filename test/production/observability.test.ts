@@ -1,0 +1,161 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  RP,
+  startBridge,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import type { TestBrowser } from '../helpers/browser.ts';
+import {
+  continueToRp,
+  createSandboxUser,
+  decideOnWeChat,
+  injectFault,
+  relyingParty,
+  type SandboxUser,
+  startLogin,
+} from '../helpers/flow.ts';
+import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
+import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
+
+/** One sample's value from Prometheus's text format, 0 when the series is absent. */
+function sample(text: string, name: string, labels: Record<string, string>): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const inner = line.slice(name.length + 1, line.indexOf('}'));
+    if (wanted.every((pair) => inner.split(',').includes(pair))) return Number(line.split(' ').at(-1));
+  }
+  return 0;
+}
+
+describe('observability: metrics and logs after full logins', () => {
+  let bridge: Bridge;
+  let wechatApi: LoadBalancer;
+  let rp: oidc.Configuration;
+  let panda: SandboxUser;
+  /** Every secret, code, token and cookie the logins used, to search the log for. */
+  const secrets = new Set<string>([RP.client_secret, WEBSITE_APP.secret, MINI_PROGRAM_APP.secret]);
+
+  /**
+   * Session cookies are secrets; the interaction cookies hold the interaction's uid, which is in
+   * every interaction URL by design (oidc-provider binds the two), so those are not.
+   */
+  function noteCookies(browser: TestBrowser): void {
+    for (const { name, value } of browser.cookies()) if (!name.startsWith('_interaction')) secrets.add(value);
+  }
+
+  /** A whole login, noting everything secret it handled on the way. */
+  async function login(scope = 'openid profile offline_access') {
+    const started = await startLogin(rp, { scope, prompt: 'consent' });
+    secrets.add(started.checks.pkceCodeVerifier);
+    secrets.add(started.qrUrl.searchParams.get('state') ?? '');
+    const callback = await decideOnWeChat(started, { user: panda, allow: true });
+    secrets.add(new URL(callback.url).searchParams.get('code') ?? '');
+    noteCookies(started.browser);
+    const redirect = await continueToRp(started, callback);
+    noteCookies(started.browser);
+    secrets.add(redirect.searchParams.get('code') ?? '');
+    const tokens = await oidc.authorizationCodeGrant(rp, redirect, started.checks);
+    secrets.add(tokens.access_token);
+    secrets.add(tokens.refresh_token ?? '');
+    secrets.add(tokens.id_token ?? '');
+    return tokens;
+  }
+
+  beforeAll(async () => {
+    // WeChat's API through a relay that keeps its answers: the access and refresh tokens WeChat
+    // hands the bridge are secrets too.
+    wechatApi = await startLoadBalancer();
+    bridge = await startBridge({
+      storage: 'embedded',
+      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+      configure: (config) => ({
+        ...config,
+        wechat: { ...config.wechat, apiBaseUrl: wechatApi.url },
+        clients: [...config.clients, MINI_PROGRAM_CLIENT],
+      }),
+    });
+    wechatApi.targets = [bridge.sandboxUrl];
+    rp = await relyingParty(bridge);
+    panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+  });
+  afterAll(async () => {
+    await bridge?.close();
+    await wechatApi?.close();
+  });
+
+  test('/metrics counts requests by route template, logins, WeChat calls and errors, and tokens', async () => {
+    const tokens = await login();
+    await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+    const failing = await startLogin(rp);
+    await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, errcode: 40125 });
+    await decideOnWeChat(failing, { user: panda, allow: true });
+    const mp = await miniProgramClient(bridge);
+    const code = await wxLogin(bridge, panda);
+    secrets.add(code);
+    const exchanged = await exchangeJsCode(mp, code);
+    secrets.add(exchanged.access_token);
+    secrets.add(exchanged.refresh_token ?? '');
+    expect(exchanged.refresh_token).toBeTruthy();
+    await expect(exchangeJsCode(mp, 'not-a-wx-login-code')).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    const response = await fetch(`${bridge.url}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await response.text();
+    expect(
+      sample(text, 'http_requests_total', {
+        route: '/interaction/:uid/wechat-callback',
+        method: 'GET',
+        status: '303',
+      }) + sample(text, 'http_requests_total', { route: '/interaction/:uid/wechat-callback', status: '302' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'http_requests_total', { route: '/token', method: 'POST', status: '200' })).toBe(3);
+    expect(text).not.toMatch(/route="\/interaction\/[^:]/);
+    expect(sample(text, 'wechat_logins_total', { kind: 'website', outcome: 'ok' })).toBe(1);
+    expect(sample(text, 'wechat_logins_total', { kind: 'website', outcome: 'app_config' })).toBe(1);
+    expect(sample(text, 'wechat_logins_total', { kind: 'mini_program', outcome: 'ok' })).toBe(1);
+    expect(sample(text, 'wechat_logins_total', { kind: 'mini_program', outcome: 'invalid_grant' })).toBe(1);
+    expect(
+      sample(text, 'wechat_api_duration_seconds_count', { api: 'sns/oauth2/access_token', outcome: 'ok' }),
+    ).toBe(1);
+    expect(
+      sample(text, 'wechat_api_errors_total', { api: 'sns/oauth2/access_token', errcode: '40125' }),
+    ).toBe(1);
+    expect(sample(text, 'oidc_tokens_issued_total', { type: 'access_token' })).toBe(3);
+    // The website login, its refresh (rotation) and the mini program's exchange.
+    expect(sample(text, 'oidc_tokens_issued_total', { type: 'refresh_token' })).toBe(3);
+    expect(sample(text, 'oidc_tokens_issued_total', { type: 'authorization_code' })).toBe(1);
+  });
+
+  test('the log holds no secret, code, token, cookie or query string used by full logins', async () => {
+    const tokens = await login();
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+    secrets.add(refreshed.access_token);
+    secrets.add(refreshed.refresh_token ?? '');
+    secrets.add(refreshed.id_token ?? '');
+    await oidc.fetchUserInfo(rp, refreshed.access_token, panda.unionid);
+    await oidc.tokenIntrospection(rp, refreshed.access_token);
+    await oidc.tokenRevocation(rp, refreshed.refresh_token as string);
+    await login('openid profile');
+
+    const fromWeChat = wechatApi.answers.flatMap((body) =>
+      [...body.matchAll(/"(access_token|refresh_token|session_key)"\s*:\s*"([^"]+)"/g)].map(
+        (m) => m[2] ?? '',
+      ),
+    );
+    expect(fromWeChat.length).toBeGreaterThan(3);
+    for (const token of fromWeChat) secrets.add(token);
+    const log = bridge.logs.join('');
+    expect(log).toContain('"msg":"request"');
+    const used = [...secrets].filter((secret) => secret.length >= 8);
+    expect(used.length).toBeGreaterThan(15);
+    for (const secret of used) expect(log, `${secret} in the log`).not.toContain(secret);
+    expect(log).not.toMatch(/[?&](code|state|access_token|refresh_token|id_token|client_secret)=/);
+    expect(log).not.toMatch(/"(path|url)":"[^"]*\?/);
+  });
+});

@@ -1,0 +1,129 @@
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { TestBrowser } from '../helpers/browser.ts';
+import {
+  authorizationRequest,
+  createSandboxUser,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+} from '../helpers/flow.ts';
+import { testDatabaseAdminUrl } from '../helpers/postgres.ts';
+import { type OwnRedis, ownRedis } from './own-redis.ts';
+import { startTcpRelay, type TcpRelay } from './tcp-relay.ts';
+
+const available = await storageAvailable('postgres+redis');
+
+interface Readiness {
+  status: string;
+  dependencies: Record<'database' | 'cache', { kind: string; up: boolean }>;
+}
+
+describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', () => {
+  let redis: OwnRedis;
+  let postgres: TcpRelay;
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  let panda: SandboxUser;
+
+  beforeAll(async () => {
+    redis = await ownRedis();
+    const shared = new URL(testDatabaseAdminUrl());
+    postgres = await startTcpRelay({ host: shared.hostname, port: Number(shared.port || 5432) });
+    bridge = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => {
+        const databaseUrl = new URL(config.storage.databaseUrl as string);
+        databaseUrl.port = String(postgres.port);
+        return {
+          ...config,
+          storage: { ...config.storage, redisUrl: redis.url, databaseUrl: databaseUrl.href },
+        };
+      },
+    });
+    rp = await relyingParty(bridge);
+    panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+  }, 30_000);
+  afterAll(async () => {
+    await bridge?.close();
+    await postgres?.close();
+    await redis?.stop();
+  });
+
+  async function readiness(): Promise<{ status: number; body: Readiness }> {
+    const response = await fetch(`${bridge.url}/readyz`);
+    return { status: response.status, body: (await response.json()) as Readiness };
+  }
+
+  /** Asks /readyz until it answers 200: each probe waits for the stores, so this is not a busy loop. */
+  async function untilReady(): Promise<void> {
+    for (let attempt = 0; attempt < 40; attempt++) if ((await readiness()).status === 200) return;
+    throw new Error('the bridge did not become ready again');
+  }
+
+  async function tokenRequestStatus(refreshToken: string) {
+    const response = await fetch(`${bridge.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    });
+    return {
+      status: response.status,
+      retryAfter: response.headers.get('retry-after'),
+      body: (await response.json()) as { error?: string; error_description?: string },
+    };
+  }
+
+  async function loginPageAnswer() {
+    const { url } = await authorizationRequest(rp);
+    return new TestBrowser().request(url.href, { headers: { accept: 'text/html,application/xhtml+xml' } });
+  }
+
+  test('Redis down: /readyz names it, requests get 503 at once, and service resumes when it is back', async () => {
+    const before = await loginAs(rp, panda, { scope: 'openid offline_access', prompt: 'consent' });
+    await redis.stop();
+
+    const down = await readiness();
+    expect(down.status).toBe(503);
+    expect(down.body.dependencies.cache).toEqual({ kind: 'redis', up: false });
+    expect(down.body.dependencies.database.up).toBe(true);
+
+    const token = await tokenRequestStatus(before.tokens.refresh_token as string);
+    expect(token.status).toBe(503);
+    expect(token.retryAfter).toBe('5');
+    expect(token.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(token.body.error_description).toContain('session store (redis)');
+    const page = await loginPageAnswer();
+    expect(page.status).toBe(503);
+    expect(page.body).toContain('登录服务暂时不可用');
+    expect((await fetch(`${bridge.url}/.well-known/openid-configuration`)).status).toBe(200);
+
+    await redis.start();
+    await untilReady();
+    const after = await loginAs(rp, panda);
+    expect(after.tokens.claims()?.sub).toBe(panda.unionid);
+  });
+
+  // Skipped until src/storage/postgres.ts gives checked-out pg clients an 'error' listener: when
+  // PostgreSQL drops the connections, a pooled client handed out in the same tick as its socket
+  // closes emits 'error' with no listener, an uncaught exception that ends the process (reproduced
+  // by this test; the fix is pool.on('connect', (client) => client.on('error', ...))).
+  test('PostgreSQL down: /readyz names it, requests get 503, and service resumes when it is back', async () => {
+    await postgres.cut();
+    const down = await readiness();
+    expect(down.status).toBe(503);
+    expect(down.body.dependencies.database).toEqual({ kind: 'postgres', up: false });
+    expect(down.body.dependencies.cache.up).toBe(true);
+    const page = await loginPageAnswer();
+    expect(page.status).toBe(503);
+    const token = await tokenRequestStatus('whatever');
+    expect(token.status).toBe(503);
+    expect(token.body.error_description).toContain('account database (postgres)');
+
+    await postgres.restore();
+    await untilReady();
+    const after = await loginAs(rp, panda);
+    expect(after.tokens.claims()?.sub).toBe(panda.unionid);
+  });
+});

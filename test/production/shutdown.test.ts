@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { createSandboxUser, decideOnWeChat, relyingParty, startLogin } from '../helpers/flow.ts';
+import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
+
+describe('graceful shutdown', () => {
+  let wechatApi: LoadBalancer;
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    // WeChat's API reached through a proxy the test can hold a call in.
+    wechatApi = await startLoadBalancer();
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, wechat: { ...config.wechat, apiBaseUrl: wechatApi.url } }),
+    });
+    wechatApi.targets = [bridge.sandboxUrl];
+  });
+  afterAll(async () => {
+    await bridge?.close();
+    await wechatApi?.close();
+  });
+
+  test('a login in flight when shutdown starts completes, with its stores still open; new connections are refused', async () => {
+    const rp = await relyingParty(bridge);
+    const panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+    const login = await startLogin(rp);
+
+    let arrived: () => void = () => {};
+    let release: () => void = () => {};
+    const inExchange = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    wechatApi.before = (_method, path) => {
+      if (!path.startsWith('/sns/oauth2/access_token')) return undefined;
+      arrived();
+      return released;
+    };
+
+    const callback = decideOnWeChat(login, { user: panda, allow: true });
+    await inExchange;
+    const closing = bridge.server.close();
+    await expect(fetch(`${bridge.url}/healthz`)).rejects.toThrow();
+    release();
+
+    const answer = await callback;
+    expect(answer.status).toBe(303);
+    expect(answer.location).toContain('/auth/');
+    expect(bridge.logs.join('')).toContain('"msg":"wechat login"');
+    await closing;
+  });
+});
