@@ -44,7 +44,7 @@ export function createApp(deps: AppDeps): Provider {
   const { provider, views, config } = deps;
   // With trustProxy, the client address is the one the proxy in front appended to X-Forwarded-For,
   // not the leftmost entry, which the client writes itself (and would use to dodge rate limits).
-  provider.app.maxIpsCount = 1;
+  provider.maxIpsCount = 1;
   if (deps.metrics) provider.use(httpMetrics(deps.metrics));
   provider.use(requestLog(deps.logger));
   provider.use(securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }));

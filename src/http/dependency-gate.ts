@@ -75,31 +75,48 @@ export function dependencyGate(
   options: { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number },
 ): Middleware {
   return async (ctx, next) => {
-    const down = monitor.down();
-    if (down.length === 0 || NEEDS_NO_STORE.some((path) => path.test(ctx.path))) {
+    if (NEEDS_NO_STORE.some((path) => path.test(ctx.path))) {
       await next();
       if (ctx.status >= 500) void monitor.check();
       return;
     }
-    void monitor.check();
-    const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
-    ctx.state.log?.warn({ down }, 'refused: a dependency is down');
-    ctx.status = 503;
-    ctx.set('Retry-After', String(options.retryAfterSeconds ?? 5));
-    ctx.set('Cache-Control', 'no-store');
-    if (ctx.accepts('json', 'html') === 'html') {
-      const page = pageContext(ctx);
-      ctx.type = 'html';
-      ctx.body = options.views.render('error', page, {
-        message: page.t('error.serviceUnavailable'),
-        requestId: ctx.state.requestId,
-      });
+    if (monitor.down().length === 0) {
+      await next();
+      // The first request to meet a store that just went down: probe now, and when a store is
+      // indeed down, answer as every later request will (503, Retry-After) rather than a bare 500.
+      if (ctx.status >= 500) {
+        await monitor.check();
+        if (monitor.down().length > 0) unavailable(ctx, monitor.down(), options);
+      }
       return;
     }
-    ctx.body = {
-      error: 'temporarily_unavailable',
-      error_description: `${names.join(' and ')} unavailable, try again shortly`,
-    };
+    void monitor.check();
+    unavailable(ctx, monitor.down(), options);
+  };
+}
+
+function unavailable(
+  ctx: Parameters<Middleware>[0],
+  down: Dependency[],
+  options: { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number },
+): void {
+  const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
+  ctx.state.log?.warn({ down }, 'refused: a dependency is down');
+  ctx.status = 503;
+  ctx.set('Retry-After', String(options.retryAfterSeconds ?? 5));
+  ctx.set('Cache-Control', 'no-store');
+  if (ctx.accepts('json', 'html') === 'html') {
+    const page = pageContext(ctx);
+    ctx.type = 'html';
+    ctx.body = options.views.render('error', page, {
+      message: page.t('error.serviceUnavailable'),
+      requestId: ctx.state.requestId,
+    });
+    return;
+  }
+  ctx.body = {
+    error: 'temporarily_unavailable',
+    error_description: `${names.join(' and ')} unavailable, try again shortly`,
   };
 }
 
