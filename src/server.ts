@@ -1,15 +1,15 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
+import { accountPageClient } from './account-page/client.ts';
+import { createAccountPageRouter } from './account-page/router.ts';
+import { indexAccountArtifacts } from './accounts/artifact-index.ts';
 import { createAvatarMirror } from './accounts/avatars/mirror.ts';
 import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts';
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
-import { indexAccountArtifacts } from './accounts/artifact-index.ts';
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
-import { accountPageClient } from './account-page/client.ts';
-import { createAccountPageRouter } from './account-page/router.ts';
 import { createApp } from './app.ts';
 import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config } from './config/types.ts';
@@ -172,6 +172,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           provider,
           db: stores.db,
           adapter: stores.oidcAdapter,
+          kv: stores.kv,
           views,
           avatars,
           avatarStore,

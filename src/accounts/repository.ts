@@ -256,20 +256,91 @@ export async function updateAccountProfile(
     .executeTakeFirst();
 }
 
-/** Binds a phone number WeChat vouched for (E.164) to the account as verified. */
+/**
+ * Binds a phone number WeChat vouched for (E.164) to the account as verified, and recovers an
+ * account whose WeChat was unbound (see recoverAccountByPhone): resolves to the account the
+ * caller's identity belongs to afterwards.
+ */
 export async function setVerifiedPhoneNumber(
-  db: Db,
+  db: Kysely<Database>,
   accountId: string,
   phoneNumber: string,
   now: Date,
 ): Promise<Account | undefined> {
   if (!isUuid(accountId)) return undefined;
-  return db
+  return db.transaction().execute(async (trx) => {
+    const before = await findAccountById(trx, accountId);
+    const account = await trx
+      .updateTable('accounts')
+      .set({
+        phone_number: phoneNumber,
+        phone_number_verified: true,
+        phone_verified_at: now,
+        updated_at: now,
+      })
+      .where('id', '=', accountId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!account) return undefined;
+    const fresh = before !== undefined && !before.phone_number_verified;
+    return (fresh ? await recoverAccountByPhone(trx, account, now) : undefined) ?? account;
+  });
+}
+
+/**
+ * Unbinding a person's last WeChat identity is allowed only while a verified phone remains, so that
+ * they can come back: they log in through the mini program (with any WeChat, which creates a fresh
+ * account for a new unionid), prove the same phone, and here that fresh account's identity moves to
+ * the waiting account and the fresh one is removed. The waiting account keeps its subject (`sub`).
+ * The mini program's tokens named the fresh account, which is gone: its next token exchange logs in
+ * as the recovered one.
+ *
+ * Only a fresh account qualifies (exactly one identity, no phone before this one) and only a waiting
+ * account with no identity left and this same verified phone; with several such accounts nothing
+ * is moved (an operator decides).
+ */
+async function recoverAccountByPhone(
+  trx: Transaction<Database>,
+  fresh: Account,
+  now: Date,
+): Promise<Account | undefined> {
+  if (!fresh.phone_number) return undefined;
+  const identities = await trx
+    .selectFrom('identities')
+    .selectAll()
+    .where('account_id', '=', fresh.id)
+    .execute();
+  if (identities.length !== 1) return undefined;
+  const waiting = await trx
+    .selectFrom('accounts')
+    .selectAll()
+    .where('phone_number', '=', fresh.phone_number)
+    .where('phone_number_verified', '=', true)
+    .where('id', '!=', fresh.id)
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb.selectFrom('identities').select('appid').whereRef('identities.account_id', '=', 'accounts.id'),
+        ),
+      ),
+    )
+    .limit(2)
+    .execute();
+  if (waiting.length !== 1) return undefined;
+  const target = waiting[0] as Account;
+  if (fresh.created_at.getTime() < target.updated_at.getTime()) return undefined;
+  await trx
+    .updateTable('identities')
+    .set({ account_id: target.id, updated_at: now })
+    .where('account_id', '=', fresh.id)
+    .execute();
+  await trx.deleteFrom('accounts').where('id', '=', fresh.id).execute();
+  return trx
     .updateTable('accounts')
-    .set({ phone_number: phoneNumber, phone_number_verified: true, phone_verified_at: now, updated_at: now })
-    .where('id', '=', accountId)
+    .set({ updated_at: now, last_login_at: now })
+    .where('id', '=', target.id)
     .returningAll()
-    .executeTakeFirst();
+    .executeTakeFirstOrThrow();
 }
 
 function presentNickname(value: string | undefined): string | undefined {

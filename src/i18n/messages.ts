@@ -69,7 +69,8 @@ const zh = {
   'account.signOutEverywhere': '在所有设备上退出登录',
   'account.signedOutEverywhere': '你已在所有设备和应用上退出登录。',
   'account.delete': '注销账号',
-  'account.deleteWarning': '注销后，你的资料、头像、微信绑定和手机号将被永久删除，所有应用的登录将失效。此操作无法撤销。',
+  'account.deleteWarning':
+    '注销后，你的资料、头像、微信绑定和手机号将被永久删除，所有应用的登录将失效。此操作无法撤销。',
   'account.deleteConfirm': '我了解注销后无法恢复',
   'account.deleteFinal': '永久注销账号',
   'account.deleted': '你的账号已注销，所有数据已删除。',

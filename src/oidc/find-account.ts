@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { FindAccount, Account as OidcAccount } from 'oidc-provider';
+import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import { type Account, findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import type { Database } from '../storage/schema.ts';
 
@@ -18,7 +19,10 @@ export const SCOPE_CLAIMS = {
  * account's subject (the unionid it was created with), so `sub` is the unionid and never changes.
  * A deleted account is not found, which makes its tokens stop working.
  */
-export function createFindAccount(db: Kysely<Database>): FindAccount {
+export function createFindAccount(
+  db: Kysely<Database>,
+  options: { avatars?: AvatarMirror } = {},
+): FindAccount {
   return async (_ctx, sub): Promise<OidcAccount | undefined> => {
     const account = await findAccountBySubject(db, sub);
     if (!account) return undefined;
@@ -30,7 +34,11 @@ export function createFindAccount(db: Kysely<Database>): FindAccount {
           sub: account.subject,
           name,
           nickname: name,
-          picture: account.avatar_url ?? undefined,
+          // The provider's own copy (downloaded here when WeChat's URL changed): WeChat's URLs die.
+          picture:
+            options.avatars && hasScope(scope, 'profile')
+              ? await options.avatars.picture(account)
+              : (account.avatar_url ?? undefined),
           updated_at: Math.floor(new Date(account.updated_at).getTime() / 1000),
           ...(account.phone_number
             ? { phone_number: account.phone_number, phone_number_verified: account.phone_number_verified }

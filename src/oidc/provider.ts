@@ -33,10 +33,13 @@ export function createProvider(deps: ProviderDeps): Provider {
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
-      properties: ['first_party', MINI_PROGRAM_APPID_METADATA],
+      properties: ['first_party', MINI_PROGRAM_APPID_METADATA, 'account_events_uri'],
       validator(_ctx, key, value) {
         if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
           throw new Error('first_party must be a boolean');
+        }
+        if (key === 'account_events_uri' && value !== undefined && !/^https?:\/\//.test(String(value))) {
+          throw new Error('account_events_uri must be an http(s) URL');
         }
         if (key === MINI_PROGRAM_APPID_METADATA && value !== undefined && typeof value !== 'string') {
           throw new Error(`${MINI_PROGRAM_APPID_METADATA} must be a string`);
@@ -64,6 +67,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       devInteractions: { enabled: false },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      // Relying parties that register backchannel_logout_uri hear of logouts and account deletions.
+      backchannelLogout: { enabled: true },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

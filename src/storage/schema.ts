@@ -36,6 +36,38 @@ export interface IdentitiesTable {
   last_login_at: CreatedTimestamp;
 }
 
+/** The self-hosted copy of an account's avatar (see accounts/avatars/store.ts). */
+export interface AvatarsTable {
+  account_id: string;
+  /** The WeChat URL the bytes were downloaded from: a login with another URL downloads again. */
+  source_url: string;
+  content_type: string;
+  etag: string;
+  bytes: Uint8Array;
+  updated_at: Timestamp;
+}
+
+/** Index of an account's oidc-provider grants and sessions (see accounts/artifact-index.ts). */
+export interface AccountArtifactsTable {
+  model: 'Grant' | 'Session';
+  id: string;
+  /** The account's subject (oidc-provider's accountId). */
+  subject: string;
+  client_id: string | null;
+  expires_at: NullableTimestamp;
+  created_at: CreatedTimestamp;
+}
+
+/** The audit record of a deleted account: counts and a time, nothing about the person. */
+export interface AccountDeletionsTable {
+  id: Generated<string>;
+  deleted_at: Timestamp;
+  requested_by: 'person' | 'operator';
+  identities: number;
+  grants_revoked: number;
+  sessions_ended: number;
+}
+
 /** oidc-provider artifacts when no Redis is configured (see sql/oidc-adapter.ts). */
 export interface OidcArtifactsTable {
   model: string;
@@ -63,4 +95,7 @@ export interface Database {
   identities: IdentitiesTable;
   oidc_artifacts: OidcArtifactsTable;
   kv_entries: KvEntriesTable;
+  avatars: AvatarsTable;
+  account_artifacts: AccountArtifactsTable;
+  account_deletions: AccountDeletionsTable;
 }

@@ -114,6 +114,13 @@ describe('loadConfig defaults', () => {
           authorizationCode: 60,
         },
       },
+      avatars: {
+        allowedHosts: ['thirdwx.qlogo.cn', 'wx.qlogo.cn'],
+        cacheMaxAge: 86400,
+        maxBytes: 1048576,
+        retryAfter: 600,
+        timeoutMs: 3000,
+      },
       limits: {
         maxBodyBytes: 65536,
         rateLimits: {

@@ -3,6 +3,8 @@ import * as accounts from './2026-11-25-01-accounts.ts';
 import * as oidcArtifacts from './2026-11-25-02-oidc-artifacts.ts';
 import * as kvEntries from './2026-11-25-03-kv-entries.ts';
 import * as accountPhone from './2026-11-27-01-account-phone.ts';
+import * as avatars from './2026-11-28-01-avatars.ts';
+import * as accountLifecycle from './2026-11-28-02-account-lifecycle.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -14,6 +16,8 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-25-02-oidc-artifacts': oidcArtifacts,
   '2026-11-25-03-kv-entries': kvEntries,
   '2026-11-27-01-account-phone': accountPhone,
+  '2026-11-28-01-avatars': avatars,
+  '2026-11-28-02-account-lifecycle': accountLifecycle,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,216 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import { indexedArtifacts } from '../accounts/artifact-index.ts';
+import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
+import type { AvatarStore } from '../accounts/avatars/store.ts';
+import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
+import type { AccountNotifier } from '../accounts/events.ts';
+import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
+import { listAuthorizedApps, revokeEverything, revokeGrant } from '../accounts/revocation.ts';
+import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
+import { pageContext, type Views } from '../http/views.ts';
+import type { MessageKey } from '../i18n/messages.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
+import type { Database } from '../storage/schema.ts';
+import type { WeChatApp } from '../upstream/wechat/types.ts';
+import { ACCOUNT_PAGE_CLIENT_ID } from './client.ts';
+import { csrfToken, csrfValid, currentSession, type PageSession } from './session.ts';
+
+export interface AccountPageDeps {
+  provider: Provider;
+  db: Kysely<Database>;
+  adapter: AdapterFactory;
+  views: Views;
+  avatars: AvatarMirror;
+  avatarStore: AvatarStore;
+  /** The configured WeChat apps, for their kind and human name. */
+  apps: readonly WeChatApp[];
+  /** Mini-program session keys, forgotten on deletion. */
+  kv?: KeyValueStore;
+  /** Signs the page's form tokens (the newest cookie key). */
+  formKey: string;
+  issuer: string;
+  logger: Logger;
+  now: () => Date;
+  /** Tells relying parties about deletions and identity changes (back-channel logout, webhooks). */
+  notifier?: AccountNotifier;
+}
+
+const LOGIN_COOKIE = 'account_login';
+
+const KIND_LABEL: Record<WeChatApp['kind'], MessageKey> = {
+  website: 'account.kind.website',
+  official_account: 'account.kind.officialAccount',
+  mini_program: 'account.kind.miniProgram',
+};
+
+/** /account: the person's profile, linked WeChat apps, phone, authorized applications, unbind, delete. */
+export function createAccountPageRouter(deps: AccountPageDeps): Router {
+  if (!deps.formKey) throw new Error('the account page needs a key for its form tokens');
+  const router = new Router();
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb' });
+
+  router.get('/account', async (ctx) => {
+    const session = await currentSession(ctx, deps.provider);
+    if (!session) return ctx.redirect('/account/login');
+    await renderAccount(ctx, deps, session);
+  });
+
+  router.get('/account/login', async (ctx) => {
+    const verifier = randomBytes(32).toString('base64url');
+    const state = randomBytes(16).toString('base64url');
+    ctx.cookies.set(LOGIN_COOKIE, JSON.stringify({ verifier, state }), {
+      signed: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      maxAge: 15 * 60_000,
+    });
+    const url = new URL(`${deps.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: ACCOUNT_PAGE_CLIENT_ID,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: `${deps.issuer}/account/callback`,
+      state,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      ...(typeof ctx.query.lang === 'string' ? { ui_locales: ctx.query.lang } : {}),
+    }).toString();
+    ctx.redirect(url.href);
+  });
+
+  router.get('/account/callback', async (ctx) => {
+    const raw = ctx.cookies.get(LOGIN_COOKIE, { signed: true });
+    ctx.cookies.set(LOGIN_COOKIE, null);
+    const checks = raw ? (JSON.parse(raw) as { verifier: string; state: string }) : undefined;
+    if (!checks || ctx.query.state !== checks.state) return ctx.redirect('/account/login');
+    if (typeof ctx.query.code !== 'string') return notice(ctx, deps, 'account.loginFailed', 400);
+    // The session is what logs the page in; the code is only used up so it cannot be replayed.
+    const code = await deps.provider.AuthorizationCode.find(ctx.query.code);
+    if (code && code.clientId === ACCOUNT_PAGE_CLIENT_ID) await code.consume();
+    ctx.redirect('/account');
+  });
+
+  /** POST routes: a live session and the page's form token, or nothing happens. */
+  const post = (
+    path: string,
+    handler: (ctx: Context, session: PageSession, body: Record<string, string>) => Promise<void>,
+  ) =>
+    router.post(path, form, async (ctx) => {
+      ctx.set('Cache-Control', 'no-store');
+      const session = await currentSession(ctx, deps.provider);
+      if (!session) return ctx.redirect('/account/login');
+      const body = (ctx.request.body ?? {}) as Record<string, string>;
+      if (!csrfValid(deps.formKey, session, body.csrf)) return notice(ctx, deps, 'account.formExpired', 403);
+      await handler(ctx, session, body);
+    });
+
+  post('/account/grants/revoke', async (ctx, session, body) => {
+    const grantId = String(body.grantId ?? '');
+    const ok = grantId !== '' && (await revokeGrant(deps, session.subject, grantId));
+    if (!ok) return notice(ctx, deps, 'account.notFound', 404);
+    deps.logger.info({ event: 'grant_revoked' }, 'account page: application access revoked');
+    ctx.redirect('/account');
+  });
+
+  post('/account/sign-out-everywhere', async (ctx, session) => {
+    await revokeEverything(deps, session.subject);
+    notice(ctx, deps, 'account.signedOutEverywhere', 200);
+  });
+
+  post('/account/unbind', async (ctx, session, body) => {
+    const account = await findAccountBySubject(deps.db, session.subject);
+    if (!account) return notice(ctx, deps, 'account.notFound', 404);
+    const outcome = await unbindIdentity(
+      deps.db,
+      account.id,
+      { appid: String(body.appid ?? ''), openid: String(body.openid ?? '') },
+      deps.now(),
+    );
+    if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
+    if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
+    deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
+    if (deps.kv) await forgetSessionKey(deps.kv, String(body.appid), String(body.openid));
+    if (deps.notifier) {
+      const grants = await indexedArtifacts(deps.db, session.subject, 'Grant');
+      await deps.notifier.identitiesChanged({
+        subject: session.subject,
+        clientIds: [...new Set(grants.flatMap((grant) => (grant.clientId ? [grant.clientId] : [])))],
+        appids: (await listIdentities(deps.db, account.id)).map((identity) => identity.appid),
+      });
+    }
+    ctx.redirect('/account');
+  });
+
+  post('/account/delete', async (ctx, session) => {
+    ctx.type = 'html';
+    ctx.body = deps.views.render('account-delete', pageContext(ctx), {
+      csrf: csrfToken(deps.formKey, session),
+    });
+  });
+
+  post('/account/delete/confirm', async (ctx, session, body) => {
+    if (body.confirm !== 'yes') return ctx.redirect('/account');
+    const account = await findAccountBySubject(deps.db, session.subject);
+    if (!account) return notice(ctx, deps, 'account.notFound', 404);
+    const notifier = deps.notifier;
+    await deleteAccount(
+      {
+        ...deps,
+        avatars: deps.avatarStore,
+        notify: notifier ? (event) => notifier.deleted(event) : undefined,
+      },
+      account,
+      'person',
+    );
+    notice(ctx, deps, 'account.deleted', 200);
+  });
+
+  return router;
+}
+
+async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageSession): Promise<void> {
+  const page = pageContext(ctx);
+  const account = await findAccountBySubject(deps.db, session.subject);
+  if (!account) return notice(ctx, deps, 'account.notFound', 404);
+  const identities = await listIdentities(deps.db, account.id);
+  const hasPhone = Boolean(account.phone_number && account.phone_number_verified);
+  const apps = (await listAuthorizedApps(deps, session.subject)).filter(
+    (app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID,
+  );
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = deps.views.render('account', page, {
+    nickname: account.nickname ?? '',
+    picture: await deps.avatars.picture(account),
+    phone: hasPhone ? account.phone_number : undefined,
+    identities: identities.map((identity) => {
+      const app = deps.apps.find((candidate) => candidate.appid === identity.appid);
+      return {
+        appid: identity.appid,
+        openid: identity.openid,
+        appName: app?.name ?? identity.appid,
+        kind: page.t(KIND_LABEL[identity.kind]),
+      };
+    }),
+    canUnbind: canUnbind(identities.length, hasPhone),
+    apps,
+    csrf: csrfToken(deps.formKey, session),
+  });
+}
+
+function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status: number): void {
+  const page = pageContext(ctx);
+  ctx.status = status;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = deps.views.render('notice', page, {
+    title: page.t('account.title'),
+    message: page.t(message),
+  });
+}

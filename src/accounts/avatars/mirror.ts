@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from '../../observability/logger.ts';
+import type { KeyValueStore } from '../../storage/ports.ts';
+import { isPlaceholderAvatar } from '../repository.ts';
+import { AvatarFetchError, type AvatarFetchPolicy, type DownloadedImage, fetchAvatar } from './guard.ts';
+import type { AvatarInfo, AvatarStore } from './store.ts';
+
+export interface AvatarMirrorDeps {
+  store: AvatarStore;
+  /** Shared by every instance: one download per (account, URL) at a time, and a pause after a failure. */
+  kv: KeyValueStore;
+  policy: AvatarFetchPolicy;
+  /** The provider's issuer: pictures are `${issuer}/avatars/<account id>?v=<version>`. */
+  issuer: string;
+  logger: Logger;
+  now: () => Date;
+  /** How long a failed URL is left alone before a login tries it again, seconds. */
+  retryAfterSeconds: number;
+  /** Injected in tests; the guarded download by default. */
+  download?: (url: string, policy: AvatarFetchPolicy) => Promise<DownloadedImage>;
+}
+
+export interface AvatarMirror {
+  /**
+   * The `picture` claim for an account whose WeChat avatar URL is `avatarUrl`: the provider's own
+   * URL once the image is mirrored, downloading it first when the URL changed. Never throws: a
+   * failed download keeps the previous copy (or, without one, WeChat's URL).
+   */
+  picture(account: { id: string; avatar_url: string | null }): Promise<string | undefined>;
+}
+
+export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
+  const download = deps.download ?? fetchAvatar;
+  const ownUrl = (info: AvatarInfo) =>
+    `${deps.issuer}/avatars/${info.accountId}?v=${info.etag.replace(/"/g, '').slice(0, 16)}`;
+
+  async function mirror(accountId: string, sourceUrl: string): Promise<AvatarInfo | undefined> {
+    const claimed = await deps.kv.putIfAbsent(
+      `avatar-fetch:${digest(`${accountId}\n${sourceUrl}`)}`,
+      1,
+      deps.retryAfterSeconds,
+    );
+    // Another instance is downloading it, or it failed a moment ago.
+    if (!claimed) return undefined;
+    try {
+      const image = await download(sourceUrl, deps.policy);
+      const info: AvatarInfo = {
+        accountId,
+        sourceUrl,
+        contentType: image.contentType,
+        etag: `"${digest(image.bytes)}"`,
+        updatedAt: deps.now(),
+      };
+      await deps.store.put({ ...info, bytes: image.bytes });
+      return info;
+    } catch (error) {
+      const code = error instanceof AvatarFetchError ? error.code : 'unexpected';
+      deps.logger.warn(
+        { accountId, code, reason: error instanceof Error ? error.message : String(error) },
+        'avatar not mirrored: the previous picture stays',
+      );
+      return undefined;
+    }
+  }
+
+  return {
+    async picture(account) {
+      try {
+        const current = await deps.store.info(account.id);
+        const source = account.avatar_url;
+        if (!source || (current && current.sourceUrl === source))
+          return current ? ownUrl(current) : undefined;
+        // A placeholder never replaces a real image (the repository keeps it out of avatar_url too).
+        if (isPlaceholderAvatar(source) && current) return ownUrl(current);
+        const fresh = isPlaceholderAvatar(source) ? undefined : await mirror(account.id, source);
+        const best = fresh ?? current;
+        return best ? ownUrl(best) : source;
+      } catch (error) {
+        deps.logger.warn({ accountId: account.id, err: error }, 'avatar lookup failed');
+        return account.avatar_url ?? undefined;
+      }
+    },
+  };
+}
+
+function digest(value: string | Uint8Array): string {
+  return createHash('sha256').update(value).digest('base64url');
+}

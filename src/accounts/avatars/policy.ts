@@ -1,0 +1,30 @@
+import type { AvatarsConfig, Config } from '../../config/types.ts';
+import type { AvatarFetchPolicy } from './guard.ts';
+
+/** WeChat's avatar hosts (headimgurl / avatarUrl). */
+export const WECHAT_AVATAR_HOSTS = ['thirdwx.qlogo.cn', 'wx.qlogo.cn'] as const;
+
+export const AVATAR_DEFAULTS: AvatarsConfig = {
+  allowedHosts: [...WECHAT_AVATAR_HOSTS],
+  maxBytes: 1_048_576,
+  timeoutMs: 3000,
+  cacheMaxAge: 86_400,
+  retryAfter: 600,
+};
+
+/**
+ * The download policy of this instance: the configured hosts and, outside production, the WeChat
+ * emulator's origin (in-process or external) so sandbox avatars are mirrored too.
+ */
+export function avatarFetchPolicy(config: Config, sandboxUrl: string | undefined): AvatarFetchPolicy {
+  const avatars = config.avatars ?? AVATAR_DEFAULTS;
+  const hosts = new Set(avatars.allowedHosts.map((host) => host.toLowerCase()));
+  if (sandboxUrl) hosts.add(new URL(sandboxUrl).host.toLowerCase());
+  if (!config.production) {
+    for (const base of [config.wechat.openBaseUrl, config.wechat.apiBaseUrl]) {
+      const host = new URL(base).host.toLowerCase();
+      if (!host.endsWith('weixin.qq.com')) hosts.add(host);
+    }
+  }
+  return { allowedHosts: [...hosts], maxBytes: avatars.maxBytes, timeoutMs: avatars.timeoutMs };
+}

@@ -1,0 +1,70 @@
+import type Provider from 'oidc-provider';
+import type { Logger } from '../observability/logger.ts';
+import { ACCOUNT_EVENTS_URI_METADATA, type WebhookClient, type WebhookSender } from './webhooks.ts';
+
+/** An account event, with the clients that held a grant for the account (they know its `sub`). */
+export interface AccountEvent {
+  subject: string;
+  clientIds: string[];
+}
+
+export interface AccountNotifier {
+  /** Back-channel logout and the account-deleted event. */
+  deleted(event: AccountEvent): Promise<void>;
+  /** The identities-changed event (an app unbound or linked); `appids` are the apps linked now. */
+  identitiesChanged(event: AccountEvent & { appids: string[] }): Promise<void>;
+}
+
+interface BackchannelClient {
+  backchannelLogout(sub: string, sid: string): Promise<void>;
+}
+
+/**
+ * How relying parties hear about accounts they know, each only if its registration asks:
+ * - backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0): a logout token when the account
+ *   is deleted (sub = the account's subject; no sid, so every session of that sub must end);
+ * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes
+ *   (webhooks.ts).
+ * One slow or failing client never stops the others, nor what caused the event: failures are logged.
+ */
+export function createAccountNotifier(
+  provider: Provider,
+  webhook: WebhookSender | undefined,
+  logger: Logger,
+): AccountNotifier {
+  const webhookClients = async (clientIds: string[]): Promise<WebhookClient[]> => {
+    const clients: WebhookClient[] = [];
+    for (const clientId of clientIds) {
+      const client = await provider.Client.find(clientId);
+      const eventsUri = (client as unknown as Record<string, unknown> | undefined)?.[
+        ACCOUNT_EVENTS_URI_METADATA
+      ];
+      if (typeof eventsUri === 'string') clients.push({ clientId, eventsUri });
+    }
+    return clients;
+  };
+  return {
+    async deleted({ subject, clientIds }) {
+      await Promise.all([
+        ...clientIds.map(async (clientId) => {
+          const client = await provider.Client.find(clientId);
+          if (!client?.backchannelLogoutUri) return;
+          try {
+            // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
+            await (client as unknown as BackchannelClient).backchannelLogout(subject, '');
+            logger.info({ clientId }, 'back-channel logout sent for a deleted account');
+          } catch (err) {
+            logger.warn(
+              { clientId, reason: err instanceof Error ? err.message : String(err) },
+              'back-channel logout failed',
+            );
+          }
+        }),
+        webhook?.('deleted', subject, await webhookClients(clientIds)),
+      ]);
+    },
+    async identitiesChanged({ subject, clientIds, appids }) {
+      await webhook?.('identitiesChanged', subject, await webhookClients(clientIds), { appids });
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { Kysely } from 'kysely';
+import type Provider from 'oidc-provider';
+import { GRANTABLE_MODELS } from '../storage/grantable.ts';
+import type { AdapterFactory } from '../storage/ports.ts';
+import type { Database } from '../storage/schema.ts';
+import { forgetAccountArtifacts, forgetArtifact, indexedArtifacts } from './artifact-index.ts';
+
+/** Only storage: the operator CLI revokes without starting a provider. */
+export interface RevocationDeps {
+  adapter: AdapterFactory;
+  db: Kysely<Database>;
+}
+
+/** One application a person has authorized, as the account page lists it. */
+export interface AuthorizedApp {
+  grantId: string;
+  clientId: string;
+  clientName: string;
+  scope: string;
+}
+
+/** The person's live grants (expired or vanished ones are dropped from the index on the way). */
+export async function listAuthorizedApps(
+  deps: RevocationDeps & { provider: Provider },
+  subject: string,
+): Promise<AuthorizedApp[]> {
+  const apps: AuthorizedApp[] = [];
+  for (const { id } of await indexedArtifacts(deps.db, subject, 'Grant')) {
+    const grant = await deps.provider.Grant.find(id);
+    if (!grant || grant.accountId !== subject || !grant.clientId) {
+      await forgetArtifact(deps.db, 'Grant', id);
+      continue;
+    }
+    const client = await deps.provider.Client.find(grant.clientId);
+    apps.push({
+      grantId: id,
+      clientId: grant.clientId,
+      clientName: client?.clientName ?? grant.clientId,
+      scope: grant.getOIDCScope(),
+    });
+  }
+  return apps;
+}
+
+/**
+ * Revokes one grant as oidc-provider's own revocation does: every token and code issued under it,
+ * then the grant itself. Resolves false when the grant is not the subject's.
+ */
+export async function revokeGrant(deps: RevocationDeps, subject: string, grantId: string): Promise<boolean> {
+  const grant = await deps.adapter('Grant').find(grantId);
+  const owned = grant
+    ? grant.accountId === subject
+    : (await indexedArtifacts(deps.db, subject, 'Grant')).some((entry) => entry.id === grantId);
+  if (!owned) return false;
+  for (const model of GRANTABLE_MODELS) await deps.adapter(model).revokeByGrantId?.(grantId);
+  await deps.adapter('Grant').destroy(grantId);
+  await forgetArtifact(deps.db, 'Grant', grantId);
+  return true;
+}
+
+/**
+ * "Sign out everywhere" and the first step of deletion: every grant (and so every token) and every
+ * session of the account. Returns the client ids that held a grant (for back-channel logout).
+ */
+export async function revokeEverything(
+  deps: RevocationDeps,
+  subject: string,
+): Promise<{ clientIds: string[]; grants: number; sessions: number }> {
+  const clientIds = new Set<string>();
+  const grants = await indexedArtifacts(deps.db, subject, 'Grant');
+  for (const { id, clientId } of grants) {
+    if (clientId) clientIds.add(clientId);
+    await revokeGrant(deps, subject, id);
+  }
+  const sessions = await indexedArtifacts(deps.db, subject, 'Session');
+  for (const { id } of sessions) await deps.adapter('Session').destroy(id);
+  await forgetAccountArtifacts(deps.db, subject);
+  return { clientIds: [...clientIds], grants: grants.length, sessions: sessions.length };
+}

@@ -1,0 +1,118 @@
+import { createSqlAvatarStore } from '../accounts/avatars/store.ts';
+import { deleteAccount, findAccountForOperator } from '../accounts/deletion.ts';
+import { createAccountNotifier } from '../accounts/events.ts';
+import { createWebhookSender } from '../accounts/webhooks.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/types.ts';
+import { createViews } from '../http/views.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import { createFindAccount } from '../oidc/find-account.ts';
+import { loadProviderKeys } from '../oidc/keys.ts';
+import { createProvider } from '../oidc/provider.ts';
+import { openStores } from '../storage/open-stores.ts';
+
+export type DeletionTarget = { unionid: string } | { openid: string };
+
+export interface DeleteAccountCommandOptions {
+  config: Config;
+  target: DeletionTarget;
+  logger: Logger;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  now?: () => Date;
+}
+
+/**
+ * A data-subject request, by an operator: the same deletion as the account page (every grant,
+ * token and session revoked, back-channel logout sent, profile, avatar, identities and phone
+ * erased, an audit row with counts only). Prints counts, never the person's data. 0: deleted;
+ * 2: no such account.
+ */
+export async function deleteAccountCommand(options: DeleteAccountCommandOptions): Promise<number> {
+  const { config, logger } = options;
+  const stores = await openStores({
+    databaseUrl: config.storage.databaseUrl,
+    redisUrl: config.storage.redisUrl,
+    redisKeyPrefix: config.storage.redisKeyPrefix,
+    dataDir: config.dataDir,
+    logger,
+  });
+  try {
+    const account = await findAccountForOperator(stores.db, options.target);
+    if (!account) {
+      options.stderr('no account matches\n');
+      return 2;
+    }
+    // The provider only signs the back-channel logout tokens; it serves no requests here.
+    const keys = await loadProviderKeys(config, logger);
+    const now = options.now ?? (() => new Date());
+    const provider = createProvider({
+      config,
+      clients: config.clients,
+      keys,
+      adapter: stores.oidcAdapter,
+      findAccount: createFindAccount(stores.db),
+      views: createViews({ assetBase: '/assets' }),
+      logger,
+    });
+    const report = await deleteAccount(
+      {
+        adapter: stores.oidcAdapter,
+        db: stores.db,
+        avatars: createSqlAvatarStore(stores.db),
+        kv: stores.kv,
+        logger,
+        now,
+        notify: (event) =>
+          createAccountNotifier(
+            provider,
+            createWebhookSender({ issuer: config.issuer, jwks: keys.jwks, logger, now }),
+            logger,
+          ).deleted(event),
+      },
+      account,
+      'operator',
+    );
+    options.stdout(
+      `account deleted: ${report.identities} identities, ${report.grantsRevoked} grants revoked, ${report.sessionsEnded} sessions ended\n`,
+    );
+    return 0;
+  } finally {
+    await stores.close();
+  }
+}
+
+/** --unionid <id> or --openid <id>. */
+export function parseTarget(argv: readonly string[]): DeletionTarget | undefined {
+  const [flag, value, ...rest] = argv;
+  if (!value || rest.length > 0) return undefined;
+  if (flag === '--unionid') return { unionid: value };
+  if (flag === '--openid') return { openid: value };
+  return undefined;
+}
+
+if (import.meta.main) {
+  // Usage: delete-account --unionid <unionid> | --openid <openid>; configuration as the server reads it.
+  const target = parseTarget(process.argv.slice(2));
+  if (!target) {
+    process.stderr.write('usage: delete-account --unionid <unionid> | --openid <openid>\n');
+    process.exitCode = 64;
+  } else {
+    try {
+      const config = await loadConfig({
+        onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
+      });
+      process.exitCode = await deleteAccountCommand({
+        config,
+        target,
+        logger: createLogger({ level: config.log.level, destination: process.stderr }),
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+      });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      process.stderr.write(`${error.message}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

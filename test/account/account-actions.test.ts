@@ -1,0 +1,96 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  findAccountBySubject,
+  listIdentities,
+  setVerifiedPhoneNumber,
+} from '../../src/accounts/repository.ts';
+import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { attributeOf, decodeEntities, type TestBrowser } from '../helpers/browser.ts';
+import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
+
+/** The account page as the logged-in browser sees it (single sign-on: no second WeChat login). */
+async function accountPage(bridge: Bridge, browser: TestBrowser) {
+  const page = await browser.follow(`${bridge.url}/account`);
+  expect(page.url).toBe(`${bridge.url}/account`);
+  const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1];
+  if (!csrf) throw new Error(`no account page: ${page.body.slice(0, 300)}`);
+  return { body: decodeEntities(page.body), csrf };
+}
+
+describe('account page actions', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  beforeAll(async () => {
+    bridge = await startBridge({ storage: 'embedded' });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => bridge?.close());
+
+  test('sign out everywhere revokes the tokens of every application and ends the session', async () => {
+    const user = await createSandboxUser(bridge, '处处退出');
+    const { login, tokens } = await loginAs(rp, user, {
+      scope: 'openid profile offline_access',
+      prompt: 'consent',
+    });
+    const { csrf } = await accountPage(bridge, login.browser);
+    const done = await login.browser.follow(`${bridge.url}/account/sign-out-everywhere`, {
+      method: 'POST',
+      form: { csrf },
+    });
+    expect(done.status).toBe(200);
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+    await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    const again = await login.browser.follow(`${bridge.url}/account`);
+    expect(attributeOf(again.body, 'wechat-qr', 'src')).toBeDefined();
+  });
+
+  test('a post without the page token changes nothing', async () => {
+    const user = await createSandboxUser(bridge, '跨站请求');
+    const { login, tokens } = await loginAs(rp, user, { scope: 'openid profile' });
+    const refused = await login.browser.request(`${bridge.url}/account/sign-out-everywhere`, {
+      method: 'POST',
+      form: { csrf: 'forged' },
+    });
+    expect(refused.status).toBe(403);
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+  });
+
+  test('with a verified phone the last WeChat can be unbound from the page; the account stays', async () => {
+    const user = await createSandboxUser(bridge, '有手机号');
+    const { login } = await loginAs(rp, user, { scope: 'openid profile' });
+    const db = bridge.server.stores.db;
+    const account = await findAccountBySubject(db, user.unionid);
+    await setVerifiedPhoneNumber(db, account?.id as string, '+8613811112222', new Date());
+    const { body, csrf } = await accountPage(bridge, login.browser);
+    expect(body).toContain('+8613811112222');
+    expect(body).toContain('解除绑定');
+    const [identity] = await listIdentities(db, account?.id as string);
+    const hop = await login.browser.request(`${bridge.url}/account/unbind`, {
+      method: 'POST',
+      form: { csrf, appid: identity?.appid as string, openid: identity?.openid as string },
+    });
+    expect(hop.status).toBe(302);
+    expect(await listIdentities(db, account?.id as string)).toEqual([]);
+    expect((await findAccountBySubject(db, user.unionid))?.id).toBe(account?.id);
+  });
+
+  test('without a phone the last WeChat cannot be unbound, even by a crafted post', async () => {
+    const user = await createSandboxUser(bridge, '没手机号');
+    const { login } = await loginAs(rp, user, { scope: 'openid profile' });
+    const db = bridge.server.stores.db;
+    const account = await findAccountBySubject(db, user.unionid);
+    const { body, csrf } = await accountPage(bridge, login.browser);
+    expect(body).not.toContain('解除绑定</button>');
+    const [identity] = await listIdentities(db, account?.id as string);
+    const hop = await login.browser.request(`${bridge.url}/account/unbind`, {
+      method: 'POST',
+      form: { csrf, appid: identity?.appid as string, openid: identity?.openid as string },
+    });
+    expect(hop.status).toBe(409);
+    expect(decodeEntities(hop.body)).toContain('请先在小程序中绑定手机号');
+    expect(await listIdentities(db, account?.id as string)).toHaveLength(1);
+  });
+});

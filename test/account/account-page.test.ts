@@ -1,0 +1,107 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
+
+/** Logs in to the demo relying party as a new sandbox user, so the account has one authorized app. */
+async function logInToDemo(page: Page, bridge: Bridge, nickname: string): Promise<void> {
+  await page.goto(`${bridge.url}/demo`);
+  await page.click('#demo-login');
+  const frame = page.frameLocator('#wechat-qr');
+  await frame.locator('input[name="nickname"]').fill(nickname);
+  await frame.locator('button.allow').click();
+  await page.waitForSelector('#consent-allow');
+  await page.click('#consent-allow');
+  await page.waitForSelector('#id-token-claims');
+}
+
+describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
+  let bridge: Bridge;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      demo: true,
+      configure: (config) => ({
+        ...config,
+        sandbox: { ...config.sandbox, enabled: true },
+        wechat: {
+          ...config.wechat,
+          apps: config.wechat.apps.map((app) => ({ ...app, name: '示例网站' })),
+        },
+      }),
+    });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await bridge?.close();
+  });
+
+  const phone = () =>
+    browser.newContext({ locale: 'zh-CN', viewport: { width: 375, height: 740 }, isMobile: true });
+
+  test('shows the profile, avatar, linked app, authorized app, and revokes the app', async () => {
+    const page = await (await phone()).newPage();
+    await logInToDemo(page, bridge, '账号页 Ann');
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-nickname').textContent()).toBe('账号页 Ann');
+    const avatar = await page.locator('#account-avatar').getAttribute('src');
+    expect(avatar?.startsWith(`${bridge.url}/avatars/`)).toBe(true);
+    expect(
+      await page
+        .locator('#account-avatar')
+        .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+    ).toBeGreaterThan(0);
+    expect(await page.locator('#account-identities').textContent()).toContain('示例网站');
+    expect(await page.locator('#account-identities').textContent()).toContain('网站应用');
+    expect(await page.locator('#account-phone').textContent()).toBe('未绑定手机号');
+    // The only WeChat and no phone: no unbind button, the page explains the choice.
+    expect(await page.locator('button.unbind').count()).toBe(0);
+    expect(await page.locator('#account-unbind-explained').textContent()).toContain('绑定手机号');
+    expect(await page.locator('#account-apps').textContent()).toContain('Demo app');
+    // Usable on a phone: nothing wider than the screen.
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: 'test-results/screenshots/account-page.png', fullPage: true });
+
+    await page.locator('#account-apps button.revoke').first().click();
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-apps').textContent()).not.toContain('Demo app');
+    expect(await page.locator('#account-no-apps').isVisible()).toBe(true);
+  });
+
+  test('speaks English when asked', async () => {
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 375, height: 740 } });
+    const page = await context.newPage();
+    await logInToDemo(page, bridge, 'English Bo');
+    await page.goto(`${bridge.url}/account?lang=en`);
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('h1').textContent()).toBe('Your account');
+    expect(await page.locator('#account-delete').textContent()).toBe('Delete account');
+  });
+
+  test('deletes the account after two confirmations and signs the browser out', async () => {
+    const page = await (await phone()).newPage();
+    await logInToDemo(page, bridge, '要注销 Cy');
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+    const avatar = (await page.locator('#account-avatar').getAttribute('src')) as string;
+
+    await page.click('#account-delete');
+    await page.waitForSelector('#account-delete-warning');
+    // The final button refuses without the confirmation box.
+    await page.click('#account-delete-final');
+    expect(await page.locator('#account-delete-warning').isVisible()).toBe(true);
+    await page.check('#account-delete-confirm');
+    await page.click('#account-delete-final');
+    await page.waitForSelector('#notice-message');
+    expect(await page.locator('#notice-message').textContent()).toContain('已注销');
+
+    expect((await fetch(avatar)).status).toBe(404);
+    await page.goto(`${bridge.url}/account`);
+    // The session is gone: the account page starts a new WeChat login.
+    await page.waitForSelector('#wechat-qr');
+  });
+});

@@ -1,0 +1,185 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
+import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+
+/** A relying party that registered for back-channel logout, with its own endpoint. */
+const BCL_RP = { ...RP, client_id: 'test-bcl-rp', client_secret: 'test-bcl-rp-secret-0123456789abcdef' };
+
+async function logoutReceiver(): Promise<{ server: Server; url: string; tokens: string[] }> {
+  const tokens: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      tokens.push(new URLSearchParams(body).get('logout_token') ?? '');
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
+    tokens,
+  };
+}
+
+const payloadOf = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`account deletion (${storage})`, () => {
+    let bridge: Bridge;
+    let receiver: Awaited<ReturnType<typeof logoutReceiver>>;
+    let rp: oidc.Configuration;
+    let bclRp: oidc.Configuration;
+    beforeAll(async () => {
+      receiver = await logoutReceiver();
+      bridge = await startBridge({
+        storage,
+        configure: (config) => ({
+          ...config,
+          clients: [...config.clients, { ...BCL_RP, backchannel_logout_uri: receiver.url }],
+        }),
+      });
+      rp = await relyingParty(bridge);
+      bclRp = await relyingParty(bridge, BCL_RP);
+    });
+    afterAll(async () => {
+      await bridge?.close();
+      receiver?.server.close();
+    });
+
+    /** Deletes as the server would: the operator CLI where it can share the stores, else in-process. */
+    const erase = async (user: SandboxUser) => {
+      if (storage === 'postgres+redis') {
+        const out: string[] = [];
+        const code = await deleteAccountCommand({
+          config: bridge.server.config,
+          target: parseTarget([
+            '--openid',
+            user.openids[Object.keys(user.openids)[0] as string] as string,
+          ]) as {
+            openid: string;
+          },
+          logger: createLogger({ level: 'silent' }),
+          stdout: (text) => out.push(text),
+          stderr: (text) => out.push(text),
+        });
+        expect(code).toBe(0);
+        expect(out.join('')).not.toContain(user.unionid);
+        return;
+      }
+      const { db, oidcAdapter } = bridge.server.stores;
+      const account = await findAccountForOperator(db, { unionid: user.unionid });
+      if (!account) throw new Error('no account');
+      await deleteAccount(
+        {
+          db,
+          adapter: oidcAdapter,
+          avatars: createSqlAvatarStore(db),
+          logger: createLogger({ level: 'silent' }),
+          now: () => new Date(),
+        },
+        account,
+        'operator',
+      );
+    };
+
+    test('tokens valid a moment before are inactive at introspection and refresh fails', async () => {
+      const user = await createSandboxUser(bridge, '注销的人');
+      const { tokens } = await loginAs(rp, user, {
+        scope: 'openid profile offline_access',
+        prompt: 'consent',
+      });
+      const refreshToken = tokens.refresh_token as string;
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+      expect((await oidc.tokenIntrospection(rp, refreshToken)).active).toBe(true);
+
+      await erase(user);
+
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+      expect((await oidc.tokenIntrospection(rp, refreshToken)).active).toBe(false);
+      await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toBeDefined();
+    });
+
+    test('leaves no personal data behind, only an audit row with counts', async () => {
+      const user = await createSandboxUser(bridge, '不留痕迹');
+      await loginAs(rp, user, { scope: 'openid profile' });
+      const db = bridge.server.stores.db;
+      const account = await findAccountForOperator(db, { unionid: user.unionid });
+      expect(
+        await db
+          .selectFrom('avatars')
+          .select('account_id')
+          .where('account_id', '=', account?.id as string)
+          .executeTakeFirst(),
+      ).toBeDefined();
+      const auditsBefore = (await db.selectFrom('account_deletions').selectAll().execute()).length;
+
+      await erase(user);
+
+      expect(await findAccountForOperator(db, { unionid: user.unionid })).toBeUndefined();
+      expect(
+        await db.selectFrom('identities').selectAll().where('unionid', '=', user.unionid).execute(),
+      ).toEqual([]);
+      expect(
+        await db
+          .selectFrom('avatars')
+          .selectAll()
+          .where('account_id', '=', account?.id as string)
+          .execute(),
+      ).toEqual([]);
+      expect(
+        await db.selectFrom('account_artifacts').selectAll().where('subject', '=', user.unionid).execute(),
+      ).toEqual([]);
+      const audits = await db.selectFrom('account_deletions').selectAll().orderBy('deleted_at').execute();
+      expect(audits).toHaveLength(auditsBefore + 1);
+      const audit = audits.at(-1);
+      expect(audit).toMatchObject({ requested_by: 'operator', identities: 1 });
+      expect(JSON.stringify(audit)).not.toContain(user.unionid);
+      if (storage === 'embedded') {
+        const leftovers = await db.selectFrom('oidc_artifacts').select(['model', 'payload']).execute();
+        const personal = leftovers.filter((row) => JSON.stringify(row.payload).includes(user.unionid));
+        expect(personal.map((row) => row.model)).toEqual([]);
+      }
+    });
+
+    test.skipIf(storage !== 'postgres+redis')(
+      'relying parties that registered a back-channel logout URI are told the account is gone',
+      async () => {
+        const user = await createSandboxUser(bridge, '通知应用');
+        await loginAs(bclRp, user, { scope: 'openid' });
+        receiver.tokens.length = 0;
+        // oidc-provider refuses to call loopback addresses (its SSRF guard, kept in production): this
+        // test's receiver alone is let through, by dropping the guard's dispatcher for its URL.
+        const realFetch = globalThis.fetch;
+        globalThis.fetch = ((url: string | URL | Request, init?: RequestInit) =>
+          String(url).startsWith(receiver.url)
+            ? realFetch(url, { ...init, dispatcher: undefined } as RequestInit)
+            : realFetch(url, init)) as typeof fetch;
+        try {
+          await erase(user);
+        } finally {
+          globalThis.fetch = realFetch;
+        }
+        expect(receiver.tokens).toHaveLength(1);
+        const claims = payloadOf(receiver.tokens[0] as string);
+        expect(claims).toMatchObject({ iss: bridge.url, aud: BCL_RP.client_id, sub: user.unionid });
+        expect(claims.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+      },
+    );
+  });
+}

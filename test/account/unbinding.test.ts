@@ -1,0 +1,184 @@
+import type { Kysely } from 'kysely';
+import type * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { deleteAccount } from '../../src/accounts/deletion.ts';
+import {
+  findAccountBySubject,
+  linkIdentity,
+  listIdentities,
+  setVerifiedPhoneNumber,
+} from '../../src/accounts/repository.ts';
+import { unbindIdentity } from '../../src/accounts/unbind.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import type { Database } from '../../src/storage/schema.ts';
+import type { WeChatAppKind } from '../../src/upstream/wechat/types.ts';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  startBridge,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { createSandboxUser } from '../helpers/flow.ts';
+import {
+  callMiniProgram,
+  exchangeJsCode,
+  miniProgramClient,
+  wxLogin,
+  wxPhoneCode,
+} from '../helpers/mini-program.ts';
+import { openPgliteBackend, type SqlBackend } from '../storage/backends.ts';
+
+const t0 = new Date('2026-11-28T08:00:00.000Z');
+const later = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
+
+describe('unbinding rules', () => {
+  let backend: SqlBackend;
+  let db: Kysely<Database>;
+  let n = 0;
+  beforeAll(async () => {
+    backend = await openPgliteBackend();
+    db = backend.db;
+  });
+  afterAll(async () => backend?.close());
+
+  /** A person logged in through `kinds`, one identity per app. */
+  const person = async (kinds: WeChatAppKind[]) => {
+    const unionid = `union-${++n}`;
+    let accountId = '';
+    for (const [index, kind] of kinds.entries()) {
+      const { account } = await linkIdentity(
+        db,
+        { kind, appid: `wx-app-${index}`, openid: `open-${n}-${index}`, unionid, snapshotUser: false },
+        t0,
+      );
+      accountId = account.id;
+    }
+    return {
+      unionid,
+      accountId,
+      identity: (index: number) => ({ appid: `wx-app-${index}`, openid: `open-${n}-${index}` }),
+    };
+  };
+
+  it('unbinds one app while another WeChat identity remains', async () => {
+    const p = await person(['website', 'official_account']);
+    expect(await unbindIdentity(db, p.accountId, p.identity(0), later(1))).toBe('unbound');
+    const left = await listIdentities(db, p.accountId);
+    expect(left.map((i) => i.appid)).toEqual(['wx-app-1']);
+  });
+
+  it('refuses to unbind the last identity without a verified phone', async () => {
+    const p = await person(['website']);
+    expect(await unbindIdentity(db, p.accountId, p.identity(0), later(1))).toBe('last_identity_needs_phone');
+    expect(await listIdentities(db, p.accountId)).toHaveLength(1);
+  });
+
+  it('refuses the second of two unbinds that would leave nothing, without a phone', async () => {
+    const p = await person(['website', 'mini_program']);
+    expect(await unbindIdentity(db, p.accountId, p.identity(0), later(1))).toBe('unbound');
+    expect(await unbindIdentity(db, p.accountId, p.identity(1), later(2))).toBe('last_identity_needs_phone');
+  });
+
+  it('unbinds the last identity when a verified phone is bound, keeping the account and its subject', async () => {
+    const p = await person(['mini_program']);
+    await setVerifiedPhoneNumber(db, p.accountId, '+8613800000001', later(1));
+    expect(await unbindIdentity(db, p.accountId, p.identity(0), later(2))).toBe('unbound');
+    expect(await listIdentities(db, p.accountId)).toHaveLength(0);
+    expect((await findAccountBySubject(db, p.unionid))?.id).toBe(p.accountId);
+  });
+
+  it("answers not_found for another account's identity or an unknown one", async () => {
+    const a = await person(['website', 'official_account']);
+    const b = await person(['website', 'official_account']);
+    expect(await unbindIdentity(db, a.accountId, b.identity(0), later(1))).toBe('not_found');
+    expect(await unbindIdentity(db, a.accountId, { appid: 'wx-none', openid: 'x' }, later(1))).toBe(
+      'not_found',
+    );
+    expect(await listIdentities(db, b.accountId)).toHaveLength(2);
+  });
+});
+
+describe('re-linking through the mini program by the same verified phone', () => {
+  let bridge: Bridge;
+  let mp: oidc.Configuration;
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+      configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+    });
+    mp = await miniProgramClient(bridge);
+  });
+  afterAll(async () => bridge?.close());
+
+  const login = async (user: Awaited<ReturnType<typeof createSandboxUser>>) =>
+    exchangeJsCode(mp, await wxLogin(bridge, user), { scope: 'openid phone' });
+  const provePhone = async (user: Awaited<ReturnType<typeof createSandboxUser>>, accessToken: string) => {
+    const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13912345678' });
+    const answer = await callMiniProgram(bridge, 'phone-number', accessToken, { code });
+    expect(answer.status).toBe(200);
+  };
+
+  test('a person whose WeChat was unbound proves the same phone and gets the same sub back', async () => {
+    const db = bridge.server.stores.db;
+    const before = await createSandboxUser(bridge, '旧微信');
+    const first = await login(before);
+    expect(first.claims()?.sub).toBe(before.unionid);
+    await provePhone(before, first.access_token);
+    const account = await findAccountBySubject(db, before.unionid);
+    const [identity] = await listIdentities(db, account?.id as string);
+    expect(
+      await unbindIdentity(
+        db,
+        account?.id as string,
+        identity as { appid: string; openid: string },
+        new Date(),
+      ),
+    ).toBe('unbound');
+
+    // A new WeChat: its first login is a new account, until it proves the phone.
+    const after = await createSandboxUser(bridge, '新微信');
+    const fresh = await login(after);
+    expect(fresh.claims()?.sub).toBe(after.unionid);
+    await provePhone(after, fresh.access_token);
+
+    const again = await login(after);
+    expect(again.claims()?.sub).toBe(before.unionid);
+    expect(await findAccountBySubject(db, after.unionid)).toBeUndefined();
+    const relinked = await listIdentities(db, account?.id as string);
+    expect(relinked.map((i) => i.unionid)).toEqual([after.unionid]);
+  });
+
+  test("deleting a mini program user's account forgets the session key kept for them", async () => {
+    const { db, kv, oidcAdapter } = bridge.server.stores;
+    const user = await createSandboxUser(bridge, '会话密钥');
+    await login(user);
+    const openid = user.openids[MINI_PROGRAM_APP.appid] as string;
+    const key = `mini-program:session-key:${MINI_PROGRAM_APP.appid}:${openid}`;
+    expect(await kv.get(key)).toBeDefined();
+    const account = await findAccountBySubject(db, user.unionid);
+    await deleteAccount(
+      {
+        db,
+        kv,
+        adapter: oidcAdapter,
+        avatars: createSqlAvatarStore(db),
+        logger: createLogger({ level: 'silent' }),
+        now: () => new Date(),
+      },
+      account as NonNullable<typeof account>,
+      'operator',
+    );
+    expect(await kv.get(key)).toBeUndefined();
+  });
+
+  test('a new WeChat proving a phone nobody is waiting with keeps its own account', async () => {
+    const user = await createSandboxUser(bridge, '无关的人');
+    const tokens = await login(user);
+    const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13700000000' });
+    expect((await callMiniProgram(bridge, 'phone-number', tokens.access_token, { code })).status).toBe(200);
+    expect((await login(user)).claims()?.sub).toBe(user.unionid);
+  });
+});
