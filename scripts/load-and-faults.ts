@@ -132,7 +132,14 @@ async function twoInstances(): Promise<{ lb: LoadBalancer; first: Bridge; close(
     storage: 'postgres+redis',
     configure: (c) => ({ ...c, issuer: lb.url }),
   });
-  return { lb, first, close: async () => (await lb.close(), await first.close()) };
+  return {
+    lb,
+    first,
+    close: async () => {
+      await lb.close();
+      await first.close();
+    },
+  };
 }
 
 async function concurrent(): Promise<Outcome> {
@@ -285,7 +292,10 @@ async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 50; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.end(), resolve(true)));
+      s.once('connect', () => {
+        s.end();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (up) return;
