@@ -54,11 +54,50 @@ describe.skipIf(!available)(
       oidc: { ...config.oidc, jwks: { keys } },
     });
 
-    /** Restarts instance `index` with a new JWKS (the first instance keeps owning the stores). */
+    /**
+     * Restarts instance `index` with a new JWKS (the first instance keeps owning the stores), as a
+     * rolling deploy does: the balancer drains it (sends everything to the other) while it restarts.
+     */
     async function restart(index: number, keys: Jwk[]): Promise<void> {
+      const other = index === 0 ? 1 : 0;
+      lb.pick = () => other;
+      draining.add(index);
+      // Requests already forwarded to it finish first, as a balancer's drain lets them.
+      await new Promise((resolve) => setTimeout(resolve, 300));
       await instances[index]?.server.close();
       instances[index] = await startAnotherInstance(first, { configure: withKeys(keys) });
       lb.targets[index] = instances[index].instanceUrl;
+      draining.delete(index);
+      roundRobin();
+    }
+
+    /** Instances being restarted are out of the balancer (and their JWKS out of the check). */
+    const draining = new Set<number>();
+
+    function roundRobin(): void {
+      let turn = 0;
+      lb.pick = () => turn++ % lb.targets.length;
+    }
+
+    /**
+     * Load for the whole rotation: workers log in through the balancer without pause, and each new
+     * ID token must verify against the JWKS every instance publishes at that moment.
+     */
+    const load = { stop: false, logins: 0, loginErrors: [] as string[], unverified: [] as string[] };
+    let loadDone: Promise<unknown> = Promise.resolve();
+    async function loadWorker(): Promise<void> {
+      while (!load.stop) {
+        try {
+          const { tokens } = await loginAs(rp, panda);
+          const token = tokens.id_token as string;
+          const serving = instances.filter((_, index) => !draining.has(index));
+          const published = await Promise.all(serving.map((instance) => jwksOf(instance)));
+          if (!published.every((jwks) => verifiesAgainst(token, jwks))) load.unverified.push(kidOf(token));
+          load.logins++;
+        } catch (error) {
+          load.loginErrors.push(error instanceof Error ? error.message.slice(0, 120) : String(error));
+        }
+      }
     }
 
     async function jwksOf(instance: Bridge): Promise<{ keys: Jwk[] }> {
@@ -74,6 +113,7 @@ describe.skipIf(!available)(
         live.push(tokens.id_token as string);
         kids.push(kidOf(tokens.id_token as string));
       }
+      roundRobin();
       for (const instance of instances) {
         const jwks = await jwksOf(instance);
         for (const token of live) expect(verifiesAgainst(token, jwks), `kid ${kidOf(token)}`).toBe(true);
@@ -88,8 +128,12 @@ describe.skipIf(!available)(
       lb.targets = instances.map((instance) => instance.instanceUrl);
       rp = await relyingParty({ url: lb.url });
       panda = await createSandboxUser(first, '🐼 熊猫 Panda');
+      roundRobin();
+      loadDone = Promise.all([loadWorker(), loadWorker(), loadWorker()]);
     });
     afterAll(async () => {
+      load.stop = true;
+      await loadDone;
       await lb?.close();
       for (const instance of instances.slice(1)) await instance.close();
       await instances[0]?.server.close();
@@ -125,6 +169,14 @@ describe.skipIf(!available)(
       expect(await loginEverywhereAndVerify()).toEqual([newKey.kid, newKey.kid]);
       for (const instance of instances)
         expect((await jwksOf(instance)).keys.map((key) => key.kid)).toEqual([newKey.kid]);
+    });
+
+    test('under load all along, no login failed and every ID token verified on every instance', async () => {
+      load.stop = true;
+      await loadDone;
+      expect(load.logins).toBeGreaterThan(0);
+      expect(load.loginErrors).toEqual([]);
+      expect(load.unverified).toEqual([]);
     });
   },
 );
