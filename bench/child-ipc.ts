@@ -19,7 +19,6 @@ type Handler = (message: Record<string, unknown>) => Promise<Record<string, unkn
  */
 export function serveParent(options: { handlers?: Record<string, Handler>; stop: () => Promise<void> }): {
   ready(details: Record<string, unknown>): void;
-  failed(error: unknown): void;
 } {
   let stopping = false;
   const stop = async () => {
@@ -45,13 +44,7 @@ export function serveParent(options: { handlers?: Record<string, Handler>; stop:
         }),
     );
   });
-  return {
-    ready: (details) => process.send?.({ ...details, type: 'ready' }),
-    failed: (error) => {
-      process.send?.({ type: 'failed', error: error instanceof Error ? error.message : String(error) });
-      process.exit(1);
-    },
-  };
+  return { ready: (details) => process.send?.({ ...details, type: 'ready' }) };
 }
 
 let profiler: Session | undefined;

@@ -1,7 +1,10 @@
 import type { Usage } from './child-ipc.ts';
 
-/** One operation of a scenario, run by worker `worker` (each worker keeps its own state). */
-export type Operation = (worker: number) => Promise<void>;
+/**
+ * One operation of a scenario, run by worker `worker` (each worker keeps its own state). It may
+ * resolve to its own latency in ms, when part of it (a client-side preparation) is not to be timed.
+ */
+export type Operation = (worker: number) => Promise<unknown>;
 
 /** One server under load: the operation to repeat and how to read the server's own usage. */
 export interface LoadTarget {
@@ -116,8 +119,8 @@ async function phase(
       started++;
       const t0 = performance.now();
       try {
-        await op(index);
-        result.latencies.push(performance.now() - t0);
+        const own = await op(index);
+        result.latencies.push(typeof own === 'number' ? own : performance.now() - t0);
       } catch (error) {
         result.errors++;
         if (result.errorSamples.size < 5) result.errorSamples.add(describe(error));
@@ -129,7 +132,7 @@ async function phase(
 }
 
 /** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: Float64Array, p: number): number {
+function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
   return sorted[rank] as number;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { PACKAGE_ROOT } from '../src/package-root.ts';
@@ -9,6 +10,8 @@ export interface Machine {
   kernel: string;
   node: string;
   oidcProvider: string;
+  /** The commit measured, and whether the working tree had changes on top of it. */
+  revision: string;
   loadAverageAtStart: number[];
   loadAverageAtEnd?: number[];
 }
@@ -21,8 +24,24 @@ export function describeMachine(): Machine {
     kernel: release(),
     node: process.version,
     oidcProvider: packageVersion('oidc-provider'),
+    revision: revision(),
     loadAverageAtStart: loadavg().map(round2),
   };
+}
+
+function revision(): string {
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
+      cwd: PACKAGE_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  try {
+    const changed = git('status', '--porcelain').split('\n').filter(Boolean).length;
+    return `${git('rev-parse', '--short', 'HEAD')}${changed ? ` + ${changed} changed files` : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
 }
 
 function packageVersion(name: string): string {

@@ -1,5 +1,7 @@
 import * as oidc from 'openid-client';
 import { Agent, request } from 'undici';
+import type { ClientConfig } from '../src/config/types.ts';
+import { JS_CODE_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT_TYPE } from '../src/oidc/token-exchange/constants.ts';
 import { RP } from '../test/helpers/bridge.ts';
 import { TestBrowser } from '../test/helpers/browser.ts';
 import {
@@ -28,7 +30,7 @@ export interface HeldTokens {
 export async function login(
   engine: Engine,
   rp: oidc.Configuration,
-  options: AuthorizationOptions & { user: SandboxUser | undefined; alg: Algorithm },
+  options: AuthorizationOptions & { user: SandboxUser; alg: Algorithm },
 ): Promise<HeldTokens> {
   const tokens = engine === 'bridge' ? await bridgeLogin(rp, options) : await bareLogin(rp, options);
   expectAlg(tokens.id_token, options.alg);
@@ -37,9 +39,8 @@ export async function login(
 
 async function bridgeLogin(
   rp: oidc.Configuration,
-  options: AuthorizationOptions & { user: SandboxUser | undefined },
+  options: AuthorizationOptions & { user: SandboxUser },
 ): Promise<oidc.TokenEndpointResponse> {
-  if (!options.user) throw new Error('a bridge login needs a sandbox user');
   const { tokens } = await loginAs(rp, options.user, options);
   return tokens;
 }
@@ -84,6 +85,41 @@ export class TokenCalls {
     expectAlg(body.id_token, alg);
     held.refreshToken = stringField(body, 'refresh_token', 'refresh_token grant');
     held.accessToken = stringField(body, 'access_token', 'refresh_token grant');
+  }
+
+  /**
+   * A mini-program login: wx.login() in the sandbox (the phone's part, not timed), then the exchange
+   * of its code at the token endpoint (timed: the bridge calls jscode2session and issues tokens).
+   * Resolves to the exchange's latency.
+   */
+  async miniProgramLogin(sandboxUrl: string, user: SandboxUser, client: ClientConfig): Promise<number> {
+    const wxLogin = await request(`${sandboxUrl}/sandbox/mini-program/login`, {
+      method: 'POST',
+      dispatcher: this.#dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ appid: client.wechat_mini_program_appid, user: user.id }),
+    });
+    const { code } = (await wxLogin.body.json()) as { code?: string };
+    if (wxLogin.statusCode >= 300 || !code) throw new Error(`sandbox wx.login: HTTP ${wxLogin.statusCode}`);
+    const started = performance.now();
+    const response = await request(this.#endpoints.token, {
+      method: 'POST',
+      dispatcher: this.#dispatcher,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: TOKEN_EXCHANGE_GRANT_TYPE,
+        subject_token: code,
+        subject_token_type: JS_CODE_TOKEN_TYPE,
+        client_id: client.client_id,
+        scope: 'openid profile',
+      }).toString(),
+    });
+    const body = (await response.body.json()) as Record<string, unknown>;
+    if (response.statusCode !== 200) {
+      throw new Error(`token exchange: HTTP ${response.statusCode} ${String(body.error ?? '')}`);
+    }
+    expectAlg(body.id_token, 'RS256');
+    return performance.now() - started;
   }
 
   async userinfo(held: HeldTokens): Promise<void> {

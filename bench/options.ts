@@ -11,11 +11,14 @@ export interface BenchOptions {
   rounds: number;
   /** Logins before Redis memory and RSS are read (a fresh server per setup). */
   sessions: number;
-  /** Closed-loop workers for the login scenarios and for the token scenarios. */
-  loginConcurrency: number;
-  tokenConcurrency: number;
+  /** Closed-loop workers per scenario. */
+  concurrency: number;
   /** CPU budget per algorithm for the signing limit. */
   signingMs: number;
+  /** Where the JSON goes; bench/results by default. */
+  resultsDir: string | undefined;
+  /** Run only these scenarios ("memory" is the memory phase); all when undefined. */
+  only: string[] | undefined;
   /** Profile this scenario (CPU profiler on both engines) instead of running the benchmark. */
   profile: string | undefined;
 }
@@ -26,9 +29,12 @@ export const USAGE = `Usage: npm run bench -- [options]
   --duration <s>        measured seconds per scenario and engine (default 4)
   --warmup <s>          unmeasured seconds before each (default 1)
   --sessions <n>        logins before Redis memory and RSS are read (default 2000)
-  --concurrency <n>     workers for the token scenarios (default 8; logins use the same)
-  --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler):
-                        login, userinfo, introspection, "refresh_token RS256" (ES256, EdDSA)
+  --concurrency <n>     closed-loop workers per scenario (default 8)
+  --signing <s>         CPU seconds per algorithm for the signing limit (default 1)
+  --results <dir>       where the JSON goes (default bench/results)
+  --only <scenario>     run only this scenario (repeatable): memory, login, userinfo, introspection,
+                        "refresh_token RS256" (ES256, EdDSA)
+  --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler)
   --help                this text`;
 
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
@@ -42,6 +48,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       warmup: { type: 'string' },
       sessions: { type: 'string' },
       concurrency: { type: 'string' },
+      signing: { type: 'string' },
+      results: { type: 'string' },
+      only: { type: 'string', multiple: true },
       profile: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -54,16 +63,16 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     }
     return setup as StorageSetup;
   });
-  const concurrency = positive('concurrency', values.concurrency, 8);
   return {
     setups,
     warmupMs: seconds('warmup', values.warmup, quick ? 0.5 : 1),
     durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
     rounds: quick ? 2 : 4,
     sessions: positive('sessions', values.sessions, quick ? 200 : 2000),
-    loginConcurrency: concurrency,
-    tokenConcurrency: concurrency,
-    signingMs: quick ? 300 : 1000,
+    concurrency: positive('concurrency', values.concurrency, 8),
+    signingMs: seconds('signing', values.signing, quick ? 0.3 : 1),
+    resultsDir: values.results,
+    only: values.only,
     profile: values.profile,
   };
 }

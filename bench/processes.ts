@@ -42,11 +42,10 @@ export function pinSelf(core: number | undefined): void {
 
 /** A child started with an IPC channel: request/answer by message type. */
 export interface Child {
-  readonly pid: number;
   readonly name: string;
   /** Sends `message` and resolves with the first message of type `${message.type}:done`. */
   ask<T>(message: { type: string; [key: string]: unknown }): Promise<T>;
-  /** Asks the child to stop cleanly (so a --cpu-prof profile is written); kills it after 10 s. */
+  /** Asks the child to stop cleanly (connections closed, logs flushed); kills it after 10 s. */
   stop(): Promise<void>;
 }
 
@@ -70,6 +69,8 @@ export async function startChild(options: {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
+  // A send to a child that just died is answered by the failed ask; without a listener it would crash us.
+  child.on('error', (error) => process.stderr.write(`[${options.name}] ${error.message}\n`));
   for (const stream of [child.stdout, child.stderr]) {
     stream?.setEncoding('utf8');
     stream?.on('data', (text: string) => {
@@ -94,9 +95,17 @@ export async function startChild(options: {
         child.off('message', onMessage);
         child.off('exit', onExit);
       };
+      if (!child.connected) {
+        reject(new Error(`${options.name} is gone (asked ${message.type})`));
+        return;
+      }
       child.on('message', onMessage);
       child.once('exit', onExit);
-      child.send(message);
+      child.send(message, (error) => {
+        if (!error) return;
+        cleanup();
+        reject(error);
+      });
     });
 
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -113,7 +122,6 @@ export async function startChild(options: {
   });
 
   return {
-    pid: child.pid ?? -1,
     name: options.name,
     ready,
     ask,

@@ -1,6 +1,8 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
-import { profileFile, runSetup, SCENARIOS, type SetupContext } from './setup-run.ts';
+import { profileFile } from './engines.ts';
+import { SCENARIOS } from './scenarios.ts';
+import { runSetup, type SetupContext } from './setup-run.ts';
 import type { Engine } from './spec.ts';
 
 /**
@@ -15,7 +17,7 @@ export async function profileScenario(
   ctx: SetupContext,
   dir: string,
 ): Promise<void> {
-  if (!SCENARIOS.includes(scenario))
+  if (scenario === 'memory' || !SCENARIOS.includes(scenario))
     throw new Error(`--profile: no scenario "${scenario}" (${SCENARIOS.join(', ')})`);
   await mkdir(dir, { recursive: true });
   for (const engine of ENGINES) await rm(profileFile(dir, engine, setup), { force: true });

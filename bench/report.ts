@@ -52,7 +52,7 @@ export function checkTargets(setups: SetupResult[]): TargetCheck[] {
           setup,
           what: `${row.scenario}: bridge / bare`,
           target: `≥ ${percent(want)}`,
-          measured: percent(ratio),
+          measured: percent(ratio, 1),
           met: ratio >= want,
         });
       }
@@ -76,14 +76,24 @@ export function checkTargets(setups: SetupResult[]): TargetCheck[] {
         met: perSession <= TARGETS.redisBytesPerSession,
       });
     }
-    const errors = rows.reduce((n, r) => n + r.errors, 0) + bridgeLog.errors;
+    const errors = setupErrors({ rows, memory, bridgeLog });
     checks.push({ setup, what: 'errors', target: '0', measured: String(errors), met: errors === 0 });
   }
   return checks;
 }
 
 export function totalErrors(setups: SetupResult[]): number {
-  return setups.reduce((n, s) => n + s.rows.reduce((m, r) => m + r.errors, 0) + s.bridgeLog.errors, 0);
+  return setups.reduce((n, setup) => n + setupErrors(setup), 0);
+}
+
+/** Failed operations (memory phase included) and error lines in the bridge's log. */
+function setupErrors({
+  rows,
+  memory,
+  bridgeLog,
+}: Pick<SetupResult, 'rows' | 'memory' | 'bridgeLog'>): number {
+  const failed = [...rows, ...memory].reduce((n, r) => n + r.errors, 0);
+  return failed + bridgeLog.errors;
 }
 
 export function formatReport(report: Report): string {
@@ -93,10 +103,13 @@ export function formatReport(report: Report): string {
     `wechat-oidc-bridge benchmark, ${report.startedAt}`,
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
       `Node ${machine.node}, oidc-provider ${machine.oidcProvider}`,
-    `load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd?.join(' ') ?? '?'}`,
+    `code: ${machine.revision}; load average at start ${machine.loadAverageAtStart.join(' ')}, ` +
+      `at end ${machine.loadAverageAtEnd?.join(' ') ?? '?'}`,
     pinning.taskset
       ? `pinning: server on core ${pinning.serverCore}, load generator and WeChat sandbox on core ${pinning.loadCore} (taskset); PostgreSQL and Redis unpinned`
       : 'pinning: none (taskset missing or one core): per-core figures come from server CPU time only',
+    'ops/core-s = 1000 / cpu ms/op: what one fully used server core sustains (server CPU time, not wall time);',
+    "core% = server CPU / wall time; bridge/bare = ops/core-s of the bridge over the bare engine's",
     '',
   );
   for (const setup of report.setups) {
@@ -121,10 +134,17 @@ export function formatReport(report: Report): string {
   if (report.totalErrors > 0) {
     out.push('', `!!! ${report.totalErrors} ERROR(S) IN THIS RUN: the figures above are not valid !!!`);
     for (const setup of report.setups) {
-      for (const row of setup.rows.filter((r) => r.errors > 0)) {
+      const failed = [
+        ...setup.memory.map((m) => ({ ...m, scenario: 'memory phase login' })),
+        ...setup.rows,
+      ].filter((r) => r.errors > 0);
+      for (const r of failed) {
         out.push(
-          `  ${setup.setup} ${row.engine} ${row.scenario}: ${row.errors} errors, e.g. ${row.errorSamples.join(' | ')}`,
+          `  ${setup.setup} ${r.engine} ${r.scenario}: ${r.errors} errors, e.g. ${r.errorSamples.join(' | ')}`,
         );
+      }
+      if (setup.bridgeLog.errors > 0) {
+        out.push(`  ${setup.setup} bridge log: ${setup.bridgeLog.samples.join(' | ')}`);
       }
     }
   }
@@ -225,8 +245,8 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-function percent(ratio: number): string {
-  return `${(ratio * 100).toFixed(0)} %`;
+function percent(ratio: number, digits = 0): string {
+  return `${(ratio * 100).toFixed(digits)} %`;
 }
 
 function mb(bytes: number): string {

@@ -9,7 +9,7 @@ import { createSandboxUser, type SandboxUser } from '../test/helpers/flow.ts';
 import { Cleanup } from './cleanup.ts';
 import { describeMachine, finishMachine } from './machine.ts';
 import { type BenchOptions, parseOptions, USAGE } from './options.ts';
-import { choosePinning, pinSelf, startChild, stopAllChildren } from './processes.ts';
+import { choosePinning, type Pinning, pinSelf, startChild, stopAllChildren } from './processes.ts';
 import { profileScenario } from './profile.ts';
 import { checkTargets, formatReport, type Report, totalErrors } from './report.ts';
 import { runSetup, type SetupContext, type SetupResult } from './setup-run.ts';
@@ -20,7 +20,7 @@ import { measureSigningLimits } from './signing.ts';
  * signing limit and memory, in one bounded, loopback-only run that starts what it needs and stops
  * it again. Prints a table; the JSON goes to bench/results/.
  */
-const RESULTS_DIR = join(PACKAGE_ROOT, 'bench', 'results');
+const DEFAULT_RESULTS_DIR = join(PACKAGE_ROOT, 'bench', 'results');
 const SANDBOX_USERS = 200;
 
 async function main(): Promise<number> {
@@ -60,10 +60,11 @@ async function bench(options: BenchOptions, cleanup: Cleanup): Promise<number> {
   const pinning = choosePinning();
   pinSelf(pinning.loadCore);
   const ctx = await prepare(options, pinning, cleanup);
+  const resultsDir = options.resultsDir ?? DEFAULT_RESULTS_DIR;
 
   if (options.profile) {
     const setup = options.setups[0] as StorageSetup;
-    await profileScenario(options.profile, setup, ctx, join(RESULTS_DIR, 'profiles'));
+    await profileScenario(options.profile, setup, ctx, join(resultsDir, 'profiles'));
     return 0;
   }
 
@@ -91,15 +92,15 @@ async function bench(options: BenchOptions, cleanup: Cleanup): Promise<number> {
     targets: checkTargets(setups),
     totalErrors: totalErrors(setups),
   };
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `bench-${startedAt.replace(/[:.]/g, '-')}.json`);
+  await mkdir(resultsDir, { recursive: true });
+  const file = join(resultsDir, `bench-${startedAt.replace(/[:.]/g, '-')}.json`);
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`\n${formatReport(report)}\n\nresults: ${file}\n`);
   return report.totalErrors > 0 || skipped.length > 0 ? 1 : 0;
 }
 
 /** What every setup shares: signing and cookie keys, the WeChat sandbox and its people. */
-async function prepare(options: BenchOptions, pinning: ReturnType<typeof choosePinning>, cleanup: Cleanup) {
+async function prepare(options: BenchOptions, pinning: Pinning, cleanup: Cleanup): Promise<SetupContext> {
   const keyDir = await mkdtemp(join(tmpdir(), 'wob-bench-keys-'));
   cleanup.add('remove the generated keys', () => rm(keyDir, { recursive: true, force: true }));
   // Generated once, the bridge's way, and given to both engines: the same keys sign on both.
@@ -117,7 +118,7 @@ async function prepare(options: BenchOptions, pinning: ReturnType<typeof chooseP
   for (let i = 0; i < SANDBOX_USERS; i++) {
     users.push(await createSandboxUser({ sandboxUrl }, i % 2 ? `微信用户${i} 🐼` : `Bench user ${i}`));
   }
-  const ctx: SetupContext = {
+  return {
     options,
     pinning,
     cleanup,
@@ -125,7 +126,6 @@ async function prepare(options: BenchOptions, pinning: ReturnType<typeof chooseP
     users,
     keys: { jwks: keys.jwks, cookieKeys: keys.cookieKeys.map((key) => key.reveal()) },
   };
-  return ctx;
 }
 
 process.exitCode = await main();

@@ -33,4 +33,4 @@ async function start(message: Record<string, unknown>): Promise<Record<string, u
   return { url: server.url };
 }
 
-parent.ready({ pid: process.pid });
+parent.ready({});

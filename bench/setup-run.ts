@@ -1,31 +1,16 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type * as oidc from 'openid-client';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
 import type { SandboxUser } from '../test/helpers/flow.ts';
-import { relyingParty } from '../test/helpers/flow.ts';
-import { createTestDatabase } from '../test/helpers/postgres.ts';
-import { createTestRedis } from '../test/helpers/redis.ts';
-import { bridgeConfig } from './bridge-config.ts';
-import type { Usage, UsageAnswer } from './child-ipc.ts';
 import type { Cleanup } from './cleanup.ts';
+import { type EngineOptions, type EngineUnderTest, profiling, startEngine, tempDir } from './engines.ts';
 import { type LoadResult, type Operation, runLoad } from './load.ts';
 import { coreBusy, readCoreTicks } from './machine.ts';
-import { type HeldTokens, login, TokenCalls } from './operations.ts';
 import type { BenchOptions } from './options.ts';
-import { type Child, type Pinning, startChild } from './processes.ts';
+import type { Pinning } from './processes.ts';
 import { type RedisMemory, redisMemory } from './redis-memory.ts';
-import {
-  ALGORITHMS,
-  type Algorithm,
-  BENCH_CLIENTS,
-  type BenchClient,
-  CONSENT_CLIENT,
-  type Engine,
-  firstPartyClient,
-  type ServerSpec,
-} from './spec.ts';
+import { SCENARIO_LIST, type Target, World } from './scenarios.ts';
+import type { Engine } from './spec.ts';
 
 export interface ScenarioRow extends LoadResult {
   setup: StorageSetup;
@@ -49,6 +34,9 @@ export interface MemoryRow {
   engine: Engine;
   /** Successful logins, each a fresh browser: one active session each. */
   sessions: number;
+  /** Failed logins of the memory phase. */
+  errors: number;
+  errorSamples: string[];
   rssIdleBytes: number;
   rssBytes: number;
   redis: (RedisMemory & { bytesPerSession: number; lastingBytesPerSession: number }) | undefined;
@@ -62,35 +50,19 @@ export interface SetupResult {
   bridgeLog: { errors: number; warnings: number; samples: string[] };
 }
 
-interface EngineUnderTest {
-  engine: Engine;
-  server: Child;
-  url: string;
-  redis: { url: string; prefix: string } | undefined;
-  /** The interaction lifetime: Redis keys expiring sooner belong to a login, not to a session. */
-  loginScopedSeconds: number;
-  rps: Map<string, oidc.Configuration>;
-  calls: TokenCalls;
-  usage(): Promise<Usage>;
-  /** Per algorithm, one token set per worker (logins with offline_access). */
-  held: Map<Algorithm, HeldTokens[]>;
-}
-
 export interface SetupContext {
   options: BenchOptions;
   pinning: Pinning;
   cleanup: Cleanup;
   sandboxUrl: string;
   users: SandboxUser[];
-  keys: { jwks: ServerSpec['jwks']; cookieKeys: string[] };
+  keys: EngineOptions['keys'];
   /**
    * Profiling: only this scenario (no memory phase, no bridge-only variants), with each server's
    * measured phase under the CPU profiler, written to `<dir>/<engine>-<setup>.cpuprofile`.
    */
   profile?: { dir: string; scenario: string };
 }
-
-const RS256_CLIENT = firstPartyClient('RS256');
 
 /**
  * One storage setup: the bridge and the bare engine side by side (both pinned to the server core,
@@ -99,215 +71,63 @@ const RS256_CLIENT = firstPartyClient('RS256');
  * alternating slices so that both see the same machine.
  */
 export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<SetupResult> {
-  const logFile = join(await tempDir(ctx.cleanup), 'bridge.log');
-  const bare = await startEngine('bare', setup, ctx, logFile);
-  const bridge = await startEngine('bridge', setup, ctx, logFile);
-  const engines = [bare, bridge];
+  const { options } = ctx;
+  const engineOptions: EngineOptions = {
+    ...ctx,
+    connections: options.concurrency,
+    logFile: join(await tempDir(ctx.cleanup), 'bridge.log'),
+  };
+  const bare = await startEngine('bare', setup, engineOptions);
+  const bridge = await startEngine('bridge', setup, engineOptions);
+  const world = new World({
+    bare,
+    bridge,
+    users: ctx.users,
+    sandboxUrl: ctx.sandboxUrl,
+    workers: options.concurrency,
+  });
   const rows: ScenarioRow[] = [];
   const memory: MemoryRow[] = [];
-  let nextUser = 0;
-  const loginAs = (e: EngineUnderTest, client: BenchClient, extra: { scope: string; prompt?: string }) =>
-    login(e.engine, e.rps.get(client.client_id) as oidc.Configuration, {
-      ...extra,
-      user: ctx.users[nextUser++ % ctx.users.length],
-      alg: client.id_token_signed_response_alg as Algorithm,
-    });
-  const loginOp = (e: EngineUnderTest, client: BenchClient) => async () => {
-    await loginAs(e, client, { scope: 'openid profile' });
-  };
+  const wanted = (name: string) =>
+    ctx.profile ? ctx.profile.scenario === name : !options.only || options.only.includes(name);
 
-  if (!ctx.profile) {
-    for (const e of engines) memory.push(await memoryPhase(setup, e, loginOp(e, RS256_CLIENT), ctx));
+  if (wanted('memory')) {
+    for (const e of world.engines) memory.push(await memoryPhase(setup, e, world.loginOp(e), options));
+  }
+  for (const scenario of SCENARIO_LIST) {
+    if (!wanted(scenario.name)) continue;
+    const targets = (await scenario.targets(world)).filter((t) => !(ctx.profile && t.variant));
+    rows.push(...(await measure(setup, targets, ctx)));
   }
 
-  /** Measures the targets in alternating slices (see runLoad), so that they see the same machine. */
-  const measure = async (concurrency: number, targets: Target[]) => {
-    const ticks = readCoreTicks();
-    const results = await runLoad(
-      targets.map(({ e, op }) => ({
-        op,
-        usage: e.usage,
-        ...(ctx.profile && profiling(e.server, profileFile(ctx.profile.dir, e.engine, setup))),
-      })),
-      {
-        concurrency,
-        warmupMs: ctx.options.warmupMs,
-        durationMs: ctx.options.durationMs,
-        rounds: ctx.profile ? 1 : ctx.options.rounds,
-      },
+  for (const e of world.engines) await e.calls.close();
+  await Promise.all(world.engines.map((e) => e.server.stop()));
+  return { setup, rows, memory, bridgeLog: await scanLog(engineOptions.logFile) };
+}
+
+/** Measures the targets in alternating slices (see runLoad), so that they see the same machine. */
+async function measure(setup: StorageSetup, targets: Target[], ctx: SetupContext): Promise<ScenarioRow[]> {
+  const { options, profile } = ctx;
+  const ticks = readCoreTicks();
+  const results = await runLoad(
+    targets.map(({ e, op }) => ({ op, usage: e.usage, ...(profile && profiling(e, profile.dir, setup)) })),
+    {
+      concurrency: options.concurrency,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      rounds: profile ? 1 : options.rounds,
+    },
+  );
+  const busy = coreBusy(ticks, readCoreTicks(), ctx.pinning.serverCore);
+  return targets.map(({ scenario, e, comparedTo }, i) => {
+    const row = toRow(
+      { setup, scenario, engine: e.engine, comparedTo: comparedTo ?? scenario, serverCoreBusy: busy },
+      options.concurrency,
+      results[i] as LoadResult,
     );
-    const busy = coreBusy(ticks, readCoreTicks(), ctx.pinning.serverCore);
-    targets.forEach(({ scenario, e, comparedTo }, i) => {
-      const row = toRow(
-        setup,
-        scenario,
-        e.engine,
-        comparedTo ?? scenario,
-        concurrency,
-        results[i] as LoadResult,
-      );
-      row.serverCoreBusy = busy;
-      rows.push(row);
-      progress(row);
-    });
-  };
-  const both = (scenario: string, op: (e: EngineUnderTest) => Operation): Target[] =>
-    engines.map((e) => ({ scenario, e, op: op(e) }));
-
-  let holding: Promise<void> | undefined;
-  /** Per engine and algorithm, one token set per worker, from logins with offline_access. */
-  const holdTokens = () => {
-    if (!holding) {
-      holding = (async () => {
-        for (const e of engines) {
-          for (const alg of ALGORITHMS) {
-            const client = firstPartyClient(alg);
-            const sets = Array.from({ length: tc }, () =>
-              loginAs(e, client, { scope: 'openid profile offline_access', prompt: 'consent' }),
-            );
-            e.held.set(alg, await Promise.all(sets));
-          }
-        }
-      })();
-    }
-    return holding;
-  };
-  const held = (e: EngineUnderTest, alg: Algorithm, worker: number) =>
-    (e.held.get(alg) as HeldTokens[])[worker] as HeldTokens;
-
-  const { loginConcurrency: lc, tokenConcurrency: tc } = ctx.options;
-  const scenarios: Scenario[] = [
-    {
-      name: 'login',
-      concurrency: lc,
-      targets: async () => [
-        ...both('login', (e) => loginOp(e, RS256_CLIENT)),
-        {
-          scenario: 'login + consent',
-          e: bridge,
-          op: loginOp(bridge, CONSENT_CLIENT),
-          comparedTo: 'login',
-          variant: true,
-        },
-      ],
-    },
-    {
-      name: 'userinfo',
-      concurrency: tc,
-      targets: async () => {
-        await holdTokens();
-        return both('userinfo', (e) => (w) => e.calls.userinfo(held(e, 'RS256', w)));
-      },
-    },
-    {
-      name: 'introspection',
-      concurrency: tc,
-      targets: async () => {
-        await holdTokens();
-        return both('introspection', (e) => (w) => e.calls.introspect(RS256_CLIENT, held(e, 'RS256', w)));
-      },
-    },
-    ...ALGORITHMS.map((alg) => ({
-      name: `refresh_token ${alg}`,
-      concurrency: tc,
-      targets: async () => {
-        await holdTokens();
-        const client = firstPartyClient(alg);
-        return both(`refresh_token ${alg}`, (e) => (w) => e.calls.refresh(client, held(e, alg, w), alg));
-      },
-    })),
-    // MINI-PROGRAM: the mini-program token exchange (its own issue) is measured here once it lands:
-    // a bridge-only scenario compared with the bare engine's closest equivalent.
-  ];
-  for (const scenario of scenarios) {
-    if (ctx.profile && ctx.profile.scenario !== scenario.name) continue;
-    const targets = await scenario.targets();
-    await measure(
-      scenario.concurrency,
-      targets.filter((t) => !(ctx.profile && t.variant)),
-    );
-  }
-
-  for (const e of engines) await e.calls.close();
-  await Promise.all(engines.map((e) => e.server.stop()));
-  return { setup, rows, memory, bridgeLog: await scanLog(logFile) };
-}
-
-/** One thing measured on one engine; a variant is a bridge-only extra (left out when profiling). */
-interface Target {
-  scenario: string;
-  e: EngineUnderTest;
-  op: Operation;
-  comparedTo?: string;
-  variant?: boolean;
-}
-
-interface Scenario {
-  name: string;
-  concurrency: number;
-  targets(): Promise<Target[]>;
-}
-
-/** The scenario names, for --profile. */
-export const SCENARIOS = [
-  'login',
-  'userinfo',
-  'introspection',
-  ...ALGORITHMS.map((alg) => `refresh_token ${alg}`),
-];
-
-export function profileFile(dir: string, engine: Engine, setup: StorageSetup): string {
-  return join(dir, `${engine}-${setup}.cpuprofile`);
-}
-
-function profiling(server: Child, file: string) {
-  return {
-    beforeMeasure: () => server.ask({ type: 'profile-start' }).then(() => {}),
-    afterMeasure: () => server.ask({ type: 'profile-stop', file }).then(() => {}),
-  };
-}
-
-async function startEngine(
-  engine: Engine,
-  setup: StorageSetup,
-  ctx: SetupContext,
-  logFile: string,
-): Promise<EngineUnderTest> {
-  const storage = await prepareStorage(setup, ctx.cleanup);
-  const server = await startChild({
-    name: `${engine} (${setup})`,
-    script: new URL('./server-process.ts', import.meta.url),
-    core: ctx.pinning.serverCore,
+    progress(row);
+    return row;
   });
-  ctx.cleanup.add(`stop the ${engine} server`, () => server.stop());
-  const spec: ServerSpec = {
-    engine,
-    storage: setup,
-    ...storage,
-    sandboxUrl: ctx.sandboxUrl,
-    jwks: ctx.keys.jwks,
-    cookieKeys: ctx.keys.cookieKeys,
-    clients: BENCH_CLIENTS,
-    logFile,
-  };
-  const { url } = await server.ask<{ url: string }>({ type: 'start', spec });
-  const rps = new Map<string, oidc.Configuration>();
-  for (const client of BENCH_CLIENTS) rps.set(client.client_id, await relyingParty({ url }, client));
-  const first = rps.get(RS256_CLIENT.client_id) as oidc.Configuration;
-  return {
-    engine,
-    server,
-    url,
-    redis: storage.redisUrl ? { url: storage.redisUrl, prefix: storage.redisKeyPrefix } : undefined,
-    loginScopedSeconds: bridgeConfig(spec).oidc.ttl.interaction,
-    rps,
-    calls: new TokenCalls(first, ctx.options.tokenConcurrency),
-    usage: async () => {
-      const { cpuMicros, rssBytes, heapUsedBytes } = await server.ask<UsageAnswer>({ type: 'usage' });
-      return { cpuMicros, rssBytes, heapUsedBytes };
-    },
-    held: new Map(),
-  };
 }
 
 /** N logins on a fresh server (each a new browser, so a new session), then Redis bytes and RSS. */
@@ -315,22 +135,20 @@ async function memoryPhase(
   setup: StorageSetup,
   e: EngineUnderTest,
   op: Operation,
-  ctx: SetupContext,
+  options: BenchOptions,
 ): Promise<MemoryRow> {
   const idle = await e.usage();
   const [result] = (await runLoad([{ op, usage: e.usage }], {
-    concurrency: ctx.options.loginConcurrency,
+    concurrency: options.concurrency,
     warmupMs: 0,
     // Bounded whatever the machine: a slow one reports fewer sessions rather than running on.
     durationMs: 180_000,
-    maxOps: ctx.options.sessions,
+    maxOps: options.sessions,
   })) as [LoadResult];
+  const scenario = `login ×${options.sessions} (memory phase)`;
   const row = toRow(
-    setup,
-    `login ×${ctx.options.sessions} (memory phase)`,
-    e.engine,
-    '',
-    ctx.options.loginConcurrency,
+    { setup, scenario, engine: e.engine, comparedTo: '', serverCoreBusy: undefined },
+    options.concurrency,
     result,
   );
   progress(row);
@@ -339,6 +157,8 @@ async function memoryPhase(
     setup,
     engine: e.engine,
     sessions: result.ops,
+    errors: result.errors,
+    errorSamples: result.errorSamples,
     rssIdleBytes: idle.rssBytes,
     rssBytes: result.serverRssBytes,
     redis: redis && {
@@ -349,53 +169,18 @@ async function memoryPhase(
   };
 }
 
-interface Storage {
-  dataDir: string;
-  databaseUrl: string | undefined;
-  redisUrl: string | undefined;
-  redisKeyPrefix: string;
-}
+type RowBase = Pick<ScenarioRow, 'setup' | 'scenario' | 'engine' | 'comparedTo' | 'serverCoreBusy'>;
 
-/** Its own data dir, and on postgres+redis its own database and Redis prefix, all removed afterwards. */
-async function prepareStorage(setup: StorageSetup, cleanup: Cleanup): Promise<Storage> {
-  const dataDir = await tempDir(cleanup);
-  if (setup === 'embedded') {
-    return { dataDir, databaseUrl: undefined, redisUrl: undefined, redisKeyPrefix: 'wob:' };
-  }
-  const db = await createTestDatabase();
-  cleanup.add('drop the benchmark database', () => db.drop());
-  const redis = await createTestRedis();
-  cleanup.add('delete the benchmark Redis keys', () => redis.cleanup());
-  return { dataDir, databaseUrl: db.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix };
-}
-
-async function tempDir(cleanup: Cleanup): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'wob-bench-'));
-  cleanup.add(`remove ${dir}`, () => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function toRow(
-  setup: StorageSetup,
-  scenario: string,
-  engine: Engine,
-  comparedTo: string,
-  concurrency: number,
-  result: LoadResult,
-): ScenarioRow {
+function toRow(base: RowBase, concurrency: number, result: LoadResult): ScenarioRow {
   const cpuMsPerOp = result.ops ? result.serverCpuMs / result.ops : Number.NaN;
   return {
     ...result,
-    setup,
-    scenario,
-    engine,
-    comparedTo,
+    ...base,
     concurrency,
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
     perCoreSecond: 1000 / cpuMsPerOp,
     serverCoreUtilisation: result.serverCpuMs / result.wallMs,
-    serverCoreBusy: undefined,
   };
 }
 
@@ -403,7 +188,8 @@ function progress(row: ScenarioRow): void {
   const errors = row.errors ? `  ${row.errors} ERRORS: ${row.errorSamples[0]}` : '';
   process.stderr.write(
     `bench: ${row.setup.padEnd(14)} ${row.engine.padEnd(6)} ${row.scenario.padEnd(28)} ` +
-      `${row.ops} ops, ${row.cpuMsPerOp.toFixed(2)} cpu ms/op, p50 ${row.latencyMs.p50.toFixed(1)} ms${errors}\n`,
+      `${row.ops} ops, ${row.cpuMsPerOp.toFixed(2)} cpu ms/op, server core ${(row.serverCoreUtilisation * 100).toFixed(0)} %, ` +
+      `p50 ${row.latencyMs.p50.toFixed(1)} ms${errors}\n`,
   );
 }
 
@@ -415,10 +201,11 @@ async function scanLog(file: string): Promise<SetupResult['bridgeLog']> {
     if (!level) continue;
     if (level === 'warn') result.warnings++;
     else result.errors++;
-    const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? '';
-    if (result.samples.length < 5 && !result.samples.includes(`${level}: ${msg}`)) {
-      result.samples.push(`${level}: ${msg}`);
-    }
+    const entry = JSON.parse(line) as { msg?: string; err?: { message?: string } };
+    // The message and the error's own message only (masked like error samples): never whole lines.
+    const why = entry.err?.message ? ` (${entry.err.message.replace(/[\w-]{20,}/g, '…').slice(0, 200)})` : '';
+    const sample = `${level}: ${entry.msg ?? ''}${why}`;
+    if (result.samples.length < 5 && !result.samples.includes(sample)) result.samples.push(sample);
   }
   return result;
 }

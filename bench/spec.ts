@@ -1,5 +1,5 @@
 import type { ClientConfig } from '../src/config/types.ts';
-import { RP, type StorageSetup } from '../test/helpers/bridge.ts';
+import { MINI_PROGRAM_CLIENT, RP, type StorageSetup } from '../test/helpers/bridge.ts';
 
 export type Engine = 'bridge' | 'bare';
 
@@ -30,6 +30,12 @@ export const CONSENT_CLIENT: BenchClient = {
 
 export const BENCH_CLIENTS: BenchClient[] = [...ALGORITHMS.map(firstPartyClient), CONSENT_CLIENT];
 
+/** The mini program's public client (token exchange of wx.login codes); the bridge's alone. */
+export const MINI_PROGRAM_BENCH_CLIENT: ClientConfig = {
+  ...MINI_PROGRAM_CLIENT,
+  client_id: 'bench-mini-program',
+};
+
 /** What the parent tells a server process to start (sent over IPC: keys never go through argv or env). */
 export interface ServerSpec {
   engine: Engine;
@@ -42,7 +48,7 @@ export interface ServerSpec {
   sandboxUrl: string;
   jwks: { keys: Record<string, unknown>[] };
   cookieKeys: string[];
-  clients: BenchClient[];
+  clients: ClientConfig[];
   /** The bridge's log (info level, as in production); scanned for errors after the run. */
   logFile: string;
 }

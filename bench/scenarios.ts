@@ -1,0 +1,161 @@
+import type * as oidc from 'openid-client';
+import type { SandboxUser } from '../test/helpers/flow.ts';
+import type { EngineUnderTest } from './engines.ts';
+import type { Operation } from './load.ts';
+import { type HeldTokens, login } from './operations.ts';
+import {
+  ALGORITHMS,
+  type Algorithm,
+  type BenchClient,
+  CONSENT_CLIENT,
+  firstPartyClient,
+  MINI_PROGRAM_BENCH_CLIENT,
+} from './spec.ts';
+
+/** One thing measured on one engine; a variant is a bridge-only extra (left out when profiling). */
+export interface Target {
+  scenario: string;
+  e: EngineUnderTest;
+  op: Operation;
+  /** The bare-engine scenario it is compared with; its own name when absent. */
+  comparedTo?: string;
+  variant?: boolean;
+}
+
+/** A group of targets measured together, in alternating slices. */
+export interface Scenario {
+  name: string;
+  targets(world: World): Promise<Target[]>;
+}
+
+const RS256_CLIENT = firstPartyClient('RS256');
+
+/**
+ * What the scenarios share in one storage setup: both engines, the sandbox's people (taken in
+ * turn, so a login is sometimes a person's first and mostly a returning one), and the token sets
+ * the token scenarios work with.
+ */
+export class World {
+  readonly bare: EngineUnderTest;
+  readonly bridge: EngineUnderTest;
+  readonly sandboxUrl: string;
+  /** Closed-loop workers, and so token sets held per engine and algorithm. */
+  readonly workers: number;
+  readonly #users: SandboxUser[];
+  #nextUser = 0;
+  #holding: Promise<void> | undefined;
+
+  constructor(p: {
+    bare: EngineUnderTest;
+    bridge: EngineUnderTest;
+    users: SandboxUser[];
+    sandboxUrl: string;
+    workers: number;
+  }) {
+    this.bare = p.bare;
+    this.bridge = p.bridge;
+    this.#users = p.users;
+    this.sandboxUrl = p.sandboxUrl;
+    this.workers = p.workers;
+  }
+
+  get engines(): EngineUnderTest[] {
+    return [this.bare, this.bridge];
+  }
+
+  nextUser(): SandboxUser {
+    return this.#users[this.#nextUser++ % this.#users.length] as SandboxUser;
+  }
+
+  login(
+    e: EngineUnderTest,
+    client: BenchClient,
+    extra: { scope: string; prompt?: string },
+  ): Promise<HeldTokens> {
+    return login(e.engine, e.rps.get(client.client_id) as oidc.Configuration, {
+      ...extra,
+      user: this.nextUser(),
+      alg: client.id_token_signed_response_alg as Algorithm,
+    });
+  }
+
+  /** A full login by a fresh browser (no offline_access: what most relying parties ask). */
+  loginOp(e: EngineUnderTest, client: BenchClient = RS256_CLIENT): Operation {
+    return () => this.login(e, client, { scope: 'openid profile' });
+  }
+
+  /** The same operation on both engines. */
+  both(scenario: string, op: (e: EngineUnderTest) => Operation): Target[] {
+    return this.engines.map((e) => ({ scenario, e, op: op(e) }));
+  }
+
+  /** Per engine and algorithm, one token set per worker, from logins with offline_access (once). */
+  holdTokens(): Promise<void> {
+    this.#holding ??= (async () => {
+      for (const e of this.engines) {
+        for (const alg of ALGORITHMS) {
+          const client = firstPartyClient(alg);
+          const logins = Array.from({ length: this.workers }, () =>
+            this.login(e, client, { scope: 'openid profile offline_access', prompt: 'consent' }),
+          );
+          e.held.set(alg, await Promise.all(logins));
+        }
+      }
+    })();
+    return this.#holding;
+  }
+
+  held(e: EngineUnderTest, alg: Algorithm, worker: number): HeldTokens {
+    return (e.held.get(alg) as HeldTokens[])[worker] as HeldTokens;
+  }
+}
+
+const tokenScenario = (name: string, op: (world: World, e: EngineUnderTest) => Operation): Scenario => ({
+  name,
+  async targets(world) {
+    await world.holdTokens();
+    return world.both(name, (e) => op(world, e));
+  },
+});
+
+export const SCENARIO_LIST: Scenario[] = [
+  {
+    name: 'login',
+    async targets(world) {
+      const { bridge } = world;
+      return [
+        ...world.both('login', (e) => world.loginOp(e)),
+        {
+          scenario: 'login + consent',
+          e: bridge,
+          op: world.loginOp(bridge, CONSENT_CLIENT),
+          comparedTo: 'login',
+          variant: true,
+        },
+        // The mini program's login: no browser, one token exchange; compared with the bare login.
+        {
+          scenario: 'mini-program login',
+          e: bridge,
+          op: () =>
+            bridge.calls.miniProgramLogin(world.sandboxUrl, world.nextUser(), MINI_PROGRAM_BENCH_CLIENT),
+          comparedTo: 'login',
+          variant: true,
+        },
+      ];
+    },
+  },
+  tokenScenario('userinfo', (world, e) => (w) => e.calls.userinfo(world.held(e, 'RS256', w))),
+  tokenScenario(
+    'introspection',
+    (world, e) => (w) => e.calls.introspect(RS256_CLIENT, world.held(e, 'RS256', w)),
+  ),
+  ...ALGORITHMS.map((alg) =>
+    tokenScenario(
+      `refresh_token ${alg}`,
+      (world, e) => (w) => e.calls.refresh(firstPartyClient(alg), world.held(e, alg, w), alg),
+    ),
+  ),
+];
+
+/** The names --only and --profile take ("memory" is the memory phase, before the scenarios). */
+export const SCENARIOS = ['memory', ...SCENARIO_LIST.map((scenario) => scenario.name)];
