@@ -89,13 +89,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
     config = { ...config, issuer, port };
 
-    const stores = await openStores({
-      databaseUrl: config.storage.databaseUrl,
-      redisUrl: config.storage.redisUrl,
-      redisKeyPrefix: config.storage.redisKeyPrefix,
-      dataDir: config.dataDir,
-      logger,
-    });
+    const stores = await openStores({ ...config.storage, dataDir: config.dataDir, logger });
     closers.push(() => stores.close());
     logger.info({ accounts: stores.kinds.accounts, artifacts: stores.kinds.artifacts }, 'storage ready');
     const dependencies = createDependencyMonitor(stores, logger);

@@ -30,13 +30,7 @@ export interface DeleteAccountCommandOptions {
  */
 export async function deleteAccountCommand(options: DeleteAccountCommandOptions): Promise<number> {
   const { config, logger } = options;
-  const stores = await openStores({
-    databaseUrl: config.storage.databaseUrl,
-    redisUrl: config.storage.redisUrl,
-    redisKeyPrefix: config.storage.redisKeyPrefix,
-    dataDir: config.dataDir,
-    logger,
-  });
+  const stores = await openStores({ ...config.storage, dataDir: config.dataDir, logger });
   try {
     const account = await findAccountForOperator(stores.db, options.target);
     if (!account) {

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { UpstreamError } from '../upstream/wechat/types.ts';
 import type { UserDataError } from './user-data.ts';
 
-/** Why a call to a mini-program endpoint was refused; each is documented in docs/mini-program.md. */
+/** Why a call to a mini-program endpoint was refused; each is documented in the README (Mini program integration). */
 export type MiniProgramErrorCode =
   | 'invalid_token'
   | 'invalid_request'
