@@ -8,7 +8,7 @@
  *                  and started again mid-run; sessions and tokens issued before it must survive
  *
  * Each run prints what was lost (the goal: nothing) and exits non-zero when anything was.
- * A "browser" retries a failed request (connection error, 502 or 503) a few times, as a person
+ * A "browser" retries a failed request (connection error or 5xx) a few times, as a person
  * pressing reload would; a login that still fails is counted as lost.
  *
  *   node scripts/load-and-faults.ts [concurrent|kill|redis-restart ...]   (npm run faults)
@@ -41,19 +41,19 @@ interface Outcome {
   notes: string[];
 }
 
-/** A browser that reloads a failed request (up to 6 times, 250 ms apart) as a person would. */
+/** A browser that reloads a failed request (up to 10 times, 500 ms apart) as a person would. */
 class PatientBrowser extends TestBrowser {
   retries = 0;
   override async request(url: string, init: Parameters<TestBrowser['request']>[1] = {}) {
     for (let attempt = 0; ; attempt++) {
       try {
         const hop = await super.request(url, init);
-        if ((hop.status !== 502 && hop.status !== 503) || attempt >= 6) return hop;
+        if (hop.status < 500 || attempt >= 10) return hop;
       } catch (error) {
-        if (attempt >= 6) throw error;
+        if (attempt >= 10) throw error;
       }
       this.retries++;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
 }
@@ -84,7 +84,12 @@ async function runLogins(
             // A login whose step died with an instance ends on a "try again" page: the person
             // scans again. Counted, not lost; lost is a login that fails twice.
             rescans.push(error instanceof Error ? error.message.slice(0, 160) : String(error));
-            await oneLogin(rp, browser, user, refreshTokens);
+            // Starting over from the application, as the person would (a fresh browser: a session
+            // the dead instance may have created would skip the login page).
+            const again = new PatientBrowser();
+            await oneLogin(rp, again, user, refreshTokens).finally(() => {
+              retried += again.retries;
+            });
           });
           completed++;
           await onCompleted(completed);

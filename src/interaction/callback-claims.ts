@@ -51,6 +51,21 @@ export async function recordOutcome(
   await kv.put(key(appid, code), claim, Math.max(1, ttlSeconds));
 }
 
+/**
+ * When the first delivery died after claiming the code (its instance was killed, or a store failed
+ * mid-request), the claim never settles. A later delivery for the same interaction may take the
+ * claim over, once across all instances: true for the one that does.
+ */
+export async function takeOverClaim(
+  kv: KeyValueStore,
+  appid: string,
+  code: string,
+  uid: string,
+  ttlSeconds: number,
+): Promise<boolean> {
+  return kv.putIfAbsent(`${key(appid, code)}:takeover`, uid, Math.max(1, ttlSeconds));
+}
+
 export function findClaim(kv: KeyValueStore, appid: string, code: string): Promise<CodeClaim | undefined> {
   return kv.get<CodeClaim>(key(appid, code));
 }

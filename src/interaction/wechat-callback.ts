@@ -7,6 +7,7 @@ import {
   claimCode,
   findClaim,
   recordOutcome,
+  takeOverClaim,
   waitFor,
 } from './callback-claims.ts';
 import {
@@ -68,21 +69,34 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
 
   const ttl = secondsLeft(deps, interaction);
   if (!(await claimCode(deps.kv, flow.appid, code, uid, ttl))) {
-    return repeatFirstDelivery(ctx, deps, flow, code, uid);
+    return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction);
   }
-  let outcome: CallbackOutcome;
-  if (await markStateUsed(deps.kv, state, ttl)) {
-    try {
-      outcome = await complete(ctx, deps, interaction, flow, code);
-    } catch (error) {
-      // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
-      const crashed = { uid, outcome: failed(GENERIC, 500) };
-      await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
-      throw error;
-    }
-  } else {
+  if (!(await markStateUsed(deps.kv, state, ttl))) {
     deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
-    outcome = failed(STATE_INVALID);
+    await recordOutcome(deps.kv, flow.appid, code, { uid, outcome: failed(STATE_INVALID) }, ttl);
+    return answer(ctx, deps, uid, failed(STATE_INVALID));
+  }
+  await completeClaimed(ctx, deps, interaction, flow, code, ttl);
+}
+
+/** The delivery that holds the code's claim: complete the login and record where it went. */
+async function completeClaimed(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+  flow: WeChatFlow,
+  code: string,
+  ttl: number,
+): Promise<void> {
+  const uid = interaction.uid;
+  let outcome: CallbackOutcome;
+  try {
+    outcome = await complete(ctx, deps, interaction, flow, code);
+  } catch (error) {
+    // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
+    const crashed = { uid, outcome: failed(GENERIC, 500) };
+    await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
+    throw error;
   }
   await recordOutcome(deps.kv, flow.appid, code, { uid, outcome }, ttl);
   answer(ctx, deps, uid, outcome);
@@ -122,11 +136,23 @@ async function repeatFirstDelivery(
   flow: WeChatFlow,
   code: string,
   uid: string,
+  interaction: Interaction,
 ): Promise<void> {
   const claim = await waitFor(
     async () => settled(await findClaim(deps.kv, flow.appid, code)),
     deps.callbackWaitMs ?? DEFAULT_OUTCOME_WAIT_MS,
   );
+  if (!claim && (await findClaim(deps.kv, flow.appid, code))?.uid === uid) {
+    // Our own claim never settled: the delivery holding it died. Take it over (once) and finish.
+    const ttl = secondsLeft(deps, interaction);
+    if (await takeOverClaim(deps.kv, flow.appid, code, uid, ttl)) {
+      deps.logger.warn(
+        { uid, appid: flow.appid },
+        'wechat callback: taking over a claim whose delivery died',
+      );
+      return completeClaimed(ctx, deps, interaction, flow, code, ttl);
+    }
+  }
   if (claim?.uid !== uid) {
     deps.logger.warn({ uid, appid: flow.appid, settled: Boolean(claim) }, 'wechat callback: code replayed');
     return renderFailure(ctx, deps, uid, STATE_INVALID);

@@ -1,5 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { claimCode } from '../../src/interaction/callback-claims.ts';
+import { markStateUsed } from '../../src/interaction/wechat-state.ts';
 import {
   type Bridge,
   RP,
@@ -186,6 +188,35 @@ for (const storage of STORAGE_SETUPS) {
       const again = await login.browser.request(first.url);
       expect(again.status).toBe(303);
       expect(again.location).toBe(first.location);
+    });
+
+    test('a login whose first callback died after claiming the code completes when the browser reloads', async () => {
+      const login = await startLogin(rp);
+      const q = login.qrUrl.searchParams;
+      const wechat = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, {
+        form: {
+          appid: q.get('appid') ?? '',
+          redirect_uri: q.get('redirect_uri') ?? '',
+          state: q.get('state') ?? '',
+          scope: q.get('scope') ?? '',
+          self_redirect: 'default',
+          lang: 'cn',
+          user: panda.id,
+          decision: 'allow',
+        },
+      });
+      const callbackUrl = new URL(wechat.location as string);
+      const code = callbackUrl.searchParams.get('code') as string;
+      const uid = new URL(login.loginPage.url).pathname.split('/')[2] as string;
+      // What an instance killed mid-callback leaves behind: the code claimed, the state used, no outcome.
+      const { kv } = bridge.server.stores;
+      expect(await claimCode(kv, WEBSITE_APP.appid, code, uid, 600)).toBe(true);
+      expect(await markStateUsed(kv, callbackUrl.searchParams.get('state') as string, 600)).toBe(true);
+
+      const reload = await login.browser.request(callbackUrl.href);
+      expect(reload.status).toBe(303);
+      const tokens = await oidc.authorizationCodeGrant(rp, await continueToRp(login, reload), login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
     });
 
     test('a forged state, or none, logs nobody in', async () => {

@@ -55,6 +55,8 @@ export async function startLoadBalancer(): Promise<LoadBalancer> {
         answer.pipe(res);
       },
     );
+    // A real balancer gives up on an instance that stopped answering (killed mid-request).
+    upstream.setTimeout(10_000, () => upstream.destroy(new Error('upstream timeout')));
     upstream.on('error', () => {
       if (!res.headersSent) res.writeHead(502);
       res.end();
