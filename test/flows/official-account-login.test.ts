@@ -13,7 +13,14 @@ import {
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import { TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
-import { continueToRp, createSandboxUser, loginAs, relyingParty, startLogin } from '../helpers/flow.ts';
+import {
+  callbackFromWeChat,
+  continueToRp,
+  createSandboxUser,
+  loginAs,
+  relyingParty,
+  startLogin,
+} from '../helpers/flow.ts';
 import { loginInWeChat, loginInWeChatAs, setDeliverTwice, setSnapshot } from '../helpers/official-account.ts';
 
 const WECHAT_SCOPE = 'openid profile wechat';
@@ -190,20 +197,7 @@ for (const storage of STORAGE_SETUPS) {
     test('one callback sent twice at once by the same browser is exchanged once and both go to the same place', async () => {
       const person = await createSandboxUser(bridge, '并发 Concurrent');
       const login = await startLogin(rp);
-      const q = login.qrUrl.searchParams;
-      const allowed = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, {
-        form: {
-          appid: q.get('appid') ?? '',
-          redirect_uri: q.get('redirect_uri') ?? '',
-          state: q.get('state') ?? '',
-          scope: q.get('scope') ?? '',
-          self_redirect: 'default',
-          lang: 'cn',
-          user: person.id,
-          decision: 'allow',
-        },
-      });
-      const callback = allowed.location as string;
+      const callback = (await callbackFromWeChat(login, { user: person, allow: true })).href;
       const logins = countLines(bridge, '"msg":"wechat login"');
       const [first, second] = await Promise.all([
         login.browser.request(callback),

@@ -13,6 +13,7 @@ import {
 } from '../helpers/bridge.ts';
 import { attributeOf, TestBrowser } from '../helpers/browser.ts';
 import {
+  callbackFromWeChat,
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
@@ -192,20 +193,7 @@ for (const storage of STORAGE_SETUPS) {
 
     test('a login whose first callback died after claiming the code completes when the browser reloads', async () => {
       const login = await startLogin(rp);
-      const q = login.qrUrl.searchParams;
-      const wechat = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, {
-        form: {
-          appid: q.get('appid') ?? '',
-          redirect_uri: q.get('redirect_uri') ?? '',
-          state: q.get('state') ?? '',
-          scope: q.get('scope') ?? '',
-          self_redirect: 'default',
-          lang: 'cn',
-          user: panda.id,
-          decision: 'allow',
-        },
-      });
-      const callbackUrl = new URL(wechat.location as string);
+      const callbackUrl = await callbackFromWeChat(login, { user: panda, allow: true });
       const code = callbackUrl.searchParams.get('code') as string;
       const uid = new URL(login.loginPage.url).pathname.split('/')[2] as string;
       // What an instance killed mid-callback leaves behind: the code claimed, the state used, no outcome.

@@ -112,6 +112,17 @@ export async function decideOnWeChat(
   login: StartedLogin,
   decision: { user: SandboxUser | string; allow: boolean },
 ): Promise<Hop> {
+  return login.browser.request((await callbackFromWeChat(login, decision)).href);
+}
+
+/**
+ * The person's decision on the sandbox's QR page (the form the page posts): the callback URL WeChat
+ * redirects to, not yet delivered, for tests that deliver it themselves.
+ */
+export async function callbackFromWeChat(
+  login: StartedLogin,
+  decision: { user: SandboxUser | string; allow: boolean },
+): Promise<URL> {
   const q = login.qrUrl.searchParams;
   const form: Record<string, string> = {
     appid: q.get('appid') ?? '',
@@ -125,7 +136,7 @@ export async function decideOnWeChat(
   };
   const answer = await login.browser.request(`${login.qrUrl.origin}/connect/sandbox/authorize`, { form });
   if (!answer.location) throw new Error(`sandbox did not redirect (status ${answer.status})`);
-  return login.browser.request(answer.location);
+  return new URL(answer.location);
 }
 
 /** From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri. */
