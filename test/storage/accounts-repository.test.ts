@@ -93,6 +93,7 @@ function describeAccountsRepository(
       const first = await linkIdentity(db, identity, t0);
       const second = await linkIdentity(db, identity, later(5));
       expect(second.created).toBe(false);
+      expect(second.identityLinked).toBe(false);
       expect(second.account.id).toBe(first.account.id);
       expect(second.account.last_login_at.getTime()).toBe(later(5).getTime());
       const [linked] = await listIdentities(db, first.account.id);
@@ -108,12 +109,28 @@ function describeAccountsRepository(
         login(unionid, { kind: 'mini_program', appid: 'wx-mini', profile: undefined }),
         later(1),
       );
-      expect(miniProgram).toMatchObject({ created: false, account: { id: website.account.id } });
+      expect(website.identityLinked).toBe(true);
+      expect(miniProgram).toMatchObject({
+        created: false,
+        identityLinked: true,
+        account: { id: website.account.id },
+      });
       const identities = await listIdentities(db, website.account.id);
       expect(identities.map((i) => [i.appid, i.kind])).toEqual([
         ['wx-website', 'website'],
         ['wx-mini', 'mini_program'],
       ]);
+    });
+
+    it('says whether the identity is new also when a placeholder profile takes the step-by-step path', async () => {
+      const unionid = `u-${randomUUID()}`;
+      const placeholder = { nickname: '微信用户' };
+      const first = await linkIdentity(db, login(unionid), t0);
+      const again = login(unionid, { appid: 'wx-oa', kind: 'official_account', profile: placeholder });
+      const linked = await linkIdentity(db, again, later(1));
+      const repeated = await linkIdentity(db, again, later(2));
+      expect(linked).toMatchObject({ created: false, identityLinked: true, account: { nickname: 'Alice' } });
+      expect(repeated).toMatchObject({ created: false, identityLinked: false, account: { id: first.account.id } });
     });
 
     it('finds an account by unionid through an identity, or else by subject', async () => {
