@@ -28,10 +28,18 @@ export class TestBrowser {
       'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36';
   }
 
-  /** One request, no redirect following. */
+  /**
+   * One request, no redirect following. `keepCookies: false` drops the answer's cookies, as a browser
+   * does whose answer never arrived (the instance died before it was sent).
+   */
   async request(
     url: string,
-    init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
+    init: {
+      method?: string;
+      form?: Record<string, string>;
+      headers?: Record<string, string>;
+      keepCookies?: boolean;
+    } = {},
   ): Promise<Hop> {
     const target = new URL(url);
     const headers: Record<string, string> = {
@@ -52,7 +60,8 @@ export class TestBrowser {
       body,
       redirect: 'manual',
     });
-    for (const line of response.headers.getSetCookie()) this.store(target, line);
+    if (init.keepCookies !== false)
+      for (const line of response.headers.getSetCookie()) this.store(target, line);
     const location = response.headers.get('location') ?? undefined;
     return {
       url: target.href,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
 import type { AdapterFactory } from '../../src/storage/ports.ts';
 
 /** What every oidc-provider adapter implementation gives the shared suite. */
@@ -174,6 +175,66 @@ export function describeOidcAdapterConformance(
       await adapter.destroy(key);
       expect(await adapter.find(key)).toBeUndefined();
       await adapter.destroy(id());
+    });
+
+    it('destroys the artifacts of every model but Interaction at once', async () => {
+      for (const model of [
+        'Session',
+        'Grant',
+        'AuthorizationCode',
+        'RefreshToken',
+        'PushedAuthorizationRequest',
+      ]) {
+        const adapter = h.factory(model);
+        const key = id();
+        await adapter.upsert(key, { kind: model, jti: key, grantId: id() }, 600);
+        await adapter.destroy(key);
+        expect(await adapter.find(key), model).toBeUndefined();
+      }
+    });
+
+    // Issue 6: the browser's reload of a resume whose instance died after destroying it.
+    it('keeps a destroyed Interaction findable for the grace, then no longer', async () => {
+      const adapter = h.factory('Interaction');
+      const key = id();
+      const payload = { kind: 'Interaction', jti: key, result: { login: { accountId: 'unionid-1' } } };
+      await adapter.upsert(key, payload, 600);
+      await adapter.destroy(key);
+      expect(await adapter.find(key)).toEqual(payload);
+      await h.advance(INTERACTION_DESTROY_GRACE_SECONDS - 1);
+      expect(await adapter.find(key)).toEqual(payload);
+      await h.advance(2);
+      expect(await adapter.find(key)).toBeUndefined();
+    });
+
+    it('never lengthens the life of an Interaction that ends before the grace', async () => {
+      const adapter = h.factory('Interaction');
+      const key = id();
+      await adapter.upsert(key, { kind: 'Interaction', jti: key }, 3);
+      await adapter.destroy(key);
+      await h.advance(4);
+      expect(await adapter.find(key)).toBeUndefined();
+    });
+
+    it('destroys an Interaction stored without expiry within the grace', async () => {
+      const adapter = h.factory('Interaction');
+      const key = id();
+      await adapter.upsert(key, { kind: 'Interaction', jti: key }, undefined);
+      await adapter.destroy(key);
+      await h.advance(INTERACTION_DESTROY_GRACE_SECONDS + 1);
+      expect(await adapter.find(key)).toBeUndefined();
+    });
+
+    it('creates nothing when destroying a missing or expired Interaction', async () => {
+      const adapter = h.factory('Interaction');
+      const missing = id();
+      await adapter.destroy(missing);
+      expect(await adapter.find(missing)).toBeUndefined();
+      const expired = id();
+      await adapter.upsert(expired, { kind: 'Interaction', jti: expired }, 5);
+      await h.advance(6);
+      await adapter.destroy(expired);
+      expect(await adapter.find(expired)).toBeUndefined();
     });
 
     it('finds a session by its uid until it is destroyed or expires', async () => {

@@ -24,11 +24,12 @@
  * members) is sent as separate commands, concurrently, so auto-pipelining still makes
  * upsert one round trip. Index entries are not removed by destroy(): they point at a
  * missing artifact (a miss), are checked against the payload on read, and expire on their
- * own.
+ * own. destroy() of an Interaction only shortens its TTL to a grace (see ../destroy-grace.ts).
  */
 
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { destroyGraceSeconds } from '../destroy-grace.ts';
 import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import { luaScript, type RedisClient, runScript } from './scripts.ts';
@@ -53,6 +54,15 @@ return 1
 const CONSUME = luaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])
+`);
+
+// KEYS[1] artifact; ARGV[1] grace ms. Shortens the remaining life to the grace, never lengthens
+// it (as EXPIRE ... LT, which needs Redis 7). 0 when the artifact is gone already.
+const SHORTEN_TTL = luaScript(`
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 then return 0 end
+if left == -1 or left > tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
 `);
 
 // KEYS[1] grant index; ARGV: member, member expiry (epoch ms or 'inf'), now (epoch ms), slack ms.
@@ -111,6 +121,7 @@ export function redisOidcKeys(prefix: string) {
 type Keys = ReturnType<typeof redisOidcKeys>;
 
 function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () => Date): Adapter {
+  const grace = destroyGraceSeconds(model);
   const find = async (id: string): Promise<AdapterPayload | undefined> =>
     decode(await redis.hgetall(keys.artifact(model, id)));
 
@@ -164,7 +175,9 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
     },
 
     async destroy(id) {
-      await redis.del(keys.artifact(model, id));
+      const key = keys.artifact(model, id);
+      if (grace === undefined) await redis.del(key);
+      else await runScript(redis, SHORTEN_TTL, [key], [grace * 1000]);
     },
 
     async revokeByGrantId(grantId) {

@@ -1,6 +1,7 @@
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { destroyGraceSeconds } from '../destroy-grace.ts';
 import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
@@ -24,7 +25,7 @@ export interface SqlOidcAdapter {
  * oidc-provider artifacts in the `oidc_artifacts` table, on PostgreSQL or PGlite alike.
  * Expired rows are invisible to every read and deleted by a periodic sweeper; `consumed`
  * lives in consumed_at, set by one conditional UPDATE so that of concurrent consumers
- * exactly one succeeds.
+ * exactly one succeeds. destroy() of an Interaction only moves expires_at up to a grace.
  */
 export function createSqlOidcAdapter(
   db: Kysely<Database>,
@@ -40,6 +41,7 @@ export function createSqlOidcAdapter(
 }
 
 function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
+  const grace = destroyGraceSeconds(model);
   const visible = (at: Date) => (eb: ExpressionBuilder<Database, 'oidc_artifacts'>) =>
     eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]);
 
@@ -107,7 +109,19 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
     },
 
     async destroy(id) {
-      await db.deleteFrom('oidc_artifacts').where('model', '=', model).where('id', '=', id).execute();
+      if (grace === undefined) {
+        await db.deleteFrom('oidc_artifacts').where('model', '=', model).where('id', '=', id).execute();
+        return;
+      }
+      // An Interaction lives on for a grace (../destroy-grace.ts); least() keeps a shorter life and
+      // ends a null (endless) one. The sweeper deletes the row once it is over.
+      const until = new Date(now().getTime() + grace * 1000);
+      await db
+        .updateTable('oidc_artifacts')
+        .set({ expires_at: sql<Date>`least(expires_at, ${until})` })
+        .where('model', '=', model)
+        .where('id', '=', id)
+        .execute();
     },
 
     async revokeByGrantId(grantId) {
