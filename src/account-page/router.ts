@@ -4,11 +4,11 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
-import { indexedArtifacts } from '../accounts/artifact-index.ts';
 import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import type { AvatarStore } from '../accounts/avatars/store.ts';
 import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
 import type { AccountNotifier } from '../accounts/events.ts';
+import { announceIdentities } from '../accounts/identity-events.ts';
 import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import { listAuthorizedApps, revokeEverything, revokeGrant } from '../accounts/revocation.ts';
 import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
@@ -136,14 +136,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
     deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
     if (deps.kv) await forgetSessionKey(deps.kv, String(body.appid), String(body.openid));
-    if (deps.notifier) {
-      const grants = await indexedArtifacts(deps.db, session.subject, 'Grant');
-      await deps.notifier.identitiesChanged({
-        subject: session.subject,
-        clientIds: [...new Set(grants.flatMap((grant) => (grant.clientId ? [grant.clientId] : [])))],
-        appids: (await listIdentities(deps.db, account.id)).map((identity) => identity.appid),
-      });
-    }
+    await announceIdentities(deps, account);
     ctx.redirect('/account');
   });
 

@@ -23,9 +23,10 @@ interface BackchannelClient {
  * How relying parties hear about accounts they know, each only if its registration asks:
  * - backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0): a logout token when the account
  *   is deleted (sub = the account's subject; no sid, so every session of that sub must end);
- * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes
- *   (webhooks.ts).
+ * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes,
+ *   queued in the outbox (webhooks.ts) and delivered with retries (event-delivery.ts).
  * One slow or failing client never stops the others, nor what caused the event: failures are logged.
+ * Back-channel logout is oidc-provider's own: one attempt, awaited here.
  */
 export function createAccountNotifier(
   provider: Provider,

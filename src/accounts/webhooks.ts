@@ -1,6 +1,7 @@
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { request } from 'undici';
+import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../storage/schema.ts';
 
 /** Client metadata (ours, not standard): where a relying party receives account events. */
 export const ACCOUNT_EVENTS_URI_METADATA = 'account_events_uri';
@@ -23,9 +24,12 @@ export interface WebhookSenderDeps {
   issuer: string;
   /** The provider's private JWKS: the first key signs, and relying parties verify with /jwks. */
   jwks: { keys: Record<string, unknown>[] };
+  /** Holds the outbox (account_event_deliveries) that the delivery loops work through. */
+  db: Kysely<Database>;
   logger: Logger;
   now: () => Date;
-  timeoutMs?: number;
+  /** Called once events were enqueued: the delivery loop's kick, so they leave at once. */
+  onEnqueued?: () => void;
 }
 
 export type WebhookSender = (
@@ -36,46 +40,58 @@ export type WebhookSender = (
 ) => Promise<void>;
 
 /**
- * Pushes signed Security Event Tokens (RFC 8417, delivered as RFC 8935 push: POST
- * application/secevent+jwt) to relying parties that registered account_events_uri. The token is a
- * JWT signed with the provider's first signing key (kid in the header, so the issuer's jwks_uri
- * verifies it), aud = the client_id, sub = the account's subject, events = { <type>: details }.
- * Delivery is best effort, once: a failure is logged and never undoes what happened.
+ * Account events as signed Security Event Tokens (RFC 8417) for relying parties that registered
+ * account_events_uri: a JWT signed with the provider's first signing key (kid in the header, so
+ * the issuer's jwks_uri verifies it), aud = the client_id, sub = the account's subject, events =
+ * { <type>: details }. Sending is one insert into the outbox, one row per recipient, signed now so
+ * every retry carries the same jti; event-delivery.ts pushes them (RFC 8935) and retries.
+ * Never throws: a failure is logged and never undoes what happened.
  */
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const signer = signingKey(deps.jwks);
   return async (type, subject, clients, details = {}) => {
-    await Promise.all(
-      clients.map(async ({ clientId, eventsUri }) => {
-        if (!eventsUri || !signer) return;
-        const token = signer.sign({
-          iss: deps.issuer,
-          aud: clientId,
-          iat: Math.floor(deps.now().getTime() / 1000),
-          jti: randomUUID(),
-          sub: subject,
-          events: { [ACCOUNT_EVENT_TYPES[type]]: details },
-        });
-        try {
-          const response = await request(eventsUri, {
-            method: 'POST',
-            headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
-            body: token,
-            headersTimeout: deps.timeoutMs ?? 5000,
-            bodyTimeout: deps.timeoutMs ?? 5000,
-          });
-          await response.body.dump();
-          if (response.statusCode >= 300) throw new Error(`answered ${response.statusCode}`);
-          deps.logger.info({ clientId, type }, 'account event delivered');
-        } catch (err) {
-          deps.logger.warn(
-            { clientId, type, reason: err instanceof Error ? err.message : String(err) },
-            'account event not delivered',
-          );
-        }
-      }),
+    if (!signer) return;
+    const iat = Math.floor(deps.now().getTime() / 1000);
+    const rows = clients.flatMap(({ clientId, eventsUri }) =>
+      eventsUri
+        ? [
+            {
+              client_id: clientId,
+              event_type: type,
+              events_uri: eventsUri,
+              token: signer.sign({
+                iss: deps.issuer,
+                aud: clientId,
+                iat,
+                jti: randomUUID(),
+                sub: subject,
+                events: { [ACCOUNT_EVENT_TYPES[type]]: details },
+              }),
+            },
+          ]
+        : [],
     );
+    if (rows.length === 0) return;
+    try {
+      await deps.db.insertInto('account_event_deliveries').values(rows).execute();
+    } catch (err) {
+      deps.logger.error(
+        { type, clients: rows.map((row) => row.client_id), reason: errorClass(err) },
+        'account event not enqueued',
+      );
+      return;
+    }
+    deps.onEnqueued?.();
   };
+}
+
+/** A short, secret-free reason for logs and last_error: an error's code or class. */
+export function errorClass(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return typeof code === 'string' ? code : err.name;
+  }
+  return typeof err;
 }
 
 interface Signer {

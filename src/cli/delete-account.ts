@@ -1,5 +1,6 @@
 import { createSqlAvatarStore } from '../accounts/avatars/store.ts';
 import { deleteAccount, findAccountForOperator } from '../accounts/deletion.ts';
+import { startEventDelivery } from '../accounts/event-delivery.ts';
 import { createAccountNotifier } from '../accounts/events.ts';
 import { createWebhookSender } from '../accounts/webhooks.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
@@ -24,9 +25,9 @@ export interface DeleteAccountCommandOptions {
 
 /**
  * A data-subject request, by an operator: the same deletion as the account page (every grant,
- * token and session revoked, back-channel logout sent, profile, avatar, identities and phone
- * erased, an audit row with counts only). Prints counts, never the person's data. 0: deleted;
- * 2: no such account.
+ * token and session revoked, back-channel logout sent, account events queued and tried once here,
+ * profile, avatar, identities and phone erased, an audit row with counts only). Prints counts, never
+ * the person's data. 0: deleted; 2: no such account.
  */
 export async function deleteAccountCommand(options: DeleteAccountCommandOptions): Promise<number> {
   const { config, logger } = options;
@@ -49,6 +50,11 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
       views: createViews({ assetBase: '/assets' }),
       logger,
     });
+    const notifier = createAccountNotifier(
+      provider,
+      createWebhookSender({ issuer: config.issuer, jwks: keys.jwks, db: stores.db, logger, now }),
+      logger,
+    );
     const report = await deleteAccount(
       {
         adapter: stores.oidcAdapter,
@@ -57,16 +63,15 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
         kv: stores.kv,
         logger,
         now,
-        notify: (event) =>
-          createAccountNotifier(
-            provider,
-            createWebhookSender({ issuer: config.issuer, jwks: keys.jwks, logger, now }),
-            logger,
-          ).deleted(event),
+        notify: (event) => notifier.deleted(event),
       },
       account,
       'operator',
     );
+    // One delivery attempt before exiting; what fails stays queued for the servers' delivery loops.
+    const delivery = startEventDelivery({ db: stores.db, logger, pollIntervalMs: 0 });
+    await delivery.deliverDue();
+    await delivery.stop();
     options.stdout(
       `account deleted: ${report.identities} identities, ${report.grantsRevoked} grants revoked, ${report.sessionsEnded} sessions ended\n`,
     );

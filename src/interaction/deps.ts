@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
+import type { AccountNotifier } from '../accounts/events.ts';
 import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
@@ -33,6 +34,8 @@ export interface InteractionDeps {
   logger: Logger;
   issuer: string;
   now: () => Date;
+  /** Tells relying parties when a login links a new app to an existing account; absent in some tests. */
+  notifier?: AccountNotifier;
   /**
    * How long a duplicate WeChat callback waits for the first delivery's outcome (its code exchange
    * and profile read); default 12 000 ms.

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
+import type { AccountNotifier } from '../accounts/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 import type { MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
@@ -14,6 +15,8 @@ export interface MiniProgramDeps {
   miniProgram(appid: string): MiniProgramConnector | undefined;
   logger: Logger;
   now: () => Date;
+  /** Tells relying parties when a verified phone recovers an account; absent in some tests. */
+  notifier?: AccountNotifier | undefined;
   /** Encrypted data older than this (its watermark.timestamp) is refused, seconds. */
   encryptedDataMaxAge: number;
 }

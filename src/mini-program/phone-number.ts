@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { announcePhoneBinding } from '../accounts/identity-events.ts';
 import { setVerifiedPhoneNumber } from '../accounts/repository.ts';
 import { UpstreamError } from '../upstream/wechat/types.ts';
 import type { MiniProgramCaller } from './bearer.ts';
@@ -49,8 +50,12 @@ export async function phoneNumber(
     deps.logger.error({ appid: identity.appid }, 'WeChat returned a phone number that is not digits');
     throw new MiniProgramError(500, 'server_error', 'WeChat returned an unusable phone number');
   }
-  await setVerifiedPhoneNumber(deps.db, caller.account.id, phone, deps.now());
-  deps.logger.info({ appid: identity.appid, accountId: caller.account.id }, 'verified phone number bound');
+  const binding = await setVerifiedPhoneNumber(deps.db, caller.account.id, phone, deps.now());
+  deps.logger.info(
+    { appid: identity.appid, accountId: caller.account.id, recovered: binding?.removedSubject !== undefined },
+    'verified phone number bound',
+  );
+  await announcePhoneBinding(deps, binding);
   ctx.status = 200;
   ctx.body = { phone_number: phone, phone_number_verified: true };
 }

@@ -1,11 +1,13 @@
 import type Router from '@koa/router';
 import type Provider from 'oidc-provider';
+import type { AccountNotifier } from '../accounts/events.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
 import type { Stores } from '../storage/ports.ts';
+import type { WeChatCallEvent } from '../upstream/wechat/api-call.ts';
 import { createAppTokenCache } from '../upstream/wechat/app-token.ts';
 import { createMiniProgramConnector, type MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
 import { createMiniProgramApi } from '../upstream/wechat/mini-program-api.ts';
@@ -21,6 +23,10 @@ export interface MiniProgramSetupDeps {
   cookieKeys: readonly Secret[];
   logger: Logger;
   now: () => Date;
+  /** Tells relying parties of identity changes (a login linking a new app, a phone recovery). */
+  notifier?: AccountNotifier | undefined;
+  /** Told of every WeChat API call (jscode2session, stable_token...), as the browser connectors' client is. */
+  onWeChatCall?: (event: WeChatCallEvent) => void;
 }
 
 /**
@@ -33,6 +39,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
   const api = createMiniProgramApi({
     apiBaseUrl: config.wechat.apiBaseUrl,
     timeoutMs: config.wechat.timeoutMs,
+    onCall: deps.onWeChatCall,
   });
   const sealer = createSealer(deps.cookieKeys);
   const appTokens = createAppTokenCache({
@@ -60,6 +67,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     findAccount: createFindAccount(stores.db),
     logger,
     now,
+    notifier: deps.notifier,
   });
   const router = createMiniProgramRouter({
     provider,
@@ -68,6 +76,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     miniProgram,
     logger,
     now,
+    notifier: deps.notifier,
     encryptedDataMaxAge: config.wechat.miniProgram.encryptedDataMaxAge,
   });
   return { router };

@@ -68,6 +68,24 @@ export interface AccountDeletionsTable {
   sessions_ended: number;
 }
 
+/** The outbox of account events for relying parties (see accounts/event-delivery.ts). */
+export interface AccountEventDeliveriesTable {
+  id: Generated<string>;
+  client_id: string;
+  /** The event's short name (AccountEventType), for logs. */
+  event_type: string;
+  events_uri: string;
+  /** The signed Security Event Token: the same bytes (and jti) on every attempt. */
+  token: string;
+  /** Attempts started so far (counted when a delivery loop claims the row). */
+  attempts: ColumnType<number, number | undefined, number>;
+  /** When the row is next due; a claim pushes it forward as a lease. */
+  next_attempt_at: CreatedTimestamp;
+  /** Why the last attempt failed: a status code or an error class, never the token. */
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: CreatedTimestamp;
+}
+
 /** oidc-provider artifacts when no Redis is configured (see sql/oidc-adapter.ts). */
 export interface OidcArtifactsTable {
   model: string;
@@ -98,4 +116,5 @@ export interface Database {
   avatars: AvatarsTable;
   account_artifacts: AccountArtifactsTable;
   account_deletions: AccountDeletionsTable;
+  account_event_deliveries: AccountEventDeliveriesTable;
 }

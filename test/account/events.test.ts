@@ -8,9 +8,28 @@ import {
   listIdentities,
   setVerifiedPhoneNumber,
 } from '../../src/accounts/repository.ts';
+import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { ACCOUNT_EVENT_TYPES } from '../../src/accounts/webhooks.ts';
-import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
-import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  OFFICIAL_ACCOUNT_APP,
+  RP,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  callMiniProgram,
+  exchangeJsCode,
+  miniProgramClient,
+  wxLogin,
+  wxPhoneCode,
+} from '../helpers/mini-program.ts';
+import { loginInWeChatAs } from '../helpers/official-account.ts';
 
 const EVENTS_RP = {
   ...RP,
@@ -21,22 +40,50 @@ const EVENTS_RP = {
 interface Delivery {
   contentType: string | undefined;
   token: string;
+  /** The token's payload, unverified (verifiedClaims checks the signature). */
+  claims: Record<string, unknown>;
+  /** What the receiver answered. */
+  status: number;
 }
 
-async function eventReceiver(): Promise<{ server: Server; url: string; deliveries: Delivery[] }> {
+/** A relying party's account_events_uri; `failNext` makes it answer 500 that many times for a sub. */
+async function eventReceiver() {
   const deliveries: Delivery[] = [];
-  const server = createServer((req, res) => {
+  const failNext = new Map<string, number>();
+  const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => {
       body += chunk;
     });
     req.on('end', () => {
-      deliveries.push({ contentType: req.headers['content-type'], token: body });
-      res.writeHead(202).end();
+      const claims = payloadOf(body);
+      const failures = failNext.get(String(claims.sub)) ?? 0;
+      if (failures > 0) failNext.set(String(claims.sub), failures - 1);
+      const status = failures > 0 ? 500 : 202;
+      deliveries.push({ contentType: req.headers['content-type'], token: body, claims, status });
+      res.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`, deliveries };
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`,
+    failNext,
+    /** What reached the receiver about `sub`, for `aud`, in order. */
+    about: (sub: string, aud = EVENTS_RP.client_id) =>
+      deliveries.filter((d) => d.claims.sub === sub && d.claims.aud === aud),
+  };
+}
+
+function payloadOf(jwt: string): Record<string, unknown> {
+  try {
+    return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+  } catch {
+    return {};
+  }
 }
 
 /** Verifies a JWS against the issuer's published keys, as a relying party would. */
@@ -60,55 +107,157 @@ async function verifiedClaims(bridge: Bridge, token: string): Promise<Record<str
   return JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
 }
 
-describe('account events pushed to relying parties that registered account_events_uri', () => {
-  let bridge: Bridge;
-  let receiver: Awaited<ReturnType<typeof eventReceiver>>;
-  let rp: oidc.Configuration;
-  beforeAll(async () => {
-    receiver = await eventReceiver();
-    bridge = await startBridge({
-      storage: 'embedded',
-      configure: (config) => ({
-        ...config,
-        clients: [...config.clients, { ...EVENTS_RP, account_events_uri: receiver.url }],
-      }),
-    });
-    rp = await relyingParty(bridge, EVENTS_RP);
-  });
-  afterAll(async () => {
-    await bridge?.close();
-    receiver?.server.close();
-  });
+/** Rows still waiting in the outbox: an event enqueued is either here or at the receiver. */
+async function queued(bridge: Bridge): Promise<number> {
+  const row = await bridge.server.stores.db
+    .selectFrom('account_event_deliveries')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
 
-  test('an unbind and then a deletion each reach the client as a signed event about its sub', async () => {
-    const user = await createSandboxUser(bridge, '事件');
-    const { login } = await loginAs(rp, user, { scope: 'openid profile' });
-    // A relying party that never registered is not told (test-rp holds no grant here anyway).
-    const db = bridge.server.stores.db;
-    const account = await findAccountBySubject(db, user.unionid);
-    await setVerifiedPhoneNumber(db, account?.id as string, '+8613900001111', new Date());
-    const page = await login.browser.follow(`${bridge.url}/account`);
-    const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1] as string;
-    const [identity] = await listIdentities(db, account?.id as string);
-
-    await login.browser.request(`${bridge.url}/account/unbind`, {
-      method: 'POST',
-      form: { csrf, appid: identity?.appid as string, openid: identity?.openid as string },
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`account events pushed to account_events_uri (${storage})`, () => {
+    let bridge: Bridge;
+    let receiver: Awaited<ReturnType<typeof eventReceiver>>;
+    let rp: oidc.Configuration;
+    let mp: oidc.Configuration;
+    beforeAll(async () => {
+      receiver = await eventReceiver();
+      bridge = await startBridge({
+        storage,
+        apps: [WEBSITE_APP, OFFICIAL_ACCOUNT_APP, MINI_PROGRAM_APP],
+        configure: (config) => ({
+          ...config,
+          clients: [
+            ...config.clients,
+            { ...EVENTS_RP, account_events_uri: receiver.url },
+            { ...MINI_PROGRAM_CLIENT, account_events_uri: receiver.url },
+          ],
+        }),
+        eventDelivery: { retryDelaysMs: [30, 30, 30], pollIntervalMs: 20 },
+      });
+      rp = await relyingParty(bridge, EVENTS_RP);
+      mp = await miniProgramClient(bridge);
     });
-    expect(receiver.deliveries).toHaveLength(1);
-    expect(receiver.deliveries[0]?.contentType).toBe('application/secevent+jwt');
-    const changed = await verifiedClaims(bridge, receiver.deliveries[0]?.token as string);
-    expect(changed).toMatchObject({ iss: bridge.url, aud: EVENTS_RP.client_id, sub: user.unionid });
-    expect(changed.events).toEqual({ [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [] } });
-
-    await login.browser.request(`${bridge.url}/account/delete/confirm`, {
-      method: 'POST',
-      form: { csrf, confirm: 'yes' },
+    afterAll(async () => {
+      await bridge?.close();
+      receiver?.server.close();
     });
-    expect(receiver.deliveries).toHaveLength(2);
-    const deleted = await verifiedClaims(bridge, receiver.deliveries[1]?.token as string);
-    expect(deleted).toMatchObject({ aud: EVENTS_RP.client_id, sub: user.unionid });
-    expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
-    expect(JSON.stringify(deleted)).not.toContain('事件');
+
+    const miniProgramLogin = async (user: SandboxUser) =>
+      exchangeJsCode(mp, await wxLogin(bridge, user), { scope: 'openid phone' });
+    const provePhone = async (user: SandboxUser, accessToken: string, purePhoneNumber: string) => {
+      const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber });
+      expect((await callMiniProgram(bridge, 'phone-number', accessToken, { code })).status).toBe(200);
+    };
+
+    test('an unbind and then a deletion each reach the client as a signed event about its sub', async () => {
+      const user = await createSandboxUser(bridge, '事件');
+      const { login } = await loginAs(rp, user, { scope: 'openid profile' });
+      const db = bridge.server.stores.db;
+      const account = await findAccountBySubject(db, user.unionid);
+      await setVerifiedPhoneNumber(db, account?.id as string, '+8613900001111', new Date());
+      const page = await login.browser.follow(`${bridge.url}/account`);
+      const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1] as string;
+      const [identity] = await listIdentities(db, account?.id as string);
+
+      await login.browser.request(`${bridge.url}/account/unbind`, {
+        method: 'POST',
+        form: { csrf, appid: identity?.appid as string, openid: identity?.openid as string },
+      });
+      await expect.poll(() => receiver.about(user.unionid)).toHaveLength(1);
+      const [changedDelivery] = receiver.about(user.unionid);
+      expect(changedDelivery?.contentType).toBe('application/secevent+jwt');
+      const changed = await verifiedClaims(bridge, changedDelivery?.token as string);
+      expect(changed).toMatchObject({ iss: bridge.url, aud: EVENTS_RP.client_id, sub: user.unionid });
+      expect(changed.events).toEqual({ [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [] } });
+
+      await login.browser.request(`${bridge.url}/account/delete/confirm`, {
+        method: 'POST',
+        form: { csrf, confirm: 'yes' },
+      });
+      await expect.poll(() => receiver.about(user.unionid)).toHaveLength(2);
+      const deleted = await verifiedClaims(bridge, receiver.about(user.unionid)[1]?.token as string);
+      expect(deleted).toMatchObject({ aud: EVENTS_RP.client_id, sub: user.unionid });
+      expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
+      expect(JSON.stringify(deleted)).not.toContain('事件');
+    });
+
+    test('a login through a second WeChat app tells the relying party every app linked now, once', async () => {
+      const user = await createSandboxUser(bridge, '第二个应用');
+      await loginAs(rp, user, { scope: 'openid profile' });
+      // The first login created the account: no relying party knew it, nobody is told.
+      expect(receiver.about(user.unionid)).toHaveLength(0);
+
+      await loginInWeChatAs(rp, user, { scope: 'openid profile' });
+      await expect.poll(() => receiver.about(user.unionid)).toHaveLength(1);
+      const changed = await verifiedClaims(bridge, receiver.about(user.unionid)[0]?.token as string);
+      expect(changed).toMatchObject({ iss: bridge.url, aud: EVENTS_RP.client_id, sub: user.unionid });
+      expect(changed.events).toEqual({
+        [ACCOUNT_EVENT_TYPES.identitiesChanged]: {
+          appids: [WEBSITE_APP.appid, OFFICIAL_ACCOUNT_APP.appid],
+        },
+      });
+
+      // The same app again (a silent snsapi_base login): nothing new is linked, nothing is sent.
+      await expect.poll(() => queued(bridge)).toBe(0);
+      await loginInWeChatAs(rp, user, { scope: 'openid profile' });
+      expect(await queued(bridge)).toBe(0);
+      expect(receiver.about(user.unionid)).toHaveLength(1);
+    });
+
+    test('a receiver answering 500 twice gets the same signed event again, then it is delivered once', async () => {
+      const user = await createSandboxUser(bridge, '重试');
+      await loginAs(rp, user, { scope: 'openid profile' });
+      receiver.failNext.set(user.unionid, 2);
+      await miniProgramLogin(user);
+
+      await expect.poll(() => receiver.about(user.unionid).map((d) => d.status)).toEqual([500, 500, 202]);
+      await expect.poll(() => queued(bridge)).toBe(0);
+      const attempts = receiver.about(user.unionid);
+      expect(new Set(attempts.map((d) => d.token)).size).toBe(1);
+      const claims = await verifiedClaims(bridge, attempts[2]?.token as string);
+      expect(claims).toMatchObject({ aud: EVENTS_RP.client_id, sub: user.unionid });
+      expect(claims.events).toEqual({
+        [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [WEBSITE_APP.appid, MINI_PROGRAM_APP.appid] },
+      });
+      const logs = bridge.logs.join('');
+      expect(logs).toContain('account event not delivered: will retry');
+      expect(logs).not.toContain(attempts[0]?.token as string);
+    });
+
+    test('a phone that recovers a waiting account tells its clients, and the clients of the folded account of its deletion', async () => {
+      const db = bridge.server.stores.db;
+      const before = await createSandboxUser(bridge, '旧微信');
+      await loginAs(rp, before, { scope: 'openid profile' });
+      const first = await miniProgramLogin(before);
+      await provePhone(before, first.access_token, '13955556666');
+      const account = await findAccountBySubject(db, before.unionid);
+      for (const identity of await listIdentities(db, account?.id as string))
+        expect(await unbindIdentity(db, account?.id as string, identity, new Date())).toBe('unbound');
+      await expect.poll(() => receiver.about(before.unionid)).toHaveLength(1); // the mini program's link
+
+      // A new WeChat: a fresh account (nobody is told), until it proves the same phone.
+      const after = await createSandboxUser(bridge, '新微信');
+      const fresh = await miniProgramLogin(after);
+      expect(fresh.claims()?.sub).toBe(after.unionid);
+      await provePhone(after, fresh.access_token, '13955556666');
+
+      await expect.poll(() => receiver.about(before.unionid)).toHaveLength(2);
+      const changed = await verifiedClaims(bridge, receiver.about(before.unionid)[1]?.token as string);
+      expect(changed).toMatchObject({ aud: EVENTS_RP.client_id, sub: before.unionid });
+      expect(changed.events).toEqual({
+        [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [MINI_PROGRAM_APP.appid] },
+      });
+      await expect.poll(() => receiver.about(after.unionid, MINI_PROGRAM_CLIENT.client_id)).toHaveLength(1);
+      const deleted = await verifiedClaims(
+        bridge,
+        receiver.about(after.unionid, MINI_PROGRAM_CLIENT.client_id)[0]?.token as string,
+      );
+      expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
+      expect(receiver.about(after.unionid)).toHaveLength(0); // EVENTS_RP never knew that sub
+    });
   });
-});
+}

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createSandbox } from '../../src/sandbox/create-sandbox.ts';
 import type { SandboxState } from '../../src/sandbox/state.ts';
 import type { SandboxApp, SandboxOptions } from '../../src/sandbox/types.ts';
-import { type RunningServer, startServer } from '../../src/server.ts';
+import { type RunningServer, type StartOptions, startServer } from '../../src/server.ts';
 import type { OfficialAccountScopePolicy, WeChatAppKind } from '../../src/upstream/wechat/types.ts';
 import { createTestDatabase } from './postgres.ts';
 import { createTestRedis } from './redis.ts';
@@ -112,6 +112,8 @@ export interface BridgeOptions {
   configure?: (config: Config) => Config;
   /** Register the demo relying party at /demo, as `npm start` does. */
   demo?: boolean;
+  /** The account-event delivery loop's timing (retries in milliseconds for tests). */
+  eventDelivery?: StartOptions['eventDelivery'];
 }
 
 /**
@@ -175,6 +177,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const server = await startServer(config, {
       logger: createLogger({ level: 'debug', destination }),
       demo: options.demo ? (issuer) => createDemo(issuer, createViews({ assetBase: '/assets' })) : undefined,
+      eventDelivery: options.eventDelivery,
     });
     cleanups.push(() => server.close());
     return {

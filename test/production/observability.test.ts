@@ -126,6 +126,11 @@ describe('observability: metrics and logs after full logins', () => {
     expect(
       sample(text, 'wechat_api_errors_total', { api: 'sns/oauth2/access_token', errcode: '40125' }),
     ).toBe(1);
+    // The mini program's calls to WeChat are measured like the browser connectors' ones.
+    expect(
+      sample(text, 'wechat_api_duration_seconds_count', { api: 'sns/jscode2session', outcome: 'ok' }),
+    ).toBe(1);
+    expect(sample(text, 'wechat_api_errors_total', { api: 'sns/jscode2session', errcode: '40029' })).toBe(1);
     expect(sample(text, 'oidc_tokens_issued_total', { type: 'access_token' })).toBe(3);
     // The website login, its refresh (rotation) and the mini program's exchange.
     expect(sample(text, 'oidc_tokens_issued_total', { type: 'refresh_token' })).toBe(3);

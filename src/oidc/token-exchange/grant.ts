@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import { type Client, errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountNotifier } from '../../accounts/events.ts';
+import { announceLinkedApp } from '../../accounts/identity-events.ts';
 import { linkIdentity } from '../../accounts/repository.ts';
 import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -22,6 +24,8 @@ export interface TokenExchangeDeps {
   findAccount: FindAccount;
   logger: Logger;
   now: () => Date;
+  /** Tells relying parties when a login links a new app to an existing account; absent in some tests. */
+  notifier?: AccountNotifier | undefined;
 }
 
 /** The scopes the provider knows: one per claims group, plus offline_access. */
@@ -93,7 +97,9 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   }
 
   const now = deps.now();
-  const { account, created } = await linkIdentity(deps.db, { ...identity, unionid }, now);
+  const link = await linkIdentity(deps.db, { ...identity, unionid }, now);
+  const { account, created } = link;
+  await announceLinkedApp(deps, link);
   await deps.sessionKeys.put(identity.appid, identity.openid, sessionKey);
   const oidcAccount = await deps.findAccount(ctx, account.subject);
   if (!oidcAccount) throw new Error('account vanished right after the login linked it');

@@ -5,6 +5,7 @@ import * as kvEntries from './2026-11-25-03-kv-entries.ts';
 import * as accountPhone from './2026-11-27-01-account-phone.ts';
 import * as avatars from './2026-11-28-01-avatars.ts';
 import * as accountLifecycle from './2026-11-28-02-account-lifecycle.ts';
+import * as accountEventDeliveries from './2026-11-29-01-account-event-deliveries.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -18,6 +19,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-27-01-account-phone': accountPhone,
   '2026-11-28-01-avatars': avatars,
   '2026-11-28-02-account-lifecycle': accountLifecycle,
+  '2026-11-29-01-account-event-deliveries': accountEventDeliveries,
 };
 
 export const migrationProvider: MigrationProvider = {
