@@ -3,11 +3,13 @@ import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import { accountPageClient } from './account-page/client.ts';
 import { createAccountPageRouter } from './account-page/router.ts';
-import { indexAccountArtifacts } from './accounts/artifact-index.ts';
+import { createAccountCache } from './accounts/account-cache.ts';
+import { indexAccountArtifacts, startArtifactSweep } from './accounts/artifact-index.ts';
 import { createAvatarMirror } from './accounts/avatars/mirror.ts';
 import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts';
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
+import { type EventDeliveryOptions, startEventDelivery } from './accounts/event-delivery.ts';
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
 import { createApp } from './app.ts';
@@ -50,6 +52,8 @@ export interface StartOptions {
   /** The demo relying party, when enabled: gets the issuer and returns its client and routes. */
   demo?: (issuer: string) => Promise<{ client: ClientConfig; router: Router }>;
   now?: () => Date;
+  /** The account-event delivery loop's timing (tests use milliseconds); defaults otherwise. */
+  eventDelivery?: Pick<EventDeliveryOptions, 'retryDelaysMs' | 'pollIntervalMs' | 'leaseMs' | 'timeoutMs'>;
 }
 
 /**
@@ -107,6 +111,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const demo = options.demo ? await options.demo(issuer) : undefined;
     const now = options.now ?? (() => new Date());
     const avatarStore = createSqlAvatarStore(stores.db);
+    const accountCache = createAccountCache();
+    closers.push(async () => accountCache.close());
     const avatarsConfig = config.avatars ?? AVATAR_DEFAULTS;
     const avatars = createAvatarMirror({
       store: avatarStore,
@@ -122,12 +128,30 @@ export async function startServer(input: Config, options: StartOptions): Promise
       clients: [...config.clients, accountPageClient(issuer), ...(demo ? [demo.client] : [])],
       keys,
       adapter: stores.oidcAdapter,
-      findAccount: createFindAccount(stores.db, { avatars }),
+      findAccount: createFindAccount(stores.db, { avatars, cache: accountCache }),
       views,
       logger,
     });
     observeProvider(provider, metrics);
-    indexAccountArtifacts(provider, stores.db, logger);
+    // Pending index rows are written before the stores close (closers run in reverse).
+    closers.push(indexAccountArtifacts(provider, stores.db, logger));
+    const stopArtifactSweep = startArtifactSweep(stores.db, logger);
+    closers.push(async () => stopArtifactSweep());
+    // Stopped before the stores close (closers run in reverse): a pass under way finishes first.
+    const eventDelivery = startEventDelivery({ db: stores.db, logger, ...options.eventDelivery });
+    closers.push(() => eventDelivery.stop());
+    const notifier = createAccountNotifier(
+      provider,
+      createWebhookSender({
+        issuer,
+        jwks: keys.jwks,
+        db: stores.db,
+        logger,
+        now,
+        onEnqueued: eventDelivery.kick,
+      }),
+      logger,
+    );
     const miniPrograms = setUpMiniPrograms({
       config,
       provider,
@@ -135,6 +159,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
       cookieKeys: keys.cookieKeys,
       logger,
       now,
+      onWeChatCall: metrics.wechatCall,
+      notifier,
     });
     createApp({
       config,
@@ -155,6 +181,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
         logger,
         issuer,
         now,
+        notifier,
         // A duplicate callback waits out the first delivery's code exchange and profile read.
         callbackWaitMs: 2 * config.wechat.timeoutMs + 2000,
       },
@@ -175,11 +202,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           issuer,
           logger,
           now,
-          notifier: createAccountNotifier(
-            provider,
-            createWebhookSender({ issuer, jwks: keys.jwks, logger, now }),
-            logger,
-          ),
+          notifier,
         }),
       ],
     });

@@ -1,7 +1,9 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
+import { startSweeper } from '../storage/sql/sweeper.ts';
+import { flushIndexWrites, indexWriter } from './artifact-batch.ts';
 
 type IndexedModel = 'Grant' | 'Session';
 
@@ -18,23 +20,24 @@ interface ProviderArtifact {
  * key artifacts by id only; this is how the account page lists a person's applications and how
  * "sign out everywhere" and deletion find every grant and session.
  */
-export function indexAccountArtifacts(provider: Provider, db: Kysely<Database>, logger: Logger): void {
+export function indexAccountArtifacts(
+  provider: Provider,
+  db: Kysely<Database>,
+  logger: Logger,
+): () => Promise<void> {
+  const writer = indexWriter(db, logger);
   const record = (model: IndexedModel) => (artifact: ProviderArtifact) => {
     if (!artifact.accountId) return;
-    const values = {
+    writer.add({
       model,
       id: artifact.jti,
       subject: artifact.accountId,
       client_id: artifact.clientId ?? null,
       expires_at: artifact.exp ? new Date(artifact.exp * 1000) : null,
-    };
-    db.insertInto('account_artifacts')
-      .values(values)
-      .onConflict((oc) => oc.columns(['model', 'id']).doUpdateSet({ expires_at: values.expires_at }))
-      .execute()
-      .catch((err) => logger.error({ err, model }, 'could not index an oidc artifact'));
+    });
   };
   const forget = (model: IndexedModel) => (artifact: ProviderArtifact) => {
+    writer.drop(model, artifact.jti);
     forgetArtifact(db, model, artifact.jti).catch((err) =>
       logger.error({ err, model }, 'could not unindex an oidc artifact'),
     );
@@ -43,6 +46,7 @@ export function indexAccountArtifacts(provider: Provider, db: Kysely<Database>, 
   provider.on('session.saved', record('Session'));
   provider.on('grant.destroyed', forget('Grant'));
   provider.on('session.destroyed', forget('Session'));
+  return () => writer.flush();
 }
 
 export async function indexedArtifacts(
@@ -50,6 +54,7 @@ export async function indexedArtifacts(
   subject: string,
   model: IndexedModel,
 ): Promise<Array<{ id: string; clientId: string | null }>> {
+  await flushIndexWrites(db);
   const rows = await db
     .selectFrom('account_artifacts')
     .select(['id', 'client_id'])
@@ -60,10 +65,49 @@ export async function indexedArtifacts(
   return rows.map((row) => ({ id: row.id, clientId: row.client_id }));
 }
 
+/** The clients holding a grant for the subject: the relying parties that know this `sub`. */
+export async function clientsWithGrants(db: Kysely<Database>, subject: string): Promise<string[]> {
+  const grants = await indexedArtifacts(db, subject, 'Grant');
+  return [...new Set(grants.flatMap((grant) => (grant.clientId ? [grant.clientId] : [])))];
+}
+
 export async function forgetArtifact(db: Kysely<Database>, model: IndexedModel, id: string): Promise<void> {
   await db.deleteFrom('account_artifacts').where('model', '=', model).where('id', '=', id).execute();
 }
 
 export async function forgetAccountArtifacts(db: Kysely<Database>, subject: string): Promise<void> {
+  await flushIndexWrites(db);
   await db.deleteFrom('account_artifacts').where('subject', '=', subject).execute();
+}
+
+/** Deletes the index rows of grants and sessions past their expiry; returns how many. */
+export async function sweepExpiredArtifacts(db: Kysely<Database>): Promise<number> {
+  const result = await db
+    .deleteFrom('account_artifacts')
+    .where('expires_at', '<', sql<Date>`now()`)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** How often the index is swept: its rows are only read per account, so staleness costs little. */
+const ARTIFACT_SWEEP_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * Sweeps the index periodically: oidc-provider emits no destroyed event when a grant or session
+ * simply expires (Redis drops the key, the SQL adapter's sweeper the row), so without this the
+ * rows of expired ones would stay forever. Returns the stop function.
+ */
+export function startArtifactSweep(
+  db: Kysely<Database>,
+  logger: Logger,
+  intervalMs = ARTIFACT_SWEEP_INTERVAL_MS,
+): () => void {
+  return startSweeper(() => sweepExpiredArtifacts(db), {
+    sweepIntervalMs: intervalMs,
+    onSweepError: (err) =>
+      logger.warn(
+        { reason: err instanceof Error ? err.message : String(err) },
+        'account artifact index sweep failed',
+      ),
+  });
 }

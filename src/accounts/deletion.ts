@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
+import { accountForgotten } from './account-cache.ts';
 import type { AvatarStore } from './avatars/store.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
 import { revokeEverything } from './revocation.ts';
@@ -61,6 +62,7 @@ export async function deleteAccount(
       .execute();
     return count;
   });
+  accountForgotten(account.id);
   // Sessions created between the revocation and the delete (a login racing this) die here.
   await revokeEverything(deps, account.subject);
   deps.logger.info({ requestedBy, identities, grants: revoked.grants }, 'account deleted');

@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { AccountsTable, Database, IdentitiesTable } from '../storage/schema.ts';
 import type { WeChatIdentity, WeChatProfile } from '../upstream/wechat/types.ts';
+import { accountForgotten, accountWritten } from './account-cache.ts';
 
 export type Account = Selectable<AccountsTable>;
 export type Identity = Selectable<IdentitiesTable>;
@@ -126,7 +127,9 @@ export async function linkIdentity(
   identity: WeChatIdentity & { unionid: string },
   now: Date,
 ): Promise<LinkResult> {
-  return (await linkKnownPerson(db, identity, now)) ?? linkInTransaction(db, identity, now);
+  const result = (await linkKnownPerson(db, identity, now)) ?? (await linkInTransaction(db, identity, now));
+  accountWritten(result.account);
+  return result;
 }
 
 /**
@@ -326,27 +329,40 @@ export async function updateAccountProfile(
   const nickname = nextNickname(account.nickname, profile.nickname);
   const avatarUrl = nextAvatar(account.avatar_url, profile.avatarUrl);
   if (nickname === account.nickname && avatarUrl === account.avatar_url) return account;
-  return db
+  const updated = await db
     .updateTable('accounts')
     .set({ nickname, avatar_url: avatarUrl, updated_at: now })
     .where('id', '=', accountId)
     .returningAll()
     .executeTakeFirst();
+  if (updated) accountWritten(updated);
+  return updated;
+}
+
+/** What binding a verified phone did. */
+export interface PhoneBinding {
+  /** The account the caller's identity belongs to now. */
+  account: Account;
+  /**
+   * Set when the phone recovered a waiting account (see recoverAccountByPhone): the subject of the
+   * fresh account the identity came from, which no longer exists.
+   */
+  removedSubject?: string;
 }
 
 /**
  * Binds a phone number WeChat vouched for (E.164) to the account as verified, and recovers an
- * account whose WeChat was unbound (see recoverAccountByPhone): resolves to the account the
- * caller's identity belongs to afterwards.
+ * account whose WeChat was unbound (see recoverAccountByPhone), in one transaction. Undefined when
+ * there is no such account.
  */
 export async function setVerifiedPhoneNumber(
   db: Kysely<Database>,
   accountId: string,
   phoneNumber: string,
   now: Date,
-): Promise<Account | undefined> {
+): Promise<PhoneBinding | undefined> {
   if (!isUuid(accountId)) return undefined;
-  return db.transaction().execute(async (trx) => {
+  const binding = await db.transaction().execute(async (trx) => {
     const before = await findAccountById(trx, accountId);
     const account = await trx
       .updateTable('accounts')
@@ -361,8 +377,12 @@ export async function setVerifiedPhoneNumber(
       .executeTakeFirst();
     if (!account) return undefined;
     const fresh = before !== undefined && !before.phone_number_verified;
-    return (fresh ? await recoverAccountByPhone(trx, account, now) : undefined) ?? account;
+    const recovered = fresh ? await recoverAccountByPhone(trx, account, now) : undefined;
+    return recovered ? { account: recovered, removedSubject: account.subject } : { account };
   });
+  if (binding?.removedSubject) accountForgotten(accountId);
+  if (binding) accountWritten(binding.account);
+  return binding;
 }
 
 /**

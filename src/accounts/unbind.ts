@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.ts';
+import { accountForgotten } from './account-cache.ts';
 import { findAccountById } from './repository.ts';
 
 /**
@@ -22,7 +23,7 @@ export async function unbindIdentity(
   now: Date,
 ): Promise<UnbindOutcome> {
   if (!(await findAccountById(db, accountId))) return 'not_found';
-  return db.transaction().execute(async (trx) => {
+  const outcome = await db.transaction().execute(async (trx): Promise<UnbindOutcome> => {
     const account = await trx
       .selectFrom('accounts')
       .select(['id', 'phone_number', 'phone_number_verified'])
@@ -48,6 +49,8 @@ export async function unbindIdentity(
     await trx.updateTable('accounts').set({ updated_at: now }).where('id', '=', accountId).execute();
     return 'unbound';
   });
+  if (outcome === 'unbound') accountForgotten(accountId);
+  return outcome;
 }
 
 /** Whether unbinding is allowed at all right now (the page shows the explanation instead of buttons). */

@@ -1,4 +1,5 @@
-import type { Context } from 'koa';
+import type { Interaction } from 'oidc-provider';
+import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { linkIdentity } from '../accounts/repository.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
@@ -48,11 +49,11 @@ export function isOutcome(value: WeChatIdentity | CallbackOutcome): value is Cal
  * (created at the first login) and logged in with it.
  */
 export async function linkAndLogIn(
-  ctx: Context,
   deps: InteractionDeps,
-  uid: string,
+  interaction: Interaction,
   identity: WeChatIdentity,
 ): Promise<CallbackOutcome> {
+  const { uid } = interaction;
   if (identity.snapshotUser) {
     deps.logger.info({ uid, appid: identity.appid }, 'wechat login refused: snapshot-page virtual account');
     return failed(SNAPSHOT);
@@ -65,21 +66,23 @@ export async function linkAndLogIn(
     );
     return failed(UPSTREAM_FAILURES.unionid_missing);
   }
-  const { account, created } = await linkIdentity(deps.db, { ...identity, unionid }, deps.now());
+  const link = await linkIdentity(deps.db, { ...identity, unionid }, deps.now());
+  const { account, created } = link;
+  await announceLinkedApp(deps, link);
   deps.logger.info(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',
   );
-  return logIn(ctx, deps, account.subject);
+  return logIn(interaction, account.subject);
 }
 
-/** Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. */
-export async function logIn(ctx: Context, deps: InteractionDeps, subject: string): Promise<CallbackOutcome> {
-  const location = await deps.provider.interactionResult(
-    ctx.req,
-    ctx.res,
-    { login: { accountId: subject, amr: ['wechat'] } },
-    { mergeWithLastSubmission: false },
-  );
-  return { kind: 'redirect', location };
+/**
+ * Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. This is
+ * what provider.interactionResult does, on the interaction this request has loaded already: that
+ * helper would read it again (and the session it names) from the store.
+ */
+export async function logIn(interaction: Interaction, subject: string): Promise<CallbackOutcome> {
+  interaction.result = { login: { accountId: subject, amr: ['wechat'] } };
+  await interaction.save(Math.max(1, interaction.exp - Math.floor(Date.now() / 1000)));
+  return { kind: 'redirect', location: interaction.returnTo };
 }

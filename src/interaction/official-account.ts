@@ -1,5 +1,5 @@
-import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
+import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { findAccountByUnionid, findIdentity, linkIdentity } from '../accounts/repository.ts';
 import type { OfficialAccountConnector } from '../upstream/wechat/official-account.ts';
 import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from '../upstream/wechat/types.ts';
@@ -42,7 +42,6 @@ export async function officialAccountTrip(
  * snsapi_userinfo. A base token never reaches sns/userinfo.
  */
 export async function completeOfficialAccount(
-  ctx: Context,
   deps: InteractionDeps,
   interaction: Interaction,
   flow: WeChatFlow,
@@ -54,13 +53,12 @@ export async function completeOfficialAccount(
     connector.completeLogin(code, scope),
   );
   if (isOutcome(result)) return result;
-  if (scope === 'snsapi_userinfo' || result.snapshotUser)
-    return linkAndLogIn(ctx, deps, interaction.uid, result);
+  if (scope === 'snsapi_userinfo' || result.snapshotUser) return linkAndLogIn(deps, interaction, result);
 
   const subject = await silentLogin(deps, result);
   if (subject) {
     deps.logger.info({ uid: interaction.uid, appid: flow.appid }, 'wechat login (silent, snsapi_base)');
-    return logIn(ctx, deps, subject);
+    return logIn(interaction, subject);
   }
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
   return {
@@ -81,5 +79,6 @@ async function silentLogin(deps: InteractionDeps, identity: WeChatIdentity): Pro
   if (!account?.nickname) return undefined;
   // Records the login on the identity (and links it, when it came by unionid); the profile is kept.
   const linked = await linkIdentity(deps.db, { ...identity, unionid, profile: undefined }, deps.now());
+  await announceLinkedApp(deps, linked);
   return linked.account.subject;
 }

@@ -103,7 +103,7 @@ async function completeClaimed(
 }
 
 async function complete(
-  ctx: Context,
+  _ctx: Context,
   deps: InteractionDeps,
   interaction: Interaction,
   flow: WeChatFlow,
@@ -118,11 +118,11 @@ async function complete(
     return failed(UPSTREAM_FAILURES.app_config);
   }
   if (connector.kind === 'official_account') {
-    return completeOfficialAccount(ctx, deps, interaction, flow, connector, code);
+    return completeOfficialAccount(deps, interaction, flow, connector, code);
   }
   const identity = await exchangeCode(deps, interaction.uid, flow.appid, () => connector.completeLogin(code));
   if (isOutcome(identity)) return identity;
-  return linkAndLogIn(ctx, deps, interaction.uid, identity);
+  return linkAndLogIn(deps, interaction, identity);
 }
 
 /**

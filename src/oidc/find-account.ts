@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { FindAccount, Account as OidcAccount } from 'oidc-provider';
+import type { AccountCache, CachedAccount } from '../accounts/account-cache.ts';
 import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import { type Account, findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import type { Database } from '../storage/schema.ts';
@@ -21,11 +22,20 @@ export const SCOPE_CLAIMS = {
  */
 export function createFindAccount(
   db: Kysely<Database>,
-  options: { avatars?: AvatarMirror } = {},
+  options: { avatars?: AvatarMirror; cache?: AccountCache } = {},
 ): FindAccount {
-  return async (_ctx, sub): Promise<OidcAccount | undefined> => {
+  const { avatars, cache } = options;
+  const load = async (sub: string): Promise<CachedAccount | undefined> => {
+    const cached = cache?.get(sub);
+    if (cached) return cached;
     const account = await findAccountBySubject(db, sub);
     if (!account) return undefined;
+    return cache ? cache.remember(account) : { account, derived: new Map() };
+  };
+  return async (_ctx, sub): Promise<OidcAccount | undefined> => {
+    const entry = await load(sub);
+    if (!entry) return undefined;
+    const { account } = entry;
     return {
       accountId: account.subject,
       async claims(_use, scope) {
@@ -36,8 +46,8 @@ export function createFindAccount(
           nickname: name,
           // The provider's own copy (downloaded here when WeChat's URL changed): WeChat's URLs die.
           picture:
-            options.avatars && hasScope(scope, 'profile')
-              ? await options.avatars.picture(account)
+            avatars && hasScope(scope, 'profile')
+              ? await pictureOf(entry, avatars)
               : (account.avatar_url ?? undefined),
           updated_at: Math.floor(new Date(account.updated_at).getTime() / 1000),
           ...(account.phone_number
@@ -49,6 +59,16 @@ export function createFindAccount(
       },
     };
   };
+}
+
+/** Once per cached account: the lookup reads the avatar table (and may download a new image). */
+function pictureOf(entry: CachedAccount, avatars: AvatarMirror): Promise<string | undefined> {
+  let picture = entry.derived.get('picture') as Promise<string | undefined> | undefined;
+  if (!picture) {
+    picture = avatars.picture(entry.account);
+    entry.derived.set('picture', picture);
+  }
+  return picture;
 }
 
 function hasScope(scope: string, name: string): boolean {

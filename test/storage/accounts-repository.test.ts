@@ -130,7 +130,11 @@ function describeAccountsRepository(
       const linked = await linkIdentity(db, again, later(1));
       const repeated = await linkIdentity(db, again, later(2));
       expect(linked).toMatchObject({ created: false, identityLinked: true, account: { nickname: 'Alice' } });
-      expect(repeated).toMatchObject({ created: false, identityLinked: false, account: { id: first.account.id } });
+      expect(repeated).toMatchObject({
+        created: false,
+        identityLinked: false,
+        account: { id: first.account.id },
+      });
     });
 
     it('finds an account by unionid through an identity, or else by subject', async () => {

@@ -1,0 +1,125 @@
+import type { Account } from './repository.ts';
+
+/**
+ * A short-lived copy of accounts as oidc-provider's findAccount reads them. One login asks for its
+ * account three or four times within a second (the authorization resume, the code exchange, the ID
+ * token's claims, userinfo), and a relying party polling userinfo asks again and again: without a
+ * copy each is a database round trip, the largest part of the bridge's cost per token call.
+ *
+ * It is not flow state: losing it costs a query, nothing else. Writes made by this process reach
+ * every cache in it at once (accountWritten / accountForgotten, called by the repository after
+ * commit). Another instance's write is seen here within the time to live at the latest; that is
+ * how stale a profile claim may be. It never keeps a token alive: a deleted account's grants,
+ * sessions and tokens are revoked in the shared store, which oidc-provider checks before it asks
+ * for the account.
+ */
+export interface AccountCache {
+  get(subject: string): CachedAccount | undefined;
+  remember(account: Account): CachedAccount;
+  /** Stops hearing of this process's writes (a stopped server). */
+  close(): void;
+}
+
+/** An account as read, and what is derived from it on demand (the `picture` claim's URL). */
+export interface CachedAccount {
+  account: Account;
+  /** Memo for derived values, dropped with the entry. */
+  derived: Map<string, Promise<unknown>>;
+}
+
+export interface AccountCacheOptions {
+  /** How long a copy is used, milliseconds; 0 turns the cache off. */
+  ttlMs: number;
+  /** The oldest entries go first past this many. */
+  maxEntries: number;
+  now?: () => number;
+}
+
+export const ACCOUNT_CACHE_DEFAULTS: AccountCacheOptions = { ttlMs: 5_000, maxEntries: 10_000 };
+
+// Every cache of this process, so that a write anywhere in it reaches all of them.
+const caches = new Set<LocalAccountCache>();
+
+/**
+ * After a commit that changed an account: every cache of this process takes the new row (a login
+ * writes its account just before oidc-provider asks for it).
+ */
+export function accountWritten(account: Account): void {
+  for (const cache of caches) cache.replace(account);
+}
+
+/** After a commit that removed or changed an account by id (deletion, unbinding, recovery). */
+export function accountForgotten(accountId: string): void {
+  for (const cache of caches) cache.forget(accountId);
+}
+
+export function createAccountCache(options: AccountCacheOptions = ACCOUNT_CACHE_DEFAULTS): AccountCache {
+  const cache = new LocalAccountCache(options);
+  if (options.ttlMs > 0) caches.add(cache);
+  return cache;
+}
+
+interface Entry extends CachedAccount {
+  expiresAt: number;
+}
+
+class LocalAccountCache implements AccountCache {
+  readonly #options: AccountCacheOptions;
+  readonly #now: () => number;
+  /** By subject, oldest first (a Map keeps insertion order). */
+  readonly #entries = new Map<string, Entry>();
+  readonly #subjectOf = new Map<string, string>();
+
+  constructor(options: AccountCacheOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get(subject: string): CachedAccount | undefined {
+    const entry = this.#entries.get(subject);
+    if (!entry) return undefined;
+    if (entry.expiresAt > this.#now()) return entry;
+    this.#drop(entry.account);
+    return undefined;
+  }
+
+  remember(account: Account): CachedAccount {
+    const entry: Entry = { account, derived: new Map(), expiresAt: this.#now() + this.#options.ttlMs };
+    if (this.#options.ttlMs <= 0) return entry;
+    this.#drop(account);
+    this.#entries.set(account.subject, entry);
+    this.#subjectOf.set(account.id, account.subject);
+    for (const [, oldest] of this.#entries) {
+      if (this.#entries.size <= this.#options.maxEntries) break;
+      this.#drop(oldest.account);
+    }
+    return entry;
+  }
+
+  /**
+   * A row just written. Two writes of one account may report their rows out of order: an older
+   * row (by updated_at) never replaces a newer one.
+   */
+  replace(account: Account): void {
+    const held = this.#entries.get(account.subject)?.account;
+    if (held && held.updated_at.getTime() > account.updated_at.getTime()) return;
+    this.remember(account);
+  }
+
+  forget(accountId: string): void {
+    const subject = this.#subjectOf.get(accountId);
+    const entry = subject === undefined ? undefined : this.#entries.get(subject);
+    if (entry) this.#drop(entry.account);
+  }
+
+  close(): void {
+    caches.delete(this);
+    this.#entries.clear();
+    this.#subjectOf.clear();
+  }
+
+  #drop(account: Account): void {
+    this.#entries.delete(account.subject);
+    this.#subjectOf.delete(account.id);
+  }
+}

@@ -1,0 +1,88 @@
+import type { Insertable, Kysely } from 'kysely';
+import type { Logger } from '../observability/logger.ts';
+import type { AccountArtifactsTable, Database } from '../storage/schema.ts';
+
+export type IndexRow = Insertable<AccountArtifactsTable>;
+
+/** How long a saved grant or session waits for others to share its INSERT, milliseconds. */
+const FLUSH_DELAY_MS = 10;
+/** Rows per statement at most (a burst larger than this is written in several). */
+const MAX_ROWS = 500;
+
+/**
+ * Writes account_artifacts rows in batches. Every login saves a session and a grant, and each
+ * save used to be its own INSERT: after the account statement, the largest database cost of a
+ * login. Rows now wait a few milliseconds and go out together in one multi-row INSERT, and a row
+ * saved again meanwhile (oidc-provider saves a session more than once) is written once.
+ *
+ * The rows were always written after the fact (oidc-provider's saved events do not wait for
+ * listeners), so a process dying in the window loses them as it did before; readers in this
+ * process (the account page, deletion) flush first, so they never miss a row written here.
+ */
+class IndexWriter {
+  readonly #db: Kysely<Database>;
+  readonly #logger: Logger;
+  #pending = new Map<string, IndexRow>();
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: Promise<void> = Promise.resolve();
+
+  constructor(db: Kysely<Database>, logger: Logger) {
+    this.#db = db;
+    this.#logger = logger;
+  }
+
+  add(row: IndexRow): void {
+    this.#pending.set(`${row.model}:${row.id}`, row);
+    this.#timer ??= setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+  }
+
+  /** A destroyed artifact that may not be written yet: it never will be. */
+  drop(model: string, id: string): void {
+    this.#pending.delete(`${model}:${id}`);
+  }
+
+  /** Writes what is pending; resolves when every row handed over so far is written (or failed). */
+  flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const rows = [...this.#pending.values()];
+    this.#pending = new Map();
+    const previous = this.#inFlight;
+    this.#inFlight = (async () => {
+      await previous;
+      for (let i = 0; i < rows.length; i += MAX_ROWS) await this.#write(rows.slice(i, i + MAX_ROWS));
+    })();
+    return this.#inFlight;
+  }
+
+  async #write(rows: IndexRow[]): Promise<void> {
+    try {
+      await this.#db
+        .insertInto('account_artifacts')
+        .values(rows)
+        .onConflict((oc) =>
+          oc.columns(['model', 'id']).doUpdateSet((eb) => ({ expires_at: eb.ref('excluded.expires_at') })),
+        )
+        .execute();
+    } catch (err) {
+      this.#logger.error({ err, rows: rows.length }, 'could not index oidc artifacts');
+    }
+  }
+}
+
+// One writer per database handle, so that readers given only the handle can flush it.
+const writers = new WeakMap<Kysely<Database>, IndexWriter>();
+
+export function indexWriter(db: Kysely<Database>, logger: Logger): IndexWriter {
+  let writer = writers.get(db);
+  if (!writer) {
+    writer = new IndexWriter(db, logger);
+    writers.set(db, writer);
+  }
+  return writer;
+}
+
+/** Before reading the index: rows this process handed over are written. */
+export async function flushIndexWrites(db: Kysely<Database>): Promise<void> {
+  await writers.get(db)?.flush();
+}

@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { indexWriter } from '../../src/accounts/artifact-batch.ts';
+import { forgetAccountArtifacts, indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { serviceAvailable } from '../helpers/services.ts';
+import { openPgliteBackend, openPostgresBackend, type SqlBackend } from '../storage/backends.ts';
+
+const backends: Array<[string, () => Promise<SqlBackend>, boolean]> = [
+  ['PGlite', openPgliteBackend, true],
+  ['PostgreSQL', openPostgresBackend, await serviceAvailable('postgres')],
+];
+
+for (const [name, open, available] of backends) {
+  describe.skipIf(!available)(`account artifact index writes in batches (${name})`, () => {
+    let backend: SqlBackend;
+    beforeAll(async () => {
+      backend = await open();
+    });
+    afterAll(async () => backend?.close());
+
+    const logger = createLogger({ level: 'silent' });
+    const row = (subject: string, model: 'Grant' | 'Session', id: string, expiresAt: Date) => ({
+      model,
+      id,
+      subject,
+      client_id: 'rp',
+      expires_at: expiresAt,
+    });
+    const stored = (subject: string) =>
+      backend.db
+        .selectFrom('account_artifacts')
+        .select(['model', 'id', 'expires_at'])
+        .where('subject', '=', subject)
+        .orderBy('id')
+        .execute();
+
+    test('a reader in this process sees rows handed over a moment ago, each row once with its latest expiry', async () => {
+      const subject = `union-${randomUUID()}`;
+      const writer = indexWriter(backend.db, logger);
+      const soon = new Date(Date.now() + 60_000);
+      const later = new Date(Date.now() + 120_000);
+      writer.add(row(subject, 'Session', 's-1', soon));
+      writer.add(row(subject, 'Grant', 'g-1', soon));
+      writer.add(row(subject, 'Session', 's-1', later));
+      // No wait: indexedArtifacts flushes what this process holds before it reads.
+      expect((await indexedArtifacts(backend.db, subject, 'Session')).map((r) => r.id)).toEqual(['s-1']);
+      const rows = await stored(subject);
+      expect(rows.map((r) => [r.model, r.id])).toEqual([
+        ['Grant', 'g-1'],
+        ['Session', 's-1'],
+      ]);
+      expect(rows.find((r) => r.id === 's-1')?.expires_at?.getTime()).toBe(later.getTime());
+    });
+
+    test('writes on its own after a few milliseconds, and updates the expiry of a row written before', async () => {
+      const subject = `union-${randomUUID()}`;
+      const writer = indexWriter(backend.db, logger);
+      writer.add(row(subject, 'Grant', 'g-2', new Date(Date.now() + 60_000)));
+      await expect.poll(async () => (await stored(subject)).length, { timeout: 5_000 }).toBe(1);
+      const extended = new Date(Date.now() + 600_000);
+      writer.add(row(subject, 'Grant', 'g-2', extended));
+      await writer.flush();
+      expect((await stored(subject))[0]?.expires_at?.getTime()).toBe(extended.getTime());
+    });
+
+    test('an artifact destroyed before its row was written is never written', async () => {
+      const subject = `union-${randomUUID()}`;
+      const writer = indexWriter(backend.db, logger);
+      writer.add(row(subject, 'Session', 's-3', new Date(Date.now() + 60_000)));
+      writer.drop('Session', 's-3');
+      await writer.flush();
+      expect(await stored(subject)).toEqual([]);
+    });
+
+    test("forgetting an account's rows also forgets the ones not written yet", async () => {
+      const subject = `union-${randomUUID()}`;
+      indexWriter(backend.db, logger).add(row(subject, 'Grant', 'g-4', new Date(Date.now() + 60_000)));
+      await forgetAccountArtifacts(backend.db, subject);
+      await indexWriter(backend.db, logger).flush();
+      expect(await stored(subject)).toEqual([]);
+    });
+  });
+}
