@@ -23,7 +23,8 @@ export function bridgeConfig(spec: ServerSpec): Config {
   });
   return {
     ...base,
-    log: { level: 'info', pretty: false },
+    // The defaults: an access line at info for failed requests only.
+    log: { level: 'info', pretty: false, requests: 'failures' },
     limits: {
       ...DEFAULT_LIMITS,
       rateLimits: {

@@ -20,11 +20,15 @@ export interface AccountCache {
   close(): void;
 }
 
-/** An account as read, and what is derived from it on demand (the `picture` claim's URL). */
+/** An account as read, and what is derived from it on demand. */
 export interface CachedAccount {
   account: Account;
-  /** Memo for derived values, dropped with the entry. */
-  derived: Map<string, Promise<unknown>>;
+  /**
+   * The `picture` claim for the avatar URL it was made from: a newer row of the account (a login
+   * writes one each time) keeps it while the avatar URL is the same, within the time to live of
+   * the entry it was made for (a failed download is retried by a later login).
+   */
+  picture?: { source: string | null; url: Promise<string | undefined>; until?: number };
 }
 
 export interface AccountCacheOptions {
@@ -84,8 +88,12 @@ class LocalAccountCache implements AccountCache {
   }
 
   remember(account: Account): CachedAccount {
-    const entry: Entry = { account, derived: new Map(), expiresAt: this.#now() + this.#options.ttlMs };
+    const entry: Entry = { account, expiresAt: this.#now() + this.#options.ttlMs };
     if (this.#options.ttlMs <= 0) return entry;
+    const held = this.#entries.get(account.subject);
+    const picture = held?.picture;
+    if (picture?.source === account.avatar_url && (picture.until ?? held?.expiresAt ?? 0) > this.#now())
+      entry.picture = { ...picture, until: picture.until ?? held?.expiresAt };
     this.#drop(account);
     this.#entries.set(account.subject, entry);
     this.#subjectOf.set(account.id, account.subject);

@@ -387,6 +387,12 @@ export const configFileSchema = z
           .default('info')
           .describe('Least severe level written.'),
         pretty: z.boolean().default(false).describe('Human-readable lines instead of JSON (development).'),
+        requests: z
+          .enum(['all', 'failures'])
+          .default('failures')
+          .describe(
+            'Which requests get an access line at info: "failures" (4xx and 5xx; the others at debug) or "all".',
+          ),
       })
       .prefault({}),
     storage: z
@@ -495,7 +501,10 @@ export const configFileSchema = z
               120,
               "WeChat's redirects to /interaction/:uid/wechat-callback, per client IP.",
             ),
-            token: rateLimitRule(1200, 'POST /token, per client IP and client_id.'),
+            token: rateLimitRule(
+              300,
+              'Failed POST /token requests (400 or 401), per client IP and client_id: successful ones are not counted.',
+            ),
           })
           .prefault({})
           .describe('Counted in Redis (shared by every instance) when configured, else in memory.'),

@@ -25,7 +25,12 @@ export interface Config {
   behindTlsProxy: boolean;
   /** Directory for the embedded store and generated keys. */
   dataDir: string;
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    pretty: boolean;
+    /** Which requests get an access line at info (see http/request-log.ts). */
+    requests: 'all' | 'failures';
+  };
   storage: {
     /** env DATABASE_URL; undefined = embedded PGlite under dataDir. */
     databaseUrl: string | undefined;

@@ -23,7 +23,7 @@ export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
   enabled: true,
   interaction: { points: 300, durationSeconds: 60 },
   callback: { points: 120, durationSeconds: 60 },
-  token: { points: 1200, durationSeconds: 60 },
+  token: { points: 300, durationSeconds: 60 },
 };
 
 /** Every limit at its default (a configuration without `limits`). */
@@ -73,19 +73,71 @@ export function rateLimits(options: {
   views: Views;
   metrics?: Metrics | undefined;
 }): Middleware {
+  const tokenBlocks = new BlockedKeys();
   return async (ctx, next) => {
     const group = groupOf(ctx.method, ctx.path);
     if (!group) return next();
+    if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
     try {
       await options.limiters[group].consume(keyOf(ctx, group));
     } catch (rejection) {
       // Anything but a RateLimiterRes is a store error with no insurance left: let the request through.
       if (!(rejection instanceof RateLimiterRes)) return next();
-      refuse(ctx, group, rejection, options);
+      refuse(ctx, group, rejection.msBeforeNext, options);
       return;
     }
     return next();
   };
+}
+
+/**
+ * The token endpoint counts failures only (400 and 401: a wrong secret, a spent or forged code or
+ * refresh token), which is what a flood or a guessing client produces: a relying party's successful
+ * calls cost no Redis round trip (they are most of the endpoint's traffic, and the counter was a
+ * tenth of a refresh's cost). The failure that spends the last point is answered 429 instead, and
+ * this instance then refuses the key without asking Redis until the window ends; other instances
+ * learn it at the key's next failure there. The counter itself stays shared in Redis.
+ */
+async function limitTokenFailures(
+  ctx: Context,
+  next: () => Promise<unknown>,
+  options: { limiters: RateLimiters; views: Views; metrics?: Metrics | undefined },
+  blocks: BlockedKeys,
+): Promise<void> {
+  const key = keyOf(ctx, 'token');
+  const blockedMs = blocks.msLeft(key);
+  if (blockedMs > 0) return refuse(ctx, 'token', blockedMs, options);
+  await next();
+  if (ctx.status !== 400 && ctx.status !== 401) return;
+  try {
+    await options.limiters.token.consume(key);
+  } catch (rejection) {
+    if (!(rejection instanceof RateLimiterRes)) return;
+    blocks.block(key, rejection.msBeforeNext);
+    refuse(ctx, 'token', rejection.msBeforeNext, options);
+  }
+}
+
+/** Keys refused until a time: a copy of what the shared counter decided, bounded in size. */
+class BlockedKeys {
+  readonly #until = new Map<string, number>();
+
+  msLeft(key: string): number {
+    const until = this.#until.get(key);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left <= 0) this.#until.delete(key);
+    return left;
+  }
+
+  block(key: string, ms: number): void {
+    if (this.#until.size >= 10_000) {
+      const now = Date.now();
+      for (const [each, until] of this.#until) if (until <= now) this.#until.delete(each);
+      if (this.#until.size >= 10_000) this.#until.clear();
+    }
+    this.#until.set(key, Date.now() + ms);
+  }
 }
 
 function keyOf(ctx: Context, group: RateLimitGroup): string {
@@ -109,10 +161,10 @@ function basicClientId(header: string): string | undefined {
 function refuse(
   ctx: Context,
   group: RateLimitGroup,
-  result: RateLimiterRes,
+  msBeforeNext: number,
   options: { views: Views; metrics?: Metrics | undefined },
 ): void {
-  const retryAfter = Math.max(1, Math.ceil(result.msBeforeNext / 1000));
+  const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
   options.metrics?.rateLimited(group);
   ctx.state.log?.warn({ group, retryAfter }, 'rate limited');
   ctx.status = 429;

@@ -30,7 +30,7 @@ export function createFindAccount(
     if (cached) return cached;
     const account = await findAccountBySubject(db, sub);
     if (!account) return undefined;
-    return cache ? cache.remember(account) : { account, derived: new Map() };
+    return cache ? cache.remember(account) : { account };
   };
   return async (_ctx, sub): Promise<OidcAccount | undefined> => {
     const entry = await load(sub);
@@ -61,14 +61,11 @@ export function createFindAccount(
   };
 }
 
-/** Once per cached account: the lookup reads the avatar table (and may download a new image). */
+/** Once per cached avatar URL: the lookup reads the avatar table (and may download a new image). */
 function pictureOf(entry: CachedAccount, avatars: AvatarMirror): Promise<string | undefined> {
-  let picture = entry.derived.get('picture') as Promise<string | undefined> | undefined;
-  if (!picture) {
-    picture = avatars.picture(entry.account);
-    entry.derived.set('picture', picture);
-  }
-  return picture;
+  const source = entry.account.avatar_url;
+  if (entry.picture?.source !== source) entry.picture = { source, url: avatars.picture(entry.account) };
+  return entry.picture.url;
 }
 
 function hasScope(scope: string, name: string): boolean {

@@ -1,9 +1,9 @@
-import type * as oidc from 'openid-client';
+import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { type Bridge, RP, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
-import { authorizationRequest, relyingParty } from '../helpers/flow.ts';
+import { authorizationRequest, createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
 
 const available = await storageAvailable('postgres+redis');
 
@@ -16,6 +16,24 @@ const LIMITS = {
     token: { points: 3, durationSeconds: 600 },
   },
 };
+
+/** Login pages and callbacks limited far above what one test needs. */
+const GENEROUS = {
+  interaction: { points: 1000, durationSeconds: 600 },
+  callback: { points: 1000, durationSeconds: 600 },
+};
+
+function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
+  return fetch(`${base}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    },
+    body,
+  });
+}
 
 describe.skipIf(!available)('hardening: rate limits shared in Redis, request size, cookies', () => {
   let first: Bridge;
@@ -36,18 +54,6 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     await second?.close();
     await first?.close();
   });
-
-  function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
-    return fetch(`${base}/token`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        accept: 'application/json',
-      },
-      body,
-    });
-  }
 
   test('the token endpoint answers 429 with Retry-After and an OAuth error once the limit is spent, across instances', async () => {
     expect((await tokenRequest(first.instanceUrl)).status).toBe(400);
@@ -98,6 +104,45 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(DEFAULT_LIMITS.rateLimits.enabled).toBe(true);
     expect(DEFAULT_LIMITS.rateLimits.interaction.points).toBeGreaterThanOrEqual(100);
     expect(DEFAULT_LIMITS.maxBodyBytes).toBeLessThanOrEqual(1024 * 1024);
+  });
+});
+
+describe.skipIf(!available)('hardening: the token endpoint counts failed requests only', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => ({
+        ...config,
+        limits: {
+          ...LIMITS,
+          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, token: { points: 2, durationSeconds: 600 } },
+        },
+      }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('successful refreshes are never limited; failures are, and then the key is refused at once', async () => {
+    const user = await createSandboxUser(bridge, 'Refresher');
+    const { tokens } = await loginAs(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+    let refreshToken = tokens.refresh_token as string;
+    for (let i = 0; i < 4; i++) {
+      const refreshed = await oidc.refreshTokenGrant(rp, refreshToken);
+      refreshToken = refreshed.refresh_token as string;
+    }
+    const failures = [];
+    for (let i = 0; i < 3; i++) failures.push((await tokenRequest(bridge.url)).status);
+    expect(failures).toEqual([400, 400, 429]);
+    // Refused before oidc-provider sees it: a valid refresh token too, which the refusal leaves unspent.
+    const valid = await tokenRequest(bridge.url, `grant_type=refresh_token&refresh_token=${refreshToken}`);
+    expect(valid.status).toBe(429);
+    expect(await valid.json()).toMatchObject({ error: 'temporarily_unavailable' });
   });
 });
 

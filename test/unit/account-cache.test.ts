@@ -55,14 +55,30 @@ describe('account cache', () => {
     cache.close();
   });
 
+  it('keeps the picture across newer rows while the avatar URL is the same', () => {
+    const cache = createAccountCache({ ttlMs: 60_000, maxEntries: 10 });
+    const alice = account({ avatar_url: 'https://wx.qlogo.cn/a/1' });
+    cache.remember(alice).picture = { source: alice.avatar_url, url: Promise.resolve('own-1') };
+    const later = new Date('2026-11-25T08:00:05Z');
+    accountWritten({ ...alice, last_login_at: later, updated_at: later });
+    expect(cache.get(alice.subject)?.picture?.source).toBe(alice.avatar_url);
+    accountWritten({
+      ...alice,
+      avatar_url: 'https://wx.qlogo.cn/a/2',
+      updated_at: new Date('2026-11-25T08:00:06Z'),
+    });
+    expect(cache.get(alice.subject)?.picture).toBeUndefined();
+    cache.close();
+  });
+
   it('forgets an account this process deleted or unbound, by id', () => {
     const cache = createAccountCache({ ttlMs: 60_000, maxEntries: 10 });
     const alice = account();
     const entry = cache.remember(alice);
-    entry.derived.set('picture', Promise.resolve('https://op.example/avatars/x'));
+    entry.picture = { source: null, url: Promise.resolve('https://op.example/avatars/x') };
     accountForgotten(alice.id);
     expect(cache.get(alice.subject)).toBeUndefined();
-    expect(cache.remember(alice).derived.size).toBe(0);
+    expect(cache.remember(alice).picture).toBeUndefined();
     cache.close();
   });
 

@@ -91,7 +91,7 @@ describe('loadConfig defaults', () => {
       trustProxy: false,
       behindTlsProxy: false,
       dataDir: resolve('data'),
-      log: { level: 'info', pretty: false },
+      log: { level: 'info', pretty: false, requests: 'failures' },
       storage: { databaseUrl: undefined, redisUrl: undefined, redisKeyPrefix: 'wob:' },
       wechat: {
         openBaseUrl: 'https://open.weixin.qq.com',
@@ -127,7 +127,7 @@ describe('loadConfig defaults', () => {
           enabled: true,
           interaction: { points: 300, durationSeconds: 60 },
           callback: { points: 120, durationSeconds: 60 },
-          token: { points: 1200, durationSeconds: 60 },
+          token: { points: 300, durationSeconds: 60 },
         },
       },
       clients: [],

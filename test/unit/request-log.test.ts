@@ -1,0 +1,59 @@
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import Koa from 'koa';
+import { describe, expect, it } from 'vitest';
+import { requestLog } from '../../src/http/request-log.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+
+async function serve(requests: 'all' | 'failures') {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  const app = new Koa();
+  app.use(requestLog(createLogger({ level: 'info', destination }), { requests }));
+  app.use((ctx) => {
+    if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
+    ctx.status = ctx.path === '/missing' ? 404 : 200;
+    ctx.body = 'x';
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { base, lines, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+describe('access lines', () => {
+  it('by default, at info only for failed requests; handler lines carry the request id', async () => {
+    const { base, lines, close } = await serve('failures');
+    const ok = await fetch(`${base}/ok?code=secret-code`);
+    await fetch(`${base}/missing`);
+    await fetch(`${base}/handler-logs`);
+    await close();
+    const requestIds = lines.map((line) => line.requestId);
+    expect(lines.map((line) => [line.msg, line.path, line.status])).toEqual([
+      ['request', '/missing', 404],
+      ['handled', undefined, undefined],
+    ]);
+    expect(requestIds.every((id) => typeof id === 'string')).toBe(true);
+    expect(ok.headers.get('x-request-id')).toMatch(/^[\w-]{36}$/);
+    expect(JSON.stringify(lines)).not.toContain('secret-code');
+  });
+
+  it('with requests: all, one line for every request, with its id', async () => {
+    const { base, lines, close } = await serve('all');
+    const ok = await fetch(`${base}/ok`, { headers: { 'x-request-id': 'proxy-id-12345' } });
+    await fetch(`${base}/handler-logs`);
+    await close();
+    expect(ok.headers.get('x-request-id')).toBe('proxy-id-12345');
+    expect(lines.map((line) => [line.msg, line.path, line.requestId !== undefined])).toEqual([
+      ['request', '/ok', true],
+      ['handled', undefined, true],
+      ['request', '/handler-logs', true],
+    ]);
+    expect(lines[0]?.requestId).toBe('proxy-id-12345');
+  });
+});
