@@ -123,12 +123,13 @@ export async function startServer(input: Config, options: StartOptions): Promise
       now,
       retryAfterSeconds: avatarsConfig.retryAfter,
     });
+    const findAccount = createFindAccount(stores.db, { avatars, cache: accountCache });
     const provider = createProvider({
       config,
       clients: [...config.clients, accountPageClient(issuer), ...(demo ? [demo.client] : [])],
       keys,
       adapter: stores.oidcAdapter,
-      findAccount: createFindAccount(stores.db, { avatars, cache: accountCache }),
+      findAccount,
       views,
       logger,
     });
@@ -155,6 +156,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const miniPrograms = setUpMiniPrograms({
       config,
       provider,
+      findAccount,
       stores,
       cookieKeys: keys.cookieKeys,
       logger,

@@ -1,10 +1,10 @@
 import type Router from '@koa/router';
 import type Provider from 'oidc-provider';
+import type { FindAccount } from 'oidc-provider';
 import type { AccountNotifier } from '../accounts/events.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../observability/logger.ts';
-import { createFindAccount } from '../oidc/find-account.ts';
 import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
 import type { Stores } from '../storage/ports.ts';
 import type { WeChatCallEvent } from '../upstream/wechat/api-call.ts';
@@ -21,6 +21,8 @@ export interface MiniProgramSetupDeps {
   stores: Stores;
   /** The provider's cookie keys: the sealing keys of stored session keys and app tokens derive from them. */
   cookieKeys: readonly Secret[];
+  /** The provider's own (with the account cache), for the ID tokens the token exchange issues. */
+  findAccount: FindAccount;
   logger: Logger;
   now: () => Date;
   /** Tells relying parties of identity changes (a login linking a new app, a phone recovery). */
@@ -64,7 +66,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     miniProgram,
     sessionKeys,
     db: stores.db,
-    findAccount: createFindAccount(stores.db),
+    findAccount: deps.findAccount,
     logger,
     now,
     notifier: deps.notifier,
