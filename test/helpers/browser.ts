@@ -59,6 +59,8 @@ export class TestBrowser {
       headers,
       body,
       redirect: 'manual',
+      // A page that never arrives is reloaded by a person, not waited on for minutes.
+      signal: AbortSignal.timeout(30_000),
     });
     if (init.keepCookies !== false)
       for (const line of response.headers.getSetCookie()) this.store(target, line);

@@ -52,6 +52,9 @@ export async function startLoadBalancer(): Promise<LoadBalancer> {
         const chunks: Buffer[] = [];
         answer.on('data', (chunk: Buffer) => chunks.push(chunk));
         answer.on('end', () => lb.answers.push(Buffer.concat(chunks).toString()));
+        // An instance killed in the middle of its answer: cut the client's connection too, as a real
+        // balancer does (pipe() does not pass the error on, and the client would wait forever).
+        answer.on('error', () => res.destroy());
         answer.pipe(res);
       },
     );
