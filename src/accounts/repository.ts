@@ -190,7 +190,7 @@ async function linkInTransaction(
 ): Promise<LinkResult> {
   return db.transaction().execute(async (trx) => {
     const { account, created } = await findOrCreateAccount(trx, identity, now);
-    const identityLinked = await upsertIdentity(trx, identity, account.id, now);
+    const identityLinked = await upsertIdentity(trx, identity, account.id, now, created);
     if (created) return { account, created, identityLinked };
     return { account: await refreshAccount(trx, account, identity, now), created, identityLinked };
   });
@@ -231,8 +231,10 @@ async function upsertIdentity(
   identity: WeChatIdentity & { unionid: string },
   accountId: string,
   now: Date,
+  /** The account was created a moment ago: the identity cannot have been linked to it before. */
+  accountIsNew: boolean,
 ): Promise<boolean> {
-  const before = await ownerOf(trx, identity);
+  const before = accountIsNew ? undefined : await ownerOf(trx, identity);
   const linked = await trx
     .insertInto('identities')
     .values({
