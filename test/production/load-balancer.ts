@@ -1,5 +1,7 @@
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../../src/config/types.ts';
+import { type Bridge, startAnotherInstance, startBridge } from '../helpers/bridge.ts';
 
 export interface Served {
   method: string;
@@ -75,4 +77,40 @@ export async function startLoadBalancer(): Promise<LoadBalancer> {
       server.closeAllConnections();
     });
   return lb;
+}
+
+/** Two bridge instances on one PostgreSQL and Redis behind a balancer that is their issuer. */
+export interface BalancedPair {
+  lb: LoadBalancer;
+  first: Bridge;
+  second: Bridge;
+  /** Sends every request to instance 0 or 1 until told otherwise. */
+  pin(instance: number): void;
+  close(): Promise<void>;
+}
+
+export async function startBalancedPair(
+  options: { configure?: (config: Config) => Config } = {},
+): Promise<BalancedPair> {
+  const lb = await startLoadBalancer();
+  const configure = options.configure ?? ((config: Config) => config);
+  const first = await startBridge({
+    storage: 'postgres+redis',
+    configure: (config) => configure({ ...config, issuer: lb.url }),
+  });
+  const second = await startAnotherInstance(first);
+  lb.targets = [first.instanceUrl, second.instanceUrl];
+  return {
+    lb,
+    first,
+    second,
+    pin(instance) {
+      lb.pick = () => instance;
+    },
+    async close() {
+      await lb.close();
+      await second.close();
+      await first.close();
+    },
+  };
 }

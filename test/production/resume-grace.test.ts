@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Config } from '../../src/config/types.ts';
 import type { StorageKind } from '../../src/storage/ports.ts';
-import { type Bridge, RP, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, RP, storageAvailable } from '../helpers/bridge.ts';
 import { type Hop, TestBrowser } from '../helpers/browser.ts';
 import {
   continueToRp,
@@ -12,7 +12,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
-import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
+import { type BalancedPair, type LoadBalancer, startBalancedPair } from './load-balancer.ts';
 
 // Issue 6: oidc-provider's resume (GET /auth/:uid) destroys the Interaction before it answers. An
 // instance dying before its answer reaches the browser must not cost the person a new QR scan.
@@ -46,31 +46,22 @@ for (const store of ARTIFACT_STORES) {
     () => {
       let lb: LoadBalancer;
       let first: Bridge;
-      let second: Bridge;
       let rp: oidc.Configuration;
       let panda: SandboxUser;
 
+      let pair: BalancedPair;
+
       beforeAll(async () => {
-        lb = await startLoadBalancer();
-        first = await startBridge({
-          storage: 'postgres+redis',
-          configure: (config) => store.configure({ ...config, issuer: lb.url }),
-        });
-        second = await startAnotherInstance(first);
-        lb.targets = [first.instanceUrl, second.instanceUrl];
+        pair = await startBalancedPair({ configure: store.configure });
+        ({ lb, first } = pair);
         rp = await relyingParty({ url: lb.url });
         panda = await createSandboxUser(first, '🐼 熊猫 Panda');
       });
       afterAll(async () => {
-        await lb?.close();
-        await second?.close();
-        await first?.close();
+        await pair?.close();
       });
 
-      /** Sends every request to `instance` until told otherwise. */
-      function pin(instance: number): void {
-        lb.pick = () => instance;
-      }
+      const pin = (instance: number) => pair.pin(instance);
 
       test('a resume whose answer never reached the browser completes on the other instance', async () => {
         pin(0);

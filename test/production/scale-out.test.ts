@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, storageAvailable } from '../helpers/bridge.ts';
 import {
   continueToRp,
   createSandboxUser,
@@ -10,38 +10,29 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
-import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
+import { type BalancedPair, type LoadBalancer, startBalancedPair } from './load-balancer.ts';
 
 const available = await storageAvailable('postgres+redis');
 
 describe.skipIf(!available)('two instances on one PostgreSQL and Redis, behind a load balancer', () => {
   let lb: LoadBalancer;
   let first: Bridge;
-  let second: Bridge;
   let rp: oidc.Configuration;
   let panda: SandboxUser;
 
+  let pair: BalancedPair;
+
   beforeAll(async () => {
-    lb = await startLoadBalancer();
-    first = await startBridge({
-      storage: 'postgres+redis',
-      configure: (config) => ({ ...config, issuer: lb.url }),
-    });
-    second = await startAnotherInstance(first);
-    lb.targets = [first.instanceUrl, second.instanceUrl];
+    pair = await startBalancedPair();
+    ({ lb, first } = pair);
     rp = await relyingParty({ url: lb.url });
     panda = await createSandboxUser(first, '🐼 熊猫 Panda');
   });
   afterAll(async () => {
-    await lb?.close();
-    await second?.close();
-    await first?.close();
+    await pair?.close();
   });
 
-  /** Sends every request to `instance` until told otherwise. */
-  function pin(instance: number): void {
-    lb.pick = () => instance;
-  }
+  const pin = (instance: number) => pair.pin(instance);
 
   /** Sends each request to the other instance than the one before. */
   function alternate(): void {
