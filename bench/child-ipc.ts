@@ -5,6 +5,8 @@ import { Session } from 'node:inspector/promises';
 export type Usage = {
   /** process.cpuUsage(): user and system microseconds, all threads. */
   cpuMicros: number;
+  /** process.threadCpuUsage(): the main (JavaScript) thread's share of cpuMicros. */
+  mainThreadCpuMicros: number;
   rssBytes: number;
   heapUsedBytes: number;
 };
@@ -75,6 +77,12 @@ const BUILT_IN: Record<string, Handler> = {
 
 async function usage(): Promise<Usage> {
   const cpu = process.cpuUsage();
+  const main = process.threadCpuUsage();
   const memory = process.memoryUsage();
-  return { cpuMicros: cpu.user + cpu.system, rssBytes: memory.rss, heapUsedBytes: memory.heapUsed };
+  return {
+    cpuMicros: cpu.user + cpu.system,
+    mainThreadCpuMicros: main.user + main.system,
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+  };
 }

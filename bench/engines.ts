@@ -86,8 +86,10 @@ export async function startEngine(
       options.connections,
     ),
     usage: async () => {
-      const { cpuMicros, rssBytes, heapUsedBytes } = await server.ask<UsageAnswer>({ type: 'usage' });
-      return { cpuMicros, rssBytes, heapUsedBytes };
+      const { cpuMicros, mainThreadCpuMicros, rssBytes, heapUsedBytes } = await server.ask<UsageAnswer>({
+        type: 'usage',
+      });
+      return { cpuMicros, mainThreadCpuMicros, rssBytes, heapUsedBytes };
     },
     held: new Map(),
   };

@@ -39,6 +39,8 @@ export interface LoadResult {
   errorSamples: string[];
   wallMs: number;
   serverCpuMs: number;
+  /** The part of serverCpuMs spent on the main thread (the rest: GC helpers, compilers, libuv). */
+  serverMainThreadCpuMs: number;
   /** After the last measured slice. */
   serverRssBytes: number;
   latencyMs: { p50: number; p99: number; mean: number };
@@ -50,7 +52,13 @@ export interface LoadResult {
  * operations counted in it (CPU ms per operation needs no correction).
  */
 export async function runLoad(targets: LoadTarget[], options: LoadOptions): Promise<LoadResult[]> {
-  const totals = targets.map(() => ({ ...emptyPhase(), wallMs: 0, serverCpuMs: 0, serverRssBytes: 0 }));
+  const totals = targets.map(() => ({
+    ...emptyPhase(),
+    wallMs: 0,
+    serverCpuMs: 0,
+    serverMainThreadCpuMs: 0,
+    serverRssBytes: 0,
+  }));
   if (options.warmupMs > 0) {
     for (const target of targets) await phase(target.op, options.concurrency, options.warmupMs, undefined);
   }
@@ -69,6 +77,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       const after = await target.usage();
       await target.afterMeasure?.();
       total.serverCpuMs += (after.cpuMicros - before.cpuMicros) / 1000;
+      total.serverMainThreadCpuMs += (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / 1000;
       total.serverRssBytes = after.rssBytes;
       for (const latency of slice.latencies) total.latencies.push(latency);
       total.errors += slice.errors;
@@ -84,6 +93,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       errorSamples: [...total.errorSamples],
       wallMs: total.wallMs,
       serverCpuMs: total.serverCpuMs,
+      serverMainThreadCpuMs: total.serverMainThreadCpuMs,
       serverRssBytes: total.serverRssBytes,
       latencyMs: {
         p50: percentile(sorted, 0.5),

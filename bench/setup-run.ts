@@ -21,6 +21,8 @@ export interface ScenarioRow extends LoadResult {
   concurrency: number;
   opsPerSecond: number;
   cpuMsPerOp: number;
+  /** Of cpuMsPerOp, what the main thread spent (JavaScript, and the I/O it does itself). */
+  mainThreadMsPerOp: number;
   /** Operations per second of server CPU time: what one fully used core sustains. */
   perCoreSecond: number;
   /** Server CPU time / wall time: near 1 when the server's core was the bottleneck. */
@@ -179,6 +181,7 @@ function toRow(base: RowBase, concurrency: number, result: LoadResult): Scenario
     concurrency,
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
+    mainThreadMsPerOp: result.ops ? result.serverMainThreadCpuMs / result.ops : Number.NaN,
     perCoreSecond: 1000 / cpuMsPerOp,
     serverCoreUtilisation: result.serverCpuMs / result.wallMs,
   };
