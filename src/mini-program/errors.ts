@@ -1,19 +1,13 @@
 import type { Context } from 'koa';
 import type { UpstreamError } from '../upstream/wechat/types.ts';
-import type { UserDataError } from './user-data.ts';
+import type { UserDataError, UserDataProblem } from './user-data.ts';
 
 /** Why a call to a mini-program endpoint was refused; each is documented in the README (Mini program integration). */
 export type MiniProgramErrorCode =
   | 'invalid_token'
   | 'invalid_request'
-  | 'invalid_base64'
-  | 'invalid_length'
-  | 'invalid_padding'
-  | 'invalid_json'
-  | 'watermark_missing'
-  | 'watermark_appid_mismatch'
-  | 'watermark_stale'
-  | 'signature_mismatch'
+  /** Each way encrypted user data can be refused (user-data.ts). */
+  | UserDataProblem
   | 'identity_mismatch'
   | 'invalid_phone_code'
   | 'wx_login_required'
