@@ -23,12 +23,14 @@ export interface AccountCache {
 /** An account as read, and what is derived from it on demand. */
 export interface CachedAccount {
   account: Account;
+  /** When this copy stops being used (epoch milliseconds). */
+  readonly expiresAt: number;
   /**
-   * The `picture` claim for the avatar URL it was made from: a newer row of the account (a login
-   * writes one each time) keeps it while the avatar URL is the same, within the time to live of
-   * the entry it was made for (a failed download is retried by a later login).
+   * The `picture` claim for the avatar URL it was made from, used until `until` (the expiry of the
+   * entry it was made for): a newer row of the account (a login writes one each time) keeps it
+   * while the avatar URL is the same, and a failed download is retried by a later login.
    */
-  picture?: { source: string | null; url: Promise<string | undefined>; until?: number };
+  picture?: { source: string | null; url: Promise<string | undefined>; until: number };
 }
 
 export interface AccountCacheOptions {
@@ -63,15 +65,11 @@ export function createAccountCache(options: AccountCacheOptions = ACCOUNT_CACHE_
   return cache;
 }
 
-interface Entry extends CachedAccount {
-  expiresAt: number;
-}
-
 class LocalAccountCache implements AccountCache {
   readonly #options: AccountCacheOptions;
   readonly #now: () => number;
   /** By subject, oldest first (a Map keeps insertion order). */
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, CachedAccount>();
   readonly #subjectOf = new Map<string, string>();
 
   constructor(options: AccountCacheOptions) {
@@ -88,12 +86,10 @@ class LocalAccountCache implements AccountCache {
   }
 
   remember(account: Account): CachedAccount {
-    const entry: Entry = { account, expiresAt: this.#now() + this.#options.ttlMs };
+    const entry: CachedAccount = { account, expiresAt: this.#now() + this.#options.ttlMs };
     if (this.#options.ttlMs <= 0) return entry;
-    const held = this.#entries.get(account.subject);
-    const picture = held?.picture;
-    if (picture?.source === account.avatar_url && (picture.until ?? held?.expiresAt ?? 0) > this.#now())
-      entry.picture = { ...picture, until: picture.until ?? held?.expiresAt };
+    const picture = this.#entries.get(account.subject)?.picture;
+    if (picture?.source === account.avatar_url && picture.until > this.#now()) entry.picture = picture;
     this.#drop(account);
     this.#entries.set(account.subject, entry);
     this.#subjectOf.set(account.id, account.subject);

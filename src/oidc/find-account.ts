@@ -30,7 +30,7 @@ export function createFindAccount(
     if (cached) return cached;
     const account = await findAccountBySubject(db, sub);
     if (!account) return undefined;
-    return cache ? cache.remember(account) : { account };
+    return cache ? cache.remember(account) : { account, expiresAt: 0 };
   };
   return async (_ctx, sub): Promise<OidcAccount | undefined> => {
     const entry = await load(sub);
@@ -64,7 +64,8 @@ export function createFindAccount(
 /** Once per cached avatar URL: the lookup reads the avatar table (and may download a new image). */
 function pictureOf(entry: CachedAccount, avatars: AvatarMirror): Promise<string | undefined> {
   const source = entry.account.avatar_url;
-  if (entry.picture?.source !== source) entry.picture = { source, url: avatars.picture(entry.account) };
+  if (entry.picture?.source !== source)
+    entry.picture = { source, url: avatars.picture(entry.account), until: entry.expiresAt };
   return entry.picture.url;
 }
 

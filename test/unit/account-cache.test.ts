@@ -58,7 +58,8 @@ describe('account cache', () => {
   it('keeps the picture across newer rows while the avatar URL is the same', () => {
     const cache = createAccountCache({ ttlMs: 60_000, maxEntries: 10 });
     const alice = account({ avatar_url: 'https://wx.qlogo.cn/a/1' });
-    cache.remember(alice).picture = { source: alice.avatar_url, url: Promise.resolve('own-1') };
+    const entry = cache.remember(alice);
+    entry.picture = { source: alice.avatar_url, url: Promise.resolve('own-1'), until: entry.expiresAt };
     const later = new Date('2026-11-25T08:00:05Z');
     accountWritten({ ...alice, last_login_at: later, updated_at: later });
     expect(cache.get(alice.subject)?.picture?.source).toBe(alice.avatar_url);
@@ -75,7 +76,11 @@ describe('account cache', () => {
     const cache = createAccountCache({ ttlMs: 60_000, maxEntries: 10 });
     const alice = account();
     const entry = cache.remember(alice);
-    entry.picture = { source: null, url: Promise.resolve('https://op.example/avatars/x') };
+    entry.picture = {
+      source: null,
+      url: Promise.resolve('https://op.example/avatars/x'),
+      until: entry.expiresAt,
+    };
     accountForgotten(alice.id);
     expect(cache.get(alice.subject)).toBeUndefined();
     expect(cache.remember(alice).picture).toBeUndefined();
