@@ -41,10 +41,13 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   const uid = String(ctx.params.uid);
   const state = queryString(ctx, 'state');
   const code = queryString(ctx, 'code');
-  const peeked = state ? await peekState(deps.kv, state) : undefined;
+  // Independent reads, sent together (one round trip to Redis instead of two).
+  const [peeked, interaction] = await Promise.all([
+    state ? peekState(deps.kv, state) : undefined,
+    findInteraction(ctx, deps),
+  ]);
   const flow = peeked?.uid === uid ? peeked : undefined;
 
-  const interaction = await findInteraction(ctx, deps);
   if (!interaction) {
     // WeChat's own copy of a callback arrives without the person's cookies: it gets a neutral page,
     // and only the person's delivery is acted on. Anyone else without the cookie starts again.
@@ -68,10 +71,14 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   }
 
   const ttl = secondsLeft(deps, interaction);
-  if (!(await claimCode(deps.kv, flow.appid, code, uid, ttl))) {
-    return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction);
-  }
-  if (!(await markStateUsed(deps.kv, state, ttl))) {
+  // Both marks are taken together, in one round trip. A repeated delivery of the code then also
+  // finds the state used, which changes nothing: the first delivery had used it.
+  const [firstDelivery, firstCodeForState] = await Promise.all([
+    claimCode(deps.kv, flow.appid, code, uid, ttl),
+    markStateUsed(deps.kv, state, ttl),
+  ]);
+  if (!firstDelivery) return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction);
+  if (!firstCodeForState) {
     deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
     await recordOutcome(deps.kv, flow.appid, code, { uid, outcome: failed(STATE_INVALID) }, ttl);
     return answer(ctx, deps, uid, failed(STATE_INVALID));
