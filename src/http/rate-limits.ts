@@ -16,7 +16,7 @@ export type RateLimitGroup = 'interaction' | 'callback' | 'token';
 export type RateLimitsConfig = LimitsConfig['rateLimits'];
 
 /**
- * Generous enough for many people behind one NAT (a login is three to five interaction requests),
+ * Generous enough for many people behind one NAT (a login is two to four counted requests),
  * tight enough to stop scripted floods.
  */
 export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
@@ -55,12 +55,17 @@ export function createRateLimiters(
   return { interaction: build('interaction'), callback: build('callback'), token: build('token') };
 }
 
-/** Which group a request counts against, if any. */
+/**
+ * Which group a request counts against, if any. The authorization request (which creates an
+ * interaction) and the pages and posts of one are counted; the resume (`/auth/:uid`) that follows a
+ * finished interaction is not: it only continues what a counted request began and spends that
+ * interaction, and counting it cost every login a Redis round trip.
+ */
 export function groupOf(method: string, path: string): RateLimitGroup | undefined {
   if (method === 'POST' && path === '/token') return 'token';
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
   if (/^\/interaction\/[^/]+(\/(consent|abort))?$/.test(path)) return 'interaction';
-  if (/^\/auth(\/[^/]+)?$/.test(path)) return 'interaction';
+  if (path === '/auth') return 'interaction';
   return undefined;
 }
 

@@ -146,6 +146,37 @@ describe.skipIf(!available)('hardening: the token endpoint counts failed request
   });
 });
 
+describe('hardening: what a login counts against the interaction limit', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        limits: {
+          ...LIMITS,
+          // Exactly one login with consent: /auth, the login page, the consent page and its POST.
+          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, interaction: { points: 4, durationSeconds: 600 } },
+        },
+      }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('the resumes after the login and the consent are not counted; the next authorization request is', async () => {
+    const user = await createSandboxUser(bridge, 'Counted');
+    const { tokens } = await loginAs(rp, user);
+    expect(tokens.access_token).toBeTruthy();
+    const next = await new TestBrowser().request((await authorizationRequest(rp)).url.href);
+    expect(next.status).toBe(429);
+  });
+});
+
 describe('hardening: cookies', () => {
   let bridge: Bridge;
   let rp: oidc.Configuration;
