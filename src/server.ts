@@ -19,6 +19,7 @@ import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { createRateLimiters, DEFAULT_LIMITS, type RateLimiters } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
+import { createStateSigner } from './interaction/wechat-state.ts';
 import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
 import { countLogins, createMetrics, type Metrics, observeProvider } from './observability/metrics.ts';
@@ -178,6 +179,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
         provider,
         connectors,
         kv: stores.kv,
+        states: createStateSigner(keys.cookieKeys),
         db: stores.db,
         views,
         logger,

@@ -7,6 +7,7 @@ import type { KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import type { OfficialAccountConnector } from '../upstream/wechat/official-account.ts';
 import type { WebsiteQrConnector } from '../upstream/wechat/website-qr.ts';
+import type { StateSigner } from './wechat-state.ts';
 
 /** A connector the login pages can send a browser through. */
 export type LoginConnector = WebsiteQrConnector | OfficialAccountConnector;
@@ -29,6 +30,8 @@ export interface InteractionDeps {
   provider: Provider;
   connectors: Connectors;
   kv: KeyValueStore;
+  /** Signs the `state` of each trip to WeChat and reads it back on the callback. */
+  states: StateSigner;
   db: Kysely<Database>;
   views: Views;
   logger: Logger;

@@ -6,8 +6,7 @@ import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from '../upstrea
 import type { CallbackOutcome } from './callback-claims.ts';
 import { exchangeCode, isOutcome, linkAndLogIn, logIn } from './complete-login.ts';
 import type { InteractionDeps } from './deps.ts';
-import { secondsLeft } from './load.ts';
-import { issueState, type WeChatFlow } from './wechat-state.ts';
+import type { WeChatFlow } from './wechat-state.ts';
 
 /** The first trip's scope: silent snsapi_base unless the app's policy is to always ask. */
 export function initialScope(app: WeChatApp): OfficialAccountScope {
@@ -31,7 +30,7 @@ export async function officialAccountTrip(
     appid: connector.app.appid,
     scope,
   };
-  const state = await issueState(deps.kv, flow, secondsLeft(deps, interaction));
+  const state = deps.states.issue(flow);
   return connector.authorizeUrl({ redirectUri: callbackUrl(deps, interaction.uid), state, scope });
 }
 

@@ -7,9 +7,8 @@ import { isFirstParty } from '../oidc/grants.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
 import { confirmConsent } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
-import { clientName, loadInteraction, secondsLeft } from './load.ts';
+import { clientName, loadInteraction } from './load.ts';
 import { callbackUrl, initialScope, officialAccountTrip } from './official-account.ts';
-import { issueState } from './wechat-state.ts';
 
 /** GET /interaction/:uid — the page for whatever oidc-provider prompts for: login or consent. */
 export async function showInteraction(ctx: Context, deps: InteractionDeps): Promise<void> {
@@ -48,11 +47,7 @@ async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Inter
   const connector = showQr ? deps.connectors.website : undefined;
   let qr: { embedUrl: string; authorizeUrl: string } | undefined;
   if (connector) {
-    const state = await issueState(
-      deps.kv,
-      { uid: interaction.uid, kind: 'website', appid: connector.app.appid },
-      secondsLeft(deps, interaction),
-    );
+    const state = deps.states.issue({ uid: interaction.uid, kind: 'website', appid: connector.app.appid });
     const redirectUri = callbackUrl(deps, interaction.uid);
     const lang = page.lang === 'en' ? 'en' : 'cn';
     qr = {

@@ -23,7 +23,7 @@ import type { InteractionDeps } from './deps.ts';
 import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
 import { findInteraction, renderExpired, secondsLeft } from './load.ts';
 import { completeOfficialAccount } from './official-account.ts';
-import { markStateUsed, peekState, takeState, type WeChatFlow } from './wechat-state.ts';
+import { markStateUsed, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
 const COOKIELESS_WAIT_MS = 1000;
@@ -41,13 +41,8 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   const uid = String(ctx.params.uid);
   const state = queryString(ctx, 'state');
   const code = queryString(ctx, 'code');
-  // Independent reads, sent together (one round trip to Redis instead of two).
-  const [peeked, interaction] = await Promise.all([
-    state ? peekState(deps.kv, state) : undefined,
-    findInteraction(ctx, deps),
-  ]);
-  const flow = peeked?.uid === uid ? peeked : undefined;
-
+  const flow = state ? deps.states.read(state, uid) : undefined;
+  const interaction = await findInteraction(ctx, deps);
   if (!interaction) {
     // WeChat's own copy of a callback arrives without the person's cookies: it gets a neutral page,
     // and only the person's delivery is acted on. Anyone else without the cookie starts again.
@@ -58,15 +53,12 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
     return renderExpired(ctx, deps);
   }
   if (!state || !flow) {
-    deps.logger.warn(
-      { uid, hasState: Boolean(state), known: Boolean(peeked) },
-      'wechat callback with an unknown or foreign state',
-    );
+    deps.logger.warn({ uid, hasState: Boolean(state) }, 'wechat callback with an unknown or foreign state');
     return renderFailure(ctx, deps, uid, STATE_INVALID);
   }
   // WeChat redirects without a code (or not at all) when the person declines.
   if (!code) {
-    await takeState(deps.kv, state);
+    await markStateUsed(deps.kv, state, secondsLeft(deps, interaction));
     return renderFailure(ctx, deps, uid, DECLINED);
   }
 

@@ -1,49 +1,90 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Secret } from '../config/secret.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
-import type { OfficialAccountScope, WeChatAppKind } from '../upstream/wechat/types.ts';
+import type { OfficialAccountScope } from '../upstream/wechat/types.ts';
+
+/** The WeChat logins that go through a browser redirect (and so carry a `state`). */
+export type RedirectLoginKind = 'website' | 'official_account';
 
 /** What a WeChat `state` stands for: which interaction started which login kind with which app. */
 export interface WeChatFlow {
   uid: string;
-  kind: WeChatAppKind;
+  kind: RedirectLoginKind;
   appid: string;
   /** Official Account trips: the scope asked for, which decides what the callback may read. */
   scope?: OfficialAccountScope;
 }
 
-const key = (state: string) => `wechat-state:${state}`;
+/**
+ * Issues and reads the `state` of a trip to WeChat. A state is signed, not stored: it carries the
+ * login kind, scope and app, a random nonce, and a MAC over those and the interaction's uid, so it
+ * is valid only on that interaction's callback. Showing a login page therefore writes nothing to the
+ * shared store (reloads cannot fill it, and a login spends one Redis round trip less); every
+ * instance reads a state with the keys they share. One use per state is still enforced in the store
+ * (`markStateUsed`), and a state lives no longer than its interaction, which the callback needs.
+ */
+export interface StateSigner {
+  issue(flow: WeChatFlow): string;
+  /** The flow, when `state` was issued by this server for interaction `uid`; otherwise undefined. */
+  read(state: string, uid: string): WeChatFlow | undefined;
+}
+
+// WeChat documents the state as "a-zA-Z0-9, at most 128 bytes" (wechat-api.md §3): every part is
+// hexadecimal or an appid, and the whole stays under 128 characters.
+// Layout: version, kind, scope, nonce (32 hex), MAC (32 hex), appid.
+const VERSION = '1';
+const STATE_FORMAT = /^1([wo])([nbu])([0-9a-f]{32})([0-9a-f]{32})([A-Za-z0-9]{1,60})$/;
+const KINDS: Record<string, RedirectLoginKind> = { w: 'website', o: 'official_account' };
+const SCOPES: Record<string, OfficialAccountScope | undefined> = {
+  n: undefined,
+  b: 'snsapi_base',
+  u: 'snsapi_userinfo',
+};
+const INFO = 'wechat-oidc-bridge wechat state v1';
+
+/**
+ * Keys derived (HKDF-SHA256) from the server's cookie keys, newest first: states are signed with
+ * the newest and read with any, so a rotation does not break the logins in progress.
+ */
+export function createStateSigner(secrets: readonly Secret[]): StateSigner {
+  if (secrets.length === 0) throw new Error('WeChat states need at least one key');
+  const keys = secrets.map((secret) =>
+    Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), INFO, 32)),
+  );
+  const mac = (key: Buffer, uid: string, body: string) =>
+    createHmac('sha256', key).update(`${uid}\n${body}`).digest().subarray(0, 16);
+
+  return {
+    issue(flow) {
+      const kind = flow.kind === 'website' ? 'w' : 'o';
+      const scope = flow.scope === 'snsapi_base' ? 'b' : flow.scope === 'snsapi_userinfo' ? 'u' : 'n';
+      const nonce = randomBytes(16).toString('hex');
+      const tag = mac(keys[0] as Buffer, flow.uid, `${kind}${scope}${nonce}${flow.appid}`).toString('hex');
+      return `${VERSION}${kind}${scope}${nonce}${tag}${flow.appid}`;
+    },
+
+    read(state, uid) {
+      const parts = STATE_FORMAT.exec(state);
+      if (!parts) return undefined;
+      const [, kind = '', scope = '', nonce = '', tag = '', appid = ''] = parts;
+      const given = Buffer.from(tag, 'hex');
+      const body = `${kind}${scope}${nonce}${appid}`;
+      if (!keys.some((key) => timingSafeEqual(mac(key, uid, body), given))) return undefined;
+      const flow: WeChatFlow = { uid, kind: KINDS[kind] as RedirectLoginKind, appid };
+      const oaScope = SCOPES[scope];
+      if (oaScope) flow.scope = oaScope;
+      return flow;
+    },
+  };
+}
+
 const usedKey = (state: string) => `wechat-state-used:${state}`;
-const STATE_FORMAT = /^[\w-]{16,128}$/;
 
 /**
- * A fresh `state` for one trip to WeChat: random, bound to the interaction, shared by all
- * instances through the store, and living no longer than the interaction itself.
- */
-export async function issueState(kv: KeyValueStore, flow: WeChatFlow, ttlSeconds: number): Promise<string> {
-  const state = randomBytes(24).toString('base64url');
-  await kv.put(key(state), flow, Math.max(1, ttlSeconds));
-  return state;
-}
-
-/**
- * Reads the state without using it up. WeChat may deliver one callback twice: both deliveries must
- * find the flow, and `markStateUsed` (with the per-code claim) makes sure only one is acted on.
- */
-export async function peekState(kv: KeyValueStore, state: string): Promise<WeChatFlow | undefined> {
-  if (!STATE_FORMAT.test(state)) return undefined;
-  return kv.get<WeChatFlow>(key(state));
-}
-
-/**
- * Records that a code was accepted for this state: true the first time only, on every instance.
- * One trip to WeChat yields one code, so a second code for the same state is a replay or a forgery.
+ * Records that this state was acted on (a code accepted, or the person's refusal): true the first
+ * time only, on every instance. One trip to WeChat yields one code, so a second code for the same
+ * state is a replay or a forgery.
  */
 export async function markStateUsed(kv: KeyValueStore, state: string, ttlSeconds: number): Promise<boolean> {
   return kv.putIfAbsent(usedKey(state), true, Math.max(1, ttlSeconds));
-}
-
-/** Takes the state once: a second callback with the same state (a replay) finds nothing. */
-export async function takeState(kv: KeyValueStore, state: string): Promise<WeChatFlow | undefined> {
-  if (!STATE_FORMAT.test(state)) return undefined;
-  return kv.take<WeChatFlow>(key(state));
 }
