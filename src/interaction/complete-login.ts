@@ -52,6 +52,7 @@ export async function linkAndLogIn(
   deps: InteractionDeps,
   interaction: Interaction,
   identity: WeChatIdentity,
+  alongside?: WrittenAlongside,
 ): Promise<CallbackOutcome> {
   const { uid } = interaction;
   if (identity.snapshotUser) {
@@ -73,16 +74,30 @@ export async function linkAndLogIn(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',
   );
-  return logIn(interaction, account.subject);
+  return logIn(interaction, account.subject, alongside);
 }
+
+/**
+ * A write that goes out with the login's own (the callback records its outcome this way): both are
+ * issued together, so ioredis's auto-pipelining sends them in one round trip.
+ */
+export type WrittenAlongside = (outcome: CallbackOutcome) => Promise<void>;
 
 /**
  * Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. This is
  * what provider.interactionResult does, on the interaction this request has loaded already: that
  * helper would read it again (and the session it names) from the store.
  */
-export async function logIn(interaction: Interaction, subject: string): Promise<CallbackOutcome> {
+export async function logIn(
+  interaction: Interaction,
+  subject: string,
+  alongside?: WrittenAlongside,
+): Promise<CallbackOutcome> {
   interaction.result = { login: { accountId: subject, amr: ['wechat'] } };
-  await interaction.save(Math.max(1, interaction.exp - Math.floor(Date.now() / 1000)));
-  return { kind: 'redirect', location: interaction.returnTo };
+  const outcome: CallbackOutcome = { kind: 'redirect', location: interaction.returnTo };
+  await Promise.all([
+    interaction.save(Math.max(1, interaction.exp - Math.floor(Date.now() / 1000))),
+    alongside?.(outcome),
+  ]);
+  return outcome;
 }

@@ -4,7 +4,7 @@ import { findAccountByUnionid, findIdentity, linkIdentity } from '../accounts/re
 import type { OfficialAccountConnector } from '../upstream/wechat/official-account.ts';
 import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
-import { exchangeCode, isOutcome, linkAndLogIn, logIn } from './complete-login.ts';
+import { exchangeCode, isOutcome, linkAndLogIn, logIn, type WrittenAlongside } from './complete-login.ts';
 import type { InteractionDeps } from './deps.ts';
 import type { WeChatFlow } from './wechat-state.ts';
 
@@ -46,18 +46,20 @@ export async function completeOfficialAccount(
   flow: WeChatFlow,
   connector: OfficialAccountConnector,
   code: string,
+  alongside?: WrittenAlongside,
 ): Promise<CallbackOutcome> {
   const scope = flow.scope ?? 'snsapi_userinfo';
   const result = await exchangeCode(deps, interaction.uid, flow.appid, () =>
     connector.completeLogin(code, scope),
   );
   if (isOutcome(result)) return result;
-  if (scope === 'snsapi_userinfo' || result.snapshotUser) return linkAndLogIn(deps, interaction, result);
+  if (scope === 'snsapi_userinfo' || result.snapshotUser)
+    return linkAndLogIn(deps, interaction, result, alongside);
 
   const subject = await silentLogin(deps, result);
   if (subject) {
     deps.logger.info({ uid: interaction.uid, appid: flow.appid }, 'wechat login (silent, snsapi_base)');
-    return logIn(interaction, subject);
+    return logIn(interaction, subject, alongside);
   }
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
   return {

@@ -18,6 +18,7 @@ import {
   isOutcome,
   linkAndLogIn,
   STATE_INVALID,
+  type WrittenAlongside,
 } from './complete-login.ts';
 import type { InteractionDeps } from './deps.ts';
 import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
@@ -88,25 +89,31 @@ async function completeClaimed(
   ttl: number,
 ): Promise<void> {
   const uid = interaction.uid;
+  let recorded = false;
+  // A login records where it sends the browser together with the interaction's result.
+  const record = (outcome: CallbackOutcome) => {
+    recorded = true;
+    return recordOutcome(deps.kv, flow.appid, code, { uid, outcome }, ttl);
+  };
   let outcome: CallbackOutcome;
   try {
-    outcome = await complete(ctx, deps, interaction, flow, code);
+    outcome = await complete(deps, interaction, flow, code, record);
+    if (!recorded) await record(outcome);
   } catch (error) {
     // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
     const crashed = { uid, outcome: failed(GENERIC, 500) };
     await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
     throw error;
   }
-  await recordOutcome(deps.kv, flow.appid, code, { uid, outcome }, ttl);
   answer(ctx, deps, uid, outcome);
 }
 
 async function complete(
-  _ctx: Context,
   deps: InteractionDeps,
   interaction: Interaction,
   flow: WeChatFlow,
   code: string,
+  alongside: WrittenAlongside,
 ): Promise<CallbackOutcome> {
   const connector = deps.connectors.byAppid(flow.appid);
   if (!connector || connector.kind !== flow.kind) {
@@ -117,11 +124,11 @@ async function complete(
     return failed(UPSTREAM_FAILURES.app_config);
   }
   if (connector.kind === 'official_account') {
-    return completeOfficialAccount(deps, interaction, flow, connector, code);
+    return completeOfficialAccount(deps, interaction, flow, connector, code, alongside);
   }
   const identity = await exchangeCode(deps, interaction.uid, flow.appid, () => connector.completeLogin(code));
   if (isOutcome(identity)) return identity;
-  return linkAndLogIn(deps, interaction, identity);
+  return linkAndLogIn(deps, interaction, identity, alongside);
 }
 
 /**
