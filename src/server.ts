@@ -23,7 +23,7 @@ import { createStateSigner } from './interaction/wechat-state.ts';
 import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
 import { countLogins, createMetrics, type Metrics, observeProvider } from './observability/metrics.ts';
-import { createFindAccount } from './oidc/find-account.ts';
+import { cachedAccounts, createFindAccount } from './oidc/find-account.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 import { openStores } from './storage/open-stores.ts';
@@ -125,6 +125,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       retryAfterSeconds: avatarsConfig.retryAfter,
     });
     const findAccount = createFindAccount(stores.db, { avatars, cache: accountCache });
+    const accounts = cachedAccounts(stores.db, accountCache);
     const provider = createProvider({
       config,
       clients: [...config.clients, accountPageClient(issuer), ...(demo ? [demo.client] : [])],
@@ -181,6 +182,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
         kv: stores.kv,
         states: createStateSigner(keys.cookieKeys),
         db: stores.db,
+        accountBySubject: async (subject) => (await accounts(subject))?.account,
         views,
         logger,
         issuer,

@@ -14,5 +14,5 @@ export async function postAbort(ctx: Context, deps: InteractionDeps): Promise<vo
   const reason = (
     typeof body.reason === 'string' && Object.hasOwn(ABORT_ERRORS, body.reason) ? body.reason : 'cancelled'
   ) as AbortReason;
-  await finish(ctx, deps, ABORT_ERRORS[reason], false);
+  await finish(ctx, interaction, ABORT_ERRORS[reason], false);
 }

@@ -5,6 +5,7 @@ import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts'
 import type { CallbackOutcome } from './callback-claims.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
+import { saveResult } from './load.ts';
 
 export const STATE_INVALID: Failure = { message: 'error.stateInvalid', retry: true, abort: 'failed' };
 export const DECLINED: Failure = { message: 'error.declined', retry: true, abort: 'declined' };
@@ -83,20 +84,15 @@ export async function linkAndLogIn(
  */
 export type WrittenAlongside = (outcome: CallbackOutcome) => Promise<void>;
 
-/**
- * Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. This is
- * what provider.interactionResult does, on the interaction this request has loaded already: that
- * helper would read it again (and the session it names) from the store.
- */
+/** Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. */
 export async function logIn(
   interaction: Interaction,
   subject: string,
   alongside?: WrittenAlongside,
 ): Promise<CallbackOutcome> {
-  interaction.result = { login: { accountId: subject, amr: ['wechat'] } };
   const outcome: CallbackOutcome = { kind: 'redirect', location: interaction.returnTo };
   await Promise.all([
-    interaction.save(Math.max(1, interaction.exp - Math.floor(Date.now() / 1000))),
+    saveResult(interaction, { login: { accountId: subject, amr: ['wechat'] } }, false),
     alongside?.(outcome),
   ]);
   return outcome;

@@ -39,5 +39,5 @@ export async function confirmConsent(
     grant.addResourceScope(indicator, scopes.join(' '));
   }
   const savedId = await grant.save();
-  await finish(ctx, deps, { consent: { grantId: savedId } }, true);
+  await finish(ctx, interaction, { consent: { grantId: savedId } }, true);
 }

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { AccountNotifier } from '../accounts/events.ts';
+import type { Account } from '../accounts/repository.ts';
 import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
@@ -33,6 +34,8 @@ export interface InteractionDeps {
   /** Signs the `state` of each trip to WeChat and reads it back on the callback. */
   states: StateSigner;
   db: Kysely<Database>;
+  /** Accounts by subject as oidc-provider's findAccount reads them (through the account cache). */
+  accountBySubject: (subject: string) => Promise<Account | undefined>;
   views: Views;
   logger: Logger;
   issuer: string;

@@ -50,16 +50,30 @@ export async function clientName(deps: InteractionDeps, interaction: Interaction
   return client?.clientName ?? clientId;
 }
 
+/**
+ * Finishes the interaction this request loaded with `result` (merged into the last submission when
+ * `merge`, as a consent is merged into the login) and returns where the browser goes next: oidc-
+ * provider's resume. This is what provider.interactionResult does, on the interaction in hand: that
+ * helper would read it again, and the session it names, from the store.
+ */
+export async function saveResult(
+  interaction: Interaction,
+  result: Record<string, unknown>,
+  merge: boolean,
+): Promise<string> {
+  interaction.result = merge && !('error' in result) ? { ...interaction.lastSubmission, ...result } : result;
+  await interaction.save(Math.max(1, interaction.exp - Math.floor(Date.now() / 1000)));
+  return interaction.returnTo;
+}
+
 /** Finishes the interaction with `result` and sends the browser back to the authorization endpoint. */
 export async function finish(
   ctx: Context,
-  deps: InteractionDeps,
+  interaction: Interaction,
   result: Record<string, unknown>,
   merge: boolean,
 ): Promise<void> {
-  const returnTo = await deps.provider.interactionResult(ctx.req, ctx.res, result, {
-    mergeWithLastSubmission: merge,
-  });
+  const returnTo = await saveResult(interaction, result, merge);
   ctx.status = 303;
   ctx.redirect(returnTo);
 }

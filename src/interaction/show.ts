@@ -1,6 +1,5 @@
 import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
-import { findAccountBySubject } from '../accounts/repository.ts';
 import { pageContext } from '../http/views.ts';
 import { isMessageKey, type MessageKey, type Translate } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
@@ -90,7 +89,7 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
 async function showConsent(ctx: Context, deps: InteractionDeps, interaction: Interaction): Promise<void> {
   const page = pageContext(ctx, uiLocales(interaction));
   const accountId = interaction.session?.accountId;
-  const account = accountId ? await findAccountBySubject(deps.db, accountId) : undefined;
+  const account = accountId ? await deps.accountBySubject(accountId) : undefined;
   const scopes = String(interaction.params.scope ?? 'openid')
     .split(' ')
     .filter(Boolean)

@@ -25,13 +25,7 @@ export function createFindAccount(
   options: { avatars?: AvatarMirror; cache?: AccountCache } = {},
 ): FindAccount {
   const { avatars, cache } = options;
-  const load = async (sub: string): Promise<CachedAccount | undefined> => {
-    const cached = cache?.get(sub);
-    if (cached) return cached;
-    const account = await findAccountBySubject(db, sub);
-    if (!account) return undefined;
-    return cache ? cache.remember(account) : { account, expiresAt: 0 };
-  };
+  const load = cachedAccounts(db, cache);
   return async (_ctx, sub): Promise<OidcAccount | undefined> => {
     const entry = await load(sub);
     if (!entry) return undefined;
@@ -58,6 +52,20 @@ export function createFindAccount(
         };
       },
     };
+  };
+}
+
+/** Accounts by subject, through the cache when there is one (what findAccount reads). */
+export function cachedAccounts(
+  db: Kysely<Database>,
+  cache: AccountCache | undefined,
+): (subject: string) => Promise<CachedAccount | undefined> {
+  return async (subject) => {
+    const cached = cache?.get(subject);
+    if (cached) return cached;
+    const account = await findAccountBySubject(db, subject);
+    if (!account) return undefined;
+    return cache ? cache.remember(account) : { account, expiresAt: 0 };
   };
 }
 
