@@ -12,6 +12,7 @@ import type { Cleanup } from './cleanup.ts';
 import type { HeldTokens } from './operations.ts';
 import { TokenCalls } from './operations.ts';
 import { type Child, type Pinning, startChild } from './processes.ts';
+import { redisRoundTripCounter } from './redis-round-trips.ts';
 import {
   type Algorithm,
   BENCH_CLIENTS,
@@ -27,6 +28,8 @@ export interface EngineUnderTest {
   server: Child;
   url: string;
   redis: { url: string; prefix: string } | undefined;
+  /** The Redis server's running count of round trips (postgres+redis only). */
+  redisRoundTrips: (() => Promise<number>) | undefined;
   /** The interaction lifetime: Redis keys expiring sooner belong to a login, not to a session. */
   loginScopedSeconds: number;
   /** openid-client per benchmark client, by client_id. */
@@ -79,6 +82,9 @@ export async function startEngine(
     server,
     url,
     redis: storage.redisUrl ? { url: storage.redisUrl, prefix: storage.redisKeyPrefix } : undefined,
+    redisRoundTrips: storage.redisUrl
+      ? await redisRoundTripCounter(storage.redisUrl, options.cleanup)
+      : undefined,
     loginScopedSeconds: bridgeConfig(spec).oidc.ttl.interaction,
     rps,
     calls: new TokenCalls(

@@ -11,6 +11,8 @@ export interface LoadTarget {
   op: Operation;
   /** The server's own CPU time and memory, read before and after each measured slice. */
   usage: () => Promise<Usage>;
+  /** A running count of Redis round trips (see redis-round-trips.ts), when the server uses Redis. */
+  redisRoundTrips?: (() => Promise<number>) | undefined;
   /** Around each measured slice only (the CPU profiler). */
   beforeMeasure?: () => Promise<void>;
   afterMeasure?: () => Promise<void>;
@@ -43,6 +45,8 @@ export interface LoadResult {
   serverMainThreadCpuMs: number;
   /** After the last measured slice. */
   serverRssBytes: number;
+  /** Redis round trips during the measured slices; undefined without Redis. */
+  redisRoundTrips: number | undefined;
   latencyMs: { p50: number; p99: number; mean: number };
 }
 
@@ -58,6 +62,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
     serverCpuMs: 0,
     serverMainThreadCpuMs: 0,
     serverRssBytes: 0,
+    redisRoundTrips: undefined as number | undefined,
   }));
   if (options.warmupMs > 0) {
     for (const target of targets) await phase(target.op, options.concurrency, options.warmupMs, undefined);
@@ -71,10 +76,15 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       const total = totals[i] as (typeof totals)[number];
       await target.beforeMeasure?.();
       const before = await target.usage();
+      const redisBefore = await target.redisRoundTrips?.();
       const started = performance.now();
       const slice = await phase(target.op, options.concurrency, options.durationMs / rounds, options.maxOps);
       total.wallMs += performance.now() - started;
+      const redisAfter = await target.redisRoundTrips?.();
       const after = await target.usage();
+      if (redisBefore !== undefined && redisAfter !== undefined) {
+        total.redisRoundTrips = (total.redisRoundTrips ?? 0) + redisAfter - redisBefore;
+      }
       await target.afterMeasure?.();
       total.serverCpuMs += (after.cpuMicros - before.cpuMicros) / 1000;
       total.serverMainThreadCpuMs += (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / 1000;
@@ -95,6 +105,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       serverCpuMs: total.serverCpuMs,
       serverMainThreadCpuMs: total.serverMainThreadCpuMs,
       serverRssBytes: total.serverRssBytes,
+      redisRoundTrips: total.redisRoundTrips,
       latencyMs: {
         p50: percentile(sorted, 0.5),
         p99: percentile(sorted, 0.99),

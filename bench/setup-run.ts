@@ -23,6 +23,8 @@ export interface ScenarioRow extends LoadResult {
   cpuMsPerOp: number;
   /** Of cpuMsPerOp, what the main thread spent (JavaScript, and the I/O it does itself). */
   mainThreadMsPerOp: number;
+  /** Redis round trips per operation (postgres+redis only): independent of the machine's speed. */
+  redisRoundTripsPerOp: number | undefined;
   /** Operations per second of server CPU time: what one fully used core sustains. */
   perCoreSecond: number;
   /** Server CPU time / wall time: near 1 when the server's core was the bottleneck. */
@@ -112,7 +114,12 @@ async function measure(setup: StorageSetup, targets: Target[], ctx: SetupContext
   const { options, profile } = ctx;
   const ticks = readCoreTicks();
   const results = await runLoad(
-    targets.map(({ e, op }) => ({ op, usage: e.usage, ...(profile && profiling(e, profile.dir, setup)) })),
+    targets.map(({ e, op }) => ({
+      op,
+      usage: e.usage,
+      redisRoundTrips: e.redisRoundTrips,
+      ...(profile && profiling(e, profile.dir, setup)),
+    })),
     {
       concurrency: options.concurrency,
       warmupMs: options.warmupMs,
@@ -182,6 +189,8 @@ function toRow(base: RowBase, concurrency: number, result: LoadResult): Scenario
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
     mainThreadMsPerOp: result.ops ? result.serverMainThreadCpuMs / result.ops : Number.NaN,
+    redisRoundTripsPerOp:
+      result.redisRoundTrips === undefined || !result.ops ? undefined : result.redisRoundTrips / result.ops,
     perCoreSecond: 1000 / cpuMsPerOp,
     serverCoreUtilisation: result.serverCpuMs / result.wallMs,
   };
