@@ -28,7 +28,7 @@ export interface AppDeps {
   metrics?: Metrics;
   /** What is known of the stores: requests fail fast with 503 while one is down. */
   dependencies?: DependencyMonitor;
-  /** 429 past these limits on the login pages, WeChat callbacks and the token endpoint. */
+  /** 429 past these limits on authorization requests, interaction posts, WeChat callbacks and tokens. */
   rateLimiters?: RateLimiters;
   /** 413 for a declared body larger than this. */
   maxBodyBytes?: number;

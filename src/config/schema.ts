@@ -495,7 +495,7 @@ export const configFileSchema = z
             enabled: z.boolean().default(true).describe('Answer 429 with Retry-After past these limits.'),
             interaction: rateLimitRule(
               300,
-              'GET /auth and the login, consent and abort pages, per client IP.',
+              'Authorization requests (/auth) and the consent and abort posts, per client IP.',
             ),
             callback: rateLimitRule(
               120,

@@ -10,13 +10,13 @@ import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { pageContext, type Views } from './views.ts';
 
-/** The endpoint groups limited: login pages (and the authorization request), WeChat callbacks, tokens. */
+/** The endpoint groups limited: authorization requests and interaction posts, WeChat callbacks, tokens. */
 export type RateLimitGroup = 'interaction' | 'callback' | 'token';
 
 export type RateLimitsConfig = LimitsConfig['rateLimits'];
 
 /**
- * Generous enough for many people behind one NAT (a login is two to four counted requests),
+ * Generous enough for many people behind one NAT (a login is one or two counted requests, and a callback),
  * tight enough to stop scripted floods.
  */
 export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
@@ -56,15 +56,16 @@ export function createRateLimiters(
 }
 
 /**
- * Which group a request counts against, if any. The authorization request (which creates an
- * interaction) and the pages and posts of one are counted; the resume (`/auth/:uid`) that follows a
- * finished interaction is not: it only continues what a counted request began and spends that
- * interaction, and counting it cost every login a Redis round trip.
+ * Which group a request counts against, if any: what writes to the stores or spends WeChat's quota.
+ * The authorization request creates an interaction; the consent and abort posts write a grant or a
+ * result; a callback exchanges a code with WeChat. The pages of an interaction (login, consent) only
+ * read it, and its resume (`/auth/:uid`) only continues what a counted request began: counting them
+ * cost every login two Redis round trips, for nothing a flood of them could fill.
  */
 export function groupOf(method: string, path: string): RateLimitGroup | undefined {
   if (method === 'POST' && path === '/token') return 'token';
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
-  if (/^\/interaction\/[^/]+(\/(consent|abort))?$/.test(path)) return 'interaction';
+  if (method === 'POST' && /^\/interaction\/[^/]+\/(consent|abort)$/.test(path)) return 'interaction';
   if (path === '/auth') return 'interaction';
   return undefined;
 }

@@ -157,8 +157,8 @@ describe('hardening: what a login counts against the interaction limit', () => {
         ...config,
         limits: {
           ...LIMITS,
-          // Exactly one login with consent: /auth, the login page, the consent page and its POST.
-          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, interaction: { points: 4, durationSeconds: 600 } },
+          // Exactly one login with consent: the authorization request and the consent post.
+          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, interaction: { points: 2, durationSeconds: 600 } },
         },
       }),
     });
@@ -168,7 +168,7 @@ describe('hardening: what a login counts against the interaction limit', () => {
     await bridge?.close();
   });
 
-  test('the resumes after the login and the consent are not counted; the next authorization request is', async () => {
+  test('the pages and resumes of a login are not counted; the next authorization request is', async () => {
     const user = await createSandboxUser(bridge, 'Counted');
     const { tokens } = await loginAs(rp, user);
     expect(tokens.access_token).toBeTruthy();
