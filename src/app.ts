@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
 import { type DependencyMonitor, dependencyGate } from './http/dependency-gate.ts';
@@ -70,14 +71,34 @@ export function createApp(deps: AppDeps): Provider {
 
 /**
  * The routers merged into one (their routes keep their paths, prefixes and order): a request is
- * matched once, instead of once per router and again by each router's allowedMethods, which every
- * token and userinfo call on the way to oidc-provider's own routes used to pay.
+ * matched once, instead of once per router and again by each router's allowedMethods. A request
+ * whose path starts with none of the routes' static prefixes (every token, userinfo and
+ * introspection call, on its way to oidc-provider's own routes) skips the routers altogether.
  */
 function mount(provider: Provider, routers: Router[]): void {
   const merged = new Router();
   for (const router of routers) merged.use(router.routes());
-  provider.use(merged.routes());
-  provider.use(merged.allowedMethods());
+  // The router's own context type is what koa gives every middleware, with params the router adds.
+  const routes = merged.routes() as unknown as Middleware;
+  const allowedMethods = merged.allowedMethods() as unknown as Middleware;
+  const prefixes = staticPrefixes(merged);
+  provider.use((ctx, next) =>
+    prefixes.some((prefix) => ctx.path.startsWith(prefix))
+      ? routes(ctx, () => allowedMethods(ctx, next))
+      : next(),
+  );
+}
+
+/**
+ * What every path a router can match starts with: each route's path up to its first parameter or
+ * pattern. A route given as a regular expression, or middleware without a path, can match
+ * anything ('').
+ */
+export function staticPrefixes(router: Router): string[] {
+  const prefixes = router.stack.map((layer) =>
+    typeof layer.path === 'string' ? (layer.path.split(/[:(*?]/, 1)[0] ?? '') : '',
+  );
+  return [...new Set(prefixes)];
 }
 
 function assetsRouter(views: Views): Router {

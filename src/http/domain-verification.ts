@@ -10,7 +10,8 @@ const FILE = /^\/MP_verify_([^/]+)\.txt$/;
  */
 export function domainVerification(tokens: readonly string[]): Middleware {
   const known = new Set(tokens);
-  return async (ctx, next) => {
+  // Not async: every other request passes straight through, without a promise of its own.
+  return (ctx, next) => {
     const token = FILE.exec(ctx.path)?.[1];
     if (token === undefined || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     ctx.set('Cache-Control', 'no-cache');
@@ -18,10 +19,11 @@ export function domainVerification(tokens: readonly string[]): Middleware {
       ctx.status = 404;
       ctx.type = 'text/plain; charset=utf-8';
       ctx.body = 'Not Found';
-      return;
+      return Promise.resolve();
     }
     ctx.status = 200;
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = token;
+    return Promise.resolve();
   };
 }

@@ -80,20 +80,30 @@ export function rateLimits(options: {
   metrics?: Metrics | undefined;
 }): Middleware {
   const tokenBlocks = new BlockedKeys();
-  return async (ctx, next) => {
+  // Not async: the requests no group counts (most of them) pass straight through.
+  return (ctx, next) => {
     const group = groupOf(ctx.method, ctx.path);
     if (!group) return next();
     if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
-    try {
-      await options.limiters[group].consume(keyOf(ctx, group));
-    } catch (rejection) {
-      // Anything but a RateLimiterRes is a store error with no insurance left: let the request through.
-      if (!(rejection instanceof RateLimiterRes)) return next();
-      refuse(ctx, group, rejection.msBeforeNext, options);
-      return;
-    }
-    return next();
+    return limitRequests(ctx, next, group, options);
   };
+}
+
+async function limitRequests(
+  ctx: Context,
+  next: () => Promise<unknown>,
+  group: Exclude<RateLimitGroup, 'token'>,
+  options: { limiters: RateLimiters; views: Views; metrics?: Metrics | undefined },
+): Promise<unknown> {
+  try {
+    await options.limiters[group].consume(keyOf(ctx, group));
+  } catch (rejection) {
+    // Anything but a RateLimiterRes is a store error with no insurance left: let the request through.
+    if (!(rejection instanceof RateLimiterRes)) return next();
+    refuse(ctx, group, rejection.msBeforeNext, options);
+    return;
+  }
+  return next();
 }
 
 /**
