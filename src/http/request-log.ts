@@ -35,9 +35,12 @@ export function requestLog(logger: Logger, options: { requests: 'all' | 'failure
       const ms = Math.round((performance.now() - started) * 10) / 10;
       const level =
         ctx.status >= 500 ? 'error' : ctx.status >= 400 || options.requests === 'all' ? 'info' : 'debug';
-      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms };
-      if (child) child[level](line, 'request');
-      else logger[level]({ requestId, ...line }, 'request');
+      // A line pino would drop is not built (most successful requests, at the default level).
+      if (logger.isLevelEnabled(level)) {
+        const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms };
+        if (child) child[level](line, 'request');
+        else logger[level]({ requestId, ...line }, 'request');
+      }
     }
   };
 }

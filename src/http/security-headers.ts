@@ -20,7 +20,9 @@ export function securityHeaders(options: { frameOrigins: string[] }): Middleware
     await next();
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
-    if (ctx.response.is('html')) {
+    // The header as set (koa writes 'text/html; charset=utf-8' for ctx.type = 'html'), without
+    // parsing it as response.is() would on every request.
+    if (String(ctx.response.get('Content-Type')).toLowerCase().startsWith('text/html')) {
       ctx.set('Content-Security-Policy', csp);
       ctx.set('X-Frame-Options', 'DENY');
     }

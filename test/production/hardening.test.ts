@@ -192,6 +192,24 @@ describe('hardening: cookies', () => {
     await bridge?.close();
   });
 
+  test('pages carry the Content-Security-Policy and frame denial; every answer nosniff and no referrer', async () => {
+    const login = await new TestBrowser().follow((await authorizationRequest(rp)).url.href);
+    expect(login.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = login.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    // The QR code is WeChat's page in a frame: its origin (here the sandbox's) is the one frame source.
+    expect(csp).toContain(`frame-src ${new URL(bridge.sandboxUrl).origin}`);
+    expect(login.headers.get('x-frame-options')).toBe('DENY');
+    const discovery = await fetch(`${bridge.url}/.well-known/openid-configuration`);
+    expect(discovery.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(discovery.headers.get('content-security-policy')).toBeNull();
+    for (const answer of [login.headers, discovery.headers]) {
+      expect(answer.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.get('referrer-policy')).toBe('no-referrer');
+    }
+  });
+
   test('session cookies are HttpOnly, SameSite=Lax and, behind a TLS proxy, Secure', async () => {
     const { url } = await authorizationRequest(rp);
     const answer = await fetch(url, { redirect: 'manual', headers: { 'x-forwarded-proto': 'https' } });
