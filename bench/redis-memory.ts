@@ -8,7 +8,7 @@ export interface RedisMemory {
   /** What outlives the login: keys without expiry or expiring after `loginScopedSeconds`. */
   lastingKeys: number;
   lastingBytes: number;
-  /** Per kind of key, e.g. "oidc:Session", "oidc-grant", "kv:wechat-state". */
+  /** Per kind of key, e.g. "oidc:Session", "oidc-grant", "kv:wechat-state-used". */
   byKind: Record<string, { keys: number; bytes: number; lasting: boolean }>;
 }
 
@@ -17,7 +17,7 @@ export interface RedisMemory {
  * Redis server is shared (other test runs write to it at the same time), the prefix is ours alone.
  *
  * Keys that expire within `loginScopedSeconds` (the interaction lifetime) belong to the login, not
- * to the session: spent authorization codes kept for replay detection, WeChat states. Their total
+ * to the session: spent authorization codes kept for replay detection, used WeChat states. Their total
  * follows the login rate times their lifetime, not the number of sessions, so they are counted
  * apart.
  */
@@ -58,7 +58,7 @@ export async function redisMemory(
   }
 }
 
-/** "oidc:Session:<id>" -> "oidc:Session"; "oidc-grant:<id>" -> "oidc-grant"; "kv:wechat-state:<s>" -> "kv:wechat-state". */
+/** "oidc:Session:<id>" -> "oidc:Session"; "oidc-grant:<id>" -> "oidc-grant"; "kv:wechat-code:<c>" -> "kv:wechat-code". */
 function kindOf(key: string): string {
   const parts = key.split(':');
   if (parts[0] === 'oidc-grant') return 'oidc-grant';

@@ -216,8 +216,8 @@ function memoryTable(rows: MemoryRow[]): string {
   }
   if (rows.some((r) => r.redis)) {
     lines.push(
-      '  lasting: the keys that outlive the login. * login-scoped: spent codes kept for replay detection and',
-      '  WeChat states expire within the interaction lifetime; they scale with the login rate, not with sessions.',
+      '  lasting: the keys that outlive the login. * login-scoped: spent codes kept for replay detection, used',
+      '  WeChat states and code claims expire within the interaction lifetime; they scale with the login rate, not with sessions.',
     );
   }
   return lines.join('\n');
