@@ -18,12 +18,12 @@ export function callbackUrl(deps: InteractionDeps, uid: string): string {
 }
 
 /** A trip to WeChat's authorize page with a fresh state bound to the interaction, kind, app and scope. */
-export async function officialAccountTrip(
+export function officialAccountTrip(
   deps: InteractionDeps,
   interaction: Interaction,
   connector: OfficialAccountConnector,
   scope: OfficialAccountScope,
-): Promise<string> {
+): string {
   const flow: WeChatFlow = {
     uid: interaction.uid,
     kind: 'official_account',
@@ -64,7 +64,7 @@ export async function completeOfficialAccount(
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
   return {
     kind: 'redirect',
-    location: await officialAccountTrip(deps, interaction, connector, 'snsapi_userinfo'),
+    location: officialAccountTrip(deps, interaction, connector, 'snsapi_userinfo'),
   };
 }
 

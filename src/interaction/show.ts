@@ -34,7 +34,7 @@ async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Inter
   const browser = browserKind(ctx.get('user-agent'));
   const official = deps.connectors.officialAccount;
   if (official && canUseOfficialAccount(browser)) {
-    const location = await officialAccountTrip(deps, interaction, official, initialScope(official.app));
+    const location = officialAccountTrip(deps, interaction, official, initialScope(official.app));
     ctx.status = 303;
     ctx.redirect(location);
     return;
