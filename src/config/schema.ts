@@ -293,6 +293,13 @@ export const clientSchema = z
       .boolean()
       .default(false)
       .describe('Ours, not standard: a first-party application skips the consent page.'),
+    resource_server: z
+      .boolean()
+      .optional()
+      .describe(
+        'Ours, not standard: an API that introspects the access tokens other clients present to it. ' +
+          'Without it a client may introspect only its own tokens.',
+      ),
     wechat_mini_program_appid: z
       .string()
       .regex(APPID_PATTERN, 'must be "wx" followed by 16 lowercase hex digits')

@@ -132,6 +132,8 @@ export type ClientConfig = ClientMetadata & {
   client_id: string;
   /** Our extra: skip the consent page (first-party applications). Default false. */
   first_party?: boolean;
+  /** Our extra: may introspect tokens issued to other clients (an API). Default false. */
+  resource_server?: boolean;
   /** Our extra: the mini_program app (AppID) whose wx.login codes this client exchanges for tokens. */
   wechat_mini_program_appid?: string;
   /** Our extra: where signed account events (deletion, identity changes) are pushed. */

@@ -1,4 +1,4 @@
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Client, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, Config } from '../config/types.ts';
 import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -19,6 +19,11 @@ export interface ProviderDeps {
   logger: Logger;
 }
 
+/** Who may introspect a token: the client it was issued to, or a client registered as a resource server. */
+function introspectionAllowed(_ctx: unknown, client: Client, token: { clientId?: string }): boolean {
+  return token.clientId === client.clientId || client.metadata().resource_server === true;
+}
+
 /**
  * oidc-provider, configured (never forked): everything OIDC (discovery, JWKS, authorization code +
  * PKCE, refresh, userinfo, introspection, revocation, RP-initiated logout) is the library's; we give
@@ -33,10 +38,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
-      properties: ['first_party', MINI_PROGRAM_APPID_METADATA, 'account_events_uri'],
+      properties: ['first_party', 'resource_server', MINI_PROGRAM_APPID_METADATA, 'account_events_uri'],
       validator(_ctx, key, value) {
-        if (key === 'first_party' && value !== undefined && typeof value !== 'boolean') {
-          throw new Error('first_party must be a boolean');
+        if (
+          (key === 'first_party' || key === 'resource_server') &&
+          value !== undefined &&
+          typeof value !== 'boolean'
+        ) {
+          throw new Error(`${key} must be a boolean`);
         }
         if (key === 'account_events_uri' && value !== undefined && !/^https?:\/\//.test(String(value))) {
           throw new Error('account_events_uri must be an http(s) URL');
@@ -65,7 +74,10 @@ export function createProvider(deps: ProviderDeps): Provider {
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
-      introspection: { enabled: true },
+      // oidc-provider's default lets any confidential client introspect any client's token, which
+      // would tell one relying party about another's users: a client introspects its own tokens, and
+      // only the APIs registered as resource_server introspect those presented to them.
+      introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       revocation: { enabled: true },
       // Relying parties that register backchannel_logout_uri hear of logouts and account deletions.
       backchannelLogout: { enabled: true },

@@ -533,6 +533,7 @@ clients:
     const env = productionEnv({
       WECHAT_WEBSITE_SECRET: 'w',
       PARTNER_PORTAL_CLIENT_SECRET: 'p',
+      EXAMPLE_API_CLIENT_SECRET: 'a',
       OIDC_COOKIE_KEY: 'k1',
       OIDC_COOKIE_KEY_PREVIOUS: 'k0',
     });

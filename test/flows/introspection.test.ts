@@ -1,0 +1,51 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ClientConfig } from '../../src/config/types.ts';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
+import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
+
+/** Another relying party of the same provider: it must learn nothing about RP's users. */
+const OTHER_RP: ClientConfig & { client_secret: string } = {
+  ...RP,
+  client_id: 'other-rp',
+  client_secret: 'other-rp-secret-0123456789abcdefghij',
+};
+/** An API that accepts the access tokens RP's users bring it. */
+const API: ClientConfig & { client_secret: string } = {
+  client_id: 'orders-api',
+  client_secret: 'orders-api-secret-0123456789abcdefgh',
+  grant_types: [],
+  response_types: [],
+  redirect_uris: [],
+  resource_server: true,
+};
+
+describe('introspection: who may learn about a token', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, clients: [...config.clients, OTHER_RP, API] }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('the client the token was issued to and a resource server may; another client may not', async () => {
+    const user = await createSandboxUser(bridge, 'Introspected');
+    const { tokens } = await loginAs(rp, user, { scope: 'openid profile offline_access', prompt: 'consent' });
+    for (const token of [tokens.access_token, tokens.refresh_token as string]) {
+      const own = await oidc.tokenIntrospection(rp, token);
+      expect(own).toMatchObject({ active: true, sub: user.unionid, client_id: RP.client_id });
+
+      const other = await oidc.tokenIntrospection(await relyingParty(bridge, OTHER_RP), token);
+      expect(other).toEqual({ active: false });
+    }
+    const api = await oidc.tokenIntrospection(await relyingParty(bridge, API), tokens.access_token);
+    expect(api).toMatchObject({ active: true, sub: user.unionid, client_id: RP.client_id });
+  });
+});
