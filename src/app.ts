@@ -2,9 +2,10 @@ import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
-import { type DependencyMonitor, dependencyGate } from './http/dependency-gate.ts';
+import { type DependencyMonitor, dependencyGate, probeAfterServerErrors } from './http/dependency-gate.ts';
 import { domainVerification } from './http/domain-verification.ts';
-import { errorPages } from './http/errors.ts';
+import { errorPage } from './http/errors.ts';
+import { frontDoor, type RequestStage } from './http/front-door.ts';
 import { createHealthRouter } from './http/health.ts';
 import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
@@ -46,17 +47,23 @@ export function createApp(deps: AppDeps): Provider {
   // With trustProxy, the client address is the one the proxy in front appended to X-Forwarded-For,
   // not the leftmost entry, which the client writes itself (and would use to dodge rate limits).
   provider.maxIpsCount = 1;
-  if (deps.metrics) provider.use(httpMetrics(deps.metrics));
-  provider.use(requestLog(deps.logger, { requests: config.log.requests }));
-  provider.use(securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }));
-  provider.use(errorPages(views));
   const { dependencies } = deps;
+  const gateOptions = { views, kinds: deps.stores.kinds };
+  // After a response is decided, in this order: a 503 replacing a 500 still gets its headers,
+  // its access line and its count.
+  const stages: RequestStage[] = [
+    ...(dependencies ? [probeAfterServerErrors(dependencies, gateOptions)] : []),
+    securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }),
+    requestLog(deps.logger, { requests: config.log.requests }),
+    ...(deps.metrics ? [httpMetrics(deps.metrics)] : []),
+  ];
+  provider.use(frontDoor({ stages, onError: errorPage(views) }));
   // Health and metrics answer even while a store is down: in front of the dependency gate.
   mount(provider, [
     createHealthRouter(dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores),
     ...(deps.metrics ? [createMetricsRouter(deps.metrics)] : []),
   ]);
-  if (dependencies) provider.use(dependencyGate(dependencies, { views, kinds: deps.stores.kinds }));
+  if (dependencies) provider.use(dependencyGate(dependencies, gateOptions));
   if (deps.maxBodyBytes) provider.use(requestSizeLimit(deps.maxBodyBytes));
   if (deps.rateLimiters)
     provider.use(rateLimits({ limiters: deps.rateLimiters, views, metrics: deps.metrics }));

@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import type { StorageKind, Stores } from '../storage/ports.ts';
+import type { RequestStage } from './front-door.ts';
 import { pageContext, type Views } from './views.ts';
 
 export type Dependency = 'database' | 'cache';
@@ -66,40 +67,46 @@ export function createDependencyMonitor(
 /** Paths served without the stores: probes, metrics, assets, discovery and the JWKS. */
 const NEEDS_NO_STORE = [/^\/(healthz|readyz|metrics)$/, /^\/assets\//, /^\/\.well-known\//, /^\/jwks$/];
 
+type GateOptions = { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number };
+
 /**
  * Fails fast with 503 and a clear message while a store is down: an OAuth error JSON for clients,
- * a readable page for people. A 5xx from further in triggers a probe, so the next request knows.
+ * a readable page for people. Not async: while all is well a request passes straight through.
  */
-export function dependencyGate(
-  monitor: DependencyMonitor,
-  options: { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number },
-): Middleware {
-  return async (ctx, next) => {
-    if (NEEDS_NO_STORE.some((path) => path.test(ctx.path))) {
-      await next();
-      if (ctx.status >= 500) void monitor.check();
-      return;
-    }
-    if (monitor.down().length === 0) {
-      await next();
-      // The first request to meet a store that just went down: probe now, and when a store is
-      // indeed down, answer as every later request will (503, Retry-After) rather than a bare 500.
-      if (ctx.status >= 500) {
-        await monitor.check();
-        if (monitor.down().length > 0) unavailable(ctx, monitor.down(), options);
-      }
-      return;
-    }
+export function dependencyGate(monitor: DependencyMonitor, options: GateOptions): Middleware {
+  return (ctx, next) => {
+    if (monitor.down().length === 0 || needsNoStore(ctx.path)) return next();
     void monitor.check();
     unavailable(ctx, monitor.down(), options);
+    return Promise.resolve();
   };
 }
 
-function unavailable(
-  ctx: Parameters<Middleware>[0],
-  down: Dependency[],
-  options: { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: number },
-): void {
+/**
+ * The front door's stage after every response: a 5xx triggers a probe, so the next request knows.
+ * The first request to meet a store that just went down waits for that probe and, when a store is
+ * indeed down, answers as every later request will (503, Retry-After) rather than with a bare 500.
+ */
+export function probeAfterServerErrors(monitor: DependencyMonitor, options: GateOptions): RequestStage {
+  return {
+    finish(ctx) {
+      if (ctx.status < 500) return;
+      if (needsNoStore(ctx.path)) {
+        void monitor.check();
+        return;
+      }
+      return monitor.check().then(() => {
+        if (monitor.down().length > 0) unavailable(ctx, monitor.down(), options);
+      });
+    },
+  };
+}
+
+function needsNoStore(path: string): boolean {
+  return NEEDS_NO_STORE.some((pattern) => pattern.test(path));
+}
+
+function unavailable(ctx: Parameters<Middleware>[0], down: Dependency[], options: GateOptions): void {
   const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
   ctx.state.log?.warn({ down }, 'refused: a dependency is down');
   ctx.status = 503;

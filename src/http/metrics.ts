@@ -1,23 +1,18 @@
 import Router from '@koa/router';
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import type { Metrics } from '../observability/metrics.ts';
+import type { RequestStage } from './front-door.ts';
 
 /**
  * Counts and times every request by its route template (koa-router's matched path, oidc-provider's
  * included): never the raw path, which carries interaction uids and codes. Unmatched requests share
  * one label.
  */
-export function httpMetrics(metrics: Metrics): Middleware {
-  return async (ctx, next) => {
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      metrics.httpRequest(
-        { route: routeOf(ctx), method: ctx.method, status: ctx.status },
-        (performance.now() - started) / 1000,
-      );
-    }
+export function httpMetrics(metrics: Metrics): RequestStage {
+  return {
+    finish(ctx, elapsedMs) {
+      metrics.httpRequest({ route: routeOf(ctx), method: ctx.method, status: ctx.status }, elapsedMs / 1000);
+    },
   };
 }
 

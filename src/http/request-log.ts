@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
+import type { RequestStage } from './front-door.ts';
 
 /**
  * Gives every request an id (kept from a trusted proxy's X-Request-Id when it looks sane), a child
@@ -12,35 +12,32 @@ import type { Logger } from '../observability/logger.ts';
  * the call's cost, for what the HTTP metrics (and the proxy in front) already tell; logins, failures
  * and everything handlers log keep their request id either way.
  */
-export function requestLog(logger: Logger, options: { requests: 'all' | 'failures' }): Middleware {
-  return async (ctx, next) => {
-    const incoming = ctx.get('x-request-id');
-    const requestId = /^[\w.-]{8,64}$/.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
-    // Made when a handler first logs: most requests write only the access line below.
-    let child: Logger | undefined;
-    Object.defineProperty(ctx.state, 'log', {
-      get: () => {
-        child ??= logger.child({ requestId });
-        return child;
-      },
-      enumerable: true,
-      configurable: true,
-    });
-    ctx.set('X-Request-Id', requestId);
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      const ms = Math.round((performance.now() - started) * 10) / 10;
+export function requestLog(logger: Logger, options: { requests: 'all' | 'failures' }): RequestStage {
+  return {
+    start(ctx) {
+      const incoming = ctx.get('x-request-id');
+      const requestId = /^[\w.-]{8,64}$/.test(incoming) ? incoming : randomUUID();
+      ctx.state.requestId = requestId;
+      // Made when a handler first logs: most requests write at most the access line below.
+      let child: Logger | undefined;
+      Object.defineProperty(ctx.state, 'log', {
+        get: () => {
+          child ??= logger.child({ requestId });
+          return child;
+        },
+        enumerable: true,
+        configurable: true,
+      });
+      ctx.set('X-Request-Id', requestId);
+    },
+    finish(ctx, elapsedMs) {
       const level =
         ctx.status >= 500 ? 'error' : ctx.status >= 400 || options.requests === 'all' ? 'info' : 'debug';
       // A line pino would drop is not built (most successful requests, at the default level).
-      if (logger.isLevelEnabled(level)) {
-        const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms };
-        if (child) child[level](line, 'request');
-        else logger[level]({ requestId, ...line }, 'request');
-      }
-    }
+      if (!logger.isLevelEnabled(level)) return;
+      const ms = Math.round(elapsedMs * 10) / 10;
+      const { requestId } = ctx.state;
+      logger[level]({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+    },
   };
 }

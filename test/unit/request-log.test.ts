@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
+import { frontDoor } from '../../src/http/front-door.ts';
 import { requestLog } from '../../src/http/request-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
@@ -14,7 +15,8 @@ async function serve(requests: 'all' | 'failures') {
     },
   });
   const app = new Koa();
-  app.use(requestLog(createLogger({ level: 'info', destination }), { requests }));
+  const stages = [requestLog(createLogger({ level: 'info', destination }), { requests })];
+  app.use(frontDoor({ stages, onError: () => {} }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
     ctx.status = ctx.path === '/missing' ? 404 : 200;

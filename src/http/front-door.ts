@@ -1,0 +1,43 @@
+import type { Context, Middleware } from 'koa';
+
+/**
+ * One concern's part in every request: `start` before anything else runs, `finish` once the
+ * response is decided (an error page included). A finish returns a promise only when it has to wait
+ * (rare: a probe after a server error); the front door waits only then.
+ */
+export interface RequestStage {
+  start?(ctx: Context): void;
+  finish?(ctx: Context, elapsedMs: number): void | Promise<void>;
+}
+
+/**
+ * What every request shares (its id and access line, security headers, metrics, the probe after a
+ * server error, the last-resort error page) in one async frame. As a koa middleware each, every
+ * concern added a promise and a resumption to every request: together about a tenth of a userinfo
+ * call's CPU time (npm run bench), for a few microseconds of their own work.
+ *
+ * Finishes run in the order given, after `onError` has answered a thrown error, and also when
+ * `onError` itself throws (the error then goes on to koa).
+ */
+export function frontDoor(options: {
+  stages: RequestStage[];
+  onError(ctx: Context, error: unknown): void;
+}): Middleware {
+  const starts = options.stages.flatMap((stage) => (stage.start ? [stage.start.bind(stage)] : []));
+  const finishes = options.stages.flatMap((stage) => (stage.finish ? [stage.finish.bind(stage)] : []));
+  return async (ctx, next) => {
+    const started = performance.now();
+    for (const start of starts) start(ctx);
+    try {
+      await next();
+    } catch (error) {
+      options.onError(ctx, error);
+    } finally {
+      const elapsedMs = performance.now() - started;
+      for (const finish of finishes) {
+        const waiting = finish(ctx, elapsedMs);
+        if (waiting) await waiting;
+      }
+    }
+  };
+}
