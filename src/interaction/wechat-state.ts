@@ -1,4 +1,11 @@
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import type { Secret } from '../config/secret.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
 import type { OfficialAccountScope } from '../upstream/wechat/types.ts';
@@ -48,10 +55,11 @@ const INFO = 'wechat-oidc-bridge wechat state v1';
  */
 export function createStateSigner(secrets: readonly Secret[]): StateSigner {
   if (secrets.length === 0) throw new Error('WeChat states need at least one key');
+  // KeyObjects: on Node 24 an HMAC keyed by a Buffer costs about six times as much (cookie-signer.ts).
   const keys = secrets.map((secret) =>
-    Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), INFO, 32)),
+    createSecretKey(Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), INFO, 32))),
   );
-  const mac = (key: Buffer, uid: string, body: string) =>
+  const mac = (key: KeyObject, uid: string, body: string) =>
     createHmac('sha256', key).update(`${uid}\n${body}`).digest().subarray(0, 16);
 
   return {
@@ -59,7 +67,7 @@ export function createStateSigner(secrets: readonly Secret[]): StateSigner {
       const kind = flow.kind === 'website' ? 'w' : 'o';
       const scope = flow.scope === 'snsapi_base' ? 'b' : flow.scope === 'snsapi_userinfo' ? 'u' : 'n';
       const nonce = randomBytes(16).toString('hex');
-      const tag = mac(keys[0] as Buffer, flow.uid, `${kind}${scope}${nonce}${flow.appid}`).toString('hex');
+      const tag = mac(keys[0] as KeyObject, flow.uid, `${kind}${scope}${nonce}${flow.appid}`).toString('hex');
       return `${VERSION}${kind}${scope}${nonce}${tag}${flow.appid}`;
     },
 

@@ -3,6 +3,7 @@ import type { ClientConfig, Config } from '../config/types.ts';
 import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
+import { createCookieSigner } from './cookie-signer.ts';
 import { SCOPE_CLAIMS } from './find-account.ts';
 import { loadExistingGrant } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
@@ -58,7 +59,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     findAccount: deps.findAccount,
     jwks: keys.jwks as Configuration['jwks'],
     cookies: {
-      keys: keys.cookieKeys.map((k) => k.reveal()),
+      // koa's keygrip, made cheaper (see cookie-signer.ts): a login verifies about ten cookies.
+      keys: createCookieSigner(keys.cookieKeys),
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
