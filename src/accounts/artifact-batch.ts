@@ -10,6 +10,12 @@ export type IndexRow = Insertable<AccountArtifactsTable>;
  * at 50 ms a statement carries several logins' rows.
  */
 const FLUSH_DELAY_MS = 50;
+/**
+ * How late a row another process handed over may reach the table: its batching delay, and time for
+ * the INSERT itself on a busy database. A reader that must not miss another instance's rows (an
+ * account deletion) reads again after this long.
+ */
+export const INDEX_SETTLE_MS = FLUSH_DELAY_MS + 200;
 /** Rows per statement at most (a burst larger than this is written in several). */
 const MAX_ROWS = 500;
 

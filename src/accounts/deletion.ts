@@ -1,8 +1,10 @@
+import { setTimeout } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
+import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import type { AvatarStore } from './avatars/store.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
 import { revokeEverything } from './revocation.ts';
@@ -42,7 +44,7 @@ export async function deleteAccount(
   const revoked = await revokeEverything(deps, account.subject);
   await deps.avatars.delete(account.id);
   if (deps.kv) await forgetSessionKeys(deps.kv, await listIdentities(deps.db, account.id));
-  const identities = await deps.db.transaction().execute(async (trx) => {
+  const { identities, auditId } = await deps.db.transaction().execute(async (trx) => {
     const removed = await trx
       .deleteFrom('identities')
       .where('account_id', '=', account.id)
@@ -50,7 +52,7 @@ export async function deleteAccount(
     // Cascades to anything else keyed by the account (the avatar row in the SQL store).
     await trx.deleteFrom('accounts').where('id', '=', account.id).execute();
     const count = Number(removed.numDeletedRows);
-    await trx
+    const audit = await trx
       .insertInto('account_deletions')
       .values({
         deleted_at: deps.now(),
@@ -59,15 +61,28 @@ export async function deleteAccount(
         grants_revoked: revoked.grants,
         sessions_ended: revoked.sessions,
       })
-      .execute();
-    return count;
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { identities: count, auditId: audit.id };
   });
   accountForgotten(account.id);
-  // Sessions created between the revocation and the delete (a login racing this) die here.
-  await revokeEverything(deps, account.subject);
-  deps.logger.info({ requestedBy, identities, grants: revoked.grants }, 'account deleted');
-  if (deps.notify) await deps.notify({ subject: account.subject, clientIds: revoked.clientIds });
-  return { identities, grantsRevoked: revoked.grants, sessionsEnded: revoked.sessions };
+  // Again, once another instance's index rows of a login that raced this have had time to land
+  // (they are written in batches, INDEX_SETTLE_MS late at most): its grant is revoked and its
+  // relying party told too. Sessions created between the first pass and the delete die here.
+  await setTimeout(INDEX_SETTLE_MS);
+  const late = await revokeEverything(deps, account.subject);
+  const grants = revoked.grants + late.grants;
+  const clientIds = [...new Set([...revoked.clientIds, ...late.clientIds])];
+  if (late.grants + late.sessions > 0) {
+    await deps.db
+      .updateTable('account_deletions')
+      .set({ grants_revoked: grants, sessions_ended: revoked.sessions + late.sessions })
+      .where('id', '=', auditId)
+      .execute();
+  }
+  deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
+  if (deps.notify) await deps.notify({ subject: account.subject, clientIds });
+  return { identities, grantsRevoked: grants, sessionsEnded: revoked.sessions + late.sessions };
 }
 
 /** The account an operator names by unionid (its subject, or any identity's) or by openid. */
