@@ -28,6 +28,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --setup <name>        embedded or postgres+redis (repeatable; default both)
   --duration <s>        measured seconds per scenario and engine (default 4)
   --warmup <s>          unmeasured seconds before each (default 1)
+  --rounds <n>          slices the measured time is cut into, the engines taking turns (default 8)
   --sessions <n>        logins before Redis memory and RSS are read (default 2000)
   --concurrency <n>     closed-loop workers per scenario (default 8)
   --signing <s>         CPU seconds per algorithm for the signing limit (default 1)
@@ -46,6 +47,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       setup: { type: 'string', multiple: true },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      rounds: { type: 'string' },
       sessions: { type: 'string' },
       concurrency: { type: 'string' },
       signing: { type: 'string' },
@@ -67,7 +69,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     setups,
     warmupMs: seconds('warmup', values.warmup, quick ? 0.5 : 1),
     durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
-    rounds: quick ? 2 : 4,
+    rounds: positive('rounds', values.rounds, quick ? 2 : 8),
     sessions: positive('sessions', values.sessions, quick ? 200 : 2000),
     concurrency: positive('concurrency', values.concurrency, 8),
     signingMs: seconds('signing', values.signing, quick ? 0.3 : 1),
