@@ -20,7 +20,7 @@ const API: ClientConfig & { client_secret: string } = {
   resource_server: true,
 };
 
-describe('introspection: who may learn about a token', () => {
+describe('introspection and revocation: who may learn about or revoke a token', () => {
   let bridge: Bridge;
   let rp: oidc.Configuration;
 
@@ -47,5 +47,20 @@ describe('introspection: who may learn about a token', () => {
     }
     const api = await oidc.tokenIntrospection(await relyingParty(bridge, API), tokens.access_token);
     expect(api).toMatchObject({ active: true, sub: user.unionid, client_id: RP.client_id });
+  });
+
+  test('only the client a token was issued to may revoke it; another is refused and the token lives on', async () => {
+    const user = await createSandboxUser(bridge, 'Revoked');
+    const { tokens } = await loginAs(rp, user, { scope: 'openid profile offline_access', prompt: 'consent' });
+    const other = await relyingParty(bridge, OTHER_RP);
+    await expect(oidc.tokenRevocation(other, tokens.access_token)).rejects.toMatchObject({
+      error: 'invalid_request',
+    });
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+
+    await oidc.tokenRevocation(rp, tokens.refresh_token as string);
+    expect((await oidc.tokenIntrospection(rp, tokens.refresh_token as string)).active).toBe(false);
+    // Revoking a refresh token revokes its grant, and with it the access token.
+    expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
   });
 });
