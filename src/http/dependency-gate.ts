@@ -91,7 +91,9 @@ export function probeAfterServerErrors(monitor: DependencyMonitor, options: Gate
   return {
     finish(ctx) {
       if (ctx.status < 500) return;
-      if (needsNoStore(ctx.path)) {
+      // Already known down (the gate answered this one without waiting), or a path that needs no
+      // store: probe, but never keep the response waiting for it.
+      if (monitor.down().length > 0 || needsNoStore(ctx.path)) {
         void monitor.check();
         return;
       }

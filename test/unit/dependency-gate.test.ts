@@ -1,0 +1,99 @@
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { describe, expect, test } from 'vitest';
+import {
+  type Dependency,
+  type DependencyMonitor,
+  dependencyGate,
+  probeAfterServerErrors,
+} from '../../src/http/dependency-gate.ts';
+import { errorPage } from '../../src/http/errors.ts';
+import { frontDoor } from '../../src/http/front-door.ts';
+import { createViews } from '../../src/http/views.ts';
+
+const KINDS = { accounts: 'postgres', artifacts: 'redis' } as const;
+
+/** A monitor whose probe reports `next` when released (or never, if `hang`). */
+function fakeMonitor(initiallyDown: Dependency[], options: { hang?: boolean; next?: Dependency[] } = {}) {
+  let down = initiallyDown;
+  const monitor: DependencyMonitor & { probes: number } = {
+    probes: 0,
+    check() {
+      monitor.probes++;
+      if (options.hang) return new Promise(() => {});
+      down = options.next ?? down;
+      const status = { database: !down.includes('database'), cache: !down.includes('cache') };
+      return Promise.resolve(status);
+    },
+    down: () => down,
+    start() {},
+    stop() {},
+  };
+  return monitor;
+}
+
+/** The app's arrangement: the front door with the probe stage, then the gate, then a handler. */
+async function serve(monitor: DependencyMonitor, handler: Koa.Middleware) {
+  const views = createViews({ assetBase: '/assets' });
+  const app = new Koa();
+  const options = { views, kinds: KINDS };
+  app.use(frontDoor({ stages: [probeAfterServerErrors(monitor, options)], onError: errorPage(views) }));
+  app.use(dependencyGate(monitor, options));
+  app.use(handler);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    get: (path: string) => fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) }),
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('dependency gate', () => {
+  test('while a store is known down, answers 503 at once, even when the probe hangs', async () => {
+    const monitor = fakeMonitor(['cache'], { hang: true });
+    const app = await serve(monitor, (ctx) => {
+      ctx.body = 'served';
+    });
+    try {
+      const refused = await app.get('/token');
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(await refused.json()).toMatchObject({ error: 'temporarily_unavailable' });
+      expect(monitor.probes).toBeGreaterThan(0);
+      // Paths that need no store are served all the same.
+      expect((await app.get('/.well-known/openid-configuration')).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('the first request to meet a store that just went down gets the 503, not a bare 500', async () => {
+    const monitor = fakeMonitor([], { next: ['database'] });
+    const app = await serve(monitor, () => {
+      throw new Error('connection refused');
+    });
+    try {
+      const response = await app.get('/auth');
+      expect(response.status).toBe(503);
+      expect(monitor.probes).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('a server error with every store up stays a 500 page, after one probe', async () => {
+    const monitor = fakeMonitor([]);
+    const app = await serve(monitor, () => {
+      throw new Error('a bug');
+    });
+    try {
+      const response = await app.get('/interaction/abc');
+      expect(response.status).toBe(500);
+      expect(response.headers.get('content-type')).toContain('text/html');
+      expect(monitor.probes).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+});
