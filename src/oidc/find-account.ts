@@ -26,10 +26,11 @@ export function createFindAccount(
 ): FindAccount {
   const { avatars, cache } = options;
   const load = cachedAccounts(db, cache);
-  return async (_ctx, sub): Promise<OidcAccount | undefined> => {
+  return async (_ctx, sub, token): Promise<OidcAccount | undefined> => {
     const entry = await load(sub);
     if (!entry) return undefined;
     const { account } = entry;
+    if (issuedBeforeAccount(token, account)) return undefined;
     return {
       accountId: account.subject,
       async claims(_use, scope) {
@@ -53,6 +54,26 @@ export function createFindAccount(
       },
     };
   };
+}
+
+/**
+ * How far apart the clocks of the instances may be: a token issued by one instance moments after
+ * another created the account must not look older than it.
+ */
+const CLOCK_SKEW_SECONDS = 60;
+
+/**
+ * A token older than its account was issued to an earlier account of the same person: the subject
+ * is the unionid, so a person who deleted their account and signs up again gets the same one.
+ * Deletion revokes every grant the index knows; a grant it could not know of (its index row lost
+ * with a crashed instance) must not come back to life with the new account. A rotated refresh
+ * token is as old as the first of its chain (iiat).
+ */
+function issuedBeforeAccount(token: { iat?: number; iiat?: number } | undefined, account: Account): boolean {
+  const issued = token?.iiat ?? token?.iat;
+  if (typeof issued !== 'number') return false;
+  const created = Math.floor(new Date(account.created_at).getTime() / 1000);
+  return issued < created - CLOCK_SKEW_SECONDS;
 }
 
 /** Accounts by subject, through the cache when there is one (what findAccount reads). */

@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { accountForgotten } from '../../src/accounts/account-cache.ts';
+import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
 import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
@@ -111,6 +113,35 @@ for (const storage of STORAGE_SETUPS) {
       expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
       expect((await oidc.tokenIntrospection(rp, refreshToken)).active).toBe(false);
       await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({
+        error: 'invalid_grant',
+      });
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toBeDefined();
+    });
+
+    test('a grant the deletion could not find does not come back to life when the person signs up again', async () => {
+      const user = await createSandboxUser(bridge, '回来的人');
+      const { tokens } = await loginAs(rp, user, {
+        scope: 'openid profile offline_access',
+        prompt: 'consent',
+      });
+      const { db } = bridge.server.stores;
+      // The grant's index row lost (an instance that crashed before writing it): deletion cannot
+      // find the grant, so it outlives the account.
+      await flushIndexWrites(db);
+      await db.deleteFrom('account_artifacts').where('subject', '=', user.unionid).execute();
+      await erase(user);
+
+      // The same person signs up again, later: the new account has the same subject (the unionid).
+      await loginAs(rp, user, { scope: 'openid' });
+      const renewed = await db
+        .updateTable('accounts')
+        .set({ created_at: new Date(Date.now() + 120_000) })
+        .where('subject', '=', user.unionid)
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      accountForgotten(renewed.id);
+
+      await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
         error: 'invalid_grant',
       });
       await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toBeDefined();
