@@ -20,10 +20,23 @@ export interface ProviderDeps {
   logger: Logger;
 }
 
-/** Who may introspect a token: the client it was issued to, or a client registered as a resource server. */
-function introspectionAllowed(_ctx: unknown, client: Client, token: { clientId?: string }): boolean {
-  return token.clientId === client.clientId || client.metadata().resource_server === true;
+/**
+ * Who may introspect a token: the client it was issued to, or a client registered as a resource
+ * server. And whether it is still active as far as its account goes: oidc-provider's introspection
+ * does not ask for the account, so a token that findAccount refuses (its account deleted, or newer
+ * than the token: see find-account.ts) would otherwise be reported active until it expires.
+ */
+function introspectionPolicy(findAccount: Configuration['findAccount']) {
+  return async (ctx: KoaContextWithOIDC, client: Client, token: IntrospectedToken): Promise<boolean> => {
+    if (token.clientId !== client.clientId && client.metadata().resource_server !== true) return false;
+    if (token.accountId === undefined || !findAccount) return true;
+    return (
+      (await findAccount(ctx, token.accountId, token as Parameters<typeof findAccount>[2])) !== undefined
+    );
+  };
 }
+
+type IntrospectedToken = { clientId?: string; accountId?: string };
 
 /**
  * Who may revoke a token: the client it was issued to (RFC 7009 section 2.1). This is oidc-provider's
@@ -91,7 +104,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       // oidc-provider's default lets any confidential client introspect any client's token, which
       // would tell one relying party about another's users: a client introspects its own tokens, and
       // only the APIs registered as resource_server introspect those presented to them.
-      introspection: { enabled: true, allowedPolicy: introspectionAllowed },
+      introspection: { enabled: true, allowedPolicy: introspectionPolicy(deps.findAccount) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       // Relying parties that register backchannel_logout_uri hear of logouts and account deletions.
       backchannelLogout: { enabled: true },

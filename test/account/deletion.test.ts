@@ -141,6 +141,8 @@ for (const storage of STORAGE_SETUPS) {
         .executeTakeFirstOrThrow();
       accountForgotten(renewed.id);
 
+      for (const token of [tokens.access_token, tokens.refresh_token as string])
+        expect((await oidc.tokenIntrospection(rp, token)).active).toBe(false);
       await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
         error: 'invalid_grant',
       });
