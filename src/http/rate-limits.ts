@@ -120,11 +120,13 @@ async function limitTokenFailures(
   options: { limiters: RateLimiters; views: Views; metrics?: Metrics | undefined },
   blocks: BlockedKeys,
 ): Promise<void> {
-  const key = keyOf(ctx, 'token');
-  const blockedMs = blocks.msLeft(key);
+  // The key (which decodes the Authorization header) is made only when it is needed: while some
+  // key is blocked, and after a failure.
+  const blockedMs = blocks.empty() ? 0 : blocks.msLeft(keyOf(ctx, 'token'));
   if (blockedMs > 0) return refuse(ctx, 'token', blockedMs, options);
   await next();
   if (ctx.status !== 400 && ctx.status !== 401) return;
+  const key = keyOf(ctx, 'token');
   try {
     await options.limiters.token.consume(key);
   } catch (rejection) {
@@ -137,6 +139,10 @@ async function limitTokenFailures(
 /** Keys refused until a time: a copy of what the shared counter decided, bounded in size. */
 class BlockedKeys {
   readonly #until = new Map<string, number>();
+
+  empty(): boolean {
+    return this.#until.size === 0;
+  }
 
   msLeft(key: string): number {
     const until = this.#until.get(key);
