@@ -3,6 +3,7 @@ import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { linkIdentity } from '../accounts/repository.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
+import { consentFollowsLogin } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
 import { saveResult } from './load.ts';
@@ -75,7 +76,7 @@ export async function linkAndLogIn(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',
   );
-  return logIn(interaction, account.subject, alongside);
+  return logIn(deps, interaction, account.subject, alongside);
 }
 
 /**
@@ -84,13 +85,20 @@ export async function linkAndLogIn(
  */
 export type WrittenAlongside = (outcome: CallbackOutcome) => Promise<void>;
 
-/** Finishes the interaction as `subject`; the browser goes on to the authorization endpoint. */
+/**
+ * Logs `subject` in to the interaction. The browser goes on to the authorization endpoint, or first
+ * to the consent page when one is sure to follow (consent.ts).
+ */
 export async function logIn(
+  deps: InteractionDeps,
   interaction: Interaction,
   subject: string,
   alongside?: WrittenAlongside,
 ): Promise<CallbackOutcome> {
-  const outcome: CallbackOutcome = { kind: 'redirect', location: interaction.returnTo };
+  const location = (await consentFollowsLogin(deps, interaction, subject))
+    ? `/interaction/${interaction.uid}`
+    : interaction.returnTo;
+  const outcome: CallbackOutcome = { kind: 'redirect', location };
   await Promise.all([
     saveResult(interaction, { login: { accountId: subject, amr: ['wechat'] } }, false),
     alongside?.(outcome),

@@ -59,7 +59,7 @@ export async function completeOfficialAccount(
   const subject = await silentLogin(deps, result);
   if (subject) {
     deps.logger.info({ uid: interaction.uid, appid: flow.appid }, 'wechat login (silent, snsapi_base)');
-    return logIn(interaction, subject, alongside);
+    return logIn(deps, interaction, subject, alongside);
   }
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
   return {

@@ -4,7 +4,7 @@ import { pageContext } from '../http/views.ts';
 import { isMessageKey, type MessageKey, type Translate } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
-import { confirmConsent } from './consent.ts';
+import { confirmConsent, consentAfterLogin } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
 import { clientName, loadInteraction } from './load.ts';
 import { callbackUrl, initialScope, officialAccountTrip } from './official-account.ts';
@@ -13,13 +13,18 @@ import { callbackUrl, initialScope, officialAccountTrip } from './official-accou
 export async function showInteraction(ctx: Context, deps: InteractionDeps): Promise<void> {
   const interaction = await loadInteraction(ctx, deps);
   if (!interaction) return;
-  if (interaction.prompt.name === 'login') return showLogin(ctx, deps, interaction);
+  if (interaction.prompt.name === 'login') {
+    // A login already done whose consent comes next in this interaction (consent.ts).
+    const accountId = await consentAfterLogin(deps, interaction);
+    if (accountId) return showConsent(ctx, deps, interaction, accountId);
+    return showLogin(ctx, deps, interaction);
+  }
   if (interaction.prompt.name === 'consent') {
     const client = await deps.provider.Client.find(String(interaction.params.client_id));
     // First-party clients normally never get here (loadExistingGrant grants for them), except when
     // the request itself demands prompt=consent; they still skip the page.
     if (isFirstParty(client)) return confirmConsent(ctx, deps, interaction);
-    return showConsent(ctx, deps, interaction);
+    return showConsent(ctx, deps, interaction, interaction.session?.accountId);
   }
   throw new Error(`unsupported prompt ${interaction.prompt.name}`);
 }
@@ -86,9 +91,13 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
   }
 }
 
-async function showConsent(ctx: Context, deps: InteractionDeps, interaction: Interaction): Promise<void> {
+async function showConsent(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+  accountId: string | undefined,
+): Promise<void> {
   const page = pageContext(ctx, uiLocales(interaction));
-  const accountId = interaction.session?.accountId;
   const account = accountId ? await deps.accountBySubject(accountId) : undefined;
   const scopes = String(interaction.params.scope ?? 'openid')
     .split(' ')

@@ -15,6 +15,15 @@ export const SCOPE_CLAIMS = {
   phone: ['phone_number', 'phone_number_verified'],
 } as const;
 
+/** The scopes the provider knows: one per claims group, plus offline_access. */
+export const SUPPORTED_SCOPES: ReadonlySet<string> = new Set([
+  'openid',
+  'offline_access',
+  'profile',
+  'wechat',
+  'phone',
+]);
+
 /**
  * oidc-provider's account hook. The accountId oidc-provider keeps in sessions and tokens is the
  * account's subject (the unionid it was created with), so `sub` is the unionid and never changes.

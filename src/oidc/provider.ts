@@ -4,7 +4,7 @@ import type { Views } from '../http/views.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import { createCookieSigner } from './cookie-signer.ts';
-import { SCOPE_CLAIMS } from './find-account.ts';
+import { SCOPE_CLAIMS, SUPPORTED_SCOPES } from './find-account.ts';
 import { loadExistingGrant } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
 import { createPages } from './pages.ts';
@@ -96,7 +96,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       wechat: [...SCOPE_CLAIMS.wechat],
       phone: [...SCOPE_CLAIMS.phone],
     },
-    scopes: ['openid', 'offline_access', 'profile', 'wechat', 'phone'],
+    scopes: [...SUPPORTED_SCOPES],
     responseTypes: ['code'],
     pkce: { required: () => true },
     features: {

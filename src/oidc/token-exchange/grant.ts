@@ -9,7 +9,7 @@ import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/schema.ts';
 import type { MiniProgramConnector, MiniProgramLogin } from '../../upstream/wechat/mini-program.ts';
 import { UpstreamError } from '../../upstream/wechat/types.ts';
-import { SCOPE_CLAIMS } from '../find-account.ts';
+import { SUPPORTED_SCOPES } from '../find-account.ts';
 import { MINI_PROGRAM_APPID_METADATA, TOKEN_EXCHANGE_GRANT_TYPE } from './constants.ts';
 import { describedError, tokenErrorForUpstream } from './errors.ts';
 import { issueExchangeTokens } from './issue-tokens.ts';
@@ -27,9 +27,6 @@ export interface TokenExchangeDeps {
   /** Tells relying parties when a login links a new app to an existing account; absent in some tests. */
   notifier?: AccountNotifier | undefined;
 }
-
-/** The scopes the provider knows: one per claims group, plus offline_access. */
-const SUPPORTED_SCOPES: ReadonlySet<string> = new Set([...Object.keys(SCOPE_CLAIMS), 'offline_access']);
 
 /**
  * RFC 8693 token exchange for mini programs: the subject token is a wx.login() code, exchanged at

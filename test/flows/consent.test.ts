@@ -1,0 +1,153 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Hop, TestBrowser } from '../helpers/browser.ts';
+import {
+  authorizationRequest,
+  continueToRp,
+  createSandboxUser,
+  decideOnWeChat,
+  relyingParty,
+  type SandboxUser,
+  type StartedLogin,
+  startLogin,
+} from '../helpers/flow.ts';
+
+/** A browser that remembers every URL it requested. */
+class RecordingBrowser extends TestBrowser {
+  readonly requested: string[] = [];
+  override request(url: string, init: Parameters<TestBrowser['request']>[1] = {}): Promise<Hop> {
+    this.requested.push(url);
+    return super.request(url, init);
+  }
+}
+
+const path = (url: string) => new URL(url).pathname;
+const interactionUid = (url: string) => path(url).match(/^\/interaction\/([^/]+)/)?.[1];
+const isResume = (url: string) => /^\/auth\/[^/]+$/.test(path(url));
+const CONSENT_BUTTON = 'id="consent-allow"';
+
+/** The page a redirect leads to. */
+const land = async (login: StartedLogin, hop: Hop) => login.browser.request(hop.location as string);
+
+const allow = (login: StartedLogin, page: Hop) =>
+  login.browser.request(`${page.url.replace(/\/$/, '')}/consent`, { method: 'POST', form: {} });
+
+// The consent page for a third-party client (test-rp). A fresh browser sees it within the login's own
+// interaction; a browser whose session already is the person's gets oidc-provider's consent prompt.
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`consent to a third-party client (${storage})`, () => {
+    let bridge: Bridge;
+    let rp: oidc.Configuration;
+    let panda: SandboxUser;
+    let tiger: SandboxUser;
+
+    beforeAll(async () => {
+      bridge = await startBridge({ storage });
+      rp = await relyingParty(bridge);
+      panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+      tiger = await createSandboxUser(bridge, '🐯 老虎 Tiger');
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test("a fresh browser consents within the login's interaction, and one resume issues the code", async () => {
+      const browser = new RecordingBrowser();
+      const login = await startLogin(rp, { browser, scope: 'openid profile' });
+      const loginUid = interactionUid(login.loginPage.url);
+      const callback = await decideOnWeChat(login, { user: panda, allow: true });
+      // Back to the same interaction, now showing the consent page with the person's name.
+      expect(interactionUid(callback.location as string)).toBe(loginUid);
+      const page = await land(login, callback);
+      expect(page.status).toBe(200);
+      expect(page.body).toContain(CONSENT_BUTTON);
+      expect(page.body).toContain('熊猫 Panda');
+      const consent = await allow(login, page);
+      expect(isResume(consent.location as string)).toBe(true);
+      const redirect = await continueToRp(login, consent);
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+      expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+      expect(browser.requested.filter(isResume)).toHaveLength(1);
+      expect(new Set(browser.requested.map(interactionUid).filter(Boolean))).toEqual(new Set([loginUid]));
+    });
+
+    test('offline_access asked with prompt=consent gives a refresh token that works', async () => {
+      const login = await startLogin(rp, { scope: 'openid offline_access', prompt: 'consent' });
+      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.refresh_token).toBeTruthy();
+      const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+      expect(refreshed.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test('declining the consent page sends access_denied to the client', async () => {
+      const login = await startLogin(rp);
+      const page = await land(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
+      const declined = await login.browser.follow(`${page.url.replace(/\/$/, '')}/abort`, {
+        method: 'POST',
+        form: { reason: 'declined' },
+        stopAt: RP.redirect_uris[0],
+      });
+      const redirect = new URL(declined.location as string);
+      expect(redirect.searchParams.get('error')).toBe('access_denied');
+      expect(redirect.searchParams.get('state')).toBe(login.checks.expectedState);
+    });
+
+    test('a consent posted before the login is done grants nothing and leaves the login page in place', async () => {
+      const login = await startLogin(rp);
+      const early = await allow(login, login.loginPage);
+      expect(early.status).toBe(303);
+      expect(path(early.location as string)).toBe(path(login.loginPage.url));
+      const again = await land(login, early);
+      expect(again.body).not.toContain(CONSENT_BUTTON);
+      expect(again.body).toContain('wechat-qr');
+      // The login itself still goes through, consent included.
+      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test("a logged-in browser asked for more gets the engine's consent prompt, then no page at all", async () => {
+      const login = await startLogin(rp, { scope: 'openid' });
+      await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+
+      // A new scope: oidc-provider prompts for consent in an interaction of its own.
+      const wider = await authorizationRequest(rp, { scope: 'openid profile' });
+      const page = await login.browser.follow(wider.url.href);
+      expect(page.body).toContain(CONSENT_BUTTON);
+      expect(interactionUid(page.url)).not.toBe(interactionUid(login.loginPage.url));
+      const redirect = await continueToRp(login, await allow(login, page));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, wider.checks);
+      expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+
+      // Everything asked is granted now: straight back to the client.
+      const same = await authorizationRequest(rp, { scope: 'openid profile' });
+      const back = await login.browser.follow(same.url.href, { stopAt: RP.redirect_uris[0] });
+      expect(back.location?.startsWith(RP.redirect_uris[0] as string)).toBe(true);
+    });
+
+    test('another person logging in on a browser logged in as someone else gets their own consent and tokens', async () => {
+      const login = await startLogin(rp);
+      await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+
+      const relogin = await startLogin(rp, { browser: login.browser, prompt: 'login' });
+      const page = await land(relogin, await decideOnWeChat(relogin, { user: tiger, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
+      expect(page.body).toContain('老虎 Tiger');
+      // oidc-provider ends panda's session first (its confirmation form), then resumes as tiger.
+      const resumed = await relogin.browser.request((await allow(relogin, page)).location as string);
+      const xsrf = resumed.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
+      expect(xsrf).toBeTruthy();
+      const loggedOut = await relogin.browser.request(`${bridge.url}/session/end/confirm`, {
+        form: { xsrf: xsrf as string, logout: 'yes' },
+      });
+      const redirect = await continueToRp(relogin, loggedOut);
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, relogin.checks);
+      expect(tokens.claims()?.sub).toBe(tiger.unionid);
+    });
+  });
+}
