@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { PerformanceObserver } from 'node:perf_hooks';
 
 /** What a benchmarked process reports about itself: its own CPU time and memory. */
 export type Usage = {
@@ -9,6 +10,8 @@ export type Usage = {
   mainThreadCpuMicros: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** Main-thread pauses for garbage collection so far (part of mainThreadCpuMicros). */
+  gcPauseMicros: number;
 };
 
 export type UsageAnswer = Usage & { type: 'usage:done' };
@@ -75,6 +78,12 @@ const BUILT_IN: Record<string, Handler> = {
   'profile-stop': profileStop,
 };
 
+/** Garbage-collection pauses are counted from the start, so a reading's difference is a slice's. */
+let gcPauseMicros = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauseMicros += entry.duration * 1000;
+}).observe({ entryTypes: ['gc'] });
+
 async function usage(): Promise<Usage> {
   const cpu = process.cpuUsage();
   const main = process.threadCpuUsage();
@@ -84,5 +93,6 @@ async function usage(): Promise<Usage> {
     mainThreadCpuMicros: main.user + main.system,
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,
+    gcPauseMicros,
   };
 }

@@ -92,10 +92,8 @@ export async function startEngine(
       options.connections,
     ),
     usage: async () => {
-      const { cpuMicros, mainThreadCpuMicros, rssBytes, heapUsedBytes } = await server.ask<UsageAnswer>({
-        type: 'usage',
-      });
-      return { cpuMicros, mainThreadCpuMicros, rssBytes, heapUsedBytes };
+      const { type: _, ...usage } = await server.ask<UsageAnswer>({ type: 'usage' });
+      return usage;
     },
     held: new Map(),
   };

@@ -43,6 +43,8 @@ export interface LoadResult {
   serverCpuMs: number;
   /** The part of serverCpuMs spent on the main thread (the rest: GC helpers, compilers, libuv). */
   serverMainThreadCpuMs: number;
+  /** The part of serverMainThreadCpuMs spent in garbage-collection pauses. */
+  serverGcPauseMs: number;
   /** After the last measured slice. */
   serverRssBytes: number;
   /** Redis round trips during the measured slices; undefined without Redis. */
@@ -61,6 +63,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
     wallMs: 0,
     serverCpuMs: 0,
     serverMainThreadCpuMs: 0,
+    serverGcPauseMs: 0,
     serverRssBytes: 0,
     redisRoundTrips: undefined as number | undefined,
   }));
@@ -88,6 +91,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       await target.afterMeasure?.();
       total.serverCpuMs += (after.cpuMicros - before.cpuMicros) / 1000;
       total.serverMainThreadCpuMs += (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / 1000;
+      total.serverGcPauseMs += (after.gcPauseMicros - before.gcPauseMicros) / 1000;
       total.serverRssBytes = after.rssBytes;
       for (const latency of slice.latencies) total.latencies.push(latency);
       total.errors += slice.errors;
@@ -104,6 +108,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       wallMs: total.wallMs,
       serverCpuMs: total.serverCpuMs,
       serverMainThreadCpuMs: total.serverMainThreadCpuMs,
+      serverGcPauseMs: total.serverGcPauseMs,
       serverRssBytes: total.serverRssBytes,
       redisRoundTrips: total.redisRoundTrips,
       latencyMs: {

@@ -23,6 +23,8 @@ export interface ScenarioRow extends LoadResult {
   cpuMsPerOp: number;
   /** Of cpuMsPerOp, what the main thread spent (JavaScript, and the I/O it does itself). */
   mainThreadMsPerOp: number;
+  /** Of mainThreadMsPerOp, the garbage collector's pauses. */
+  gcMsPerOp: number;
   /** Redis round trips per operation (postgres+redis only): independent of the machine's speed. */
   redisRoundTripsPerOp: number | undefined;
   /** Operations per second of server CPU time: what one fully used core sustains. */
@@ -189,6 +191,7 @@ function toRow(base: RowBase, concurrency: number, result: LoadResult): Scenario
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
     mainThreadMsPerOp: result.ops ? result.serverMainThreadCpuMs / result.ops : Number.NaN,
+    gcMsPerOp: result.ops ? result.serverGcPauseMs / result.ops : Number.NaN,
     redisRoundTripsPerOp:
       result.redisRoundTrips === undefined || !result.ops ? undefined : result.redisRoundTrips / result.ops,
     perCoreSecond: 1000 / cpuMsPerOp,
@@ -200,7 +203,7 @@ function progress(row: ScenarioRow): void {
   const errors = row.errors ? `  ${row.errors} ERRORS: ${row.errorSamples[0]}` : '';
   process.stderr.write(
     `bench: ${row.setup.padEnd(14)} ${row.engine.padEnd(6)} ${row.scenario.padEnd(28)} ` +
-      `${row.ops} ops, ${row.cpuMsPerOp.toFixed(2)} cpu ms/op, server core ${(row.serverCoreUtilisation * 100).toFixed(0)} %, ` +
+      `${row.ops} ops, ${row.cpuMsPerOp.toFixed(2)} cpu ms/op (gc ${row.gcMsPerOp.toFixed(2)}), server core ${(row.serverCoreUtilisation * 100).toFixed(0)} %, ` +
       `p50 ${row.latencyMs.p50.toFixed(1)} ms${errors}\n`,
   );
 }
