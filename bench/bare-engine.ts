@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
 import { SCOPE_CLAIMS } from '../src/oidc/find-account.ts';
+import { pkceRequired } from '../src/oidc/pkce-policy.ts';
 import { openStores } from '../src/storage/open-stores.ts';
 import { bridgeConfig } from './bridge-config.ts';
 import type { ServerSpec } from './spec.ts';
@@ -92,7 +93,7 @@ function bareConfiguration(spec: ServerSpec, adapter: Configuration['adapter']):
     claims: { openid: [...SCOPE_CLAIMS.openid], profile: [...SCOPE_CLAIMS.profile] },
     scopes: ['openid', 'offline_access', 'profile'],
     responseTypes: ['code'],
-    pkce: { required: () => true },
+    pkce: { required: pkceRequired },
     features: {
       devInteractions: { enabled: false },
       introspection: { enabled: true },

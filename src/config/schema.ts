@@ -267,7 +267,7 @@ export const clientSchema = z
     token_endpoint_auth_method: z
       .enum(TOKEN_ENDPOINT_AUTH_METHODS)
       .optional()
-      .describe('Default client_secret_basic; "none" for public clients (PKCE).'),
+      .describe('Default client_secret_basic; "none" for public clients (which must use PKCE).'),
     id_token_signed_response_alg: z.string().min(1).optional().describe('Default RS256.'),
     scope: z.string().min(1).optional().describe('Space-separated scopes this client may request.'),
     logo_uri: httpUrlSchema.optional().describe('Logo shown on the consent page.'),
@@ -293,6 +293,13 @@ export const clientSchema = z
       .boolean()
       .default(false)
       .describe('Ours, not standard: a first-party application skips the consent page.'),
+    require_pkce: z
+      .boolean()
+      .optional()
+      .describe(
+        'Ours, not standard: PKCE on every authorization request. Public clients always need it; a ' +
+          'confidential client may otherwise bind its code with an OpenID Connect nonce instead (RFC 9700 2.1.1).',
+      ),
     resource_server: z
       .boolean()
       .optional()

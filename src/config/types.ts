@@ -132,6 +132,8 @@ export type ClientConfig = ClientMetadata & {
   client_id: string;
   /** Our extra: skip the consent page (first-party applications). Default false. */
   first_party?: boolean;
+  /** Our extra: PKCE even when a confidential client sends a nonce (pkce-policy.ts). Default false. */
+  require_pkce?: boolean;
   /** Our extra: may introspect tokens issued to other clients (an API). Default false. */
   resource_server?: boolean;
   /** Our extra: the mini_program app (AppID) whose wx.login codes this client exchanges for tokens. */

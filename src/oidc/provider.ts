@@ -8,6 +8,7 @@ import { SCOPE_CLAIMS, SUPPORTED_SCOPES } from './find-account.ts';
 import { loadExistingGrant } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
 import { createPages } from './pages.ts';
+import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
 export interface ProviderDeps {
@@ -64,10 +65,16 @@ export function createProvider(deps: ProviderDeps): Provider {
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
-      properties: ['first_party', 'resource_server', MINI_PROGRAM_APPID_METADATA, 'account_events_uri'],
+      properties: [
+        'first_party',
+        'resource_server',
+        REQUIRE_PKCE_METADATA,
+        MINI_PROGRAM_APPID_METADATA,
+        'account_events_uri',
+      ],
       validator(_ctx, key, value) {
         if (
-          (key === 'first_party' || key === 'resource_server') &&
+          (key === 'first_party' || key === 'resource_server' || key === REQUIRE_PKCE_METADATA) &&
           value !== undefined &&
           typeof value !== 'boolean'
         ) {
@@ -98,7 +105,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     scopes: [...SUPPORTED_SCOPES],
     responseTypes: ['code'],
-    pkce: { required: () => true },
+    pkce: { required: pkceRequired },
     features: {
       devInteractions: { enabled: false },
       // oidc-provider's default lets any confidential client introspect any client's token, which

@@ -51,39 +51,54 @@ export async function relyingParty(
 
 export interface StartedLogin {
   browser: TestBrowser;
-  checks: { pkceCodeVerifier: string; expectedState: string; expectedNonce: string };
+  checks: LoginChecks;
   /** The login page the bridge rendered. */
   loginPage: Hop;
   /** The QR iframe's URL (the sandbox's qrconnect page). */
   qrUrl: URL;
 }
 
+/** What openid-client checks on the way back: PKCE and nonce only when the request used them. */
+export interface LoginChecks {
+  pkceCodeVerifier?: string;
+  expectedState: string;
+  expectedNonce?: string;
+}
+
 export interface AuthorizationOptions {
   scope?: string;
   prompt?: string;
   extra?: Record<string, string>;
+  /** Send code_challenge (default true). */
+  pkce?: boolean;
+  /** Send nonce (default true). */
+  nonce?: boolean;
+  /** Where the client wants the answer (default the test RP's). */
+  redirectUri?: string;
 }
 
 /** The relying party's authorization request (PKCE, state, nonce) and what it checks on return. */
 export async function authorizationRequest(
   rp: oidc.Configuration,
   options: AuthorizationOptions = {},
-): Promise<{ url: URL; checks: StartedLogin['checks'] }> {
-  const checks = {
-    pkceCodeVerifier: oidc.randomPKCECodeVerifier(),
-    expectedState: oidc.randomState(),
-    expectedNonce: oidc.randomNonce(),
-  };
-  const url = oidc.buildAuthorizationUrl(rp, {
-    redirect_uri: RP.redirect_uris[0] as string,
+): Promise<{ url: URL; checks: LoginChecks }> {
+  const checks: LoginChecks = { expectedState: oidc.randomState() };
+  const params: Record<string, string> = {
+    redirect_uri: options.redirectUri ?? (RP.redirect_uris[0] as string),
     scope: options.scope ?? 'openid profile',
-    code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
-    code_challenge_method: 'S256',
     state: checks.expectedState,
-    nonce: checks.expectedNonce,
-    ...(options.prompt ? { prompt: options.prompt } : {}),
-    ...options.extra,
-  });
+  };
+  if (options.pkce ?? true) {
+    checks.pkceCodeVerifier = oidc.randomPKCECodeVerifier();
+    params.code_challenge = await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier);
+    params.code_challenge_method = 'S256';
+  }
+  if (options.nonce ?? true) {
+    checks.expectedNonce = oidc.randomNonce();
+    params.nonce = checks.expectedNonce;
+  }
+  if (options.prompt) params.prompt = options.prompt;
+  const url = oidc.buildAuthorizationUrl(rp, { ...params, ...options.extra });
   return { url, checks };
 }
 

@@ -51,7 +51,7 @@ describe('observability: metrics and logs after full logins', () => {
   /** A whole login, noting everything secret it handled on the way. */
   async function login(scope = 'openid profile offline_access') {
     const started = await startLogin(rp, { scope, prompt: 'consent' });
-    secrets.add(started.checks.pkceCodeVerifier);
+    secrets.add(started.checks.pkceCodeVerifier ?? '');
     secrets.add(started.qrUrl.searchParams.get('state') ?? '');
     const callback = await decideOnWeChat(started, { user: panda, allow: true });
     secrets.add(new URL(callback.url).searchParams.get('code') ?? '');
