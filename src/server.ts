@@ -19,6 +19,7 @@ import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { createRateLimiters, DEFAULT_LIMITS, type RateLimiters } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
+import { callbackOutcomeWaitMs } from './interaction/wechat-callback.ts';
 import { createStateSigner } from './interaction/wechat-state.ts';
 import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
@@ -189,7 +190,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
         now,
         notifier,
         // A duplicate callback waits out the first delivery's code exchange and profile read.
-        callbackWaitMs: 2 * config.wechat.timeoutMs + 2000,
+        callbackWaitMs: callbackOutcomeWaitMs(config.wechat.timeoutMs),
       },
       extraRouters: [
         ...(demo ? [demo.router] : []),

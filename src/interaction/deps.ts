@@ -44,7 +44,8 @@ export interface InteractionDeps {
   notifier?: AccountNotifier;
   /**
    * How long a duplicate WeChat callback waits for the first delivery's outcome (its code exchange
-   * and profile read); default 12 000 ms.
+   * and profile read): callbackOutcomeWaitMs of the WeChat timeout (wechat-callback.ts); default
+   * 17 000 ms, for the default 5 000 ms timeout.
    */
   callbackWaitMs?: number;
 }

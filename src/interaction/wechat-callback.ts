@@ -28,7 +28,19 @@ import { markStateUsed, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
 const COOKIELESS_WAIT_MS = 1000;
-const DEFAULT_OUTCOME_WAIT_MS = 12_000;
+/** The WeChat API timeout's default (config wechat.timeoutMs), for deps that do not say. */
+const DEFAULT_WECHAT_TIMEOUT_MS = 5000;
+
+/**
+ * How long a repeated delivery waits for the first delivery's outcome before taking its claim over
+ * as dead. It must outlast a first delivery that is alive but slow: one sns/oauth2/access_token
+ * attempt (never retried: the code is single-use) and two sns/userinfo attempts (one retry), each
+ * bounded by the WeChat timeout, plus the store and the database. Taking over a live claim exchanges
+ * the code a second time, which WeChat refuses with 40163 (wechat-api.md §3 "Double callback", §4).
+ */
+export function callbackOutcomeWaitMs(wechatTimeoutMs: number): number {
+  return 3 * wechatTimeoutMs + 2000;
+}
 
 /**
  * GET /interaction/:uid/wechat-callback?code&state — WeChat sends the browser back here.
@@ -146,7 +158,7 @@ async function repeatFirstDelivery(
 ): Promise<void> {
   const claim = await waitFor(
     async () => settled(await findClaim(deps.kv, flow.appid, code)),
-    deps.callbackWaitMs ?? DEFAULT_OUTCOME_WAIT_MS,
+    deps.callbackWaitMs ?? callbackOutcomeWaitMs(DEFAULT_WECHAT_TIMEOUT_MS),
   );
   if (!claim && (await findClaim(deps.kv, flow.appid, code))?.uid === uid) {
     // Our own claim never settled: the delivery holding it died. Take it over (once) and finish.

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import { createWeChatCall, type WeChatCallEvent } from '../../src/upstream/wechat/api-call.ts';
 import { createWeChatClient, type WeChatClient } from '../../src/upstream/wechat/client.ts';
+import { createMiniProgramApi } from '../../src/upstream/wechat/mini-program-api.ts';
 import { UpstreamError, type UpstreamErrorCode, type WeChatApp } from '../../src/upstream/wechat/types.ts';
 
 const API = 'https://api.weixin.qq.com';
@@ -196,7 +197,8 @@ describe('errcode mapping', () => {
     [40030, 'refresh_token_invalid'],
     [42002, 'refresh_token_invalid'],
     [42007, 'refresh_token_invalid'],
-    [40001, 'token_invalid'],
+    // 40001 on this call, which sends the AppSecret and no token: see the next describe.
+    [40001, 'app_config'],
     [40014, 'token_invalid'],
     [42001, 'token_invalid'],
     [40003, 'token_invalid'],
@@ -256,6 +258,50 @@ describe('errcode mapping', () => {
     const h = harness();
     h.on('sns/oauth2/access_token').reply(200, tokenBody(',"errcode":0,"errmsg":"ok"'), TEXT);
     await expect(h.client.exchangeCode(app, CODE)).resolves.toMatchObject({ openid: OPENID });
+  });
+});
+
+describe('40001: a wrong AppSecret or an invalid token, depending on what the call sent', () => {
+  // wechat-api.md §11: "40001 (bad secret *or* bad token)"; §13: "bad AppSecret on token call, or
+  // app/user token invalid/superseded". A call that sent the AppSecret had no token to be invalid.
+  const answer40001 = (h: Harness, path: string) =>
+    h
+      .on(path)
+      .reply(200, errorBody(40001, 'invalid credential, access_token is invalid or not latest'), TEXT);
+  const miniProgram = (h: Harness) =>
+    createMiniProgramApi({ apiBaseUrl: API, timeoutMs: 5_000, dispatcher: h.agent });
+  const mpApp: WeChatApp = { ...app, kind: 'mini_program' };
+
+  it.each<[string, string, (h: Harness) => Promise<unknown>]>([
+    ['exchangeCode', 'sns/oauth2/access_token', (h) => h.client.exchangeCode(app, CODE)],
+    ['code2Session', 'sns/jscode2session', (h) => miniProgram(h).code2Session(mpApp, CODE)],
+    ['stableToken', 'cgi-bin/stable_token', (h) => miniProgram(h).stableToken(mpApp, false)],
+  ])('%s (sends the AppSecret): app_config, not retried', async (_name, path, run) => {
+    const h = harness();
+    answer40001(h, path);
+
+    const error = await failure(run(h));
+
+    expect(error).toMatchObject({ code: 'app_config', errcode: 40001, api: path });
+    expect(h.agent.getCallHistory()?.calls()).toHaveLength(1);
+  });
+
+  it.each<[string, string, (h: Harness) => Promise<unknown>]>([
+    ['userInfo', 'sns/userinfo', (h) => h.client.userInfo(ACCESS_TOKEN, OPENID)],
+    [
+      'checkSession',
+      'wxa/checksession',
+      (h) => miniProgram(h).checkSession(new Secret(ACCESS_TOKEN), OPENID, 'sig'),
+    ],
+    [
+      'phoneNumber',
+      'wxa/business/getuserphonenumber',
+      (h) => miniProgram(h).phoneNumber(new Secret(ACCESS_TOKEN), CODE, OPENID),
+    ],
+  ])('%s (sends an access token): token_invalid', async (_name, path, run) => {
+    const h = harness();
+    answer40001(h, path);
+    expect(await failure(run(h))).toMatchObject({ code: 'token_invalid', errcode: 40001, api: path });
   });
 });
 

@@ -61,6 +61,8 @@ interface PreparedRequest {
   body: string | undefined;
   /** Every revealed secret in the forms it may take on the wire, to keep them out of error causes. */
   revealed: string[];
+  /** The call authenticates with the AppSecret (code exchanges, stable_token), not an access token. */
+  sentAppSecret: boolean;
 }
 
 /**
@@ -111,7 +113,8 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
       const errcode = toInteger(body.errcode);
       if (errcode === undefined) throw fail('errcode', new UpstreamError('unexpected', spec.api));
       if (errcode !== 0) {
-        throw fail('errcode', new UpstreamError(upstreamCodeForErrcode(errcode), spec.api, errcode), errcode);
+        const code = upstreamCodeForErrcode(errcode, prepared.sentAppSecret);
+        throw fail('errcode', new UpstreamError(code, spec.api, errcode), errcode);
       }
     }
     // WeChat answers 200 even for errors: any other status without an errcode is not WeChat talking.
@@ -171,6 +174,7 @@ function prepare(baseUrl: string, spec: WeChatCallSpec<unknown>): PreparedReques
     headers,
     body,
     revealed,
+    sentAppSecret: spec.query?.secret !== undefined || spec.json?.secret !== undefined,
   };
 }
 

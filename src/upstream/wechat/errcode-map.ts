@@ -34,7 +34,13 @@ const UPSTREAM_CODES: ReadonlyMap<number, UpstreamErrorCode> = new Map<number, U
   [87009, 'signature_invalid'],
 ]);
 
-/** The UpstreamErrorCode for a non-zero WeChat errcode. */
-export function upstreamCodeForErrcode(errcode: number): UpstreamErrorCode {
+/**
+ * The UpstreamErrorCode for a non-zero WeChat errcode. `sentAppSecret`: the call authenticated with
+ * the AppSecret, not an access token. There 40001 cannot be about a token (none was sent): WeChat
+ * answers it for a wrong AppSecret on its token calls (wechat-api.md §11 "40001 (bad secret *or* bad
+ * token)", §13), which is our configuration.
+ */
+export function upstreamCodeForErrcode(errcode: number, sentAppSecret = false): UpstreamErrorCode {
+  if (errcode === 40001 && sentAppSecret) return 'app_config';
   return UPSTREAM_CODES.get(errcode) ?? 'unexpected';
 }

@@ -73,7 +73,10 @@ export type UpstreamErrorCode =
   | 'blocked'
   /** 45009, 45011: quota or rate limit. */
   | 'rate_limited'
-  /** 40013, 40125, 40164, 61004, 40243, 41002, 41004, 48004: our app configuration is wrong. */
+  /**
+   * 40013, 40125, 40164, 61004, 40243, 41002, 41004, 48004, and 40001 on a call that sent the
+   * AppSecret (a wrong secret): our app configuration is wrong.
+   */
   | 'app_config'
   /** 87009: the session_key signature does not match. */
   | 'signature_invalid'

@@ -1,0 +1,65 @@
+import { MockAgent } from 'undici';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Secret } from '../../src/config/secret.ts';
+import { callbackOutcomeWaitMs } from '../../src/interaction/wechat-callback.ts';
+import { createWeChatClient } from '../../src/upstream/wechat/client.ts';
+import type { WeChatApp } from '../../src/upstream/wechat/types.ts';
+import { createWebsiteQrConnector } from '../../src/upstream/wechat/website-qr.ts';
+
+const API = 'https://api.weixin.qq.com';
+const TEXT = { headers: { 'content-type': 'text/plain' } };
+const OPENID = 'oLVPpjqs9BhvzwPj5A-vTYAX3GLc';
+const app: WeChatApp = { kind: 'website', appid: 'wxbdc5610cc59c1631', name: 'Web', secret: new Secret('s') };
+
+let agent: MockAgent | undefined;
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await agent?.close();
+  agent = undefined;
+});
+
+describe('callbackOutcomeWaitMs', () => {
+  // A repeated delivery that stops waiting too early takes over a claim whose first delivery is still
+  // at work and exchanges the code again: WeChat answers 40163 (wechat-api.md §3, §4).
+  it.each([2_000, 5_000, 10_000])(
+    'outlasts the slowest first delivery still alive, with a WeChat timeout of %i ms',
+    async (timeoutMs) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const mock = new MockAgent();
+      mock.disableNetConnect();
+      agent = mock;
+      const api = mock.get(API);
+      const path = (name: string) => (p: string) => p.split('?')[0] === `/${name}`;
+      // Each call as slow as the timeout allows; the first userinfo attempt times out and is retried.
+      api
+        .intercept({ path: path('sns/oauth2/access_token') })
+        .reply(200, `{"access_token":"AT","expires_in":7200,"refresh_token":"RT","openid":"${OPENID}"}`, TEXT)
+        .delay(timeoutMs - 1);
+      api
+        .intercept({ path: path('sns/userinfo') })
+        .reply(200, `{"openid":"${OPENID}"}`, TEXT)
+        .delay(10 * timeoutMs);
+      api
+        .intercept({ path: path('sns/userinfo') })
+        .reply(200, `{"openid":"${OPENID}","unionid":"o6_bmasdasdsad6_2sgVt7hMZOPfL"}`, TEXT)
+        .delay(timeoutMs - 1);
+      const client = createWeChatClient({ apiBaseUrl: API, timeoutMs, dispatcher: mock });
+      const qr = createWebsiteQrConnector({ app, client, openBaseUrl: 'https://open.weixin.qq.com' });
+
+      let settled = false;
+      const login = qr.completeLogin('CODE').finally(() => {
+        settled = true;
+      });
+      let elapsed = 0;
+      while (!settled) {
+        await vi.advanceTimersByTimeAsync(100);
+        elapsed += 100;
+      }
+
+      await expect(login).resolves.toMatchObject({ openid: OPENID });
+      expect(elapsed).toBeGreaterThan(3 * timeoutMs - 300);
+      expect(callbackOutcomeWaitMs(timeoutMs)).toBeGreaterThan(elapsed);
+    },
+  );
+});
