@@ -105,10 +105,8 @@ describe('PKCE, or a nonce for confidential OpenID Connect clients', () => {
     // With PKCE the same client logs in.
     const login = await startLogin(spa, { redirectUri });
     const hop = await decideOnWeChat(login, { user: person, allow: true });
-    let next = hop;
-    while (next.location && !next.location.startsWith(redirectUri))
-      next = await login.browser.request(next.location);
-    const tokens = await oidc.authorizationCodeGrant(spa, new URL(next.location as string), login.checks);
+    const redirect = await continueToRp(login, hop, redirectUri);
+    const tokens = await oidc.authorizationCodeGrant(spa, redirect, login.checks);
     expect(tokens.claims()?.sub).toBe(person.unionid);
   });
 

@@ -1,3 +1,5 @@
+import { request as undiciRequest } from 'undici';
+
 /**
  * A browserless client with cookies, for flow tests: it makes every request a browser would make,
  * keeps cookies per host with their paths, and follows redirects one at a time so tests can stop at
@@ -18,14 +20,30 @@ interface StoredCookie {
   host: string;
 }
 
+/** What a browser sends with a top-level navigation (a link, a redirect, a form), besides cookies. */
+const NAVIGATION_HEADERS = {
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'sec-fetch-mode': 'navigate',
+  'sec-fetch-dest': 'document',
+  'upgrade-insecure-requests': '1',
+};
+
 export class TestBrowser {
   readonly #cookies = new Map<string, StoredCookie>();
   readonly userAgent: string;
+  readonly #navigation: boolean;
 
-  constructor(options: { userAgent?: string } = {}) {
+  /**
+   * `navigation: true` sends every request as a browser's top-level navigation does (Accept: text/html,
+   * Sec-Fetch-Mode: navigate, Sec-Fetch-Dest: document). fetch() always says Sec-Fetch-Mode: cors,
+   * which relying parties such as mod_auth_openidc take for a script's request and answer 401 instead
+   * of sending the person to the provider; so these requests go through undici's request() instead.
+   */
+  constructor(options: { userAgent?: string; navigation?: boolean } = {}) {
     this.userAgent =
       options.userAgent ??
       'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36';
+    this.#navigation = options.navigation ?? false;
   }
 
   /**
@@ -45,6 +63,7 @@ export class TestBrowser {
     const headers: Record<string, string> = {
       'user-agent': this.userAgent,
       'accept-language': 'zh-CN,zh;q=0.9',
+      ...(this.#navigation ? NAVIGATION_HEADERS : {}),
       ...init.headers,
     };
     const cookie = this.cookieHeader(target);
@@ -54,14 +73,12 @@ export class TestBrowser {
       headers['content-type'] = 'application/x-www-form-urlencoded';
       body = new URLSearchParams(init.form).toString();
     }
-    const response = await fetch(target, {
-      method: init.method ?? (body ? 'POST' : 'GET'),
-      headers,
-      body,
-      redirect: 'manual',
-      // A page that never arrives is reloaded by a person, not waited on for minutes.
-      signal: AbortSignal.timeout(30_000),
-    });
+    const method = init.method ?? (body ? 'POST' : 'GET');
+    // A page that never arrives is reloaded by a person, not waited on for minutes.
+    const signal = AbortSignal.timeout(30_000);
+    const response = this.#navigation
+      ? await navigate(target, { method, headers, body, signal })
+      : await fetch(target, { method, headers, body, redirect: 'manual', signal });
     if (init.keepCookies !== false)
       for (const line of response.headers.getSetCookie()) this.store(target, line);
     const location = response.headers.get('location') ?? undefined;
@@ -124,6 +141,20 @@ export class TestBrowser {
     if (expired || value === '') this.#cookies.delete(key);
     else this.#cookies.set(key, { name, value, path, host: url.hostname });
   }
+}
+
+/** One request through undici's request(), which adds no fetch metadata; answered like fetch's. */
+async function navigate(
+  target: URL,
+  init: { method: string; headers: Record<string, string>; body: string | undefined; signal: AbortSignal },
+): Promise<{ status: number; headers: Headers; text(): Promise<string> }> {
+  const answer = await undiciRequest(target, init);
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+  }
+  return { status: answer.statusCode, headers, text: () => answer.body.text() };
 }
 
 /** The value of an attribute of the first element matching `selector`-like id in an HTML page. */

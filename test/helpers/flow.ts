@@ -154,11 +154,18 @@ export async function callbackFromWeChat(
   return new URL(answer.location);
 }
 
-/** From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri. */
-export async function continueToRp(login: StartedLogin, hop: Hop): Promise<URL> {
+/**
+ * From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri
+ * (the test RP's, or `redirectUri`).
+ */
+export async function continueToRp(
+  login: StartedLogin,
+  hop: Hop,
+  redirectUri: string = RP.redirect_uris[0] as string,
+): Promise<URL> {
   let current = hop;
   for (let i = 0; i < 10; i++) {
-    if (current.location?.startsWith(RP.redirect_uris[0] as string)) return new URL(current.location);
+    if (current.location?.startsWith(redirectUri)) return new URL(current.location);
     if (current.location) {
       current = await login.browser.request(current.location);
       continue;
