@@ -243,6 +243,9 @@ const passthroughShape = Object.fromEntries(
   PASSTHROUGH_CLIENT_METADATA.map((name) => [name, z.json().optional()]),
 ) as Record<(typeof PASSTHROUGH_CLIENT_METADATA)[number], z.ZodOptional<z.ZodJSONSchema>>;
 
+/** wechat.timeoutMs when the configuration does not say (also what code without a config assumes). */
+export const DEFAULT_WECHAT_TIMEOUT_MS = 5000;
+
 export const clientSchema = z
   .strictObject({
     ...passthroughShape,
@@ -428,7 +431,11 @@ export const configFileSchema = z
         apiBaseUrl: baseUrlSchema
           .default('https://api.weixin.qq.com')
           .describe('Where code exchanges go; env WECHAT_API_BASE_URL overrides.'),
-        timeoutMs: z.int().min(1).default(5000).describe('Timeout of one WeChat API call, milliseconds.'),
+        timeoutMs: z
+          .int()
+          .min(1)
+          .default(DEFAULT_WECHAT_TIMEOUT_MS)
+          .describe('Timeout of one WeChat API call, milliseconds.'),
         apps: z.array(weChatAppSchema).default([]).describe('The WeChat apps people can log in with.'),
         mpVerifyTokens: z
           .array(

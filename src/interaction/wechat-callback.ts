@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
+import { DEFAULT_WECHAT_TIMEOUT_MS } from '../config/schema.ts';
 import { pageContext } from '../http/views.ts';
 import {
   type CallbackOutcome,
@@ -28,8 +29,6 @@ import { markStateUsed, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
 const COOKIELESS_WAIT_MS = 1000;
-/** The WeChat API timeout's default (config wechat.timeoutMs), for deps that do not say. */
-const DEFAULT_WECHAT_TIMEOUT_MS = 5000;
 
 /**
  * How long a repeated delivery waits for the first delivery's outcome before taking its claim over
