@@ -7,8 +7,10 @@ import { TestBrowser } from '../test/helpers/browser.ts';
 import {
   type AuthorizationOptions,
   authorizationRequest,
-  loginAs,
+  continueToRp,
+  decideOnWeChat,
   type SandboxUser,
+  startLogin,
 } from '../test/helpers/flow.ts';
 import type { Algorithm, BenchClient, Engine } from './spec.ts';
 
@@ -30,19 +32,33 @@ export interface HeldTokens {
 export async function login(
   engine: Engine,
   rp: oidc.Configuration,
-  options: AuthorizationOptions & { user: SandboxUser; alg: Algorithm },
+  options: LoginOptions & { alg: Algorithm },
 ): Promise<HeldTokens> {
   const tokens = engine === 'bridge' ? await bridgeLogin(rp, options) : await bareLogin(rp, options);
   expectAlg(tokens.id_token, options.alg);
   return { accessToken: tokens.access_token, refreshToken: tokens.refresh_token };
 }
 
+export type LoginOptions = AuthorizationOptions & {
+  user: SandboxUser;
+  /** Whether the bridge must show the consent page after the WeChat callback (checked when set). */
+  consentPage?: boolean;
+};
+
 async function bridgeLogin(
   rp: oidc.Configuration,
-  options: AuthorizationOptions & { user: SandboxUser },
+  options: LoginOptions,
 ): Promise<oidc.TokenEndpointResponse> {
-  const { tokens } = await loginAs(rp, options.user, options);
-  return tokens;
+  const login = await startLogin(rp, options);
+  const callback = await decideOnWeChat(login, { user: options.user, allow: true });
+  // The consent page is the login's own interaction page; anything else goes on to the resume.
+  const toPage =
+    new URL(callback.location ?? '/', login.loginPage.url).pathname === new URL(login.loginPage.url).pathname;
+  if (options.consentPage !== undefined && toPage !== options.consentPage) {
+    throw new Error(`the WeChat callback led to ${toPage ? 'a' : 'no'} consent page`);
+  }
+  const redirect = await continueToRp(login, callback);
+  return oidc.authorizationCodeGrant(rp, redirect, login.checks);
 }
 
 async function bareLogin(rp: oidc.Configuration, options: AuthorizationOptions) {

@@ -71,7 +71,7 @@ export class World {
   login(
     e: EngineUnderTest,
     client: BenchClient,
-    extra: { scope: string; prompt?: string },
+    extra: { scope: string; prompt?: string; consentPage?: boolean },
   ): Promise<HeldTokens> {
     return login(e.engine, e.rps.get(client.client_id) as oidc.Configuration, {
       ...extra,
@@ -81,17 +81,21 @@ export class World {
   }
 
   /**
-   * Once, untimed: every person logs in to the bridge (website and mini program), so that the measured logins are returning
-   * people's, as nearly all of a provider's logins are. A person's first login also creates the
-   * account and downloads the avatar (the bare engine has no accounts to create).
+   * Once, untimed: every person logs in to the bridge (website and mini program), so that the
+   * measured logins are returning people's, as nearly all of a provider's logins are, and allows the
+   * third-party client on its consent page, which is then remembered. A person's first login also
+   * creates the account and downloads the avatar (the bare engine has no accounts to create).
    */
   welcomeEveryone(): Promise<void> {
     this.#welcoming ??= (async () => {
       const waiting = [...this.#users];
       const rp = this.bridge.rps.get(RS256_CLIENT.client_id) as oidc.Configuration;
+      const consentRp = this.bridge.rps.get(CONSENT_CLIENT.client_id) as oidc.Configuration;
       const worker = async () => {
         for (let user = waiting.shift(); user; user = waiting.shift()) {
           await login(this.bridge.engine, rp, { scope: 'openid profile', user, alg: 'RS256' });
+          const first = { scope: 'openid profile', user, alg: 'RS256', consentPage: true } as const;
+          await login(this.bridge.engine, consentRp, first);
           await this.bridge.calls.miniProgramLogin(this.sandboxUrl, user, MINI_PROGRAM_BENCH_CLIENT);
         }
       };
@@ -100,9 +104,12 @@ export class World {
     return this.#welcoming;
   }
 
-  /** A full login by a fresh browser (no offline_access: what most relying parties ask). */
+  /**
+   * A full login by a fresh browser (no offline_access: what most relying parties ask), without a
+   * consent page: a first-party client, or a third-party one the person allowed at their welcome.
+   */
   loginOp(e: EngineUnderTest, client: BenchClient = RS256_CLIENT): Operation {
-    return () => this.login(e, client, { scope: 'openid profile' });
+    return () => this.login(e, client, { scope: 'openid profile', consentPage: false });
   }
 
   /** The same operation on both engines. */
@@ -147,10 +154,24 @@ export const SCENARIO_LIST: Scenario[] = [
       const { bridge } = world;
       return [
         ...world.both('login', (e) => world.loginOp(e)),
+        // A third-party client the person allowed at their welcome login: consent remembered, no page.
         {
-          scenario: 'login + consent',
+          scenario: 'login, consent remembered',
           e: bridge,
           op: world.loginOp(bridge, CONSENT_CLIENT),
+          comparedTo: 'login',
+          variant: true,
+        },
+        // The same client demanding prompt=consent: the consent page and its POST every time.
+        {
+          scenario: 'login + consent page',
+          e: bridge,
+          op: () =>
+            world.login(bridge, CONSENT_CLIENT, {
+              scope: 'openid profile',
+              prompt: 'consent',
+              consentPage: true,
+            }),
           comparedTo: 'login',
           variant: true,
         },

@@ -20,7 +20,10 @@ export function firstPartyClient(alg: Algorithm): BenchClient {
   };
 }
 
-/** A third-party client: the person sees and confirms the consent page on every fresh session. */
+/**
+ * A third-party client: the person confirms the consent page at their first login, which is then
+ * remembered, and at every login that demands prompt=consent.
+ */
 export const CONSENT_CLIENT: BenchClient = {
   ...RP,
   client_id: 'bench-consent',

@@ -9,6 +9,7 @@ import { createAvatarMirror } from './accounts/avatars/mirror.ts';
 import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts';
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
+import { rememberedScopes } from './accounts/consents.ts';
 import { type EventDeliveryOptions, startEventDelivery } from './accounts/event-delivery.ts';
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
@@ -135,6 +136,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       findAccount,
       views,
       logger,
+      rememberedScopes: (subject, clientId) => rememberedScopes(stores.db, subject, clientId),
     });
     observeProvider(provider, metrics);
     // Pending index rows are written before the stores close (closers run in reverse).

@@ -10,7 +10,7 @@ import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
 import type { AccountNotifier } from '../accounts/events.ts';
 import { announceIdentities } from '../accounts/identity-events.ts';
 import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
-import { listAuthorizedApps, revokeEverything, revokeGrant } from '../accounts/revocation.ts';
+import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
 import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
 import { pageContext, type Views } from '../http/views.ts';
 import type { MessageKey } from '../i18n/messages.ts';
@@ -110,11 +110,11 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       await handler(ctx, session, body);
     });
 
-  post('/account/grants/revoke', async (ctx, session, body) => {
-    const grantId = String(body.grantId ?? '');
-    const ok = grantId !== '' && (await revokeGrant(deps, session.subject, grantId));
+  post('/account/apps/revoke', async (ctx, session, body) => {
+    const clientId = String(body.clientId ?? '');
+    const ok = clientId !== '' && (await revokeApp(deps, session.subject, clientId));
     if (!ok) return notice(ctx, deps, 'account.notFound', 404);
-    deps.logger.info({ event: 'grant_revoked' }, 'account page: application access revoked');
+    deps.logger.info({ event: 'app_revoked', clientId }, 'account page: application access revoked');
     ctx.redirect('/account');
   });
 

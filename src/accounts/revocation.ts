@@ -4,6 +4,7 @@ import { GRANTABLE_MODELS } from '../storage/grantable.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import { forgetAccountArtifacts, forgetArtifact, indexedArtifacts } from './artifact-index.ts';
+import { forgetConsent, listConsents } from './consents.ts';
 
 /** Only storage: the operator CLI revokes without starting a provider. */
 export interface RevocationDeps {
@@ -13,33 +14,54 @@ export interface RevocationDeps {
 
 /** One application a person has authorized, as the account page lists it. */
 export interface AuthorizedApp {
-  grantId: string;
   clientId: string;
   clientName: string;
-  scope: string;
+  /** What it may ask for without asking the person: the remembered consent and its live grants. */
+  scopes: string[];
 }
 
-/** The person's live grants (expired or vanished ones are dropped from the index on the way). */
+/**
+ * The clients the person has authorized, one entry each: those with a remembered consent and those
+ * holding a live grant (expired or vanished grants are dropped from the index on the way).
+ */
 export async function listAuthorizedApps(
   deps: RevocationDeps & { provider: Provider },
   subject: string,
 ): Promise<AuthorizedApp[]> {
-  const apps: AuthorizedApp[] = [];
+  const scopesByClient = new Map<string, Set<string>>();
+  const add = (clientId: string, scopes: Iterable<string>) => {
+    const known = scopesByClient.get(clientId) ?? new Set<string>();
+    for (const scope of scopes) if (scope) known.add(scope);
+    scopesByClient.set(clientId, known);
+  };
+  for (const consent of await listConsents(deps.db, subject)) add(consent.clientId, consent.scopes);
   for (const { id } of await indexedArtifacts(deps.db, subject, 'Grant')) {
     const grant = await deps.provider.Grant.find(id);
     if (!grant || grant.accountId !== subject || !grant.clientId) {
       await forgetArtifact(deps.db, 'Grant', id);
       continue;
     }
-    const client = await deps.provider.Client.find(grant.clientId);
-    apps.push({
-      grantId: id,
-      clientId: grant.clientId,
-      clientName: client?.clientName ?? grant.clientId,
-      scope: grant.getOIDCScope(),
-    });
+    add(grant.clientId, grant.getOIDCScope().split(' '));
+  }
+  const apps: AuthorizedApp[] = [];
+  for (const [clientId, scopes] of scopesByClient) {
+    const client = await deps.provider.Client.find(clientId);
+    apps.push({ clientId, clientName: client?.clientName ?? clientId, scopes: [...scopes].sort() });
   }
   return apps;
+}
+
+/**
+ * Takes back what the person allowed a client: the remembered consent (its next login asks again)
+ * and every grant the client holds, with their tokens. Resolves false when there was neither.
+ */
+export async function revokeApp(deps: RevocationDeps, subject: string, clientId: string): Promise<boolean> {
+  const forgotten = await forgetConsent(deps.db, subject, clientId);
+  const grants = (await indexedArtifacts(deps.db, subject, 'Grant')).filter(
+    (entry) => entry.clientId === clientId,
+  );
+  for (const { id } of grants) await revokeGrant(deps, subject, id);
+  return forgotten || grants.length > 0;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createSqlAvatarStore } from '../accounts/avatars/store.ts';
+import { rememberedScopes } from '../accounts/consents.ts';
 import { deleteAccount, findAccountForOperator } from '../accounts/deletion.ts';
 import { startEventDelivery } from '../accounts/event-delivery.ts';
 import { createAccountNotifier } from '../accounts/events.ts';
@@ -49,6 +50,7 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
       findAccount: createFindAccount(stores.db),
       views: createViews({ assetBase: '/assets' }),
       logger,
+      rememberedScopes: (subject, clientId) => rememberedScopes(stores.db, subject, clientId),
     });
     const notifier = createAccountNotifier(
       provider,

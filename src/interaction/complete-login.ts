@@ -3,7 +3,7 @@ import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { linkIdentity } from '../accounts/repository.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
-import { consentFollowsLogin } from './consent.ts';
+import { consentStep } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
 import { saveResult } from './load.ts';
@@ -87,7 +87,8 @@ export type WrittenAlongside = (outcome: CallbackOutcome) => Promise<void>;
 
 /**
  * Logs `subject` in to the interaction. The browser goes on to the authorization endpoint, or first
- * to the consent page when one is sure to follow (consent.ts).
+ * to the consent page when one is sure to follow (consent.ts). A consent remembered from an earlier
+ * login is granted here, its grant written with the login's result.
  */
 export async function logIn(
   deps: InteractionDeps,
@@ -95,12 +96,14 @@ export async function logIn(
   subject: string,
   alongside?: WrittenAlongside,
 ): Promise<CallbackOutcome> {
-  const location = (await consentFollowsLogin(deps, interaction, subject))
-    ? `/interaction/${interaction.uid}`
-    : interaction.returnTo;
+  const consent = await consentStep(deps, interaction, subject);
+  const location = consent.kind === 'page' ? `/interaction/${interaction.uid}` : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };
+  const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };
+  if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };
   await Promise.all([
-    saveResult(interaction, { login: { accountId: subject, amr: ['wechat'] } }, false),
+    saveResult(interaction, result, false),
+    consent.kind === 'remembered' ? consent.grant.save() : undefined,
     alongside?.(outcome),
   ]);
   return outcome;

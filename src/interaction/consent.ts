@@ -1,12 +1,14 @@
 import type { Context } from 'koa';
 import type { Grant, Interaction } from 'oidc-provider';
-import { SUPPORTED_SCOPES } from '../oidc/find-account.ts';
-import { isFirstParty } from '../oidc/grants.ts';
+import { rememberConsent, rememberedScopes } from '../accounts/consents.ts';
+import { isFirstParty, newGrant, offeredScopes } from '../oidc/grants.ts';
 import type { InteractionDeps } from './deps.ts';
 import { finish, loadInteraction } from './load.ts';
 
 /**
- * Consent comes in one of two places.
+ * Consent comes in one of two places, and not at all when the person allowed the client everything
+ * it asks for at an earlier login (remembered consent, accounts/consents.ts; asked again when the
+ * request demands prompt=consent).
  *
  * - **In the login's own interaction**, right after the WeChat callback, when the login is sure to
  *   need it: a third-party client, and a browser without a session of this account. Such a session
@@ -14,13 +16,16 @@ import { finish, loadInteraction } from './load.ts';
  *   (at least `openid` is missing). Asking first saves the browser a resume and the engine a second
  *   interaction. The resume still runs the policy on the result; anything left missing (the claims
  *   parameter and resource indicators are off, so nothing should be) gets the ordinary prompt below.
+ *   A remembered consent is granted by the callback itself, in the login's result.
  * - **As oidc-provider's consent prompt**, in an interaction of its own: when this browser's session
- *   already belongs to the person (a new scope, prompt=consent), and whenever the engine asks.
+ *   already belongs to the person (a new scope, prompt=consent), and whenever the engine asks. A
+ *   remembered consent is granted before it arises, by loadExistingGrant (oidc/grants.ts).
  */
 
 /**
  * The account a login interaction has logged in and whose consent page comes next in it (see above),
- * or undefined: the login is not done, or continues straight to the resume.
+ * or undefined: the login is not done, or continues straight to the resume. The login's callback
+ * took the decision (consentStep), and a consent it found remembered is in the result already.
  */
 export async function consentAfterLogin(
   deps: InteractionDeps,
@@ -29,11 +34,35 @@ export async function consentAfterLogin(
   const { prompt, result } = interaction;
   const accountId = (result?.login as { accountId?: unknown } | undefined)?.accountId;
   if (prompt.name !== 'login' || typeof accountId !== 'string' || result?.consent) return undefined;
-  return (await consentFollowsLogin(deps, interaction, accountId)) ? accountId : undefined;
+  return (await asksThirdParty(deps, interaction, accountId)) ? accountId : undefined;
 }
 
-/** Whether a login as `accountId` in this interaction must be followed by the consent page. */
-export async function consentFollowsLogin(
+/**
+ * What follows a login as `accountId` in this interaction: nothing but the resume; the consent page;
+ * or a consent the person gave this client at an earlier login that covers every scope asked for
+ * (accounts/consents.ts), granted without asking unless the request demands prompt=consent.
+ */
+export type ConsentStep = { kind: 'none' } | { kind: 'page' } | { kind: 'remembered'; grant: Grant };
+
+export async function consentStep(
+  deps: InteractionDeps,
+  interaction: Interaction,
+  accountId: string,
+): Promise<ConsentStep> {
+  if (!(await asksThirdParty(deps, interaction, accountId))) return { kind: 'none' };
+  const prompts = String(interaction.params.prompt ?? '').split(' ');
+  if (prompts.includes('consent')) return { kind: 'page' };
+  const grant = requestedGrant(deps, interaction, accountId);
+  const allowed = await rememberedScopes(deps.db, accountId, String(interaction.params.client_id));
+  const covered = grant
+    .getOIDCScope()
+    .split(' ')
+    .every((scope) => allowed.has(scope));
+  return covered ? { kind: 'remembered', grant } : { kind: 'page' };
+}
+
+/** A login as `accountId` in a browser without their session, for a third-party client. */
+async function asksThirdParty(
   deps: InteractionDeps,
   interaction: Interaction,
   accountId: string,
@@ -43,11 +72,21 @@ export async function consentFollowsLogin(
   return client !== undefined && !isFirstParty(client);
 }
 
+/**
+ * A new grant of the OpenID scopes the request asks for (what the engine's policy would report
+ * missing from a session without a grant), its id chosen so that it is saved with the result.
+ */
+function requestedGrant(deps: InteractionDeps, interaction: Interaction, accountId: string): Grant {
+  const grant = newGrant(deps.provider.Grant, accountId, String(interaction.params.client_id));
+  grant.addOIDCScope(offeredScopes(String(interaction.params.scope ?? '')).join(' '));
+  return grant;
+}
+
 /** POST /interaction/:uid/consent — the person allowed what the client asked for. */
 export async function postConsent(ctx: Context, deps: InteractionDeps): Promise<void> {
   const interaction = await loadInteraction(ctx, deps);
   if (!interaction) return;
-  if (interaction.prompt.name === 'consent') return confirmConsent(ctx, deps, interaction);
+  if (interaction.prompt.name === 'consent') return confirmConsent(ctx, deps, interaction, true);
   const accountId = await consentAfterLogin(deps, interaction);
   if (accountId) return confirmConsentAfterLogin(ctx, deps, interaction, accountId);
   // Nothing to consent to yet (the login is not done): back to the interaction's page.
@@ -55,19 +94,24 @@ export async function postConsent(ctx: Context, deps: InteractionDeps): Promise<
   ctx.redirect(`/interaction/${interaction.uid}`);
 }
 
-/** Grants exactly what oidc-provider reports missing, on the session's grant (or a new one). */
+/**
+ * Grants exactly what oidc-provider reports missing, on the session's grant (or a new one), and
+ * remembers it when the person allowed it on the page (`remember`; a first-party client's prompt
+ * is confirmed without a page).
+ */
 export async function confirmConsent(
   ctx: Context,
   deps: InteractionDeps,
   interaction: Interaction,
+  remember: boolean,
 ): Promise<void> {
-  const { Grant } = deps.provider;
   const { prompt, params, session, grantId } = interaction;
   const accountId = session?.accountId;
   if (!accountId) throw new Error('consent without a logged-in session');
+  const clientId = String(params.client_id);
   const grant =
-    (grantId ? await Grant.find(grantId) : undefined) ??
-    new Grant({ accountId, clientId: String(params.client_id) });
+    (grantId ? await deps.provider.Grant.find(grantId) : undefined) ??
+    newGrant(deps.provider.Grant, accountId, clientId);
   const details = prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];
@@ -78,23 +122,28 @@ export async function confirmConsent(
   for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
-  await finish(ctx, interaction, { consent: { grantId: await grant.save() } }, true);
+  await Promise.all([
+    grant.save(),
+    remember ? rememberGrant(deps, grant, accountId, clientId) : undefined,
+    finish(ctx, interaction, { consent: { grantId: grant.jti } }, true),
+  ]);
 }
 
-/**
- * The consent that follows a login in its own interaction: a new grant of the OpenID scopes the
- * request asks for (what the engine's policy would report missing from a session without one), added
- * to the login's result.
- */
+/** The consent page that follows a login in its own interaction, allowed: granted and remembered. */
 async function confirmConsentAfterLogin(
   ctx: Context,
   deps: InteractionDeps,
   interaction: Interaction,
   accountId: string,
 ): Promise<void> {
-  const grant: Grant = new deps.provider.Grant({ accountId, clientId: String(interaction.params.client_id) });
-  const requested = String(interaction.params.scope ?? '').split(' ');
-  grant.addOIDCScope(requested.filter((scope) => SUPPORTED_SCOPES.has(scope)).join(' '));
-  const consent = { grantId: await grant.save() };
-  await finish(ctx, interaction, { ...interaction.result, consent }, false);
+  const grant = requestedGrant(deps, interaction, accountId);
+  await Promise.all([
+    grant.save(),
+    rememberGrant(deps, grant, accountId, String(interaction.params.client_id)),
+    finish(ctx, interaction, { ...interaction.result, consent: { grantId: grant.jti } }, false),
+  ]);
+}
+
+function rememberGrant(deps: InteractionDeps, grant: Grant, accountId: string, clientId: string) {
+  return rememberConsent(deps.db, accountId, clientId, grant.getOIDCScope().split(' '), deps.now());
 }

@@ -23,7 +23,7 @@ export async function showInteraction(ctx: Context, deps: InteractionDeps): Prom
     const client = await deps.provider.Client.find(String(interaction.params.client_id));
     // First-party clients normally never get here (loadExistingGrant grants for them), except when
     // the request itself demands prompt=consent; they still skip the page.
-    if (isFirstParty(client)) return confirmConsent(ctx, deps, interaction);
+    if (isFirstParty(client)) return confirmConsent(ctx, deps, interaction, false);
     return showConsent(ctx, deps, interaction, interaction.session?.accountId);
   }
   throw new Error(`unsupported prompt ${interaction.prompt.name}`);

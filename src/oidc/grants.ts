@@ -1,30 +1,68 @@
-import type { Client, Grant, KoaContextWithOIDC } from 'oidc-provider';
+import type { Client, Configuration, Grant, KoaContextWithOIDC } from 'oidc-provider';
+import { SUPPORTED_SCOPES } from './find-account.ts';
 
 /** Our client metadata extra: first-party applications skip the consent page. */
 export function isFirstParty(client: Client | undefined): boolean {
   return (client as (Client & { first_party?: boolean }) | undefined)?.first_party === true;
 }
 
-/**
- * oidc-provider asks this before prompting for consent. For a first-party client the grant is
- * created (or widened) here with what the request asks for, so no consent prompt arises and the
- * login needs no extra round trip; everyone else gets the session's existing grant, if any.
- */
-export async function loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
-  const { oidc } = ctx;
-  const client = oidc.client;
-  if (!client || !oidc.session?.accountId) return undefined;
-  const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(client.clientId);
-  const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
-  if (!isFirstParty(client)) return existing;
+/** What a person allowed a client at an earlier login (accounts/consents.ts), empty when nothing. */
+export type RememberedScopes = (subject: string, clientId: string) => Promise<ReadonlySet<string>>;
 
-  const grant =
-    existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId: oidc.session.accountId });
-  const requested = [...(oidc.requestParamScopes ?? [])].join(' ');
-  const before = grant.getOIDCScope();
-  grant.addOIDCScope(requested);
-  const claims = [...(oidc.requestParamClaims ?? [])];
-  if (claims.length) grant.addOIDCClaims(claims);
-  if (!existing || grant.getOIDCScope() !== before || claims.length) await grant.save();
+/** The OpenID scopes of an authorization request that the provider offers. */
+export function offeredScopes(scope: string | undefined): string[] {
+  return (scope ?? '').split(' ').filter((name) => SUPPORTED_SCOPES.has(name));
+}
+
+/**
+ * A new grant with its id already chosen: oidc-provider picks one at the first save otherwise, and
+ * then whatever refers to the grant (an interaction result) must wait for that save instead of
+ * being written together with it.
+ */
+export function newGrant(
+  GrantModel: KoaContextWithOIDC['oidc']['provider']['Grant'],
+  accountId: string,
+  clientId: string,
+): Grant {
+  const grant = new GrantModel({ accountId, clientId });
+  grant.jti = (grant as Grant & { generateTokenId(): string }).generateTokenId();
   return grant;
+}
+
+/**
+ * oidc-provider asks this before prompting for consent, with the session's grant for the client if
+ * it has one. Two kinds of request are resolved here without a consent prompt:
+ * - a first-party client: the grant is created (or widened) with what the request asks for;
+ * - a third-party client the person has allowed everything asked for at an earlier login (remembered
+ *   consent), unless the request demands prompt=consent: the grant is created (or widened) with it.
+ * Anything else gets the session's grant as it is, and the engine prompts for what it lacks.
+ */
+export function createLoadExistingGrant(remembered: RememberedScopes): Configuration['loadExistingGrant'] {
+  return async (ctx: KoaContextWithOIDC): Promise<Grant | undefined> => {
+    const { oidc } = ctx;
+    const client = oidc.client;
+    const accountId = oidc.session?.accountId;
+    if (!client || !accountId) return undefined;
+    const grantId = oidc.result?.consent?.grantId ?? oidc.session.grantIdFor(client.clientId);
+    const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+    const requested = offeredScopes([...(oidc.requestParamScopes ?? [])].join(' '));
+    if (!isFirstParty(client)) {
+      if (oidc.prompts.has('consent') || covers(existing, requested)) return existing;
+      const allowed = await remembered(accountId, client.clientId);
+      if (!requested.every((scope) => allowed.has(scope))) return existing;
+    }
+    const grant = existing ?? newGrant(oidc.provider.Grant, accountId, client.clientId);
+    const before = grant.getOIDCScope();
+    grant.addOIDCScope(requested.join(' '));
+    const claims = [...(oidc.requestParamClaims ?? [])];
+    if (claims.length) grant.addOIDCClaims(claims);
+    if (!existing || grant.getOIDCScope() !== before || claims.length) await grant.save();
+    return grant;
+  };
+}
+
+function covers(grant: Grant | undefined, requested: string[]): boolean {
+  if (!grant) return false;
+  const granted = new Set(grant.getOIDCScope().split(' '));
+  return requested.every((scope) => granted.has(scope));
 }

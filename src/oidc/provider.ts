@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import { createCookieSigner } from './cookie-signer.ts';
 import { SCOPE_CLAIMS, SUPPORTED_SCOPES } from './find-account.ts';
-import { loadExistingGrant } from './grants.ts';
+import { createLoadExistingGrant, type RememberedScopes } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
 import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
@@ -19,6 +19,8 @@ export interface ProviderDeps {
   findAccount: Configuration['findAccount'];
   views: Views;
   logger: Logger;
+  /** Remembered consent (accounts/consents.ts): a third-party client allowed before is not asked again. */
+  rememberedScopes: RememberedScopes;
 }
 
 /**
@@ -125,7 +127,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    loadExistingGrant,
+    loadExistingGrant: createLoadExistingGrant(deps.rememberedScopes),
     // Rotate every refresh token on use: a stolen one is detected the moment both parties use it.
     rotateRefreshToken: true,
     renderError: pages.renderError,

@@ -86,6 +86,16 @@ export interface AccountEventDeliveriesTable {
   created_at: CreatedTimestamp;
 }
 
+/** What a person allowed a third-party client, remembered until revoked (accounts/consents.ts). */
+export interface ConsentsTable {
+  account_id: string;
+  client_id: string;
+  /** OpenID scopes, sorted. */
+  scopes: string[];
+  created_at: CreatedTimestamp;
+  updated_at: CreatedTimestamp;
+}
+
 /** oidc-provider artifacts when no Redis is configured (see sql/oidc-adapter.ts). */
 export interface OidcArtifactsTable {
   model: string;
@@ -117,4 +127,5 @@ export interface Database {
   account_artifacts: AccountArtifactsTable;
   account_deletions: AccountDeletionsTable;
   account_event_deliveries: AccountEventDeliveriesTable;
+  consents: ConsentsTable;
 }

@@ -3,16 +3,30 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 
-/** Logs in to the demo relying party as a new sandbox user, so the account has one authorized app. */
-async function logInToDemo(page: Page, bridge: Bridge, nickname: string): Promise<void> {
+/**
+ * Logs in to the demo relying party (a third-party client) as the sandbox person `nickname`, allowing it on the consent
+ * page when one is shown; resolves whether one was (the pages the top frame showed in between).
+ */
+async function logInToDemo(page: Page, bridge: Bridge, nickname: string): Promise<{ consentPage: boolean }> {
+  const pages: string[] = [];
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) pages.push(new URL(frame.url()).pathname);
+  });
   await page.goto(`${bridge.url}/demo`);
   await page.click('#demo-login');
   const frame = page.frameLocator('#wechat-qr');
-  await frame.locator('input[name="nickname"]').fill(nickname);
+  // The sandbox's person of that name when there is one, else a new one.
+  const known = frame.locator('select[name="user"] option', { hasText: nickname });
+  if ((await known.count()) > 0) await frame.locator('select[name="user"]').selectOption({ label: nickname });
+  else await frame.locator('input[name="nickname"]').fill(nickname);
   await frame.locator('button.allow').click();
-  await page.waitForSelector('#consent-allow');
-  await page.click('#consent-allow');
+  await page.waitForSelector('#consent-allow, #id-token-claims');
+  const consentPage = (await page.locator('#consent-allow').count()) > 0;
+  if (consentPage) await page.click('#consent-allow');
   await page.waitForSelector('#id-token-claims');
+  // The login page, then the consent page in the same interaction when it is shown.
+  expect(pages.filter((path) => /^\/interaction\/[^/]+$/.test(path))).toHaveLength(consentPage ? 2 : 1);
+  return { consentPage };
 }
 
 describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
@@ -44,7 +58,10 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
 
   test('shows the profile, avatar, linked app, authorized app, and revokes the app', async () => {
     const page = await (await phone()).newPage();
-    await logInToDemo(page, bridge, '账号页 Ann');
+    expect(await logInToDemo(page, bridge, '账号页 Ann')).toEqual({ consentPage: true });
+    // From another phone the demo app is not asked for again (remembered consent), and listed once.
+    const other = await (await phone()).newPage();
+    expect(await logInToDemo(other, bridge, '账号页 Ann')).toEqual({ consentPage: false });
     await page.goto(`${bridge.url}/account`);
     await page.waitForSelector('#account-profile');
     expect(await page.locator('#account-nickname').textContent()).toBe('账号页 Ann');
@@ -61,7 +78,9 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     // The only WeChat and no phone: no unbind button, the page explains the choice.
     expect(await page.locator('button.unbind').count()).toBe(0);
     expect(await page.locator('#account-unbind-explained').textContent()).toContain('绑定手机号');
-    expect(await page.locator('#account-apps').textContent()).toContain('Demo app');
+    expect(await page.locator('#account-apps li').allTextContents()).toEqual([
+      expect.stringContaining('Demo app'),
+    ]);
     // Usable on a phone: nothing wider than the screen.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
     await page.screenshot({ path: 'test-results/screenshots/account-page.png', fullPage: true });
@@ -70,6 +89,9 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.waitForSelector('#account-profile');
     expect(await page.locator('#account-apps').textContent()).not.toContain('Demo app');
     expect(await page.locator('#account-no-apps').isVisible()).toBe(true);
+    // Revoked: the next login asks again.
+    const third = await (await phone()).newPage();
+    expect(await logInToDemo(third, bridge, '账号页 Ann')).toEqual({ consentPage: true });
   });
 
   test('speaks English when asked', async () => {

@@ -33,7 +33,8 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
     expect(measured).toContain(`bare ${scenario}`);
     expect(measured).toContain(`bridge ${scenario}`);
   }
-  expect(measured).toContain('bridge login + consent');
+  expect(measured).toContain('bridge login, consent remembered');
+  expect(measured).toContain('bridge login + consent page');
   expect(measured).toContain('bridge mini-program login');
   expect(report.setups[0]?.memory.map((m) => m.sessions)).toEqual([4, 4]);
   expect(report.signing.map((limit) => limit.alg)).toEqual(['RS256', 'ES256', 'EdDSA']);

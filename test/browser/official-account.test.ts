@@ -40,10 +40,11 @@ describe.skipIf(!chromiumAvailable)('login in headless Chromium, as a desktop br
   }
 
   test('the same person gets the same sub by QR on a desktop and through the official account inside WeChat', async () => {
-    // On a desktop: the QR page; scan and allow in the embedded frame, consent.
+    // On a desktop: the QR page; scan and allow in the embedded frame, consent (to less than SCOPE,
+    // so that the login in WeChat, asking for the wechat scope too, gets a consent page of its own).
     const desktop = await browser.newContext({ locale: 'zh-CN', userAgent: USER_AGENTS.desktop });
     const onDesktop = await rpPage(desktop);
-    const qrLogin = await authorizationRequest(rp, { scope: SCOPE });
+    const qrLogin = await authorizationRequest(rp, { scope: 'openid profile' });
     await onDesktop.page.goto(qrLogin.url.href);
     const frame = onDesktop.page.frameLocator('#wechat-qr');
     await frame.locator('select[name="user"]').selectOption({ label: person.nickname });

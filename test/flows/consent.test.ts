@@ -7,8 +7,8 @@ import {
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
+  loginAs,
   relyingParty,
-  type SandboxUser,
   type StartedLogin,
   startLogin,
 } from '../helpers/flow.ts';
@@ -40,20 +40,19 @@ for (const storage of STORAGE_SETUPS) {
   describe.skipIf(!available)(`consent to a third-party client (${storage})`, () => {
     let bridge: Bridge;
     let rp: oidc.Configuration;
-    let panda: SandboxUser;
-    let tiger: SandboxUser;
+    // Someone who has never allowed test-rp anything, so that the consent page is shown.
+    const newcomer = (name = '🐼 熊猫 Panda') => createSandboxUser(bridge, name);
 
     beforeAll(async () => {
       bridge = await startBridge({ storage });
       rp = await relyingParty(bridge);
-      panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
-      tiger = await createSandboxUser(bridge, '🐯 老虎 Tiger');
     });
     afterAll(async () => {
       await bridge?.close();
     });
 
     test("a fresh browser consents within the login's interaction, and one resume issues the code", async () => {
+      const panda = await newcomer();
       const browser = new RecordingBrowser();
       const login = await startLogin(rp, { browser, scope: 'openid profile' });
       const loginUid = interactionUid(login.loginPage.url);
@@ -76,6 +75,7 @@ for (const storage of STORAGE_SETUPS) {
 
     // oidc-provider drops a scope it does not know from the request; the page and grant follow it.
     test('a scope the provider does not offer (email) is neither shown nor granted', async () => {
+      const tiger = await newcomer('🐯 老虎 Tiger');
       const login = await startLogin(rp, { scope: 'openid email profile' });
       const page = await land(login, await decideOnWeChat(login, { user: tiger, allow: true }));
       const listed = [...page.body.matchAll(/<li>([^<]*)<\/li>/g)].map((m) => m[1]);
@@ -87,6 +87,7 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('offline_access asked with prompt=consent gives a refresh token that works', async () => {
+      const panda = await newcomer();
       const login = await startLogin(rp, { scope: 'openid offline_access', prompt: 'consent' });
       const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
       const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
@@ -96,6 +97,7 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('declining the consent page sends access_denied to the client', async () => {
+      const panda = await newcomer();
       const login = await startLogin(rp);
       const page = await land(login, await decideOnWeChat(login, { user: panda, allow: true }));
       expect(page.body).toContain(CONSENT_BUTTON);
@@ -110,6 +112,7 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('a consent posted before the login is done grants nothing and leaves the login page in place', async () => {
+      const panda = await newcomer();
       const login = await startLogin(rp);
       const early = await allow(login, login.loginPage);
       expect(early.status).toBe(303);
@@ -124,6 +127,7 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test("a logged-in browser asked for more gets the engine's consent prompt, then no page at all", async () => {
+      const panda = await newcomer();
       const login = await startLogin(rp, { scope: 'openid' });
       await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
 
@@ -143,6 +147,8 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('another person logging in on a browser logged in as someone else gets their own consent and tokens', async () => {
+      const panda = await newcomer();
+      const tiger = await newcomer('🐯 老虎 Tiger');
       const login = await startLogin(rp);
       await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
 
@@ -160,6 +166,85 @@ for (const storage of STORAGE_SETUPS) {
       const redirect = await continueToRp(relogin, loggedOut);
       const tokens = await oidc.authorizationCodeGrant(rp, redirect, relogin.checks);
       expect(tokens.claims()?.sub).toBe(tiger.unionid);
+    });
+
+    // Remembered consent (src/accounts/consents.ts): allowed once, not asked again from another browser.
+    test('a person who allowed the client before is not asked again from a fresh browser', async () => {
+      const panda = await newcomer();
+      await loginAs(rp, panda, { scope: 'openid profile' });
+
+      const browser = new RecordingBrowser();
+      const login = await startLogin(rp, { browser, scope: 'openid profile' });
+      const callback = await decideOnWeChat(login, { user: panda, allow: true });
+      // Straight from the callback to the resume: no consent page, no second interaction.
+      expect(isResume(callback.location as string)).toBe(true);
+      const redirect = await continueToRp(login, callback);
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+      expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+      expect(browser.requested.some((url) => path(url).endsWith('/consent'))).toBe(false);
+      expect(new Set(browser.requested.map(interactionUid).filter(Boolean)).size).toBe(1);
+
+      // Asking for less is covered too.
+      const narrower = await startLogin(rp, { scope: 'openid' });
+      const back = await decideOnWeChat(narrower, { user: panda, allow: true });
+      expect(isResume(back.location as string)).toBe(true);
+      const narrowTokens = await oidc.authorizationCodeGrant(
+        rp,
+        await continueToRp(narrower, back),
+        narrower.checks,
+      );
+      expect(narrowTokens.scope).toBe('openid');
+    });
+
+    test('a scope not allowed before, or prompt=consent, shows the page again', async () => {
+      const panda = await newcomer();
+      await loginAs(rp, panda, { scope: 'openid' });
+
+      const wider = await startLogin(rp, { scope: 'openid profile' });
+      const page = await land(wider, await decideOnWeChat(wider, { user: panda, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
+      await continueToRp(wider, page);
+
+      const demanded = await startLogin(rp, { scope: 'openid profile', prompt: 'consent' });
+      const again = await land(demanded, await decideOnWeChat(demanded, { user: panda, allow: true }));
+      expect(again.body).toContain(CONSENT_BUTTON);
+      const tokens = await oidc.authorizationCodeGrant(
+        rp,
+        await continueToRp(demanded, again),
+        demanded.checks,
+      );
+      expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+
+      // Both consents are remembered: the wider request passes without a page now.
+      const later = await startLogin(rp, { scope: 'openid profile' });
+      expect(isResume((await decideOnWeChat(later, { user: panda, allow: true })).location as string)).toBe(
+        true,
+      );
+    });
+
+    test("a logged-in browser asked for a scope allowed at another browser's login gets no consent prompt", async () => {
+      const panda = await newcomer();
+      await loginAs(rp, panda, { scope: 'openid profile' });
+      // Another browser logs in asking less, so its session's grant lacks profile.
+      const login = await startLogin(rp, { scope: 'openid' });
+      await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+
+      const wider = await authorizationRequest(rp, { scope: 'openid profile' });
+      const back = await login.browser.follow(wider.url.href, { stopAt: RP.redirect_uris[0] });
+      expect(back.location?.startsWith(RP.redirect_uris[0] as string)).toBe(true);
+      const tokens = await oidc.authorizationCodeGrant(rp, new URL(back.location as string), wider.checks);
+      expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test("one person's consent is not another's", async () => {
+      const panda = await newcomer();
+      const tiger = await newcomer('🐯 老虎 Tiger');
+      await loginAs(rp, panda, { scope: 'openid profile' });
+      const login = await startLogin(rp, { scope: 'openid profile' });
+      const page = await land(login, await decideOnWeChat(login, { user: tiger, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
     });
   });
 }

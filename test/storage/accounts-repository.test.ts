@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   findAccountById,
   findAccountBySubject,
@@ -13,7 +13,7 @@ import {
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, type SqlBackend } from './backends.ts';
+import { openPgliteBackend, openPostgresBackend, type SqlBackend, useSqlBackend } from './backends.ts';
 
 const postgres = await serviceAvailable('postgres');
 
@@ -44,14 +44,9 @@ function describeAccountsRepository(
   options: { skip?: boolean } = {},
 ): void {
   describe.skipIf(options.skip ?? false)(`accounts repository on ${name}`, () => {
-    let backend: SqlBackend;
     let db: Kysely<Database>;
-    beforeAll(async () => {
-      backend = await open();
+    useSqlBackend(open, (backend) => {
       db = backend.db;
-    });
-    afterAll(async () => {
-      await backend?.close();
     });
 
     const t0 = new Date('2026-11-25T08:00:00.000Z');

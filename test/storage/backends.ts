@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
+import { afterAll, beforeAll } from 'vitest';
 import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
@@ -27,6 +28,21 @@ export async function openPostgresBackend(): Promise<SqlBackend> {
       await database.drop();
     },
   };
+}
+
+/**
+ * Opens a backend before the suite's tests and closes it after them: `use` receives it once open
+ * (a suite keeps `backend.db` in a variable of its own).
+ */
+export function useSqlBackend(open: () => Promise<SqlBackend>, use: (backend: SqlBackend) => void): void {
+  let backend: SqlBackend | undefined;
+  beforeAll(async () => {
+    backend = await open();
+    use(backend);
+  });
+  afterAll(async () => {
+    await backend?.close();
+  });
 }
 
 /** A migrated PGlite in a temporary directory, deleted on close. */

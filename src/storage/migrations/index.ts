@@ -6,6 +6,7 @@ import * as accountPhone from './2026-11-27-01-account-phone.ts';
 import * as avatars from './2026-11-28-01-avatars.ts';
 import * as accountLifecycle from './2026-11-28-02-account-lifecycle.ts';
 import * as accountEventDeliveries from './2026-11-29-01-account-event-deliveries.ts';
+import * as consents from './2026-12-03-01-consents.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -20,6 +21,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-28-01-avatars': avatars,
   '2026-11-28-02-account-lifecycle': accountLifecycle,
   '2026-11-29-01-account-event-deliveries': accountEventDeliveries,
+  '2026-12-03-01-consents': consents,
 };
 
 export const migrationProvider: MigrationProvider = {
