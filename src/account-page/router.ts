@@ -13,7 +13,7 @@ import { findAccountBySubject, listIdentities } from '../accounts/repository.ts'
 import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
 import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
 import { pageContext, type Views } from '../http/views.ts';
-import type { MessageKey } from '../i18n/messages.ts';
+import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
@@ -173,9 +173,13 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
   if (!account) return notice(ctx, deps, 'account.notFound', 404);
   const identities = await listIdentities(deps.db, account.id);
   const hasPhone = Boolean(account.phone_number && account.phone_number_verified);
-  const apps = (await listAuthorizedApps(deps, session.subject)).filter(
-    (app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID,
-  );
+  // Each application with what it may see, in the words of the consent page.
+  const apps = (await listAuthorizedApps(deps, session.subject))
+    .filter((app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID)
+    .map((app) => ({
+      ...app,
+      access: app.scopes.map((scope) => scopeLabel(page.t, scope)).join(page.lang === 'en' ? ', ' : '、'),
+    }));
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
   ctx.body = deps.views.render('account', page, {

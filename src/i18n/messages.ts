@@ -208,3 +208,9 @@ function firstSupported(header: string): Lang | undefined {
 export function isMessageKey(key: string): key is MessageKey {
   return Object.hasOwn(zh, key);
 }
+
+/** What a scope lets a client see, in the page's language (the scope itself when we have no words for it). */
+export function scopeLabel(t: Translate, scope: string): string {
+  const key = `scope.${scope}`;
+  return isMessageKey(key) ? t(key) : scope;
+}

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
 import { pageContext } from '../http/views.ts';
-import { isMessageKey, type MessageKey, type Translate } from '../i18n/messages.ts';
+import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
 import { confirmConsent, consentAfterLogin } from './consent.ts';
@@ -111,11 +111,6 @@ async function showConsent(
     confirmUrl: `/interaction/${interaction.uid}/consent`,
     abortUrl: `/interaction/${interaction.uid}/abort`,
   });
-}
-
-function scopeLabel(t: Translate, scope: string): string {
-  const key = `scope.${scope}`;
-  return isMessageKey(key) ? t(key) : scope;
 }
 
 function uiLocales(interaction: Interaction): string | undefined {

@@ -81,6 +81,10 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     expect(await page.locator('#account-apps li').allTextContents()).toEqual([
       expect.stringContaining('Demo app'),
     ]);
+    // What it may see, in the consent page's words.
+    expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
+      '你的账号标识、你的昵称和头像',
+    );
     // Usable on a phone: nothing wider than the screen.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
     await page.screenshot({ path: 'test-results/screenshots/account-page.png', fullPage: true });
@@ -102,6 +106,9 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.waitForSelector('#account-profile');
     expect(await page.locator('h1').textContent()).toBe('Your account');
     expect(await page.locator('#account-delete').textContent()).toBe('Delete account');
+    expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
+      'Your account identifier, Your nickname and avatar',
+    );
   });
 
   test('deletes the account after two confirmations and signs the browser out', async () => {
