@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
+import { Socket } from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 
 /** What a benchmarked process reports about itself: its own CPU time and memory. */
@@ -54,22 +55,67 @@ export function serveParent(options: { handlers?: Record<string, Handler>; stop:
 
 let profiler: Session | undefined;
 
-/** V8's CPU profiler (what node --cpu-prof runs), over exactly the span the parent asks for. */
+/**
+ * V8's CPU profiler (what node --cpu-prof runs), over exactly the span the parent asks for, and
+ * beside it the socket-write census (below).
+ */
 async function profileStart(): Promise<undefined> {
   profiler = new Session();
   profiler.connect();
   await profiler.post('Profiler.enable');
   await profiler.post('Profiler.start');
+  countSocketWrites(true);
   return undefined;
 }
 
+/** Writes the profile to `file`, and the census so far to `writesFile`. */
 async function profileStop(message: Record<string, unknown>): Promise<undefined> {
   if (!profiler) throw new Error('the profiler was not started');
+  countSocketWrites(false);
   const { profile } = await profiler.post('Profiler.stop');
   profiler.disconnect();
   profiler = undefined;
   await writeFile(String(message.file), JSON.stringify(profile));
+  await writeFile(String(message.writesFile), JSON.stringify(Object.fromEntries(socketWrites)));
   return undefined;
+}
+
+/**
+ * The socket-write census: writes handed to the kernel, by peer, over the profiled spans (they add
+ * up). Each is a system call, and on a VM a loopback write costs about a tenth of a millisecond,
+ * more than most of the JavaScript of a request: this is where round trips show up, for every peer
+ * (Redis, PostgreSQL, WeChat, the browser) and not only Redis. It wraps net.Socket's internal
+ * _writeGeneric, which both write() and a corked writev() go through: fine for a diagnostic, not
+ * for the product.
+ */
+const socketWrites = new Map<string, number>();
+let counting = false;
+let peerNames: Record<string, string> = {};
+
+/** Names for the ports the server talks to (its stores, WeChat); others show as their port. */
+export function namePeers(names: Record<string, string>): void {
+  peerNames = names;
+}
+
+function countSocketWrites(on: boolean): void {
+  if (on && !wrapped) wrapWrites();
+  counting = on;
+}
+
+let wrapped = false;
+function wrapWrites(): void {
+  wrapped = true;
+  const proto = Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown };
+  const original = proto._writeGeneric;
+  proto._writeGeneric = function (this: Socket & { server?: unknown }, ...args: unknown[]) {
+    if (counting) {
+      const peer = this.server
+        ? 'HTTP responses'
+        : (peerNames[String(this.remotePort)] ?? `port ${this.remotePort}`);
+      socketWrites.set(peer, (socketWrites.get(peer) ?? 0) + 1);
+    }
+    return original.apply(this, args);
+  };
 }
 
 const BUILT_IN: Record<string, Handler> = {

@@ -99,17 +99,26 @@ export async function startEngine(
   };
 }
 
-/** Puts each measured slice of `engine` under the CPU profiler, into `<dir>/<engine>-<setup>.cpuprofile`. */
+/**
+ * Puts each measured slice of `engine` under the CPU profiler, into `<dir>/<engine>-<setup>.cpuprofile`,
+ * with its socket-write census beside it.
+ */
 export function profiling(e: EngineUnderTest, dir: string, setup: StorageSetup) {
   const file = profileFile(dir, e.engine, setup);
   return {
     beforeMeasure: () => e.server.ask({ type: 'profile-start' }).then(() => {}),
-    afterMeasure: () => e.server.ask({ type: 'profile-stop', file }).then(() => {}),
+    afterMeasure: () =>
+      e.server.ask({ type: 'profile-stop', file, writesFile: writesFile(file) }).then(() => {}),
   };
 }
 
 export function profileFile(dir: string, engine: Engine, setup: StorageSetup): string {
   return join(dir, `${engine}-${setup}.cpuprofile`);
+}
+
+/** The socket-write census (child-ipc.ts) that goes with a profile. */
+export function writesFile(profile: string): string {
+  return profile.replace(/\.cpuprofile$/, '.writes.json');
 }
 
 interface Storage {

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
-import { profileFile } from './engines.ts';
+import { profileFile, writesFile } from './engines.ts';
 import { SCENARIOS } from './scenarios.ts';
 import { runSetup, type SetupContext } from './setup-run.ts';
 import type { Engine } from './spec.ts';
@@ -23,16 +23,35 @@ export async function profileScenario(
   for (const engine of ENGINES) await rm(profileFile(dir, engine, setup), { force: true });
   const result = await runSetup(setup, { ...ctx, profile: { dir, scenario } });
   const profiles = {} as Record<Engine, ProfileSummary>;
+  const writes = {} as Record<Engine, Map<string, number>>;
   for (const engine of ENGINES) {
     const row = result.rows.find((r) => r.engine === engine);
+    const ops = row?.ops ?? Number.NaN;
     const file = profileFile(dir, engine, setup);
     const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-    profiles[engine] = summariseProfile(profile, row?.ops ?? Number.NaN);
+    profiles[engine] = summariseProfile(profile, ops);
+    const counted = JSON.parse(await readFile(writesFile(file), 'utf8')) as Record<string, number>;
+    writes[engine] = new Map(Object.entries(counted).map(([peer, n]) => [peer, n / ops]));
     process.stdout.write(
       `${engine}: ${row?.ops} × ${scenario}, ${row?.cpuMsPerOp.toFixed(3)} server cpu ms each with the profiler on; ${file}\n`,
     );
   }
+  process.stdout.write(`\n${compareWrites(writes.bare, writes.bridge)}\n`);
   process.stdout.write(`\n${compareProfiles(profiles.bare, profiles.bridge)}\n`);
+}
+
+/** The socket-write census (child-ipc.ts) per operation, by peer, bridge beside bare engine. */
+export function compareWrites(bare: Map<string, number>, bridge: Map<string, number>): string {
+  const peers = [...new Set([...bare.keys(), ...bridge.keys()])].sort();
+  const total = (m: Map<string, number>) => [...m.values()].reduce((sum, n) => sum + n, 0);
+  const line = (label: string, a: number, b: number) =>
+    `${a.toFixed(1).padStart(8)} ${b.toFixed(1).padStart(8)} ${(b - a).toFixed(1).padStart(8)}  ${label}`;
+  return [
+    'socket writes per operation, by peer (each one a system call):',
+    `${'bare'.padStart(8)} ${'bridge'.padStart(8)} ${'extra'.padStart(8)}`,
+    ...peers.map((peer) => line(peer, bare.get(peer) ?? 0, bridge.get(peer) ?? 0)),
+    line('all', total(bare), total(bridge)),
+  ].join('\n');
 }
 
 const ENGINES: Engine[] = ['bare', 'bridge'];

@@ -3,7 +3,7 @@ import { createLogger } from '../src/observability/logger.ts';
 import { startServer } from '../src/server.ts';
 import { startBareEngine } from './bare-engine.ts';
 import { bridgeConfig } from './bridge-config.ts';
-import { serveParent } from './child-ipc.ts';
+import { namePeers, serveParent } from './child-ipc.ts';
 import type { ServerSpec } from './spec.ts';
 
 /**
@@ -15,6 +15,7 @@ const parent = serveParent({ stop: () => close(), handlers: { start } });
 
 async function start(message: Record<string, unknown>): Promise<Record<string, unknown>> {
   const spec = message.spec as ServerSpec;
+  namePeers(peerPorts(spec));
   if (spec.engine === 'bare') {
     const bare = await startBareEngine(spec);
     close = bare.close;
@@ -34,3 +35,15 @@ async function start(message: Record<string, unknown>): Promise<Record<string, u
 }
 
 parent.ready({});
+
+/** The census's names for the ports this server talks to (see child-ipc.ts). */
+function peerPorts(spec: ServerSpec): Record<string, string> {
+  const names: Record<string, string> = {};
+  const name = (url: string | undefined, label: string, defaultPort: string) => {
+    if (url) names[new URL(url).port || defaultPort] = label;
+  };
+  name(spec.redisUrl, 'Redis', '6379');
+  name(spec.databaseUrl, 'PostgreSQL', '5432');
+  if (spec.engine === 'bridge') name(spec.sandboxUrl, 'WeChat (the sandbox)', '80');
+  return names;
+}

@@ -40,3 +40,29 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   expect(report.signing.map((limit) => limit.alg)).toEqual(['RS256', 'ES256', 'EdDSA']);
   expect(report.totalErrors).toBe(0);
 }, 180_000);
+
+test('npm run bench -- --profile prints where the CPU and the system calls go, bridge beside bare engine', async () => {
+  const results = await mkdtemp(join(tmpdir(), 'wob-bench-profile-'));
+  dirs.push(results);
+  const args = ['bench/run.ts', '--profile', 'login', '--setup', 'embedded', '--results', results];
+  args.push('--duration', '0.3', '--warmup', '0', '--concurrency', '2');
+  const { stdout } = await run(process.execPath, args, { timeout: 150_000 });
+
+  // The census: the bridge's two calls to WeChat per login and its own responses, beside the engine's.
+  const census = stdout.slice(stdout.indexOf('socket writes per operation'));
+  const row = (peer: string) => {
+    const cells = census.match(new RegExp(`^\\s*([\\d.]+)\\s+([\\d.]+)\\s+(-?[\\d.]+)\\s+${peer}$`, 'm'));
+    return cells ? { bare: Number(cells[1]), bridge: Number(cells[2]) } : undefined;
+  };
+  expect(row('WeChat \\(the sandbox\\)')?.bare).toBe(0);
+  expect(row('WeChat \\(the sandbox\\)')?.bridge).toBeGreaterThan(1);
+  expect(row('HTTP responses')?.bare).toBeGreaterThan(2);
+  expect(row('HTTP responses')?.bridge).toBeGreaterThan(row('HTTP responses')?.bare ?? 0);
+  expect(stdout).toContain('by function, largest extra first');
+  expect((await readdir(join(results, 'profiles'))).sort()).toEqual([
+    'bare-embedded.cpuprofile',
+    'bare-embedded.writes.json',
+    'bridge-embedded.cpuprofile',
+    'bridge-embedded.writes.json',
+  ]);
+}, 180_000);
