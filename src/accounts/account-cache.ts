@@ -1,3 +1,4 @@
+import type { AvatarInfo } from './avatars/store.ts';
 import type { Account } from './repository.ts';
 
 /**
@@ -15,7 +16,7 @@ import type { Account } from './repository.ts';
  */
 export interface AccountCache {
   get(subject: string): CachedAccount | undefined;
-  remember(account: Account): CachedAccount;
+  remember(account: Account, avatar?: AvatarInfo | null): CachedAccount;
   /** Stops hearing of this process's writes (a stopped server). */
   close(): void;
 }
@@ -31,6 +32,11 @@ export interface CachedAccount {
    * while the avatar URL is the same, and a failed download is retried by a later login.
    */
   picture?: { source: string | null; url: Promise<string | undefined>; until: number };
+  /**
+   * The stored avatar's metadata as read with the account (null: none stored), when it was: the
+   * picture claim is then made without reading it again. Undefined: not read.
+   */
+  avatar?: AvatarInfo | null;
 }
 
 export interface AccountCacheOptions {
@@ -50,8 +56,8 @@ const caches = new Set<LocalAccountCache>();
  * After a commit that changed an account: every cache of this process takes the new row (a login
  * writes its account just before oidc-provider asks for it).
  */
-export function accountWritten(account: Account): void {
-  for (const cache of caches) cache.replace(account);
+export function accountWritten(account: Account, avatar?: AvatarInfo | null): void {
+  for (const cache of caches) cache.replace(account, avatar);
 }
 
 /** After a commit that removed or changed an account by id (deletion, unbinding, recovery). */
@@ -85,8 +91,9 @@ class LocalAccountCache implements AccountCache {
     return undefined;
   }
 
-  remember(account: Account): CachedAccount {
+  remember(account: Account, avatar?: AvatarInfo | null): CachedAccount {
     const entry: CachedAccount = { account, expiresAt: this.#now() + this.#options.ttlMs };
+    if (avatar !== undefined) entry.avatar = avatar;
     if (this.#options.ttlMs <= 0) return entry;
     const picture = this.#entries.get(account.subject)?.picture;
     if (picture?.source === account.avatar_url && picture.until > this.#now()) entry.picture = picture;
@@ -104,10 +111,10 @@ class LocalAccountCache implements AccountCache {
    * A row just written. Two writes of one account may report their rows out of order: an older
    * row (by updated_at) never replaces a newer one.
    */
-  replace(account: Account): void {
+  replace(account: Account, avatar?: AvatarInfo | null): void {
     const held = this.#entries.get(account.subject)?.account;
     if (held && held.updated_at.getTime() > account.updated_at.getTime()) return;
-    this.remember(account);
+    this.remember(account, avatar);
   }
 
   forget(accountId: string): void {

@@ -2,6 +2,7 @@ import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import type { AccountsTable, Database, IdentitiesTable } from '../storage/schema.ts';
 import type { WeChatIdentity, WeChatProfile } from '../upstream/wechat/types.ts';
 import { accountForgotten, accountWritten } from './account-cache.ts';
+import type { AvatarInfo } from './avatars/store.ts';
 
 export type Account = Selectable<AccountsTable>;
 export type Identity = Selectable<IdentitiesTable>;
@@ -112,6 +113,18 @@ export interface LinkResult {
    * first logins of one identity may both report it: it drives notifications, which repeat harmlessly.
    */
   identityLinked: boolean;
+  /**
+   * Read by a returning person's one statement beside the account, so that the login does not read
+   * them again (each is a round trip); undefined when the login took the step-by-step path:
+   * `avatar`, the stored avatar's metadata (null: none), and `consentScopes`, what the person has
+   * allowed the client named by LinkOptions.consentFor (empty: nothing, or no client named).
+   */
+  alongside?: { avatar: AvatarInfo | null; consentScopes: ReadonlySet<string> };
+}
+
+export interface LinkOptions {
+  /** The client being logged in to, whose remembered consent (accounts/consents.ts) to read alongside. */
+  consentFor?: string;
 }
 
 /**
@@ -126,9 +139,11 @@ export async function linkIdentity(
   db: Kysely<Database>,
   identity: WeChatIdentity & { unionid: string },
   now: Date,
+  options: LinkOptions = {},
 ): Promise<LinkResult> {
-  const result = (await linkKnownPerson(db, identity, now)) ?? (await linkInTransaction(db, identity, now));
-  accountWritten(result.account);
+  const result =
+    (await linkKnownPerson(db, identity, now, options)) ?? (await linkInTransaction(db, identity, now));
+  accountWritten(result.account, result.alongside?.avatar);
   return result;
 }
 
@@ -143,6 +158,7 @@ async function linkKnownPerson(
   db: Kysely<Database>,
   identity: WeChatIdentity & { unionid: string },
   now: Date,
+  options: LinkOptions,
 ): Promise<LinkResult | undefined> {
   const nickname = presentNickname(identity.profile?.nickname);
   const avatarUrl = presentAvatar(identity.profile?.avatarUrl);
@@ -151,8 +167,9 @@ async function linkKnownPerson(
   const { appid, openid, kind, unionid } = identity;
   // Every CTE sees the rows as they were before the statement: `prior` tells whether the identity
   // existed. The upsert only touches an identity of the account found (else it returns nothing
-  // and so does the update).
-  const { rows } = await sql<Account & { identity_linked: boolean }>`
+  // and so does the update). The avatar's metadata and the remembered consent come back with the
+  // account, for the ID token's picture claim and the consent step.
+  const { rows } = await sql<Account & KnownPersonExtras>`
     with found as (
       select a.id from accounts a
       where a.id in (select account_id from identities where unionid = ${unionid}) or a.subject = ${unionid}
@@ -173,13 +190,46 @@ async function linkKnownPerson(
     set nickname = coalesce(${nickname ?? null}, accounts.nickname),
         avatar_url = coalesce(${avatarUrl ?? null}, accounts.avatar_url),
         updated_at = ${now}, last_login_at = ${now}
-    from linked where accounts.id = linked.account_id
-    returning accounts.*, not exists (select 1 from prior) as identity_linked
+    from linked left join avatars on avatars.account_id = linked.account_id
+    where accounts.id = linked.account_id
+    returning accounts.*, not exists (select 1 from prior) as identity_linked,
+      avatars.source_url as avatar_source_url, avatars.content_type as avatar_content_type,
+      avatars.etag as avatar_etag, avatars.updated_at as avatar_updated_at,
+      (select scopes from consents
+       where consents.account_id = accounts.id and consents.client_id = ${options.consentFor ?? null}
+      ) as consent_scopes
   `.execute(db);
   const row = rows[0];
   if (!row) return undefined;
-  const { identity_linked: identityLinked, ...account } = row;
-  return { account, created: false, identityLinked };
+  const {
+    identity_linked: identityLinked,
+    avatar_source_url: sourceUrl,
+    avatar_content_type: contentType,
+    avatar_etag: etag,
+    avatar_updated_at: updatedAt,
+    consent_scopes: consentScopes,
+    ...account
+  } = row;
+  const avatar =
+    sourceUrl !== null && contentType !== null && etag !== null && updatedAt !== null
+      ? { accountId: account.id, sourceUrl, contentType, etag, updatedAt: new Date(updatedAt) }
+      : null;
+  return {
+    account,
+    created: false,
+    identityLinked,
+    alongside: { avatar, consentScopes: new Set(consentScopes ?? []) },
+  };
+}
+
+/** What linkKnownPerson's statement returns besides the account's own columns. */
+interface KnownPersonExtras {
+  identity_linked: boolean;
+  avatar_source_url: string | null;
+  avatar_content_type: AvatarInfo['contentType'] | null;
+  avatar_etag: string | null;
+  avatar_updated_at: Date | string | null;
+  consent_scopes: string[] | null;
 }
 
 /** Every case, the first login and the conflict included, step by step in one transaction. */

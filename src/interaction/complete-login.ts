@@ -69,14 +69,15 @@ export async function linkAndLogIn(
     );
     return failed(UPSTREAM_FAILURES.unionid_missing);
   }
-  const link = await linkIdentity(deps.db, { ...identity, unionid }, deps.now());
+  const consentFor = String(interaction.params.client_id);
+  const link = await linkIdentity(deps.db, { ...identity, unionid }, deps.now(), { consentFor });
   const { account, created } = link;
   await announceLinkedApp(deps, link);
   deps.logger.info(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',
   );
-  return logIn(deps, interaction, account.subject, alongside);
+  return logIn(deps, interaction, account.subject, alongside, link.alongside?.consentScopes);
 }
 
 /**
@@ -95,8 +96,10 @@ export async function logIn(
   interaction: Interaction,
   subject: string,
   alongside?: WrittenAlongside,
+  /** What the person has allowed this client, when the account link read it already. */
+  remembered?: ReadonlySet<string>,
 ): Promise<CallbackOutcome> {
-  const consent = await consentStep(deps, interaction, subject);
+  const consent = await consentStep(deps, interaction, subject, remembered);
   const location = consent.kind === 'page' ? `/interaction/${interaction.uid}` : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };
   const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };

@@ -48,12 +48,15 @@ export async function consentStep(
   deps: InteractionDeps,
   interaction: Interaction,
   accountId: string,
+  /** What the person has allowed the client, when the caller has read it already. */
+  remembered?: ReadonlySet<string>,
 ): Promise<ConsentStep> {
   if (!(await asksThirdParty(deps, interaction, accountId))) return { kind: 'none' };
   const prompts = String(interaction.params.prompt ?? '').split(' ');
   if (prompts.includes('consent')) return { kind: 'page' };
   const grant = requestedGrant(deps, interaction, accountId);
-  const allowed = await rememberedScopes(deps.db, accountId, String(interaction.params.client_id));
+  const allowed =
+    remembered ?? (await rememberedScopes(deps.db, accountId, String(interaction.params.client_id)));
   const covered = grant
     .getOIDCScope()
     .split(' ')

@@ -99,11 +99,14 @@ export function cachedAccounts(
   };
 }
 
-/** Once per cached avatar URL: the lookup reads the avatar table (and may download a new image). */
+/**
+ * Once per cached avatar URL: the lookup reads the avatar table, unless the login read it with the
+ * account (and may download a new image).
+ */
 function pictureOf(entry: CachedAccount, avatars: AvatarMirror): Promise<string | undefined> {
   const source = entry.account.avatar_url;
   if (entry.picture?.source !== source)
-    entry.picture = { source, url: avatars.picture(entry.account), until: entry.expiresAt };
+    entry.picture = { source, url: avatars.picture(entry.account, entry.avatar), until: entry.expiresAt };
   return entry.picture.url;
 }
 

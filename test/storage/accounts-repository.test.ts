@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { rememberConsent } from '../../src/accounts/consents.ts';
 import {
   findAccountById,
   findAccountBySubject,
@@ -287,6 +289,33 @@ function describeAccountsRepository(
       const { account } = await linkIdentity(db, login(`u-${randomUUID()}`), t0);
       await db.deleteFrom('accounts').where('id', '=', account.id).execute();
       expect(await listIdentities(db, account.id)).toEqual([]);
+    });
+
+    it("reads a returning person's stored avatar and remembered consent with the account, in the same statement", async () => {
+      const unionid = `u-${randomUUID()}`;
+      const identity = login(unionid);
+      const first = await linkIdentity(db, identity, t0, { consentFor: 'rp' });
+      // A first login takes the step-by-step path: nothing read alongside.
+      expect(first.alongside).toBeUndefined();
+
+      const bare = await linkIdentity(db, identity, later(1), { consentFor: 'rp' });
+      expect(bare.alongside).toEqual({ avatar: null, consentScopes: new Set() });
+
+      const stored = {
+        accountId: first.account.id,
+        sourceUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132',
+        contentType: 'image/png' as const,
+        etag: '"abc"',
+        updatedAt: later(2),
+      };
+      await createSqlAvatarStore(db).put({ ...stored, bytes: new Uint8Array([1, 2, 3]) });
+      await rememberConsent(db, unionid, 'rp', ['openid', 'profile'], later(2));
+      await rememberConsent(db, unionid, 'other-rp', ['openid', 'phone'], later(2));
+      const next = await linkIdentity(db, identity, later(3), { consentFor: 'rp' });
+      expect(next.alongside).toEqual({ avatar: stored, consentScopes: new Set(['openid', 'profile']) });
+      expect(next.account.last_login_at.getTime()).toBe(later(3).getTime());
+      // No client named: no consent read.
+      expect((await linkIdentity(db, identity, later(4))).alongside?.consentScopes).toEqual(new Set());
     });
   });
 }

@@ -26,7 +26,11 @@ export interface AvatarMirror {
    * URL once the image is mirrored, downloading it first when the URL changed. Never throws: a
    * failed download keeps the previous copy (or, without one, WeChat's URL).
    */
-  picture(account: { id: string; avatar_url: string | null }): Promise<string | undefined>;
+  picture(
+    account: { id: string; avatar_url: string | null },
+    /** The stored avatar's metadata when the caller has just read it (null: none); read here otherwise. */
+    stored?: AvatarInfo | null,
+  ): Promise<string | undefined>;
 }
 
 export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
@@ -64,9 +68,9 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
   }
 
   return {
-    async picture(account) {
+    async picture(account, stored) {
       try {
-        const current = await deps.store.info(account.id);
+        const current = stored === undefined ? await deps.store.info(account.id) : (stored ?? undefined);
         const source = account.avatar_url;
         if (!source || (current && current.sourceUrl === source))
           return current ? ownUrl(current) : undefined;
