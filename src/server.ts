@@ -17,7 +17,7 @@ import { createApp } from './app.ts';
 import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config } from './config/types.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
-import { createRateLimiters, DEFAULT_LIMITS, type RateLimiters } from './http/rate-limits.ts';
+import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
 import { callbackOutcomeWaitMs } from './interaction/wechat-callback.ts';
@@ -30,7 +30,6 @@ import { loadProviderKeys } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 import { openStores } from './storage/open-stores.ts';
 import type { Stores } from './storage/ports.ts';
-import { connectRedis } from './storage/redis/connect.ts';
 import { createWeChatClient } from './upstream/wechat/client.ts';
 import {
   createOfficialAccountConnector,
@@ -103,8 +102,14 @@ export async function startServer(input: Config, options: StartOptions): Promise
     dependencies.start(DEPENDENCY_PROBE_MS);
     closers.push(async () => dependencies.stop());
     const limits = config.limits ?? DEFAULT_LIMITS;
+    // Counted on the stores' own Redis connection, when there is one: a count then travels in the
+    // same write as the other commands of that moment (auto-pipelining), where a connection of its
+    // own cost every login about one more system call (bench --profile login).
     const rateLimiters = limits.rateLimits.enabled
-      ? await openRateLimiters(config, limits.rateLimits, closers)
+      ? createRateLimiters(
+          limits.rateLimits,
+          stores.redis && { client: stores.redis, prefix: config.storage.redisKeyPrefix },
+        )
       : undefined;
 
     const keys = await loadProviderKeys(config, logger);
@@ -221,25 +226,6 @@ export async function startServer(input: Config, options: StartOptions): Promise
     await close();
     throw error;
   }
-}
-
-/**
- * Rate-limit counters in Redis when there is one, on a connection of their own (a flood of limited
- * requests never queues behind logins); in memory otherwise (one instance: the embedded store).
- */
-async function openRateLimiters(
-  config: Config,
-  rules: NonNullable<Config['limits']>['rateLimits'],
-  closers: Array<() => Promise<void>>,
-): Promise<RateLimiters> {
-  const { redisUrl, redisKeyPrefix } = config.storage;
-  if (!redisUrl) return createRateLimiters(rules);
-  // Outages are logged by the stores' own connection; the limiters fall back to memory meanwhile.
-  const client = await connectRedis(redisUrl, { onError: () => {} });
-  closers.push(async () => {
-    await client.quit().catch(() => client.disconnect());
-  });
-  return createRateLimiters(rules, { client, prefix: redisKeyPrefix });
 }
 
 /** How often each instance probes its stores, so that it notices an outage and a recovery by itself. */

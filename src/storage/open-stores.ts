@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
 import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
@@ -65,6 +66,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       kv: artifacts.kv,
       oidcAdapter: artifacts.oidcAdapter,
       kinds: { accounts: accountsKind, artifacts: artifacts.kind },
+      ...(artifacts.redis ? { redis: artifacts.redis } : {}),
       async ping() {
         const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
         return { database, cache };
@@ -98,6 +100,7 @@ interface Artifacts {
   oidcAdapter: Stores['oidcAdapter'];
   /** Absent: artifacts live in the database, whose probe covers them. */
   ping?: () => Promise<boolean>;
+  redis?: Redis;
 }
 
 async function openRedisArtifacts(
@@ -129,6 +132,7 @@ async function openRedisArtifacts(
     kv: createRedisKeyValueStore(redis, { prefix }),
     oidcAdapter: createRedisOidcAdapterFactory(redis, { prefix }),
     ping: () => probe(async () => void (await redis.ping())),
+    redis,
   };
 }
 

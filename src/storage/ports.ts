@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import type { Database } from './schema.ts';
@@ -39,6 +40,8 @@ export interface Stores {
   /** oidc-provider artifacts (Redis, or SQL when REDIS_URL is unset). */
   oidcAdapter: AdapterFactory;
   kinds: { accounts: StorageKind; artifacts: StorageKind };
+  /** The Redis connection the artifacts use, when they are in Redis (the rate limits count on it). */
+  redis?: Redis;
   /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
   ping(): Promise<{ database: boolean; cache: boolean }>;
   close(): Promise<void>;
