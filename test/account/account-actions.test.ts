@@ -7,7 +7,7 @@ import {
 } from '../../src/accounts/repository.ts';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import { attributeOf, decodeEntities, type TestBrowser } from '../helpers/browser.ts';
-import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
+import { createSandboxUser, decideOnWeChat, loginAs, relyingParty, startLogin } from '../helpers/flow.ts';
 
 /** The account page as the logged-in browser sees it (single sign-on: no second WeChat login). */
 async function accountPage(bridge: Bridge, browser: TestBrowser) {
@@ -45,6 +45,11 @@ describe('account page actions', () => {
     });
     const again = await login.browser.follow(`${bridge.url}/account`);
     expect(attributeOf(again.body, 'wechat-qr', 'src')).toBeDefined();
+
+    // Signed out, not unauthorized: the next login to the application asks nothing again.
+    const next = await startLogin(rp, { scope: 'openid profile' });
+    const callback = await decideOnWeChat(next, { user, allow: true });
+    expect(new URL(callback.location as string, bridge.url).pathname).toMatch(/^\/auth\//);
   });
 
   test('a post without the page token changes nothing', async () => {
