@@ -50,6 +50,11 @@ export interface LoadResult {
   /** Redis round trips during the measured slices; undefined without Redis. */
   redisRoundTrips: number | undefined;
   latencyMs: { p50: number; p99: number; mean: number };
+  /**
+   * Server CPU ms per operation in each measured slice, in round order: slice r of two targets ran
+   * next to each other, so their ratios per round show how much the machine moved within the run.
+   */
+  sliceCpuMsPerOp: number[];
 }
 
 /**
@@ -66,6 +71,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
     serverGcPauseMs: 0,
     serverRssBytes: 0,
     redisRoundTrips: undefined as number | undefined,
+    sliceCpuMsPerOp: [] as number[],
   }));
   if (options.warmupMs > 0) {
     for (const target of targets) await phase(target.op, options.concurrency, options.warmupMs, undefined);
@@ -89,7 +95,9 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
         total.redisRoundTrips = (total.redisRoundTrips ?? 0) + redisAfter - redisBefore;
       }
       await target.afterMeasure?.();
-      total.serverCpuMs += (after.cpuMicros - before.cpuMicros) / 1000;
+      const sliceCpuMs = (after.cpuMicros - before.cpuMicros) / 1000;
+      total.serverCpuMs += sliceCpuMs;
+      total.sliceCpuMsPerOp.push(slice.latencies.length ? sliceCpuMs / slice.latencies.length : Number.NaN);
       total.serverMainThreadCpuMs += (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / 1000;
       total.serverGcPauseMs += (after.gcPauseMicros - before.gcPauseMicros) / 1000;
       total.serverRssBytes = after.rssBytes;
@@ -111,6 +119,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       serverGcPauseMs: total.serverGcPauseMs,
       serverRssBytes: total.serverRssBytes,
       redisRoundTrips: total.redisRoundTrips,
+      sliceCpuMsPerOp: total.sliceCpuMsPerOp,
       latencyMs: {
         p50: percentile(sorted, 0.5),
         p99: percentile(sorted, 0.99),

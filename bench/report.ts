@@ -40,6 +40,27 @@ export function ratioToBare(row: ScenarioRow, rows: ScenarioRow[]): number | und
   return bare ? row.perCoreSecond / bare.perCoreSecond : undefined;
 }
 
+/**
+ * The middle half of the per-round ratios (slice r of the bridge over slice r of the bare engine,
+ * run next to each other): how far the machine's drift within the run moves the ratio. Undefined
+ * with fewer than two rounds.
+ */
+export function ratioSpread(
+  row: ScenarioRow,
+  rows: ScenarioRow[],
+): { low: number; high: number } | undefined {
+  if (row.engine !== 'bridge') return undefined;
+  const bare = rows.find((r) => r.engine === 'bare' && r.scenario === row.comparedTo);
+  if (!bare || row.sliceCpuMsPerOp.length < 2) return undefined;
+  const ratios = row.sliceCpuMsPerOp
+    .map((bridgeMs, round) => (bare.sliceCpuMsPerOp[round] ?? Number.NaN) / bridgeMs)
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  if (ratios.length < 2) return undefined;
+  const at = (q: number) => ratios[Math.round(q * (ratios.length - 1))] as number;
+  return { low: at(0.25), high: at(0.75) };
+}
+
 export function checkTargets(setups: SetupResult[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
   for (const { setup, rows, memory, bridgeLog } of setups) {
@@ -52,7 +73,7 @@ export function checkTargets(setups: SetupResult[]): TargetCheck[] {
           setup,
           what: `${row.scenario}: bridge / bare`,
           target: `≥ ${percent(want)}`,
-          measured: percent(ratio, 1),
+          measured: withSpread(ratio, ratioSpread(row, rows), 1),
           met: ratio >= want,
         });
       }
@@ -110,6 +131,7 @@ export function formatReport(report: Report): string {
       : 'pinning: none (taskset missing or one core): per-core figures come from server CPU time only',
     'ops/core-s = 1000 / cpu ms/op: what one fully used server core sustains (server CPU time, not wall time);',
     "core% = server CPU / wall time; bridge/bare = ops/core-s of the bridge over the bare engine's",
+    '(in brackets, the middle half of the ratios per round: how much the machine moved during the run)',
     '',
   );
   for (const setup of report.setups) {
@@ -182,7 +204,7 @@ function scenarioTable(rows: ScenarioRow[]): string {
       row.latencyMs.p50.toFixed(1),
       row.latencyMs.p99.toFixed(1),
       row.errors ? `${row.errors} !!` : '0',
-      ratio === undefined ? '' : percent(ratio),
+      ratio === undefined ? '' : withSpread(ratio, ratioSpread(row, rows)),
     ];
   });
   return table(header, body);
@@ -249,6 +271,12 @@ function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) =>
     cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** A ratio with the middle half of its per-round ratios in brackets, when there are rounds. */
+function withSpread(ratio: number, spread: { low: number; high: number } | undefined, digits = 0): string {
+  if (!spread) return percent(ratio, digits);
+  return `${percent(ratio, digits)} (${(spread.low * 100).toFixed(0)}-${(spread.high * 100).toFixed(0)})`;
 }
 
 function percent(ratio: number, digits = 0): string {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, test } from 'vitest';
-import type { Report } from '../../bench/report.ts';
+import { type Report, ratioSpread } from '../../bench/report.ts';
+import type { ScenarioRow } from '../../bench/setup-run.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -39,7 +40,23 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   expect(report.setups[0]?.memory.map((m) => m.sessions)).toEqual([4, 4]);
   expect(report.signing.map((limit) => limit.alg)).toEqual(['RS256', 'ES256', 'EdDSA']);
   expect(report.totalErrors).toBe(0);
+  // Each row keeps its slices (8 rounds by default), which the spread of the ratio comes from.
+  const login = report.setups[0]?.rows.find((r) => r.engine === 'bridge' && r.scenario === 'login');
+  expect(login?.sliceCpuMsPerOp).toHaveLength(8);
+  const spread = login && ratioSpread(login, report.setups[0]?.rows ?? []);
+  expect(spread?.low).toBeLessThanOrEqual(spread?.high ?? Number.NaN);
 }, 180_000);
+
+test('the spread of a ratio is the middle half of the per-round ratios, round paired with round', () => {
+  const row = (engine: 'bare' | 'bridge', slices: number[]) =>
+    ({ engine, scenario: 'login', comparedTo: 'login', sliceCpuMsPerOp: slices }) as unknown as ScenarioRow;
+  const bare = row('bare', [2, 2, 4, 4, 3]);
+  // Per round: 2/4, 2/2, 4/2, 4/4, 3/6 -> sorted 0.5, 0.5, 1, 1, 2.
+  const bridge = row('bridge', [4, 2, 2, 4, 6]);
+  expect(ratioSpread(bridge, [bare, bridge])).toEqual({ low: 0.5, high: 1 });
+  expect(ratioSpread(bare, [bare, bridge])).toBeUndefined();
+  expect(ratioSpread(row('bridge', [3]), [bare])).toBeUndefined();
+});
 
 test('npm run bench -- --profile prints where the CPU and the system calls go, bridge beside bare engine', async () => {
   const results = await mkdtemp(join(tmpdir(), 'wob-bench-profile-'));
