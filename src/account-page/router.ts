@@ -115,11 +115,13 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     const ok = clientId !== '' && (await revokeApp(deps, session.subject, clientId));
     if (!ok) return notice(ctx, deps, 'account.notFound', 404);
     deps.logger.info({ event: 'app_revoked', clientId }, 'account page: application access revoked');
+    await deps.notifier?.signedOut({ subject: session.subject, clientIds: [clientId] });
     ctx.redirect('/account');
   });
 
   post('/account/sign-out-everywhere', async (ctx, session) => {
-    await revokeEverything(deps, session.subject);
+    const { clientIds } = await revokeEverything(deps, session.subject);
+    await deps.notifier?.signedOut({ subject: session.subject, clientIds });
     notice(ctx, deps, 'account.signedOutEverywhere', 200);
   });
 

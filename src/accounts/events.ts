@@ -11,6 +11,11 @@ export interface AccountEvent {
 export interface AccountNotifier {
   /** Back-channel logout and the account-deleted event. */
   deleted(event: AccountEvent): Promise<void>;
+  /**
+   * Back-channel logout only: the person ended their sessions and grants at these clients from the
+   * account page ("sign out everywhere", or one application revoked); the account stays.
+   */
+  signedOut(event: AccountEvent): Promise<void>;
   /** The identities-changed event (an app unbound or linked); `appids` are the apps linked now. */
   identitiesChanged(event: AccountEvent & { appids: string[] }): Promise<void>;
 }
@@ -22,7 +27,8 @@ interface BackchannelClient {
 /**
  * How relying parties hear about accounts they know, each only if its registration asks:
  * - backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0): a logout token when the account
- *   is deleted (sub = the account's subject; no sid, so every session of that sub must end);
+ *   is deleted, when the person signs out everywhere and when they revoke the client on the account
+ *   page (sub = the account's subject; no sid, so every session of that sub must end);
  * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes,
  *   queued in the outbox (webhooks.ts) and delivered with retries (event-delivery.ts).
  * One slow or failing client never stops the others, nor what caused the event: failures are logged.
@@ -44,25 +50,30 @@ export function createAccountNotifier(
     }
     return clients;
   };
+  const logOut = (subject: string, clientIds: string[], why: string) =>
+    clientIds.map(async (clientId) => {
+      const client = await provider.Client.find(clientId);
+      if (!client?.backchannelLogoutUri) return;
+      try {
+        // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
+        await (client as unknown as BackchannelClient).backchannelLogout(subject, '');
+        logger.info({ clientId, why }, 'back-channel logout sent');
+      } catch (err) {
+        logger.warn(
+          { clientId, why, reason: err instanceof Error ? err.message : String(err) },
+          'back-channel logout failed',
+        );
+      }
+    });
   return {
     async deleted({ subject, clientIds }) {
       await Promise.all([
-        ...clientIds.map(async (clientId) => {
-          const client = await provider.Client.find(clientId);
-          if (!client?.backchannelLogoutUri) return;
-          try {
-            // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
-            await (client as unknown as BackchannelClient).backchannelLogout(subject, '');
-            logger.info({ clientId }, 'back-channel logout sent for a deleted account');
-          } catch (err) {
-            logger.warn(
-              { clientId, reason: err instanceof Error ? err.message : String(err) },
-              'back-channel logout failed',
-            );
-          }
-        }),
+        ...logOut(subject, clientIds, 'account deleted'),
         webhook?.('deleted', subject, await webhookClients(clientIds)),
       ]);
+    },
+    async signedOut({ subject, clientIds }) {
+      await Promise.all(logOut(subject, clientIds, 'signed out from the account page'));
     },
     async identitiesChanged({ subject, clientIds, appids }) {
       await webhook?.('identitiesChanged', subject, await webhookClients(clientIds), { appids });

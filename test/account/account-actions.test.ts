@@ -5,7 +5,15 @@ import {
   listIdentities,
   setVerifiedPhoneNumber,
 } from '../../src/accounts/repository.ts';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import {
+  BACKCHANNEL_LOGOUT_EVENT,
+  BCL_RP,
+  type LogoutReceiver,
+  logoutReceiver,
+  payloadOf,
+  withLogoutsDelivered,
+} from '../helpers/backchannel.ts';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
 import { attributeOf, decodeEntities, type TestBrowser } from '../helpers/browser.ts';
 import { createSandboxUser, decideOnWeChat, loginAs, relyingParty, startLogin } from '../helpers/flow.ts';
 
@@ -21,11 +29,65 @@ async function accountPage(bridge: Bridge, browser: TestBrowser) {
 describe('account page actions', () => {
   let bridge: Bridge;
   let rp: oidc.Configuration;
+  let bclRp: oidc.Configuration;
+  let receiver: LogoutReceiver;
   beforeAll(async () => {
-    bridge = await startBridge({ storage: 'embedded' });
+    receiver = await logoutReceiver();
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        clients: [...config.clients, { ...BCL_RP, backchannel_logout_uri: receiver.url }],
+      }),
+    });
     rp = await relyingParty(bridge);
+    bclRp = await relyingParty(bridge, BCL_RP);
   });
-  afterAll(async () => bridge?.close());
+  afterAll(async () => {
+    await bridge?.close();
+    receiver?.server.close();
+  });
+
+  /** The logout tokens `action` made the bridge send, as their payloads. */
+  const logoutsSentBy = async (action: () => Promise<unknown>) => {
+    receiver.tokens.length = 0;
+    await withLogoutsDelivered(receiver, action);
+    return receiver.tokens.map(payloadOf);
+  };
+
+  test('sign out everywhere tells the applications with a back-channel logout URI, by sub', async () => {
+    const user = await createSandboxUser(bridge, '通知退出');
+    const { login } = await loginAs(bclRp, user, { scope: 'openid' });
+    // Another browser, another application: signing out everywhere reaches its grant too.
+    await loginAs(rp, user, { scope: 'openid' });
+    const { csrf } = await accountPage(bridge, login.browser);
+    const sent = await logoutsSentBy(() =>
+      login.browser.follow(`${bridge.url}/account/sign-out-everywhere`, { method: 'POST', form: { csrf } }),
+    );
+    // test-rp registered no back-channel logout URI: only test-bcl-rp hears of it.
+    expect(sent).toEqual([
+      expect.objectContaining({
+        iss: bridge.url,
+        aud: BCL_RP.client_id,
+        sub: user.unionid,
+        events: BACKCHANNEL_LOGOUT_EVENT,
+      }),
+    ]);
+    expect(sent[0]).not.toHaveProperty('sid');
+  });
+
+  test('revoking one application tells that application only', async () => {
+    const user = await createSandboxUser(bridge, '撤销通知');
+    const { login, tokens } = await loginAs(bclRp, user, { scope: 'openid' });
+    const { csrf } = await accountPage(bridge, login.browser);
+    const revoke = (clientId: string) =>
+      login.browser.follow(`${bridge.url}/account/apps/revoke`, { method: 'POST', form: { csrf, clientId } });
+    // An application the person never authorized: nothing to revoke, nobody told.
+    expect(await logoutsSentBy(() => revoke(RP.client_id))).toEqual([]);
+    const sent = await logoutsSentBy(() => revoke(BCL_RP.client_id));
+    expect(sent).toEqual([expect.objectContaining({ aud: BCL_RP.client_id, sub: user.unionid })]);
+    expect((await oidc.tokenIntrospection(bclRp, tokens.access_token)).active).toBe(false);
+  });
 
   test('sign out everywhere revokes the tokens of every application and ends the session', async () => {
     const user = await createSandboxUser(bridge, '处处退出');

@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { accountForgotten } from '../../src/accounts/account-cache.ts';
@@ -9,40 +7,22 @@ import { deleteAccount, findAccountForOperator } from '../../src/accounts/deleti
 import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
-import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import {
+  BACKCHANNEL_LOGOUT_EVENT,
+  BCL_RP,
+  type LogoutReceiver,
+  logoutReceiver,
+  payloadOf,
+  withLogoutsDelivered,
+} from '../helpers/backchannel.ts';
+import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
-
-/** A relying party that registered for back-channel logout, with its own endpoint. */
-const BCL_RP = { ...RP, client_id: 'test-bcl-rp', client_secret: 'test-bcl-rp-secret-0123456789abcdef' };
-
-async function logoutReceiver(): Promise<{ server: Server; url: string; tokens: string[] }> {
-  const tokens: string[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => {
-      body += chunk;
-    });
-    req.on('end', () => {
-      tokens.push(new URLSearchParams(body).get('logout_token') ?? '');
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/backchannel-logout`,
-    tokens,
-  };
-}
-
-const payloadOf = (jwt: string) =>
-  JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
 
 for (const storage of STORAGE_SETUPS) {
   const available = await storageAvailable(storage);
   describe.skipIf(!available)(`account deletion (${storage})`, () => {
     let bridge: Bridge;
-    let receiver: Awaited<ReturnType<typeof logoutReceiver>>;
+    let receiver: LogoutReceiver;
     let rp: oidc.Configuration;
     let bclRp: oidc.Configuration;
     beforeAll(async () => {
@@ -206,22 +186,11 @@ for (const storage of STORAGE_SETUPS) {
         const user = await createSandboxUser(bridge, '通知应用');
         await loginAs(bclRp, user, { scope: 'openid' });
         receiver.tokens.length = 0;
-        // oidc-provider refuses to call loopback addresses (its SSRF guard, kept in production): this
-        // test's receiver alone is let through, by dropping the guard's dispatcher for its URL.
-        const realFetch = globalThis.fetch;
-        globalThis.fetch = ((url: string | URL | Request, init?: RequestInit) =>
-          String(url).startsWith(receiver.url)
-            ? realFetch(url, { ...init, dispatcher: undefined } as RequestInit)
-            : realFetch(url, init)) as typeof fetch;
-        try {
-          await erase(user);
-        } finally {
-          globalThis.fetch = realFetch;
-        }
+        await withLogoutsDelivered(receiver, () => erase(user));
         expect(receiver.tokens).toHaveLength(1);
         const claims = payloadOf(receiver.tokens[0] as string);
         expect(claims).toMatchObject({ iss: bridge.url, aud: BCL_RP.client_id, sub: user.unionid });
-        expect(claims.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+        expect(claims.events).toEqual(BACKCHANNEL_LOGOUT_EVENT);
       },
     );
   });
