@@ -88,7 +88,8 @@ export function summariseProfile(profile: CpuProfile, ops: number): ProfileSumma
     for (let at: ProfileNode | undefined = node; at; at = parent.get(at.id)) {
       if (isLibraryOrOurs(at.callFrame.url)) return categoryOf(at);
     }
-    return categoryOf(node);
+    // A write that only Node's own code led to (a stream flushing later): the socket's.
+    return isCensus(node.callFrame.url) ? 'node:net' : categoryOf(node);
   };
   const summary: ProfileSummary = { busy: 0, self: new Map(), owner: new Map(), functions: new Map() };
   // The profiler's own work while it hands the profile over is not the server's.
@@ -155,9 +156,11 @@ function add(map: Map<string, number>, key: string, micros: number): void {
  * called it (ioredis, pg, koa).
  */
 function isLibraryOrOurs(url: string): boolean {
-  if (url.endsWith('/bench/child-ipc.ts')) return false;
+  if (isCensus(url)) return false;
   return url.includes('/node_modules/') || /\/(src|bench|test)\//.test(url);
 }
+
+const isCensus = (url: string) => url.endsWith('/bench/child-ipc.ts');
 
 /** node_modules/<package>, node:<builtin>, our src/<folder>, or V8's own (GC, program). */
 function categoryOf(node: ProfileNode): string {

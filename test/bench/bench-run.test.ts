@@ -76,6 +76,10 @@ test('npm run bench -- --profile prints where the CPU and the system calls go, b
   expect(row('HTTP responses')?.bare).toBeGreaterThan(2);
   expect(row('HTTP responses')?.bridge).toBeGreaterThan(row('HTTP responses')?.bare ?? 0);
   expect(stdout).toContain('by function, largest extra first');
+  // The census's wrapper sits under every socket write: the writes are still charged to their callers.
+  const byCaller = stdout.slice(stdout.indexOf('by calling package'), stdout.indexOf('by function'));
+  expect(byCaller).toContain('koa');
+  expect(byCaller).not.toContain('bench/child-ipc');
   expect((await readdir(join(results, 'profiles'))).sort()).toEqual([
     'bare-embedded.cpuprofile',
     'bare-embedded.writes.json',
