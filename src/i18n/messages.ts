@@ -25,6 +25,7 @@ const zh = {
   'consent.allow': '同意',
   'consent.deny': '拒绝',
   'consent.signedInAs': '当前账号：{name}',
+  'consent.remembered': '同意后，下次登录该应用不再询问；你可以随时在账号管理页取消授权。',
   'scope.openid': '你的账号标识',
   'scope.profile': '你的昵称和头像',
   'scope.offline_access': '在你离线时保持访问',
@@ -105,6 +106,8 @@ const en: Record<MessageKey, string> = {
   'consent.allow': 'Allow',
   'consent.deny': 'Deny',
   'consent.signedInAs': 'Signed in as {name}',
+  'consent.remembered':
+    'Once allowed, you will not be asked again for this application; revoke it any time on your account page.',
   'scope.openid': 'Your account identifier',
   'scope.profile': 'Your nickname and avatar',
   'scope.offline_access': 'Access while you are offline',
