@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Grant, Interaction } from 'oidc-provider';
 import { rememberConsent, rememberedScopes } from '../accounts/consents.ts';
-import { isFirstParty, newGrant, offeredScopes } from '../oidc/grants.ts';
+import { allowsAll, isFirstParty, newGrant, offeredScopes } from '../oidc/grants.ts';
 import type { InteractionDeps } from './deps.ts';
 import { finish, loadInteraction } from './load.ts';
 
@@ -54,14 +54,10 @@ export async function consentStep(
   if (!(await asksThirdParty(deps, interaction, accountId))) return { kind: 'none' };
   const prompts = String(interaction.params.prompt ?? '').split(' ');
   if (prompts.includes('consent')) return { kind: 'page' };
-  const grant = requestedGrant(deps, interaction, accountId);
   const allowed =
     remembered ?? (await rememberedScopes(deps.db, accountId, String(interaction.params.client_id)));
-  const covered = grant
-    .getOIDCScope()
-    .split(' ')
-    .every((scope) => allowed.has(scope));
-  return covered ? { kind: 'remembered', grant } : { kind: 'page' };
+  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page' };
+  return { kind: 'remembered', grant: requestedGrant(deps, interaction, accountId) };
 }
 
 /** A login as `accountId` in a browser without their session, for a third-party client. */
@@ -81,9 +77,11 @@ async function asksThirdParty(
  */
 function requestedGrant(deps: InteractionDeps, interaction: Interaction, accountId: string): Grant {
   const grant = newGrant(deps.provider.Grant, accountId, String(interaction.params.client_id));
-  grant.addOIDCScope(offeredScopes(String(interaction.params.scope ?? '')).join(' '));
+  grant.addOIDCScope(requestedScopes(interaction).join(' '));
   return grant;
 }
+
+const requestedScopes = (interaction: Interaction) => offeredScopes(String(interaction.params.scope ?? ''));
 
 /** POST /interaction/:uid/consent — the person allowed what the client asked for. */
 export async function postConsent(ctx: Context, deps: InteractionDeps): Promise<void> {

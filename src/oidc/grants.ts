@@ -14,6 +14,11 @@ export function offeredScopes(scope: string | undefined): string[] {
   return (scope ?? '').split(' ').filter((name) => SUPPORTED_SCOPES.has(name));
 }
 
+/** Whether what was allowed (remembered, or granted) holds every scope asked for. */
+export function allowsAll(allowed: ReadonlySet<string>, requested: readonly string[]): boolean {
+  return requested.every((scope) => allowed.has(scope));
+}
+
 /**
  * A new grant with its id already chosen: oidc-provider picks one at the first save otherwise, and
  * then whatever refers to the grant (an interaction result) must wait for that save instead of
@@ -47,9 +52,9 @@ export function createLoadExistingGrant(remembered: RememberedScopes): Configura
     const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
     const requested = offeredScopes([...(oidc.requestParamScopes ?? [])].join(' '));
     if (!isFirstParty(client)) {
-      if (oidc.prompts.has('consent') || covers(existing, requested)) return existing;
-      const allowed = await remembered(accountId, client.clientId);
-      if (!requested.every((scope) => allowed.has(scope))) return existing;
+      if (oidc.prompts.has('consent')) return existing;
+      if (existing && allowsAll(new Set(existing.getOIDCScope().split(' ')), requested)) return existing;
+      if (!allowsAll(await remembered(accountId, client.clientId), requested)) return existing;
     }
     const grant = existing ?? newGrant(oidc.provider.Grant, accountId, client.clientId);
     const before = grant.getOIDCScope();
@@ -59,10 +64,4 @@ export function createLoadExistingGrant(remembered: RememberedScopes): Configura
     if (!existing || grant.getOIDCScope() !== before || claims.length) await grant.save();
     return grant;
   };
-}
-
-function covers(grant: Grant | undefined, requested: string[]): boolean {
-  if (!grant) return false;
-  const granted = new Set(grant.getOIDCScope().split(' '));
-  return requested.every((scope) => granted.has(scope));
 }
