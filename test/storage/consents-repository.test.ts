@@ -75,7 +75,14 @@ function describeConsents(name: string, open: () => Promise<SqlBackend>, options
     });
 
     it('remembers nothing for an unknown subject or an empty consent', async () => {
-      await rememberConsent(db, `u-${randomUUID()}`, 'rp', ['openid'], now);
+      const nobodysClient = `rp-${randomUUID()}`;
+      await rememberConsent(db, `u-${randomUUID()}`, nobodysClient, ['openid'], now);
+      const rows = await db
+        .selectFrom('consents')
+        .select('account_id')
+        .where('client_id', '=', nobodysClient)
+        .execute();
+      expect(rows).toEqual([]);
       const { subject } = await newAccount();
       await rememberConsent(db, subject, 'rp', [], now);
       expect(await listConsents(db, subject)).toEqual([]);
