@@ -35,7 +35,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --results <dir>       where the JSON goes (default bench/results)
   --only <scenario>     run only this scenario (repeatable): memory, login, userinfo, introspection,
                         "refresh_token RS256" (ES256, EdDSA)
-  --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler)
+  --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler); also a
+                        login variant ("login + consent page", ...) beside the bare login
   --help                this text`;
 
 export function parseOptions(argv: string[]): BenchOptions | 'help' {

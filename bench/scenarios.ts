@@ -12,7 +12,10 @@ import {
   MINI_PROGRAM_BENCH_CLIENT,
 } from './spec.ts';
 
-/** One thing measured on one engine; a variant is a bridge-only extra (left out when profiling). */
+/**
+ * One thing measured on one engine; a variant is a bridge-only extra, profiled only when named
+ * (beside the bare engine's target it is compared with).
+ */
 export interface Target {
   scenario: string;
   e: EngineUnderTest;
@@ -25,6 +28,8 @@ export interface Target {
 /** A group of targets measured together, in alternating slices. */
 export interface Scenario {
   name: string;
+  /** The names of its bridge-only variants, which --profile also takes. */
+  variants?: string[];
   targets(world: World): Promise<Target[]>;
 }
 
@@ -149,6 +154,7 @@ const tokenScenario = (name: string, op: (world: World, e: EngineUnderTest) => O
 export const SCENARIO_LIST: Scenario[] = [
   {
     name: 'login',
+    variants: ['login, consent remembered', 'login + consent page', 'mini-program login'],
     async targets(world) {
       await world.welcomeEveryone();
       const { bridge } = world;
@@ -200,5 +206,27 @@ export const SCENARIO_LIST: Scenario[] = [
   ),
 ];
 
-/** The names --only and --profile take ("memory" is the memory phase, before the scenarios). */
+/** The names --only takes ("memory" is the memory phase, before the scenarios). */
 export const SCENARIOS = ['memory', ...SCENARIO_LIST.map((scenario) => scenario.name)];
+
+/** The names --profile takes: every scenario and every variant. */
+export const PROFILED = [
+  ...SCENARIO_LIST.map((scenario) => scenario.name),
+  ...SCENARIO_LIST.flatMap((scenario) => scenario.variants ?? []),
+];
+
+/** The scenario group measuring `name`, itself or one of its variants. */
+export function scenarioOf(name: string): Scenario | undefined {
+  return SCENARIO_LIST.find((s) => s.name === name || s.variants?.includes(name));
+}
+
+/**
+ * The two targets a profile of `name` measures: the bare engine's and the bridge's. A variant is
+ * the bridge's, beside the bare target it is compared with.
+ */
+export function profiledTargets(targets: Target[], name: string): Target[] {
+  const variant = targets.find((t) => t.variant && t.scenario === name);
+  if (!variant) return targets.filter((t) => t.scenario === name && !t.variant);
+  const bare = targets.find((t) => t.e.engine === 'bare' && t.scenario === variant.comparedTo);
+  return bare ? [bare, variant] : [variant];
+}

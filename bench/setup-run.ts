@@ -9,7 +9,7 @@ import { coreBusy, readCoreTicks } from './machine.ts';
 import type { BenchOptions } from './options.ts';
 import type { Pinning } from './processes.ts';
 import { type RedisMemory, redisMemory } from './redis-memory.ts';
-import { SCENARIO_LIST, type Target, World } from './scenarios.ts';
+import { profiledTargets, SCENARIO_LIST, scenarioOf, type Target, World } from './scenarios.ts';
 import type { Engine } from './spec.ts';
 
 export interface ScenarioRow extends LoadResult {
@@ -94,15 +94,17 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
   });
   const rows: ScenarioRow[] = [];
   const memory: MemoryRow[] = [];
+  const profiled = ctx.profile && scenarioOf(ctx.profile.scenario);
   const wanted = (name: string) =>
-    ctx.profile ? ctx.profile.scenario === name : !options.only || options.only.includes(name);
+    ctx.profile ? profiled?.name === name : !options.only || options.only.includes(name);
 
   if (wanted('memory')) {
     for (const e of world.engines) memory.push(await memoryPhase(setup, e, world.loginOp(e), options));
   }
   for (const scenario of SCENARIO_LIST) {
     if (!wanted(scenario.name)) continue;
-    const targets = (await scenario.targets(world)).filter((t) => !(ctx.profile && t.variant));
+    const all = await scenario.targets(world);
+    const targets = ctx.profile ? profiledTargets(all, ctx.profile.scenario) : all;
     rows.push(...(await measure(setup, targets, ctx)));
   }
 

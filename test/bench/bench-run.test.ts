@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, test } from 'vitest';
 import { type Report, ratioSpread } from '../../bench/report.ts';
+import { PROFILED, profiledTargets, type Target } from '../../bench/scenarios.ts';
 import type { ScenarioRow } from '../../bench/setup-run.ts';
 
 const run = promisify(execFile);
@@ -56,6 +57,23 @@ test('the spread of a ratio is the middle half of the per-round ratios, round pa
   expect(ratioSpread(bridge, [bare, bridge])).toEqual({ low: 0.5, high: 1 });
   expect(ratioSpread(bare, [bare, bridge])).toBeUndefined();
   expect(ratioSpread(row('bridge', [3]), [bare])).toBeUndefined();
+});
+
+test('--profile takes a login variant and profiles it beside the bare login', () => {
+  const target = (engine: 'bare' | 'bridge', scenario: string, variant = false): Target => ({
+    scenario,
+    e: { engine } as Target['e'],
+    op: async () => {},
+    ...(variant && { comparedTo: 'login', variant }),
+  });
+  const targets = [
+    target('bare', 'login'),
+    target('bridge', 'login'),
+    target('bridge', 'login + consent page', true),
+  ];
+  expect(PROFILED).toContain('login + consent page');
+  expect(profiledTargets(targets, 'login')).toEqual([targets[0], targets[1]]);
+  expect(profiledTargets(targets, 'login + consent page')).toEqual([targets[0], targets[2]]);
 });
 
 test('npm run bench -- --profile prints where the CPU and the system calls go, bridge beside bare engine', async () => {
