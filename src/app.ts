@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
 import { type DependencyMonitor, dependencyGate, probeAfterServerErrors } from './http/dependency-gate.ts';
@@ -14,6 +14,7 @@ import { requestLog } from './http/request-log.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
+import { readInteractionAhead } from './interaction/load.ts';
 import { createInteractionRouter } from './interaction/router.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -65,8 +66,11 @@ export function createApp(deps: AppDeps): Provider {
   ]);
   if (dependencies) provider.use(dependencyGate(dependencies, gateOptions));
   if (deps.maxBodyBytes) provider.use(requestSizeLimit(deps.maxBodyBytes));
-  if (deps.rateLimiters)
-    provider.use(rateLimits({ limiters: deps.rateLimiters, views, metrics: deps.metrics }));
+  if (deps.rateLimiters) {
+    const { rateLimiters: limiters, metrics, interaction } = deps;
+    const alongside = (ctx: Context) => readInteractionAhead(ctx, interaction);
+    provider.use(rateLimits({ limiters, views, metrics, alongside }));
+  }
   provider.use(domainVerification(config.wechat.mpVerifyTokens));
   mount(provider, [
     assetsRouter(views),

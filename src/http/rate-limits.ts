@@ -70,15 +70,22 @@ export function groupOf(method: string, path: string): RateLimitGroup | undefine
   return undefined;
 }
 
+interface RateLimitOptions {
+  limiters: RateLimiters;
+  views: Views;
+  metrics?: Metrics | undefined;
+  /**
+   * Called just before a request's count is sent: reads the route would make first (and that change
+   * nothing) start here, so that they travel to the store together with the count.
+   */
+  alongside?: ((ctx: Context) => void) | undefined;
+}
+
 /**
  * 429 with Retry-After once a client spends its points: an OAuth error JSON on the token endpoint,
  * a readable page on the others. The key is the client's IP (X-Forwarded-For only with trustProxy).
  */
-export function rateLimits(options: {
-  limiters: RateLimiters;
-  views: Views;
-  metrics?: Metrics | undefined;
-}): Middleware {
+export function rateLimits(options: RateLimitOptions): Middleware {
   const tokenBlocks = new BlockedKeys();
   // Not async: the requests no group counts (most of them) pass straight through.
   return (ctx, next) => {
@@ -93,8 +100,9 @@ async function limitRequests(
   ctx: Context,
   next: () => Promise<unknown>,
   group: Exclude<RateLimitGroup, 'token'>,
-  options: { limiters: RateLimiters; views: Views; metrics?: Metrics | undefined },
+  options: RateLimitOptions,
 ): Promise<unknown> {
+  options.alongside?.(ctx);
   try {
     await options.limiters[group].consume(keyOf(ctx, group));
   } catch (rejection) {
@@ -117,7 +125,7 @@ async function limitRequests(
 async function limitTokenFailures(
   ctx: Context,
   next: () => Promise<unknown>,
-  options: { limiters: RateLimiters; views: Views; metrics?: Metrics | undefined },
+  options: RateLimitOptions,
   blocks: BlockedKeys,
 ): Promise<void> {
   // The key (which decodes the Authorization header) is made only when it is needed: while some

@@ -43,3 +43,21 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   const keys = await scanKeys(redis, prefix);
   for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
 }
+
+/**
+ * What `client` hands its socket from now on, one string per write (ioredis writes an auto-
+ * pipelined batch in one), until stop(): which commands travel to Redis together.
+ */
+export function recordWrites(client: Redis): { writes: string[]; stop(): void } {
+  const socket = client.stream;
+  const write = socket.write;
+  const writes: string[] = [];
+  socket.write = function (this: typeof socket, chunk: unknown, ...rest: unknown[]) {
+    writes.push(String(chunk));
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof socket.write;
+  const stop = () => {
+    socket.write = write;
+  };
+  return { writes, stop };
+}

@@ -3,7 +3,16 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { type Bridge, RP, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
-import { authorizationRequest, createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
+import {
+  authorizationRequest,
+  callbackFromWeChat,
+  continueToRp,
+  createSandboxUser,
+  loginAs,
+  relyingParty,
+  startLogin,
+} from '../helpers/flow.ts';
+import { recordWrites } from '../helpers/redis.ts';
 
 const available = await storageAvailable('postgres+redis');
 
@@ -174,6 +183,67 @@ describe('hardening: what a login counts against the interaction limit', () => {
     expect(tokens.access_token).toBeTruthy();
     const next = await new TestBrowser().request((await authorizationRequest(rp)).url.href);
     expect(next.status).toBe(429);
+  });
+});
+
+describe.skipIf(!available)('hardening: what a counted request costs Redis', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => ({
+        ...config,
+        limits: { ...LIMITS, rateLimits: { ...LIMITS.rateLimits, ...GENEROUS } },
+      }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test("the WeChat callback's count and its read of the interaction travel to Redis in one write", async () => {
+    const user = await createSandboxUser(bridge, 'Pipelined');
+    const login = await startLogin(rp);
+    const callback = await callbackFromWeChat(login, { user, allow: true });
+    const redis = bridge.server.stores.redis;
+    if (!redis) throw new Error('no Redis client on a postgres+redis bridge');
+    const recorded = recordWrites(redis);
+    const hop = await login.browser.request(callback.href);
+    recorded.stop();
+
+    const counted = recorded.writes.filter((write) => write.includes('rate:callback'));
+    expect(counted).toHaveLength(1);
+    expect(counted[0]).toContain(`oidc:Interaction:${callback.pathname.split('/')[2]}`);
+    // And the login goes on as before.
+    const redirect = await continueToRp(login, hop);
+    expect((await oidc.authorizationCodeGrant(rp, redirect, login.checks)).claims()?.sub).toBe(user.unionid);
+  });
+
+  test('a refused callback read its interaction for nothing, and answers 429 all the same', async () => {
+    const tight = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => ({
+        ...config,
+        limits: {
+          ...LIMITS,
+          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, callback: LIMITS.rateLimits.callback },
+        },
+      }),
+    });
+    try {
+      const user = await createSandboxUser(tight, 'Refused');
+      const login = await startLogin(await relyingParty(tight));
+      const callback = await callbackFromWeChat(login, { user, allow: true });
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await login.browser.request(callback.href)).status);
+      expect(statuses[2]).toBe(429);
+      expect(tight.logs.join('')).not.toMatch(/"level":(50|60)/);
+    } finally {
+      await tight.close();
+    }
   });
 });
 
