@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
 import { profileFile, writesFile } from './engines.ts';
-import { SCENARIOS } from './scenarios.ts';
+import { PROFILED } from './scenarios.ts';
 import { runSetup, type SetupContext } from './setup-run.ts';
 import type { Engine } from './spec.ts';
 
@@ -17,8 +17,8 @@ export async function profileScenario(
   ctx: SetupContext,
   dir: string,
 ): Promise<void> {
-  if (scenario === 'memory' || !SCENARIOS.includes(scenario))
-    throw new Error(`--profile: no scenario "${scenario}" (${SCENARIOS.join(', ')})`);
+  if (!PROFILED.includes(scenario))
+    throw new Error(`--profile: no scenario "${scenario}" (${PROFILED.join(', ')})`);
   await mkdir(dir, { recursive: true });
   for (const engine of ENGINES) await rm(profileFile(dir, engine, setup), { force: true });
   const result = await runSetup(setup, { ...ctx, profile: { dir, scenario } });

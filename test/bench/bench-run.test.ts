@@ -76,14 +76,24 @@ test('--profile takes a login variant and profiles it beside the bare login', ()
   expect(profiledTargets(targets, 'login + consent page')).toEqual([targets[0], targets[2]]);
 });
 
-test('npm run bench -- --profile prints where the CPU and the system calls go, bridge beside bare engine', async () => {
+test('npm run bench -- --profile prints where the CPU and the system calls go, a login variant beside the bare login', async () => {
   const results = await mkdtemp(join(tmpdir(), 'wob-bench-profile-'));
   dirs.push(results);
-  const args = ['bench/run.ts', '--profile', 'login', '--setup', 'embedded', '--results', results];
+  const args = [
+    'bench/run.ts',
+    '--profile',
+    'login + consent page',
+    '--setup',
+    'embedded',
+    '--results',
+    results,
+  ];
   args.push('--duration', '0.3', '--warmup', '0', '--concurrency', '2');
   const { stdout } = await run(process.execPath, args, { timeout: 150_000 });
 
-  // The census: the bridge's two calls to WeChat per login and its own responses, beside the engine's.
+  expect(stdout).toMatch(/bare: \d+ × login \+ consent page/);
+  // The census: the bridge's two calls to WeChat per login and its own responses (the consent page
+  // and its post among them), beside the engine's.
   const census = stdout.slice(stdout.indexOf('socket writes per operation'));
   const row = (peer: string) => {
     const cells = census.match(new RegExp(`^\\s*([\\d.]+)\\s+([\\d.]+)\\s+(-?[\\d.]+)\\s+${peer}$`, 'm'));
@@ -96,7 +106,7 @@ test('npm run bench -- --profile prints where the CPU and the system calls go, b
   expect(stdout).toContain('by function, largest extra first');
   // The census's wrapper sits under every socket write: the writes are still charged to their callers.
   const byCaller = stdout.slice(stdout.indexOf('by calling package'), stdout.indexOf('by function'));
-  expect(byCaller).toContain('koa');
+  expect(byCaller).toContain('src/interaction');
   expect(byCaller).not.toContain('bench/child-ipc');
   expect((await readdir(join(results, 'profiles'))).sort()).toEqual([
     'bare-embedded.cpuprofile',
