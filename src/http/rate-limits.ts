@@ -87,13 +87,47 @@ interface RateLimitOptions {
  */
 export function rateLimits(options: RateLimitOptions): Middleware {
   const tokenBlocks = new BlockedKeys();
+  const authorizationBlocks = new BlockedKeys();
   // Not async: the requests no group counts (most of them) pass straight through.
   return (ctx, next) => {
     const group = groupOf(ctx.method, ctx.path);
     if (!group) return next();
     if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
+    if (ctx.path === '/auth') return limitAuthorizationRequests(ctx, next, options, authorizationBlocks);
     return limitRequests(ctx, next, group, options);
   };
+}
+
+/**
+ * The authorization request is counted alongside its own work instead of before it: the count
+ * then travels to Redis in the same write as the interaction the request saves (or the session it
+ * reads), one round trip fewer per login. All such a request can have done when it turns out to be
+ * over the limit is save an interaction nobody will use (it expires); its answer becomes the 429,
+ * and this instance refuses the address at once, without Redis, until the window ends, so a flood
+ * leaves at most one such interaction per instance and window.
+ */
+async function limitAuthorizationRequests(
+  ctx: Context,
+  next: () => Promise<unknown>,
+  options: RateLimitOptions,
+  blocks: BlockedKeys,
+): Promise<void> {
+  const key = keyOf(ctx, 'interaction');
+  const blockedMs = blocks.empty() ? 0 : blocks.msLeft(key);
+  if (blockedMs > 0) return refuse(ctx, 'interaction', blockedMs, options);
+  // Settles with the refusal, or undefined: allowed, or a store error with no insurance left (let through).
+  const counted = options.limiters.interaction.consume(key).then(
+    () => undefined,
+    (rejection: unknown) => (rejection instanceof RateLimiterRes ? rejection : undefined),
+  );
+  await next();
+  const refusal = await counted;
+  if (!refusal) return;
+  blocks.block(key, refusal.msBeforeNext);
+  // Nothing of the answer it replaces: not the redirect, nor the interaction's cookies.
+  ctx.remove('Location');
+  ctx.remove('Set-Cookie');
+  refuse(ctx, 'interaction', refusal.msBeforeNext, options);
 }
 
 async function limitRequests(

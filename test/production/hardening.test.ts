@@ -87,6 +87,9 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(statuses).toEqual([303, 303, 303]);
     expect(last.status).toBe(429);
     expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Counted alongside its work, the refused request answers nothing of it: no redirect, no cookie.
+    expect(last.location).toBeUndefined();
+    expect(last.headers.get('set-cookie')).toBeNull();
     expect(last.headers.get('content-type')).toMatch(/^text\/html/);
     expect(last.body).toContain('请求过于频繁');
   });
@@ -220,6 +223,19 @@ describe.skipIf(!available)('hardening: what a counted request costs Redis', () 
     // And the login goes on as before.
     const redirect = await continueToRp(login, hop);
     expect((await oidc.authorizationCodeGrant(rp, redirect, login.checks)).claims()?.sub).toBe(user.unionid);
+  });
+
+  test("the authorization request's count travels to Redis in the same write as the interaction it saves", async () => {
+    const redis = bridge.server.stores.redis;
+    if (!redis) throw new Error('no Redis client on a postgres+redis bridge');
+    const recorded = recordWrites(redis);
+    const login = await startLogin(rp);
+    recorded.stop();
+
+    const uid = new URL(login.loginPage.url).pathname.split('/')[2];
+    const counted = recorded.writes.filter((write) => write.includes('rate:interaction'));
+    expect(counted).toHaveLength(1);
+    expect(counted[0]).toContain(`oidc:Interaction:${uid}`);
   });
 
   test('a refused callback read its interaction for nothing, and answers 429 all the same', async () => {
