@@ -18,7 +18,10 @@ export async function loadInteraction(ctx: Context, deps: InteractionDeps): Prom
  * another one) without answering: the caller decides what such a request gets.
  */
 export async function findInteraction(ctx: Context, deps: InteractionDeps): Promise<Interaction | undefined> {
-  const interaction = await (readsAhead.get(ctx) ?? readInteraction(ctx, deps));
+  const ahead = readsAhead.get(ctx);
+  // Taken once: a later look in the same request reads the store again.
+  readsAhead.delete(ctx);
+  const interaction = await (ahead ?? readInteraction(ctx, deps));
   return interaction?.uid === ctx.params.uid ? interaction : undefined;
 }
 
