@@ -32,6 +32,19 @@ const GENEROUS = {
   callback: { points: 1000, durationSeconds: 600 },
 };
 
+type LimitRules = Partial<Omit<typeof LIMITS.rateLimits, 'enabled'>>;
+
+/** A bridge with LIMITS, the login pages and callbacks GENEROUS, and `rules` on top. */
+function startWithLimits(storage: 'embedded' | 'postgres+redis', rules: LimitRules = {}): Promise<Bridge> {
+  return startBridge({
+    storage,
+    configure: (config) => ({
+      ...config,
+      limits: { ...LIMITS, rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, ...rules } },
+    }),
+  });
+}
+
 function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
   return fetch(`${base}/token`, {
     method: 'POST',
@@ -124,16 +137,7 @@ describe.skipIf(!available)('hardening: the token endpoint counts failed request
   let rp: oidc.Configuration;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'postgres+redis',
-      configure: (config) => ({
-        ...config,
-        limits: {
-          ...LIMITS,
-          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, token: { points: 2, durationSeconds: 600 } },
-        },
-      }),
-    });
+    bridge = await startWithLimits('postgres+redis', { token: { points: 2, durationSeconds: 600 } });
     rp = await relyingParty(bridge);
   });
   afterAll(async () => {
@@ -163,17 +167,8 @@ describe('hardening: what a login counts against the interaction limit', () => {
   let rp: oidc.Configuration;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'embedded',
-      configure: (config) => ({
-        ...config,
-        limits: {
-          ...LIMITS,
-          // Exactly one login with consent: the authorization request and the consent post.
-          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, interaction: { points: 2, durationSeconds: 600 } },
-        },
-      }),
-    });
+    // Exactly one login with consent: the authorization request and the consent post.
+    bridge = await startWithLimits('embedded', { interaction: { points: 2, durationSeconds: 600 } });
     rp = await relyingParty(bridge);
   });
   afterAll(async () => {
@@ -194,13 +189,7 @@ describe.skipIf(!available)('hardening: what a counted request costs Redis', () 
   let rp: oidc.Configuration;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'postgres+redis',
-      configure: (config) => ({
-        ...config,
-        limits: { ...LIMITS, rateLimits: { ...LIMITS.rateLimits, ...GENEROUS } },
-      }),
-    });
+    bridge = await startWithLimits('postgres+redis');
     rp = await relyingParty(bridge);
   });
   afterAll(async () => {
@@ -239,16 +228,7 @@ describe.skipIf(!available)('hardening: what a counted request costs Redis', () 
   });
 
   test('a refused callback read its interaction for nothing, and answers 429 all the same', async () => {
-    const tight = await startBridge({
-      storage: 'postgres+redis',
-      configure: (config) => ({
-        ...config,
-        limits: {
-          ...LIMITS,
-          rateLimits: { ...LIMITS.rateLimits, ...GENEROUS, callback: LIMITS.rateLimits.callback },
-        },
-      }),
-    });
+    const tight = await startWithLimits('postgres+redis', { callback: LIMITS.rateLimits.callback });
     try {
       const user = await createSandboxUser(tight, 'Refused');
       const login = await startLogin(await relyingParty(tight));
