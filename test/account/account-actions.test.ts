@@ -11,6 +11,7 @@ import {
   type LogoutReceiver,
   logoutReceiver,
   payloadOf,
+  withBackchannelClient,
   withLogoutsDelivered,
 } from '../helpers/backchannel.ts';
 import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
@@ -35,10 +36,7 @@ describe('account page actions', () => {
     receiver = await logoutReceiver();
     bridge = await startBridge({
       storage: 'embedded',
-      configure: (config) => ({
-        ...config,
-        clients: [...config.clients, { ...BCL_RP, backchannel_logout_uri: receiver.url }],
-      }),
+      configure: withBackchannelClient(receiver),
     });
     rp = await relyingParty(bridge);
     bclRp = await relyingParty(bridge, BCL_RP);

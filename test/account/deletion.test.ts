@@ -13,6 +13,7 @@ import {
   type LogoutReceiver,
   logoutReceiver,
   payloadOf,
+  withBackchannelClient,
   withLogoutsDelivered,
 } from '../helpers/backchannel.ts';
 import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
@@ -29,10 +30,7 @@ for (const storage of STORAGE_SETUPS) {
       receiver = await logoutReceiver();
       bridge = await startBridge({
         storage,
-        configure: (config) => ({
-          ...config,
-          clients: [...config.clients, { ...BCL_RP, backchannel_logout_uri: receiver.url }],
-        }),
+        configure: withBackchannelClient(receiver),
       });
       rp = await relyingParty(bridge);
       bclRp = await relyingParty(bridge, BCL_RP);

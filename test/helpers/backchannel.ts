@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../../src/config/types.ts';
 import { RP } from './bridge.ts';
 
 /** A relying party that registers for back-channel logout (give it a receiver's URL). */
@@ -14,6 +15,14 @@ export interface LogoutReceiver {
   url: string;
   /** The logout tokens received so far, in order. */
   tokens: string[];
+}
+
+/** A bridge's `configure`: its clients and BCL_RP, which sends its logouts to `receiver`. */
+export function withBackchannelClient(receiver: LogoutReceiver): (config: Config) => Config {
+  return (config) => ({
+    ...config,
+    clients: [...config.clients, { ...BCL_RP, backchannel_logout_uri: receiver.url }],
+  });
 }
 
 /** An endpoint on loopback that records every back-channel logout token posted to it. */
