@@ -43,6 +43,9 @@ for (const storage of STORAGE_SETUPS) {
     /** Deletes as the server would: the operator CLI where it can share the stores, else in-process. */
     const erase = async (user: SandboxUser) => {
       if (storage === 'postgres+redis') {
+        // The command is another process in production: it sees the grant index as the servers have
+        // written it, and they write it in 50 ms batches. Written now, as a moment later it would be.
+        await flushIndexWrites(bridge.server.stores.db);
         const out: string[] = [];
         const code = await deleteAccountCommand({
           config: bridge.server.config,
