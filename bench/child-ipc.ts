@@ -7,6 +7,8 @@ import { PerformanceObserver } from 'node:perf_hooks';
 export type Usage = {
   /** process.cpuUsage(): user and system microseconds, all threads. */
   cpuMicros: number;
+  /** Of cpuMicros, the kernel's part (system time: system calls, wake-ups, the loopback network). */
+  systemCpuMicros: number;
   /** process.threadCpuUsage(): the main (JavaScript) thread's share of cpuMicros. */
   mainThreadCpuMicros: number;
   rssBytes: number;
@@ -136,6 +138,7 @@ async function usage(): Promise<Usage> {
   const memory = process.memoryUsage();
   return {
     cpuMicros: cpu.user + cpu.system,
+    systemCpuMicros: cpu.system,
     mainThreadCpuMicros: main.user + main.system,
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,

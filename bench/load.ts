@@ -41,6 +41,8 @@ export interface LoadResult {
   errorSamples: string[];
   wallMs: number;
   serverCpuMs: number;
+  /** The part of serverCpuMs spent in the kernel (system time, all threads). */
+  serverSystemCpuMs: number;
   /** The part of serverCpuMs spent on the main thread (the rest: GC helpers, compilers, libuv). */
   serverMainThreadCpuMs: number;
   /** The part of serverMainThreadCpuMs spent in garbage-collection pauses. */
@@ -67,6 +69,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
     ...emptyPhase(),
     wallMs: 0,
     serverCpuMs: 0,
+    serverSystemCpuMs: 0,
     serverMainThreadCpuMs: 0,
     serverGcPauseMs: 0,
     serverRssBytes: 0,
@@ -98,6 +101,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       const sliceCpuMs = (after.cpuMicros - before.cpuMicros) / 1000;
       total.serverCpuMs += sliceCpuMs;
       total.sliceCpuMsPerOp.push(slice.latencies.length ? sliceCpuMs / slice.latencies.length : Number.NaN);
+      total.serverSystemCpuMs += (after.systemCpuMicros - before.systemCpuMicros) / 1000;
       total.serverMainThreadCpuMs += (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / 1000;
       total.serverGcPauseMs += (after.gcPauseMicros - before.gcPauseMicros) / 1000;
       total.serverRssBytes = after.rssBytes;
@@ -115,6 +119,7 @@ export async function runLoad(targets: LoadTarget[], options: LoadOptions): Prom
       errorSamples: [...total.errorSamples],
       wallMs: total.wallMs,
       serverCpuMs: total.serverCpuMs,
+      serverSystemCpuMs: total.serverSystemCpuMs,
       serverMainThreadCpuMs: total.serverMainThreadCpuMs,
       serverGcPauseMs: total.serverGcPauseMs,
       serverRssBytes: total.serverRssBytes,

@@ -33,7 +33,8 @@ export async function profileScenario(
     const counted = JSON.parse(await readFile(writesFile(file), 'utf8')) as Record<string, number>;
     writes[engine] = new Map(Object.entries(counted).map(([peer, n]) => [peer, n / ops]));
     process.stdout.write(
-      `${engine}: ${row?.ops} × ${scenario}, ${row?.cpuMsPerOp.toFixed(3)} server cpu ms each with the profiler on; ${file}\n`,
+      `${engine}: ${row?.ops} × ${scenario}, ${row?.cpuMsPerOp.toFixed(3)} server cpu ms each with the profiler on ` +
+        `(the kernel's part ${row?.systemMsPerOp.toFixed(3)}); ${file}\n`,
     );
   }
   process.stdout.write(`\n${compareWrites(writes.bare, writes.bridge)}\n`);
@@ -128,7 +129,7 @@ export function compareProfiles(bare: ProfileSummary, bridge: ProfileSummary, to
           `${r.bare.toFixed(0).padStart(8)} ${r.bridge.toFixed(0).padStart(8)} ${(r.bridge - r.bare).toFixed(0).padStart(8)}  ${r.key}`,
       );
   };
-  const header = `${'bare µs'.padStart(8)} ${'bridge µs'.padStart(8)} ${'extra'.padStart(8)}  (per operation, CPU self time)`;
+  const header = `${'bare µs'.padStart(8)} ${'bridge µs'.padStart(8)} ${'extra'.padStart(8)}  (per operation, self time as sampled: native writes include waits for the core)`;
   return [
     `busy per operation: bare ${(bare.busy / 1000).toFixed(2)} ms, bridge ${(bridge.busy / 1000).toFixed(2)} ms`,
     '',

@@ -21,6 +21,8 @@ export interface ScenarioRow extends LoadResult {
   concurrency: number;
   opsPerSecond: number;
   cpuMsPerOp: number;
+  /** Of cpuMsPerOp, the kernel's part (system calls and the loopback network they drive). */
+  systemMsPerOp: number;
   /** Of cpuMsPerOp, what the main thread spent (JavaScript, and the I/O it does itself). */
   mainThreadMsPerOp: number;
   /** Of mainThreadMsPerOp, the garbage collector's pauses. */
@@ -192,6 +194,7 @@ function toRow(base: RowBase, concurrency: number, result: LoadResult): Scenario
     concurrency,
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
+    systemMsPerOp: result.ops ? result.serverSystemCpuMs / result.ops : Number.NaN,
     mainThreadMsPerOp: result.ops ? result.serverMainThreadCpuMs / result.ops : Number.NaN,
     gcMsPerOp: result.ops ? result.serverGcPauseMs / result.ops : Number.NaN,
     redisRoundTripsPerOp:
