@@ -187,16 +187,18 @@ async function memoryPhase(
 type RowBase = Pick<ScenarioRow, 'setup' | 'scenario' | 'engine' | 'comparedTo' | 'serverCoreBusy'>;
 
 function toRow(base: RowBase, concurrency: number, result: LoadResult): ScenarioRow {
-  const cpuMsPerOp = result.ops ? result.serverCpuMs / result.ops : Number.NaN;
+  // Milliseconds over the operations counted (NaN when none were).
+  const perOp = (ms: number) => (result.ops ? ms / result.ops : Number.NaN);
+  const cpuMsPerOp = perOp(result.serverCpuMs);
   return {
     ...result,
     ...base,
     concurrency,
     opsPerSecond: (result.ops / result.wallMs) * 1000,
     cpuMsPerOp,
-    systemMsPerOp: result.ops ? result.serverSystemCpuMs / result.ops : Number.NaN,
-    mainThreadMsPerOp: result.ops ? result.serverMainThreadCpuMs / result.ops : Number.NaN,
-    gcMsPerOp: result.ops ? result.serverGcPauseMs / result.ops : Number.NaN,
+    systemMsPerOp: perOp(result.serverSystemCpuMs),
+    mainThreadMsPerOp: perOp(result.serverMainThreadCpuMs),
+    gcMsPerOp: perOp(result.serverGcPauseMs),
     redisRoundTripsPerOp:
       result.redisRoundTrips === undefined || !result.ops ? undefined : result.redisRoundTrips / result.ops,
     perCoreSecond: 1000 / cpuMsPerOp,
