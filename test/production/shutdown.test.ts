@@ -21,7 +21,7 @@ describe('graceful shutdown', () => {
     await wechatApi?.close();
   });
 
-  test('a login in flight when shutdown starts completes, with its stores still open; new connections are refused', async () => {
+  test('a login in flight when shutdown starts completes, with its stores still open, and closes its connection; new connections are refused', async () => {
     const rp = await relyingParty(bridge);
     const panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
     const login = await startLogin(rp);
@@ -48,6 +48,8 @@ describe('graceful shutdown', () => {
 
     const answer = await callback;
     expect(answer.status).toBe(303);
+    // Answered, and told that its keep-alive connection closes: the drain is not left waiting for it.
+    expect(answer.headers.get('connection')).toBe('close');
     // Logged in: on to the consent page, in the login's own interaction (test-rp is third-party).
     expect(new URL(answer.location as string).pathname).toBe(new URL(login.loginPage.url).pathname);
     expect(bridge.logs.join('')).toContain('"msg":"wechat login"');
