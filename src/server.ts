@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type Router from '@koa/router';
 import { accountPageClient } from './account-page/client.ts';
@@ -87,7 +87,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       logger.warn({ sandboxUrl }, 'WeChat sandbox enabled: logins go to the emulator, not to WeChat');
     }
 
-    const server = createServer();
+    const server = createServer(answerWhileStarting);
     const connections = trackConnections(server);
     drain = () => closeServer(server, connections, DRAIN_TIMEOUT_MS);
     const port = await listen(server, config.port, config.host);
@@ -220,6 +220,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
         }),
       ],
     });
+    server.off('request', answerWhileStarting);
     server.on('request', provider.callback());
     return { url: issuer, config, stores, metrics, sandboxUrl, close };
   } catch (error) {
@@ -276,6 +277,18 @@ function listen(server: Server, port: number, host: string): Promise<number> {
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/**
+ * The answer to a request that arrives after the server listens (it listens first, to learn its
+ * port) and before the application is ready (stores opened, migrations run): 503, never silence.
+ */
+function answerWhileStarting(_req: IncomingMessage, res: ServerResponse): void {
+  res.statusCode = 503;
+  res.setHeader('Retry-After', '1');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'starting' }));
 }
 
 /** How long a shutdown waits for in-flight requests before cutting their connections. */

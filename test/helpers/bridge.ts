@@ -114,6 +114,11 @@ export interface BridgeOptions {
   demo?: boolean;
   /** The account-event delivery loop's timing (retries in milliseconds for tests). */
   eventDelivery?: StartOptions['eventDelivery'];
+  /**
+   * Runs once the server listens and before its application is ready (in the demo's setup, so it
+   * also registers the demo relying party).
+   */
+  whileStarting?: (url: string) => Promise<void>;
 }
 
 /**
@@ -176,7 +181,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     if (options.configure) config = options.configure(config);
     const server = await startServer(config, {
       logger: createLogger({ level: 'debug', destination }),
-      demo: options.demo ? (issuer) => createDemo(issuer, createViews({ assetBase: '/assets' })) : undefined,
+      demo:
+        options.demo || options.whileStarting
+          ? async (issuer) => {
+              await options.whileStarting?.(issuer);
+              return createDemo(issuer, createViews({ assetBase: '/assets' }));
+            }
+          : undefined,
       eventDelivery: options.eventDelivery,
     });
     cleanups.push(() => server.close());

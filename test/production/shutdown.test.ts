@@ -56,3 +56,32 @@ describe('graceful shutdown', () => {
     await closing;
   });
 });
+
+describe('startup', () => {
+  test('a request that arrives before the application is ready gets 503, not silence', async () => {
+    const early: Array<{ status: number; retryAfter: string | null; body: unknown }> = [];
+    const bridge = await startBridge({
+      storage: 'embedded',
+      whileStarting: async (url) => {
+        const answer = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
+        early.push({
+          status: answer.status,
+          retryAfter: answer.headers.get('retry-after'),
+          body: await answer.json(),
+        });
+      },
+    });
+    try {
+      expect(early).toEqual([
+        {
+          status: 503,
+          retryAfter: '1',
+          body: { error: 'temporarily_unavailable', error_description: 'starting' },
+        },
+      ]);
+      expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+    } finally {
+      await bridge.close();
+    }
+  });
+});
