@@ -13,7 +13,9 @@ RUN npx tsc -p tsconfig.build.json
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+COPY patches ./patches
+# Install scripts stay off; the one we need is our own: patch-package applies patches/ (see there).
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npx patch-package --error-on-fail
 
 FROM node:24-slim
 ENV NODE_ENV=production \

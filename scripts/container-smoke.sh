@@ -22,8 +22,9 @@ echo "== build stage: npm run build"
 npm run -s build
 echo "== runtime stage: production dependencies only"
 mkdir -p "$work/app" "$work/secrets"
-cp package.json package-lock.json "$work/app/"
-(cd "$work/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+cp -r package.json package-lock.json patches "$work/app/"
+(cd "$work/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  && "$node" node_modules/patch-package/index.js --error-on-fail >/dev/null)
 cp -r dist views config "$work/app/"
 
 echo "== secrets as files"
