@@ -48,6 +48,8 @@ export interface EngineOptions {
   /** Keep-alive connections of the token-call client. */
   connections: number;
   logFile: string;
+  /** Node or V8 options for the server process (--server-flag). */
+  nodeFlags: string[];
 }
 
 /** Starts one server process on its own storage, pinned to the server core, stopped by `cleanup`. */
@@ -61,6 +63,7 @@ export async function startEngine(
     name: `${engine} (${setup})`,
     script: new URL('./server-process.ts', import.meta.url),
     core: options.pinning.serverCore,
+    nodeFlags: options.nodeFlags,
   });
   options.cleanup.add(`stop the ${engine} server`, () => server.stop());
   const spec: ServerSpec = {

@@ -21,6 +21,8 @@ export interface BenchOptions {
   only: string[] | undefined;
   /** Profile this scenario (CPU profiler on both engines) instead of running the benchmark. */
   profile: string | undefined;
+  /** Node or V8 options for both server processes (e.g. --trace-gc); none by default. */
+  serverFlags: string[];
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -37,6 +39,7 @@ export const USAGE = `Usage: npm run bench -- [options]
                         "refresh_token RS256" (ES256, EdDSA)
   --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler); also a
                         login variant ("login + consent page", ...) beside the bare login
+  --server-flag <flag>  a Node or V8 option for both servers (repeatable), e.g. --server-flag=--trace-gc
   --help                this text`;
 
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
@@ -55,6 +58,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       results: { type: 'string' },
       only: { type: 'string', multiple: true },
       profile: { type: 'string' },
+      'server-flag': { type: 'string', multiple: true },
       help: { type: 'boolean' },
     },
   });
@@ -77,6 +81,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     resultsDir: values.results,
     only: values.only,
     profile: values.profile,
+    serverFlags: values['server-flag'] ?? [],
   };
 }
 

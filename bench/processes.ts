@@ -60,8 +60,10 @@ export async function startChild(options: {
   name: string;
   script: URL;
   core: number | undefined;
+  /** Node or V8 options for the child (before the script). */
+  nodeFlags?: string[];
 }): Promise<Child & { ready: Record<string, unknown> }> {
-  const node = [fileURLToPath(options.script)];
+  const node = [...(options.nodeFlags ?? []), fileURLToPath(options.script)];
   const [command, args] =
     options.core === undefined
       ? [process.execPath, node]

@@ -117,6 +117,11 @@ function setupErrors({
   return failed + bridgeLog.errors;
 }
 
+/** Node or V8 options the servers ran with (--server-flag), when any: the figures are theirs. */
+function serverFlagsLine(flags: unknown): string[] {
+  return Array.isArray(flags) && flags.length > 0 ? [`server flags: ${flags.join(' ')}`] : [];
+}
+
 export function formatReport(report: Report): string {
   const out: string[] = [];
   const { machine, pinning } = report;
@@ -129,6 +134,7 @@ export function formatReport(report: Report): string {
     pinning.taskset
       ? `pinning: server on core ${pinning.serverCore}, load generator and WeChat sandbox on core ${pinning.loadCore} (taskset); PostgreSQL and Redis unpinned`
       : 'pinning: none (taskset missing or one core): per-core figures come from server CPU time only',
+    ...serverFlagsLine(report.options.serverFlags),
     'ops/core-s = 1000 / cpu ms/op: what one fully used server core sustains (server CPU time, not wall time);',
     "core% = server CPU / wall time; bridge/bare = ops/core-s of the bridge over the bare engine's",
     '(in brackets, the middle half of the ratios per round: how much the machine moved during the run)',

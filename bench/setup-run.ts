@@ -84,6 +84,7 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     ...ctx,
     connections: options.concurrency,
     logFile: join(await tempDir(ctx.cleanup), 'bridge.log'),
+    nodeFlags: options.serverFlags,
   };
   const bare = await startEngine('bare', setup, engineOptions);
   const bridge = await startEngine('bridge', setup, engineOptions);

@@ -20,7 +20,11 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   dirs.push(results);
   const args = ['bench/run.ts', '--setup', 'embedded', '--results', results, '--duration', '0.2'];
   args.push('--warmup', '0', '--sessions', '4', '--concurrency', '2', '--signing', '0.05');
-  await run(process.execPath, args, { timeout: 150_000 });
+  // A V8 option for both servers: their garbage-collection trace comes out prefixed by their names.
+  args.push('--server-flag=--trace-gc');
+  const { stderr } = await run(process.execPath, args, { timeout: 150_000, maxBuffer: 256 * 1024 * 1024 });
+  expect(stderr).toMatch(/^\[bare \(embedded\)\] .*Scavenge/m);
+  expect(stderr).toMatch(/^\[bridge \(embedded\)\] .*Scavenge/m);
 
   const [file] = await readdir(results);
   const report = JSON.parse(await readFile(join(results, file ?? ''), 'utf8')) as Report;
@@ -41,6 +45,7 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   expect(report.setups[0]?.memory.map((m) => m.sessions)).toEqual([4, 4]);
   expect(report.signing.map((limit) => limit.alg)).toEqual(['RS256', 'ES256', 'EdDSA']);
   expect(report.totalErrors).toBe(0);
+  expect(report.options.serverFlags).toEqual(['--trace-gc']);
   // Each row keeps its slices (8 rounds by default), which the spread of the ratio comes from.
   const login = report.setups[0]?.rows.find((r) => r.engine === 'bridge' && r.scenario === 'login');
   expect(login?.sliceCpuMsPerOp).toHaveLength(8);
