@@ -19,6 +19,7 @@ import type { ClientConfig, Config } from './config/types.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
+import { pickLang, translator } from './i18n/messages.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
 import { callbackOutcomeWaitMs } from './interaction/wechat-callback.ts';
 import { createStateSigner } from './interaction/wechat-state.ts';
@@ -282,13 +283,24 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 /**
  * The answer to a request that arrives after the server listens (it listens first, to learn its
  * port) and before the application is ready (stores opened, migrations run): 503, never silence.
+ * An OAuth error for clients; a person's browser gets the "temporarily unavailable" sentence in
+ * their language (the views are not loaded yet, so a bare page).
  */
-function answerWhileStarting(_req: IncomingMessage, res: ServerResponse): void {
+function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
   res.statusCode = 503;
   res.setHeader('Retry-After', '1');
   res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Content-Type', 'application/json');
-  res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'starting' }));
+  if (!req.headers.accept?.includes('text/html')) {
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'starting' }));
+    return;
+  }
+  const lang = pickLang(undefined, req.headers['accept-language']);
+  const message = translator(lang)('error.serviceUnavailable');
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  res.end(
+    `<!doctype html><html lang="${lang}"><meta charset="utf-8"><title>${message}</title><p>${message}</p></html>`,
+  );
 }
 
 /** How long a shutdown waits for in-flight requests before cutting their connections. */

@@ -59,26 +59,33 @@ describe('graceful shutdown', () => {
 
 describe('startup', () => {
   test('a request that arrives before the application is ready gets 503, not silence', async () => {
-    const early: Array<{ status: number; retryAfter: string | null; body: unknown }> = [];
+    const early: Array<{ status: number; retryAfter: string | null; type: string | null; body: string }> = [];
+    const ask = async (url: string, headers: Record<string, string>) => {
+      const answer = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+      early.push({
+        status: answer.status,
+        retryAfter: answer.headers.get('retry-after'),
+        type: answer.headers.get('content-type'),
+        body: await answer.text(),
+      });
+    };
     const bridge = await startBridge({
       storage: 'embedded',
       whileStarting: async (url) => {
-        const answer = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
-        early.push({
-          status: answer.status,
-          retryAfter: answer.headers.get('retry-after'),
-          body: await answer.json(),
-        });
+        await ask(`${url}/healthz`, {});
+        // A person's browser: a sentence in their language, not JSON.
+        await ask(`${url}/auth`, { accept: 'text/html,*/*', 'accept-language': 'zh-CN,zh;q=0.9' });
       },
     });
     try {
-      expect(early).toEqual([
-        {
-          status: 503,
-          retryAfter: '1',
-          body: { error: 'temporarily_unavailable', error_description: 'starting' },
-        },
-      ]);
+      expect(early[0]).toEqual({
+        status: 503,
+        retryAfter: '1',
+        type: 'application/json',
+        body: JSON.stringify({ error: 'temporarily_unavailable', error_description: 'starting' }),
+      });
+      expect(early[1]).toMatchObject({ status: 503, retryAfter: '1', type: 'text/html; charset=utf-8' });
+      expect(early[1]?.body).toContain('登录服务暂时不可用');
       expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
     } finally {
       await bridge.close();
