@@ -335,8 +335,9 @@ function trackConnections(server: Server): Set<TrackedSocket> {
 
 /** A response's 'close' listener: one function for all, not a closure per request. */
 function forgetResponse(this: ServerResponse): void {
-  const socket = this.req.socket as TrackedSocket;
-  if (socket[ANSWERING] === this) socket[ANSWERING] = undefined;
+  // An emitter's listener must not throw: a request whose socket is already gone has nothing to forget.
+  const socket = this.req?.socket as TrackedSocket | null | undefined;
+  if (socket?.[ANSWERING] === this) socket[ANSWERING] = undefined;
 }
 
 /**
