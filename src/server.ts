@@ -306,7 +306,7 @@ function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
 /** How long a shutdown waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
-/** The response a connection is answering, kept on the connection itself until it closes. */
+/** The response a connection is answering, kept on the connection itself until the response closes. */
 const ANSWERING = Symbol('answering');
 type TrackedSocket = Socket & { [ANSWERING]?: ServerResponse | undefined };
 
