@@ -3,7 +3,7 @@ import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { linkIdentity } from '../accounts/repository.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
-import { consentStep } from './consent.ts';
+import { consentStep, PAGE_CONFIRMS_REMEMBERED } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
 import { saveResult } from './load.ts';
@@ -104,6 +104,7 @@ export async function logIn(
   const outcome: CallbackOutcome = { kind: 'redirect', location };
   const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };
   if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };
+  if (consent.kind === 'page' && consent.remembered) result[PAGE_CONFIRMS_REMEMBERED] = true;
   await Promise.all([
     saveResult(interaction, result, false),
     consent.kind === 'remembered' ? consent.grant.save() : undefined,

@@ -42,7 +42,18 @@ export async function consentAfterLogin(
  * or a consent the person gave this client at an earlier login that covers every scope asked for
  * (accounts/consents.ts), granted without asking unless the request demands prompt=consent.
  */
-export type ConsentStep = { kind: 'none' } | { kind: 'page' } | { kind: 'remembered'; grant: Grant };
+export type ConsentStep =
+  | { kind: 'none' }
+  /** `remembered`: the person allowed everything asked for before; the request demands the page. */
+  | { kind: 'page'; remembered: boolean }
+  | { kind: 'remembered'; grant: Grant };
+
+/**
+ * The key of a login's result (beside `login`) saying that the consent page following it confirms
+ * what is remembered already: allowing it again writes nothing to the database. oidc-provider
+ * ignores keys it does not know; the consent's own result drops it.
+ */
+export const PAGE_CONFIRMS_REMEMBERED = 'consentRemembered';
 
 export async function consentStep(
   deps: InteractionDeps,
@@ -53,10 +64,15 @@ export async function consentStep(
 ): Promise<ConsentStep> {
   if (!(await asksThirdParty(deps, interaction, accountId))) return { kind: 'none' };
   const prompts = String(interaction.params.prompt ?? '').split(' ');
-  if (prompts.includes('consent')) return { kind: 'page' };
+  // A demanded page needs no read of what was allowed; one the caller has read tells the page's
+  // POST whether it has anything to remember.
+  if (prompts.includes('consent')) {
+    const covered = remembered !== undefined && allowsAll(remembered, requestedScopes(interaction));
+    return { kind: 'page', remembered: covered };
+  }
   const allowed =
     remembered ?? (await rememberedScopes(deps.db, accountId, String(interaction.params.client_id)));
-  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page' };
+  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page', remembered: false };
   return { kind: 'remembered', grant: requestedGrant(deps, interaction, accountId) };
 }
 
@@ -130,7 +146,12 @@ export async function confirmConsent(
   ]);
 }
 
-/** The consent page that follows a login in its own interaction, allowed: granted and remembered. */
+/**
+ * The consent page that follows a login in its own interaction, allowed: granted, and remembered
+ * unless the login found every scope remembered already (a page demanded with prompt=consent). Were
+ * the consent forgotten on the account page in the seconds between, it stays forgotten: the next
+ * login from a new browser asks again, which is the safe side.
+ */
 async function confirmConsentAfterLogin(
   ctx: Context,
   deps: InteractionDeps,
@@ -138,10 +159,13 @@ async function confirmConsentAfterLogin(
   accountId: string,
 ): Promise<void> {
   const grant = requestedGrant(deps, interaction, accountId);
+  const { [PAGE_CONFIRMS_REMEMBERED]: confirmsRemembered, ...result } = interaction.result ?? {};
   await Promise.all([
     grant.save(),
-    rememberGrant(deps, grant, accountId, String(interaction.params.client_id)),
-    finish(ctx, interaction, { ...interaction.result, consent: { grantId: grant.jti } }, false),
+    confirmsRemembered
+      ? undefined
+      : rememberGrant(deps, grant, accountId, String(interaction.params.client_id)),
+    finish(ctx, interaction, { ...result, consent: { grantId: grant.jti } }, false),
   ]);
 }
 

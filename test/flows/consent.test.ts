@@ -223,6 +223,42 @@ for (const storage of STORAGE_SETUPS) {
       );
     });
 
+    test('a page demanded with prompt=consent for what is remembered changes nothing remembered; a new scope is added', async () => {
+      const panda = await newcomer();
+      await loginAs(rp, panda, { scope: 'openid' });
+      const { db } = bridge.server.stores;
+      const remembered = () =>
+        db
+          .selectFrom('consents')
+          .innerJoin('accounts', 'accounts.id', 'consents.account_id')
+          .select(['consents.scopes', 'consents.updated_at'])
+          .where('accounts.subject', '=', panda.unionid)
+          .where('consents.client_id', '=', RP.client_id)
+          .executeTakeFirstOrThrow();
+      const before = await remembered();
+      expect(before.scopes).toEqual(['openid']);
+
+      const demanded = await startLogin(rp, { scope: 'openid', prompt: 'consent' });
+      const page = await land(demanded, await decideOnWeChat(demanded, { user: panda, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
+      const tokens = await oidc.authorizationCodeGrant(
+        rp,
+        await continueToRp(demanded, page),
+        demanded.checks,
+      );
+      expect(tokens.scope).toBe('openid');
+      // Allowed again, with nothing new: the row was not written.
+      expect(await remembered()).toEqual(before);
+
+      // A demanded page that also asks for a new scope remembers it.
+      const wider = await startLogin(rp, { scope: 'openid profile', prompt: 'consent' });
+      const widerPage = await land(wider, await decideOnWeChat(wider, { user: panda, allow: true }));
+      await continueToRp(wider, widerPage);
+      const after = await remembered();
+      expect(after.scopes).toEqual(['openid', 'profile']);
+      expect(after.updated_at.getTime()).toBeGreaterThan(before.updated_at.getTime());
+    });
+
     test("a logged-in browser asked for a scope allowed at another browser's login gets no consent prompt", async () => {
       const panda = await newcomer();
       await loginAs(rp, panda, { scope: 'openid profile' });
