@@ -104,7 +104,7 @@ export async function logIn(
   const outcome: CallbackOutcome = { kind: 'redirect', location };
   const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };
   if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };
-  if (consent.kind === 'page' && consent.remembered) result[PAGE_CONFIRMS_REMEMBERED] = true;
+  if (consent.kind === 'page' && consent.confirmsRemembered) result[PAGE_CONFIRMS_REMEMBERED] = true;
   await Promise.all([
     saveResult(interaction, result, false),
     consent.kind === 'remembered' ? consent.grant.save() : undefined,

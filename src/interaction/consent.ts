@@ -44,8 +44,8 @@ export async function consentAfterLogin(
  */
 export type ConsentStep =
   | { kind: 'none' }
-  /** `remembered`: the person allowed everything asked for before; the request demands the page. */
-  | { kind: 'page'; remembered: boolean }
+  /** `confirmsRemembered`: everything asked for was allowed before; the request demands the page. */
+  | { kind: 'page'; confirmsRemembered: boolean }
   | { kind: 'remembered'; grant: Grant };
 
 /**
@@ -67,12 +67,13 @@ export async function consentStep(
   // A demanded page needs no read of what was allowed; one the caller has read tells the page's
   // POST whether it has anything to remember.
   if (prompts.includes('consent')) {
-    const covered = remembered !== undefined && allowsAll(remembered, requestedScopes(interaction));
-    return { kind: 'page', remembered: covered };
+    const confirmsRemembered =
+      remembered !== undefined && allowsAll(remembered, requestedScopes(interaction));
+    return { kind: 'page', confirmsRemembered };
   }
   const allowed =
     remembered ?? (await rememberedScopes(deps.db, accountId, String(interaction.params.client_id)));
-  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page', remembered: false };
+  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page', confirmsRemembered: false };
   return { kind: 'remembered', grant: requestedGrant(deps, interaction, accountId) };
 }
 
