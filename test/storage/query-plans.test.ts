@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rememberConsent, rememberedScopes } from '../../src/accounts/consents.ts';
+import {
+  findAccountBySubject,
+  findAccountByUnionid,
+  findIdentity,
+  linkIdentity,
+} from '../../src/accounts/repository.ts';
+import { migrateToLatest } from '../../src/storage/migrate.ts';
+import type { Database } from '../../src/storage/schema.ts';
+import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
+import { createTestDatabase } from '../helpers/postgres.ts';
+import { serviceAvailable } from '../helpers/services.ts';
+
+const postgres = await serviceAvailable('postgres');
+
+/**
+ * A login runs once per person per visit, against every account there is: each of its statements
+ * must find rows through an index. Run on a test database of a few rows, the planner would scan
+ * whatever the plan, so sequential scans are priced out (enable_seqscan off): a statement still
+ * planned with one has no index that serves it, and at a few hundred thousand accounts it reads
+ * them all (as the returning person's statement once did, most of a second per login).
+ */
+describe.skipIf(!postgres)('the statements of a login on PostgreSQL', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let pool: pg.Pool;
+  let db: Kysely<Database>;
+  const issued: CompiledQuery[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: database.url, max: 2 });
+    db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool }),
+      log: (event) => {
+        if (event.level === 'query') issued.push(event.query);
+      },
+    });
+    await migrateToLatest(db);
+  });
+
+  afterAll(async () => {
+    await db?.destroy();
+    await database?.drop();
+  });
+
+  const identity = (unionid: string, appid = 'wx-website'): WeChatIdentity & { unionid: string } => ({
+    kind: 'website',
+    appid,
+    openid: `openid-${randomUUID()}`,
+    unionid,
+    profile: { nickname: 'Alice', avatarUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132' },
+    snapshotUser: false,
+  });
+
+  /** The statements `run` issues, each with the relations its plan scans sequentially. */
+  async function sequentialScans(run: () => Promise<unknown>): Promise<{ sql: string; scans: string[] }[]> {
+    issued.length = 0;
+    await run();
+    const statements = issued.filter((query) => /^\s*(select|insert|update|delete|with)\b/i.test(query.sql));
+    expect(statements.length).toBeGreaterThan(0);
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('set local enable_seqscan = off');
+      const found = [];
+      for (const { sql, parameters } of statements) {
+        const { rows } = await client.query(`explain (format json) ${sql}`, [...parameters]);
+        found.push({ sql, scans: sequentialScansOf(rows[0]['QUERY PLAN'][0].Plan) });
+      }
+      return found;
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  }
+
+  it('a first login, a returning one and another app of the same person read no table whole', async () => {
+    const unionid = `u-${randomUUID()}`;
+    const website = identity(unionid);
+    const plans = await sequentialScans(async () => {
+      await linkIdentity(db, website, new Date(), { consentFor: 'client' });
+      await linkIdentity(db, website, new Date(), { consentFor: 'client' });
+      await linkIdentity(db, identity(unionid, 'wx-official'), new Date(), { consentFor: 'client' });
+    });
+    expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
+  });
+
+  it('finding an account by unionid, subject or identity, and its remembered consent, read no table whole', async () => {
+    const unionid = `u-${randomUUID()}`;
+    const website = identity(unionid);
+    const { account } = await linkIdentity(db, website, new Date());
+    const plans = await sequentialScans(async () => {
+      expect((await findAccountByUnionid(db, unionid))?.id).toBe(account.id);
+      expect((await findAccountBySubject(db, unionid))?.id).toBe(account.id);
+      expect((await findIdentity(db, website.appid, website.openid))?.account.id).toBe(account.id);
+      await rememberConsent(db, unionid, 'client', ['openid', 'profile'], new Date());
+      expect(await rememberedScopes(db, unionid, 'client')).toEqual(new Set(['openid', 'profile']));
+    });
+    expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
+  });
+});
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function sequentialScansOf(node: PlanNode): string[] {
+  const own = node['Node Type'] === 'Seq Scan' ? [node['Relation Name'] ?? '?'] : [];
+  return [...own, ...(node.Plans ?? []).flatMap(sequentialScansOf)];
+}
