@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as oidc from 'openid-client';
+import { openEmbeddedDatabase } from '../src/storage/embedded.ts';
+import { createPostgresDatabase } from '../src/storage/postgres.ts';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
 import { relyingParty } from '../test/helpers/flow.ts';
 import { createTestDatabase } from '../test/helpers/postgres.ts';
@@ -11,11 +13,13 @@ import type { Usage, UsageAnswer } from './child-ipc.ts';
 import type { Cleanup } from './cleanup.ts';
 import type { HeldTokens } from './operations.ts';
 import { TokenCalls } from './operations.ts';
+import { seedPopulation } from './population.ts';
 import { type Child, type Pinning, startChild } from './processes.ts';
 import { redisRoundTripCounter } from './redis-round-trips.ts';
 import {
   type Algorithm,
   BENCH_CLIENTS,
+  CONSENT_CLIENT,
   type Engine,
   firstPartyClient,
   MINI_PROGRAM_BENCH_CLIENT,
@@ -38,6 +42,8 @@ export interface EngineUnderTest {
   usage(): Promise<Usage>;
   /** Per algorithm, one token set per worker (logins with offline_access). */
   held: Map<Algorithm, HeldTokens[]>;
+  /** Accounts in the bridge's database when it started (population.ts); the bare engine has none. */
+  accountsAtStart: number | undefined;
 }
 
 export interface EngineOptions {
@@ -50,6 +56,8 @@ export interface EngineOptions {
   logFile: string;
   /** Node or V8 options for the server process (--server-flag). */
   nodeFlags: string[];
+  /** People already in the bridge's database when it starts (population.ts). */
+  population: number;
 }
 
 /** Starts one server process on its own storage, pinned to the server core, stopped by `cleanup`. */
@@ -59,6 +67,7 @@ export async function startEngine(
   options: EngineOptions,
 ): Promise<EngineUnderTest> {
   const storage = await prepareStorage(setup, options.cleanup);
+  const accountsAtStart = engine === 'bridge' ? await populate(storage, options.population) : undefined;
   const server = await startChild({
     name: `${engine} (${setup})`,
     script: new URL('./server-process.ts', import.meta.url),
@@ -99,6 +108,7 @@ export async function startEngine(
       return usage;
     },
     held: new Map(),
+    accountsAtStart,
   };
 }
 
@@ -142,6 +152,21 @@ async function prepareStorage(setup: StorageSetup, cleanup: Cleanup): Promise<St
   const redis = await createTestRedis();
   cleanup.add('delete the benchmark Redis keys', () => redis.cleanup());
   return { dataDir, databaseUrl: db.url, redisUrl: redis.url, redisKeyPrefix: redis.prefix };
+}
+
+/**
+ * Migrates the bridge's database and fills it with people (population.ts) before the bridge opens
+ * it: PGlite, the embedded setup's database, admits one process at a time.
+ */
+async function populate(storage: Storage, people: number): Promise<number> {
+  const db = storage.databaseUrl
+    ? createPostgresDatabase(storage.databaseUrl)
+    : await openEmbeddedDatabase(storage.dataDir);
+  try {
+    return await seedPopulation(db, people, CONSENT_CLIENT.client_id);
+  } finally {
+    await db.destroy();
+  }
 }
 
 export async function tempDir(cleanup: Cleanup): Promise<string> {

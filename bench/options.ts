@@ -11,6 +11,8 @@ export interface BenchOptions {
   rounds: number;
   /** Logins before Redis memory and RSS are read (a fresh server per setup). */
   sessions: number;
+  /** People in the bridge's database before the run, besides the sandbox's (population.ts). */
+  population: number;
   /** Closed-loop workers per scenario. */
   concurrency: number;
   /** CPU budget per algorithm for the signing limit. */
@@ -32,6 +34,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --warmup <s>          unmeasured seconds before each (default 1)
   --rounds <n>          slices the measured time is cut into, the engines taking turns (default 8)
   --sessions <n>        logins before Redis memory and RSS are read (default 2000)
+  --population <n>      people already in the bridge's database (default 100000; 0 for none)
   --concurrency <n>     closed-loop workers per scenario (default 8)
   --signing <s>         CPU seconds per algorithm for the signing limit (default 1)
   --results <dir>       where the JSON goes (default bench/results)
@@ -53,6 +56,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       warmup: { type: 'string' },
       rounds: { type: 'string' },
       sessions: { type: 'string' },
+      population: { type: 'string' },
       concurrency: { type: 'string' },
       signing: { type: 'string' },
       results: { type: 'string' },
@@ -76,6 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
     rounds: positive('rounds', values.rounds, quick ? 2 : 8),
     sessions: positive('sessions', values.sessions, quick ? 200 : 2000),
+    population: count('population', values.population, quick ? 10_000 : 100_000),
     concurrency: positive('concurrency', values.concurrency, 8),
     signingMs: seconds('signing', values.signing, quick ? 0.3 : 1),
     resultsDir: values.results,
@@ -94,5 +99,11 @@ function seconds(name: string, value: string | undefined, fallback: number): num
 function positive(name: string, value: string | undefined, fallback: number): number {
   const n = value === undefined ? fallback : Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
+}
+
+function count(name: string, value: string | undefined, fallback: number): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
   return n;
 }

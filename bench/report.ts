@@ -141,7 +141,12 @@ export function formatReport(report: Report): string {
     '',
   );
   for (const setup of report.setups) {
-    out.push(`== ${setup.setup} ==`, scenarioTable(setup.rows), '');
+    out.push(`== ${setup.setup} ==`);
+    if (setup.accountsAtStart !== undefined) {
+      const people = setup.accountsAtStart.toLocaleString('en');
+      out.push(`the bridge's database held ${people} accounts at the start (--population)`);
+    }
+    out.push(scenarioTable(setup.rows), '');
     out.push(memoryTable(setup.memory), '');
     const log = setup.bridgeLog;
     if (log.errors || log.warnings) {

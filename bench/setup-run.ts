@@ -56,6 +56,8 @@ export interface SetupResult {
   memory: MemoryRow[];
   /** error and warn lines in the bridge's log (messages only). */
   bridgeLog: { errors: number; warnings: number; samples: string[] };
+  /** Accounts in the bridge's database before the first scenario (--population and its migrations). */
+  accountsAtStart: number | undefined;
 }
 
 export interface SetupContext {
@@ -85,6 +87,7 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     connections: options.concurrency,
     logFile: join(await tempDir(ctx.cleanup), 'bridge.log'),
     nodeFlags: options.serverFlags,
+    population: options.population,
   };
   const bare = await startEngine('bare', setup, engineOptions);
   const bridge = await startEngine('bridge', setup, engineOptions);
@@ -113,7 +116,8 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
 
   for (const e of world.engines) await e.calls.close();
   await Promise.all(world.engines.map((e) => e.server.stop()));
-  return { setup, rows, memory, bridgeLog: await scanLog(engineOptions.logFile) };
+  const bridgeLog = await scanLog(engineOptions.logFile);
+  return { setup, rows, memory, bridgeLog, accountsAtStart: bridge.accountsAtStart };
 }
 
 /** Measures the targets in alternating slices (see runLoad), so that they see the same machine. */
