@@ -2,13 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rememberConsent, rememberedScopes } from '../../src/accounts/consents.ts';
+import { forgetArtifact, indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import {
+  forgetConsent,
+  listConsents,
+  rememberConsent,
+  rememberedScopes,
+} from '../../src/accounts/consents.ts';
 import {
   findAccountBySubject,
   findAccountByUnionid,
   findIdentity,
   linkIdentity,
+  listIdentities,
 } from '../../src/accounts/repository.ts';
+import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
@@ -99,6 +108,25 @@ describe.skipIf(!postgres)('the statements of a login on PostgreSQL', () => {
       expect((await findIdentity(db, website.appid, website.openid))?.account.id).toBe(account.id);
       await rememberConsent(db, unionid, 'client', ['openid', 'profile'], new Date());
       expect(await rememberedScopes(db, unionid, 'client')).toEqual(new Set(['openid', 'profile']));
+    });
+    expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
+  });
+
+  it("the account page's statements (apps, consents, avatar, unbinding) read no table whole", async () => {
+    const unionid = `u-${randomUUID()}`;
+    const website = identity(unionid);
+    const { account } = await linkIdentity(db, website, new Date());
+    await linkIdentity(db, identity(unionid, 'wx-official'), new Date());
+    await rememberConsent(db, unionid, 'client', ['openid'], new Date());
+    const avatars = createSqlAvatarStore(db);
+    const plans = await sequentialScans(async () => {
+      expect(await listIdentities(db, account.id)).toHaveLength(2);
+      expect(await listConsents(db, unionid)).toHaveLength(1);
+      expect(await indexedArtifacts(db, unionid, 'Grant')).toEqual([]);
+      await avatars.info(account.id);
+      expect(await unbindIdentity(db, account.id, website, new Date())).toBe('unbound');
+      expect(await forgetConsent(db, unionid, 'client')).toBe(true);
+      await forgetArtifact(db, 'Grant', 'no-such-grant');
     });
     expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
   });
