@@ -14,6 +14,14 @@ export interface Machine {
   revision: string;
   loadAverageAtStart: number[];
   loadAverageAtEnd?: number[];
+  /**
+   * The share of all cores' time the hypervisor gave to other guests while this run wanted it
+   * (steal, from /proc/stat), in percent, over the whole run; undefined where it cannot be read.
+   * On a shared host the figures move with it: ratios less than absolute rates.
+   */
+  stealPercent?: number;
+  /** /proc/stat's ticks at the start, for stealPercent (not reported). */
+  ticksAtStart?: { steal: number; total: number };
 }
 
 export function describeMachine(): Machine {
@@ -26,6 +34,7 @@ export function describeMachine(): Machine {
     oidcProvider: packageVersion('oidc-provider'),
     revision: revision(),
     loadAverageAtStart: loadavg().map(round2),
+    ticksAtStart: readAllCoreTicks(),
   };
 }
 
@@ -88,5 +97,27 @@ function round2(n: number): number {
 }
 
 export function finishMachine(machine: Machine): Machine {
-  return { ...machine, loadAverageAtEnd: loadavg().map(round2) };
+  const { ticksAtStart: start, ...finished } = machine;
+  const end = readAllCoreTicks();
+  const stealPercent =
+    start && end && end.total > start.total
+      ? round2((100 * (end.steal - start.steal)) / (end.total - start.total))
+      : undefined;
+  return { ...finished, loadAverageAtEnd: loadavg().map(round2), stealPercent };
+}
+
+/** Steal and total clock ticks of all cores since boot: /proc/stat's first line (Linux). */
+function readAllCoreTicks(): { steal: number; total: number } | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const ticks = line
+      .replace(/^cpu\s+/, '')
+      .split(/\s+/)
+      .map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    const total = ticks.slice(0, 8).reduce((sum, n) => sum + n, 0);
+    return Number.isFinite(total) ? { steal: ticks[7] ?? 0, total } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -130,7 +130,8 @@ export function formatReport(report: Report): string {
     `machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, ` +
       `Node ${machine.node}, oidc-provider ${machine.oidcProvider}`,
     `code: ${machine.revision}; load average at start ${machine.loadAverageAtStart.join(' ')}, ` +
-      `at end ${machine.loadAverageAtEnd?.join(' ') ?? '?'}`,
+      `at end ${machine.loadAverageAtEnd?.join(' ') ?? '?'}` +
+      (machine.stealPercent === undefined ? '' : `; hypervisor steal ${machine.stealPercent} % of CPU time`),
     pinning.taskset
       ? `pinning: server on core ${pinning.serverCore}, load generator and WeChat sandbox on core ${pinning.loadCore} (taskset); PostgreSQL and Redis unpinned`
       : 'pinning: none (taskset missing or one core): per-core figures come from server CPU time only',

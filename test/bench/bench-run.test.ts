@@ -49,6 +49,9 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   expect(report.signing.map((limit) => limit.alg)).toEqual(['RS256', 'ES256', 'EdDSA']);
   expect(report.totalErrors).toBe(0);
   expect(report.options.serverFlags).toEqual(['--trace-gc']);
+  // What the host took from this guest during the run (a percentage, 0 on a quiet host).
+  expect(report.machine.stealPercent).toBeGreaterThanOrEqual(0);
+  expect(report.machine.stealPercent).toBeLessThan(100);
   // Each row keeps its slices (8 rounds by default), which the spread of the ratio comes from.
   const login = report.setups[0]?.rows.find((r) => r.engine === 'bridge' && r.scenario === 'login');
   expect(login?.sliceCpuMsPerOp).toHaveLength(8);
