@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { indexWriter } from '../../src/accounts/artifact-batch.ts';
 import { forgetArtifact, indexedArtifacts } from '../../src/accounts/artifact-index.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import {
@@ -18,6 +19,7 @@ import {
   listIdentities,
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
@@ -25,6 +27,7 @@ import { createTestDatabase } from '../helpers/postgres.ts';
 import { serviceAvailable } from '../helpers/services.ts';
 
 const postgres = await serviceAvailable('postgres');
+const silentLogger = createLogger({ level: 'silent' });
 
 /**
  * A login runs once per person per visit, against every account there is: each of its statements
@@ -90,10 +93,17 @@ describe.skipIf(!postgres)('the statements of a login on PostgreSQL', () => {
   it('a first login, a returning one and another app of the same person read no table whole', async () => {
     const unionid = `u-${randomUUID()}`;
     const website = identity(unionid);
+    // The grant and the session a login leaves are indexed by account (written in batches).
+    const artifacts = indexWriter(db, silentLogger);
     const plans = await sequentialScans(async () => {
       await linkIdentity(db, website, new Date(), { consentFor: 'client' });
       await linkIdentity(db, website, new Date(), { consentFor: 'client' });
       await linkIdentity(db, identity(unionid, 'wx-official'), new Date(), { consentFor: 'client' });
+      const expires_at = new Date(Date.now() + 3_600_000);
+      artifacts.add({ model: 'Grant', id: randomUUID(), subject: unionid, client_id: 'client', expires_at });
+      artifacts.add({ model: 'Session', id: randomUUID(), subject: unionid, client_id: null, expires_at });
+      await artifacts.flush();
+      expect(await indexedArtifacts(db, unionid, 'Session')).toHaveLength(1);
     });
     expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
   });
