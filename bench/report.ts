@@ -1,6 +1,6 @@
 import type { Machine } from './machine.ts';
 import type { Pinning } from './processes.ts';
-import type { MemoryRow, ScenarioRow, SetupResult } from './setup-run.ts';
+import type { MemoryRow, RotationRow, ScenarioRow, SetupResult } from './setup-run.ts';
 import type { SigningLimit } from './signing.ts';
 
 export interface Report {
@@ -149,6 +149,7 @@ export function formatReport(report: Report): string {
     }
     out.push(scenarioTable(setup.rows), '');
     out.push(memoryTable(setup.memory), '');
+    if (setup.rotation.length > 0) out.push(...rotationLines(setup.rotation), '');
     const log = setup.bridgeLog;
     if (log.errors || log.warnings) {
       out.push(
@@ -222,6 +223,22 @@ function scenarioTable(rows: ScenarioRow[]): string {
     ];
   });
   return table(header, body);
+}
+
+/**
+ * A session's Redis grows with every refresh: the used token stays until it would have expired.
+ * Said per rotation, so that an operator can size Redis for the refresh rate of their clients.
+ */
+function rotationLines(rows: RotationRow[]): string[] {
+  return [
+    'refresh_token rotation: each refresh keeps the used token in Redis until it would have expired',
+    '(reuse detection), with an entry in its grant index:',
+    ...rows.map(
+      (r) =>
+        `  ${r.engine.padEnd(6)} ${r.refreshTokens} refresh tokens after the refresh scenarios: ` +
+        `${r.bytesPerRefreshToken.toFixed(0)} B each + ${r.indexBytesPerRefreshToken.toFixed(0)} B of grant index`,
+    ),
+  ];
 }
 
 function memoryTable(rows: MemoryRow[]): string {

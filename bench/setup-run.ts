@@ -50,10 +50,27 @@ export interface MemoryRow {
   redis: (RedisMemory & { bytesPerSession: number; lastingBytesPerSession: number }) | undefined;
 }
 
+/**
+ * What refresh_token rotation leaves in Redis, read after the refresh scenarios: every refresh
+ * consumes the token it was given and keeps it until the token would have expired (its reuse then
+ * revokes the grant), with an entry in its grant's index. The held grants have each been refreshed
+ * thousands of times by then, so nearly every RefreshToken key is such a used one.
+ */
+export interface RotationRow {
+  engine: Engine;
+  /** oidc:RefreshToken keys, the few live ones included. */
+  refreshTokens: number;
+  bytesPerRefreshToken: number;
+  /** The grant indexes' bytes over the refresh tokens: what each rotation adds there. */
+  indexBytesPerRefreshToken: number;
+}
+
 export interface SetupResult {
   setup: StorageSetup;
   rows: ScenarioRow[];
   memory: MemoryRow[];
+  /** PostgreSQL + Redis, when a refresh scenario ran. */
+  rotation: RotationRow[];
   /** error and warn lines in the bridge's log (messages only). */
   bridgeLog: { errors: number; warnings: number; samples: string[] };
   /** Accounts in the bridge's database before the first scenario (--population and its migrations). */
@@ -114,10 +131,13 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     rows.push(...(await measure(setup, targets, ctx)));
   }
 
+  const refreshed = rows.some((row) => row.scenario.startsWith('refresh_token'));
+  const rotation = refreshed ? await rotationRows(world.engines) : [];
+
   for (const e of world.engines) await e.calls.close();
   await Promise.all(world.engines.map((e) => e.server.stop()));
   const bridgeLog = await scanLog(engineOptions.logFile);
-  return { setup, rows, memory, bridgeLog, accountsAtStart: bridge.accountsAtStart };
+  return { setup, rows, memory, rotation, bridgeLog, accountsAtStart: bridge.accountsAtStart };
 }
 
 /** Measures the targets in alternating slices (see runLoad), so that they see the same machine. */
@@ -148,6 +168,23 @@ async function measure(setup: StorageSetup, targets: Target[], ctx: SetupContext
     progress(row);
     return row;
   });
+}
+
+async function rotationRows(engines: EngineUnderTest[]): Promise<RotationRow[]> {
+  const rows: RotationRow[] = [];
+  for (const e of engines) {
+    if (!e.redis) continue;
+    const { byKind } = await redisMemory(e.redis.url, e.redis.prefix, e.loginScopedSeconds);
+    const tokens = byKind['oidc:RefreshToken'];
+    if (!tokens?.keys) continue;
+    rows.push({
+      engine: e.engine,
+      refreshTokens: tokens.keys,
+      bytesPerRefreshToken: tokens.bytes / tokens.keys,
+      indexBytesPerRefreshToken: (byKind['oidc-grant']?.bytes ?? 0) / tokens.keys,
+    });
+  }
+  return rows;
 }
 
 /** N logins on a fresh server (each a new browser, so a new session), then Redis bytes and RSS. */
