@@ -58,8 +58,8 @@ function packageVersion(name: string): string {
   return (JSON.parse(json) as { version: string }).version;
 }
 
-/** Busy and total clock ticks of one core since boot, from /proc/stat (Linux). */
-type CoreTicks = { busy: number; total: number };
+/** Busy, stolen and total clock ticks of one core since boot, from /proc/stat (Linux). */
+type CoreTicks = { busy: number; steal: number; total: number };
 
 export function readCoreTicks(): Map<number, CoreTicks> | undefined {
   let text: string;
@@ -74,7 +74,7 @@ export function readCoreTicks(): Map<number, CoreTicks> | undefined {
     if (!match) continue;
     const [user, nice, system, idle, iowait, irq, softirq, steal] = (match[2] ?? '').split(/\s+/).map(Number);
     const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-    cores.set(Number(match[1]), { busy, total: busy + (idle ?? 0) + (iowait ?? 0) });
+    cores.set(Number(match[1]), { busy, steal: steal ?? 0, total: busy + (idle ?? 0) + (iowait ?? 0) });
   }
   return cores;
 }
@@ -106,18 +106,15 @@ export function finishMachine(machine: Machine): Machine {
   return { ...finished, loadAverageAtEnd: loadavg().map(round2), stealPercent };
 }
 
-/** Steal and total clock ticks of all cores since boot: /proc/stat's first line (Linux). */
+/** Steal and total clock ticks of all cores together since boot. */
 function readAllCoreTicks(): { steal: number; total: number } | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
-    const ticks = line
-      .replace(/^cpu\s+/, '')
-      .split(/\s+/)
-      .map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
-    const total = ticks.slice(0, 8).reduce((sum, n) => sum + n, 0);
-    return Number.isFinite(total) ? { steal: ticks[7] ?? 0, total } : undefined;
-  } catch {
-    return undefined;
+  const cores = readCoreTicks();
+  if (!cores || cores.size === 0) return undefined;
+  let steal = 0;
+  let total = 0;
+  for (const core of cores.values()) {
+    steal += core.steal;
+    total += core.total;
   }
+  return { steal, total };
 }

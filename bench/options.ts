@@ -96,14 +96,15 @@ function seconds(name: string, value: string | undefined, fallback: number): num
   return n * 1000;
 }
 
-function positive(name: string, value: string | undefined, fallback: number): number {
-  const n = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-  return n;
-}
+const positive = (name: string, value: string | undefined, fallback: number) =>
+  integer(name, value, fallback, 1);
+const count = (name: string, value: string | undefined, fallback: number) =>
+  integer(name, value, fallback, 0);
 
-function count(name: string, value: string | undefined, fallback: number): number {
+function integer(name: string, value: string | undefined, fallback: number, min: 0 | 1): number {
   const n = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number`);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`--${name} must be ${min === 1 ? 'a positive integer' : 'a whole number'}`);
+  }
   return n;
 }
