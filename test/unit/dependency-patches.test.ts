@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The patches in patches/ are applied (postinstall): without them every ioredis pipeline and every
- * request's koa context carries an accessor of its own, which made V8 promote them under load.
+ * request's koa context carries an accessor of its own, which made V8 promote them under load, and
+ * every userinfo call built three errors it did not throw.
  */
 describe('dependency patches', () => {
   it('ioredis: a pipeline has no length accessor of its own, and its length still counts commands', () => {
@@ -36,5 +37,50 @@ describe('dependency patches', () => {
       { own: false, oidc: true },
       { own: false, oidc: false },
     ]);
+  });
+
+  it('oidc-provider: a good access token at userinfo builds no InvalidToken; a bad one still gets 401', async () => {
+    const provider = new Provider('http://localhost:3000', {
+      clients: [{ client_id: 'c', client_secret: 's', redirect_uris: ['https://rp.example/cb'] }],
+      findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+    });
+    const grant = new provider.Grant({ accountId: 'someone', clientId: 'c' });
+    grant.addOIDCScope('openid');
+    const grantId = await grant.save();
+    const client = await provider.Client.find('c');
+    if (!client) throw new Error('client c not registered');
+    const token = new provider.AccessToken({
+      accountId: 'someone',
+      client,
+      grantId,
+      scope: 'openid',
+      gty: 'authorization_code',
+    });
+    const value = await token.save();
+    const server = provider.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    // InvalidToken's constructor captures its stack by name: counting those calls counts the errors.
+    const capture = Error.captureStackTrace;
+    let built = 0;
+    Error.captureStackTrace = (target: object, ...rest) => {
+      if ((target as Error).constructor?.name === 'InvalidToken') built += 1;
+      capture(target, ...rest);
+    };
+    try {
+      const me = (bearer: string) =>
+        fetch(`http://127.0.0.1:${port}/me`, { headers: { authorization: `Bearer ${bearer}` } });
+      const good = await me(value);
+      expect(good.status).toBe(200);
+      expect(await good.json()).toEqual({ sub: 'someone' });
+      expect(built).toBe(0);
+      const bad = await me('not-a-token');
+      expect(bad.status).toBe(401);
+      expect(bad.headers.get('www-authenticate')).toContain('invalid_token');
+      expect(built).toBe(1);
+    } finally {
+      Error.captureStackTrace = capture;
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
