@@ -23,9 +23,9 @@ export interface HeldTokens {
 /**
  * A full login, as a browser does it, ending with the code exchanged at the token endpoint.
  *
- * Bridge: authorize, the login page, the sandbox's authorize form (the QR page's "allow"), the
- * WeChat callback (code exchange and userinfo happen there, server side), consent when the client
- * is not first-party, the redirect back, and the token call: every request, with cookies.
+ * Bridge: authorize (answered with the login page), the sandbox's authorize form (the QR page's
+ * "allow"), the WeChat callback (code exchange and userinfo happen there, server side), consent when
+ * the client is not first-party, the redirect back, and the token call: every request, with cookies.
  * Bare engine: authorize, the interaction route (which logs in at once), the redirect back, the
  * token call.
  */
@@ -51,9 +51,10 @@ async function bridgeLogin(
 ): Promise<oidc.TokenEndpointResponse> {
   const login = await startLogin(rp, options);
   const callback = await decideOnWeChat(login, { user: options.user, allow: true });
-  // The consent page is the login's own interaction page; anything else goes on to the resume.
-  const toPage =
-    new URL(callback.location ?? '/', login.loginPage.url).pathname === new URL(login.loginPage.url).pathname;
+  // The consent page is the login's own interaction page (the callback's path without its last
+  // part); anything else goes on to the resume.
+  const interactionPage = new URL(callback.url).pathname.replace(/\/wechat-callback$/, '');
+  const toPage = new URL(callback.location ?? '/', callback.url).pathname === interactionPage;
   if (options.consentPage !== undefined && toPage !== options.consentPage) {
     throw new Error(`the WeChat callback led to ${toPage ? 'a' : 'no'} consent page`);
   }

@@ -15,6 +15,7 @@ import { securityHeaders } from './http/security-headers.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
 import { readInteractionAhead } from './interaction/load.ts';
+import { loginAtAuthorization } from './interaction/login-at-authorization.ts';
 import { createInteractionRouter } from './interaction/router.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): Provider {
     const alongside = (ctx: Context) => readInteractionAhead(ctx, interaction);
     provider.use(rateLimits({ limiters, views, metrics, alongside }));
   }
+  provider.use(loginAtAuthorization(deps.interaction, provider.pathFor('authorization')));
   provider.use(domainVerification(config.wechat.mpVerifyTokens));
   mount(provider, [
     assetsRouter(views),

@@ -35,7 +35,11 @@ export async function showInteraction(ctx: Context, deps: InteractionDeps): Prom
  * so plainly ("open this page in WeChat", "scan with WeChat") instead of failing. The choices per
  * browser are documented in browser-kind.ts.
  */
-async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Interaction): Promise<void> {
+export async function showLogin(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+): Promise<void> {
   const browser = browserKind(ctx.get('user-agent'));
   const official = deps.connectors.officialAccount;
   if (official && canUseOfficialAccount(browser)) {
@@ -66,6 +70,8 @@ async function showLogin(ctx: Context, deps: InteractionDeps, interaction: Inter
     notConfigured: !qr && !notice,
     clientName: await clientName(deps, interaction),
     abortUrl: `/interaction/${interaction.uid}/abort`,
+    // The language switch reloads the interaction's own page, wherever this one was answered.
+    pagePath: `/interaction/${interaction.uid}`,
   });
 }
 

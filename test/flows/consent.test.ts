@@ -55,7 +55,7 @@ for (const storage of STORAGE_SETUPS) {
       const panda = await newcomer();
       const browser = new RecordingBrowser();
       const login = await startLogin(rp, { browser, scope: 'openid profile' });
-      const loginUid = interactionUid(login.loginPage.url);
+      const loginUid = interactionUid(login.interactionUrl);
       const callback = await decideOnWeChat(login, { user: panda, allow: true });
       // Back to the same interaction, now showing the consent page with the person's name.
       expect(interactionUid(callback.location as string)).toBe(loginUid);
@@ -114,9 +114,9 @@ for (const storage of STORAGE_SETUPS) {
     test('a consent posted before the login is done grants nothing and leaves the login page in place', async () => {
       const panda = await newcomer();
       const login = await startLogin(rp);
-      const early = await allow(login, login.loginPage);
+      const early = await allow(login, { ...login.loginPage, url: login.interactionUrl });
       expect(early.status).toBe(303);
-      expect(path(early.location as string)).toBe(path(login.loginPage.url));
+      expect(path(early.location as string)).toBe(path(login.interactionUrl));
       const again = await land(login, early);
       expect(again.body).not.toContain(CONSENT_BUTTON);
       expect(again.body).toContain('wechat-qr');
@@ -135,7 +135,7 @@ for (const storage of STORAGE_SETUPS) {
       const wider = await authorizationRequest(rp, { scope: 'openid profile' });
       const page = await login.browser.follow(wider.url.href);
       expect(page.body).toContain(CONSENT_BUTTON);
-      expect(interactionUid(page.url)).not.toBe(interactionUid(login.loginPage.url));
+      expect(interactionUid(page.url)).not.toBe(interactionUid(login.interactionUrl));
       const redirect = await continueToRp(login, await allow(login, page));
       const tokens = await oidc.authorizationCodeGrant(rp, redirect, wider.checks);
       expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);

@@ -14,9 +14,11 @@ import {
 } from '../helpers/bridge.ts';
 import { TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
 import {
+  authorizationRequest,
   callbackFromWeChat,
   continueToRp,
   createSandboxUser,
+  interactionUid,
   loginAs,
   relyingParty,
   startLogin,
@@ -91,6 +93,17 @@ for (const storage of STORAGE_SETUPS) {
       const metadata = rp.serverMetadata();
       expect(metadata.scopes_supported).toContain('wechat');
       expect(metadata.claims_supported).toEqual(expect.arrayContaining(['wechat_unionid', 'wechat_openids']));
+    });
+
+    test("inside WeChat the authorization request sends the browser straight to the official account's authorization", async () => {
+      const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      const { url } = await authorizationRequest(rp);
+      const answer = await browser.request(url.href);
+      expect(answer.status).toBe(303);
+      const trip = new URL(answer.location as string);
+      expect(trip.pathname).toBe('/connect/oauth2/authorize');
+      expect(trip.searchParams.get('appid')).toBe(OFFICIAL_ACCOUNT_APP.appid);
+      expect(trip.searchParams.get('redirect_uri')).toMatch(/\/interaction\/[^/]+\/wechat-callback/);
     });
 
     test('a first login asks snsapi_base, then snsapi_userinfo; a later one is silent with snsapi_base alone', async () => {
@@ -224,7 +237,7 @@ for (const storage of STORAGE_SETUPS) {
       }
       const delivered = new URL(bridge.sandboxState.deliveries.list().at(-1)?.url as string);
       const attacker = await startLogin(rp);
-      const attackerUid = new URL(attacker.loginPage.url).pathname.split('/')[2];
+      const attackerUid = interactionUid(attacker);
       delivered.pathname = `/interaction/${attackerUid}/wechat-callback`;
       const replay = await attacker.browser.request(delivered.href);
       expect(replay.status).toBe(400);

@@ -13,12 +13,15 @@ import {
 } from '../helpers/bridge.ts';
 import { attributeOf, TestBrowser } from '../helpers/browser.ts';
 import {
+  authorizationRequest,
   callbackFromWeChat,
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
   injectFault,
+  interactionUid,
   loginAs,
+  loginStarted,
   relyingParty,
   type SandboxUser,
   startLogin,
@@ -71,6 +74,36 @@ for (const storage of STORAGE_SETUPS) {
       expect(userinfo.nickname).toBe('🐼 熊猫 Panda');
       expect(userinfo.name).toBe('🐼 熊猫 Panda');
       expect(userinfo.picture).toMatch(/^https?:\/\//);
+    });
+
+    test('the authorization request answers with the login page itself, its links on the interaction', async () => {
+      const browser = new TestBrowser();
+      const { url } = await authorizationRequest(rp);
+      const page = await browser.request(url.href);
+      expect(page.status).toBe(200);
+      expect(page.location).toBeUndefined();
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(page.headers.get('cache-control')).toContain('no-store');
+      expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      const login = loginStarted(browser, { expectedState: '' }, page);
+      const uid = interactionUid(login);
+      // The interaction's cookie is set for its own path, where the callback and cancel are posted.
+      expect(page.headers.getSetCookie().some((c) => c.includes(`path=/interaction/${uid}`))).toBe(true);
+      expect(page.body).toContain(`action="/interaction/${uid}/abort"`);
+      expect(page.body).toContain(`href="/interaction/${uid}?lang=en"`);
+      // The language switch shows the same interaction's page, in English.
+      const english = await browser.request(`${bridge.url}/interaction/${uid}?lang=en`);
+      expect(english.status).toBe(200);
+      expect(english.body).toContain('<html lang="en">');
+      expect(english.body).toContain(`action="/interaction/${uid}/abort"`);
+    });
+
+    test("a browser already logged in and asked for more gets the consent page on the interaction's own URL", async () => {
+      const { login } = await loginAs(rp, panda, { scope: 'openid' });
+      const wider = await authorizationRequest(rp, { scope: 'openid profile', prompt: 'consent' });
+      const answer = await login.browser.request(wider.url.href);
+      expect(answer.status).toBe(303);
+      expect(new URL(answer.location as string).pathname).toMatch(/^\/interaction\/[^/]+$/);
     });
 
     test('the same person keeps the same sub on a later login, and another person gets another', async () => {
@@ -179,7 +212,7 @@ for (const storage of STORAGE_SETUPS) {
       // Replay the exact callback in a fresh browser that started its own interaction.
       const attacker = await startLogin(rp);
       const replayUrl = new URL(first.url);
-      const attackerUid = new URL(attacker.loginPage.url).pathname.split('/')[2];
+      const attackerUid = interactionUid(attacker);
       replayUrl.pathname = `/interaction/${attackerUid}/wechat-callback`;
       const replay = await attacker.browser.request(replayUrl.href);
       expect(replay.status).toBe(400);
@@ -195,7 +228,7 @@ for (const storage of STORAGE_SETUPS) {
       const login = await startLogin(rp);
       const callbackUrl = await callbackFromWeChat(login, { user: panda, allow: true });
       const code = callbackUrl.searchParams.get('code') as string;
-      const uid = new URL(login.loginPage.url).pathname.split('/')[2] as string;
+      const uid = interactionUid(login);
       // What an instance killed mid-callback leaves behind: the code claimed, the state used, no outcome.
       const { kv } = bridge.server.stores;
       expect(await claimCode(kv, WEBSITE_APP.appid, code, uid, 600)).toBe(true);
@@ -209,7 +242,7 @@ for (const storage of STORAGE_SETUPS) {
 
     test('a forged state, or none, logs nobody in', async () => {
       const login = await startLogin(rp);
-      const uid = new URL(login.loginPage.url).pathname.split('/')[2];
+      const uid = interactionUid(login);
       for (const query of ['?code=forged-code&state=forged-state-0123456789', '?code=forged-code']) {
         const hop = await login.browser.request(`${bridge.url}/interaction/${uid}/wechat-callback${query}`);
         expect(hop.status).toBe(400);

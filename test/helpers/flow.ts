@@ -52,11 +52,34 @@ export async function relyingParty(
 export interface StartedLogin {
   browser: TestBrowser;
   checks: LoginChecks;
-  /** The login page the bridge rendered. */
+  /** The login page the bridge rendered (the authorization request's own answer). */
   loginPage: Hop;
   /** The QR iframe's URL (the sandbox's qrconnect page). */
   qrUrl: URL;
+  /** The interaction's page, /interaction/:uid: where the consent page and "try again" lead. */
+  interactionUrl: string;
 }
+
+/**
+ * The login a browser landed on: the QR iframe the page embeds, and the interaction it belongs to
+ * (the parent of the WeChat callback the QR sends the person back to).
+ */
+export function loginStarted(browser: TestBrowser, checks: LoginChecks, loginPage: Hop): StartedLogin {
+  const src = attributeOf(loginPage.body, 'wechat-qr', 'src');
+  if (!src)
+    throw new Error(
+      `no QR iframe at ${loginPage.url} (status ${loginPage.status}): ${loginPage.body.slice(0, 500)}`,
+    );
+  const qrUrl = new URL(src);
+  const callback = qrUrl.searchParams.get('redirect_uri') ?? '';
+  const interactionUrl = callback.replace(/\/wechat-callback(\?.*)?$/, '');
+  if (interactionUrl === callback) throw new Error(`unexpected WeChat redirect_uri ${callback}`);
+  return { browser, checks, loginPage, qrUrl, interactionUrl };
+}
+
+/** The uid of the interaction a login is in. */
+export const interactionUid = (login: StartedLogin): string =>
+  new URL(login.interactionUrl).pathname.split('/')[2] as string;
 
 /** What openid-client checks on the way back: PKCE and nonce only when the request used them. */
 export interface LoginChecks {
@@ -109,13 +132,7 @@ export async function startLogin(
 ): Promise<StartedLogin> {
   const browser = options.browser ?? new TestBrowser();
   const { url, checks } = await authorizationRequest(rp, options);
-  const loginPage = await browser.follow(url.href);
-  const src = attributeOf(loginPage.body, 'wechat-qr', 'src');
-  if (!src)
-    throw new Error(
-      `no QR iframe on the login page (status ${loginPage.status}): ${loginPage.body.slice(0, 500)}`,
-    );
-  return { browser, checks, loginPage, qrUrl: new URL(src) };
+  return loginStarted(browser, checks, await browser.follow(url.href));
 }
 
 /**

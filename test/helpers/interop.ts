@@ -7,8 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientConfig } from '../../src/config/types.ts';
 import type { Bridge } from './bridge.ts';
-import { attributeOf, type Hop, TestBrowser } from './browser.ts';
-import { callbackFromWeChat, continueToRp, type SandboxUser, type StartedLogin } from './flow.ts';
+import { type Hop, TestBrowser } from './browser.ts';
+import {
+  callbackFromWeChat,
+  continueToRp,
+  loginStarted,
+  type SandboxUser,
+  type StartedLogin,
+} from './flow.ts';
 
 /**
  * Interoperability tests: relying parties written in other languages, installed from Debian's
@@ -220,14 +226,8 @@ export function navigatingBrowser(): TestBrowser {
  * whatever redirects the relying party makes): the login as the flow helpers know it.
  */
 export async function startLoginAtRp(startUrl: string, browser = navigatingBrowser()): Promise<StartedLogin> {
-  const loginPage = await browser.follow(startUrl);
-  const src = attributeOf(loginPage.body, 'wechat-qr', 'src');
-  if (!src)
-    throw new Error(
-      `no QR iframe at ${loginPage.url} (status ${loginPage.status}): ${loginPage.body.slice(0, 500)}`,
-    );
   // The relying party checks state, nonce and PKCE itself: nothing for the test to check here.
-  return { browser, checks: { expectedState: '' }, loginPage, qrUrl: new URL(src) };
+  return loginStarted(browser, { expectedState: '' }, await browser.follow(startUrl));
 }
 
 /**

@@ -51,7 +51,7 @@ describe('graceful shutdown', () => {
     // Answered, and told that its keep-alive connection closes: the drain is not left waiting for it.
     expect(answer.headers.get('connection')).toBe('close');
     // Logged in: on to the consent page, in the login's own interaction (test-rp is third-party).
-    expect(new URL(answer.location as string).pathname).toBe(new URL(login.loginPage.url).pathname);
+    expect(new URL(answer.location as string).pathname).toBe(new URL(login.interactionUrl).pathname);
     expect(bridge.logs.join('')).toContain('"msg":"wechat login"');
     await closing;
   });
