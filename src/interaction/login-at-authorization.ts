@@ -17,9 +17,7 @@ import { showLogin } from './show.ts';
 export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: string): Middleware {
   // Not async for other paths: they pass straight through, without a promise of their own.
   return (ctx, next) =>
-    ctx.path === authorizationPath
-      ? next().then(() => answerWithLogin(ctx, deps))
-      : next();
+    ctx.path === authorizationPath ? next().then(() => answerWithLogin(ctx, deps)) : next();
 }
 
 async function answerWithLogin(ctx: Context, deps: InteractionDeps): Promise<void> {
