@@ -12,12 +12,16 @@ import { showLogin } from './show.ts';
  * server a request: bench/README.md). Its cookies are set as for the redirect, so the WeChat
  * callback, the consent page and cancel find it at /interaction/:uid as before, where the page's
  * own links (language, cancel) also lead. A reload asks the authorization endpoint again and
- * starts a fresh interaction; the abandoned one expires unused.
+ * starts a fresh interaction; the abandoned one expires unused. Only GET is answered so: were
+ * oidc-provider's enableHttpPostMethods turned on, a page answering a POSTed request would ask to
+ * resubmit it on reload, so such a request would keep its redirect.
  */
 export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: string): Middleware {
   // Not async for other paths: they pass straight through, without a promise of their own.
   return (ctx, next) =>
-    ctx.path === authorizationPath ? next().then(() => answerWithLogin(ctx, deps)) : next();
+    ctx.path === authorizationPath && ctx.method === 'GET'
+      ? next().then(() => answerWithLogin(ctx, deps))
+      : next();
 }
 
 async function answerWithLogin(ctx: Context, deps: InteractionDeps): Promise<void> {
