@@ -5,6 +5,11 @@ export interface BenchOptions {
   setups: StorageSetup[];
   /** Unmeasured run-in before each measured phase. */
   warmupMs: number;
+  /**
+   * The least warm-up of the first scenario on servers that have served nothing timed yet (no memory
+   * phase before it): 5 s, none extra with --quick.
+   */
+  coldWarmupMs: number;
   /** Measured phase of each scenario, per engine. */
   durationMs: number;
   /** Slices the measured phase is cut into, the engines taking turns. */
@@ -77,6 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   return {
     setups,
     warmupMs: seconds('warmup', values.warmup, quick ? 0.5 : 1),
+    coldWarmupMs: quick ? 0 : 5000,
     durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
     rounds: positive('rounds', values.rounds, quick ? 2 : 8),
     sessions: positive('sessions', values.sessions, quick ? 200 : 2000),
