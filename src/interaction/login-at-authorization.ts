@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import type { Interaction } from 'oidc-provider';
+import { interactionPath } from '../oidc/provider.ts';
 import type { InteractionDeps } from './deps.ts';
 import { showLogin } from './show.ts';
 
@@ -38,5 +39,5 @@ function startedLogin(ctx: Context): Interaction | undefined {
   const oidc = (ctx as Context & { oidc?: { entities: { Interaction?: Interaction } } }).oidc;
   const interaction = oidc?.entities.Interaction;
   if (interaction?.prompt.name !== 'login') return undefined;
-  return ctx.response.get('Location') === `/interaction/${interaction.uid}` ? interaction : undefined;
+  return ctx.response.get('Location') === interactionPath(interaction.uid) ? interaction : undefined;
 }

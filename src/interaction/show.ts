@@ -3,6 +3,7 @@ import type { Interaction } from 'oidc-provider';
 import { pageContext } from '../http/views.ts';
 import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
+import { interactionPath } from '../oidc/provider.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
 import { confirmConsent, consentAfterLogin } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
@@ -71,7 +72,7 @@ export async function showLogin(
     clientName: await clientName(deps, interaction),
     abortUrl: `/interaction/${interaction.uid}/abort`,
     // The language switch reloads the interaction's own page, wherever this one was answered.
-    pagePath: `/interaction/${interaction.uid}`,
+    pagePath: interactionPath(interaction.uid),
   });
 }
 

@@ -11,6 +11,15 @@ import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
+/**
+ * Where oidc-provider sends a browser for an interaction it starts: our page for it. The login page
+ * answered at the authorization request (interaction/login-at-authorization.ts) recognises that
+ * redirect by this same path.
+ */
+export function interactionPath(uid: string): string {
+  return `/interaction/${uid}`;
+}
+
 export interface ProviderDeps {
   config: Config;
   clients: ClientConfig[];
@@ -125,7 +134,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     },
     interactions: {
-      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      url: (_ctx, interaction) => interactionPath(interaction.uid),
     },
     loadExistingGrant: createLoadExistingGrant(deps.rememberedScopes),
     // Rotate every refresh token on use: a stolen one is detected the moment both parties use it.
