@@ -55,7 +55,8 @@ export function redactUrlPassword(url: string | undefined): string | undefined {
       if (colon !== -1 && colon < at) text = `${text.slice(0, colon + 1)}${REDACTED}${text.slice(at)}`;
     }
   }
-  return text.replace(/([?&](?:password|pass|pwd)=)[^&#]*/gi, `$1${REDACTED}`);
+  // sentinelPassword (a redis+sentinel:// URL) too.
+  return text.replace(/([?&](?:[a-z]*password|pass|pwd)=)[^&#]*/gi, `$1${REDACTED}`);
 }
 
 function indexOrEnd(text: string, pattern: RegExp, from: number): number {

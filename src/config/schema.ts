@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRedisTarget } from '../storage/redis/target.ts';
 import { entries, field } from './raw.ts';
 
 /**
@@ -56,9 +57,14 @@ export const databaseUrlSchema = z
   .string()
   .refine(hasScheme(['postgres:', 'postgresql:']), 'must be a postgres:// or postgresql:// URL');
 
-export const redisUrlSchema = z
-  .string()
-  .refine(hasScheme(['redis:', 'rediss:']), 'must be a redis:// or rediss:// URL');
+/** One server, a cluster or Sentinel (storage/redis/target.ts); the message says what is wrong. */
+export const redisUrlSchema = z.string().superRefine((value, ctx) => {
+  try {
+    parseRedisTarget(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
 
 /** A TCP port to listen on. */
 export const portSchema = z.int().min(1).max(65535);

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Context, Middleware } from 'koa';
 import {
   type RateLimiterAbstract,
@@ -8,6 +7,7 @@ import {
 } from 'rate-limiter-flexible';
 import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { RedisClient } from '../storage/redis/scripts.ts';
 import { pageContext, type Views } from './views.ts';
 
 /** The endpoint groups limited: authorization requests and interaction posts, WeChat callbacks, tokens. */
@@ -38,7 +38,7 @@ export type RateLimiters = Record<RateLimitGroup, RateLimiterAbstract>;
  */
 export function createRateLimiters(
   rules: RateLimitsConfig,
-  redis?: { client: Redis; prefix: string },
+  redis?: { client: RedisClient; prefix: string },
 ): RateLimiters {
   const build = (group: RateLimitGroup): RateLimiterAbstract => {
     const { points, durationSeconds: duration } = rules[group];

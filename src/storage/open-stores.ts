@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
 import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
@@ -100,7 +99,7 @@ interface Artifacts {
   oidcAdapter: Stores['oidcAdapter'];
   /** Absent: artifacts live in the database, whose probe covers them. */
   ping?: () => Promise<boolean>;
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 async function openRedisArtifacts(

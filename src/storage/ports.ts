@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
+import type { RedisClient } from './redis/scripts.ts';
 import type { Database } from './schema.ts';
 
 /**
@@ -41,7 +41,7 @@ export interface Stores {
   oidcAdapter: AdapterFactory;
   kinds: { accounts: StorageKind; artifacts: StorageKind };
   /** The Redis connection the artifacts use, when they are in Redis (the rate limits count on it). */
-  redis?: Redis;
+  redis?: RedisClient;
   /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
   ping(): Promise<{ database: boolean; cache: boolean }>;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../../src/storage/redis/scripts.ts';
 
 export function testRedisUrl(): string {
   return process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -28,7 +29,12 @@ export async function createTestRedis(): Promise<{ url: string; prefix: string; 
 }
 
 /** Every key under `prefix` (SCAN, never KEYS: the server may be shared). */
-export async function scanKeys(redis: Redis, prefix: string): Promise<string[]> {
+export async function scanKeys(redis: RedisClient, prefix: string): Promise<string[]> {
+  // A cluster's keys are spread over its masters: each is scanned.
+  if (redis instanceof Cluster) {
+    const perNode = await Promise.all(redis.nodes('master').map((node) => scanKeys(node, prefix)));
+    return perNode.flat();
+  }
   const found: string[] = [];
   let cursor = '0';
   do {
@@ -48,7 +54,9 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
  * What `client` hands its socket from now on, one string per write (ioredis writes an auto-
  * pipelined batch in one), until stop(): which commands travel to Redis together.
  */
-export function recordWrites(client: Redis): { writes: string[]; stop(): void } {
+export function recordWrites(client: RedisClient): { writes: string[]; stop(): void } {
+  // A cluster writes to one socket per node: one write is not one round trip to "Redis".
+  if (client instanceof Cluster) throw new Error('recordWrites watches a single server connection');
   const socket = client.stream;
   const write = socket.write;
   const writes: string[] = [];

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/storage/redis/scripts.ts';
 import { scanKeys } from '../helpers/redis.ts';
 
 /**
@@ -6,7 +6,7 @@ import { scanKeys } from '../helpers/redis.ts';
  * shortened by that much and keys whose TTL runs out are deleted, exactly what Redis would
  * have done by then. Together with a fake clock this tests expiry without sleeping.
  */
-export async function advanceRedisTime(redis: Redis, prefix: string, seconds: number): Promise<void> {
+export async function advanceRedisTime(redis: RedisClient, prefix: string, seconds: number): Promise<void> {
   const keys = await scanKeys(redis, prefix);
   await Promise.all(
     keys.map(async (key) => {

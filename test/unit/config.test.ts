@@ -327,7 +327,7 @@ describe('loadConfig environment overrides', () => {
     expect((error as ConfigError).problems).toEqual([
       'ISSUER: must not end with "/"',
       'DATABASE_URL: must be a postgres:// or postgresql:// URL',
-      'REDIS_URL: must be a redis:// or rediss:// URL',
+      'REDIS_URL: must be a redis://, rediss://, redis+cluster:// or redis+sentinel:// URL (rediss+… with TLS)',
       'WECHAT_OPEN_BASE_URL: must be an absolute http(s) URL',
       'WECHAT_API_BASE_URL: must be an absolute http(s) URL',
     ]);
@@ -665,6 +665,11 @@ describe('redactConfig', () => {
     ],
     ['rediss://:p%40ss@host:6380', 'rediss://:[redacted]@host:6380'],
     ['redis://host:6379/0', 'redis://host:6379/0'],
+    ['redis+cluster://:pw@a:7000,b:7001', 'redis+cluster://:[redacted]@a:7000,b:7001'],
+    [
+      'redis+sentinel://s1:26379,s2/mymaster?sentinelPassword=spw',
+      'redis+sentinel://s1:26379,s2/mymaster?sentinelPassword=[redacted]',
+    ],
   ])('redacts the password of %s', (url, expected) => {
     expect(redactUrlPassword(url)).toBe(expected);
   });

@@ -1,23 +1,30 @@
-import { Redis } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { describeUrl } from '../describe-url.ts';
+import type { RedisClient } from './scripts.ts';
+import { parseRedisTarget, type RedisTarget } from './target.ts';
 
 export interface RedisConnectOptions {
   /** Connection trouble after the first connect; ioredis keeps reconnecting by itself. */
   onError?: (error: Error) => void;
 }
 
+/** What every connection shares, whatever the topology. */
+const COMMON: RedisOptions = {
+  lazyConnect: true,
+  enableAutoPipelining: true,
+  maxRetriesPerRequest: 3,
+  connectTimeout: 10_000,
+};
+
 /**
- * Connects to a redis:// or rediss:// (TLS) URL and waits until the server answers, so a
- * wrong URL fails at startup instead of on the first login. Afterwards ioredis reconnects
- * on its own; commands issued while it is down fail after a few retries instead of hanging.
+ * Connects to the Redis a URL names (target.ts: one server, a cluster, or a master through
+ * Sentinel) and waits until it answers, so a wrong URL fails at startup instead of on the first
+ * login. Afterwards ioredis reconnects on its own (to the new master after a Sentinel failover,
+ * following a cluster's slot moves); commands issued while it is down fail after a few retries
+ * instead of hanging.
  */
-export async function connectRedis(url: string, options: RedisConnectOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableAutoPipelining: true,
-    maxRetriesPerRequest: 3,
-    connectTimeout: 10_000,
-  });
+export async function connectRedis(url: string, options: RedisConnectOptions = {}): Promise<RedisClient> {
+  const redis = createClient(parseRedisTarget(url));
   // Without a listener ioredis prints every connection error to stderr itself.
   redis.on('error', (error: Error) => options.onError?.(error));
   try {
@@ -28,6 +35,32 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
     throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause: scrub(error) });
   }
   return redis;
+}
+
+function createClient(target: RedisTarget): RedisClient {
+  if (target.mode === 'server') return new Redis(target.url, COMMON);
+  const { username, password } = target;
+  const auth = { ...(username && { username }), ...(password && { password }) };
+  const tls = target.tls ? { tls: {} } : {};
+  if (target.mode === 'cluster') {
+    const cluster: ClusterOptions = {
+      lazyConnect: true,
+      enableAutoPipelining: true,
+      redisOptions: { ...COMMON, ...auth, ...tls },
+    };
+    return new Cluster(target.nodes, cluster);
+  }
+  return new Redis({
+    ...COMMON,
+    ...auth,
+    ...tls,
+    sentinels: target.sentinels,
+    name: target.masterName,
+    db: target.db,
+    ...(target.sentinelUsername && { sentinelUsername: target.sentinelUsername }),
+    ...(target.sentinelPassword && { sentinelPassword: target.sentinelPassword }),
+    ...(target.tls && { enableTLSForSentinelMode: true, sentinelTLS: {} }),
+  });
 }
 
 // Connection errors carry host and port, never the URL, but keep only the message to be sure.
