@@ -497,8 +497,20 @@ async function recoverAccountByPhone(
     .executeTakeFirstOrThrow();
 }
 
-function presentNickname(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
+/**
+ * What a nickname cannot keep: control characters (C0 and DEL, which include NUL, which PostgreSQL
+ * refuses in text with error 22021 and so would fail the login; and C1) and lone UTF-16 surrogates,
+ * which have no UTF-8 form (they would reach a page or the database as U+FFFD). Format characters
+ * stay: emoji sequences need their zero-width joiners, and so do several scripts.
+ */
+const UNKEEPABLE_IN_NICKNAME = /[\p{Cc}\p{Cs}]/gu;
+
+/**
+ * A nickname as WeChat gives it (documented as any UTF-8) made fit to store and show: without the
+ * characters above, trimmed; undefined when nothing is left, as for a blank one.
+ */
+export function presentNickname(value: string | undefined): string | undefined {
+  const trimmed = value?.replace(UNKEEPABLE_IN_NICKNAME, '').trim();
   return trimmed ? trimmed : undefined;
 }
 

@@ -24,15 +24,27 @@ export interface SandboxUserSummary {
 
 const MAX_NICKNAME_LENGTH = 32;
 
-/** Trimmed, 1..32 characters (emoji count as one), no control characters. */
-export function normalizeNickname(raw: string): string {
+/**
+ * Trimmed, 1..32 characters (emoji count as one), no control characters unless explicitly allowed:
+ * WeChat documents a nickname as any UTF-8, so tests may ask for a person whose nickname holds
+ * NUL and the like, to see the bridge cope with what WeChat could send.
+ */
+export function normalizeNickname(raw: string, options: { allowControlCharacters?: boolean } = {}): string {
   const nickname = raw.trim();
   const length = [...nickname].length;
   if (length === 0) throw new SandboxInputError('nickname is empty');
   if (length > MAX_NICKNAME_LENGTH)
     throw new SandboxInputError(`nickname is longer than ${MAX_NICKNAME_LENGTH}`);
-  if (/\p{Cc}/u.test(nickname)) throw new SandboxInputError('nickname contains control characters');
+  if (!options.allowControlCharacters && /\p{Cc}/u.test(nickname))
+    throw new SandboxInputError(
+      'nickname contains control characters (allowControlCharacters: true lets them in)',
+    );
   return nickname;
+}
+
+/** A person to create: NewUser, and whether the nickname may hold control characters (default no). */
+export interface NewUserInput extends NewUser {
+  allowControlCharacters?: boolean | undefined;
 }
 
 function normalizeColor(color: string | null | undefined): string | null | undefined {
@@ -72,6 +84,8 @@ export class SandboxState {
   /** The "deliver the callback twice" mode and what its copies got back. */
   readonly deliveries: DuplicateDeliveries;
   readonly #apps: Map<string, SandboxApp>;
+  /** appid -> bound to the Open Platform, as switched at run time (see setBound). */
+  readonly #boundNow = new Map<string, boolean>();
   readonly #users: UserDirectory;
   readonly #now: () => number;
 
@@ -97,9 +111,18 @@ export class SandboxState {
     return [...this.#apps.values()];
   }
 
-  /** Default true (§12): unbound apps never see a unionid. */
+  /** Default true (§12): unbound apps never see a unionid. A run-time switch (setBound) wins. */
   isBound(app: SandboxApp): boolean {
-    return app.boundToOpenPlatform ?? true;
+    return this.#boundNow.get(app.appid) ?? app.boundToOpenPlatform ?? true;
+  }
+
+  /**
+   * Binds an app to the Open Platform account, or unbinds it, from now on (as its owner can in
+   * WeChat's console): what it was configured with no longer counts. Throws for an unknown appid.
+   */
+  setBound(appid: string, bound: boolean): void {
+    if (!this.#apps.has(appid)) throw new SandboxInputError(`unknown appid ${appid}`);
+    this.#boundNow.set(appid, bound);
   }
 
   listUsers(): SandboxUser[] {
@@ -110,10 +133,11 @@ export class SandboxState {
     return this.#users.get(id);
   }
 
-  createUser(input: NewUser): SandboxUser {
+  createUser(input: NewUserInput): SandboxUser {
+    const { allowControlCharacters, ...user } = input;
     return this.#users.create({
-      ...input,
-      nickname: normalizeNickname(input.nickname),
+      ...user,
+      nickname: normalizeNickname(user.nickname, { allowControlCharacters }),
       avatarColor: normalizeColor(input.avatarColor),
     });
   }

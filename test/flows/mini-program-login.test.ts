@@ -12,7 +12,14 @@ import {
   UNBOUND_MINI_PROGRAM_APP,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
-import { createSandboxUser, injectFault, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  createSandboxUser,
+  injectFault,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+  setBoundToOpenPlatform,
+} from '../helpers/flow.ts';
 import {
   callMiniProgram,
   exchangeJsCode,
@@ -296,6 +303,18 @@ for (const storage of STORAGE_SETUPS) {
       expect(userinfo.nickname).toBe('Profile Person');
     });
 
+    test('a decrypted nickname holding control characters (NUL, BEL) is saved without them', async () => {
+      const person = await createSandboxUser(bridge, 'A\u0000B\u0007C', { allowControlCharacters: true });
+      const tokens = await miniProgramLogin(person);
+      const answer = await call(bridge, 'decrypt', tokens.access_token, await wxUserData(bridge, person));
+      expect(answer.status).toBe(200);
+      // The mini program gets what WeChat encrypted; the account keeps what can be stored and shown.
+      expect((answer.body.data as Record<string, unknown>).nickName).toBe('A\u0000B\u0007C');
+      expect((await accountOf(person))?.nickname).toBe('ABC');
+      const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, person.unionid);
+      expect(userinfo.nickname).toBe('ABC');
+    });
+
     test.each([
       {
         name: 'iv that is not base64 (a "+" lost to form encoding)',
@@ -513,6 +532,47 @@ for (const storage of STORAGE_SETUPS) {
       }
     });
 
+    test('without a unionid from WeChat, someone who logged in through this mini program before keeps their sub; nobody new gets in', async () => {
+      const known = await createSandboxUser(bridge, 'Known Person');
+      const stranger = await createSandboxUser(bridge, 'New Person');
+      const first = await miniProgramLogin(known);
+      expect(first.claims()?.sub).toBe(known.unionid);
+      await setBoundToOpenPlatform(bridge, MINI_PROGRAM_APP.appid, false);
+      try {
+        // A new session key (as from another device): the one this login gets must be the one kept.
+        const code = await wxLogin(bridge, known, { rotate: true });
+        const again = remember(await exchangeJsCode(mp, code, { scope: 'openid profile offline_access' }));
+        for (const secret of [code, again.access_token, again.refresh_token ?? '']) secrets.add(secret);
+        expect(again.claims()?.sub).toBe(known.unionid);
+        const userinfo = await oidc.fetchUserInfo(mp, again.access_token, known.unionid);
+        expect(userinfo.sub).toBe(known.unionid);
+        // The session key of this wx.login was kept, as on any login: check-session finds it current.
+        expect((await call(bridge, 'check-session', again.access_token)).body).toEqual({ valid: true });
+        expect(bridge.logs.join('')).toContain('"unionidFrom":"stored_identity"');
+        const accounts = await bridge.server.stores.db
+          .selectFrom('accounts')
+          .select('subject')
+          .where('subject', 'in', [known.unionid, known.openids[MINI_PROGRAM_APP.appid]!])
+          .execute();
+        expect(accounts).toEqual([{ subject: known.unionid }]);
+
+        const strangerCode = await wxLogin(bridge, stranger);
+        secrets.add(strangerCode);
+        const refused = await tokenRequest(bridge, {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: strangerCode,
+          subject_token_type: JS_CODE,
+        });
+        expect(refused.status).toBe(400);
+        expect(refused.body.error).toBe('invalid_grant');
+        expect(refused.body.error_description).toContain('WeChat named no unionid');
+        expect(refused.body.error_description).toContain('not logged in through this mini program before');
+        expect(await accountOf(stranger)).toBeUndefined();
+      } finally {
+        await setBoundToOpenPlatform(bridge, MINI_PROGRAM_APP.appid, true);
+      }
+    });
+
     test('a mini program without a unionid (not bound to the Open Platform) is refused, with no account', async () => {
       const person = await createSandboxUser(bridge, 'Unbound Person');
       const answer = await tokenRequest(bridge, {
@@ -523,7 +583,10 @@ for (const storage of STORAGE_SETUPS) {
       });
       expect(answer.status).toBe(400);
       expect(answer.body.error).toBe('invalid_grant');
-      expect(answer.body.error_description).toContain('Open Platform');
+      expect(answer.body.error_description).toContain(
+        'WeChat named no unionid for this person and they have not logged in through this mini program before',
+      );
+      expect(answer.body.error_description).toContain('not bound to a WeChat Open Platform account');
       expect(bridge.logs.join('')).toContain('bind this app to your WeChat Open Platform account');
       expect(await accountOf(person)).toBeUndefined();
     });

@@ -115,6 +115,19 @@ for (const storage of STORAGE_SETUPS) {
       expect(other.unionid).not.toBe(panda.unionid);
     });
 
+    test('a WeChat nickname holding control characters (NUL, BEL) logs in, the name without them', async () => {
+      const person = await createSandboxUser(bridge, 'A\u0000B\u0007C', { allowControlCharacters: true });
+      expect(person.nickname).toBe('A\u0000B\u0007C');
+      // The first login creates the account; the second takes the returning person's one statement.
+      for (let i = 0; i < 2; i++) {
+        const { tokens } = await loginAs(rp, person);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+        const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, person.unionid);
+        expect(userinfo.name).toBe('ABC');
+        expect(userinfo.nickname).toBe('ABC');
+      }
+    });
+
     test('refresh rotates the refresh token, and reusing a rotated-out one revokes the grant', async () => {
       const { tokens } = await loginAs(rp, panda, {
         scope: 'openid profile offline_access',

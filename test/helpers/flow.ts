@@ -10,18 +10,37 @@ export interface SandboxUser {
   avatarUrl: string;
 }
 
-/** Creates a fake WeChat user through the sandbox's control API (as a developer would). */
+/**
+ * Creates a fake WeChat user through the sandbox's control API (as a developer would).
+ * `allowControlCharacters`: the nickname may hold NUL, BEL and the like (the sandbox refuses them otherwise).
+ */
 export async function createSandboxUser(
   bridge: Pick<Bridge, 'sandboxUrl'>,
   nickname: string,
+  options: { allowControlCharacters?: boolean } = {},
 ): Promise<SandboxUser> {
   const response = await fetch(`${bridge.sandboxUrl}/sandbox/users`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ nickname }),
+    body: JSON.stringify({ nickname, ...options }),
   });
-  if (response.status >= 300) throw new Error(`sandbox user creation failed: ${response.status}`);
+  if (response.status >= 300)
+    throw new Error(`sandbox user creation failed: ${response.status} ${await response.text()}`);
   return (await response.json()) as SandboxUser;
+}
+
+/** Binds an app to the Open Platform account or unbinds it (unbound: WeChat names no unionid), from now on. */
+export async function setBoundToOpenPlatform(
+  bridge: Pick<Bridge, 'sandboxUrl'>,
+  appid: string,
+  bound: boolean,
+): Promise<void> {
+  const response = await fetch(`${bridge.sandboxUrl}/sandbox/settings`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ boundToOpenPlatform: { [appid]: bound } }),
+  });
+  if (response.status !== 200) throw new Error(`settings: ${response.status} ${await response.text()}`);
 }
 
 /** Injects a failure into the sandbox's next calls of one API. */

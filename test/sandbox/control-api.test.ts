@@ -7,6 +7,7 @@ import {
   startTestSandbox,
   type TestSandbox,
   tokensFor,
+  UNBOUND,
   WEBSITE,
 } from './sandbox-fixture.ts';
 
@@ -88,6 +89,57 @@ describe('control API and users', () => {
     const answer = await sandbox.send('POST', '/sandbox/users', body);
     expect(answer.status).toBe(400);
     expect(answer.json?.error).toEqual(expect.any(String));
+  });
+
+  it('refuses control characters in a nickname unless allowControlCharacters is set, then userinfo carries them', async () => {
+    const nickname = 'A\u0000B\u0007C';
+    const refused = await sandbox.send('POST', '/sandbox/users', { nickname });
+    expect(refused.status).toBe(400);
+    expect(refused.json?.error).toContain('control characters');
+
+    const created = await sandbox.send('POST', '/sandbox/users', { nickname, allowControlCharacters: true });
+    expect(created.status).toBe(201);
+    expect(created.json?.nickname).toBe(nickname);
+    const tokens = await tokensFor(sandbox, WEBSITE, created.json!.id as string);
+    const info = await sandbox.get('/sns/userinfo', {
+      access_token: tokens.access_token,
+      openid: tokens.openid,
+    });
+    expect(info.text).toContain('A\\u0000B\\u0007C');
+    expect(info.json?.nickname).toBe(nickname);
+  });
+
+  it('switches an app’s Open Platform binding at run time with PATCH /sandbox/settings', async () => {
+    const user = sandbox.state.listUsers()[0]!;
+    const unionidOf = async () => {
+      const tokens = await tokensFor(sandbox, WEBSITE, user.id);
+      return (
+        await sandbox.get('/sns/userinfo', { access_token: tokens.access_token, openid: tokens.openid })
+      ).json?.unionid;
+    };
+    const before = await sandbox.send('GET', '/sandbox/settings');
+    expect(before.json?.boundToOpenPlatform).toMatchObject({ [WEBSITE.appid]: true, [UNBOUND.appid]: false });
+    expect(await unionidOf()).toBe(user.unionid);
+
+    const unbound = await sandbox.send('PATCH', '/sandbox/settings', {
+      boundToOpenPlatform: { [WEBSITE.appid]: false },
+    });
+    expect(unbound.status).toBe(200);
+    expect(unbound.json?.boundToOpenPlatform).toMatchObject({
+      [WEBSITE.appid]: false,
+      [OTHER_WEBSITE.appid]: true,
+    });
+    expect(await unionidOf()).toBeUndefined();
+
+    const unknown = await sandbox.send('PATCH', '/sandbox/settings', {
+      boundToOpenPlatform: { [WEBSITE.appid]: true, wx_nope: true },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json?.error).toContain('wx_nope');
+    expect(await unionidOf()).toBeUndefined();
+
+    await sandbox.send('PATCH', '/sandbox/settings', { boundToOpenPlatform: { [WEBSITE.appid]: true } });
+    expect(await unionidOf()).toBe(user.unionid);
   });
 
   it('creates a user from the developer page form and goes back to it', async () => {

@@ -78,6 +78,17 @@ describe('sns/jscode2session', () => {
     expect(answer.json).not.toHaveProperty('unionid');
   });
 
+  it('leaves the unionid out once the mini program is unbound at run time, and names it again once bound', async () => {
+    const setBound = (bound: boolean) =>
+      sandbox.send('PATCH', '/sandbox/settings', { boundToOpenPlatform: { [MP.appid]: bound } });
+    expect((await setBound(false)).status).toBe(200);
+    const unbound = await code2Session(wxLogin());
+    expect(unbound.json?.openid).toBe(sandbox.state.openid(MP.appid, user().id));
+    expect(unbound.json).not.toHaveProperty('unionid');
+    await setBound(true);
+    expect((await code2Session(wxLogin())).json?.unionid).toBe(user().unionid);
+  });
+
   it('spends a code once (40163), refuses it after 5 minutes or for another app (40029)', async () => {
     const code = wxLogin();
     expect((await code2Session(code)).json?.openid).toBeTruthy();

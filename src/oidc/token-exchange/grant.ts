@@ -3,12 +3,12 @@ import type Provider from 'oidc-provider';
 import { type Client, errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountNotifier } from '../../accounts/events.ts';
 import { announceLinkedApp } from '../../accounts/identity-events.ts';
-import { linkIdentity } from '../../accounts/repository.ts';
+import { findIdentity, linkIdentity } from '../../accounts/repository.ts';
 import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/schema.ts';
 import type { MiniProgramConnector, MiniProgramLogin } from '../../upstream/wechat/mini-program.ts';
-import { UpstreamError } from '../../upstream/wechat/types.ts';
+import { UpstreamError, type WeChatIdentity } from '../../upstream/wechat/types.ts';
 import { SUPPORTED_SCOPES } from '../find-account.ts';
 import { MINI_PROGRAM_APPID_METADATA, TOKEN_EXCHANGE_GRANT_TYPE } from './constants.ts';
 import { describedError, tokenErrorForUpstream } from './errors.ts';
@@ -81,15 +81,21 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   }
 
   const { identity, sessionKey } = login;
-  const { unionid } = identity;
+  // code2Session names the unionid only for a mini program bound to an Open Platform account (and
+  // older rules asked more of the person, wechat-api.md §12). Without it, someone this mini program
+  // has logged in before is known by (appid, openid), as the Official Account's silent login does.
+  const unionid = identity.unionid ?? (await storedUnionid(deps, identity));
   if (!unionid) {
     deps.logger.warn(
       { clientId: client.clientId, appid, kind: identity.kind },
-      'WeChat returned no unionid: bind this app to your WeChat Open Platform account (open.weixin.qq.com) so people can log in',
+      'WeChat returned no unionid for someone this mini program has not logged in before, so they were refused ' +
+        '(people it has logged in before still get in): if the app is not bound, bind this app to your WeChat ' +
+        'Open Platform account (open.weixin.qq.com) so that new people can log in',
     );
     throw describedError(
       'invalid_grant',
-      'WeChat named no unionid for this person: the mini program is not bound to a WeChat Open Platform account, so nobody can log in through it',
+      'WeChat named no unionid for this person and they have not logged in through this mini program before, ' +
+        'so there is no account to log them in to; usually the mini program is not bound to a WeChat Open Platform account',
     );
   }
 
@@ -103,7 +109,20 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
 
   ctx.body = await issueExchangeTokens(ctx, oidcAccount, request.scopes, Math.floor(now.getTime() / 1000));
   deps.logger.info(
-    { clientId: client.clientId, appid, kind: identity.kind, accountId: account.id, created },
+    {
+      clientId: client.clientId,
+      appid,
+      kind: identity.kind,
+      accountId: account.id,
+      created,
+      unionidFrom: identity.unionid ? 'wechat' : 'stored_identity',
+    },
     'wechat mini program login',
   );
+}
+
+/** The unionid stored with this mini program's (appid, openid) at an earlier login; undefined if none. */
+async function storedUnionid(deps: TokenExchangeDeps, identity: WeChatIdentity): Promise<string | undefined> {
+  const known = await findIdentity(deps.db, identity.appid, identity.openid);
+  return known?.identity.unionid ?? undefined;
 }

@@ -12,6 +12,8 @@ const newUserSchema = z.strictObject({
   language: z.string().max(16).optional(),
   /** On WeChat's snapshot page: Official Account userinfo authorizations give a virtual account. */
   snapshot: z.boolean().optional(),
+  /** Let the nickname hold control characters (NUL, BEL...), as WeChat's "any UTF-8" allows. */
+  allowControlCharacters: z.boolean().optional(),
 });
 
 const userPatchSchema = z.strictObject({
