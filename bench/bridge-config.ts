@@ -24,7 +24,7 @@ export function bridgeConfig(spec: ServerSpec): Config {
   return {
     ...base,
     // The defaults: an access line at info for failed requests only.
-    log: { level: 'info', pretty: false, requests: 'failures' },
+    log: { level: 'info', requests: 'failures' },
     limits: {
       ...DEFAULT_LIMITS,
       rateLimits: {

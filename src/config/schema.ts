@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { parseRedisTarget } from '../storage/redis/target.ts';
 import { entries, field } from './raw.ts';
 
@@ -409,12 +410,12 @@ export const configFileSchema = z
           .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
           .default('info')
           .describe('Least severe level written.'),
-        pretty: z.boolean().default(false).describe('Human-readable lines instead of JSON (development).'),
         requests: z
           .enum(['all', 'failures'])
           .default('failures')
           .describe(
-            'Which requests get an access line at info: "failures" (4xx and 5xx; the others at debug) or "all".',
+            'Which requests get an access line at info: "failures" (4xx at info, 5xx at error, the others ' +
+              'at debug) or "all" (every 2xx and 3xx at info too; 5xx still at error).',
           ),
       })
       .prefault({}),
@@ -426,7 +427,17 @@ export const configFileSchema = z
         redisUrl: redisUrlSchema
           .optional()
           .describe('Redis URL for short-lived OIDC artifacts; env REDIS_URL overrides; unset: kept in SQL.'),
-        redisKeyPrefix: z.string().default('wob:').describe('Prefix of every Redis key this server writes.'),
+        redisKeyPrefix: z
+          .string()
+          .refine(
+            (prefix) => !/[{}]/.test(prefix),
+            'must not contain { or } (a hash tag would put every key in one cluster slot)',
+          )
+          .default('wob:')
+          .describe(
+            'Prefix of every Redis key this server writes; must not contain { or } (no hash tags: every ' +
+              'Lua script touches one key, see src/storage/redis/oidc-adapter.ts).',
+          ),
       })
       .prefault({}),
     wechat: z
@@ -530,7 +541,8 @@ export const configFileSchema = z
             ),
             token: rateLimitRule(
               300,
-              'Failed POST /token requests (400 or 401), per client IP and client_id: successful ones are not counted.',
+              'Failed POST /token requests (400 or 401), per client IP, and per client_id when the client ' +
+                'authenticates with HTTP Basic: successful ones are not counted.',
             ),
           })
           .prefault({})
@@ -562,6 +574,7 @@ export const configFileSchema = z
   .superRefine(
     (file, ctx) => {
       for (const [path, message] of duplicateIds(file)) ctx.addIssue({ code: 'custom', path, message });
+      for (const [path, message] of reservedClientIds(file)) ctx.addIssue({ code: 'custom', path, message });
       for (const [path, message] of miniProgramBindings(file))
         ctx.addIssue({ code: 'custom', path, message });
     },
@@ -589,6 +602,32 @@ function duplicateIds(file: unknown): Array<[PropertyKey[], string]> {
       const first = seen.get(id);
       if (first === undefined) seen.set(id, index);
       else found.push([[...path, index, key], `duplicate ${key} "${id}" (also at index ${first})`]);
+    }
+  }
+  return found;
+}
+
+/** The client_id of the built-in demo relying party (src/demo/demo-client.ts), registered with demo.enabled. */
+export const DEMO_CLIENT_ID = 'demo';
+
+/**
+ * The client_ids the server registers itself: a configured client with one of them would make
+ * oidc-provider refuse to start ("client_id must be unique"), without naming it. Read defensively,
+ * as duplicateIds does.
+ */
+function reservedClientIds(file: unknown): Array<[PropertyKey[], string]> {
+  const found: Array<[PropertyKey[], string]> = [];
+  const demo = field(field(file, 'demo'), 'enabled') === true;
+  for (const [index, client] of entries(field(file, 'clients'))) {
+    const id = field(client, 'client_id');
+    const path = ['clients', index, 'client_id'];
+    if (id === ACCOUNT_PAGE_CLIENT_ID) {
+      found.push([path, `"${id}" is reserved: the account page (/account) registers a client with this id`]);
+    } else if (id === DEMO_CLIENT_ID && demo) {
+      found.push([
+        path,
+        `"${id}" is reserved while demo.enabled is true: the demo relying party (/demo) registers a client with this id`,
+      ]);
     }
   }
   return found;

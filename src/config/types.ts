@@ -27,8 +27,7 @@ export interface Config {
   dataDir: string;
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-    pretty: boolean;
-    /** Which requests get an access line at info (see http/request-log.ts). */
+    /** Which successful requests get an access line at info; 4xx always do, 5xx at error (http/request-log.ts). */
     requests: 'all' | 'failures';
   };
   storage: {
@@ -111,11 +110,11 @@ export interface LimitsConfig {
   maxBodyBytes: number;
   rateLimits: {
     enabled: boolean;
-    /** Per client IP: GET /auth and our login, consent and abort pages. */
+    /** Per client IP: /auth and the consent and abort posts (not the login and consent pages). */
     interaction: RateLimitRule;
     /** Per client IP: WeChat's redirects back to /interaction/:uid/wechat-callback. */
     callback: RateLimitRule;
-    /** Per client IP and client_id (from HTTP Basic): POST /token. */
+    /** Failed POST /token requests (400, 401), per client IP, and per client_id when sent with HTTP Basic. */
     token: RateLimitRule;
   };
 }

@@ -34,11 +34,7 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
-export function createLogger(options: {
-  level: string;
-  pretty?: boolean;
-  destination?: NodeJS.WritableStream;
-}): Logger {
+export function createLogger(options: { level: string; destination?: NodeJS.WritableStream }): Logger {
   return pino(
     {
       level: options.level,

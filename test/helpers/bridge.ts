@@ -256,7 +256,7 @@ export function baseConfig(p: {
     trustProxy: false,
     behindTlsProxy: false,
     dataDir: p.dataDir,
-    log: { level: 'debug', pretty: false, requests: 'all' },
+    log: { level: 'debug', requests: 'all' },
     storage: { databaseUrl: p.databaseUrl, redisUrl: p.redisUrl, redisKeyPrefix: p.redisKeyPrefix },
     wechat: {
       openBaseUrl: p.sandboxUrl,

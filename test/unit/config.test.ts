@@ -6,9 +6,13 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { accountPageClient } from '../../src/account-page/client.ts';
 import { ConfigError, loadConfig, packageRoot } from '../../src/config/load.ts';
 import { redactConfig, redactUrlPassword } from '../../src/config/redact.ts';
+import { DEMO_CLIENT_ID } from '../../src/config/schema.ts';
 import { Secret } from '../../src/config/secret.ts';
+import { createDemo } from '../../src/demo/demo-client.ts';
+import { createViews } from '../../src/http/views.ts';
 
 const APPID_A = 'wx0123456789abcdef';
 const APPID_B = 'wxfedcba9876543210';
@@ -91,7 +95,7 @@ describe('loadConfig defaults', () => {
       trustProxy: false,
       behindTlsProxy: false,
       dataDir: resolve('data'),
-      log: { level: 'info', pretty: false, requests: 'failures' },
+      log: { level: 'info', requests: 'failures' },
       storage: { databaseUrl: undefined, redisUrl: undefined, redisKeyPrefix: 'wob:' },
       wechat: {
         openBaseUrl: 'https://open.weixin.qq.com',
@@ -529,13 +533,54 @@ clients:
     ]);
   });
 
+  it('refuses a Redis key prefix with a hash tag, and a Redis URL it cannot read, naming each', async () => {
+    const file = await writeConfig({
+      storage: { redisKeyPrefix: 'wob{x}:', redisUrl: 'redis+sentinel://:secret-pw@s1:26379' },
+    });
+    const error = await loadConfig({ env: {}, file }).catch((thrown: unknown) => thrown);
+    expect((error as ConfigError).problems).toEqual([
+      'storage.redisUrl: a redis+sentinel:// URL needs the master name as its path: /<master>',
+      'storage.redisKeyPrefix: must not contain { or } (a hash tag would put every key in one cluster slot)',
+    ]);
+    expect((error as Error).message).not.toContain('secret-pw');
+  });
+
+  it('names an option that no longer exists (log.pretty) as unknown', async () => {
+    const file = await writeConfig('log:\n  level: info\n  pretty: false\n');
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual(['log.pretty: unknown option']);
+  });
+
+  it('refuses the client_ids the server registers itself, demo only while the demo is on', async () => {
+    const client = (client_id: string) => ({
+      client_id,
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['https://rp.example/cb'],
+    });
+    const clients = [client('account-page'), client('demo'), client('web')];
+    const withDemo = await writeConfig({ demo: { enabled: true }, clients });
+    expect(await problemsOf(loadConfig({ env: {}, file: withDemo }))).toEqual([
+      'clients[0].client_id: "account-page" is reserved: the account page (/account) registers a client with this id',
+      'clients[1].client_id: "demo" is reserved while demo.enabled is true: the demo relying party (/demo) registers a client with this id',
+    ]);
+    const withoutDemo = await writeConfig({ demo: { enabled: false }, clients: clients.slice(1) });
+    const config = await loadConfig({ env: {}, file: withoutDemo });
+    expect(config.clients.map((each) => each.client_id)).toEqual(['demo', 'web']);
+  });
+
+  it('reserves the client_ids the account page and the demo really register', async () => {
+    expect(accountPageClient('https://id.example.com').client_id).toBe('account-page');
+    const demo = await createDemo('https://id.example.com', createViews({ assetBase: '/assets' }));
+    expect(demo.client.client_id).toBe(DEMO_CLIENT_ID);
+  });
+
   it('loads the production example once its secrets exist', async () => {
     const env = productionEnv({
       WECHAT_WEBSITE_SECRET: 'w',
       PARTNER_PORTAL_CLIENT_SECRET: 'p',
       EXAMPLE_API_CLIENT_SECRET: 'a',
+      // No OIDC_COOKIE_KEY_PREVIOUS: a first deployment has no previous key (the entry is commented out).
       OIDC_COOKIE_KEY: 'k1',
-      OIDC_COOKIE_KEY_PREVIOUS: 'k0',
     });
     const problems = await problemsOf(
       loadConfig({ env, file: join(packageRoot(), 'config', 'example.production.yaml') }),
