@@ -56,8 +56,9 @@ export function createRateLimiters(
 }
 
 /**
- * Which group a request counts against, if any: what writes to the stores or spends WeChat's quota.
- * The authorization request creates an interaction; the consent and abort posts write a grant or a
+ * Which group a request counts against, if any: the steps of a browser's login that write to the
+ * stores or spend WeChat's quota (the mini-program endpoints and the account page are not counted:
+ * README, Limits). The authorization request creates an interaction; the consent and abort posts write a grant or a
  * result; a callback exchanges a code with WeChat. The pages of an interaction (login, consent) only
  * read it, and its resume (`/auth/:uid`) only continues what a counted request began: counting them
  * cost every login two Redis round trips, for nothing a flood of them could fill.
