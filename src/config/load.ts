@@ -4,7 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
-import { checkEnvironmentPolicy, checkTransportPolicy } from './policy.ts';
+import { checkEnvironmentPolicy, checkOfficialAccountCallback, checkTransportPolicy } from './policy.ts';
 import { type ConfigFile, configFileSchema } from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
 import type { ClientConfig, Config } from './types.ts';
@@ -49,6 +49,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const secrets = await resolveFileSecrets(raw, { env, production, baseDir: dirname(file), findings });
   checkEnvironmentPolicy(raw, production, findings);
   checkTransportPolicy(raw, overrides.issuer, production, findings);
+  if (parsed.success) {
+    const { data } = parsed;
+    const issuer = overrides.issuer ?? data.issuer ?? defaultIssuer(overrides.port ?? data.port);
+    const appKinds = data.wechat.apps.map((app) => app.kind);
+    checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);
+  }
 
   for (const warning of findings.warnings) options.onWarning?.(warning);
   if (!parsed.success || findings.problems.length > 0) throw new ConfigError(file, findings.problems);
@@ -97,6 +103,8 @@ function syntaxProblem(error: unknown, format: string): string {
   return `invalid ${format === '.json' ? 'JSON' : 'YAML'}${at ? ` at line ${at[1]}, column ${at[2]}` : ''}`;
 }
 
+const defaultIssuer = (port: number) => `http://localhost:${port}`;
+
 function effectiveConfig(
   file: ConfigFile,
   overrides: EnvOverrides,
@@ -108,7 +116,7 @@ function effectiveConfig(
     production,
     port,
     host: file.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
-    issuer: overrides.issuer ?? file.issuer ?? `http://localhost:${port}`,
+    issuer: overrides.issuer ?? file.issuer ?? defaultIssuer(port),
     trustProxy: file.trustProxy,
     behindTlsProxy: file.behindTlsProxy,
     dataDir: resolve(file.dataDir),

@@ -93,6 +93,25 @@ export function checkTransportPolicy(
   for (const [path, message] of transportProblems(settings)) findings.problem(path, message);
 }
 
+/**
+ * WeChat refuses an Official Account authorization whose redirect_uri names a port (10003,
+ * wechat-api.md section 3: the host must be exactly the 网页授权域名), and our callback is under the
+ * issuer: with an Official Account app and a port in the issuer, no login inside WeChat can finish.
+ * A problem in production, a warning otherwise; not checked while the sandbox takes WeChat's place.
+ */
+export function checkOfficialAccountCallback(
+  settings: { issuer: string; appKinds: string[]; sandbox: boolean; production: boolean },
+  findings: Findings,
+): void {
+  if (settings.sandbox || !settings.appKinds.includes('official_account')) return;
+  if (!URL.canParse(settings.issuer) || new URL(settings.issuer).port === '') return;
+  const message =
+    'names a port, and WeChat refuses an Official Account authorization whose redirect_uri has one ' +
+    '(errcode 10003): logins inside WeChat need the issuer on the default port of its scheme (443 for https)';
+  if (settings.production) findings.problem('issuer', message);
+  else findings.warn('issuer', message);
+}
+
 function isHttps(url: string): boolean {
   return URL.canParse(url) && new URL(url).protocol === 'https:';
 }

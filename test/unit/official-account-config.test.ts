@@ -62,3 +62,57 @@ describe('official account options', () => {
     ]);
   });
 });
+
+describe('an Official Account behind an issuer with a port', () => {
+  const PORT_WARNING = /^issuer: names a port, and WeChat refuses an Official Account authorization .*10003/;
+
+  async function warningsOf(content: object, env: Record<string, string> = {}): Promise<string[]> {
+    count += 1;
+    const file = join(dir, `config-${count}.json`);
+    await writeFile(file, JSON.stringify(content));
+    const warnings: string[] = [];
+    await loadConfig({
+      env: { OA: 'oa-secret', WEB: 'web-secret', ...env },
+      file,
+      onWarning: (w) => warnings.push(w),
+    });
+    return warnings;
+  }
+
+  it('is warned about in development: the default issuer http://localhost:3000 and an explicit port', async () => {
+    expect(
+      (await warningsOf({ wechat: { apps: [official] } })).filter((w) => PORT_WARNING.test(w)),
+    ).toHaveLength(1);
+    const env = { ISSUER: 'https://id.example.com:8443' };
+    expect(
+      (await warningsOf({ wechat: { apps: [official] } }, env)).filter((w) => PORT_WARNING.test(w)),
+    ).toHaveLength(1);
+  });
+
+  it("is not warned about without an Official Account, without a port, or with the sandbox in WeChat's place", async () => {
+    const quiet = [
+      await warningsOf({ wechat: { apps: [website] } }),
+      await warningsOf({ issuer: 'https://id.example.com', wechat: { apps: [official] } }),
+      await warningsOf({ wechat: { apps: [official] }, sandbox: { enabled: true } }),
+    ];
+    for (const warnings of quiet) expect(warnings.filter((w) => PORT_WARNING.test(w))).toEqual([]);
+  });
+
+  it('is refused in production', async () => {
+    count += 1;
+    const file = join(dir, `config-${count}.json`);
+    await writeFile(
+      file,
+      JSON.stringify({
+        issuer: 'https://id.example.com:8443',
+        behindTlsProxy: true,
+        trustProxy: true,
+        wechat: { apps: [official] },
+      }),
+    );
+    const error = await loadConfig({ env: { OA: 'oa-secret', NODE_ENV: 'production' }, file }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as ConfigError).problems.filter((p) => PORT_WARNING.test(p))).toHaveLength(1);
+  });
+});
