@@ -2,7 +2,11 @@ import { inspect } from 'node:util';
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
-import { createWeChatCall, type WeChatCallEvent } from '../../src/upstream/wechat/api-call.ts';
+import {
+  createWeChatCall,
+  RETRY_PAUSE_MS,
+  type WeChatCallEvent,
+} from '../../src/upstream/wechat/api-call.ts';
 import { createWeChatClient, type WeChatClient } from '../../src/upstream/wechat/client.ts';
 import { createMiniProgramApi } from '../../src/upstream/wechat/mini-program-api.ts';
 import { UpstreamError, type UpstreamErrorCode, type WeChatApp } from '../../src/upstream/wechat/types.ts';
@@ -40,6 +44,9 @@ interface Harness {
   requests(path: string): URLSearchParams[];
 }
 
+/** The pauses before retries the last harness made (none really waited). */
+let pauses: number[] = [];
+
 function harness(options: { apiBaseUrl?: string; timeoutMs?: number; now?: () => number } = {}): Harness {
   const mock = new MockAgent({ enableCallHistory: true });
   mock.disableNetConnect();
@@ -54,7 +61,11 @@ function harness(options: { apiBaseUrl?: string; timeoutMs?: number; now?: () =>
     dispatcher: mock,
     onCall: (e) => events.push(e),
     ...(options.now ? { now: options.now } : {}),
+    pause: async (ms) => {
+      pauses.push(ms);
+    },
   });
+  pauses = [];
   return {
     agent: mock,
     client,
@@ -507,6 +518,10 @@ describe('userInfo (sns/userinfo)', () => {
 
     expect((await h.client.userInfo(ACCESS_TOKEN, OPENID)).nickname).toBe('second');
     expect(h.requests('sns/userinfo')).toHaveLength(2);
+    // "System busy, try again later": not at once, and jittered.
+    expect(pauses).toHaveLength(1);
+    expect(pauses[0]).toBeGreaterThanOrEqual(RETRY_PAUSE_MS);
+    expect(pauses[0]).toBeLessThanOrEqual(2 * RETRY_PAUSE_MS);
   });
 
   it('retries once after a timeout and returns the second answer', async () => {

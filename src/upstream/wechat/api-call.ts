@@ -29,7 +29,17 @@ export interface WeChatCallOptions {
   onCall?: (event: WeChatCallEvent) => void;
   /** Monotonic milliseconds for durationMs; tests inject their own. */
   now?: () => number;
+  /** Waits before the one retry (RETRY_PAUSE_MS, jittered); tests inject their own. */
+  pause?: (ms: number) => Promise<void>;
 }
+
+/**
+ * Before the retry of an idempotent call: WeChat's -1 means "system busy, try again later"
+ * (wechat-api.md sections 4 and 13), so an immediate second request tends to meet the same busy
+ * moment. 150 to 300 ms, jittered so that instances retrying together do not arrive together,
+ * is little against a login's wait for its callback.
+ */
+export const RETRY_PAUSE_MS = 150;
 
 /** A request value; wrap secrets, codes and tokens in Secret so they are checked for in transport errors. */
 export type WireValue = string | Secret;
@@ -73,6 +83,7 @@ interface PreparedRequest {
 export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
   const baseUrl = options.apiBaseUrl.replace(/\/+$/, '');
   const now = options.now ?? (() => performance.now());
+  const pause = options.pause ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   const emit = (event: WeChatCallEvent): void => {
     try {
@@ -140,8 +151,9 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
     } catch (error) {
       if (!(spec.idempotent && error instanceof UpstreamError && error.code === 'unavailable')) throw error;
     }
-    // One immediate retry: -1 and dropped connections are usually momentary, and a
+    // One retry after a short pause: -1 and dropped connections are usually momentary, and a
     // login is waiting on the answer.
+    await pause(RETRY_PAUSE_MS * (1 + Math.random()));
     return attempt(spec, prepared);
   };
 }

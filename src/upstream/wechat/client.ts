@@ -1,6 +1,5 @@
-import type { Dispatcher } from 'undici';
 import { Secret } from '../../config/secret.ts';
-import { createWeChatCall, type WeChatCallEvent } from './api-call.ts';
+import { createWeChatCall, type WeChatCallOptions } from './api-call.ts';
 import { UpstreamError, type WeChatApp } from './types.ts';
 import {
   optionalInteger,
@@ -14,18 +13,8 @@ import {
 
 export type { WeChatCallEvent } from './api-call.ts';
 
-export interface WeChatClientOptions {
-  /** e.g. https://api.weixin.qq.com, no trailing slash. */
-  apiBaseUrl: string;
-  /** Whole HTTP attempt (headers + body). */
-  timeoutMs: number;
-  /** Tests: a MockAgent with disableNetConnect(). */
-  dispatcher?: Dispatcher;
-  /** Metrics/logging hook: one event per HTTP attempt; never carries secrets, codes or tokens. */
-  onCall?: (e: WeChatCallEvent) => void;
-  /** Monotonic clock for durationMs (default performance.now). */
-  now?: () => number;
-}
+/** What the client needs: the API's base URL, the per-attempt timeout, and the test hooks. */
+export type WeChatClientOptions = WeChatCallOptions;
 
 /** A user access token from sns/oauth2/access_token or sns/oauth2/refresh_token. */
 export interface SnsAccessToken {
