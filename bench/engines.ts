@@ -56,6 +56,10 @@ export interface EngineOptions {
   logFile: string;
   /** Node or V8 options for the server process (--server-flag). */
   nodeFlags: string[];
+  /** The bridge's periodic store probe (ServerSpec.storeProbeMs). */
+  storeProbeMs?: number | undefined;
+  /** A command each server's Node runs under, by engine (valgrind: instructions.ts). */
+  wrapper?: ((engine: Engine) => string[]) | undefined;
   /** People already in the bridge's database when it starts (population.ts). */
   population: number;
 }
@@ -73,6 +77,7 @@ export async function startEngine(
     script: new URL('./server-process.ts', import.meta.url),
     core: options.pinning.serverCore,
     nodeFlags: options.nodeFlags,
+    ...(options.wrapper && { wrapper: options.wrapper(engine) }),
   });
   options.cleanup.add(`stop the ${engine} server`, () => server.stop());
   const spec: ServerSpec = {
@@ -85,6 +90,7 @@ export async function startEngine(
     // The bare engine knows no token exchange: the mini program's client is the bridge's alone.
     clients: engine === 'bridge' ? [...BENCH_CLIENTS, MINI_PROGRAM_BENCH_CLIENT] : BENCH_CLIENTS,
     logFile: options.logFile,
+    ...(options.storeProbeMs !== undefined && { storeProbeMs: options.storeProbeMs }),
   };
   const { url } = await server.ask<{ url: string }>({ type: 'start', spec });
   const rps = new Map<string, oidc.Configuration>();

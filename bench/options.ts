@@ -28,6 +28,10 @@ export interface BenchOptions {
   only: string[] | undefined;
   /** Profile this scenario (CPU profiler on both engines) instead of running the benchmark. */
   profile: string | undefined;
+  /** Count the instructions of this scenario on both engines (callgrind) instead. */
+  instructions: string | undefined;
+  /** Operations counted per engine with --instructions. */
+  ops: number;
   /** Node or V8 options for both server processes (e.g. --trace-gc); none by default. */
   serverFlags: string[];
 }
@@ -47,6 +51,9 @@ export const USAGE = `Usage: npm run bench -- [options]
                         "refresh_token RS256" (ES256, EdDSA)
   --profile <scenario>  profile one scenario on bridge and bare engine (V8 CPU profiler); also a
                         login variant ("login + consent page", ...) beside the bare login
+  --instructions <scenario>  count the instructions per operation of one scenario on bridge and bare
+                        engine under valgrind's callgrind (machine-independent; slow: minutes)
+  --ops <n>             operations counted per engine with --instructions (default 1000)
   --server-flag <flag>  a Node or V8 option for both servers (repeatable), e.g. --server-flag=--trace-gc
   --help                this text`;
 
@@ -67,12 +74,16 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       results: { type: 'string' },
       only: { type: 'string', multiple: true },
       profile: { type: 'string' },
+      instructions: { type: 'string' },
+      ops: { type: 'string' },
       'server-flag': { type: 'string', multiple: true },
       help: { type: 'boolean' },
     },
   });
   if (values.help) return 'help';
   const quick = values.quick ?? false;
+  // Under callgrind the servers run several times slower before counting starts: a longer warm-up.
+  const counting = values.instructions !== undefined;
   const setups = (values.setup ?? STORAGE_SETUPS).map((setup) => {
     if (!STORAGE_SETUPS.includes(setup as StorageSetup)) {
       throw new Error(`--setup must be one of ${STORAGE_SETUPS.join(', ')}`);
@@ -81,7 +92,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   });
   return {
     setups,
-    warmupMs: seconds('warmup', values.warmup, quick ? 0.5 : 1),
+    warmupMs: seconds('warmup', values.warmup, counting ? 30 : quick ? 0.5 : 1),
     coldWarmupMs: quick ? 0 : 5000,
     durationMs: seconds('duration', values.duration, quick ? 1.5 : 4),
     rounds: positive('rounds', values.rounds, quick ? 2 : 8),
@@ -92,6 +103,8 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     resultsDir: values.results,
     only: values.only,
     profile: values.profile,
+    instructions: values.instructions,
+    ops: positive('ops', values.ops, 1000),
     serverFlags: values['server-flag'] ?? [],
   };
 }

@@ -43,6 +43,8 @@ export function pinSelf(core: number | undefined): void {
 /** A child started with an IPC channel: request/answer by message type. */
 export interface Child {
   readonly name: string;
+  /** The child's process id (taskset and the wrapper exec in place, so Node's own). */
+  readonly pid: number | undefined;
   /** Sends `message` and resolves with the first message of type `${message.type}:done`. */
   ask<T>(message: { type: string; [key: string]: unknown }): Promise<T>;
   /** Asks the child to stop cleanly (connections closed, logs flushed); kills it after 10 s. */
@@ -62,12 +64,13 @@ export async function startChild(options: {
   core: number | undefined;
   /** Node or V8 options for the child (before the script). */
   nodeFlags?: string[];
+  /** A command Node runs under, in the same process (valgrind: instructions.ts). */
+  wrapper?: string[];
 }): Promise<Child & { ready: Record<string, unknown> }> {
-  const node = [...(options.nodeFlags ?? []), fileURLToPath(options.script)];
-  const [command, args] =
-    options.core === undefined
-      ? [process.execPath, node]
-      : ['taskset', ['-c', String(options.core), process.execPath, ...node]];
+  const node = [...(options.wrapper ?? []), process.execPath, ...(options.nodeFlags ?? [])];
+  const line = [...node, fileURLToPath(options.script)];
+  const pinned = options.core === undefined ? line : ['taskset', '-c', String(options.core), ...line];
+  const [command = '', ...args] = pinned;
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
@@ -125,6 +128,7 @@ export async function startChild(options: {
 
   return {
     name: options.name,
+    pid: child.pid,
     ready,
     ask,
     stop: () => stopChild(child),

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
 import { profileFile, writesFile } from './engines.ts';
-import { PROFILED } from './scenarios.ts';
+import { assertProfiled } from './scenarios.ts';
 import { runSetup, type SetupContext } from './setup-run.ts';
 import type { Engine } from './spec.ts';
 
@@ -17,11 +17,10 @@ export async function profileScenario(
   ctx: SetupContext,
   dir: string,
 ): Promise<void> {
-  if (!PROFILED.includes(scenario))
-    throw new Error(`--profile: no scenario "${scenario}" (${PROFILED.join(', ')})`);
+  assertProfiled('--profile', scenario);
   await mkdir(dir, { recursive: true });
   for (const engine of ENGINES) await rm(profileFile(dir, engine, setup), { force: true });
-  const result = await runSetup(setup, { ...ctx, profile: { dir, scenario } });
+  const result = await runSetup(setup, { ...ctx, profile: { dir, scenario, tool: 'cpu' } });
   const profiles = {} as Record<Engine, ProfileSummary>;
   const writes = {} as Record<Engine, Map<string, number>>;
   for (const engine of ENGINES) {

@@ -7,6 +7,7 @@ import { PACKAGE_ROOT } from '../src/package-root.ts';
 import { type StorageSetup, storageAvailable } from '../test/helpers/bridge.ts';
 import { createSandboxUser, type SandboxUser } from '../test/helpers/flow.ts';
 import { Cleanup } from './cleanup.ts';
+import { countInstructions } from './instructions.ts';
 import { describeMachine, finishMachine } from './machine.ts';
 import { type BenchOptions, parseOptions, USAGE } from './options.ts';
 import { choosePinning, type Pinning, pinSelf, startChild, stopAllChildren } from './processes.ts';
@@ -65,6 +66,11 @@ async function bench(options: BenchOptions, cleanup: Cleanup): Promise<number> {
   if (options.profile) {
     const setup = options.setups[0] as StorageSetup;
     await profileScenario(options.profile, setup, ctx, join(resultsDir, 'profiles'));
+    return 0;
+  }
+  if (options.instructions) {
+    const setup = options.setups[0] as StorageSetup;
+    await countInstructions(options.instructions, setup, ctx, join(resultsDir, 'instructions'));
     return 0;
   }
 

@@ -215,6 +215,11 @@ export const PROFILED = [
   ...SCENARIO_LIST.flatMap((scenario) => scenario.variants ?? []),
 ];
 
+/** Throws unless a profiling run (`flag`: --profile, --instructions) can take scenario `name`. */
+export function assertProfiled(flag: string, name: string): void {
+  if (!PROFILED.includes(name)) throw new Error(`${flag}: no scenario "${name}" (${PROFILED.join(', ')})`);
+}
+
 /** The scenario group measuring `name`, itself or one of its variants. */
 export function scenarioOf(name: string): Scenario | undefined {
   return SCENARIO_LIST.find((s) => s.name === name || s.variants?.includes(name));

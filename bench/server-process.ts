@@ -26,7 +26,10 @@ async function start(message: Record<string, unknown>): Promise<Record<string, u
     level: 'info',
     destination: destination as unknown as NodeJS.WritableStream,
   });
-  const server = await startServer(bridgeConfig(spec), { logger });
+  const server = await startServer(bridgeConfig(spec), {
+    logger,
+    ...(spec.storeProbeMs !== undefined && { dependencyProbeMs: spec.storeProbeMs }),
+  });
   close = async () => {
     await server.close();
     destination.flushSync();

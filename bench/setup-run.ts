@@ -4,6 +4,13 @@ import type { StorageSetup } from '../test/helpers/bridge.ts';
 import type { SandboxUser } from '../test/helpers/flow.ts';
 import type { Cleanup } from './cleanup.ts';
 import { type EngineOptions, type EngineUnderTest, profiling, startEngine, tempDir } from './engines.ts';
+import {
+  type Counted,
+  callgrindCommand,
+  callgrindFile,
+  clearCallgrindFiles,
+  countingInstructions,
+} from './instructions.ts';
 import { type LoadResult, type Operation, runLoad } from './load.ts';
 import { coreBusy, readCoreTicks } from './machine.ts';
 import type { BenchOptions } from './options.ts';
@@ -86,9 +93,13 @@ export interface SetupContext {
   keys: EngineOptions['keys'];
   /**
    * Profiling: only this scenario (no memory phase, no bridge-only variants), with each server's
-   * measured phase under the CPU profiler, written to `<dir>/<engine>-<setup>.cpuprofile`.
+   * measured phase under the CPU profiler, written to `<dir>/<engine>-<setup>.cpuprofile`, or its
+   * instructions counted by callgrind (instructions.ts) into `tally`, over `--ops` operations.
    */
-  profile?: { dir: string; scenario: string };
+  profile?: { dir: string; scenario: string } & (
+    | { tool: 'cpu' }
+    | { tool: 'instructions'; tally: Map<Engine, Counted> }
+  );
 }
 
 /**
@@ -106,6 +117,19 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     nodeFlags: options.serverFlags,
     population: options.population,
   };
+  const { profile } = ctx;
+  if (profile?.tool === 'instructions') {
+    engineOptions.wrapper = (engine) => callgrindCommand(callgrindFile(profile.dir, engine, setup));
+    // V8's memory reducer starts full collections when little is allocated per second of wall
+    // time, which is what a server tens of times slower looks like: off, as it is under real load.
+    engineOptions.nodeFlags = ['--no-memory-reducer', ...engineOptions.nodeFlags];
+    // The bridge's store probe every 5 s times out (2 s) when a collection or a compilation holds
+    // its main thread that long, as it can tens of times slower, and the gate then answers 503:
+    // probed only on demand, as after a server error.
+    engineOptions.storeProbeMs = 0;
+    for (const engine of ['bare', 'bridge'] as const)
+      await clearCallgrindFiles(callgrindFile(profile.dir, engine, setup));
+  }
   const bare = await startEngine('bare', setup, engineOptions);
   const bridge = await startEngine('bridge', setup, engineOptions);
   const world = new World({
@@ -160,13 +184,18 @@ async function measure(
       op,
       usage: e.usage,
       redisRoundTrips: e.redisRoundTrips,
-      ...(profile && profiling(e, profile.dir, setup)),
+      ...(profile?.tool === 'cpu' && profiling(e, profile.dir, setup)),
+      ...(profile?.tool === 'instructions' &&
+        countingInstructions(e, callgrindFile(profile.dir, e.engine, setup), profile.tally)),
     })),
     {
       concurrency: options.concurrency,
       warmupMs,
-      durationMs: options.durationMs,
       rounds: profile ? 1 : options.rounds,
+      // Counted operations are tens of times slower: a fixed number of them, however long it takes.
+      ...(profile?.tool === 'instructions'
+        ? { durationMs: Number.POSITIVE_INFINITY, maxOps: options.ops }
+        : { durationMs: options.durationMs }),
     },
   );
   const busy = coreBusy(ticks, readCoreTicks(), ctx.pinning.serverCore);

@@ -54,4 +54,6 @@ export interface ServerSpec {
   clients: ClientConfig[];
   /** The bridge's log (info level, as in production); scanned for errors after the run. */
   logFile: string;
+  /** The bridge's periodic store probe (StartOptions.dependencyProbeMs); its default when absent. */
+  storeProbeMs?: number;
 }

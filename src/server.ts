@@ -57,6 +57,11 @@ export interface StartOptions {
   now?: () => Date;
   /** The account-event delivery loop's timing (tests use milliseconds); defaults otherwise. */
   eventDelivery?: Pick<EventDeliveryOptions, 'retryDelaysMs' | 'pollIntervalMs' | 'leaseMs' | 'timeoutMs'>;
+  /**
+   * How often the stores are probed while all is well (default 5 s); 0: only on /readyz, after a
+   * server error and while one is down (the benchmark's instruction counts, bench/instructions.ts).
+   */
+  dependencyProbeMs?: number;
 }
 
 /**
@@ -100,7 +105,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
     closers.push(() => stores.close());
     logger.info({ accounts: stores.kinds.accounts, artifacts: stores.kinds.artifacts }, 'storage ready');
     const dependencies = createDependencyMonitor(stores, logger);
-    dependencies.start(DEPENDENCY_PROBE_MS);
+    const probeMs = options.dependencyProbeMs ?? DEPENDENCY_PROBE_MS;
+    if (probeMs > 0) dependencies.start(probeMs);
     closers.push(async () => dependencies.stop());
     const limits = config.limits ?? DEFAULT_LIMITS;
     // Counted on the stores' own Redis connection, when there is one: a count then travels in the

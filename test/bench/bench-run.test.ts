@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterAll, expect, test } from 'vitest';
 import { type Report, ratioSpread } from '../../bench/report.ts';
 import { PROFILED, profiledTargets, type Target } from '../../bench/scenarios.ts';
 import type { ScenarioRow } from '../../bench/setup-run.ts';
+import { serviceAvailable } from '../helpers/services.ts';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -130,3 +131,34 @@ test('npm run bench -- --profile prints where the CPU and the system calls go, a
     'bridge-embedded.writes.json',
   ]);
 }, 180_000);
+
+// Under valgrind, so slow: a few counted operations only, to keep `--instructions` working.
+const postgresAndRedis = (await serviceAvailable('postgres')) && (await serviceAvailable('redis'));
+const valgrind = spawnSync('callgrind_control', ['--version'], { stdio: 'ignore' }).status === 0;
+if (!valgrind) console.warn('valgrind (callgrind_control) is missing: skipping the --instructions test');
+
+test.skipIf(!postgresAndRedis || !valgrind)(
+  'npm run bench -- --instructions counts instructions per operation on both engines, main thread and all',
+  async () => {
+    const results = await mkdtemp(join(tmpdir(), 'wob-bench-instructions-'));
+    dirs.push(results);
+    const args = ['bench/run.ts', '--instructions', 'userinfo', '--setup', 'postgres+redis'];
+    args.push('--results', results, '--ops', '4', '--warmup', '0', '--concurrency', '2', '--population', '0');
+    const { stdout } = await run(process.execPath, args, { timeout: 400_000 });
+
+    for (const engine of ['bare', 'bridge']) {
+      const line = stdout.match(
+        new RegExp(
+          `^${engine}: 4 × userinfo \\(0 errors\\), instructions each: ([\\d,]+) on the main thread, ([\\d,]+) in all threads$`,
+          'm',
+        ),
+      );
+      const [main, all] = [line?.[1], line?.[2]].map((n) => Number(n?.replaceAll(',', '')));
+      // A userinfo call is hundreds of thousands of instructions; the main thread's are part of all.
+      expect(main).toBeGreaterThan(50_000);
+      expect(all).toBeGreaterThanOrEqual(main ?? Number.NaN);
+    }
+    expect(stdout).toMatch(/^bridge\/bare by instructions: main thread [\d.]+ %, all threads [\d.]+ %/m);
+  },
+  420_000,
+);

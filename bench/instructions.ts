@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { StorageSetup } from '../test/helpers/bridge.ts';
+import type { EngineUnderTest } from './engines.ts';
+import { assertProfiled } from './scenarios.ts';
+import { runSetup, type SetupContext } from './setup-run.ts';
+import type { Engine } from './spec.ts';
+
+/**
+ * `npm run bench -- --instructions <scenario>`: the instructions each engine executes per operation
+ * of one scenario, counted by valgrind's callgrind, on the main thread (JavaScript and what it
+ * calls) and in all threads (V8's compilers and collector helpers too), so that the bridge's own cost
+ * can be judged without the machine's weather: CPU time on a shared VM moves by a third within
+ * minutes, and the ratios of timed runs by ±10 %. On 4 Dec the bare engine's main-thread count
+ * repeated to half a percent and the bridge's to about five (JIT and GC timing still vary).
+ * Instructions are not time (a cache miss costs more than an add): this complements the table.
+ *
+ * Each server runs under callgrind with instrumentation off (a few times slower) through its
+ * start, the untimed first logins and the warm-up; it is counted only over a fixed number of
+ * operations (`--ops`), tens of times slower (bench/README.md, "Instructions").
+ */
+export async function countInstructions(
+  scenario: string,
+  setup: StorageSetup,
+  ctx: SetupContext,
+  dir: string,
+): Promise<void> {
+  assertProfiled('--instructions', scenario);
+  await mkdir(dir, { recursive: true });
+  const tally = new Map<Engine, Counted>();
+  const result = await runSetup(setup, { ...ctx, profile: { dir, scenario, tool: 'instructions', tally } });
+  const perOp = {} as Record<Engine, Counted>;
+  for (const engine of ['bare', 'bridge'] as const) {
+    const row = result.rows.find((r) => r.engine === engine);
+    const ops = row?.ops ?? Number.NaN;
+    const counted = tally.get(engine) ?? { all: Number.NaN, main: Number.NaN };
+    perOp[engine] = { all: counted.all / ops, main: counted.main / ops };
+    const format = (n: number) => Math.round(n).toLocaleString('en');
+    process.stdout.write(
+      `${engine}: ${ops} × ${scenario} (${row?.errors} errors), instructions each: ` +
+        `${format(perOp[engine].main)} on the main thread, ${format(perOp[engine].all)} in all threads\n`,
+    );
+  }
+  const ratio = (part: keyof Counted) => ((perOp.bare[part] / perOp.bridge[part]) * 100).toFixed(1);
+  process.stdout.write(
+    `bridge/bare by instructions: main thread ${ratio('main')} %, all threads ${ratio('all')} % ` +
+      `(${callgrindFile(dir, 'bridge', setup)}.*)\n`,
+  );
+  const errors = result.rows.reduce((sum, row) => sum + row.errors, 0);
+  // A failed operation is cheaper or dearer than a good one: the count is not the scenario's.
+  if (errors > 0)
+    throw new Error(`${errors} operations failed while counted: the counts above are not comparable`);
+}
+
+/** The command a server runs under: callgrind, counting nothing until asked. */
+export function callgrindCommand(file: string): string[] {
+  return [
+    'valgrind',
+    '--tool=callgrind',
+    '--instr-atstart=no',
+    '--separate-threads=yes',
+    `--callgrind-out-file=${file}`,
+    '-q',
+  ];
+}
+
+export function callgrindFile(dir: string, engine: Engine, setup: StorageSetup): string {
+  return join(dir, `${engine}-${setup}.callgrind`);
+}
+
+/** Removes what an earlier count of this engine left (callgrind numbers its dumps from 1). */
+export async function clearCallgrindFiles(file: string): Promise<void> {
+  const dir = dirname(file);
+  const mine = (await readdir(dir)).filter((name) => name.startsWith(basename(file)));
+  await Promise.all(mine.map((name) => rm(join(dir, name), { force: true })));
+}
+
+/**
+ * Counts each measured slice of `e`: instrumentation on and counters zeroed before it, a dump
+ * after it (callgrind writes `<file>.<n>`), whose total is added to `tally`.
+ */
+export function countingInstructions(e: EngineUnderTest, file: string, tally: Map<Engine, Counted>) {
+  const pid = String(e.server.pid);
+  return {
+    beforeMeasure: async () => {
+      await control('--instr=on', pid);
+      await control('--zero', pid);
+    },
+    afterMeasure: async () => {
+      await control('--dump', pid);
+      await control('--instr=off', pid);
+      const counted = await lastDump(file);
+      const sum = tally.get(e.engine) ?? { all: 0, main: 0 };
+      tally.set(e.engine, { all: sum.all + counted.all, main: sum.main + counted.main });
+    },
+  };
+}
+
+const run = promisify(execFile);
+
+async function control(command: string, pid: string): Promise<void> {
+  await run('callgrind_control', [command, pid]);
+}
+
+/** Instructions of one measured slice: every thread's, and the main (JavaScript) thread's. */
+export interface Counted {
+  all: number;
+  main: number;
+}
+
+/**
+ * The highest-numbered dump of `file`: with --separate-threads callgrind writes one file per thread
+ * (`<file>.<n>-<thread>`, the main thread 01), each with a `summary:` line.
+ */
+async function lastDump(file: string): Promise<Counted> {
+  const prefix = `${basename(file)}.`;
+  const dumps = (await readdir(dirname(file)))
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => /^(\d+)-(\d+)$/.exec(name.slice(prefix.length)))
+    .flatMap((found) => (found ? [{ dump: Number(found[1]), thread: Number(found[2]) }] : []));
+  if (dumps.length === 0) throw new Error(`callgrind wrote no dump beside ${file}`);
+  const last = Math.max(...dumps.map((d) => d.dump));
+  const counted: Counted = { all: 0, main: 0 };
+  for (const { thread } of dumps.filter((d) => d.dump === last)) {
+    const text = await readFile(`${file}.${last}-${String(thread).padStart(2, '0')}`, 'utf8');
+    const total = /^summary: (\d+)/m.exec(text)?.[1];
+    if (total === undefined) throw new Error(`no summary line in callgrind's dump of ${file}`);
+    counted.all += Number(total);
+    if (thread === 1) counted.main += Number(total);
+  }
+  return counted;
+}
