@@ -514,9 +514,18 @@ export function presentNickname(value: string | undefined): string | undefined {
   return trimmed ? trimmed : undefined;
 }
 
-function presentAvatar(value: string | undefined): string | undefined {
+// Not global (a global regular expression's test() resumes where the last match ended).
+const UNFIT_FOR_URL = /[\p{Cc}\p{Cs}]/u;
+
+/**
+ * An avatar URL as WeChat gives it, or undefined when blank or unusable: a control character (NUL
+ * would fail the statement, as in a nickname) or a lone surrogate has no place in a URL, so such a
+ * value counts as no avatar rather than being repaired into another address.
+ */
+export function presentAvatar(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
-  return trimmed ? trimmed : undefined;
+  if (!trimmed || UNFIT_FOR_URL.test(trimmed)) return undefined;
+  return trimmed;
 }
 
 /** A blank never overwrites; a placeholder only fills an empty (or placeholder) value. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { presentNickname } from '../../src/accounts/repository.ts';
+import { presentAvatar, presentNickname } from '../../src/accounts/repository.ts';
 
 describe('presentNickname', () => {
   it('removes C0 control characters and DEL (PostgreSQL refuses NUL in text)', () => {
@@ -44,5 +44,26 @@ describe('presentNickname', () => {
     ]) {
       expect(presentNickname(nickname)).toBe(nickname);
     }
+  });
+});
+
+describe('presentAvatar', () => {
+  it('keeps a WeChat avatar URL, trimmed', () => {
+    const url = 'https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTKabc/132';
+    expect(presentAvatar(` ${url} `)).toBe(url);
+  });
+
+  it('takes a URL holding a control character or a lone surrogate as no avatar, every time', () => {
+    // Twice each: the check must not carry state from one call to the next.
+    for (const bad of [
+      'https://a.example/x\u0000y',
+      'https://a.example/\u0007',
+      'https://a.example/\ud800',
+    ]) {
+      expect(presentAvatar(bad)).toBeUndefined();
+      expect(presentAvatar(bad)).toBeUndefined();
+    }
+    expect(presentAvatar('   ')).toBeUndefined();
+    expect(presentAvatar(undefined)).toBeUndefined();
   });
 });
