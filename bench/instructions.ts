@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
-import type { EngineUnderTest } from './engines.ts';
+import type { EngineOptions, EngineUnderTest } from './engines.ts';
 import { assertProfiled } from './scenarios.ts';
 import { runSetup, type SetupContext } from './setup-run.ts';
 import type { Engine } from './spec.ts';
@@ -54,8 +54,29 @@ export async function countInstructions(
     throw new Error(`${errors} operations failed while counted: the counts above are not comparable`);
 }
 
+/**
+ * Has both servers of a setup start under callgrind, each writing its own files (those an earlier
+ * count left removed), with what counting needs of them.
+ */
+export async function underCallgrind(
+  options: EngineOptions,
+  dir: string,
+  setup: StorageSetup,
+): Promise<void> {
+  options.wrapper = (engine) => callgrindCommand(callgrindFile(dir, engine, setup));
+  // V8's memory reducer starts full collections when little is allocated per second of wall
+  // time, which is what a server tens of times slower looks like: off, as it is under real load.
+  options.nodeFlags = ['--no-memory-reducer', ...options.nodeFlags];
+  // The bridge's store probe every 5 s times out (2 s) when a collection or a compilation holds
+  // its main thread that long, as it can tens of times slower, and the gate then answers 503:
+  // probed only on demand, as after a server error.
+  options.storeProbeMs = 0;
+  for (const engine of ['bare', 'bridge'] as const)
+    await clearCallgrindFiles(callgrindFile(dir, engine, setup));
+}
+
 /** The command a server runs under: callgrind, counting nothing until asked. */
-export function callgrindCommand(file: string): string[] {
+function callgrindCommand(file: string): string[] {
   return [
     'valgrind',
     '--tool=callgrind',
@@ -71,7 +92,7 @@ export function callgrindFile(dir: string, engine: Engine, setup: StorageSetup):
 }
 
 /** Removes what an earlier count of this engine left (callgrind numbers its dumps from 1). */
-export async function clearCallgrindFiles(file: string): Promise<void> {
+async function clearCallgrindFiles(file: string): Promise<void> {
   const dir = dirname(file);
   const mine = (await readdir(dir)).filter((name) => name.startsWith(basename(file)));
   await Promise.all(mine.map((name) => rm(join(dir, name), { force: true })));

@@ -4,13 +4,7 @@ import type { StorageSetup } from '../test/helpers/bridge.ts';
 import type { SandboxUser } from '../test/helpers/flow.ts';
 import type { Cleanup } from './cleanup.ts';
 import { type EngineOptions, type EngineUnderTest, profiling, startEngine, tempDir } from './engines.ts';
-import {
-  type Counted,
-  callgrindCommand,
-  callgrindFile,
-  clearCallgrindFiles,
-  countingInstructions,
-} from './instructions.ts';
+import { type Counted, callgrindFile, countingInstructions, underCallgrind } from './instructions.ts';
 import { type LoadResult, type Operation, runLoad } from './load.ts';
 import { coreBusy, readCoreTicks } from './machine.ts';
 import type { BenchOptions } from './options.ts';
@@ -118,18 +112,7 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     population: options.population,
   };
   const { profile } = ctx;
-  if (profile?.tool === 'instructions') {
-    engineOptions.wrapper = (engine) => callgrindCommand(callgrindFile(profile.dir, engine, setup));
-    // V8's memory reducer starts full collections when little is allocated per second of wall
-    // time, which is what a server tens of times slower looks like: off, as it is under real load.
-    engineOptions.nodeFlags = ['--no-memory-reducer', ...engineOptions.nodeFlags];
-    // The bridge's store probe every 5 s times out (2 s) when a collection or a compilation holds
-    // its main thread that long, as it can tens of times slower, and the gate then answers 503:
-    // probed only on demand, as after a server error.
-    engineOptions.storeProbeMs = 0;
-    for (const engine of ['bare', 'bridge'] as const)
-      await clearCallgrindFiles(callgrindFile(profile.dir, engine, setup));
-  }
+  if (profile?.tool === 'instructions') await underCallgrind(engineOptions, profile.dir, setup);
   const bare = await startEngine('bare', setup, engineOptions);
   const bridge = await startEngine('bridge', setup, engineOptions);
   const world = new World({

@@ -498,24 +498,21 @@ async function recoverAccountByPhone(
 }
 
 /**
- * What a nickname cannot keep: control characters (C0 and DEL, which include NUL, which PostgreSQL
+ * What a nickname or an avatar URL cannot keep: control characters (C0 and DEL, which include NUL, which PostgreSQL
  * refuses in text with error 22021 and so would fail the login; and C1) and lone UTF-16 surrogates,
  * which have no UTF-8 form (they would reach a page or the database as U+FFFD). Format characters
  * stay: emoji sequences need their zero-width joiners, and so do several scripts.
  */
-const UNKEEPABLE_IN_NICKNAME = /[\p{Cc}\p{Cs}]/gu;
+const UNKEEPABLE = /[\p{Cc}\p{Cs}]/gu;
 
 /**
  * A nickname as WeChat gives it (documented as any UTF-8) made fit to store and show: without the
  * characters above, trimmed; undefined when nothing is left, as for a blank one.
  */
 export function presentNickname(value: string | undefined): string | undefined {
-  const trimmed = value?.replace(UNKEEPABLE_IN_NICKNAME, '').trim();
+  const trimmed = value?.replace(UNKEEPABLE, '').trim();
   return trimmed ? trimmed : undefined;
 }
-
-// Not global (a global regular expression's test() resumes where the last match ended).
-const UNFIT_FOR_URL = /[\p{Cc}\p{Cs}]/u;
 
 /**
  * An avatar URL as WeChat gives it, or undefined when blank or unusable: a control character (NUL
@@ -524,7 +521,8 @@ const UNFIT_FOR_URL = /[\p{Cc}\p{Cs}]/u;
  */
 export function presentAvatar(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
-  if (!trimmed || UNFIT_FOR_URL.test(trimmed)) return undefined;
+  // search(), unlike test(), ignores where the global expression's last match ended.
+  if (!trimmed || trimmed.search(UNKEEPABLE) !== -1) return undefined;
   return trimmed;
 }
 

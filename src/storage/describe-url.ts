@@ -8,7 +8,8 @@ export function describeUrl(url: string): string {
   // Cluster and Sentinel URLs list several hosts, which a WHATWG URL cannot hold.
   if (/^rediss?\+/.test(url)) {
     try {
-      return describeRedisTarget(parseRedisTarget(url), describeUrl);
+      const target = parseRedisTarget(url);
+      if (target.mode !== 'server') return describeRedisTarget(target);
     } catch {
       return '[unparsable URL]';
     }

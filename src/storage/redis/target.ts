@@ -68,8 +68,9 @@ export function parseRedisTarget(url: string): RedisTarget {
   };
 }
 
+/** At least one: an empty list is one empty entry, refused like any other malformed one. */
 function parseHosts(list: string, defaultPort: number): HostPort[] {
-  const hosts = list.split(',').map((entry) => {
+  return list.split(',').map((entry) => {
     const found = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(entry.trim());
     if (!found) throw new Error('every host must be host or host:port, separated by commas');
     const [, host = '', port] = found;
@@ -77,8 +78,6 @@ function parseHosts(list: string, defaultPort: number): HostPort[] {
     if (number < 1 || number > 65_535) throw new Error('a port must be between 1 and 65535');
     return { host: host.replace(/^\[|\]$/g, ''), port: number };
   });
-  if (hosts.length === 0 || list === '') throw new Error('at least one host is needed');
-  return hosts;
 }
 
 function parseUserinfo(userinfo: string | undefined): { username?: string; password?: string } {
@@ -94,9 +93,8 @@ function optional<K extends string>(key: K, value: string | null): { [P in K]?: 
   return (value === null ? {} : { [key]: value }) as { [P in K]?: string };
 }
 
-/** The target without credentials, for logs and error messages. */
-export function describeRedisTarget(target: RedisTarget, describeServer: (url: string) => string): string {
-  if (target.mode === 'server') return describeServer(target.url);
+/** A cluster or Sentinel target without credentials, for logs and error messages. */
+export function describeRedisTarget(target: Exclude<RedisTarget, { mode: 'server' }>): string {
   const scheme = `${target.tls ? 'rediss' : 'redis'}+${target.mode}`;
   const hosts = (target.mode === 'cluster' ? target.nodes : target.sentinels)
     .map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`))
