@@ -32,6 +32,7 @@ export function bridgeConfig(spec: ServerSpec): Config {
         interaction: UNREACHABLE_LIMIT,
         callback: UNREACHABLE_LIMIT,
         token: UNREACHABLE_LIMIT,
+        miniProgram: UNREACHABLE_LIMIT,
       },
     },
     clients: spec.clients,

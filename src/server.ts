@@ -180,6 +180,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
       now,
       onWeChatCall: metrics.wechatCall,
       notifier,
+      rateLimiter: rateLimiters?.miniProgram,
+      onRateLimited: () => metrics.rateLimited('miniProgram'),
     });
     createApp({
       config,

@@ -544,6 +544,11 @@ export const configFileSchema = z
               'Failed POST /token requests (400 or 401), per client IP, and per client_id when the client ' +
                 'authenticates with HTTP Basic: successful ones are not counted.',
             ),
+            miniProgram: rateLimitRule(
+              60,
+              'Calls to the mini-program endpoints (/mini-program/decrypt, /phone-number, /check-session), ' +
+                'per person and mini program: the access token says who, whatever the address.',
+            ),
           })
           .prefault({})
           .describe('Counted in Redis (shared by every instance) when configured, else in memory.'),

@@ -116,11 +116,13 @@ export interface LimitsConfig {
     callback: RateLimitRule;
     /** Failed POST /token requests (400, 401), per client IP, and per client_id when sent with HTTP Basic. */
     token: RateLimitRule;
+    /** Calls to the mini-program endpoints, per person and mini program (the access token's). */
+    miniProgram: RateLimitRule;
   };
 }
 
 export interface RateLimitRule {
-  /** Requests allowed per window from one client. */
+  /** Requests allowed per window from one client (or person). */
   points: number;
   /** The window, seconds. */
   durationSeconds: number;

@@ -10,8 +10,12 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { RedisClient } from '../storage/redis/scripts.ts';
 import { pageContext, type Views } from './views.ts';
 
-/** The endpoint groups limited: authorization requests and interaction posts, WeChat callbacks, tokens. */
-export type RateLimitGroup = 'interaction' | 'callback' | 'token';
+/**
+ * The endpoint groups limited: authorization requests and interaction posts, WeChat callbacks and
+ * failed token requests (each per client IP, by the middleware below), and the mini-program
+ * endpoints (per person, by their router: `limitPerPerson`).
+ */
+export type RateLimitGroup = 'interaction' | 'callback' | 'token' | 'miniProgram';
 
 export type RateLimitsConfig = LimitsConfig['rateLimits'];
 
@@ -24,6 +28,7 @@ export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
   interaction: { points: 300, durationSeconds: 60 },
   callback: { points: 120, durationSeconds: 60 },
   token: { points: 300, durationSeconds: 60 },
+  miniProgram: { points: 60, durationSeconds: 60 },
 };
 
 /** Every limit at its default (a configuration without `limits`). */
@@ -52,18 +57,38 @@ export function createRateLimiters(
       insuranceLimiter: memory,
     });
   };
-  return { interaction: build('interaction'), callback: build('callback'), token: build('token') };
+  return {
+    interaction: build('interaction'),
+    callback: build('callback'),
+    token: build('token'),
+    miniProgram: build('miniProgram'),
+  };
+}
+
+/**
+ * Counts one call against `key` (a person, not an address): undefined while within the limit, else
+ * the milliseconds until the key may call again. A store error with no insurance left lets the call
+ * through, as the middleware does.
+ */
+export async function limitPerPerson(limiter: RateLimiterAbstract, key: string): Promise<number | undefined> {
+  try {
+    await limiter.consume(key);
+    return undefined;
+  } catch (rejection) {
+    return rejection instanceof RateLimiterRes ? rejection.msBeforeNext : undefined;
+  }
 }
 
 /**
  * Which group a request counts against, if any: the steps of a browser's login that write to the
- * stores or spend WeChat's quota (the mini-program endpoints and the account page are not counted:
- * README, Limits). The authorization request creates an interaction; the consent and abort posts write a grant or a
- * result; a callback exchanges a code with WeChat. The pages of an interaction (login, consent) only
+ * stores or spend WeChat's quota (the mini-program endpoints are counted per person by their own
+ * router, not here; the account page is not counted: README, Limits). The authorization request
+ * creates an interaction; the consent and abort posts write a grant or a result; a callback
+ * exchanges a code with WeChat. The pages of an interaction (login, consent) only
  * read it, and its resume (`/auth/:uid`) only continues what a counted request began: counting them
  * cost every login two Redis round trips, for nothing a flood of them could fill.
  */
-export function groupOf(method: string, path: string): RateLimitGroup | undefined {
+export function groupOf(method: string, path: string): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
   if (method === 'POST' && path === '/token') return 'token';
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
   if (method === 'POST' && /^\/interaction\/[^/]+\/(consent|abort)$/.test(path)) return 'interaction';

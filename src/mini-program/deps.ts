@@ -19,4 +19,11 @@ export interface MiniProgramDeps {
   notifier?: AccountNotifier | undefined;
   /** Encrypted data older than this (its watermark.timestamp) is refused, seconds. */
   encryptedDataMaxAge: number;
+  /**
+   * Counts a call of one person in one mini program (the key): undefined to go on, else the
+   * milliseconds until they may call again. Absent when rate limits are off.
+   */
+  rateLimit?: ((key: string) => Promise<number | undefined>) | undefined;
+  /** Told of each call refused by `rateLimit` (the http_rate_limited_total counter). */
+  onRateLimited?: (() => void) | undefined;
 }

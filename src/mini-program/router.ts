@@ -18,13 +18,40 @@ type Handler = (ctx: Context, deps: MiniProgramDeps, caller: MiniProgramCaller) 
 export function createMiniProgramRouter(deps: MiniProgramDeps): Router {
   const router = new Router({ prefix: '/mini-program' });
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '256kb', encoding: 'utf-8' });
-  const route = (handler: Handler) => async (ctx: Context) =>
-    handler(ctx, deps, await authenticate(ctx, deps));
+  const route = (handler: Handler) => async (ctx: Context) => {
+    const caller = await authenticate(ctx, deps);
+    await limitCalls(deps, caller);
+    return handler(ctx, deps, caller);
+  };
   router.use(jsonErrors(deps));
   router.post('/decrypt', json, route(decrypt));
   router.post('/phone-number', json, route(phoneNumber));
   router.post('/check-session', route(checkSession));
   return router;
+}
+
+/**
+ * Per person and mini program, not per address: a mini program's users share their carrier's
+ * NATs, while one person's token (or a script holding it) calling in a loop would spend the mini
+ * program's daily WeChat quota (getuserphonenumber, checksession) for everyone. Counted after the
+ * token is checked, so a stranger cannot spend someone else's allowance.
+ */
+async function limitCalls(deps: MiniProgramDeps, caller: MiniProgramCaller): Promise<void> {
+  if (!deps.rateLimit) return;
+  const waitMs = await deps.rateLimit(`${caller.identity.appid}:${caller.account.id}`);
+  if (waitMs === undefined) return;
+  const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+  deps.onRateLimited?.();
+  deps.logger.warn(
+    { appid: caller.identity.appid, accountId: caller.account.id, retryAfter },
+    'rate limited',
+  );
+  throw new MiniProgramError(
+    429,
+    'temporarily_unavailable',
+    `too many calls for this person, retry after ${retryAfter} seconds`,
+    { retryAfter },
+  );
 }
 
 /** Every answer JSON and uncacheable, errors included (a body parser's too). */

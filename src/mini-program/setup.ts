@@ -1,9 +1,11 @@
 import type Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import type { FindAccount } from 'oidc-provider';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AccountNotifier } from '../accounts/events.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Config } from '../config/types.ts';
+import { limitPerPerson } from '../http/rate-limits.ts';
 import type { Logger } from '../observability/logger.ts';
 import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
 import type { Stores } from '../storage/ports.ts';
@@ -29,6 +31,10 @@ export interface MiniProgramSetupDeps {
   notifier?: AccountNotifier | undefined;
   /** Told of every WeChat API call (jscode2session, stable_token...), as the browser connectors' client is. */
   onWeChatCall?: (event: WeChatCallEvent) => void;
+  /** The endpoints' per-person limit (`limits.rateLimits.miniProgram`); absent when limits are off. */
+  rateLimiter?: RateLimiterAbstract | undefined;
+  /** Told of each call the limit refuses. */
+  onRateLimited?: () => void;
 }
 
 /**
@@ -37,7 +43,7 @@ export interface MiniProgramSetupDeps {
  * grant on the provider, and the router of the endpoints the mini program calls.
  */
 export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router } {
-  const { config, provider, stores, logger, now } = deps;
+  const { config, provider, stores, logger, now, rateLimiter: limiter } = deps;
   const api = createMiniProgramApi({
     apiBaseUrl: config.wechat.apiBaseUrl,
     timeoutMs: config.wechat.timeoutMs,
@@ -80,6 +86,8 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     now,
     notifier: deps.notifier,
     encryptedDataMaxAge: config.wechat.miniProgram.encryptedDataMaxAge,
+    rateLimit: limiter && ((key: string) => limitPerPerson(limiter, key)),
+    onRateLimited: deps.onRateLimited,
   });
   return { router };
 }

@@ -1,7 +1,16 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
-import { type Bridge, RP, startAnotherInstance, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  RP,
+  startAnotherInstance,
+  startBridge,
+  storageAvailable,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
@@ -13,6 +22,7 @@ import {
   relyingParty,
   startLogin,
 } from '../helpers/flow.ts';
+import { callMiniProgram, exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
 import { recordWrites } from '../helpers/redis.ts';
 
 const available = await storageAvailable('postgres+redis');
@@ -24,6 +34,7 @@ const LIMITS = {
     interaction: { points: 3, durationSeconds: 600 },
     callback: { points: 2, durationSeconds: 600 },
     token: { points: 3, durationSeconds: 600 },
+    miniProgram: { points: 2, durationSeconds: 600 },
   },
 };
 
@@ -161,6 +172,57 @@ describe.skipIf(!available)('hardening: the token endpoint counts failed request
     const valid = await tokenRequest(bridge.url, `grant_type=refresh_token&refresh_token=${refreshToken}`);
     expect(valid.status).toBe(429);
     expect(await valid.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
+});
+
+describe.skipIf(!available)('hardening: the mini-program endpoints are limited per person', () => {
+  let first: Bridge;
+  let second: Bridge;
+  let mp: oidc.Configuration;
+
+  beforeAll(async () => {
+    first = await startBridge({
+      storage: 'postgres+redis',
+      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+      configure: (config) => ({
+        ...config,
+        clients: [...config.clients, MINI_PROGRAM_CLIENT],
+        limits: { ...LIMITS, rateLimits: { ...LIMITS.rateLimits, ...GENEROUS } },
+      }),
+    });
+    second = await startAnotherInstance(first, { configure: (config) => ({ ...config, issuer: first.url }) });
+    mp = await miniProgramClient(first);
+  });
+  afterAll(async () => {
+    await second?.close();
+    await first?.close();
+  });
+
+  const loginInMiniProgram = async (name: string) => {
+    const person = await createSandboxUser(first, name);
+    return (await exchangeJsCode(mp, await wxLogin(first, person))).access_token;
+  };
+
+  test('one person past the limit gets 429 on every instance; others, from the same address, do not', async () => {
+    // A stranger's calls (no valid token) spend nobody's allowance.
+    for (let i = 0; i < 3; i++)
+      expect((await callMiniProgram(first, 'check-session', 'made-up')).status).toBe(401);
+    const panda = await loginInMiniProgram('Limited Panda');
+    const statuses = [
+      (await callMiniProgram(first, 'check-session', panda)).status,
+      (await callMiniProgram({ ...first, url: second.instanceUrl }, 'check-session', panda)).status,
+    ];
+    expect(statuses).toEqual([200, 200]);
+    const limited = await callMiniProgram(first, 'phone-number', panda, { code: 'any' });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(String(limited.body.error_description)).toMatch(/retry after \d+ seconds/);
+
+    const other = await loginInMiniProgram('Unlimited Fox');
+    expect((await callMiniProgram(first, 'check-session', other)).status).toBe(200);
+    const metrics = await (await fetch(`${first.instanceUrl}/metrics`)).text();
+    expect(metrics).toMatch(/http_rate_limited_total\{endpoint="miniProgram"\} 1/);
   });
 });
 

@@ -132,6 +132,7 @@ describe('loadConfig defaults', () => {
           interaction: { points: 300, durationSeconds: 60 },
           callback: { points: 120, durationSeconds: 60 },
           token: { points: 300, durationSeconds: 60 },
+          miniProgram: { points: 60, durationSeconds: 60 },
         },
       },
       clients: [],
