@@ -16,7 +16,7 @@ export interface DependencyMonitor {
   /** Probes now and records the result; concurrent callers share one probe. Never rejects. */
   check(): Promise<DependencyStatus>;
   /** The dependencies last seen down (empty when all were up). */
-  down(): Dependency[];
+  down(): readonly Dependency[];
   /** Starts probing every intervalMs (the timer does not keep the process alive). */
   start(intervalMs: number): void;
   stop(): void;
@@ -27,6 +27,8 @@ export function createDependencyMonitor(
   logger: Pick<Logger, 'warn' | 'info'>,
 ): DependencyMonitor {
   let status: DependencyStatus = { database: true, cache: true };
+  // What down() answers, made when the status changes rather than on every request the gate sees.
+  let down: readonly Dependency[] = [];
   let inFlight: Promise<DependencyStatus> | undefined;
   let timer: NodeJS.Timeout | undefined;
   const record = (next: DependencyStatus) => {
@@ -37,6 +39,7 @@ export function createDependencyMonitor(
       else logger.warn(fields, 'dependency is down: answering 503 until it is back');
     }
     status = next;
+    down = (['database', 'cache'] as const).filter((dependency) => !next[dependency]);
     return next;
   };
   const monitor: DependencyMonitor = {
@@ -50,7 +53,7 @@ export function createDependencyMonitor(
         });
       return inFlight;
     },
-    down: () => (['database', 'cache'] as const).filter((dependency) => !status[dependency]),
+    down: () => down,
     start(intervalMs) {
       monitor.stop();
       timer = setInterval(() => void monitor.check(), intervalMs);
@@ -108,7 +111,11 @@ function needsNoStore(path: string): boolean {
   return NEEDS_NO_STORE.some((pattern) => pattern.test(path));
 }
 
-function unavailable(ctx: Parameters<Middleware>[0], down: Dependency[], options: GateOptions): void {
+function unavailable(
+  ctx: Parameters<Middleware>[0],
+  down: readonly Dependency[],
+  options: GateOptions,
+): void {
   const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
   ctx.state.log?.warn({ down }, 'refused: a dependency is down');
   ctx.status = 503;
