@@ -11,7 +11,7 @@ import type { RequestStage } from './front-door.ts';
 export function httpMetrics(metrics: Metrics): RequestStage {
   return {
     finish(ctx, elapsedMs) {
-      metrics.httpRequest({ route: routeOf(ctx), method: ctx.method, status: ctx.status }, elapsedMs / 1000);
+      metrics.httpRequest(routeOf(ctx), ctx.method, ctx.status, elapsedMs / 1000);
     },
   };
 }

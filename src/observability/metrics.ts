@@ -3,6 +3,7 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 import type { Connectors, LoginConnector } from '../interaction/deps.ts';
 import type { WeChatCallEvent } from '../upstream/wechat/client.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
+import { HttpTally } from './http-tally.ts';
 
 /** The login kinds counted: the two browser connectors and the mini program's token exchange. */
 export type LoginKind = 'website' | 'official_account' | 'mini_program';
@@ -14,29 +15,23 @@ export type LoginKind = 'website' | 'official_account' | 'mini_program';
  */
 export interface Metrics {
   registry: Registry;
-  httpRequest(labels: { route: string; method: string; status: number }, seconds: number): void;
+  httpRequest(route: string, method: string, status: number, seconds: number): void;
   login(kind: LoginKind, outcome: string): void;
   /** The WeChat client's onCall hook. */
   wechatCall(event: WeChatCallEvent): void;
   rateLimited(endpoint: string): void;
+  /** oidc-provider saved (opaque) or issued (structured) a token of this type. */
+  tokenIssued(type: TokenType): void;
 }
+
+const TOKEN_TYPES = ['access_token', 'refresh_token', 'authorization_code', 'client_credentials'] as const;
+type TokenType = (typeof TOKEN_TYPES)[number];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
-  const httpRequests = new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP requests answered, by route template, method and status',
-    labelNames: ['route', 'method', 'status'],
-    registers: [registry],
-  });
-  const httpDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time to answer an HTTP request, by route template and method',
-    labelNames: ['route', 'method'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+  const http = new HttpTally();
+  http.register(registry);
   const logins = new Counter({
     name: 'wechat_logins_total',
     help: 'WeChat logins by kind and outcome (ok, or the failure code)',
@@ -62,21 +57,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     labelNames: ['endpoint'],
     registers: [registry],
   });
-  const tokensIssued = new Counter({
+  // Plain numbers per token, read at each scrape (as the HTTP series are: http-tally.ts).
+  const issued = new Map<TokenType, number>(TOKEN_TYPES.map((type) => [type, 0]));
+  new Counter({
     name: 'oidc_tokens_issued_total',
     help: 'Tokens and codes issued by oidc-provider, by type',
     labelNames: ['type'],
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, count] of issued) this.inc({ type }, count);
+    },
   });
-  for (const type of ['access_token', 'refresh_token', 'authorization_code', 'client_credentials'])
-    tokensIssued.inc({ type }, 0);
 
   return {
     registry,
-    httpRequest: ({ route, method, status }, seconds) => {
-      httpRequests.inc({ route, method, status: String(status) });
-      httpDuration.observe({ route, method }, seconds);
-    },
+    httpRequest: (route, method, status, seconds) => http.record(route, method, status, seconds),
     login: (kind, outcome) => logins.inc({ kind, outcome }),
     wechatCall: (event) => {
       wechatDuration.observe({ api: event.api, outcome: event.outcome }, event.durationMs / 1000);
@@ -90,6 +86,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       wechatErrors.inc({ api: event.api, errcode });
     },
     rateLimited: (endpoint) => rateLimited.inc({ endpoint }),
+    tokenIssued: (type) => issued.set(type, (issued.get(type) ?? 0) + 1),
   };
 }
 
@@ -98,11 +95,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
  * and mini program logins (the token-exchange grant) by outcome.
  */
 export function observeProvider(provider: Provider, metrics: Metrics): void {
-  const counter = metrics.registry.getSingleMetric('oidc_tokens_issued_total') as Counter | undefined;
   // The event names are built from the token types: typed loosely, as oidc-provider emits them.
   const on = provider.on.bind(provider) as (event: string, listener: () => void) => unknown;
-  for (const type of ['access_token', 'refresh_token', 'authorization_code', 'client_credentials']) {
-    for (const event of ['saved', 'issued']) on(`${type}.${event}`, () => counter?.inc({ type }));
+  for (const type of TOKEN_TYPES) {
+    for (const event of ['saved', 'issued']) on(`${type}.${event}`, () => metrics.tokenIssued(type));
   }
   const isTokenExchange = (ctx: { oidc?: { params?: Record<string, unknown> } }) =>
     ctx.oidc?.params?.grant_type === 'urn:ietf:params:oauth:grant-type:token-exchange';
