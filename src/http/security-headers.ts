@@ -1,9 +1,12 @@
 import type { RequestStage } from './front-door.ts';
 
+const HTML = /^text\/html/i;
+
 /**
- * Security headers for every response, and a Content-Security-Policy for HTML pages. The login page
- * embeds WeChat's QR page in an iframe, so WeChat's origin (or the sandbox's) is the one frame source.
- * No form-action: after consent the browser is redirected to the client, which form-action would block.
+ * nosniff on every response; no referrer on pages and redirects; a Content-Security-Policy and
+ * frame denial on HTML pages. The login page embeds WeChat's QR page in an iframe, so WeChat's
+ * origin (or the sandbox's) is the one frame source. No form-action: after consent the browser is
+ * redirected to the client, which form-action would block.
  */
 export function securityHeaders(options: { frameOrigins: string[] }): RequestStage {
   const csp = [
@@ -19,10 +22,14 @@ export function securityHeaders(options: { frameOrigins: string[] }): RequestSta
   return {
     finish(ctx) {
       ctx.set('X-Content-Type-Options', 'nosniff');
-      ctx.set('Referrer-Policy', 'no-referrer');
       // The header as set (koa writes 'text/html; charset=utf-8' for ctx.type = 'html'), read from
       // the response itself: koa's response.get copies every header first.
-      if (String(ctx.res.getHeader('content-type')).toLowerCase().startsWith('text/html')) {
+      const page = HTML.test(String(ctx.res.getHeader('content-type')));
+      // A referrer policy acts on a page's own requests and on where a redirect leads (the
+      // authorization response's URL is not to be the next site's Referer); on a JSON or other
+      // answer it does nothing, so they go without it.
+      if (page || (ctx.status >= 300 && ctx.status < 400)) ctx.set('Referrer-Policy', 'no-referrer');
+      if (page) {
         ctx.set('Content-Security-Policy', csp);
         ctx.set('X-Frame-Options', 'DENY');
       }

@@ -322,7 +322,7 @@ describe('hardening: cookies', () => {
     await bridge?.close();
   });
 
-  test('pages carry the Content-Security-Policy and frame denial; every answer nosniff and no referrer', async () => {
+  test('pages carry the Content-Security-Policy and frame denial; every answer nosniff; pages and redirects no referrer', async () => {
     const login = await new TestBrowser().follow((await authorizationRequest(rp)).url.href);
     expect(login.headers.get('content-type')).toMatch(/^text\/html/);
     const csp = login.headers.get('content-security-policy') ?? '';
@@ -336,8 +336,17 @@ describe('hardening: cookies', () => {
     expect(discovery.headers.get('content-security-policy')).toBeNull();
     for (const answer of [login.headers, discovery.headers]) {
       expect(answer.get('x-content-type-options')).toBe('nosniff');
-      expect(answer.get('referrer-policy')).toBe('no-referrer');
     }
+    // A referrer policy does something on a page and a redirect (the authorization response's
+    // URL never becomes the next site's Referer), nothing on JSON.
+    expect(login.headers.get('referrer-policy')).toBe('no-referrer');
+    const redirect = await fetch((await authorizationRequest(rp, { prompt: 'none' })).url, {
+      redirect: 'manual',
+    });
+    expect(redirect.status).toBeGreaterThanOrEqual(300);
+    expect(redirect.status).toBeLessThan(400);
+    expect(redirect.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(discovery.headers.get('referrer-policy')).toBeNull();
   });
 
   test('session cookies are HttpOnly, SameSite=Lax and, behind a TLS proxy, Secure', async () => {
