@@ -44,13 +44,14 @@ export function createFindAccount(
       accountId: account.subject,
       async claims(_use, scope) {
         const name = account.nickname ?? undefined;
+        const scopes = scope.split(' ');
         return {
           sub: account.subject,
           name,
           nickname: name,
           // The provider's own copy (downloaded here when WeChat's URL changed): WeChat's URLs die.
           picture:
-            avatars && hasScope(scope, 'profile')
+            avatars && scopes.includes('profile')
               ? await pictureOf(entry, avatars)
               : (account.avatar_url ?? undefined),
           updated_at: Math.floor(new Date(account.updated_at).getTime() / 1000),
@@ -58,7 +59,7 @@ export function createFindAccount(
             ? { phone_number: account.phone_number, phone_number_verified: account.phone_number_verified }
             : {}),
           // Read only when asked for: most logins do not need the identities.
-          ...(hasScope(scope, 'wechat') ? await wechatClaims(db, account) : {}),
+          ...(scopes.includes('wechat') ? await wechatClaims(db, account) : {}),
         };
       },
     };
@@ -108,10 +109,6 @@ function pictureOf(entry: CachedAccount, avatars: AvatarMirror): Promise<string 
   if (entry.picture?.source !== source)
     entry.picture = { source, url: avatars.picture(entry.account, entry.avatar), until: entry.expiresAt };
   return entry.picture.url;
-}
-
-function hasScope(scope: string, name: string): boolean {
-  return scope.split(' ').includes(name);
 }
 
 /**
