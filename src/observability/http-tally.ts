@@ -1,10 +1,4 @@
-import {
-  Counter,
-  type Metric,
-  type MetricObjectWithValues,
-  type MetricValueWithName,
-  type Registry,
-} from 'prom-client';
+import { Counter, type Metric, type MetricValueWithName, type Registry } from 'prom-client';
 
 /** Upper bounds of the request-duration buckets, seconds. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -33,12 +27,12 @@ export class HttpTally {
   readonly #routes = new Map<string, Map<string, Map<number, Series>>>();
 
   record(route: string, method: string, status: number, seconds: number): void {
-    let methods = this.#routes.get(route);
-    if (!methods) this.#routes.set(route, (methods = new Map()));
-    let statuses = methods.get(method);
-    if (!statuses) methods.set(method, (statuses = new Map()));
-    let series = statuses.get(status);
-    if (!series) statuses.set(status, (series = newSeries()));
+    const methods = entry(this.#routes, route, () => new Map());
+    const series = entry(
+      entry(methods, method, () => new Map()),
+      status,
+      newSeries,
+    );
     series.count += 1;
     series.sum += seconds;
     const bucket = bucketOf(seconds);
@@ -111,15 +105,16 @@ export class HttpTally {
   #byRouteAndMethod(): Map<string, Map<string, Series>> {
     const merged = new Map<string, Map<string, Series>>();
     for (const [route, method, , series] of this.#each()) {
-      let methods = merged.get(route);
-      if (!methods) merged.set(route, (methods = new Map()));
-      const total = methods.get(method) ?? newSeries();
+      const total = entry(
+        entry(merged, route, () => new Map()),
+        method,
+        newSeries,
+      );
       total.count += series.count;
       total.sum += series.sum;
       series.buckets.forEach((n, i) => {
         total.buckets[i] = (total.buckets[i] ?? 0) + n;
       });
-      methods.set(method, total);
     }
     return merged;
   }
@@ -129,6 +124,16 @@ export class HttpTally {
 function bucketOf(seconds: number): number {
   for (let i = 0; i < DURATION_BUCKETS.length; i++) if (seconds <= (DURATION_BUCKETS[i] as number)) return i;
   return -1;
+}
+
+/** The value of `key` in `map`, made and added first when there is none. */
+function entry<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
 }
 
 function newSeries(): Series {
