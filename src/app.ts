@@ -95,11 +95,13 @@ function mount(provider: Provider, routers: Router[]): void {
   const routes = merged.routes() as unknown as Middleware;
   const allowedMethods = merged.allowedMethods() as unknown as Middleware;
   const prefixes = staticPrefixes(merged);
-  provider.use((ctx, next) =>
-    prefixes.some((prefix) => ctx.path.startsWith(prefix))
+  provider.use((ctx, next) => {
+    // Read once: koa parses the URL again (cached, but not cheaply) on every read of ctx.path.
+    const path = ctx.path;
+    return prefixes.some((prefix) => path.startsWith(prefix))
       ? routes(ctx, () => allowedMethods(ctx, next))
-      : next(),
-  );
+      : next();
+  });
 }
 
 /**

@@ -12,7 +12,9 @@ export function domainVerification(tokens: readonly string[]): Middleware {
   const known = new Set(tokens);
   // Not async: every other request passes straight through, without a promise of its own.
   return (ctx, next) => {
-    const token = FILE.exec(ctx.path)?.[1];
+    const path = ctx.path;
+    if (!path.startsWith('/MP_verify_')) return next();
+    const token = FILE.exec(path)?.[1];
     if (token === undefined || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     ctx.set('Cache-Control', 'no-cache');
     if (!known.has(token)) {

@@ -84,15 +84,17 @@ export async function limitPerPerson(limiter: RateLimiterAbstract, key: string):
  * stores or spend WeChat's quota (the mini-program endpoints are counted per person by their own
  * router, not here; the account page is not counted: README, Limits). The authorization request
  * creates an interaction; the consent and abort posts write a grant or a result; a callback
- * exchanges a code with WeChat. The pages of an interaction (login, consent) only
- * read it, and its resume (`/auth/:uid`) only continues what a counted request began: counting them
- * cost every login two Redis round trips, for nothing a flood of them could fill.
+ * exchanges a code with WeChat. The pages of an interaction (login, consent) only read it, and its
+ * resume (`/auth/:uid`) only continues what a counted request began: counting them cost every login
+ * two Redis round trips, for nothing a flood of them could fill.
  */
 export function groupOf(method: string, path: string): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
-  if (method === 'POST' && path === '/token') return 'token';
+  if (path === '/auth') return 'interaction';
+  if (path === '/token') return method === 'POST' ? 'token' : undefined;
+  // Most requests (userinfo, introspection, pages, assets) end here, without a regular expression.
+  if (!path.startsWith('/interaction/')) return undefined;
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
   if (method === 'POST' && /^\/interaction\/[^/]+\/(consent|abort)$/.test(path)) return 'interaction';
-  if (path === '/auth') return 'interaction';
   return undefined;
 }
 
