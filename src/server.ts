@@ -314,45 +314,36 @@ function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
 /** How long a shutdown waits for in-flight requests before cutting their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
-/** The response a connection is answering, kept on the connection itself until the response closes. */
-const ANSWERING = Symbol('answering');
-type TrackedSocket = Socket & { [ANSWERING]?: ServerResponse | undefined };
+/**
+ * A connection, with Node's own pointer to the response it is writing (`_httpMessage`: set when a
+ * request's response takes the socket, null once it is finished; http-terminator reads it too).
+ */
+type Connection = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
- * The open connections, each with the response it is answering, so a shutdown can close each
- * keep-alive connection as it goes idle.
+ * The open connections, so a shutdown can close each keep-alive connection as it goes idle.
  *
  * Connections, not responses: a set of responses, added to and deleted from on every request, made
  * V8 promote every request's objects to the old generation under load (megabytes per young
  * collection, measured with --trace-gc; see bench/README.md). A keep-alive connection serves many
- * requests, so this set rarely changes, and the response is a property of its connection.
+ * requests, so this set rarely changes. The response in flight is Node's `_httpMessage`: keeping it
+ * ourselves took a listener on every request and another on its response (about 2,000 instructions
+ * of a userinfo call under callgrind, bench/README.md "Instructions").
  */
-function trackConnections(server: Server): Set<TrackedSocket> {
-  const connections = new Set<TrackedSocket>();
-  server.on('connection', (socket: TrackedSocket) => {
-    socket[ANSWERING] = undefined;
+function trackConnections(server: Server): Set<Connection> {
+  const connections = new Set<Connection>();
+  server.on('connection', (socket: Connection) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  server.on('request', (req, res: ServerResponse) => {
-    (req.socket as TrackedSocket)[ANSWERING] = res;
-    res.once('close', forgetResponse);
-  });
   return connections;
-}
-
-/** A response's 'close' listener: one function for all, not a closure per request. */
-function forgetResponse(this: ServerResponse): void {
-  // An emitter's listener must not throw: a request whose socket is already gone has nothing to forget.
-  const socket = this.req?.socket as TrackedSocket | null | undefined;
-  if (socket?.[ANSWERING] === this) socket[ANSWERING] = undefined;
 }
 
 /**
  * Stops accepting connections, lets in-flight requests finish (closing their keep-alive
  * connections once answered), and cuts whatever is left after timeoutMs.
  */
-function closeServer(server: Server, connections: Set<TrackedSocket>, timeoutMs: number): Promise<void> {
+function closeServer(server: Server, connections: Set<Connection>, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
@@ -362,7 +353,7 @@ function closeServer(server: Server, connections: Set<TrackedSocket>, timeoutMs:
     });
     server.closeIdleConnections();
     for (const socket of connections) {
-      const res = socket[ANSWERING];
+      const res = socket._httpMessage;
       if (!res || res.writableFinished) continue;
       if (!res.headersSent) res.setHeader('Connection', 'close');
       res.on('finish', () => setImmediate(() => server.closeIdleConnections()));
