@@ -27,12 +27,8 @@ export class HttpTally {
   readonly #routes = new Map<string, Map<string, Map<number, Series>>>();
 
   record(route: string, method: string, status: number, seconds: number): void {
-    const methods = entry(this.#routes, route, () => new Map());
-    const series = entry(
-      entry(methods, method, () => new Map()),
-      status,
-      newSeries,
-    );
+    const statuses = entry(entry(this.#routes, route, newMethods), method, newStatuses);
+    const series = entry(statuses, status, newSeries);
     series.count += 1;
     series.sum += seconds;
     const bucket = bucketOf(seconds);
@@ -105,11 +101,7 @@ export class HttpTally {
   #byRouteAndMethod(): Map<string, Map<string, Series>> {
     const merged = new Map<string, Map<string, Series>>();
     for (const [route, method, , series] of this.#each()) {
-      const total = entry(
-        entry(merged, route, () => new Map()),
-        method,
-        newSeries,
-      );
+      const total = entry(entry(merged, route, newMerged), method, newSeries);
       total.count += series.count;
       total.sum += series.sum;
       series.buckets.forEach((n, i) => {
@@ -135,6 +127,11 @@ function entry<K, V>(map: Map<K, V>, key: K, make: () => V): V {
   }
   return value;
 }
+
+// Named makers, not arrows written at each call: nothing is made on a request whose series exists.
+const newMethods = (): Map<string, Map<number, Series>> => new Map();
+const newStatuses = (): Map<number, Series> => new Map();
+const newMerged = (): Map<string, Series> => new Map();
 
 function newSeries(): Series {
   return { count: 0, sum: 0, buckets: DURATION_BUCKETS.map(() => 0) };
