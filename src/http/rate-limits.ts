@@ -13,7 +13,7 @@ import { pageContext, type Views } from './views.ts';
 /**
  * The endpoint groups limited: authorization requests and interaction posts, WeChat callbacks and
  * failed token requests (each per client IP, by the middleware below), and the mini-program
- * endpoints (per person, by their router: `limitPerPerson`).
+ * endpoints (per person, by their router, with `spendPoint`).
  */
 export type RateLimitGroup = 'interaction' | 'callback' | 'token' | 'miniProgram';
 
@@ -66,11 +66,11 @@ export function createRateLimiters(
 }
 
 /**
- * Counts one call against `key` (a person, not an address): undefined while within the limit, else
- * the milliseconds until the key may call again. A store error with no insurance left lets the call
- * through, as the middleware does.
+ * Spends one of `key`'s points: undefined while within the limit, else the milliseconds until the
+ * key may go on. A store error with no insurance left also answers undefined: the request goes
+ * through rather than fail for want of a counter.
  */
-export async function limitPerPerson(limiter: RateLimiterAbstract, key: string): Promise<number | undefined> {
+export async function spendPoint(limiter: RateLimiterAbstract, key: string): Promise<number | undefined> {
   try {
     await limiter.consume(key);
     return undefined;
@@ -143,19 +143,15 @@ async function limitAuthorizationRequests(
   const key = keyOf(ctx, 'interaction');
   const blockedMs = blocks.empty() ? 0 : blocks.msLeft(key);
   if (blockedMs > 0) return refuse(ctx, 'interaction', blockedMs, options);
-  // Settles with the refusal, or undefined: allowed, or a store error with no insurance left (let through).
-  const counted = options.limiters.interaction.consume(key).then(
-    () => undefined,
-    (rejection: unknown) => (rejection instanceof RateLimiterRes ? rejection : undefined),
-  );
+  const counted = spendPoint(options.limiters.interaction, key);
   await next();
-  const refusal = await counted;
-  if (!refusal) return;
-  blocks.block(key, refusal.msBeforeNext);
+  const waitMs = await counted;
+  if (waitMs === undefined) return;
+  blocks.block(key, waitMs);
   // Nothing of the answer it replaces: not the redirect, nor the interaction's cookies.
   ctx.remove('Location');
   ctx.remove('Set-Cookie');
-  refuse(ctx, 'interaction', refusal.msBeforeNext, options);
+  refuse(ctx, 'interaction', waitMs, options);
 }
 
 async function limitRequests(
@@ -165,15 +161,9 @@ async function limitRequests(
   options: RateLimitOptions,
 ): Promise<unknown> {
   options.alongside?.(ctx);
-  try {
-    await options.limiters[group].consume(keyOf(ctx, group));
-  } catch (rejection) {
-    // Anything but a RateLimiterRes is a store error with no insurance left: let the request through.
-    if (!(rejection instanceof RateLimiterRes)) return next();
-    refuse(ctx, group, rejection.msBeforeNext, options);
-    return;
-  }
-  return next();
+  const waitMs = await spendPoint(options.limiters[group], keyOf(ctx, group));
+  if (waitMs === undefined) return next();
+  refuse(ctx, group, waitMs, options);
 }
 
 /**
@@ -197,13 +187,10 @@ async function limitTokenFailures(
   await next();
   if (ctx.status !== 400 && ctx.status !== 401) return;
   const key = keyOf(ctx, 'token');
-  try {
-    await options.limiters.token.consume(key);
-  } catch (rejection) {
-    if (!(rejection instanceof RateLimiterRes)) return;
-    blocks.block(key, rejection.msBeforeNext);
-    refuse(ctx, 'token', rejection.msBeforeNext, options);
-  }
+  const waitMs = await spendPoint(options.limiters.token, key);
+  if (waitMs === undefined) return;
+  blocks.block(key, waitMs);
+  refuse(ctx, 'token', waitMs, options);
 }
 
 /** Keys refused until a time: a copy of what the shared counter decided, bounded in size. */

@@ -5,7 +5,7 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AccountNotifier } from '../accounts/events.ts';
 import type { Secret } from '../config/secret.ts';
 import type { Config } from '../config/types.ts';
-import { limitPerPerson } from '../http/rate-limits.ts';
+import { spendPoint } from '../http/rate-limits.ts';
 import type { Logger } from '../observability/logger.ts';
 import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
 import type { Stores } from '../storage/ports.ts';
@@ -86,7 +86,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     now,
     notifier: deps.notifier,
     encryptedDataMaxAge: config.wechat.miniProgram.encryptedDataMaxAge,
-    rateLimit: limiter && ((key: string) => limitPerPerson(limiter, key)),
+    rateLimit: limiter && ((key: string) => spendPoint(limiter, key)),
     onRateLimited: deps.onRateLimited,
   });
   return { router };
