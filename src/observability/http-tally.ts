@@ -3,12 +3,14 @@ import { Counter, type Metric, type MetricValueWithName, type Registry } from 'p
 /** Upper bounds of the request-duration buckets, seconds. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** One (route, method, status): how many requests, their total time, and how many fell in each bucket. */
+/** One (route, method): how many requests by status, their total time, and how many fell in each bucket. */
 interface Series {
   count: number;
   sum: number;
   /** Requests whose duration was at most DURATION_BUCKETS[i] and above the bucket before (not cumulative). */
   buckets: number[];
+  /** Requests by the status they were answered with. */
+  statuses: Map<number, number>;
 }
 
 /**
@@ -23,14 +25,14 @@ interface Series {
  * string objects every time, the status a number) and a few additions; the scrape does the rest.
  */
 export class HttpTally {
-  /** route → method → status → series. */
-  readonly #routes = new Map<string, Map<string, Map<number, Series>>>();
+  /** route → method → series. */
+  readonly #routes = new Map<string, Map<string, Series>>();
 
   record(route: string, method: string, status: number, seconds: number): void {
-    const statuses = entry(entry(this.#routes, route, newMethods), method, newStatuses);
-    const series = entry(statuses, status, newSeries);
+    const series = entry(entry(this.#routes, route, newMethods), method, newSeries);
     series.count += 1;
     series.sum += seconds;
+    series.statuses.set(status, (series.statuses.get(status) ?? 0) + 1);
     const bucket = bucketOf(seconds);
     if (bucket >= 0) series.buckets[bucket] = (series.buckets[bucket] ?? 0) + 1;
   }
@@ -45,8 +47,9 @@ export class HttpTally {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [route, method, status, series] of tally.#each()) {
-          this.inc({ route, method, status: String(status) }, series.count);
+        for (const [route, method, series] of tally.#each()) {
+          for (const [status, count] of series.statuses)
+            this.inc({ route, method, status: String(status) }, count);
         }
       },
     });
@@ -55,8 +58,7 @@ export class HttpTally {
 
   /**
    * The duration histogram as the registry reads a metric (name, help, type, aggregator and get()),
-   * since prom-client's Histogram cannot be given counts it did not observe itself. Series of the
-   * same route and method are merged across statuses.
+   * since prom-client's Histogram cannot be given counts it did not observe itself.
    */
   #durationHistogram(): Metric {
     const name = 'http_request_duration_seconds';
@@ -67,22 +69,20 @@ export class HttpTally {
       aggregator: 'sum',
       get: async () => {
         const values: MetricValueWithName<string>[] = [];
-        for (const [route, merged] of this.#byRouteAndMethod()) {
-          for (const [method, series] of merged) {
-            let cumulative = 0;
-            DURATION_BUCKETS.forEach((le, i) => {
-              cumulative += series.buckets[i] ?? 0;
-              values.push({ metricName: `${name}_bucket`, labels: { le, route, method }, value: cumulative });
-            });
-            const labels = { route, method };
-            values.push({
-              metricName: `${name}_bucket`,
-              labels: { le: '+Inf', ...labels },
-              value: series.count,
-            });
-            values.push({ metricName: `${name}_sum`, labels, value: series.sum });
-            values.push({ metricName: `${name}_count`, labels, value: series.count });
-          }
+        for (const [route, method, series] of this.#each()) {
+          let cumulative = 0;
+          DURATION_BUCKETS.forEach((le, i) => {
+            cumulative += series.buckets[i] ?? 0;
+            values.push({ metricName: `${name}_bucket`, labels: { le, route, method }, value: cumulative });
+          });
+          const labels = { route, method };
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { le: '+Inf', ...labels },
+            value: series.count,
+          });
+          values.push({ metricName: `${name}_sum`, labels, value: series.sum });
+          values.push({ metricName: `${name}_count`, labels, value: series.count });
         }
         const { get: _, ...about } = metric;
         return { ...about, values };
@@ -92,23 +92,9 @@ export class HttpTally {
     return metric as unknown as Metric;
   }
 
-  *#each(): Generator<[string, string, number, Series]> {
+  *#each(): Generator<[string, string, Series]> {
     for (const [route, methods] of this.#routes)
-      for (const [method, statuses] of methods)
-        for (const [status, series] of statuses) yield [route, method, status, series];
-  }
-
-  #byRouteAndMethod(): Map<string, Map<string, Series>> {
-    const merged = new Map<string, Map<string, Series>>();
-    for (const [route, method, , series] of this.#each()) {
-      const total = entry(entry(merged, route, newMerged), method, newSeries);
-      total.count += series.count;
-      total.sum += series.sum;
-      series.buckets.forEach((n, i) => {
-        total.buckets[i] = (total.buckets[i] ?? 0) + n;
-      });
-    }
-    return merged;
+      for (const [method, series] of methods) yield [route, method, series];
   }
 }
 
@@ -129,10 +115,8 @@ function entry<K, V>(map: Map<K, V>, key: K, make: () => V): V {
 }
 
 // Named makers, not arrows written at each call: nothing is made on a request whose series exists.
-const newMethods = (): Map<string, Map<number, Series>> => new Map();
-const newStatuses = (): Map<number, Series> => new Map();
-const newMerged = (): Map<string, Series> => new Map();
+const newMethods = (): Map<string, Series> => new Map();
 
 function newSeries(): Series {
-  return { count: 0, sum: 0, buckets: DURATION_BUCKETS.map(() => 0) };
+  return { count: 0, sum: 0, buckets: DURATION_BUCKETS.map(() => 0), statuses: new Map() };
 }
