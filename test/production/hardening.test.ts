@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import {
   type Bridge,
+  type BridgeOptions,
   MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   RP,
@@ -57,6 +58,20 @@ function startWithLimits(storage: 'embedded' | 'postgres+redis', rules: LimitRul
   });
 }
 
+/** Two instances sharing PostgreSQL and Redis, the second answering under the first's issuer. */
+async function startTwoInstances(options: BridgeOptions): Promise<[Bridge, Bridge]> {
+  const first = await startBridge(options);
+  try {
+    const second = await startAnotherInstance(first, {
+      configure: (config) => ({ ...config, issuer: first.url }),
+    });
+    return [first, second];
+  } catch (error) {
+    await first.close();
+    throw error;
+  }
+}
+
 function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
   return fetch(`${base}/token`, {
     method: 'POST',
@@ -75,12 +90,9 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
   let rp: oidc.Configuration;
 
   beforeAll(async () => {
-    first = await startBridge({
+    [first, second] = await startTwoInstances({
       storage: 'postgres+redis',
       configure: (config) => ({ ...config, limits: LIMITS }),
-    });
-    second = await startAnotherInstance(first, {
-      configure: (config) => ({ ...config, issuer: first.url }),
     });
     rp = await relyingParty(first);
   });
@@ -181,7 +193,7 @@ describe.skipIf(!available)('hardening: the mini-program endpoints are limited p
   let mp: oidc.Configuration;
 
   beforeAll(async () => {
-    first = await startBridge({
+    [first, second] = await startTwoInstances({
       storage: 'postgres+redis',
       apps: [WEBSITE_APP, MINI_PROGRAM_APP],
       configure: (config) => ({
@@ -190,7 +202,6 @@ describe.skipIf(!available)('hardening: the mini-program endpoints are limited p
         limits: { ...LIMITS, rateLimits: { ...LIMITS.rateLimits, ...GENEROUS } },
       }),
     });
-    second = await startAnotherInstance(first, { configure: (config) => ({ ...config, issuer: first.url }) });
     mp = await miniProgramClient(first);
   });
   afterAll(async () => {
