@@ -351,9 +351,12 @@ describe('hardening: cookies', () => {
     // A referrer policy does something on a page and a redirect (the authorization response's
     // URL never becomes the next site's Referer), nothing on JSON.
     expect(login.headers.get('referrer-policy')).toBe('no-referrer');
+    // Asked for by a client that does not take HTML, so the redirect's own body is not a page.
     const redirect = await fetch((await authorizationRequest(rp, { prompt: 'none' })).url, {
       redirect: 'manual',
+      headers: { accept: 'application/json' },
     });
+    expect(redirect.headers.get('content-type')).not.toMatch(/^text\/html/);
     expect(redirect.status).toBeGreaterThanOrEqual(300);
     expect(redirect.status).toBeLessThan(400);
     expect(redirect.headers.get('referrer-policy')).toBe('no-referrer');
