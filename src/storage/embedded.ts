@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PGliteDialect } from 'kysely';
+import { Kysely } from 'kysely';
+import { PreparedPGliteDialect } from './pglite-driver.ts';
 import type { Database } from './schema.ts';
 
 /** Where PGlite keeps its files inside the data directory. */
@@ -13,7 +14,7 @@ export function embeddedDatabaseDir(dataDir: string): string {
  * A Kysely over PGlite (PostgreSQL in WebAssembly) persisted under `<dataDir>/pglite`,
  * for single-instance deployments without a database server.
  *
- * PGlite has one connection. Kysely's PGlite adapter declares that, so Kysely serialises
+ * Every statement is kept prepared (./pglite-driver.ts). PGlite has one connection. Kysely's PGlite adapter declares that, so Kysely serialises
  * every query and holds the connection for a whole transaction: a concurrent request
  * waits rather than running inside someone else's transaction (test/storage/embedded.test.ts
  * pins this). The flip side: inside `db.transaction().execute(trx => ...)` use only
@@ -25,5 +26,5 @@ export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Data
   const directory = embeddedDatabaseDir(dataDir);
   await mkdir(directory, { recursive: true });
   const pglite = await PGlite.create(directory);
-  return new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  return new Kysely<Database>({ dialect: new PreparedPGliteDialect(pglite) });
 }

@@ -146,8 +146,10 @@ function openSqlArtifacts(
       { error: error instanceof Error ? error.message : String(error) },
       'expired-row sweep failed',
     );
-  const adapter = createSqlOidcAdapter(db, { onSweepError });
-  const kv = createSqlKeyValueStore(db, { onSweepError });
+  // PGlite runs no autovacuum: each sweep vacuums what it deleted.
+  const sweeping = { onSweepError, vacuum: kind === 'embedded' };
+  const adapter = createSqlOidcAdapter(db, sweeping);
+  const kv = createSqlKeyValueStore(db, sweeping);
   // Stop the sweepers before the database closes under them.
   cleanups.push(async () => {
     adapter.close();

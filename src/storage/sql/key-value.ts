@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { KeyValueStore } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { jsonb } from './json.ts';
-import { type SweeperOptions, startSweeper } from './sweeper.ts';
+import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
 export interface SqlKeyValueStoreOptions extends SweeperOptions {
   /** Injected clock (tests); the default is the system clock. */
@@ -28,10 +28,7 @@ export function createSqlKeyValueStore(
   const now = options.now ?? (() => new Date());
   const expiry = (ttl: number) => new Date(now().getTime() + ttlMilliseconds(ttl));
 
-  const sweep = async () => {
-    const result = await db.deleteFrom('kv_entries').where('expires_at', '<=', now()).executeTakeFirst();
-    return Number(result.numDeletedRows);
-  };
+  const sweep = () => sweepExpired(db, 'kv_entries', now(), options);
   const stop = startSweeper(sweep, options);
 
   return {

@@ -6,7 +6,7 @@ import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { jsonb } from './json.ts';
-import { type SweeperOptions, startSweeper } from './sweeper.ts';
+import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
 export interface SqlOidcAdapterOptions extends SweeperOptions {
   /** Injected clock (tests); the default is the system clock. */
@@ -32,10 +32,7 @@ export function createSqlOidcAdapter(
   options: SqlOidcAdapterOptions = {},
 ): SqlOidcAdapter {
   const now = options.now ?? (() => new Date());
-  const sweep = async () => {
-    const result = await db.deleteFrom('oidc_artifacts').where('expires_at', '<=', now()).executeTakeFirst();
-    return Number(result.numDeletedRows);
-  };
+  const sweep = () => sweepExpired(db, 'oidc_artifacts', now(), options);
   const stop = startSweeper(sweep, options);
   return { factory: (model) => createAdapter(db, model, now), sweep, close: stop };
 }
