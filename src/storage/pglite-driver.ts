@@ -32,8 +32,9 @@ const MAX_PREPARED = 256;
  * PGlite's own `query` parses and plans the text again on every call, and makes six calls into
  * the WebAssembly Postgres for it (parse, describe, bind, describe, execute, sync), each awaited.
  * Here a statement is parsed and described once under a name, and a query is then one call:
- * bind, execute, sync. On 6 Dec a primary-key read cost 0.21 ms of CPU through `query` and 0.04
- * ms here, and the embedded setup's logins (about twenty statements each) were PGlite-bound.
+ * bind, execute, sync (still planned each time: see init). On 5 Dec a primary-key read through
+ * kysely cost 0.21 ms of CPU with `query` and 0.14 ms here, and the embedded setup's logins
+ * (about twenty statements each) were PGlite-bound.
  *
  * Values are serialised and rows parsed by PGlite's own type handlers, as `query` does, so the
  * results are the same. Kysely holds PGlite's one connection per query or transaction (the
@@ -65,7 +66,7 @@ class PreparedPGliteDriver implements Driver {
     await this.pglite.waitReady;
     // Every execution planned for its own values, as an unnamed statement is: PGlite runs no
     // autovacuum, so a table's statistics stay what they were (often empty), and a generic plan
-    // made from them is kept however large the table grows. On 6 Dec one such plan made the
+    // made from them is kept however large the table grows. On 5 Dec one such plan made the
     // artifact read by primary key cost 1.6 ms instead of 0.14 once the table had filled.
     await this.#connection.run('set plan_cache_mode = force_custom_plan');
   }

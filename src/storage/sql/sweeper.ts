@@ -8,7 +8,7 @@ export interface SweeperOptions {
   onSweepError?: (error: unknown) => void;
   /**
    * VACUUM ANALYZE the table after a sweep that deleted rows: for PGlite, which runs no
-   * autovacuum. Without it the space of deleted rows is never reused (on 6 Dec a table filled
+   * autovacuum. Without it the space of deleted rows is never reused (on 5 Dec a table filled
    * and emptied five times over took five times the space) and the planner's statistics stay
    * those of the empty table it started as. PostgreSQL's autovacuum does this itself.
    */
