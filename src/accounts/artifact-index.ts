@@ -1,8 +1,8 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
-import { startSweeper } from '../storage/sql/sweeper.ts';
+import { type SweeperOptions, startSweeper, sweepExpired } from '../storage/sql/sweeper.ts';
 import { flushIndexWrites, indexWriter } from './artifact-batch.ts';
 
 type IndexedModel = 'Grant' | 'Session';
@@ -80,34 +80,28 @@ export async function forgetAccountArtifacts(db: Kysely<Database>, subject: stri
   await db.deleteFrom('account_artifacts').where('subject', '=', subject).execute();
 }
 
-/** Deletes the index rows of grants and sessions past their expiry; returns how many. */
-export async function sweepExpiredArtifacts(db: Kysely<Database>): Promise<number> {
-  const result = await db
-    .deleteFrom('account_artifacts')
-    .where('expires_at', '<', sql<Date>`now()`)
-    .executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
-
 /** How often the index is swept: its rows are only read per account, so staleness costs little. */
 const ARTIFACT_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 /**
  * Sweeps the index periodically: oidc-provider emits no destroyed event when a grant or session
  * simply expires (Redis drops the key, the SQL adapter's sweeper the row), so without this the
- * rows of expired ones would stay forever. Returns the stop function.
+ * rows of expired ones would stay forever. `vacuum`: on PGlite, which runs no autovacuum (see
+ * SweeperOptions). Returns the stop function.
  */
 export function startArtifactSweep(
   db: Kysely<Database>,
   logger: Logger,
-  intervalMs = ARTIFACT_SWEEP_INTERVAL_MS,
+  { intervalMs = ARTIFACT_SWEEP_INTERVAL_MS, vacuum = false }: { intervalMs?: number; vacuum?: boolean } = {},
 ): () => void {
-  return startSweeper(() => sweepExpiredArtifacts(db), {
+  const options: SweeperOptions = {
     sweepIntervalMs: intervalMs,
+    vacuum,
     onSweepError: (err) =>
       logger.warn(
         { reason: err instanceof Error ? err.message : String(err) },
         'account artifact index sweep failed',
       ),
-  });
+  };
+  return startSweeper(() => sweepExpired(db, 'account_artifacts', new Date(), options), options);
 }

@@ -36,7 +36,7 @@ for (const [name, open, available] of backends) {
           row('Grant', 'endless-grant', null),
         ])
         .execute();
-      const stop = startArtifactSweep(backend.db, createLogger({ level: 'silent' }), 10);
+      const stop = startArtifactSweep(backend.db, createLogger({ level: 'silent' }), { intervalMs: 10 });
       try {
         await expect
           .poll(async () => (await indexedArtifacts(backend.db, subject, 'Session')).map((a) => a.id))

@@ -18,7 +18,7 @@ export interface SweeperOptions {
 /** Deletes the table's expired rows (and vacuums it, when asked); resolves to how many. */
 export async function sweepExpired(
   db: Kysely<Database>,
-  table: 'oidc_artifacts' | 'kv_entries',
+  table: 'oidc_artifacts' | 'kv_entries' | 'account_artifacts',
   at: Date,
   options: SweeperOptions,
 ): Promise<number> {
