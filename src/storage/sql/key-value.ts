@@ -1,7 +1,7 @@
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import type { KeyValueStore } from '../ports.ts';
 import type { Database } from '../schema.ts';
-import { jsonb } from './json.ts';
+import { jsonText } from './json.ts';
 import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
 export interface SqlKeyValueStoreOptions extends SweeperOptions {
@@ -15,6 +15,24 @@ export interface SqlKeyValueStore extends KeyValueStore {
   /** Stops the sweeper. The Kysely belongs to the caller and stays open. */
   close(): void;
 }
+
+/**
+ * The store's statements as SQL text, as the artifact adapter's are (./oidc-adapter.ts, where the
+ * builder's cost per call is measured): one login reads and writes several entries.
+ */
+const STATEMENTS = {
+  put: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as jsonb), $3)
+    on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at`,
+  // An expired entry counts as absent: replace it. The row lock taken by ON CONFLICT makes
+  // concurrent callers queue, and each re-checks the expiry after the wait.
+  putIfAbsent: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as jsonb), $3)
+    on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at
+      where kv_entries.expires_at <= $4
+    returning key`,
+  get: 'select value from kv_entries where key = $1 and expires_at > $2',
+  take: 'delete from kv_entries where key = $1 returning value, expires_at',
+  delete: 'delete from kv_entries where key = $1',
+};
 
 /**
  * KeyValueStore in the `kv_entries` table (PostgreSQL or PGlite). Expired entries read as
@@ -31,63 +49,33 @@ export function createSqlKeyValueStore(
   const sweep = () => sweepExpired(db, 'kv_entries', now(), options);
   const stop = startSweeper(sweep, options);
 
+  const run = <R>(text: string, parameters: unknown[]) =>
+    db.executeQuery<R>(CompiledQuery.raw(text, parameters));
   return {
     async put(key, value, ttl) {
-      await db
-        .insertInto('kv_entries')
-        .values({ key, value: jsonb(value), expires_at: expiry(ttl) })
-        .onConflict((oc) =>
-          oc.column('key').doUpdateSet((eb) => ({
-            value: eb.ref('excluded.value'),
-            expires_at: eb.ref('excluded.expires_at'),
-          })),
-        )
-        .execute();
+      await run(STATEMENTS.put, [key, jsonText(value), expiry(ttl)]);
     },
 
     async putIfAbsent(key, value, ttl) {
-      const stored = await db
-        .insertInto('kv_entries')
-        .values({ key, value: jsonb(value), expires_at: expiry(ttl) })
-        // An expired entry counts as absent: replace it. The row lock taken by ON CONFLICT
-        // makes concurrent callers queue, and each re-checks the expiry after the wait.
-        .onConflict((oc) =>
-          oc
-            .column('key')
-            .doUpdateSet((eb) => ({
-              value: eb.ref('excluded.value'),
-              expires_at: eb.ref('excluded.expires_at'),
-            }))
-            .where('kv_entries.expires_at', '<=', now()),
-        )
-        .returning('key')
-        .executeTakeFirst();
-      return stored !== undefined;
+      const { rows } = await run(STATEMENTS.putIfAbsent, [key, jsonText(value), expiry(ttl), now()]);
+      return rows.length > 0;
     },
 
     async get<T>(key: string) {
-      const row = await db
-        .selectFrom('kv_entries')
-        .select('value')
-        .where('key', '=', key)
-        .where('expires_at', '>', now())
-        .executeTakeFirst();
-      return row?.value as T | undefined;
+      const { rows } = await run<{ value: unknown }>(STATEMENTS.get, [key, now()]);
+      return rows[0]?.value as T | undefined;
     },
 
     async take<T>(key: string) {
       // Deleting an expired entry here is fine (it is gone either way); it just is not returned.
-      const row = await db
-        .deleteFrom('kv_entries')
-        .where('key', '=', key)
-        .returning(['value', 'expires_at'])
-        .executeTakeFirst();
+      const { rows } = await run<{ value: unknown; expires_at: Date }>(STATEMENTS.take, [key]);
+      const row = rows[0];
       if (!row || row.expires_at.getTime() <= now().getTime()) return undefined;
       return row.value as T;
     },
 
     async delete(key) {
-      await db.deleteFrom('kv_entries').where('key', '=', key).execute();
+      await run(STATEMENTS.delete, [key]);
     },
 
     sweep,
