@@ -14,11 +14,12 @@ export function embeddedDatabaseDir(dataDir: string): string {
  * A Kysely over PGlite (PostgreSQL in WebAssembly) persisted under `<dataDir>/pglite`,
  * for single-instance deployments without a database server.
  *
- * Every statement is kept prepared (./pglite-driver.ts). PGlite has one connection. Kysely's PGlite adapter declares that, so Kysely serialises
- * every query and holds the connection for a whole transaction: a concurrent request
- * waits rather than running inside someone else's transaction (test/storage/embedded.test.ts
- * pins this). The flip side: inside `db.transaction().execute(trx => ...)` use only
- * `trx`; a query on `db` there waits for the transaction that waits for it.
+ * Every statement is kept prepared (./pglite-driver.ts). PGlite has one connection. Kysely's
+ * PGlite adapter declares that, so Kysely serialises every query and holds the connection for a
+ * whole transaction: a concurrent request waits rather than running inside someone else's
+ * transaction (test/storage/embedded.test.ts pins this). The flip side: inside
+ * `db.transaction().execute(trx => ...)` use only `trx`; a query on `db` there waits for the
+ * transaction that waits for it.
  *
  * Only one process may open a data directory at a time.
  */

@@ -1,7 +1,8 @@
-import { CompiledQuery, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { KeyValueStore } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { jsonText } from './json.ts';
+import { runStatement } from './statement.ts';
 import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
 export interface SqlKeyValueStoreOptions extends SweeperOptions {
@@ -49,33 +50,36 @@ export function createSqlKeyValueStore(
   const sweep = () => sweepExpired(db, 'kv_entries', now(), options);
   const stop = startSweeper(sweep, options);
 
-  const run = <R>(text: string, parameters: unknown[]) =>
-    db.executeQuery<R>(CompiledQuery.raw(text, parameters));
   return {
     async put(key, value, ttl) {
-      await run(STATEMENTS.put, [key, jsonText(value), expiry(ttl)]);
+      await runStatement(db, STATEMENTS.put, [key, jsonText(value), expiry(ttl)]);
     },
 
     async putIfAbsent(key, value, ttl) {
-      const { rows } = await run(STATEMENTS.putIfAbsent, [key, jsonText(value), expiry(ttl), now()]);
+      const { rows } = await runStatement(db, STATEMENTS.putIfAbsent, [
+        key,
+        jsonText(value),
+        expiry(ttl),
+        now(),
+      ]);
       return rows.length > 0;
     },
 
     async get<T>(key: string) {
-      const { rows } = await run<{ value: unknown }>(STATEMENTS.get, [key, now()]);
+      const { rows } = await runStatement<{ value: unknown }>(db, STATEMENTS.get, [key, now()]);
       return rows[0]?.value as T | undefined;
     },
 
     async take<T>(key: string) {
       // Deleting an expired entry here is fine (it is gone either way); it just is not returned.
-      const { rows } = await run<{ value: unknown; expires_at: Date }>(STATEMENTS.take, [key]);
+      const { rows } = await runStatement<{ value: unknown; expires_at: Date }>(db, STATEMENTS.take, [key]);
       const row = rows[0];
       if (!row || row.expires_at.getTime() <= now().getTime()) return undefined;
       return row.value as T;
     },
 
     async delete(key) {
-      await run(STATEMENTS.delete, [key]);
+      await runStatement(db, STATEMENTS.delete, [key]);
     },
 
     sweep,

@@ -1,4 +1,4 @@
-import { CompiledQuery, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds } from '../destroy-grace.ts';
@@ -6,6 +6,7 @@ import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { jsonText } from './json.ts';
+import { runStatement } from './statement.ts';
 import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
 export interface SqlOidcAdapterOptions extends SweeperOptions {
@@ -79,17 +80,15 @@ interface ArtifactRow {
 
 function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
   const grace = destroyGraceSeconds(model);
-  const run = <R>(text: string, parameters: unknown[]) =>
-    db.executeQuery<R>(CompiledQuery.raw(text, parameters));
   const find = async (statement: string, value: string) => {
-    const { rows } = await run<ArtifactRow>(statement, [model, value, now()]);
+    const { rows } = await runStatement<ArtifactRow>(db, statement, [model, value, now()]);
     return rows[0] && decode(rows[0]);
   };
 
   return {
     async upsert(id, payload, expiresIn) {
       const { consumed, ...rest } = payload;
-      await run(STATEMENTS.upsert, [
+      await runStatement(db, STATEMENTS.upsert, [
         model,
         id,
         jsonText(rest),
@@ -108,16 +107,20 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
     findByUserCode: (userCode) => find(STATEMENTS.findByUserCode, userCode),
 
     async consume(id) {
-      const { rows } = await run(STATEMENTS.consume, [model, id, now()]);
+      const { rows } = await runStatement(db, STATEMENTS.consume, [model, id, now()]);
       if (rows.length === 0) throw new errors.InvalidGrant(`${model} already consumed`);
     },
 
     async destroy(id) {
       if (grace === undefined) {
-        await run(STATEMENTS.destroy, [model, id]);
+        await runStatement(db, STATEMENTS.destroy, [model, id]);
         return;
       }
-      await run(STATEMENTS.destroyAfterGrace, [model, id, new Date(now().getTime() + grace * 1000)]);
+      await runStatement(db, STATEMENTS.destroyAfterGrace, [
+        model,
+        id,
+        new Date(now().getTime() + grace * 1000),
+      ]);
     },
 
     async revokeByGrantId(grantId) {
