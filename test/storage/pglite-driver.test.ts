@@ -102,6 +102,18 @@ describe('PGlite driver with prepared statements', () => {
     expect(rows).toEqual([{ n: 0, m: 0 }]);
   });
 
+  it('plans a statement once and keeps the plan, with sequential scans priced out', async () => {
+    await sql`create table planned (id int primary key)`.execute(db);
+    const read = (id: number) => db.selectFrom('planned').selectAll().where('id', '=', id).execute();
+    for (let id = 0; id < 4; id++) await read(id);
+    const { rows } = await sql<{ generic: number; custom: number }>`
+      select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements
+      where starts_with(statement, 'select * from "planned"')`.execute(db);
+    expect(rows).toEqual([{ generic: 4, custom: 0 }]);
+    const setting = await pglite.query<{ enable_seqscan: string }>('show enable_seqscan');
+    expect(setting.rows).toEqual([{ enable_seqscan: 'off' }]);
+  });
+
   it('prepares a statement again when its table changed shape under it', async () => {
     await sql`create table reshaped (id int)`.execute(db);
     await sql`insert into reshaped values (1)`.execute(db);
