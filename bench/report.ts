@@ -78,10 +78,13 @@ export function checkTargets(setups: SetupResult[]): TargetCheck[] {
         });
       }
       if (isLogin) {
+        // The bare engine's own rate beside it: where that is under the target too, this machine
+        // (or storage) cannot meet it, whatever the bridge does.
+        const bare = rows.find((r) => r.engine === 'bare' && r.scenario === row.comparedTo);
         checks.push({
           setup,
           what: `${row.scenario}: logins per core-second`,
-          target: `≥ ${TARGETS.loginsPerCoreSecond}`,
+          target: `≥ ${TARGETS.loginsPerCoreSecond}${bare ? `; bare engine ${bare.perCoreSecond.toFixed(0)}` : ''}`,
           measured: row.perCoreSecond.toFixed(0),
           met: row.perCoreSecond >= TARGETS.loginsPerCoreSecond,
         });

@@ -62,6 +62,10 @@ test('npm run bench measures every scenario on the bridge and the bare engine wi
   expect(login?.systemMsPerOp).toBeLessThan(login?.cpuMsPerOp ?? Number.NaN);
   const spread = login && ratioSpread(login, report.setups[0]?.rows ?? []);
   expect(spread?.low).toBeLessThanOrEqual(spread?.high ?? Number.NaN);
+  // The absolute login target is read beside the bare engine's own rate in the same run.
+  const bareLogin = report.setups[0]?.rows.find((r) => r.engine === 'bare' && r.scenario === 'login');
+  const rate = report.targets.find((t) => t.what === 'login: logins per core-second');
+  expect(rate?.target).toBe(`≥ 350; bare engine ${bareLogin?.perCoreSecond.toFixed(0)}`);
 }, 180_000);
 
 test('the spread of a ratio is the middle half of the per-round ratios, round paired with round', () => {
