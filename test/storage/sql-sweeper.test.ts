@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createSqlKeyValueStore } from '../../src/storage/sql/key-value.ts';
 import { createSqlOidcAdapter } from '../../src/storage/sql/oidc-adapter.ts';
 import { startSweeper } from '../../src/storage/sql/sweeper.ts';
@@ -44,16 +44,19 @@ describe('SQL stores: sweeping expired rows', () => {
     expect(keys.map((row) => row.key)).toEqual(['sweep:long']);
   });
 
-  // PGlite runs no autovacuum: what a sweep deletes is only reused once vacuumed.
+  // PGlite runs no autovacuum: what a sweep deletes is only reused once vacuumed. Each case has a
+  // database of its own, so that neither starts from the space the other left.
   it.each([
     ['gives', true],
     ['without VACUUM never gives', false],
   ])('a sweep %s the deleted rows’ space to the next ones', async (_, vacuum) => {
+    const own = await openPgliteBackend();
+    onTestFinished(() => own.close());
     const clock = createFakeClock();
-    const adapter = createSqlOidcAdapter(backend.db, { now: clock.now, sweepIntervalMs: 0, vacuum });
+    const adapter = createSqlOidcAdapter(own.db, { now: clock.now, sweepIntervalMs: 0, vacuum });
     const size = async () => {
       const { rows } = await sql<{ bytes: number }>`
-        select pg_relation_size('oidc_artifacts')::int as bytes`.execute(backend.db);
+        select pg_relation_size('oidc_artifacts')::int as bytes`.execute(own.db);
       return rows[0]?.bytes ?? 0;
     };
     const fillAndSweep = async () => {
