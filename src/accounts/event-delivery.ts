@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import { request } from 'undici';
+import { outboundDispatcher } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 import { errorClass } from './webhooks.ts';
@@ -174,6 +175,7 @@ async function post(uri: string, token: string, timeoutMs: number): Promise<stri
       method: 'POST',
       headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
       body: token,
+      dispatcher: outboundDispatcher(),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       // Bounds the connection too: a receiver that never accepts cannot hold a pass (or a shutdown).

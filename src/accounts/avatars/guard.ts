@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { outboundDispatcher } from '../../http/outbound.ts';
 
 /** Why an avatar was not downloaded: the mirror logs it and keeps the previous picture. */
 export type AvatarFetchErrorCode =
@@ -102,6 +103,7 @@ async function send(url: URL, policy: AvatarFetchPolicy, signal: AbortSignal): P
       method: 'GET',
       headers: { accept: 'image/png, image/jpeg, image/gif, image/webp' },
       signal,
+      dispatcher: outboundDispatcher(),
       headersTimeout: policy.timeoutMs,
       bodyTimeout: policy.timeoutMs,
     });

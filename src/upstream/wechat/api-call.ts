@@ -1,5 +1,6 @@
 import { type Dispatcher, request } from 'undici';
 import { Secret } from '../../config/secret.ts';
+import { outboundDispatcher } from '../../http/outbound.ts';
 import { upstreamCodeForErrcode } from './errcode-map.ts';
 import { UpstreamError } from './types.ts';
 import { parseJsonObject, toInteger, type WireObject, WireShapeError } from './wire.ts';
@@ -23,7 +24,7 @@ export interface WeChatCallOptions {
   apiBaseUrl: string;
   /** Per HTTP attempt, covering the headers and the whole body. */
   timeoutMs: number;
-  /** Tests pass a MockAgent; production uses undici's global dispatcher. */
+  /** Tests pass a MockAgent; production uses the process's outbound pools (http/outbound.ts). */
   dispatcher?: Dispatcher;
   /** One event per HTTP attempt; never carries secrets, codes or tokens. A throwing hook is ignored. */
   onCall?: (event: WeChatCallEvent) => void;
@@ -210,7 +211,7 @@ async function send(
       headers: prepared.headers,
       body: prepared.body,
       signal: controller.signal,
-      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      dispatcher: options.dispatcher ?? outboundDispatcher(),
     });
     const text = await response.body.text();
     return { status: response.statusCode, text };
