@@ -38,6 +38,9 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const { url, checks } = await authorizationRequest(rp);
     await page.goto(url.href);
     expect(await page.locator('h1').textContent()).toBe('使用微信登录');
+    // The page names its icon, so that a browser does not ask for a /favicon.ico that is not there
+    // (a 404 in the access log for every page a person opens).
+    expect(await page.locator('link[rel="icon"]').getAttribute('href')).toBe('data:,');
     const frame = page.frameLocator('#wechat-qr');
     await frame.locator('select[name="user"]').selectOption({ label: user.nickname });
     await page.screenshot({ path: `${SCREENSHOTS}/login-zh.png`, fullPage: true });
