@@ -81,8 +81,8 @@ export async function spendPoint(limiter: RateLimiterAbstract, key: string): Pro
 
 /**
  * Which group a request counts against, if any: the steps of a browser's login that write to the
- * stores or spend WeChat's quota (the mini-program endpoints are counted per person by their own
- * router, not here; the account page is not counted: README, Limits). The authorization request
+ * stores or spend WeChat's quota, and the account page's posts (the mini-program endpoints are
+ * counted per person by their own router, not here). The authorization request
  * creates an interaction; the consent and abort posts write a grant or a result; a callback
  * exchanges a code with WeChat. The pages of an interaction (login, consent) only read it, and its
  * resume (`/auth/:uid`) only continues what a counted request began: counting them cost every login
@@ -91,6 +91,8 @@ export async function spendPoint(limiter: RateLimiterAbstract, key: string): Pro
 export function groupOf(method: string, path: string): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
   if (path === '/auth') return 'interaction';
   if (path === '/token') return method === 'POST' ? 'token' : undefined;
+  // The account page's posts revoke, sign out, unbind and delete: each writes to both stores.
+  if (method === 'POST' && path.startsWith('/account/')) return 'interaction';
   // Most requests (userinfo, introspection, pages, assets) end here, without a regular expression.
   if (!path.startsWith('/interaction/')) return undefined;
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';

@@ -259,6 +259,30 @@ describe('hardening: what a login counts against the interaction limit', () => {
   });
 });
 
+describe('hardening: the account page', () => {
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    bridge = await startWithLimits('embedded', { interaction: { points: 2, durationSeconds: 600 } });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('its posts count against the interaction limit; its pages do not', async () => {
+    const browser = new TestBrowser();
+    const pages = [];
+    for (let i = 0; i < 3; i++) pages.push((await browser.request(`${bridge.url}/account`)).status);
+    const signOut = () =>
+      browser.request(`${bridge.url}/account/sign-out-everywhere`, { form: { csrf: 'x' } });
+    const posts = [];
+    for (let i = 0; i < 3; i++) posts.push((await signOut()).status);
+    // Without a session a post only sends the browser to log in, but it is counted all the same.
+    expect(pages).toEqual([302, 302, 302]);
+    expect(posts).toEqual([302, 302, 429]);
+  });
+});
+
 describe.skipIf(!available)('hardening: what a counted request costs Redis', () => {
   let bridge: Bridge;
   let rp: oidc.Configuration;
