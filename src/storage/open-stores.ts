@@ -1,3 +1,4 @@
+import type { DatabaseSync } from 'node:sqlite';
 import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
 import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
@@ -11,6 +12,9 @@ import type { RedisClient } from './redis/scripts.ts';
 import type { Database } from './schema.ts';
 import { createSqlKeyValueStore } from './sql/key-value.ts';
 import { createSqlOidcAdapter } from './sql/oidc-adapter.ts';
+import { openArtifactsDatabase } from './sqlite/database.ts';
+import { createSqliteKeyValueStore } from './sqlite/key-value.ts';
+import { createSqliteOidcAdapter } from './sqlite/oidc-adapter.ts';
 
 export interface StoresLogger {
   info(o: object, msg: string): void;
@@ -20,7 +24,10 @@ export interface StoresLogger {
 export interface OpenStoresOptions {
   /** PostgreSQL URL; without it accounts live in embedded PGlite under dataDir. */
   databaseUrl?: string | undefined;
-  /** redis:// or rediss:// URL; without it artifacts and kv live in the SQL database. */
+  /**
+   * redis:// or rediss:// URL; without it artifacts and kv live in PostgreSQL (with a database URL)
+   * or in SQLite under dataDir (embedded).
+   */
   redisUrl?: string | undefined;
   redisKeyPrefix: string;
   dataDir: string;
@@ -36,9 +43,14 @@ const PING_TIMEOUT_MS = 2_000;
  */
 export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   const { logger } = options;
-  const { db, kind: accountsKind } = await openDatabase(options);
-  const cleanups: (() => Promise<void>)[] = [() => db.destroy()];
+  const cleanups: (() => Promise<void>)[] = [];
   try {
+    // The embedded artifacts' file first: its lock keeps a second process away from PGlite too.
+    const sqlite =
+      options.databaseUrl || options.redisUrl ? undefined : await openArtifactsDatabase(options.dataDir);
+    if (sqlite) cleanups.push(async () => sqlite.close());
+    const { db, kind: accountsKind } = await openDatabase(options);
+    cleanups.push(() => db.destroy());
     const applied = await migrateToLatest(db);
     logger.info(
       {
@@ -50,10 +62,13 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       },
       'database ready',
     );
+    if (accountsKind === 'embedded') await dropArtifactsLeftInPglite(db, logger);
 
     const artifacts = options.redisUrl
       ? await openRedisArtifacts(options.redisUrl, options.redisKeyPrefix, logger, cleanups)
-      : openSqlArtifacts(db, accountsKind, logger, cleanups);
+      : sqlite
+        ? openSqliteArtifacts(sqlite, logger, cleanups)
+        : openPostgresArtifacts(db, logger, cleanups);
     logger.info({ artifacts: artifacts.kind }, 'artifact store ready');
 
     const probeDatabase = () => probe(async () => void (await sql`select 1`.execute(db)));
@@ -66,6 +81,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       oidcAdapter: artifacts.oidcAdapter,
       kinds: { accounts: accountsKind, artifacts: artifacts.kind },
       ...(artifacts.redis ? { redis: artifacts.redis } : {}),
+      ...(sqlite ? { sqlite } : {}),
       async ping() {
         const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
         return { database, cache };
@@ -135,19 +151,13 @@ async function openRedisArtifacts(
   };
 }
 
-function openSqlArtifacts(
+/** Artifacts in the accounts' PostgreSQL database (a DATABASE_URL without a REDIS_URL). */
+function openPostgresArtifacts(
   db: Kysely<Database>,
-  kind: StorageKind,
   logger: StoresLogger,
   cleanups: (() => Promise<void>)[],
 ): Artifacts {
-  const onSweepError = (error: unknown) =>
-    logger.warn(
-      { error: error instanceof Error ? error.message : String(error) },
-      'expired-row sweep failed',
-    );
-  // PGlite runs no autovacuum: each sweep vacuums what it deleted.
-  const sweeping = { onSweepError, vacuum: kind === 'embedded' };
+  const sweeping = { onSweepError: sweepErrorReporter(logger) };
   const adapter = createSqlOidcAdapter(db, sweeping);
   const kv = createSqlKeyValueStore(db, sweeping);
   // Stop the sweepers before the database closes under them.
@@ -155,7 +165,56 @@ function openSqlArtifacts(
     adapter.close();
     kv.close();
   });
-  return { kind, kv, oidcAdapter: adapter.factory };
+  return { kind: 'postgres', kv, oidcAdapter: adapter.factory };
+}
+
+/**
+ * The embedded setup's artifacts: a SQLite file beside PGlite's directory rather than PGlite
+ * itself, which made them most of an embedded login's cost (./sqlite/database.ts).
+ */
+function openSqliteArtifacts(
+  database: DatabaseSync,
+  logger: StoresLogger,
+  cleanups: (() => Promise<void>)[],
+): Artifacts {
+  const sweeping = { onSweepError: sweepErrorReporter(logger) };
+  const adapter = createSqliteOidcAdapter(database, sweeping);
+  const kv = createSqliteKeyValueStore(database, sweeping);
+  // Stop the sweepers before the file closes under them.
+  cleanups.push(async () => {
+    adapter.close();
+    kv.close();
+  });
+  return {
+    kind: 'embedded',
+    kv,
+    oidcAdapter: adapter.factory,
+    // Throws once the file is closed: the probe then answers false.
+    ping: () => probe(async () => void database.prepare('select 1').get()),
+  };
+}
+
+/**
+ * Until 6 Dec 2026 the embedded setup kept artifacts and entries in PGlite's tables (which the
+ * PostgreSQL setup still uses). Nothing reads them there any more and no sweeper would ever
+ * delete them, so they go: sessions and tokens of before the upgrade end, and people log in again.
+ */
+async function dropArtifactsLeftInPglite(db: Kysely<Database>, logger: StoresLogger): Promise<void> {
+  let deleted = 0;
+  for (const table of ['oidc_artifacts', 'kv_entries'] as const) {
+    const result = await db.deleteFrom(table).executeTakeFirst();
+    if (result.numDeletedRows > 0n) await sql`vacuum ${sql.table(table)}`.execute(db);
+    deleted += Number(result.numDeletedRows);
+  }
+  if (deleted > 0) logger.info({ rows: deleted }, 'deleted the artifacts an earlier release kept in PGlite');
+}
+
+function sweepErrorReporter(logger: StoresLogger): (error: unknown) => void {
+  return (error) =>
+    logger.warn(
+      { error: error instanceof Error ? error.message : String(error) },
+      'expired-row sweep failed',
+    );
 }
 
 /** Resolves true when `check` succeeds within PING_TIMEOUT_MS; never rejects. */

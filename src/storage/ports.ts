@@ -1,3 +1,4 @@
+import type { DatabaseSync } from 'node:sqlite';
 import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import type { RedisClient } from './redis/scripts.ts';
@@ -42,6 +43,8 @@ export interface Stores {
   kinds: { accounts: StorageKind; artifacts: StorageKind };
   /** The Redis connection the artifacts use, when they are in Redis (the rate limits count on it). */
   redis?: RedisClient;
+  /** The embedded setup's SQLite file of artifacts (./sqlite/database.ts), which it keeps locked: tests read it here. */
+  sqlite?: DatabaseSync;
   /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
   ping(): Promise<{ database: boolean; cache: boolean }>;
   close(): Promise<void>;

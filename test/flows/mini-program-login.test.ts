@@ -12,6 +12,7 @@ import {
   UNBOUND_MINI_PROGRAM_APP,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
+import { embeddedArtifactRows } from '../helpers/embedded-artifacts.ts';
 import {
   createSandboxUser,
   injectFault,
@@ -611,6 +612,11 @@ for (const storage of STORAGE_SETUPS) {
           row: unknown;
         }>`select row_to_json(t) as row from ${sql.table(table)} t`.execute(db);
         rows.push(...result.rows.map((r) => JSON.stringify(r.row)));
+      }
+      if (storage === 'embedded') {
+        // Artifacts and entries live in a SQLite file of their own there.
+        for (const table of ['oidc_artifacts', 'kv_entries'] as const)
+          rows.push(...embeddedArtifactRows(bridge.server.stores, table).map((r) => JSON.stringify(r)));
       }
       const redisValues: string[] = [];
       if (storage === 'postgres+redis') {

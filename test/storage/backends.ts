@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll } from 'vitest';
@@ -8,6 +9,7 @@ import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';
+import { openArtifactsDatabase } from '../../src/storage/sqlite/database.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis } from '../helpers/redis.ts';
 
@@ -78,4 +80,25 @@ export async function openRedisBackend(): Promise<RedisBackend> {
       redis.disconnect();
     },
   };
+}
+
+/** The embedded setup's SQLite artifacts file in a temporary directory, deleted on close. */
+export interface SqliteBackend {
+  database: DatabaseSync;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function openSqliteBackend(): Promise<SqliteBackend> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wob-sqlite-'));
+  const backend: SqliteBackend = {
+    database: await openArtifactsDatabase(dataDir),
+    dataDir,
+    async close() {
+      // A test may have swapped the handle (reopening the file): close whichever is current.
+      if (backend.database.isOpen) backend.database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return backend;
 }

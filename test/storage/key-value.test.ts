@@ -1,7 +1,14 @@
 import { createRedisKeyValueStore } from '../../src/storage/redis/key-value.ts';
 import { createSqlKeyValueStore } from '../../src/storage/sql/key-value.ts';
+import { createSqliteKeyValueStore } from '../../src/storage/sqlite/key-value.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, openRedisBackend, type SqlBackend } from './backends.ts';
+import {
+  openPgliteBackend,
+  openPostgresBackend,
+  openRedisBackend,
+  openSqliteBackend,
+  type SqlBackend,
+} from './backends.ts';
 import { createFakeClock } from './fake-clock.ts';
 import { describeKeyValueConformance, type KeyValueHarness } from './key-value-conformance.ts';
 import { advanceRedisTime } from './redis-time.ts';
@@ -26,6 +33,22 @@ describeKeyValueConformance('SQL on PostgreSQL', () => sqlHarness(openPostgresBa
 });
 
 describeKeyValueConformance('SQL on PGlite', () => sqlHarness(openPgliteBackend()));
+
+describeKeyValueConformance('SQLite (embedded)', async () => {
+  const backend = await openSqliteBackend();
+  const clock = createFakeClock();
+  const kv = createSqliteKeyValueStore(backend.database, { now: clock.now, sweepIntervalMs: 0 });
+  return {
+    kv,
+    async advance(seconds) {
+      clock.advance(seconds);
+    },
+    async close() {
+      kv.close();
+      await backend.close();
+    },
+  };
+});
 
 async function sqlHarness(opening: Promise<SqlBackend>): Promise<KeyValueHarness> {
   const backend = await opening;

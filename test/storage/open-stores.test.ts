@@ -2,9 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
+import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
+import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis, scanKeys } from '../helpers/redis.ts';
 import { serviceAvailable } from '../helpers/services.ts';
@@ -36,21 +40,58 @@ describe('openStores without URLs', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('falls back to embedded PGlite for everything when no URL is given', async () => {
+  it('falls back to PGlite for accounts and a SQLite file for artifacts when no URL is given', async () => {
     const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
     try {
       expect(stores.kinds).toEqual({ accounts: 'embedded', artifacts: 'embedded' });
       const jti = randomUUID();
       await stores.oidcAdapter('Session').upsert(jti, { jti, uid: 'u' }, 60);
-      const row = await stores.db
-        .selectFrom('oidc_artifacts')
-        .select('id')
-        .where('id', '=', jti)
-        .executeTakeFirst();
-      expect(row).toEqual({ id: jti });
       await stores.kv.put('k', 'v', 60);
+      const file = stores.sqlite as DatabaseSync;
+      expect(file.location()).toBe(embeddedArtifactsFile(dataDir));
+      expect(file.prepare('select id from oidc_artifacts').all()).toEqual([{ id: jti }]);
+      expect(file.prepare('select key from kv_entries').all()).toEqual([{ key: 'k' }]);
+      expect(await stores.db.selectFrom('oidc_artifacts').select('id').execute()).toEqual([]);
       expect(await stores.kv.take('k')).toBe('v');
       expect(await stores.ping()).toEqual({ database: true, cache: true });
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('refuses a second server on the same data directory before it opens PGlite', async () => {
+    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
+    try {
+      await expect(
+        openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() }),
+      ).rejects.toThrow('the embedded store admits one process per data directory');
+      expect(await stores.ping()).toEqual({ database: true, cache: true });
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('deletes the artifacts an earlier release kept in PGlite', async () => {
+    const db = await openEmbeddedDatabase(dataDir);
+    try {
+      await migrateToLatest(db);
+      await db
+        .insertInto('oidc_artifacts')
+        .values({ model: 'Session', id: 'old', payload: JSON.stringify({ accountId: 'someone' }) })
+        .execute();
+      await db
+        .insertInto('kv_entries')
+        .values({ key: 'old', value: JSON.stringify(1), expires_at: new Date(Date.now() + 60_000) })
+        .execute();
+    } finally {
+      await db.destroy();
+    }
+    const logger = recordingLogger();
+    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger });
+    try {
+      expect(await stores.db.selectFrom('oidc_artifacts').select('id').execute()).toEqual([]);
+      expect(await stores.db.selectFrom('kv_entries').select('key').execute()).toEqual([]);
+      expect(logger.lines.join('\n')).toContain('"rows":2');
     } finally {
       await stores.close();
     }

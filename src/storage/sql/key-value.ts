@@ -87,7 +87,7 @@ export function createSqlKeyValueStore(
   };
 }
 
-function ttlMilliseconds(ttl: number): number {
+export function ttlMilliseconds(ttl: number): number {
   if (!Number.isFinite(ttl) || ttl <= 0) throw new RangeError('KeyValueStore TTLs must be positive seconds');
   return Math.ceil(ttl) * 1000;
 }

@@ -1,0 +1,114 @@
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import { destroyGraceSeconds } from '../destroy-grace.ts';
+import { GRANTABLE_MODELS } from '../grantable.ts';
+import { jsonText } from '../sql/json.ts';
+import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
+import { startSweeper } from '../sql/sweeper.ts';
+import { sqliteSweeper } from './sweeper.ts';
+
+/**
+ * oidc-provider artifacts in the embedded setup's SQLite file (./database.ts), with the SQL
+ * adapter's semantics (../sql/oidc-adapter.ts): expired rows are invisible to every read and deleted
+ * by a periodic sweeper, `consumed` lives in consumed_at, destroy() of an Interaction only moves
+ * expires_at up to a grace. The statements are prepared once, for every model.
+ */
+export function createSqliteOidcAdapter(
+  database: DatabaseSync,
+  options: SqlOidcAdapterOptions = {},
+): SqlOidcAdapter {
+  const now = options.now ?? (() => new Date());
+  const statements = prepare(database);
+  const sweepAt = sqliteSweeper(database, 'oidc_artifacts');
+  const sweep = () => sweepAt(now().getTime());
+  const stop = startSweeper(sweep, options);
+  return { factory: (model) => createAdapter(statements, model, () => now().getTime()), sweep, close: stop };
+}
+
+type Statements = ReturnType<typeof prepare>;
+
+function prepare(database: DatabaseSync) {
+  const visible = '(expires_at is null or expires_at > ?)';
+  const find = (column: 'id' | 'uid' | 'user_code') =>
+    database.prepare(
+      `select payload, consumed_at from oidc_artifacts where model = ? and ${column} = ? and ${visible} limit 1`,
+    );
+  return {
+    findById: find('id'),
+    findByUid: find('uid'),
+    findByUserCode: find('user_code'),
+    upsert: database.prepare(`insert into oidc_artifacts
+        (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+      values (?, ?, ?, ?, ?, ?, ?, ?)
+      on conflict (model, id) do update set
+        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+        user_code = excluded.user_code, expires_at = excluded.expires_at,
+        consumed_at = excluded.consumed_at`),
+    consume: database.prepare(`update oidc_artifacts set consumed_at = ?3
+      where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
+    destroy: database.prepare('delete from oidc_artifacts where model = ? and id = ?'),
+    // PostgreSQL's least(expires_at, $3) of the SQL adapter, which ends a null (endless) life too.
+    destroyAfterGrace: database.prepare(`update oidc_artifacts
+      set expires_at = case when expires_at is null or expires_at > ?3 then ?3 else expires_at end
+      where model = ?1 and id = ?2`),
+    revokeByGrantId: database.prepare('delete from oidc_artifacts where grant_id = ?'),
+  };
+}
+
+interface ArtifactRow {
+  payload: string;
+  consumed_at: number | null;
+}
+
+function createAdapter(statements: Statements, model: string, now: () => number): Adapter {
+  const grace = destroyGraceSeconds(model);
+  const find = async (statement: StatementSync, value: string) => {
+    const row = statement.get(model, value, now()) as ArtifactRow | undefined;
+    return row && decode(row);
+  };
+
+  return {
+    async upsert(id, payload, expiresIn) {
+      const { consumed, ...rest } = payload;
+      statements.upsert.run(
+        model,
+        id,
+        jsonText(rest),
+        GRANTABLE_MODELS.has(model) ? (payload.grantId ?? null) : null,
+        payload.uid ?? null,
+        payload.userCode ?? null,
+        expiresIn === undefined ? null : now() + expiresIn * 1000,
+        consumed ? Number(consumed) * 1000 : null,
+      );
+    },
+
+    find: (id) => find(statements.findById, id),
+
+    findByUid: (uid) => find(statements.findByUid, uid),
+
+    findByUserCode: (userCode) => find(statements.findByUserCode, userCode),
+
+    async consume(id) {
+      // One UPDATE, run to completion before any other request's: of concurrent consumers exactly one changes the row.
+      const { changes } = statements.consume.run(model, id, now());
+      if (Number(changes) === 0) throw new errors.InvalidGrant(`${model} already consumed`);
+    },
+
+    async destroy(id) {
+      if (grace === undefined) statements.destroy.run(model, id);
+      else statements.destroyAfterGrace.run(model, id, now() + grace * 1000);
+    },
+
+    async revokeByGrantId(grantId) {
+      // Every grantable model at once, as the memory adapter's shared grant index does.
+      statements.revokeByGrantId.run(grantId);
+    },
+  };
+}
+
+function decode(row: ArtifactRow): AdapterPayload {
+  const payload = JSON.parse(row.payload) as AdapterPayload;
+  if (row.consumed_at !== null) payload.consumed = Math.floor(row.consumed_at / 1000);
+  return payload;
+}
