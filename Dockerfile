@@ -27,7 +27,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY views ./views
 COPY config ./config
-RUN mkdir -p /app/data && chown node:node /app/data
+RUN install -d -o node -g node -m 0700 /app/data
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

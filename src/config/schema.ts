@@ -403,7 +403,9 @@ export const configFileSchema = z
       .string()
       .min(1)
       .default('./data')
-      .describe('Folder for the embedded database and generated keys; relative to the working directory.'),
+      .describe(
+        'Folder for the embedded stores and generated keys, kept mode 0700; relative to the working directory.',
+      ),
     log: z
       .strictObject({
         level: z

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Secret } from '../config/secret.ts';
 import type { Config } from '../config/types.ts';
+import { privateDirectory } from '../storage/private-directory.ts';
 
 export interface ProviderKeys {
   jwks: { keys: Record<string, unknown>[] };
@@ -20,6 +21,8 @@ interface Logger {
  * Generated files are written with mode 0600.
  */
 export async function loadProviderKeys(config: Config, logger: Logger): Promise<ProviderKeys> {
+  // Keys generated into the data directory are secrets: the directory must be this user's alone.
+  if (!config.oidc.jwks || !config.oidc.cookieKeys) await privateDirectory(config.dataDir, logger);
   const jwks = config.oidc.jwks ?? (await generatedJwks(config.dataDir, logger));
   const cookieKeys = config.oidc.cookieKeys ?? (await generatedCookieKeys(config.dataDir, logger));
   return { jwks, cookieKeys };
@@ -41,7 +44,7 @@ async function generatedJwks(dataDir: string, logger: Logger): Promise<ProviderK
       kid: randomUUID(),
     },
   ];
-  await writeSecretFile(dataDir, file, { keys });
+  await writeSecretFile(file, { keys });
   logger.warn({ file }, 'generated new signing keys (development only: configure oidc.jwks in production)');
   return (await readJson(file)) as ProviderKeys['jwks'];
 }
@@ -51,7 +54,7 @@ async function generatedCookieKeys(dataDir: string, logger: Logger): Promise<Sec
   const existing = (await readJson(file)) as string[] | undefined;
   if (existing) return existing.map((k) => new Secret(k));
   const keys = [randomBytes(32).toString('base64url')];
-  await writeSecretFile(dataDir, file, keys);
+  await writeSecretFile(file, keys);
   logger.warn(
     { file },
     'generated new cookie keys (development only: configure oidc.cookieKeys in production)',
@@ -82,8 +85,7 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-async function writeSecretFile(dataDir: string, file: string, value: unknown): Promise<void> {
-  await mkdir(dataDir, { recursive: true });
+async function writeSecretFile(file: string, value: unknown): Promise<void> {
   await writeFile(file, JSON.stringify(value), { mode: 0o600, flag: 'wx' }).catch(async (error) => {
     // Another process generated it at the same moment: theirs wins, ours is discarded.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely } from 'kysely';
 import { PreparedPGliteDialect } from './pglite-driver.ts';
+import { privateDirectory } from './private-directory.ts';
 import type { Database } from './schema.ts';
 
 /** Where PGlite keeps its files inside the data directory. */
@@ -25,7 +26,8 @@ export function embeddedDatabaseDir(dataDir: string): string {
  */
 export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Database>> {
   const directory = embeddedDatabaseDir(dataDir);
-  await mkdir(directory, { recursive: true });
+  await privateDirectory(dataDir);
+  await mkdir(directory, { recursive: true, mode: 0o700 });
   const pglite = await PGlite.create(directory, {
     // PostgreSQL's default buffer pool (128 MB) is resident in the WebAssembly memory, which never
     // shrinks. 32 MB holds a small deployment's working set (pages beyond it are read from the

@@ -5,6 +5,7 @@ import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
 import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
 import { createPostgresDatabase } from './postgres.ts';
+import { privateDirectory } from './private-directory.ts';
 import { connectRedis } from './redis/connect.ts';
 import { createRedisKeyValueStore } from './redis/key-value.ts';
 import { createRedisOidcAdapterFactory } from './redis/oidc-adapter.ts';
@@ -45,6 +46,8 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   const { logger } = options;
   const cleanups: (() => Promise<void>)[] = [];
   try {
+    // Accounts (and, without Redis, tokens) in files under the data directory: this user's alone.
+    if (!options.databaseUrl) await privateDirectory(options.dataDir, logger);
     // The embedded artifacts' file first: its lock keeps a second process away from PGlite too.
     const sqlite =
       options.databaseUrl || options.redisUrl ? undefined : await openArtifactsDatabase(options.dataDir);

@@ -1,6 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { privateDirectory } from '../private-directory.ts';
 
 /** The embedded setup's file for oidc-provider artifacts and short-lived entries, in the data directory. */
 export function embeddedArtifactsFile(dataDir: string): string {
@@ -56,7 +56,7 @@ const SCHEMA: readonly string[] = [
  * - Calls are synchronous, so each statement is atomic with respect to every other request.
  */
 export async function openArtifactsDatabase(dataDir: string): Promise<DatabaseSync> {
-  await mkdir(dataDir, { recursive: true });
+  await privateDirectory(dataDir);
   const file = embeddedArtifactsFile(dataDir);
   const database = new DatabaseSync(file);
   try {
