@@ -7,6 +7,7 @@ import { TestBrowser } from '../test/helpers/browser.ts';
 import {
   type AuthorizationOptions,
   authorizationRequest,
+  consentAction,
   continueToRp,
   decideOnWeChat,
   type SandboxUser,
@@ -51,10 +52,9 @@ async function bridgeLogin(
 ): Promise<oidc.TokenEndpointResponse> {
   const login = await startLogin(rp, options);
   const callback = await decideOnWeChat(login, { user: options.user, allow: true });
-  // The consent page is the login's own interaction page (the callback's path without its last
-  // part); anything else goes on to the resume.
-  const interactionPage = new URL(callback.url).pathname.replace(/\/wechat-callback$/, '');
-  const toPage = new URL(callback.location ?? '/', callback.url).pathname === interactionPage;
+  // The callback answers with the consent page itself when one follows; anything else goes on to
+  // the resume.
+  const toPage = consentAction(callback) !== undefined;
   if (options.consentPage !== undefined && toPage !== options.consentPage) {
     throw new Error(`the WeChat callback led to ${toPage ? 'a' : 'no'} consent page`);
   }

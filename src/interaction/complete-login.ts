@@ -1,6 +1,7 @@
 import type { Interaction } from 'oidc-provider';
 import { announceLinkedApp } from '../accounts/identity-events.ts';
 import { linkIdentity } from '../accounts/repository.ts';
+import { interactionPath } from '../oidc/provider.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
 import { consentStep, PAGE_CONFIRMS_REMEMBERED } from './consent.ts';
@@ -100,7 +101,7 @@ export async function logIn(
   remembered?: ReadonlySet<string>,
 ): Promise<CallbackOutcome> {
   const consent = await consentStep(deps, interaction, subject, remembered);
-  const location = consent.kind === 'page' ? `/interaction/${interaction.uid}` : interaction.returnTo;
+  const location = consent.kind === 'page' ? interactionPath(interaction.uid) : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };
   const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };
   if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };

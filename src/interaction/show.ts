@@ -98,6 +98,24 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
   }
 }
 
+/**
+ * The consent page that follows a login in its own interaction (consent.ts), answered by the WeChat
+ * callback itself instead of a redirect to the interaction's page: one request fewer for the
+ * browser (a round trip on a phone's network) and the server. A reload of the callback's URL
+ * repeats its recorded outcome, the redirect to that page (wechat-callback.ts). False when no
+ * consent page follows after all: the caller answers as it would have.
+ */
+export async function showConsentAfterLogin(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+): Promise<boolean> {
+  const accountId = await consentAfterLogin(deps, interaction);
+  if (!accountId) return false;
+  await showConsent(ctx, deps, interaction, accountId);
+  return true;
+}
+
 async function showConsent(
   ctx: Context,
   deps: InteractionDeps,
@@ -117,6 +135,8 @@ async function showConsent(
     scopes,
     confirmUrl: `/interaction/${interaction.uid}/consent`,
     abortUrl: `/interaction/${interaction.uid}/abort`,
+    // The language switch reloads the interaction's own page, wherever this one was answered.
+    pagePath: interactionPath(interaction.uid),
   });
 }
 

@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
 import { DEFAULT_WECHAT_TIMEOUT_MS } from '../config/schema.ts';
 import { pageContext } from '../http/views.ts';
+import { interactionPath } from '../oidc/provider.ts';
 import {
   type CallbackOutcome,
   type CodeClaim,
@@ -25,6 +26,7 @@ import type { InteractionDeps } from './deps.ts';
 import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
 import { findInteraction, renderExpired, secondsLeft } from './load.ts';
 import { completeOfficialAccount } from './official-account.ts';
+import { showConsentAfterLogin } from './show.ts';
 import { markStateUsed, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
@@ -116,6 +118,9 @@ async function completeClaimed(
     await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
     throw error;
   }
+  // The consent page that comes next is this answer itself (show.ts); a repeated delivery is sent to it.
+  const toConsent = outcome.kind === 'redirect' && outcome.location === interactionPath(uid);
+  if (toConsent && (await showConsentAfterLogin(ctx, deps, interaction))) return;
   answer(ctx, deps, uid, outcome);
 }
 

@@ -24,10 +24,13 @@ async function logInToDemo(page: Page, bridge: Bridge, nickname: string): Promis
   const consentPage = (await page.locator('#consent-allow').count()) > 0;
   if (consentPage) await page.click('#consent-allow');
   await page.waitForSelector('#id-token-claims');
-  // The login page is the authorization request's answer; the consent page, when shown, is the
-  // interaction's own page.
+  // The login page is the authorization request's answer, and the consent page, when shown, the
+  // WeChat callback's: the browser never loads the interaction's own page.
   expect(pages.filter((path) => path === '/auth')).toHaveLength(1);
-  expect(pages.filter((path) => /^\/interaction\/[^/]+$/.test(path))).toHaveLength(consentPage ? 1 : 0);
+  expect(pages.filter((path) => /^\/interaction\/[^/]+\/wechat-callback$/.test(path))).toHaveLength(
+    consentPage ? 1 : 0,
+  );
+  expect(pages.filter((path) => /^\/interaction\/[^/]+$/.test(path))).toHaveLength(0);
   return { consentPage };
 }
 

@@ -4,6 +4,7 @@ import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '
 import { type Hop, TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
+  consentAction,
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
@@ -27,11 +28,23 @@ const interactionUid = (url: string) => path(url).match(/^\/interaction\/([^/]+)
 const isResume = (url: string) => /^\/auth\/[^/]+$/.test(path(url));
 const CONSENT_BUTTON = 'id="consent-allow"';
 
-/** The page a redirect leads to. */
-const land = async (login: StartedLogin, hop: Hop) => login.browser.request(hop.location as string);
+/**
+ * The page an answer shows: the answer itself (the WeChat callback answers with the consent page
+ * that follows a login), or the page its redirect leads to.
+ */
+const land = async (login: StartedLogin, hop: Hop) =>
+  hop.location ? login.browser.request(hop.location) : hop;
 
+/** Posts the consent page's allow form (for a page without one, its interaction's consent URL). */
 const allow = (login: StartedLogin, page: Hop) =>
-  login.browser.request(`${page.url.replace(/\/$/, '')}/consent`, { method: 'POST', form: {} });
+  login.browser.request(consentAction(page) ?? `${page.url.replace(/\/$/, '')}/consent`, {
+    method: 'POST',
+    form: {},
+  });
+
+/** Where the page's decline form posts. */
+const abortAction = (page: Hop) =>
+  new URL(/<form method="post" action="([^"]+\/abort)"/.exec(page.body)?.[1] as string, page.url).href;
 
 // The consent page for a third-party client (test-rp). A fresh browser sees it within the login's own
 // interaction; a browser whose session already is the person's gets oidc-provider's consent prompt.
@@ -57,8 +70,10 @@ for (const storage of STORAGE_SETUPS) {
       const login = await startLogin(rp, { browser, scope: 'openid profile' });
       const loginUid = interactionUid(login.interactionUrl);
       const callback = await decideOnWeChat(login, { user: panda, allow: true });
-      // Back to the same interaction, now showing the consent page with the person's name.
-      expect(interactionUid(callback.location as string)).toBe(loginUid);
+      // The callback answers with the consent page of the same interaction, with the person's name:
+      // no redirect to it.
+      expect(callback.location).toBeUndefined();
+      expect(interactionUid(consentAction(callback) as string)).toBe(loginUid);
       const page = await land(login, callback);
       expect(page.status).toBe(200);
       expect(page.body).toContain(CONSENT_BUTTON);
@@ -71,6 +86,25 @@ for (const storage of STORAGE_SETUPS) {
       expect(tokens.scope?.split(' ').sort()).toEqual(['openid', 'profile']);
       expect(browser.requested.filter(isResume)).toHaveLength(1);
       expect(new Set(browser.requested.map(interactionUid).filter(Boolean))).toEqual(new Set([loginUid]));
+    });
+
+    test('the consent page answered by the callback survives a reload, and its links lead to the interaction', async () => {
+      const panda = await newcomer();
+      const login = await startLogin(rp, { scope: 'openid profile' });
+      const callback = await decideOnWeChat(login, { user: panda, allow: true });
+      expect(callback.body).toContain(CONSENT_BUTTON);
+      // The language switch reloads the interaction's page, not the callback (whose code is spent).
+      const interactionPage = path(login.interactionUrl);
+      expect(callback.body).toContain(`href="${interactionPage}?lang=`);
+      // A reload of the callback is a repeated delivery: the browser is sent to the interaction's page.
+      const reload = await login.browser.request(callback.url);
+      expect(reload.status).toBe(303);
+      expect(path(reload.location as string)).toBe(interactionPage);
+      const page = await land(login, reload);
+      expect(page.body).toContain(CONSENT_BUTTON);
+      const redirect = await continueToRp(login, await allow(login, page));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
     });
 
     // oidc-provider drops a scope it does not know from the request; the page and grant follow it.
@@ -101,7 +135,7 @@ for (const storage of STORAGE_SETUPS) {
       const login = await startLogin(rp);
       const page = await land(login, await decideOnWeChat(login, { user: panda, allow: true }));
       expect(page.body).toContain(CONSENT_BUTTON);
-      const declined = await login.browser.follow(`${page.url.replace(/\/$/, '')}/abort`, {
+      const declined = await login.browser.follow(abortAction(page), {
         method: 'POST',
         form: { reason: 'declined' },
         stopAt: RP.redirect_uris[0],

@@ -190,6 +190,14 @@ export async function callbackFromWeChat(
   return new URL(answer.location);
 }
 
+/** Where the consent page's allow form posts, when `hop` answered with that page. */
+export function consentAction(hop: Hop): string | undefined {
+  if (!hop.body.includes('id="consent-allow"')) return undefined;
+  const action = /<form method="post" action="([^"]+\/consent)"/.exec(hop.body)?.[1];
+  if (!action) throw new Error(`a consent page without its form at ${hop.url}`);
+  return new URL(action, hop.url).href;
+}
+
 /**
  * From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri
  * (the test RP's, or `redirectUri`).
@@ -206,9 +214,9 @@ export async function continueToRp(
       current = await login.browser.request(current.location);
       continue;
     }
-    const allow = current.body.includes('id="consent-allow"')
-      ? current.url.replace(/\/?$/, '/consent')
-      : undefined;
+    // The consent page, wherever it was answered (its interaction's page, or the WeChat callback
+    // itself): its allow form says where it posts.
+    const allow = consentAction(current);
     if (!allow)
       throw new Error(`stuck at ${current.url} (status ${current.status}): ${current.body.slice(0, 300)}`);
     current = await login.browser.request(allow, { method: 'POST', form: {} });

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { type Bridge, RP } from './bridge.ts';
 import { decodeEntities, type Hop, TestBrowser, USER_AGENTS } from './browser.ts';
-import { type AuthorizationOptions, authorizationRequest, type SandboxUser } from './flow.ts';
+import { type AuthorizationOptions, authorizationRequest, consentAction, type SandboxUser } from './flow.ts';
 
 /** A trip the bridge made the browser take to the official account's authorize page. */
 export interface OfficialAccountTrip {
@@ -65,8 +65,9 @@ export async function loginInWeChat(
       });
       continue;
     }
-    if (hop.body.includes('id="consent-allow"')) {
-      hop = await browser.request(hop.url.replace(/\/?$/, '/consent'), { method: 'POST', form: {} });
+    const allow = consentAction(hop);
+    if (allow) {
+      hop = await browser.request(allow, { method: 'POST', form: {} });
       continue;
     }
     return { browser, checks, trips, sandboxPages, redirect: undefined, last: hop };

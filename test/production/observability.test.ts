@@ -112,7 +112,10 @@ describe('observability: metrics and logs after full logins', () => {
         route: '/interaction/:uid/wechat-callback',
         method: 'GET',
         status: '303',
-      }) + sample(text, 'http_requests_total', { route: '/interaction/:uid/wechat-callback', status: '302' }),
+      }) +
+        sample(text, 'http_requests_total', { route: '/interaction/:uid/wechat-callback', status: '302' }) +
+        // A third-party client's consent page is the callback's own answer.
+        sample(text, 'http_requests_total', { route: '/interaction/:uid/wechat-callback', status: '200' }),
     ).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'http_requests_total', { route: '/token', method: 'POST', status: '200' })).toBe(3);
     expect(text).not.toMatch(/route="\/interaction\/[^:]/);

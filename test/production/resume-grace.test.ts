@@ -6,6 +6,7 @@ import { type Bridge, RP, storageAvailable } from '../helpers/bridge.ts';
 import { type Hop, TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
+  consentAction,
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
@@ -41,8 +42,9 @@ class RecordingBrowser extends TestBrowser {
 /** From the callback's answer (or the consent page) to the resume the consent POST leads to. */
 async function consentToResume(browser: TestBrowser, hop: Hop): Promise<string> {
   const page = hop.location ? await browser.request(hop.location) : hop;
-  expect(page.body).toContain('id="consent-allow"');
-  const consent = await browser.request(page.url.replace(/\/?$/, '/consent'), { method: 'POST', form: {} });
+  const allow = consentAction(page);
+  expect(allow).toBeDefined();
+  const consent = await browser.request(allow as string, { method: 'POST', form: {} });
   return consent.location as string;
 }
 

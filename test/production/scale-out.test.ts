@@ -49,7 +49,8 @@ describe.skipIf(!available)('two instances on one PostgreSQL and Redis, behind a
     const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
 
     const served = lb.served.slice(before);
-    const page = served.find((s) => s.method === 'GET' && /^\/interaction\/[^/]+$/.test(s.path));
+    // The authorization request answered with the login page; the callback came to the other instance.
+    const page = served.find((s) => s.method === 'GET' && s.path === '/auth');
     const landed = served.find((s) => s.path.endsWith('/wechat-callback'));
     expect(page).toBeDefined();
     expect(landed?.instance).toBe(1 - (page?.instance ?? 0));
