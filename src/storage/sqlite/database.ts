@@ -41,9 +41,10 @@ const SCHEMA: readonly string[] = [
  * process until it is closed.
  *
  * Why SQLite (Node's built-in node:sqlite) and not the accounts' PGlite: these are a login's many
- * small reads and writes. On PGlite each statement cost 70 to 130 microseconds of the server's
- * core (PostgreSQL in WebAssembly), about two thirds of an embedded login; on SQLite a write costs
- * about 20 and a read 3 (6 Dec, bench/FINDINGS.md).
+ * small reads and writes (about 15 per login). On PGlite each statement cost 70 to 130 microseconds
+ * of the server's core (PostgreSQL in WebAssembly): the bare engine's embedded login took 3.8 ms of
+ * CPU then and 1.6 to 2.0 now. On SQLite a write costs about 20 and a read 3 on a quiet core (6 Dec,
+ * bench/FINDINGS.md).
  *
  * - Exclusive locking: the embedded setup admits one process per data directory (PGlite would let
  *   a second one in and both would write its files). The lock is taken here, before the server
@@ -51,7 +52,8 @@ const SCHEMA: readonly string[] = [
  *   refused with a message saying so. It also spares SQLite its shared-memory index and the file
  *   locking around every statement.
  * - Write-ahead log with synchronous=NORMAL: a commit is not flushed to the disk on its own, the
- *   log is at each checkpoint. A crash of the process loses nothing; a power cut can lose the last
+ *   log is at each checkpoint (every 1,000 pages written, SQLite's default; the flush holds the
+ *   event loop that long). A crash of the process loses nothing; a power cut can lose the last
  *   commits (sessions and login state: people log in again), never the file's consistency.
  * - Calls are synchronous, so each statement is atomic with respect to every other request.
  */
