@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely } from 'kysely';
 import { PreparedPGliteDialect } from './pglite-driver.ts';
-import { privateDirectory } from './private-directory.ts';
 import type { Database } from './schema.ts';
 
 /** Where PGlite keeps its files inside the data directory. */
@@ -26,7 +25,7 @@ export function embeddedDatabaseDir(dataDir: string): string {
  */
 export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Database>> {
   const directory = embeddedDatabaseDir(dataDir);
-  await privateDirectory(dataDir);
+  // Created private (openStores tightens an existing data directory: ./private-directory.ts).
   await mkdir(directory, { recursive: true, mode: 0o700 });
   const pglite = await PGlite.create(directory, {
     // PostgreSQL's default buffer pool (128 MB) is resident in the WebAssembly memory, which never

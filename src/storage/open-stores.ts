@@ -163,11 +163,7 @@ function openPostgresArtifacts(
   const sweeping = { onSweepError: sweepErrorReporter(logger) };
   const adapter = createSqlOidcAdapter(db, sweeping);
   const kv = createSqlKeyValueStore(db, sweeping);
-  // Stop the sweepers before the database closes under them.
-  cleanups.push(async () => {
-    adapter.close();
-    kv.close();
-  });
+  stopSweepersAtClose(cleanups, adapter, kv);
   return { kind: 'postgres', kv, oidcAdapter: adapter.factory };
 }
 
@@ -183,11 +179,7 @@ function openSqliteArtifacts(
   const sweeping = { onSweepError: sweepErrorReporter(logger) };
   const adapter = createSqliteOidcAdapter(database, sweeping);
   const kv = createSqliteKeyValueStore(database, sweeping);
-  // Stop the sweepers before the file closes under them.
-  cleanups.push(async () => {
-    adapter.close();
-    kv.close();
-  });
+  stopSweepersAtClose(cleanups, adapter, kv);
   return {
     kind: 'embedded',
     kv,
@@ -210,6 +202,13 @@ async function dropArtifactsLeftInPglite(db: Kysely<Database>, logger: StoresLog
     deleted += Number(result.numDeletedRows);
   }
   if (deleted > 0) logger.info({ rows: deleted }, 'deleted the artifacts an earlier release kept in PGlite');
+}
+
+/** Stops the stores' sweepers before the database they sweep closes under them (cleanups run in reverse). */
+function stopSweepersAtClose(cleanups: (() => Promise<void>)[], ...stores: { close(): void }[]): void {
+  cleanups.push(async () => {
+    for (const store of stores) store.close();
+  });
 }
 
 function sweepErrorReporter(logger: StoresLogger): (error: unknown) => void {

@@ -1,14 +1,8 @@
 import { createRedisKeyValueStore } from '../../src/storage/redis/key-value.ts';
-import { createSqlKeyValueStore } from '../../src/storage/sql/key-value.ts';
+import { createSqlKeyValueStore, type SqlKeyValueStore } from '../../src/storage/sql/key-value.ts';
 import { createSqliteKeyValueStore } from '../../src/storage/sqlite/key-value.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import {
-  openPgliteBackend,
-  openPostgresBackend,
-  openRedisBackend,
-  openSqliteBackend,
-  type SqlBackend,
-} from './backends.ts';
+import { openPgliteBackend, openPostgresBackend, openRedisBackend, openSqliteBackend } from './backends.ts';
 import { createFakeClock } from './fake-clock.ts';
 import { describeKeyValueConformance, type KeyValueHarness } from './key-value-conformance.ts';
 import { advanceRedisTime } from './redis-time.ts';
@@ -28,32 +22,31 @@ describeKeyValueConformance(
   { skip: !redis },
 );
 
-describeKeyValueConformance('SQL on PostgreSQL', () => sqlHarness(openPostgresBackend()), {
-  skip: !postgres,
-});
+describeKeyValueConformance(
+  'SQL on PostgreSQL',
+  () =>
+    clockedHarness(openPostgresBackend(), (backend, options) => createSqlKeyValueStore(backend.db, options)),
+  { skip: !postgres },
+);
 
-describeKeyValueConformance('SQL on PGlite', () => sqlHarness(openPgliteBackend()));
+describeKeyValueConformance('SQL on PGlite', () =>
+  clockedHarness(openPgliteBackend(), (backend, options) => createSqlKeyValueStore(backend.db, options)),
+);
 
-describeKeyValueConformance('SQLite (embedded)', async () => {
-  const backend = await openSqliteBackend();
-  const clock = createFakeClock();
-  const kv = createSqliteKeyValueStore(backend.database, { now: clock.now, sweepIntervalMs: 0 });
-  return {
-    kv,
-    async advance(seconds) {
-      clock.advance(seconds);
-    },
-    async close() {
-      kv.close();
-      await backend.close();
-    },
-  };
-});
+describeKeyValueConformance('SQLite (embedded)', () =>
+  clockedHarness(openSqliteBackend(), (backend, options) =>
+    createSqliteKeyValueStore(backend.database, options),
+  ),
+);
 
-async function sqlHarness(opening: Promise<SqlBackend>): Promise<KeyValueHarness> {
+/** A store on a backend of its own, on a fake clock, without the sweeper's timer. */
+async function clockedHarness<B extends { close(): Promise<void> }>(
+  opening: Promise<B>,
+  create: (backend: B, options: { now: () => Date; sweepIntervalMs: number }) => SqlKeyValueStore,
+): Promise<KeyValueHarness> {
   const backend = await opening;
   const clock = createFakeClock();
-  const kv = createSqlKeyValueStore(backend.db, { now: clock.now, sweepIntervalMs: 0 });
+  const kv = create(backend, { now: clock.now, sweepIntervalMs: 0 });
   return {
     kv,
     async advance(seconds) {

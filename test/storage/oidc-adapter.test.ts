@@ -1,14 +1,8 @@
 import { createRedisOidcAdapterFactory } from '../../src/storage/redis/oidc-adapter.ts';
-import { createSqlOidcAdapter } from '../../src/storage/sql/oidc-adapter.ts';
+import { createSqlOidcAdapter, type SqlOidcAdapter } from '../../src/storage/sql/oidc-adapter.ts';
 import { createSqliteOidcAdapter } from '../../src/storage/sqlite/oidc-adapter.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import {
-  openPgliteBackend,
-  openPostgresBackend,
-  openRedisBackend,
-  openSqliteBackend,
-  type SqlBackend,
-} from './backends.ts';
+import { openPgliteBackend, openPostgresBackend, openRedisBackend, openSqliteBackend } from './backends.ts';
 import { createFakeClock } from './fake-clock.ts';
 import { describeOidcAdapterConformance, type OidcAdapterHarness } from './oidc-adapter-conformance.ts';
 import { advanceRedisTime } from './redis-time.ts';
@@ -33,34 +27,32 @@ describeOidcAdapterConformance(
   { skip: !redis },
 );
 
-describeOidcAdapterConformance('SQL on PostgreSQL', () => sqlHarness(openPostgresBackend()), {
-  skip: !postgres,
-});
+describeOidcAdapterConformance(
+  'SQL on PostgreSQL',
+  () =>
+    clockedHarness(openPostgresBackend(), (backend, options) => createSqlOidcAdapter(backend.db, options)),
+  { skip: !postgres },
+);
 
-describeOidcAdapterConformance('SQL on PGlite', () => sqlHarness(openPgliteBackend()));
+describeOidcAdapterConformance('SQL on PGlite', () =>
+  clockedHarness(openPgliteBackend(), (backend, options) => createSqlOidcAdapter(backend.db, options)),
+);
 
-describeOidcAdapterConformance('SQLite (embedded)', async () => {
-  const backend = await openSqliteBackend();
-  const clock = createFakeClock();
-  const adapter = createSqliteOidcAdapter(backend.database, { now: clock.now, sweepIntervalMs: 0 });
-  return {
-    factory: adapter.factory,
-    nowSeconds: () => Math.floor(clock.now().getTime() / 1000),
-    async advance(seconds) {
-      clock.advance(seconds);
-    },
-    async close() {
-      adapter.close();
-      await backend.close();
-    },
-  };
-});
+describeOidcAdapterConformance('SQLite (embedded)', () =>
+  clockedHarness(openSqliteBackend(), (backend, options) =>
+    createSqliteOidcAdapter(backend.database, options),
+  ),
+);
 
-async function sqlHarness(opening: Promise<SqlBackend>): Promise<OidcAdapterHarness> {
+/** An adapter on a backend of its own, on a fake clock. */
+async function clockedHarness<B extends { close(): Promise<void> }>(
+  opening: Promise<B>,
+  create: (backend: B, options: { now: () => Date; sweepIntervalMs: number }) => SqlOidcAdapter,
+): Promise<OidcAdapterHarness> {
   const backend = await opening;
   const clock = createFakeClock();
   // No timer: the conformance suite only checks that expired rows are invisible.
-  const adapter = createSqlOidcAdapter(backend.db, { now: clock.now, sweepIntervalMs: 0 });
+  const adapter = create(backend, { now: clock.now, sweepIntervalMs: 0 });
   return {
     factory: adapter.factory,
     nowSeconds: () => Math.floor(clock.now().getTime() / 1000),

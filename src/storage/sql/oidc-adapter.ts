@@ -2,10 +2,9 @@ import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds } from '../destroy-grace.ts';
-import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
-import { jsonText } from './json.ts';
+import { artifactColumns, withConsumed } from './artifact-columns.ts';
 import { runStatement } from './statement.ts';
 import { type SweeperOptions, startSweeper, sweepExpired } from './sweeper.ts';
 
@@ -87,16 +86,16 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
 
   return {
     async upsert(id, payload, expiresIn) {
-      const { consumed, ...rest } = payload;
+      const row = artifactColumns(model, payload);
       await runStatement(db, STATEMENTS.upsert, [
         model,
         id,
-        jsonText(rest),
-        GRANTABLE_MODELS.has(model) ? (payload.grantId ?? null) : null,
-        payload.uid ?? null,
-        payload.userCode ?? null,
+        row.payload,
+        row.grantId,
+        row.uid,
+        row.userCode,
         expiresIn === undefined ? null : new Date(now().getTime() + expiresIn * 1000),
-        consumed ? new Date(Number(consumed) * 1000) : null,
+        row.consumedAt === null ? null : new Date(row.consumedAt),
       ]);
     },
 
@@ -131,7 +130,5 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
 }
 
 function decode(row: ArtifactRow): AdapterPayload {
-  const payload = { ...row.payload } as AdapterPayload;
-  if (row.consumed_at !== null) payload.consumed = Math.floor(row.consumed_at.getTime() / 1000);
-  return payload;
+  return withConsumed({ ...row.payload } as AdapterPayload, row.consumed_at?.getTime() ?? null);
 }

@@ -1,6 +1,6 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { privateDirectory } from '../private-directory.ts';
 
 /** The embedded setup's file for oidc-provider artifacts and short-lived entries, in the data directory. */
 export function embeddedArtifactsFile(dataDir: string): string {
@@ -58,7 +58,8 @@ const SCHEMA: readonly string[] = [
  * - Calls are synchronous, so each statement is atomic with respect to every other request.
  */
 export async function openArtifactsDatabase(dataDir: string): Promise<DatabaseSync> {
-  await privateDirectory(dataDir);
+  // Created private (openStores tightens an existing data directory: ../private-directory.ts).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const file = embeddedArtifactsFile(dataDir);
   const database = new DatabaseSync(file);
   try {

@@ -2,8 +2,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds } from '../destroy-grace.ts';
-import { GRANTABLE_MODELS } from '../grantable.ts';
-import { jsonText } from '../sql/json.ts';
+import { artifactColumns, withConsumed } from '../sql/artifact-columns.ts';
 import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
 import { startSweeper } from '../sql/sweeper.ts';
 import { sqliteSweeper } from './sweeper.ts';
@@ -70,16 +69,16 @@ function createAdapter(statements: Statements, model: string, now: () => number)
 
   return {
     async upsert(id, payload, expiresIn) {
-      const { consumed, ...rest } = payload;
+      const row = artifactColumns(model, payload);
       statements.upsert.run(
         model,
         id,
-        jsonText(rest),
-        GRANTABLE_MODELS.has(model) ? (payload.grantId ?? null) : null,
-        payload.uid ?? null,
-        payload.userCode ?? null,
+        row.payload,
+        row.grantId,
+        row.uid,
+        row.userCode,
         expiresIn === undefined ? null : now() + expiresIn * 1000,
-        consumed ? Number(consumed) * 1000 : null,
+        row.consumedAt,
       );
     },
 
@@ -108,7 +107,5 @@ function createAdapter(statements: Statements, model: string, now: () => number)
 }
 
 function decode(row: ArtifactRow): AdapterPayload {
-  const payload = JSON.parse(row.payload) as AdapterPayload;
-  if (row.consumed_at !== null) payload.consumed = Math.floor(row.consumed_at / 1000);
-  return payload;
+  return withConsumed(JSON.parse(row.payload) as AdapterPayload, row.consumed_at);
 }
