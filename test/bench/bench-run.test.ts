@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, expect, test } from 'vitest';
-import { type Report, ratioSpread } from '../../bench/report.ts';
+import { checkTargets, type Report, ratioSpread } from '../../bench/report.ts';
 import { PROFILED, profiledTargets, type Target } from '../../bench/scenarios.ts';
-import type { ScenarioRow } from '../../bench/setup-run.ts';
+import type { ScenarioRow, SetupResult } from '../../bench/setup-run.ts';
 import { serviceAvailable } from '../helpers/services.ts';
 
 const run = promisify(execFile);
@@ -166,3 +166,58 @@ test.skipIf(!postgresAndRedis || !valgrind)(
   },
   420_000,
 );
+
+test('a missed target says when the run cannot tell: the target inside its spread, or the bare engine under it', () => {
+  const row = (engine: 'bare' | 'bridge', scenario: string, slices: number[]) =>
+    ({
+      engine,
+      scenario,
+      comparedTo: scenario === 'userinfo' ? 'userinfo' : 'login',
+      sliceCpuMsPerOp: slices,
+      perCoreSecond: 1000 / (slices.reduce((a, b) => a + b, 0) / slices.length),
+      errors: 0,
+    }) as unknown as ScenarioRow;
+  const setup = (rows: ScenarioRow[]): SetupResult => ({
+    setup: 'embedded',
+    rows,
+    memory: [],
+    rotation: [],
+    bridgeLog: { errors: 0, warnings: 0, samples: [] },
+    accountsAtStart: 0,
+  });
+  const check = (checks: ReturnType<typeof checkTargets>, what: string) =>
+    checks.find((c) => c.what === what);
+
+  // Bare login 3 ms (333/s, under 350); the bridge's per-round ratios 0.5 to 0.67: 58 %, spread 58-60.
+  const slow = checkTargets([
+    setup([
+      row('bare', 'login', [3, 3, 3, 3]),
+      row('bridge', 'login', [6, 5.2, 5, 4.5]),
+      row('bare', 'userinfo', [0.1, 0.1, 0.1, 0.1]),
+      row('bridge', 'userinfo', [0.2, 0.2, 0.2, 0.2]),
+    ]),
+  ]);
+  expect(check(slow, 'login: bridge / bare')).toMatchObject({
+    met: false,
+    caveat: "within the run's spread",
+  });
+  expect(check(slow, 'login: logins per core-second')).toMatchObject({
+    met: false,
+    caveat: 'the bare engine is under it too',
+  });
+  // 50 % in every round: missed, and no round says otherwise.
+  expect(check(slow, 'userinfo: bridge / bare')?.met).toBe(false);
+  expect(check(slow, 'userinfo: bridge / bare')?.caveat).toBeUndefined();
+
+  // A bare engine at 500/s: the bridge's 250 is its own shortfall; a met target carries no caveat.
+  const fast = checkTargets([
+    setup([row('bare', 'login', [2, 2, 2, 2]), row('bridge', 'login', [4, 4, 4, 4])]),
+  ]);
+  expect(check(fast, 'login: logins per core-second')).toMatchObject({ met: false });
+  expect(check(fast, 'login: logins per core-second')?.caveat).toBeUndefined();
+  const good = checkTargets([
+    setup([row('bare', 'login', [2, 2, 2, 2]), row('bridge', 'login', [2, 2, 2, 2])]),
+  ]);
+  expect(check(good, 'login: bridge / bare')).toMatchObject({ met: true });
+  expect(check(good, 'login: bridge / bare')?.caveat).toBeUndefined();
+});
