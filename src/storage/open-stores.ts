@@ -1,7 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
-import { embeddedDatabaseDir, openEmbeddedDatabase } from './embedded.ts';
+import { embeddedDatabaseDir, openEmbeddedDatabase, startEmbeddedCheckpoints } from './embedded.ts';
 import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
 import { createPostgresDatabase } from './postgres.ts';
@@ -33,6 +33,8 @@ export interface OpenStoresOptions {
   redisKeyPrefix: string;
   dataDir: string;
   logger: StoresLogger;
+  /** How often the embedded database is checkpointed (embedded.ts); tests shorten it. */
+  checkpointIntervalMs?: number;
 }
 
 /** How long a readiness probe waits before calling a store down. */
@@ -65,7 +67,14 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       },
       'database ready',
     );
-    if (accountsKind === 'embedded') await dropArtifactsLeftInPglite(db, logger);
+    if (accountsKind === 'embedded') {
+      await dropArtifactsLeftInPglite(db, logger);
+      const stopCheckpoints = startEmbeddedCheckpoints(db, {
+        ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
+        onError: warnOnError(logger, 'embedded database checkpoint failed'),
+      });
+      cleanups.push(async () => stopCheckpoints());
+    }
 
     const artifacts = options.redisUrl
       ? await openRedisArtifacts(options.redisUrl, options.redisKeyPrefix, logger, cleanups)
@@ -160,7 +169,7 @@ function openPostgresArtifacts(
   logger: StoresLogger,
   cleanups: (() => Promise<void>)[],
 ): Artifacts {
-  const sweeping = { onSweepError: sweepErrorReporter(logger) };
+  const sweeping = { onSweepError: warnOnError(logger, 'expired-row sweep failed') };
   const adapter = createSqlOidcAdapter(db, sweeping);
   const kv = createSqlKeyValueStore(db, sweeping);
   stopSweepersAtClose(cleanups, adapter, kv);
@@ -176,7 +185,7 @@ function openSqliteArtifacts(
   logger: StoresLogger,
   cleanups: (() => Promise<void>)[],
 ): Artifacts {
-  const sweeping = { onSweepError: sweepErrorReporter(logger) };
+  const sweeping = { onSweepError: warnOnError(logger, 'expired-row sweep failed') };
   const adapter = createSqliteOidcAdapter(database, sweeping);
   const kv = createSqliteKeyValueStore(database, sweeping);
   stopSweepersAtClose(cleanups, adapter, kv);
@@ -211,12 +220,9 @@ function stopSweepersAtClose(cleanups: (() => Promise<void>)[], ...stores: { clo
   });
 }
 
-function sweepErrorReporter(logger: StoresLogger): (error: unknown) => void {
-  return (error) =>
-    logger.warn(
-      { error: error instanceof Error ? error.message : String(error) },
-      'expired-row sweep failed',
-    );
+/** A background task's failure, logged as a warning: it is tried again at its next interval. */
+function warnOnError(logger: StoresLogger, message: string): (error: unknown) => void {
+  return (error) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, message);
 }
 
 /** Resolves true when `check` succeeds within PING_TIMEOUT_MS; never rejects. */

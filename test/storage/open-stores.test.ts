@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
+import type { Database } from '../../src/storage/schema.ts';
 import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis, scanKeys } from '../helpers/redis.ts';
@@ -92,6 +94,52 @@ describe('openStores without URLs', () => {
       expect(await stores.db.selectFrom('oidc_artifacts').select('id').execute()).toEqual([]);
       expect(await stores.db.selectFrom('kv_entries').select('key').execute()).toEqual([]);
       expect(logger.lines.join('\n')).toContain('"rows":2');
+    } finally {
+      await stores.close();
+    }
+  });
+
+  it('checkpoints the embedded database on a timer, which PGlite never does by itself', async () => {
+    const dir = join(dataDir, 'checkpointed');
+    // Where the last checkpoint is (pg_stat_checkpointer counts none in a single backend).
+    const lastCheckpoint = async (db: Kysely<Database>) =>
+      (await sql<{ lsn: string }>`select checkpoint_lsn as lsn from pg_control_checkpoint()`.execute(db))
+        .rows[0]?.lsn;
+    const write = (db: Kysely<Database>, key: string) =>
+      db
+        .insertInto('kv_entries')
+        .values({ key, value: '"v"', expires_at: new Date(Date.now() + 60_000) })
+        .execute();
+
+    // Without the timer, writes never bring a checkpoint about (a single backend does not ask for one).
+    const quiet = await openStores({
+      redisKeyPrefix: 'unused:',
+      dataDir: dir,
+      logger: recordingLogger(),
+      checkpointIntervalMs: 0,
+    });
+    try {
+      const before = await lastCheckpoint(quiet.db);
+      for (let i = 0; i < 50; i++) await write(quiet.db, `quiet:${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await lastCheckpoint(quiet.db)).toBe(before);
+    } finally {
+      await quiet.close();
+    }
+
+    const stores = await openStores({
+      redisKeyPrefix: 'unused:',
+      dataDir: dir,
+      logger: recordingLogger(),
+      checkpointIntervalMs: 50,
+    });
+    try {
+      const before = await lastCheckpoint(stores.db);
+      await write(stores.db, 'timed');
+      await vi.waitFor(async () => expect(await lastCheckpoint(stores.db)).not.toBe(before), {
+        timeout: 5_000,
+        interval: 50,
+      });
     } finally {
       await stores.close();
     }
