@@ -111,13 +111,16 @@ describe('openStores without URLs', () => {
         .values({ key, value: '"v"', expires_at: new Date(Date.now() + 60_000) })
         .execute();
 
+    const open = (checkpointIntervalMs: number) =>
+      openStores({
+        redisKeyPrefix: 'unused:',
+        dataDir: dir,
+        logger: recordingLogger(),
+        checkpointIntervalMs,
+      });
+
     // Without the timer, writes never bring a checkpoint about (a single backend does not ask for one).
-    const quiet = await openStores({
-      redisKeyPrefix: 'unused:',
-      dataDir: dir,
-      logger: recordingLogger(),
-      checkpointIntervalMs: 0,
-    });
+    const quiet = await open(0);
     try {
       const before = await lastCheckpoint(quiet.db);
       for (let i = 0; i < 50; i++) await write(quiet.db, `quiet:${i}`);
@@ -127,12 +130,7 @@ describe('openStores without URLs', () => {
       await quiet.close();
     }
 
-    const stores = await openStores({
-      redisKeyPrefix: 'unused:',
-      dataDir: dir,
-      logger: recordingLogger(),
-      checkpointIntervalMs: 50,
-    });
+    const stores = await open(50);
     try {
       const before = await lastCheckpoint(stores.db);
       await write(stores.db, 'timed');
