@@ -51,7 +51,7 @@ export const EMBEDDED_CHECKPOINT_INTERVAL_MS = 5 * 60_000;
  */
 export function startEmbeddedCheckpoints(
   db: Kysely<Database>,
-  options: { intervalMs?: number; onError: (error: unknown) => void },
+  options: { intervalMs?: number | undefined; onError: (error: unknown) => void },
 ): () => void {
   return startSweeper(async () => void (await sql`checkpoint`.execute(db)), {
     sweepIntervalMs: options.intervalMs ?? EMBEDDED_CHECKPOINT_INTERVAL_MS,

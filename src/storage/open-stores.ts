@@ -70,7 +70,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
     if (accountsKind === 'embedded') {
       await dropArtifactsLeftInPglite(db, logger);
       const stopCheckpoints = startEmbeddedCheckpoints(db, {
-        ...(options.checkpointIntervalMs === undefined ? {} : { intervalMs: options.checkpointIntervalMs }),
+        intervalMs: options.checkpointIntervalMs,
         onError: warnOnError(logger, 'embedded database checkpoint failed'),
       });
       cleanups.push(async () => stopCheckpoints());
