@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { isSqlite } from '../storage/dialect.ts';
 import type { Database } from '../storage/schema.ts';
 
 /**
@@ -22,6 +23,21 @@ export async function rememberConsent(
   // Scopes are space-free by definition (RFC 6749 section 3.3): sent as one string, every driver agrees.
   const allowed = [...new Set(scopes)].sort();
   if (allowed.length === 0) return;
+  if (isSqlite(db)) {
+    // The same in SQLite's terms: the scopes are a JSON array there, merged by a union.
+    await sql`
+      insert into consents (account_id, client_id, scopes, created_at, updated_at)
+      select id, ${clientId}, ${JSON.stringify(allowed)}, ${now.getTime()}, ${now.getTime()}
+      from accounts where subject = ${subject}
+      on conflict (account_id, client_id) do update
+        set scopes = (select json_group_array(value) from (
+              select value from json_each(consents.scopes)
+              union select value from json_each(excluded.scopes)
+              order by value)),
+            updated_at = excluded.updated_at
+    `.execute(db);
+    return;
+  }
   await sql`
     insert into consents (account_id, client_id, scopes, created_at, updated_at)
     select id, ${clientId}, string_to_array(${allowed.join(' ')}, ' '), ${now}, ${now}

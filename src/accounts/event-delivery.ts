@@ -1,7 +1,8 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { request } from 'undici';
 import { outboundDispatcher } from '../http/outbound.ts';
 import type { Logger } from '../observability/logger.ts';
+import { databaseNowPlus, isSqlite } from '../storage/dialect.ts';
 import type { Database } from '../storage/schema.ts';
 import { errorClass } from './webhooks.ts';
 
@@ -122,17 +123,17 @@ async function claimDue(db: Kysely<Database>, limit: number, leaseMs: number): P
     .updateTable('account_event_deliveries')
     .set((eb) => ({
       attempts: eb('attempts', '+', 1),
-      next_attempt_at: sql<Date>`now() + make_interval(secs => ${leaseMs / 1000})`,
+      next_attempt_at: databaseNowPlus(db, leaseMs),
     }))
     .where('id', 'in', (eb) =>
       eb
         .selectFrom('account_event_deliveries')
         .select('id')
-        .where('next_attempt_at', '<=', sql<Date>`now()`)
+        .where('next_attempt_at', '<=', databaseNowPlus(db, 0))
         .orderBy('next_attempt_at')
         .limit(limit)
-        .forUpdate()
-        .skipLocked(),
+        // SQLite has one connection, and this one statement runs alone on it.
+        .$if(!isSqlite(db), (qb) => qb.forUpdate().skipLocked()),
     )
     .returning(['id', 'client_id', 'event_type', 'events_uri', 'token', 'attempts'])
     .execute();
@@ -160,7 +161,7 @@ async function deliverOne(
   await db
     .updateTable('account_event_deliveries')
     .set({
-      next_attempt_at: sql<Date>`now() + make_interval(secs => ${delayMs / 1000})`,
+      next_attempt_at: databaseNowPlus(db, delayMs),
       last_error: failure,
     })
     .where('id', '=', row.id)

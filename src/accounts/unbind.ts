@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { isSqlite } from '../storage/dialect.ts';
 import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
 import { findAccountById } from './repository.ts';
@@ -28,7 +29,8 @@ export async function unbindIdentity(
       .selectFrom('accounts')
       .select(['id', 'phone_number', 'phone_number_verified'])
       .where('id', '=', accountId)
-      .forUpdate()
+      // SQLite's one connection is this transaction's until it ends: nothing to lock against.
+      .$if(!isSqlite(trx), (qb) => qb.forUpdate())
       .executeTakeFirst();
     if (!account) return 'not_found';
     const identities = await trx

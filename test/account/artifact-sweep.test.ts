@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { indexedArtifacts, startArtifactSweep } from '../../src/accounts/artifact-index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, type SqlBackend } from '../storage/backends.ts';
+import { openPostgresBackend, openSqliteAccountsBackend, type SqlBackend } from '../storage/backends.ts';
 
 const backends: Array<[string, () => Promise<SqlBackend>, boolean]> = [
-  ['PGlite', openPgliteBackend, true],
+  ['SQLite', openSqliteAccountsBackend, true],
   ['PostgreSQL', openPostgresBackend, await serviceAvailable('postgres')],
 ];
 

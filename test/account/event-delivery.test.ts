@@ -12,7 +12,7 @@ import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, type SqlBackend } from '../storage/backends.ts';
+import { openPostgresBackend, openSqliteAccountsBackend, type SqlBackend } from '../storage/backends.ts';
 
 const JWKS = {
   keys: [
@@ -62,7 +62,7 @@ function capturedLogger() {
 }
 
 const backends: Array<[string, () => Promise<SqlBackend>, boolean]> = [
-  ['PGlite', openPgliteBackend, true],
+  ['SQLite', openSqliteAccountsBackend, true],
   ['PostgreSQL', openPostgresBackend, await serviceAvailable('postgres')],
 ];
 

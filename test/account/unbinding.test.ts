@@ -28,7 +28,7 @@ import {
   wxLogin,
   wxPhoneCode,
 } from '../helpers/mini-program.ts';
-import { openPgliteBackend, type SqlBackend } from '../storage/backends.ts';
+import { openSqliteAccountsBackend, type SqlBackend } from '../storage/backends.ts';
 
 const t0 = new Date('2026-11-28T08:00:00.000Z');
 const later = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
@@ -38,7 +38,7 @@ describe('unbinding rules', () => {
   let db: Kysely<Database>;
   let n = 0;
   beforeAll(async () => {
-    backend = await openPgliteBackend();
+    backend = await openSqliteAccountsBackend();
     db = backend.db;
   });
   afterAll(async () => backend?.close());

@@ -15,7 +15,12 @@ import {
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, type SqlBackend, useSqlBackend } from './backends.ts';
+import {
+  openPostgresBackend,
+  openSqliteAccountsBackend,
+  type SqlBackend,
+  useSqlBackend,
+} from './backends.ts';
 
 const postgres = await serviceAvailable('postgres');
 
@@ -23,7 +28,7 @@ const PLACEHOLDER_AVATAR =
   'https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132';
 
 describeAccountsRepository('PostgreSQL', openPostgresBackend, { skip: !postgres });
-describeAccountsRepository('PGlite', openPgliteBackend);
+describeAccountsRepository('SQLite', openSqliteAccountsBackend);
 
 describe('isPlaceholderAvatar', () => {
   it.each([

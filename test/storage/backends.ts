@@ -9,6 +9,7 @@ import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';
+import { openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from '../../src/storage/sqlite/database.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis } from '../helpers/redis.ts';
@@ -52,6 +53,20 @@ export async function openPgliteBackend(): Promise<SqlBackend & { dataDir: strin
   const dataDir = await mkdtemp(join(tmpdir(), 'wob-pglite-'));
   const db = await openEmbeddedDatabase(dataDir);
   await migrateToLatest(db);
+  return {
+    db,
+    dataDir,
+    async close() {
+      await db.destroy();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The embedded setup's accounts file (accounts.sqlite) in a temporary directory, deleted on close. */
+export async function openSqliteAccountsBackend(): Promise<SqlBackend & { dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wob-sqlite-accounts-'));
+  const db = await openAccountsDatabase(dataDir);
   return {
     db,
     dataDir,

@@ -10,12 +10,17 @@ import {
 import { linkIdentity } from '../../src/accounts/repository.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPgliteBackend, openPostgresBackend, type SqlBackend, useSqlBackend } from './backends.ts';
+import {
+  openPostgresBackend,
+  openSqliteAccountsBackend,
+  type SqlBackend,
+  useSqlBackend,
+} from './backends.ts';
 
 const postgres = await serviceAvailable('postgres');
 
 describeConsents('PostgreSQL', openPostgresBackend, { skip: !postgres });
-describeConsents('PGlite', openPgliteBackend);
+describeConsents('SQLite', openSqliteAccountsBackend);
 
 function describeConsents(name: string, open: () => Promise<SqlBackend>, options: { skip?: boolean } = {}) {
   describe.skipIf(options.skip ?? false)(`remembered consents on ${name}`, () => {
@@ -38,7 +43,8 @@ function describeConsents(name: string, open: () => Promise<SqlBackend>, options
       await rememberConsent(db, subject, 'rp', ['profile', 'openid'], now);
       await rememberConsent(db, subject, 'rp', ['openid'], now);
       await rememberConsent(db, subject, 'rp', ['phone', 'openid'], now);
-      await rememberConsent(db, subject, 'other-rp', ['openid'], now);
+      // Allowed a second later: the list is in the order the clients were first allowed.
+      await rememberConsent(db, subject, 'other-rp', ['openid'], new Date(now.getTime() + 1000));
       expect([...(await rememberedScopes(db, subject, 'rp'))]).toEqual(['openid', 'phone', 'profile']);
       expect(await listConsents(db, subject)).toEqual([
         { clientId: 'rp', scopes: ['openid', 'phone', 'profile'] },
