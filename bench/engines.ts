@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as oidc from 'openid-client';
-import { openEmbeddedDatabase } from '../src/storage/embedded.ts';
 import { createPostgresDatabase } from '../src/storage/postgres.ts';
+import { openAccountsDatabase } from '../src/storage/sqlite/accounts-database.ts';
 import type { StorageSetup } from '../test/helpers/bridge.ts';
 import { relyingParty } from '../test/helpers/flow.ts';
 import { createTestDatabase } from '../test/helpers/postgres.ts';
@@ -162,12 +162,12 @@ async function prepareStorage(setup: StorageSetup, cleanup: Cleanup): Promise<St
 
 /**
  * Migrates the bridge's database and fills it with people (population.ts) before the bridge opens
- * it: PGlite, the embedded setup's database, admits one process at a time.
+ * it: the embedded setup's accounts file admits one process at a time.
  */
 async function populate(storage: Storage, people: number): Promise<number> {
   const db = storage.databaseUrl
     ? createPostgresDatabase(storage.databaseUrl)
-    : await openEmbeddedDatabase(storage.dataDir);
+    : await openAccountsDatabase(storage.dataDir);
   try {
     return await seedPopulation(db, people, CONSENT_CLIENT.client_id);
   } finally {

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { isSqlite } from '../src/storage/dialect.ts';
 import { migrateToLatest } from '../src/storage/migrate.ts';
 import type { Database } from '../src/storage/schema.ts';
 
@@ -15,12 +16,45 @@ export async function seedPopulation(
   people: number,
   consentClient: string,
 ): Promise<number> {
-  await migrateToLatest(db);
-  if (people > 0) await insertPeople(db, people, consentClient);
-  const { rows } = await sql<{ accounts: number }>`select count(*)::int as accounts from accounts`.execute(
-    db,
-  );
-  return rows[0]?.accounts ?? 0;
+  const sqlite = isSqlite(db);
+  // The embedded accounts file is brought up to date as it opens.
+  if (!sqlite) await migrateToLatest(db);
+  if (people > 0) await (sqlite ? insertPeopleSqlite : insertPeople)(db, people, consentClient);
+  const { count } = await db
+    .selectFrom('accounts')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
+/** insertPeople in SQLite's terms (no generate_series, no arrays; times in milliseconds). */
+async function insertPeopleSqlite(
+  db: Kysely<Database>,
+  people: number,
+  consentClient: string,
+): Promise<void> {
+  const now = Date.now();
+  await sql`
+    with recursive n(v) as (select 1 union all select v + 1 from n where v < ${people})
+    insert into accounts (subject, nickname, created_at, updated_at, last_login_at)
+    select 'bench-population-' || v, 'person ' || v, ${now}, ${now}, ${now} from n
+  `.execute(db);
+  await sql`
+    insert into identities (appid, openid, account_id, kind, unionid)
+    select 'wx-bench-population-web', 'openid-' || subject, id, 'website', subject from accounts
+    where subject like 'bench-population-%'
+  `.execute(db);
+  await sql`
+    insert into identities (appid, openid, account_id, kind, unionid)
+    select 'wx-bench-population-mp', 'openid-' || subject, id, 'mini_program', subject from accounts
+    where subject like 'bench-population-%' and substr(subject, -1) in ('0', '2', '4', '6', '8')
+  `.execute(db);
+  await sql`
+    insert into consents (account_id, client_id, scopes)
+    select id, ${consentClient}, '["openid","profile"]' from accounts
+    where subject like 'bench-population-%' and substr(subject, -1) in ('1', '3', '5', '7', '9')
+  `.execute(db);
+  await sql`analyze`.execute(db);
 }
 
 async function insertPeople(db: Kysely<Database>, people: number, consentClient: string): Promise<void> {

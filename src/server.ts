@@ -153,9 +153,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     observeProvider(provider, metrics);
     // Pending index rows are written before the stores close (closers run in reverse).
     closers.push(indexAccountArtifacts(provider, stores.db, logger));
-    const stopArtifactSweep = startArtifactSweep(stores.db, logger, {
-      vacuum: stores.kinds.accounts === 'embedded',
-    });
+    const stopArtifactSweep = startArtifactSweep(stores.db, logger);
     closers.push(async () => stopArtifactSweep());
     // Stopped before the stores close (closers run in reverse): a pass under way finishes first.
     const eventDelivery = startEventDelivery({ db: stores.db, logger, ...options.eventDelivery });

@@ -86,22 +86,20 @@ const ARTIFACT_SWEEP_INTERVAL_MS = 5 * 60_000;
 /**
  * Sweeps the index periodically: oidc-provider emits no destroyed event when a grant or session
  * simply expires (Redis drops the key, the SQL adapter's sweeper the row), so without this the
- * rows of expired ones would stay forever. `vacuum`: on PGlite, which runs no autovacuum (see
- * SweeperOptions). Returns the stop function.
+ * rows of expired ones would stay forever. Returns the stop function.
  */
 export function startArtifactSweep(
   db: Kysely<Database>,
   logger: Logger,
-  { intervalMs = ARTIFACT_SWEEP_INTERVAL_MS, vacuum = false }: { intervalMs?: number; vacuum?: boolean } = {},
+  { intervalMs = ARTIFACT_SWEEP_INTERVAL_MS }: { intervalMs?: number } = {},
 ): () => void {
   const options: SweeperOptions = {
     sweepIntervalMs: intervalMs,
-    vacuum,
     onSweepError: (err) =>
       logger.warn(
         { reason: err instanceof Error ? err.message : String(err) },
         'account artifact index sweep failed',
       ),
   };
-  return startSweeper(() => sweepExpired(db, 'account_artifacts', new Date(), options), options);
+  return startSweeper(() => sweepExpired(db, 'account_artifacts', new Date()), options);
 }

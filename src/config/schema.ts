@@ -425,7 +425,9 @@ export const configFileSchema = z
       .strictObject({
         databaseUrl: databaseUrlSchema
           .optional()
-          .describe('PostgreSQL URL; env DATABASE_URL overrides; unset: embedded PGlite under dataDir.'),
+          .describe(
+            'PostgreSQL URL; env DATABASE_URL overrides; unset: embedded SQLite (accounts.sqlite) under dataDir.',
+          ),
         redisUrl: redisUrlSchema
           .optional()
           .describe('Redis URL for short-lived OIDC artifacts; env REDIS_URL overrides; unset: kept in SQL.'),

@@ -31,7 +31,7 @@ export interface Config {
     requests: 'all' | 'failures';
   };
   storage: {
-    /** env DATABASE_URL; undefined = embedded PGlite under dataDir. */
+    /** env DATABASE_URL; undefined = embedded SQLite (accounts.sqlite) under dataDir. */
     databaseUrl: string | undefined;
     /** env REDIS_URL; undefined = artifacts kept in the SQL database. */
     redisUrl: string | undefined;

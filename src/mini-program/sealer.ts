@@ -11,7 +11,7 @@ import type { Secret } from '../config/secret.ts';
 
 /**
  * Encrypts short secrets (mini-program session keys, WeChat app access tokens) before they go into
- * the KeyValueStore. Without Redis that store is a table in PostgreSQL or PGlite, and a session key
+ * the KeyValueStore. Without Redis that store is a table in PostgreSQL or a SQLite file, and a session key
  * must never sit in a database row, a backup or a replica in the clear.
  */
 export interface Sealer {

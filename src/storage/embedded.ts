@@ -1,19 +1,14 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, sql } from 'kysely';
+import { Kysely } from 'kysely';
 import { PreparedPGliteDialect } from './pglite-driver.ts';
 import type { Database } from './schema.ts';
-import { startSweeper } from './sql/sweeper.ts';
-
-/** Where PGlite keeps its files inside the data directory. */
-export function embeddedDatabaseDir(dataDir: string): string {
-  return join(dataDir, 'pglite');
-}
+import { embeddedDatabaseDir } from './sqlite/from-pglite.ts';
 
 /**
- * A Kysely over PGlite (PostgreSQL in WebAssembly) persisted under `<dataDir>/pglite`,
- * for single-instance deployments without a database server.
+ * A Kysely over PGlite (PostgreSQL in WebAssembly) persisted under `<dataDir>/pglite`: where the
+ * embedded setup kept its accounts until 6 Dec 2026. Now opened only to copy them into
+ * accounts.sqlite (./sqlite/from-pglite.ts), and by the tests as a PostgreSQL without a server.
  *
  * Every statement is kept prepared (./pglite-driver.ts). PGlite has one connection. Kysely's
  * PGlite adapter declares that, so Kysely serialises every query and holds the connection for a
@@ -35,26 +30,4 @@ export async function openEmbeddedDatabase(dataDir: string): Promise<Kysely<Data
     startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'],
   });
   return new Kysely<Database>({ dialect: new PreparedPGliteDialect(pglite) });
-}
-
-/** PostgreSQL's own checkpoint_timeout: how often the embedded database is checkpointed. */
-export const EMBEDDED_CHECKPOINT_INTERVAL_MS = 5 * 60_000;
-
-/**
- * Checkpoints the embedded database on a timer, as PostgreSQL's checkpointer process does. PGlite
- * runs PostgreSQL as a single backend without that process, and a single backend never checkpoints
- * for the size of its write-ahead log either (PostgreSQL asks for that checkpoint only under a
- * postmaster), so until the server stops the log only grows: about half a kilobyte per login, on
- * disk and in what a restart after a crash replays (6 Dec: 65 MB after 100,000 logins, 0.73 s to
- * open again against 0.3 after a checkpoint, which took 9 ms; checkpointed every 25,000 logins, the
- * log stayed at 33 MB over 300,000). Returns the stop function.
- */
-export function startEmbeddedCheckpoints(
-  db: Kysely<Database>,
-  options: { intervalMs?: number | undefined; onError: (error: unknown) => void },
-): () => void {
-  return startSweeper(async () => void (await sql`checkpoint`.execute(db)), {
-    sweepIntervalMs: options.intervalMs ?? EMBEDDED_CHECKPOINT_INTERVAL_MS,
-    onSweepError: options.onError,
-  });
 }

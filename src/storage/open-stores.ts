@@ -1,7 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
-import { embeddedDatabaseDir, openEmbeddedDatabase, startEmbeddedCheckpoints } from './embedded.ts';
 import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
 import { createPostgresDatabase } from './postgres.ts';
@@ -13,7 +12,9 @@ import type { RedisClient } from './redis/scripts.ts';
 import type { Database } from './schema.ts';
 import { createSqlKeyValueStore } from './sql/key-value.ts';
 import { createSqlOidcAdapter } from './sql/oidc-adapter.ts';
+import { embeddedAccountsFile, openAccountsDatabase } from './sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from './sqlite/database.ts';
+import { copyAccountsFromPglite } from './sqlite/from-pglite.ts';
 import { createSqliteKeyValueStore } from './sqlite/key-value.ts';
 import { createSqliteOidcAdapter } from './sqlite/oidc-adapter.ts';
 
@@ -23,7 +24,7 @@ export interface StoresLogger {
 }
 
 export interface OpenStoresOptions {
-  /** PostgreSQL URL; without it accounts live in embedded PGlite under dataDir. */
+  /** PostgreSQL URL; without it accounts live in a SQLite file under dataDir (accounts.sqlite). */
   databaseUrl?: string | undefined;
   /**
    * redis:// or rediss:// URL; without it artifacts and kv live in PostgreSQL (with a database URL)
@@ -33,8 +34,6 @@ export interface OpenStoresOptions {
   redisKeyPrefix: string;
   dataDir: string;
   logger: StoresLogger;
-  /** How often the embedded database is checkpointed (embedded.ts); tests shorten it. */
-  checkpointIntervalMs?: number;
 }
 
 /** How long a readiness probe waits before calling a store down. */
@@ -50,30 +49,24 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   try {
     // Accounts (and, without Redis, tokens) in files under the data directory: this user's alone.
     if (!options.databaseUrl) await privateDirectory(options.dataDir, logger);
-    // The embedded artifacts' file first: its lock keeps a second process away from PGlite too.
     const sqlite =
       options.databaseUrl || options.redisUrl ? undefined : await openArtifactsDatabase(options.dataDir);
     if (sqlite) cleanups.push(async () => sqlite.close());
     const { db, kind: accountsKind } = await openDatabase(options);
     cleanups.push(() => db.destroy());
-    const applied = await migrateToLatest(db);
-    logger.info(
-      {
-        accounts: accountsKind,
-        database: options.databaseUrl
-          ? describeUrl(options.databaseUrl)
-          : embeddedDatabaseDir(options.dataDir),
-        migrationsApplied: applied,
-      },
-      'database ready',
-    );
-    if (accountsKind === 'embedded') {
-      await dropArtifactsLeftInPglite(db, logger);
-      const stopCheckpoints = startEmbeddedCheckpoints(db, {
-        intervalMs: options.checkpointIntervalMs,
-        onError: warnOnError(logger, 'embedded database checkpoint failed'),
-      });
-      cleanups.push(async () => stopCheckpoints());
+    if (options.databaseUrl) {
+      const applied = await migrateToLatest(db);
+      logger.info(
+        { accounts: accountsKind, database: describeUrl(options.databaseUrl), migrationsApplied: applied },
+        'database ready',
+      );
+    } else {
+      // The embedded file's schema came up to date as it opened (./sqlite/file.ts).
+      await copyAccountsFromPglite(options.dataDir, db, logger);
+      logger.info(
+        { accounts: accountsKind, database: embeddedAccountsFile(options.dataDir) },
+        'database ready',
+      );
     }
 
     const artifacts = options.redisUrl
@@ -118,7 +111,7 @@ async function openDatabase(
     });
     return { db, kind: 'postgres' };
   }
-  return { db: await openEmbeddedDatabase(options.dataDir), kind: 'embedded' };
+  return { db: await openAccountsDatabase(options.dataDir), kind: 'embedded' };
 }
 
 interface Artifacts {
@@ -176,10 +169,7 @@ function openPostgresArtifacts(
   return { kind: 'postgres', kv, oidcAdapter: adapter.factory };
 }
 
-/**
- * The embedded setup's artifacts: a SQLite file beside PGlite's directory rather than PGlite
- * itself, which made them most of an embedded login's cost (./sqlite/database.ts).
- */
+/** The embedded setup's artifacts: a SQLite file of their own beside the accounts' (./sqlite/database.ts). */
 function openSqliteArtifacts(
   database: DatabaseSync,
   logger: StoresLogger,
@@ -196,21 +186,6 @@ function openSqliteArtifacts(
     // Throws once the file is closed: the probe then answers false.
     ping: () => probe(async () => void database.prepare('select 1').get()),
   };
-}
-
-/**
- * Until 6 Dec 2026 the embedded setup kept artifacts and entries in PGlite's tables (which the
- * PostgreSQL setup still uses). Nothing reads them there any more and no sweeper would ever
- * delete them, so they go: sessions and tokens of before the upgrade end, and people log in again.
- */
-async function dropArtifactsLeftInPglite(db: Kysely<Database>, logger: StoresLogger): Promise<void> {
-  let deleted = 0;
-  for (const table of ['oidc_artifacts', 'kv_entries'] as const) {
-    const result = await db.deleteFrom(table).executeTakeFirst();
-    if (result.numDeletedRows > 0n) await sql`vacuum ${sql.table(table)}`.execute(db);
-    deleted += Number(result.numDeletedRows);
-  }
-  if (deleted > 0) logger.info({ rows: deleted }, 'deleted the artifacts an earlier release kept in PGlite');
 }
 
 /** Stops the stores' sweepers before the database they sweep closes under them (cleanups run in reverse). */

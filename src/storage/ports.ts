@@ -35,7 +35,7 @@ export type StorageKind = 'postgres' | 'redis' | 'embedded';
 
 /** Everything the rest of the server needs from storage, opened once by the composition root. */
 export interface Stores {
-  /** Accounts and identities (PostgreSQL, or PGlite when embedded). */
+  /** Accounts and identities (PostgreSQL, or SQLite when embedded). */
   db: Kysely<Database>;
   kv: KeyValueStore;
   /** oidc-provider artifacts (Redis, or SQL when REDIS_URL is unset). */

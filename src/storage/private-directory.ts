@@ -8,9 +8,9 @@ export interface DirectoryLogger {
  * Makes `dir` (the data directory) exist and be this user's alone: created with mode 0700, and an
  * existing one that lets its group or others in loses those bits. It holds generated signing and
  * cookie keys and, embedded, live tokens and sessions (an opaque token's id is the token) and the
- * accounts with their phone numbers, while PGlite and SQLite create their files readable by
- * everyone (0644, some 0666). Where the mode cannot be changed (another user owns the directory)
- * that is logged, and the server goes on: the operator chose those permissions.
+ * accounts with their phone numbers, while SQLite creates its files readable by everyone (0644).
+ * Where the mode cannot be changed (another user owns the directory) that is logged, and the
+ * server goes on: the operator chose those permissions.
  */
 export async function privateDirectory(dir: string, logger?: DirectoryLogger): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -607,11 +606,10 @@ for (const storage of STORAGE_SETUPS) {
 
       const db = bridge.server.stores.db;
       const rows: string[] = [];
-      for (const table of ['accounts', 'identities', 'oidc_artifacts', 'kv_entries']) {
-        const result = await sql<{
-          row: unknown;
-        }>`select row_to_json(t) as row from ${sql.table(table)} t`.execute(db);
-        rows.push(...result.rows.map((r) => JSON.stringify(r.row)));
+      const tables = ['accounts', 'identities', 'oidc_artifacts', 'kv_entries'] as const;
+      for (const table of storage === 'embedded' ? tables.slice(0, 2) : tables) {
+        const result = await db.selectFrom(table).selectAll().execute();
+        rows.push(...result.map((row) => JSON.stringify(row)));
       }
       if (storage === 'embedded') {
         // Artifacts and entries live in a SQLite file of their own there.

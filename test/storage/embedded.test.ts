@@ -3,12 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccountBySubject, linkIdentity } from '../../src/accounts/repository.ts';
-import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
-import { migrateToLatest } from '../../src/storage/migrate.ts';
-import { migrations } from '../../src/storage/migrations/index.ts';
-import { openPgliteBackend, type SqlBackend } from './backends.ts';
+import { embeddedAccountsFile, openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
+import { openPgliteBackend, openSqliteAccountsBackend, type SqlBackend } from './backends.ts';
 
-describe('embedded PGlite database', () => {
+describe('embedded accounts file', () => {
   let root: string;
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'wob-embedded-'));
@@ -17,32 +15,36 @@ describe('embedded PGlite database', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('creates <dataDir>/pglite and keeps accounts across a restart', async () => {
+  it('creates <dataDir>/accounts.sqlite and keeps accounts across a restart', async () => {
     const dataDir = join(root, 'missing', 'data');
-    const first = await openEmbeddedDatabase(dataDir);
-    expect(await migrateToLatest(first)).toHaveLength(Object.keys(migrations).length);
+    const first = await openAccountsDatabase(dataDir);
     const { account } = await linkIdentity(
       first,
       { kind: 'website', appid: 'wx1', openid: 'o1', unionid: 'u1', snapshotUser: false },
       new Date(),
     );
     await first.destroy();
-    expect((await stat(join(dataDir, 'pglite'))).isDirectory()).toBe(true);
+    expect((await stat(embeddedAccountsFile(dataDir))).isFile()).toBe(true);
 
-    const reopened = await openEmbeddedDatabase(dataDir);
+    const reopened = await openAccountsDatabase(dataDir);
     try {
-      expect(await migrateToLatest(reopened)).toEqual([]);
       expect(await findAccountBySubject(reopened, 'u1')).toEqual(account);
+      expect(account.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(account.created_at).toBeInstanceOf(Date);
+      expect(account.phone_number_verified).toBe(false);
     } finally {
       await reopened.destroy();
     }
   });
 });
 
-describe('embedded PGlite database under concurrent requests', () => {
+describe.each([
+  ['SQLite (the embedded accounts)', openSqliteAccountsBackend],
+  ['PGlite', openPgliteBackend],
+])('%s under concurrent requests', (_, open) => {
   let backend: SqlBackend;
   beforeAll(async () => {
-    backend = await openPgliteBackend();
+    backend = await open();
   });
   afterAll(async () => {
     await backend?.close();
@@ -50,12 +52,8 @@ describe('embedded PGlite database under concurrent requests', () => {
 
   it('never runs a concurrent request inside another request’s transaction', async () => {
     const { db } = backend;
-    const expires = new Date(Date.now() + 60_000);
-    const insert = (executor: typeof db, key: string) =>
-      executor
-        .insertInto('kv_entries')
-        .values({ key, value: JSON.stringify(key), expires_at: expires })
-        .execute();
+    const insert = (executor: typeof db, subject: string) =>
+      executor.insertInto('accounts').values({ subject }).execute();
 
     let entered = () => {};
     const inTransaction = new Promise<void>((resolve) => {
@@ -76,13 +74,17 @@ describe('embedded PGlite database under concurrent requests', () => {
 
     // Issued while the transaction is open: neither may join it.
     const plainInsert = insert(db, 'tx:plain');
-    const plainRead = db.selectFrom('kv_entries').select('key').where('key', '=', 'tx:rolled-back').execute();
+    const plainRead = db
+      .selectFrom('accounts')
+      .select('subject')
+      .where('subject', '=', 'tx:rolled-back')
+      .execute();
     release();
 
     await expect(transaction).rejects.toThrow('roll back');
     await plainInsert;
     expect(await plainRead).toEqual([]);
-    const keys = await db.selectFrom('kv_entries').select('key').where('key', 'like', 'tx:%').execute();
-    expect(keys.map((row) => row.key)).toEqual(['tx:plain']);
+    const rows = await db.selectFrom('accounts').select('subject').where('subject', 'like', 'tx:%').execute();
+    expect(rows.map((row) => row.subject)).toEqual(['tx:plain']);
   });
 });

@@ -1,15 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
-import { type Kysely, sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { rememberConsent, rememberedScopes } from '../../src/accounts/consents.ts';
+import {
+  type Account,
+  findAccountBySubject,
+  linkIdentity,
+  listIdentities,
+} from '../../src/accounts/repository.ts';
 import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
-import type { Database } from '../../src/storage/schema.ts';
 import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis, scanKeys } from '../helpers/redis.ts';
@@ -42,7 +49,7 @@ describe('openStores without URLs', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('falls back to PGlite for accounts and a SQLite file for artifacts when no URL is given', async () => {
+  it('falls back to SQLite files for accounts and artifacts when no URL is given', async () => {
     const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
     try {
       expect(stores.kinds).toEqual({ accounts: 'embedded', artifacts: 'embedded' });
@@ -53,7 +60,7 @@ describe('openStores without URLs', () => {
       expect(file.location()).toBe(embeddedArtifactsFile(dataDir));
       expect(file.prepare('select id from oidc_artifacts').all()).toEqual([{ id: jti }]);
       expect(file.prepare('select key from kv_entries').all()).toEqual([{ key: 'k' }]);
-      expect(await stores.db.selectFrom('oidc_artifacts').select('id').execute()).toEqual([]);
+      expect(await stores.db.selectFrom('accounts').select('id').execute()).toEqual([]);
       expect(await stores.kv.take('k')).toBe('v');
       expect(await stores.ping()).toEqual({ database: true, cache: true });
     } finally {
@@ -61,7 +68,7 @@ describe('openStores without URLs', () => {
     }
   });
 
-  it('refuses a second server on the same data directory before it opens PGlite', async () => {
+  it('refuses a second server on the same data directory', async () => {
     const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger: recordingLogger() });
     try {
       await expect(
@@ -73,73 +80,60 @@ describe('openStores without URLs', () => {
     }
   });
 
-  it('deletes the artifacts an earlier release kept in PGlite', async () => {
-    const db = await openEmbeddedDatabase(dataDir);
+  it('copies the accounts an earlier release kept in PGlite once, and sets the old directory aside', async () => {
+    const dir = join(dataDir, 'upgraded');
+    const at = new Date('2026-12-01T08:00:00.000Z');
+    const avatar = {
+      sourceUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132',
+      contentType: 'image/png' as const,
+      etag: '"abc"',
+      updatedAt: at,
+      bytes: new Uint8Array([1, 2, 3]),
+    };
+    const old = await openEmbeddedDatabase(dir);
+    let account: Account;
     try {
-      await migrateToLatest(db);
-      await db
+      await migrateToLatest(old);
+      const identity = { kind: 'website' as const, appid: 'wx1', openid: 'o1', unionid: 'u1' };
+      ({ account } = await linkIdentity(old, { ...identity, snapshotUser: false }, at));
+      await rememberConsent(old, 'u1', 'rp', ['openid', 'profile'], at);
+      await createSqlAvatarStore(old).put({ accountId: account.id, ...avatar });
+      // Sessions of that release are not carried over.
+      await old
         .insertInto('oidc_artifacts')
-        .values({ model: 'Session', id: 'old', payload: JSON.stringify({ accountId: 'someone' }) })
-        .execute();
-      await db
-        .insertInto('kv_entries')
-        .values({ key: 'old', value: JSON.stringify(1), expires_at: new Date(Date.now() + 60_000) })
+        .values({ model: 'Session', id: 'old', payload: JSON.stringify({ accountId: 'u1' }) })
         .execute();
     } finally {
-      await db.destroy();
+      await old.destroy();
     }
+
     const logger = recordingLogger();
-    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir, logger });
+    const stores = await openStores({ redisKeyPrefix: 'unused:', dataDir: dir, logger });
     try {
-      expect(await stores.db.selectFrom('oidc_artifacts').select('id').execute()).toEqual([]);
-      expect(await stores.db.selectFrom('kv_entries').select('key').execute()).toEqual([]);
-      expect(logger.lines.join('\n')).toContain('"rows":2');
+      expect(await findAccountBySubject(stores.db, 'u1')).toEqual(account);
+      expect((await listIdentities(stores.db, account.id)).map((i) => i.openid)).toEqual(['o1']);
+      expect(await rememberedScopes(stores.db, 'u1', 'rp')).toEqual(new Set(['openid', 'profile']));
+      expect(await createSqlAvatarStore(stores.db).get(account.id)).toEqual({
+        accountId: account.id,
+        ...avatar,
+      });
+      expect(await stores.oidcAdapter('Session').find('old')).toBeUndefined();
+      expect(logger.lines.join('\n')).toContain('"accounts":1');
     } finally {
       await stores.close();
     }
-  });
+    expect(existsSync(join(dir, 'pglite'))).toBe(false);
+    expect(existsSync(join(dir, 'pglite.copied'))).toBe(true);
 
-  it('checkpoints the embedded database on a timer, which PGlite never does by itself', async () => {
-    const dir = join(dataDir, 'checkpointed');
-    // Where the last checkpoint is (pg_stat_checkpointer counts none in a single backend).
-    const lastCheckpoint = async (db: Kysely<Database>) =>
-      (await sql<{ lsn: string }>`select checkpoint_lsn as lsn from pg_control_checkpoint()`.execute(db))
-        .rows[0]?.lsn;
-    const write = (db: Kysely<Database>, key: string) =>
-      db
-        .insertInto('kv_entries')
-        .values({ key, value: '"v"', expires_at: new Date(Date.now() + 60_000) })
-        .execute();
-
-    const open = (checkpointIntervalMs: number) =>
-      openStores({
-        redisKeyPrefix: 'unused:',
-        dataDir: dir,
-        logger: recordingLogger(),
-        checkpointIntervalMs,
-      });
-
-    // Without the timer, writes never bring a checkpoint about (a single backend does not ask for one).
-    const quiet = await open(0);
+    const again = recordingLogger();
+    const reopened = await openStores({ redisKeyPrefix: 'unused:', dataDir: dir, logger: again });
     try {
-      const before = await lastCheckpoint(quiet.db);
-      for (let i = 0; i < 50; i++) await write(quiet.db, `quiet:${i}`);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(await lastCheckpoint(quiet.db)).toBe(before);
+      expect(await reopened.db.selectFrom('accounts').select('subject').execute()).toEqual([
+        { subject: 'u1' },
+      ]);
+      expect(again.lines.join('\n')).not.toContain('PGlite');
     } finally {
-      await quiet.close();
-    }
-
-    const stores = await open(50);
-    try {
-      const before = await lastCheckpoint(stores.db);
-      await write(stores.db, 'timed');
-      await vi.waitFor(async () => expect(await lastCheckpoint(stores.db)).not.toBe(before), {
-        timeout: 5_000,
-        interval: 50,
-      });
-    } finally {
-      await stores.close();
+      await reopened.close();
     }
   });
 

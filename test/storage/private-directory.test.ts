@@ -20,7 +20,7 @@ function recordingLogger() {
 }
 
 // The data directory holds generated keys and, embedded, live tokens and accounts, in files
-// PGlite and SQLite create readable by everyone: the directory is what keeps other users out.
+// SQLite creates readable by everyone: the directory is what keeps other users out.
 describe('the data directory is the server user’s alone', () => {
   let root: string;
   beforeAll(async () => {
@@ -58,7 +58,7 @@ describe('the data directory is the server user’s alone', () => {
     await stores.close();
     expect(await modeOf(dataDir)).toBe(0o700);
     expect((await stat(join(dataDir, 'artifacts.sqlite'))).isFile()).toBe(true);
-    expect(await modeOf(join(dataDir, 'pglite'))).toBe(0o700);
+    expect((await stat(join(dataDir, 'accounts.sqlite'))).isFile()).toBe(true);
   });
 
   it('holds the keys generated into it (development), each file 0600', async () => {

@@ -221,7 +221,7 @@ function definePlanTests(open: (issued: CompiledQuery[]) => Promise<PlanBackend>
       await kv.delete('state-1');
       await artifacts.sweep();
       await kv.sweep();
-      await sweepExpired(db, 'account_artifacts', new Date(), {});
+      await sweepExpired(db, 'account_artifacts', new Date());
     });
     expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
   });

@@ -3,7 +3,7 @@ import { GRANTABLE_MODELS } from '../grantable.ts';
 import { jsonText } from './json.ts';
 
 /**
- * The columns an artifact is saved in by both SQL adapters (PostgreSQL or PGlite, ./oidc-adapter.ts;
+ * The columns an artifact is saved in by both SQL adapters (PostgreSQL, ./oidc-adapter.ts;
  * SQLite, ../sqlite/oidc-adapter.ts): the payload without `consumed` (consumed_at is the one source
  * of truth for that) and the ids it is found by. Each adapter keeps the times as its database does.
  */

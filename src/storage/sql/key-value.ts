@@ -36,7 +36,7 @@ const STATEMENTS = {
 };
 
 /**
- * KeyValueStore in the `kv_entries` table (PostgreSQL or PGlite). Expired entries read as
+ * KeyValueStore in the `kv_entries` table (PostgreSQL). Expired entries read as
  * missing and are deleted by a periodic sweeper. take is one DELETE ... RETURNING and
  * putIfAbsent one INSERT ... ON CONFLICT, so both are atomic across instances.
  */
@@ -47,7 +47,7 @@ export function createSqlKeyValueStore(
   const now = options.now ?? (() => new Date());
   const expiry = (ttl: number) => new Date(now().getTime() + ttlMilliseconds(ttl));
 
-  const sweep = () => sweepExpired(db, 'kv_entries', now(), options);
+  const sweep = () => sweepExpired(db, 'kv_entries', now());
   const stop = startSweeper(sweep, options);
 
   return {

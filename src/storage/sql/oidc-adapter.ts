@@ -22,7 +22,7 @@ export interface SqlOidcAdapter {
 }
 
 /**
- * oidc-provider artifacts in the `oidc_artifacts` table, on PostgreSQL or PGlite alike.
+ * oidc-provider artifacts in the `oidc_artifacts` table in PostgreSQL (the tests also run them on PGlite).
  * Expired rows are invisible to every read and deleted by a periodic sweeper; `consumed`
  * lives in consumed_at, set by one conditional UPDATE so that of concurrent consumers
  * exactly one succeeds. destroy() of an Interaction only moves expires_at up to a grace.
@@ -32,7 +32,7 @@ export function createSqlOidcAdapter(
   options: SqlOidcAdapterOptions = {},
 ): SqlOidcAdapter {
   const now = options.now ?? (() => new Date());
-  const sweep = () => sweepExpired(db, 'oidc_artifacts', now(), options);
+  const sweep = () => sweepExpired(db, 'oidc_artifacts', now());
   const stop = startSweeper(sweep, options);
   return { factory: (model) => createAdapter(db, model, now), sweep, close: stop };
 }

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 
 export interface SweeperOptions {
@@ -6,26 +6,16 @@ export interface SweeperOptions {
   sweepIntervalMs?: number;
   /** A sweep failed (database down): reported, retried at the next interval. */
   onSweepError?: (error: unknown) => void;
-  /**
-   * VACUUM ANALYZE the table after a sweep that deleted rows: for PGlite, which runs no
-   * autovacuum. Without it the space of deleted rows is never reused (on 5 Dec a table filled
-   * and emptied five times over took five times the space) and the planner's statistics stay
-   * those of the empty table it started as. PostgreSQL's autovacuum does this itself.
-   */
-  vacuum?: boolean;
 }
 
-/** Deletes the table's expired rows (and vacuums it, when asked); resolves to how many. */
+/** Deletes the table's expired rows; resolves to how many. PostgreSQL's autovacuum reclaims their space. */
 export async function sweepExpired(
   db: Kysely<Database>,
   table: 'oidc_artifacts' | 'kv_entries' | 'account_artifacts',
   at: Date,
-  options: SweeperOptions,
 ): Promise<number> {
   const result = await db.deleteFrom(table).where('expires_at', '<=', at).executeTakeFirst();
-  const deleted = Number(result.numDeletedRows);
-  if (deleted > 0 && options.vacuum) await sql`vacuum analyze ${sql.table(table)}`.execute(db);
-  return deleted;
+  return Number(result.numDeletedRows);
 }
 
 const DEFAULT_SWEEP_INTERVAL_MS = 60_000;

@@ -26,7 +26,25 @@ const ARRAY_COLUMNS = new Set(['scopes']);
  * query on `db` there waits for the transaction that waits for it.
  */
 export function sqliteKysely(database: DatabaseSync): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: new PreparedStatements(database) }) });
+  return new SqliteKysely(new PreparedStatements(database));
+}
+
+/**
+ * Closes the file at destroy() even when no query ran: Kysely closes a driver only once it has
+ * been used, and an unused one would keep the file (and its lock) open.
+ */
+class SqliteKysely extends Kysely<Database> {
+  readonly #statements: PreparedStatements;
+
+  constructor(statements: PreparedStatements) {
+    super({ dialect: new SqliteDialect({ database: statements }) });
+    this.#statements = statements;
+  }
+
+  override async destroy(): Promise<void> {
+    await super.destroy();
+    this.#statements.close();
+  }
 }
 
 /** What Kysely's SQLite driver asks of a database, over node:sqlite, with statements kept prepared. */
@@ -51,9 +69,10 @@ class PreparedStatements implements SqliteDatabase {
     return statement;
   }
 
+  /** Idempotent: Kysely closes it too, when it was used. */
   close(): void {
     this.#prepared.clear();
-    this.#database.close();
+    if (this.#database.isOpen) this.#database.close();
   }
 }
 
