@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Context, Middleware } from 'koa';
+import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config/types.ts';
 import { type DependencyMonitor, dependencyGate, probeAfterServerErrors } from './http/dependency-gate.ts';
@@ -11,6 +11,7 @@ import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
 import { requestLog } from './http/request-log.ts';
+import { type Scoped, scoped } from './http/scoped.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
@@ -60,25 +61,33 @@ export function createApp(deps: AppDeps): Provider {
     ...(deps.metrics ? [httpMetrics(deps.metrics)] : []),
   ];
   provider.use(frontDoor({ stages, onError: errorPage(views) }));
-  // Health and metrics answer even while a store is down: in front of the dependency gate.
-  mount(provider, [
-    createHealthRouter(dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores),
-    ...(deps.metrics ? [createMetricsRouter(deps.metrics)] : []),
-  ]);
-  if (dependencies) provider.use(dependencyGate(dependencies, gateOptions));
-  if (deps.maxBodyBytes) provider.use(requestSizeLimit(deps.maxBodyBytes));
-  if (deps.rateLimiters) {
-    const { rateLimiters: limiters, metrics, interaction } = deps;
-    const alongside = (ctx: Context) => readInteractionAhead(ctx, interaction);
-    provider.use(rateLimits({ limiters, views, metrics, alongside }));
-  }
-  provider.use(loginAtAuthorization(deps.interaction, provider.pathFor('authorization')));
-  provider.use(domainVerification(config.wechat.mpVerifyTokens));
-  mount(provider, [
-    assetsRouter(views),
-    createInteractionRouter(deps.interaction),
-    ...(deps.extraRouters ?? []),
-  ]);
+  const { rateLimiters: limiters, metrics, interaction } = deps;
+  provider.use(
+    scoped([
+      // Health and metrics answer even while a store is down: in front of the dependency gate.
+      routes([
+        createHealthRouter(
+          dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores,
+        ),
+        ...(metrics ? [createMetricsRouter(metrics)] : []),
+      ]),
+      ...(dependencies ? [dependencyGate(dependencies, gateOptions)] : []),
+      ...(deps.maxBodyBytes ? [requestSizeLimit(deps.maxBodyBytes)] : []),
+      ...(limiters
+        ? [
+            rateLimits({
+              limiters,
+              views,
+              metrics,
+              alongside: (ctx) => readInteractionAhead(ctx, interaction),
+            }),
+          ]
+        : []),
+      loginAtAuthorization(interaction, provider.pathFor('authorization')),
+      domainVerification(config.wechat.mpVerifyTokens),
+      routes([assetsRouter(views), createInteractionRouter(interaction), ...(deps.extraRouters ?? [])]),
+    ]),
+  );
   return provider;
 }
 
@@ -88,20 +97,17 @@ export function createApp(deps: AppDeps): Provider {
  * whose path starts with none of the routes' static prefixes (every token, userinfo and
  * introspection call, on its way to oidc-provider's own routes) skips the routers altogether.
  */
-function mount(provider: Provider, routers: Router[]): void {
+function routes(routers: Router[]): Scoped {
   const merged = new Router();
   for (const router of routers) merged.use(router.routes());
   // The router's own context type is what koa gives every middleware, with params the router adds.
-  const routes = merged.routes() as unknown as Middleware;
+  const matched = merged.routes() as unknown as Middleware;
   const allowedMethods = merged.allowedMethods() as unknown as Middleware;
   const prefixes = staticPrefixes(merged);
-  provider.use((ctx, next) => {
-    // Read once: koa parses the URL again (cached, but not cheaply) on every read of ctx.path.
-    const path = ctx.path;
-    return prefixes.some((prefix) => path.startsWith(prefix))
-      ? routes(ctx, () => allowedMethods(ctx, next))
-      : next();
-  });
+  return {
+    applies: (_, path) => prefixes.some((prefix) => path.startsWith(prefix)),
+    middleware: (ctx, next) => matched(ctx, () => allowedMethods(ctx, next)),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import type { StorageKind, Stores } from '../storage/ports.ts';
 import type { RequestStage } from './front-door.ts';
+import type { Scoped } from './scoped.ts';
 import { pageContext, type Views } from './views.ts';
 
 export type Dependency = 'database' | 'cache';
@@ -76,12 +77,15 @@ type GateOptions = { views: Views; kinds: Stores['kinds']; retryAfterSeconds?: n
  * Fails fast with 503 and a clear message while a store is down: an OAuth error JSON for clients,
  * a readable page for people. Not async: while all is well a request passes straight through.
  */
-export function dependencyGate(monitor: DependencyMonitor, options: GateOptions): Middleware {
-  return (ctx, next) => {
-    if (monitor.down().length === 0 || needsNoStore(ctx.path)) return next();
-    void monitor.check();
-    unavailable(ctx, monitor.down(), options);
-    return Promise.resolve();
+export function dependencyGate(monitor: DependencyMonitor, options: GateOptions): Scoped {
+  return {
+    applies: () => monitor.down().length > 0,
+    middleware: (ctx, next) => {
+      if (monitor.down().length === 0 || needsNoStore(ctx.path)) return next();
+      void monitor.check();
+      unavailable(ctx, monitor.down(), options);
+      return Promise.resolve();
+    },
   };
 }
 

@@ -1,4 +1,5 @@
-import type { Middleware } from 'koa';
+import type { Context, Next } from 'koa';
+import type { Scoped } from './scoped.ts';
 
 const FILE = /^\/MP_verify_([^/]+)\.txt$/;
 
@@ -8,13 +9,12 @@ const FILE = /^\/MP_verify_([^/]+)\.txt$/;
  * domain is set. Configured tokens are answered as text/plain with the token and nothing else (no
  * newline); any other MP_verify_*.txt is a 404.
  */
-export function domainVerification(tokens: readonly string[]): Middleware {
+export function domainVerification(tokens: readonly string[]): Scoped {
   const known = new Set(tokens);
-  // Not async: every other request passes straight through, without a promise of its own.
-  return (ctx, next) => {
-    const path = ctx.path;
-    if (!path.startsWith('/MP_verify_')) return next();
-    const token = FILE.exec(path)?.[1];
+  return { applies: (_, path) => path.startsWith('/MP_verify_'), middleware };
+
+  function middleware(ctx: Context, next: Next): Promise<unknown> {
+    const token = FILE.exec(ctx.path)?.[1];
     if (token === undefined || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     ctx.set('Cache-Control', 'no-cache');
     if (!known.has(token)) {
@@ -27,5 +27,5 @@ export function domainVerification(tokens: readonly string[]): Middleware {
     ctx.type = 'text/plain; charset=utf-8';
     ctx.body = token;
     return Promise.resolve();
-  };
+  }
 }

@@ -1,4 +1,4 @@
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import {
   type RateLimiterAbstract,
   RateLimiterMemory,
@@ -8,6 +8,7 @@ import {
 import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RedisClient } from '../storage/redis/scripts.ts';
+import type { Scoped } from './scoped.ts';
 import { pageContext, type Views } from './views.ts';
 
 /**
@@ -115,16 +116,18 @@ interface RateLimitOptions {
  * 429 with Retry-After once a client spends its points: an OAuth error JSON on the token endpoint,
  * a readable page on the others. The key is the client's IP (X-Forwarded-For only with trustProxy).
  */
-export function rateLimits(options: RateLimitOptions): Middleware {
+export function rateLimits(options: RateLimitOptions): Scoped {
   const tokenBlocks = new BlockedKeys();
   const authorizationBlocks = new BlockedKeys();
-  // Not async: the requests no group counts (most of them) pass straight through.
-  return (ctx, next) => {
-    const group = groupOf(ctx.method, ctx.path);
-    if (!group) return next();
-    if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
-    if (ctx.path === '/auth') return limitAuthorizationRequests(ctx, next, options, authorizationBlocks);
-    return limitRequests(ctx, next, group, options);
+  return {
+    applies: (ctx, path) => groupOf(ctx.method, path) !== undefined,
+    middleware(ctx, next) {
+      const group = groupOf(ctx.method, ctx.path);
+      if (!group) return next();
+      if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
+      if (ctx.path === '/auth') return limitAuthorizationRequests(ctx, next, options, authorizationBlocks);
+      return limitRequests(ctx, next, group, options);
+    },
   };
 }
 

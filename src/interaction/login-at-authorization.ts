@@ -1,5 +1,6 @@
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
+import type { Scoped } from '../http/scoped.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import type { InteractionDeps } from './deps.ts';
 import { showLogin } from './show.ts';
@@ -17,12 +18,13 @@ import { showLogin } from './show.ts';
  * oidc-provider's enableHttpPostMethods turned on, a page answering a POSTed request would ask to
  * resubmit it on reload, so such a request would keep its redirect.
  */
-export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: string): Middleware {
-  // Not async for other paths: they pass straight through, without a promise of their own.
-  return (ctx, next) =>
-    ctx.path === authorizationPath && ctx.method === 'GET'
-      ? next().then(() => answerWithLogin(ctx, deps))
-      : next();
+export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: string): Scoped {
+  const applies = (ctx: Context, path: string) => path === authorizationPath && ctx.method === 'GET';
+  return {
+    applies,
+    middleware: (ctx, next) =>
+      applies(ctx, ctx.path) ? next().then(() => answerWithLogin(ctx, deps)) : next(),
+  };
 }
 
 async function answerWithLogin(ctx: Context, deps: InteractionDeps): Promise<void> {

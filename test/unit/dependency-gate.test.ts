@@ -9,6 +9,7 @@ import {
 } from '../../src/http/dependency-gate.ts';
 import { errorPage } from '../../src/http/errors.ts';
 import { frontDoor } from '../../src/http/front-door.ts';
+import { scoped } from '../../src/http/scoped.ts';
 import { createViews } from '../../src/http/views.ts';
 
 const KINDS = { accounts: 'postgres', artifacts: 'redis' } as const;
@@ -38,7 +39,7 @@ async function serve(monitor: DependencyMonitor, handler: Koa.Middleware) {
   const app = new Koa();
   const options = { views, kinds: KINDS };
   app.use(frontDoor({ stages: [probeAfterServerErrors(monitor, options)], onError: errorPage(views) }));
-  app.use(dependencyGate(monitor, options));
+  app.use(scoped([dependencyGate(monitor, options)]));
   app.use(handler);
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
