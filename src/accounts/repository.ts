@@ -1,9 +1,11 @@
 import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
 import { isSqlite } from '../storage/dialect.ts';
 import type { AccountsTable, Database, IdentitiesTable } from '../storage/schema.ts';
+import { onSqliteConnection } from '../storage/sqlite/kysely-dialect.ts';
 import type { WeChatIdentity, WeChatProfile } from '../upstream/wechat/types.ts';
 import { accountForgotten, accountWritten } from './account-cache.ts';
 import type { AvatarInfo } from './avatars/store.ts';
+import { linkReturningPerson, type Refresh } from './sqlite-login.ts';
 
 export type Account = Selectable<AccountsTable>;
 export type Identity = Selectable<IdentitiesTable>;
@@ -149,11 +151,19 @@ export async function linkIdentity(
   now: Date,
   options: LinkOptions = {},
 ): Promise<LinkResult> {
-  // linkKnownPerson's one statement is PostgreSQL's (a writable CTE); in SQLite the steps cost
-  // microseconds each, with no round trip to save.
-  const result =
-    (isSqlite(db) ? undefined : await linkKnownPerson(db, identity, now, options)) ??
-    (await linkInTransaction(db, identity, now, isSqlite(db) ? options : undefined));
+  // linkKnownPerson's one statement is PostgreSQL's (a writable CTE); SQLite takes the same steps
+  // as prepared statements of its own (./sqlite-login.ts).
+  const sqlite = isSqlite(db);
+  const refresh: Refresh = (account) => ({
+    nickname: nextNickname(account.nickname, identity.profile?.nickname),
+    avatar_url: nextAvatar(account.avatar_url, identity.profile?.avatarUrl),
+  });
+  const known = sqlite
+    ? await onSqliteConnection(db, (database) =>
+        linkReturningPerson(database, identity, now, options, refresh),
+      )
+    : await linkKnownPerson(db, identity, now, options);
+  const result = known ?? (await linkInTransaction(db, identity, now, sqlite ? options : undefined));
   accountWritten(result.account, result.alongside?.avatar);
   return result;
 }

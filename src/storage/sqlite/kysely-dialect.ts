@@ -30,6 +30,21 @@ export function sqliteKysely(database: DatabaseSync): Kysely<Database> {
 }
 
 /**
+ * Runs `work` on the node:sqlite handle under a Kysely made by sqliteKysely, holding that Kysely's
+ * one connection meanwhile (so no Kysely transaction is open on it, and none starts until `work`
+ * returns): for code that runs its own prepared statements where Kysely's building of each query
+ * costs more than SQLite's running of it. Undefined for any other Kysely.
+ */
+export function onSqliteConnection<T>(
+  db: Kysely<Database>,
+  work: (database: DatabaseSync) => T,
+): Promise<T> | undefined {
+  if (!(db instanceof SqliteKysely)) return undefined;
+  const database = db.database;
+  return db.connection().execute(async () => work(database));
+}
+
+/**
  * Closes the file at destroy() even when no query ran: Kysely closes a driver only once it has
  * been used, and an unused one would keep the file (and its lock) open.
  */
@@ -39,6 +54,10 @@ class SqliteKysely extends Kysely<Database> {
   constructor(statements: PreparedStatements) {
     super({ dialect: new SqliteDialect({ database: statements }) });
     this.#statements = statements;
+  }
+
+  get database(): DatabaseSync {
+    return this.#statements.database;
   }
 
   override async destroy(): Promise<void> {
@@ -54,6 +73,10 @@ class PreparedStatements implements SqliteDatabase {
 
   constructor(database: DatabaseSync) {
     this.#database = database;
+  }
+
+  get database(): DatabaseSync {
+    return this.#database;
   }
 
   prepare(sql: string): SqliteStatement {
@@ -87,14 +110,16 @@ function converting(statement: StatementSync): SqliteStatement {
   };
 }
 
-function toSqlite(value: unknown): SQLInputValue {
+/** A value as SQLite stores it (see sqliteKysely). */
+export function toSqlite(value: unknown): SQLInputValue {
   if (value instanceof Date) return value.getTime();
   if (typeof value === 'boolean') return value ? 1 : 0;
   if (Array.isArray(value)) return JSON.stringify(value);
   return value as SQLInputValue;
 }
 
-function fromSqlite(row: Record<string, unknown>): Record<string, unknown> {
+/** A row as the account code reads it (times as Dates, booleans, arrays): see sqliteKysely. */
+export function fromSqlite(row: Record<string, unknown>): Record<string, unknown> {
   const converted: Record<string, unknown> = {};
   for (const column in row) {
     const value = row[column];
