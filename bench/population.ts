@@ -16,10 +16,9 @@ export async function seedPopulation(
   people: number,
   consentClient: string,
 ): Promise<number> {
-  const sqlite = isSqlite(db);
   // The embedded accounts file is brought up to date as it opens.
-  if (!sqlite) await migrateToLatest(db);
-  if (people > 0) await (sqlite ? insertPeopleSqlite : insertPeople)(db, people, consentClient);
+  if (!isSqlite(db)) await migrateToLatest(db);
+  if (people > 0) await insertPeople(db, people, consentClient);
   const { count } = await db
     .selectFrom('accounts')
     .select((eb) => eb.fn.countAll<number>().as('count'))
@@ -27,13 +26,13 @@ export async function seedPopulation(
   return Number(count);
 }
 
-/** insertPeople in SQLite's terms (no generate_series, no arrays; times in milliseconds). */
-async function insertPeopleSqlite(
-  db: Kysely<Database>,
-  people: number,
-  consentClient: string,
-): Promise<void> {
-  const now = Date.now();
+/**
+ * In SQL both PostgreSQL and SQLite (the embedded accounts file) take: a recursive count rather than
+ * generate_series, the parity of the last digit by substr, times and scopes as bound values.
+ */
+async function insertPeople(db: Kysely<Database>, people: number, consentClient: string): Promise<void> {
+  const now = new Date();
+  const evenLastDigit = sql`cast(substr(subject, length(subject)) as integer) % 2 = 0`;
   await sql`
     with recursive n(v) as (select 1 union all select v + 1 from n where v < ${people})
     insert into accounts (subject, nickname, created_at, updated_at, last_login_at)
@@ -47,36 +46,12 @@ async function insertPeopleSqlite(
   await sql`
     insert into identities (appid, openid, account_id, kind, unionid)
     select 'wx-bench-population-mp', 'openid-' || subject, id, 'mini_program', subject from accounts
-    where subject like 'bench-population-%' and substr(subject, -1) in ('0', '2', '4', '6', '8')
+    where subject like 'bench-population-%' and ${evenLastDigit}
   `.execute(db);
   await sql`
     insert into consents (account_id, client_id, scopes)
-    select id, ${consentClient}, '["openid","profile"]' from accounts
-    where subject like 'bench-population-%' and substr(subject, -1) in ('1', '3', '5', '7', '9')
-  `.execute(db);
-  await sql`analyze`.execute(db);
-}
-
-async function insertPeople(db: Kysely<Database>, people: number, consentClient: string): Promise<void> {
-  await sql`
-    insert into accounts (subject, nickname, created_at, updated_at, last_login_at)
-    select 'bench-population-' || n, 'person ' || n, now(), now(), now()
-    from generate_series(1, ${people}::int) as n
-  `.execute(db);
-  await sql`
-    insert into identities (appid, openid, account_id, kind, unionid)
-    select 'wx-bench-population-web', 'openid-' || subject, id, 'website', subject from accounts
-    where subject like 'bench-population-%'
-  `.execute(db);
-  await sql`
-    insert into identities (appid, openid, account_id, kind, unionid)
-    select 'wx-bench-population-mp', 'openid-' || subject, id, 'mini_program', subject from accounts
-    where subject like 'bench-population-%' and right(subject, 1) in ('0', '2', '4', '6', '8')
-  `.execute(db);
-  await sql`
-    insert into consents (account_id, client_id, scopes)
-    select id, ${consentClient}, array['openid', 'profile'] from accounts
-    where subject like 'bench-population-%' and right(subject, 1) in ('1', '3', '5', '7', '9')
+    select id, ${consentClient}, ${['openid', 'profile']} from accounts
+    where subject like 'bench-population-%' and not ${evenLastDigit}
   `.execute(db);
   await sql`analyze`.execute(db);
 }

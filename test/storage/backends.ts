@@ -49,24 +49,25 @@ export function useSqlBackend(open: () => Promise<SqlBackend>, use: (backend: Sq
 }
 
 /** A migrated PGlite in a temporary directory, deleted on close. */
-export async function openPgliteBackend(): Promise<SqlBackend & { dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'wob-pglite-'));
-  const db = await openEmbeddedDatabase(dataDir);
-  await migrateToLatest(db);
-  return {
-    db,
-    dataDir,
-    async close() {
-      await db.destroy();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
+export function openPgliteBackend(): Promise<SqlBackend & { dataDir: string }> {
+  return inTemporaryDirectory('wob-pglite-', async (dataDir) => {
+    const db = await openEmbeddedDatabase(dataDir);
+    await migrateToLatest(db);
+    return db;
+  });
 }
 
 /** The embedded setup's accounts file (accounts.sqlite) in a temporary directory, deleted on close. */
-export async function openSqliteAccountsBackend(): Promise<SqlBackend & { dataDir: string }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'wob-sqlite-accounts-'));
-  const db = await openAccountsDatabase(dataDir);
+export function openSqliteAccountsBackend(): Promise<SqlBackend & { dataDir: string }> {
+  return inTemporaryDirectory('wob-sqlite-accounts-', openAccountsDatabase);
+}
+
+async function inTemporaryDirectory(
+  prefix: string,
+  open: (dataDir: string) => Promise<Kysely<Database>>,
+): Promise<SqlBackend & { dataDir: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), prefix));
+  const db = await open(dataDir);
   return {
     db,
     dataDir,
