@@ -193,6 +193,39 @@ describe.skipIf(!postgres || !redis)('openStores with PostgreSQL and Redis', () 
     }
   });
 
+  it('keeps accounts in the embedded file and artifacts under the Redis prefix when only Redis is given', async () => {
+    const dir = join(dataDir, 'accounts-only');
+    const stores = await openStores({
+      redisUrl: testRedis.url,
+      redisKeyPrefix: testRedis.prefix,
+      dataDir: dir,
+      logger: recordingLogger(),
+    });
+    try {
+      expect(stores.kinds).toEqual({ accounts: 'embedded', artifacts: 'redis' });
+      const { account } = await linkIdentity(
+        stores.db,
+        { kind: 'website', appid: 'wx1', openid: 'o1', unionid: 'u1', snapshotUser: false },
+        new Date(),
+      );
+      expect(await findAccountBySubject(stores.db, 'u1')).toEqual(account);
+      expect(existsSync(join(dir, 'accounts.sqlite'))).toBe(true);
+      expect(existsSync(join(dir, 'artifacts.sqlite'))).toBe(false);
+      expect(await stores.ping()).toEqual({ database: true, cache: true });
+      // The accounts file is this process's alone, Redis or not.
+      await expect(
+        openStores({
+          redisUrl: testRedis.url,
+          redisKeyPrefix: testRedis.prefix,
+          dataDir: dir,
+          logger: recordingLogger(),
+        }),
+      ).rejects.toThrow('the embedded store admits one process per data directory');
+    } finally {
+      await stores.close();
+    }
+  });
+
   it('never logs the database password', async () => {
     const logger = recordingLogger();
     const stores = await openStores({
