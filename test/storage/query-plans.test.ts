@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type CompiledQuery, Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,11 +24,13 @@ import {
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
-import { PreparedPGliteDialect } from '../../src/storage/pglite-driver.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { createSqlKeyValueStore } from '../../src/storage/sql/key-value.ts';
 import { createSqlOidcAdapter } from '../../src/storage/sql/oidc-adapter.ts';
 import { sweepExpired } from '../../src/storage/sql/sweeper.ts';
+import { ACCOUNTS_SCHEMA } from '../../src/storage/sqlite/accounts-database.ts';
+import { openSqliteFile } from '../../src/storage/sqlite/file.ts';
+import { sqliteKysely } from '../../src/storage/sqlite/kysely-dialect.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { serviceAvailable } from '../helpers/services.ts';
@@ -37,24 +41,39 @@ const silentLogger = createLogger({ level: 'silent' });
 /** Where the statements run, and how the plans they run with are read there. */
 interface PlanBackend {
   db: Kysely<Database>;
-  /** Each statement with the relations its plan scans sequentially. */
-  plansOf(statements: CompiledQuery[]): Promise<{ sql: string; scans: string[] }[]>;
+  /** Forgets the statements issued so far. */
+  startRecording(): void;
+  /** Each statement issued since startRecording, with the relations its plan reads whole. */
+  plans(): Promise<{ sql: string; scans: string[] }[]>;
   close(): Promise<void>;
 }
+
+/** Statements that read or write rows (not begin, commit or pragmas). */
+const DATA_STATEMENT = /^\s*(select|insert|update|delete|with)\b/i;
 
 /**
  * PostgreSQL plans each statement for its values (the pg driver sends unnamed statements). Run on
  * a test database of a few rows, the planner would scan whatever the plan, so sequential scans are
  * priced out (enable_seqscan off): a statement still planned with one has no index that serves it.
  */
-async function postgresBackend(issued: CompiledQuery[]): Promise<PlanBackend> {
+async function postgresBackend(): Promise<PlanBackend> {
   const database = await createTestDatabase();
   const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: collectInto(issued) });
+  const issued: CompiledQuery[] = [];
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool }),
+    log: (event: LogEvent) => {
+      if (event.level === 'query') issued.push(event.query);
+    },
+  });
   await migrateToLatest(db);
   return {
     db,
-    async plansOf(statements) {
+    startRecording: () => {
+      issued.length = 0;
+    },
+    async plans() {
+      const statements = issued.filter((query) => DATA_STATEMENT.test(query.sql));
       const client = await pool.connect();
       try {
         await client.query('begin');
@@ -78,41 +97,49 @@ async function postgresBackend(issued: CompiledQuery[]): Promise<PlanBackend> {
 }
 
 /**
- * The embedded store plans each statement once and keeps the plan (src/storage/pglite-driver.ts):
- * what runs is the generic plan, made under the driver's own settings in PGlite's one session, from
- * whatever statistics the tables had then. Here they are those of empty tables that a sweep has
- * vacuumed (as at the start, or after a quiet night): the plan must use an index all the same, or
- * it is kept as the tables fill.
+ * The embedded accounts file. SQLite plans a statement when it is prepared, from the schema (it has no
+ * statistics until ANALYZE), and the statements here are prepared once and kept: the plan must use
+ * an index whatever the tables hold. Every statement run on the file is recorded, the prepared ones
+ * of the returning person's login (src/accounts/sqlite-login.ts) with Kysely's.
  */
-async function pgliteBackend(issued: CompiledQuery[]): Promise<PlanBackend> {
-  const pglite = await PGlite.create();
-  const db = new Kysely<Database>({ dialect: new PreparedPGliteDialect(pglite), log: collectInto(issued) });
-  await migrateToLatest(db);
-  for (const table of ['accounts', 'identities', 'oidc_artifacts', 'kv_entries', 'account_artifacts'])
-    await pglite.exec(`vacuum analyze ${table}`);
+async function sqliteBackend(): Promise<PlanBackend> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'wob-plans-'));
+  const database = await openSqliteFile(join(dataDir, 'accounts.sqlite'), ACCOUNTS_SCHEMA);
+  const issued: string[] = [];
+  const prepare = database.prepare.bind(database);
+  database.prepare = (sql: string) => {
+    const statement = prepare(sql);
+    for (const method of ['all', 'get', 'run', 'iterate'] as const) {
+      const call = statement[method].bind(statement) as (...args: never[]) => unknown;
+      Object.defineProperty(statement, method, {
+        value: (...args: never[]) => {
+          issued.push(sql);
+          return call(...args);
+        },
+      });
+    }
+    return statement;
+  };
+  const db = sqliteKysely(database);
   return {
     db,
-    async plansOf(statements) {
-      const found = [];
-      for (const { sql } of statements) {
-        // Simple protocol: the statement's parameters stay unbound, as GENERIC_PLAN wants them.
-        const [result] = await pglite.exec(`explain (generic_plan, format json) ${sql}`);
-        const row = result?.rows[0] as { 'QUERY PLAN': [{ Plan: PlanNode }] } | undefined;
-        found.push({ sql, scans: sequentialScansOf(row?.['QUERY PLAN'][0].Plan ?? noPlan(sql)) });
-      }
-      return found;
+    startRecording: () => {
+      issued.length = 0;
     },
-    close: () => db.destroy(),
-  };
-}
-
-function noPlan(sql: string): never {
-  throw new Error(`no plan for ${sql}`);
-}
-
-function collectInto(issued: CompiledQuery[]): (event: LogEvent) => void {
-  return (event) => {
-    if (event.level === 'query') issued.push(event.query);
+    async plans() {
+      return [...new Set(issued.filter((sql) => DATA_STATEMENT.test(sql)))].map((sql) => ({
+        sql,
+        // "SCAN <table>" reads the table whole; SEARCH uses an index, SCAN of a CTE or json_each is no table.
+        scans: prepare(`explain query plan ${sql}`)
+          .all()
+          .map((row) => String(row.detail))
+          .filter((detail) => /^SCAN (accounts|identities|avatars|consents|account_\w+)\b/.test(detail)),
+      }));
+    },
+    async close() {
+      await db.destroy();
+      await rm(dataDir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -123,20 +150,20 @@ function collectInto(issued: CompiledQuery[]): (event: LogEvent) => void {
  * statement once did, most of a second per login).
  */
 describe.skipIf(!postgres)('the statements of a login on PostgreSQL', () => {
-  definePlanTests(postgresBackend);
+  definePlanTests(postgresBackend, { artifacts: true });
 });
 
-describe('the statements of a login on the embedded PGlite, planned once and kept', () => {
-  definePlanTests(pgliteBackend);
+describe('the statements of a login in the embedded accounts file, planned once and kept', () => {
+  // The embedded setup's artifacts are in a file of their own, with statements of their own.
+  definePlanTests(sqliteBackend, { artifacts: false });
 });
 
-function definePlanTests(open: (issued: CompiledQuery[]) => Promise<PlanBackend>): void {
+function definePlanTests(open: () => Promise<PlanBackend>, options: { artifacts: boolean }): void {
   let backend: PlanBackend;
   let db: Kysely<Database>;
-  const issued: CompiledQuery[] = [];
 
   beforeAll(async () => {
-    backend = await open(issued);
+    backend = await open();
     db = backend.db;
   });
 
@@ -155,11 +182,11 @@ function definePlanTests(open: (issued: CompiledQuery[]) => Promise<PlanBackend>
 
   /** The statements `run` issues, each with the relations its plan scans sequentially. */
   async function sequentialScans(run: () => Promise<unknown>): Promise<{ sql: string; scans: string[] }[]> {
-    issued.length = 0;
+    backend.startRecording();
     await run();
-    const statements = issued.filter((query) => /^\s*(select|insert|update|delete|with)\b/i.test(query.sql));
-    expect(statements.length).toBeGreaterThan(0);
-    return backend.plansOf(statements);
+    const plans = await backend.plans();
+    expect(plans.length).toBeGreaterThan(0);
+    return plans;
   }
 
   it('a first login, a returning one and another app of the same person read no table whole', async () => {
@@ -194,37 +221,37 @@ function definePlanTests(open: (issued: CompiledQuery[]) => Promise<PlanBackend>
     expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
   });
 
-  it("the artifact and key-value stores' statements (the embedded setup's, or PostgreSQL's without Redis) read no table whole", async () => {
-    const artifacts = createSqlOidcAdapter(db, { sweepIntervalMs: 0 });
-    const kv = createSqlKeyValueStore(db, { sweepIntervalMs: 0 });
-    const plans = await sequentialScans(async () => {
-      const interaction = artifacts.factory('Interaction');
-      const code = artifacts.factory('AuthorizationCode');
-      const session = artifacts.factory('Session');
-      const deviceCode = artifacts.factory('DeviceCode');
-      const grantId = randomUUID();
-      await interaction.upsert('interaction-1', { jti: 'interaction-1' }, 600);
-      await code.upsert('code-1', { jti: 'code-1', grantId }, 60);
-      await session.upsert('session-1', { jti: 'session-1', uid: 'session-uid-1' }, 600);
-      await deviceCode.upsert('device-1', { jti: 'device-1', userCode: 'USER-CODE', grantId }, 600);
-      expect(await interaction.find('interaction-1')).toBeDefined();
-      expect(await session.findByUid('session-uid-1')).toBeDefined();
-      expect(await deviceCode.findByUserCode('USER-CODE')).toBeDefined();
-      await code.consume('code-1');
-      await interaction.destroy('interaction-1');
-      await session.destroy('session-1');
-      await code.revokeByGrantId(grantId);
-      await kv.put('state-1', { uid: 'x' }, 60);
-      expect(await kv.putIfAbsent('claim-1', { uid: 'x' }, 60)).toBe(true);
-      expect(await kv.get('state-1')).toEqual({ uid: 'x' });
-      expect(await kv.take('claim-1')).toEqual({ uid: 'x' });
-      await kv.delete('state-1');
-      await artifacts.sweep();
-      await kv.sweep();
-      await sweepExpired(db, 'account_artifacts', new Date());
+  if (options.artifacts)
+    it("the artifact and key-value stores' statements (PostgreSQL's without Redis) read no table whole", async () => {
+      const artifacts = createSqlOidcAdapter(db, { sweepIntervalMs: 0 });
+      const kv = createSqlKeyValueStore(db, { sweepIntervalMs: 0 });
+      const plans = await sequentialScans(async () => {
+        const interaction = artifacts.factory('Interaction');
+        const code = artifacts.factory('AuthorizationCode');
+        const session = artifacts.factory('Session');
+        const deviceCode = artifacts.factory('DeviceCode');
+        const grantId = randomUUID();
+        await interaction.upsert('interaction-1', { jti: 'interaction-1' }, 600);
+        await code.upsert('code-1', { jti: 'code-1', grantId }, 60);
+        await session.upsert('session-1', { jti: 'session-1', uid: 'session-uid-1' }, 600);
+        await deviceCode.upsert('device-1', { jti: 'device-1', userCode: 'USER-CODE', grantId }, 600);
+        expect(await interaction.find('interaction-1')).toBeDefined();
+        expect(await session.findByUid('session-uid-1')).toBeDefined();
+        expect(await deviceCode.findByUserCode('USER-CODE')).toBeDefined();
+        await code.consume('code-1');
+        await interaction.destroy('interaction-1');
+        await session.destroy('session-1');
+        await code.revokeByGrantId(grantId);
+        await kv.put('state-1', { uid: 'x' }, 60);
+        expect(await kv.putIfAbsent('claim-1', { uid: 'x' }, 60)).toBe(true);
+        expect(await kv.get('state-1')).toEqual({ uid: 'x' });
+        expect(await kv.take('claim-1')).toEqual({ uid: 'x' });
+        await kv.delete('state-1');
+        await artifacts.sweep();
+        await kv.sweep();
+      });
+      expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
     });
-    expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
-  });
 
   it("the account page's statements (apps, consents, avatar, unbinding) read no table whole", async () => {
     const unionid = `u-${randomUUID()}`;
@@ -241,6 +268,7 @@ function definePlanTests(open: (issued: CompiledQuery[]) => Promise<PlanBackend>
       expect(await unbindIdentity(db, account.id, website, new Date())).toBe('unbound');
       expect(await forgetConsent(db, unionid, 'client')).toBe(true);
       await forgetArtifact(db, 'Grant', 'no-such-grant');
+      await sweepExpired(db, 'account_artifacts', new Date());
     });
     expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
   });

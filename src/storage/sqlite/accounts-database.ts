@@ -23,7 +23,7 @@ const NOW = `(cast(unixepoch('subsec') * 1000 as integer))`;
  * never edit one that has shipped. A change to the accounts tables needs both: a migration for
  * PostgreSQL and a version here.
  */
-const SCHEMA: readonly string[] = [
+export const ACCOUNTS_SCHEMA: readonly string[] = [
   `create table accounts (
      id text primary key default ${UUID},
      subject text not null unique,
@@ -109,5 +109,5 @@ const SCHEMA: readonly string[] = [
  * (./from-pglite.ts).
  */
 export async function openAccountsDatabase(dataDir: string): Promise<Kysely<Database>> {
-  return sqliteKysely(await openSqliteFile(embeddedAccountsFile(dataDir), SCHEMA));
+  return sqliteKysely(await openSqliteFile(embeddedAccountsFile(dataDir), ACCOUNTS_SCHEMA));
 }
