@@ -8,8 +8,9 @@ import { wechatCallback } from './wechat-callback.ts';
 
 /**
  * Our pages between oidc-provider's authorization endpoint and its resume: login (WeChat), the
- * WeChat callback, consent and abort. Bodies are parsed only on these POST routes, never in front
- * of oidc-provider (which parses its own).
+ * WeChat callback, consent and abort. A body is parsed only where it carries something (the abort's
+ * reason; the consent form sends none, its button has no name), never in front of oidc-provider
+ * (which parses its own). An unread body is discarded by Node when the response ends.
  */
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const router = new Router();
@@ -17,7 +18,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   router.use('/interaction/:uid', noStore);
   router.get('/interaction/:uid', (ctx) => showInteraction(ctx, deps));
   router.get('/interaction/:uid/wechat-callback', (ctx) => wechatCallback(ctx, deps));
-  router.post('/interaction/:uid/consent', form, (ctx) => postConsent(ctx, deps));
+  router.post('/interaction/:uid/consent', (ctx) => postConsent(ctx, deps));
   router.post('/interaction/:uid/abort', form, (ctx) => postAbort(ctx, deps));
   return router;
 }
