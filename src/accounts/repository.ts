@@ -163,7 +163,7 @@ export async function linkIdentity(
         linkReturningPerson(database, identity, now, options, refresh),
       )
     : await linkKnownPerson(db, identity, now, options);
-  const result = known ?? (await linkInTransaction(db, identity, now, sqlite ? options : undefined));
+  const result = known ?? (await linkInTransaction(db, identity, now));
   accountWritten(result.account, result.alongside?.avatar);
   return result;
 }
@@ -250,64 +250,18 @@ interface KnownPersonExtras {
   consent_scopes: string[] | null;
 }
 
-/**
- * Every case, the first login and the conflict included, step by step in one transaction. With
- * `alongsideFor`, a returning person's avatar and remembered consent are read in it too, as
- * linkKnownPerson's statement reads them (SQLite takes this path for every login).
- */
+/** Every case, the first login and the conflict included, step by step in one transaction. */
 async function linkInTransaction(
   db: Kysely<Database>,
   identity: WeChatIdentity & { unionid: string },
   now: Date,
-  alongsideFor?: LinkOptions,
 ): Promise<LinkResult> {
   return db.transaction().execute(async (trx) => {
     const { account, created } = await findOrCreateAccount(trx, identity, now);
     const identityLinked = await upsertIdentity(trx, identity, account.id, now, created);
     if (created) return { account, created, identityLinked };
-    const refreshed = await refreshAccount(trx, account, identity, now);
-    if (!alongsideFor) return { account: refreshed, created, identityLinked };
-    return {
-      account: refreshed,
-      created,
-      identityLinked,
-      alongside: await readAlongside(trx, account.id, alongsideFor),
-    };
+    return { account: await refreshAccount(trx, account, identity, now), created, identityLinked };
   });
-}
-
-/** The stored avatar's metadata and what the person allowed LinkOptions.consentFor (LinkResult.alongside). */
-async function readAlongside(
-  trx: Transaction<Database>,
-  accountId: string,
-  { consentFor }: LinkOptions,
-): Promise<NonNullable<LinkResult['alongside']>> {
-  const avatar = await trx
-    .selectFrom('avatars')
-    .select(['source_url', 'content_type', 'etag', 'updated_at'])
-    .where('account_id', '=', accountId)
-    .executeTakeFirst();
-  const consent =
-    consentFor === undefined
-      ? undefined
-      : await trx
-          .selectFrom('consents')
-          .select('scopes')
-          .where('account_id', '=', accountId)
-          .where('client_id', '=', consentFor)
-          .executeTakeFirst();
-  return {
-    avatar: avatar
-      ? {
-          accountId,
-          sourceUrl: avatar.source_url,
-          contentType: avatar.content_type as AvatarInfo['contentType'],
-          etag: avatar.etag,
-          updatedAt: avatar.updated_at,
-        }
-      : null,
-    consentScopes: new Set(consent?.scopes ?? []),
-  };
 }
 
 async function findOrCreateAccount(
