@@ -5,7 +5,7 @@ import { onSqliteConnection } from '../storage/sqlite/kysely-dialect.ts';
 import type { WeChatIdentity, WeChatProfile } from '../upstream/wechat/types.ts';
 import { accountForgotten, accountWritten } from './account-cache.ts';
 import type { AvatarInfo } from './avatars/store.ts';
-import { linkReturningPerson, type Refresh } from './sqlite-login.ts';
+import { linkReturningPerson } from './sqlite-login.ts';
 
 export type Account = Selectable<AccountsTable>;
 export type Identity = Selectable<IdentitiesTable>;
@@ -153,14 +153,12 @@ export async function linkIdentity(
 ): Promise<LinkResult> {
   // linkKnownPerson's one statement is PostgreSQL's (a writable CTE); SQLite takes the same steps
   // as prepared statements of its own (./sqlite-login.ts).
-  const sqlite = isSqlite(db);
-  const refresh: Refresh = (account) => ({
-    nickname: nextNickname(account.nickname, identity.profile?.nickname),
-    avatar_url: nextAvatar(account.avatar_url, identity.profile?.avatarUrl),
-  });
-  const known = sqlite
+  const known = isSqlite(db)
     ? await onSqliteConnection(db, (database) =>
-        linkReturningPerson(database, identity, now, options, refresh),
+        linkReturningPerson(database, identity, now, options, (account) => ({
+          nickname: nextNickname(account.nickname, identity.profile?.nickname),
+          avatar_url: nextAvatar(account.avatar_url, identity.profile?.avatarUrl),
+        })),
       )
     : await linkKnownPerson(db, identity, now, options);
   const result = known ?? (await linkInTransaction(db, identity, now));
