@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
@@ -135,6 +135,22 @@ describe('openStores without URLs', () => {
     } finally {
       await reopened.close();
     }
+
+    // A crash after the copy's commit and before the rename: the next start renames, copying nothing.
+    await rename(join(dir, 'pglite.copied'), join(dir, 'pglite'));
+    const afterCrash = await openStores({
+      redisKeyPrefix: 'unused:',
+      dataDir: dir,
+      logger: recordingLogger(),
+    });
+    try {
+      expect(await afterCrash.db.selectFrom('accounts').select('subject').execute()).toEqual([
+        { subject: 'u1' },
+      ]);
+    } finally {
+      await afterCrash.close();
+    }
+    expect(existsSync(join(dir, 'pglite'))).toBe(false);
   });
 
   it('resolves ping to false after close instead of throwing, and closes only once', async () => {
