@@ -126,6 +126,19 @@ describe('exchangeCode (sns/oauth2/access_token)', () => {
     });
   });
 
+  it('percent-encodes every value so that a server decodes it as it was', async () => {
+    const h = harness();
+    h.on('sns/oauth2/access_token').reply(200, tokenBody(), TEXT);
+    const awkward = "a b+c&d=e/f?g#h%i~j!k*l(m)n'o中文";
+    const odd: WeChatApp = { ...app, secret: new Secret(awkward) };
+
+    await h.client.exchangeCode(odd, 'c+d e');
+
+    const [query] = h.requests('sns/oauth2/access_token');
+    expect(query?.get('secret')).toBe(awkward);
+    expect(query?.get('code')).toBe('c+d e');
+  });
+
   it('reads the same answer served as application/json', async () => {
     const h = harness();
     h.on('sns/oauth2/access_token').reply(200, tokenBody(), JSON_UTF8);

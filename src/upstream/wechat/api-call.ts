@@ -2,6 +2,7 @@ import { type Dispatcher, request } from 'undici';
 import { Secret } from '../../config/secret.ts';
 import { outboundDispatcher } from '../../http/outbound.ts';
 import { upstreamCodeForErrcode } from './errcode-map.ts';
+import { queryString } from './query-string.ts';
 import { UpstreamError } from './types.ts';
 import { parseJsonObject, toInteger, type WireObject, WireShapeError } from './wire.ts';
 
@@ -164,15 +165,15 @@ function prepare(baseUrl: string, spec: WeChatCallSpec<unknown>): PreparedReques
   const reveal = (value: WireValue | number | boolean): string | number | boolean => {
     if (!(value instanceof Secret)) return value;
     const plain = value.reveal();
-    if (plain !== '') {
-      revealed.push(plain, encodeURIComponent(plain), new URLSearchParams({ v: plain }).toString().slice(2));
-    }
+    if (plain !== '') revealed.push(plain, encodeURIComponent(plain));
     return plain;
   };
 
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(spec.query ?? {})) search.append(key, String(reveal(value)));
-  const query = search.toString();
+  const query = queryString(
+    Object.fromEntries(
+      Object.entries(spec.query ?? {}).map(([key, value]) => [key, reveal(value) as string]),
+    ),
+  );
 
   let body: string | undefined;
   const headers: Record<string, string> = { accept: 'application/json' };

@@ -1,4 +1,5 @@
 import type { SnsAccessToken, WeChatClient } from './client.ts';
+import { queryString } from './query-string.ts';
 import { snsIdentity } from './sns-identity.ts';
 import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from './types.ts';
 
@@ -33,14 +34,14 @@ export function createOfficialAccountConnector(deps: OfficialAccountConnectorDep
 
     // "#wechat_redirect" is required whether the page is opened directly or reached by a redirect (§3).
     authorizeUrl: ({ redirectUri, state, scope }) => {
-      const params = new URLSearchParams({
+      const query = queryString({
         appid: app.appid,
         redirect_uri: redirectUri,
         response_type: 'code',
         scope,
         state,
       });
-      return `${authorize}?${params}#wechat_redirect`;
+      return `${authorize}?${query}#wechat_redirect`;
     },
 
     completeLogin: async (code, scope) => {

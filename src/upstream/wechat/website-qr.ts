@@ -1,4 +1,5 @@
 import type { WeChatClient } from './client.ts';
+import { queryString } from './query-string.ts';
 import { snsIdentity } from './sns-identity.ts';
 import type { WeChatApp, WeChatIdentity } from './types.ts';
 
@@ -37,7 +38,7 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
     app,
 
     authorizeUrl: ({ redirectUri, state, lang }) => {
-      const params = new URLSearchParams({
+      const query = queryString({
         appid: app.appid,
         redirect_uri: redirectUri,
         response_type: 'code',
@@ -45,13 +46,13 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
         state,
         lang,
       });
-      return `${qrconnect}?${params}#wechat_redirect`;
+      return `${qrconnect}?${query}#wechat_redirect`;
     },
 
     // Same parameters, in the same order, as the iframe wxLogin.js creates, so the
     // page can embed the QR without loading WeChat's script.
     embedUrl: ({ redirectUri, state, lang, selfRedirect, style, href }) => {
-      const params = new URLSearchParams({
+      const query = queryString({
         appid: app.appid,
         scope: 'snsapi_login',
         redirect_uri: redirectUri,
@@ -62,11 +63,11 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
         sizetype: '',
         bgcolor: '',
         rst: '',
+        ...(style === undefined ? {} : { style }),
+        ...(href === undefined ? {} : { href }),
+        lang,
       });
-      if (style !== undefined) params.append('style', style);
-      if (href !== undefined) params.append('href', href);
-      params.append('lang', lang);
-      return `${qrconnect}?${params}`;
+      return `${qrconnect}?${query}`;
     },
 
     completeLogin: async (code) => snsIdentity(client, app, await client.exchangeCode(app, code), true),
