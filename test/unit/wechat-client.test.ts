@@ -1,5 +1,7 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
-import { MockAgent } from 'undici';
+import { Agent, MockAgent } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import {
@@ -657,5 +659,54 @@ describe('the generic call', () => {
       secret: SECRET,
       force_refresh: false,
     });
+  });
+});
+
+describe('over a real connection', () => {
+  /** A loopback server whose handler writes the answer as the test says; closed after each test. */
+  async function loopback(
+    handler: (res: ServerResponse) => void,
+  ): Promise<{ url: string; dispatcher: Agent }> {
+    const server = createServer((_req, res) => handler(res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dispatcher = new Agent();
+    closers.push(async () => {
+      await dispatcher.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, dispatcher };
+  }
+  const closers: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+  const readNickname = (call: ReturnType<typeof createWeChatCall>) =>
+    call({ api: 'sns/userinfo', idempotent: false, read: (body) => body.nickname });
+
+  it('reads a body sent in pieces, a character split between two of them', async () => {
+    const bytes = Buffer.from('{"openid":"o1","nickname":"熊猫 Panda"}');
+    const cut = bytes.indexOf(Buffer.from('熊')) + 1;
+    const { url, dispatcher } = await loopback((res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(bytes.subarray(0, cut));
+      setTimeout(() => res.end(bytes.subarray(cut)), 20);
+    });
+    const call = createWeChatCall({ apiBaseUrl: url, timeoutMs: 5_000, dispatcher });
+
+    await expect(readNickname(call)).resolves.toBe('熊猫 Panda');
+  });
+
+  it('gives up on a body that stops coming after the headers', async () => {
+    const { url, dispatcher } = await loopback((res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('{"openid":');
+    });
+    const call = createWeChatCall({ apiBaseUrl: url, timeoutMs: 200, dispatcher });
+
+    const error = await failure(readNickname(call));
+
+    expect(error.code).toBe('unavailable');
+    expect((error.cause as Error).name).toBe('TimeoutError');
   });
 });
