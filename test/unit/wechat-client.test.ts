@@ -662,7 +662,7 @@ describe('the generic call', () => {
   });
 });
 
-describe('over a real connection', () => {
+describe('through a real dispatcher', () => {
   /** A loopback server whose handler writes the answer as the test says; closed after each test. */
   async function loopback(
     handler: (res: ServerResponse) => void,
@@ -695,6 +695,20 @@ describe('over a real connection', () => {
     const call = createWeChatCall({ apiBaseUrl: url, timeoutMs: 5_000, dispatcher });
 
     await expect(readNickname(call)).resolves.toBe('熊猫 Panda');
+  });
+
+  it('gives up at the deadline on a connection that never opens', async () => {
+    // A connector that never answers: the request waits for its connection, past the deadline.
+    const dispatcher = new Agent({ connect: () => undefined });
+    closers.push(async () => {
+      await dispatcher.destroy();
+    });
+    const call = createWeChatCall({ apiBaseUrl: 'http://192.0.2.1', timeoutMs: 200, dispatcher });
+
+    const error = await failure(readNickname(call));
+
+    expect(error.code).toBe('unavailable');
+    expect((error.cause as Error).name).toBe('TimeoutError');
   });
 
   it('gives up on a body that stops coming after the headers', async () => {

@@ -220,9 +220,12 @@ function send(
     let status = 0;
     let controller: Dispatcher.DispatchController | undefined;
     let expired: Error | undefined;
+    // At the deadline the caller has its answer, whatever the request's stage: one still waiting
+    // for its connection is aborted as soon as it starts.
     const timer = setTimeout(() => {
       expired = new WeChatTimeoutError(`no complete answer within ${options.timeoutMs} ms`);
       controller?.abort(expired);
+      reject(expired);
     }, options.timeoutMs);
     const fail = (error: unknown) => {
       clearTimeout(timer);
