@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import {
   createWeChatCall,
+  MAX_ANSWER_BYTES,
   RETRY_PAUSE_MS,
   type WeChatCallEvent,
 } from '../../src/upstream/wechat/api-call.ts';
@@ -695,6 +696,19 @@ describe('through a real dispatcher', () => {
     const call = createWeChatCall({ apiBaseUrl: url, timeoutMs: 5_000, dispatcher });
 
     await expect(readNickname(call)).resolves.toBe('熊猫 Panda');
+  });
+
+  it('refuses an answer larger than any of WeChat', async () => {
+    const { url, dispatcher } = await loopback((res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`{"openid":"o1","nickname":"${'x'.repeat(MAX_ANSWER_BYTES)}"}`);
+    });
+    const call = createWeChatCall({ apiBaseUrl: url, timeoutMs: 5_000, dispatcher });
+
+    const error = await failure(readNickname(call));
+
+    expect(error.code).toBe('unavailable');
+    expect((error.cause as Error).message).toContain('larger than');
   });
 
   it('gives up at the deadline on a connection that never opens', async () => {

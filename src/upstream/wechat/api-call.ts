@@ -43,6 +43,13 @@ export interface WeChatCallOptions {
  */
 export const RETRY_PAUSE_MS = 150;
 
+/**
+ * WeChat's answers are small JSON objects (a few hundred bytes; a profile or a phone number a
+ * kilobyte). A body past this is not WeChat answering, and is not read into memory: the call fails
+ * as a transport error.
+ */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
+
 /** A request value; wrap secrets, codes and tokens in Secret so they are checked for in transport errors. */
 export type WireValue = string | Secret;
 
@@ -217,6 +224,7 @@ function send(
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    let received = 0;
     let status = 0;
     let controller: Dispatcher.DispatchController | undefined;
     let expired: Error | undefined;
@@ -239,7 +247,13 @@ function send(
       onResponseStart(_, statusCode) {
         status = statusCode;
       },
-      onResponseData(_, chunk) {
+      onResponseData(own, chunk) {
+        if (own.aborted) return;
+        received += chunk.length;
+        if (received > MAX_ANSWER_BYTES) {
+          own.abort(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+          return;
+        }
         chunks.push(chunk);
       },
       onResponseEnd() {
