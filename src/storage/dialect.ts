@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, SqliteIntrospector, sql, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
+import { SQLITE_NOW_MS } from './sqlite/kysely-dialect.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -27,6 +28,6 @@ export function isSqlite(db: Db): boolean {
  */
 export function databaseNowPlus(db: Db, ms: number): RawBuilder<Date> {
   return isSqlite(db)
-    ? sql<Date>`(cast(unixepoch('subsec') * 1000 as integer) + ${ms})`
+    ? sql<Date>`(${sql.raw(SQLITE_NOW_MS)} + ${ms})`
     : sql<Date>`now() + make_interval(secs => ${ms / 1000})`;
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { openSqliteFile } from './file.ts';
-import { sqliteKysely } from './kysely-dialect.ts';
+import { SQLITE_NOW_MS, sqliteKysely } from './kysely-dialect.ts';
 
 /** The embedded setup's file for accounts (and what hangs off them), in the data directory. */
 export function embeddedAccountsFile(dataDir: string): string {
@@ -13,9 +13,6 @@ export function embeddedAccountsFile(dataDir: string): string {
 const UUID = `(lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
   || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)
   || '-' || hex(randomblob(6))))`;
-
-/** Now, in milliseconds since the epoch: how every time is stored here (kysely-dialect.ts). */
-const NOW = `(cast(unixepoch('subsec') * 1000 as integer))`;
 
 /**
  * The schema, by version (PRAGMA user_version): the PostgreSQL migrations' accounts tables
@@ -29,9 +26,9 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      subject text not null unique,
      nickname text,
      avatar_url text,
-     created_at integer not null default ${NOW},
-     updated_at integer not null default ${NOW},
-     last_login_at integer not null default ${NOW},
+     created_at integer not null default ${SQLITE_NOW_MS},
+     updated_at integer not null default ${SQLITE_NOW_MS},
+     last_login_at integer not null default ${SQLITE_NOW_MS},
      phone_number text,
      phone_number_verified integer not null default 0,
      phone_verified_at integer
@@ -42,9 +39,9 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      account_id text not null references accounts (id) on delete cascade,
      kind text not null check (kind in ('website', 'official_account', 'mini_program')),
      unionid text,
-     created_at integer not null default ${NOW},
-     updated_at integer not null default ${NOW},
-     last_login_at integer not null default ${NOW},
+     created_at integer not null default ${SQLITE_NOW_MS},
+     updated_at integer not null default ${SQLITE_NOW_MS},
+     last_login_at integer not null default ${SQLITE_NOW_MS},
      primary key (appid, openid)
    );
    create index identities_unionid_idx on identities (unionid);
@@ -55,7 +52,7 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      content_type text not null,
      etag text not null,
      bytes blob not null,
-     updated_at integer not null default ${NOW}
+     updated_at integer not null default ${SQLITE_NOW_MS}
    );
    create table account_artifacts (
      model text not null check (model in ('Grant', 'Session')),
@@ -63,7 +60,7 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      subject text not null,
      client_id text,
      expires_at integer,
-     created_at integer not null default ${NOW},
+     created_at integer not null default ${SQLITE_NOW_MS},
      primary key (model, id)
    );
    create index account_artifacts_subject_idx on account_artifacts (subject, model);
@@ -83,17 +80,17 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      events_uri text not null,
      token text not null,
      attempts integer not null default 0,
-     next_attempt_at integer not null default ${NOW},
+     next_attempt_at integer not null default ${SQLITE_NOW_MS},
      last_error text,
-     created_at integer not null default ${NOW}
+     created_at integer not null default ${SQLITE_NOW_MS}
    );
    create index account_event_deliveries_due_idx on account_event_deliveries (next_attempt_at);
    create table consents (
      account_id text not null references accounts (id) on delete cascade,
      client_id text not null,
      scopes text not null,
-     created_at integer not null default ${NOW},
-     updated_at integer not null default ${NOW},
+     created_at integer not null default ${SQLITE_NOW_MS},
+     updated_at integer not null default ${SQLITE_NOW_MS},
      primary key (account_id, client_id)
    );`,
 ];

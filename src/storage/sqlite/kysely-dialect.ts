@@ -110,6 +110,9 @@ function converting(statement: StatementSync): SqliteStatement {
   };
 }
 
+/** Now, in SQLite's terms and as every time is stored there: milliseconds since the epoch. */
+export const SQLITE_NOW_MS = `(cast(unixepoch('subsec') * 1000 as integer))`;
+
 /** A value as SQLite stores it (see sqliteKysely). */
 export function toSqlite(value: unknown): SQLInputValue {
   if (value instanceof Date) return value.getTime();

@@ -182,11 +182,9 @@ function prepare(
     return plain;
   };
 
-  const query = queryString(
-    Object.fromEntries(
-      Object.entries(spec.query ?? {}).map(([key, value]) => [key, reveal(value) as string]),
-    ),
-  );
+  const params: Record<string, string> = {};
+  for (const [key, value] of Object.entries(spec.query ?? {})) params[key] = String(reveal(value));
+  const query = queryString(params);
 
   let body: string | undefined;
   const headers: Record<string, string> = { accept: 'application/json' };
