@@ -35,8 +35,8 @@ async function insertPeople(db: Kysely<Database>, people: number, consentClient:
   const evenLastDigit = sql`cast(substr(subject, length(subject)) as integer) % 2 = 0`;
   await sql`
     with recursive n(v) as (select 1 union all select v + 1 from n where v < ${people})
-    insert into accounts (subject, nickname, created_at, updated_at, last_login_at)
-    select 'bench-population-' || v, 'person ' || v, ${now}, ${now}, ${now} from n
+    insert into accounts (subject, nickname, created_at, updated_at, profile_updated_at, last_login_at)
+    select 'bench-population-' || v, 'person ' || v, ${now}, ${now}, ${now}, ${now} from n
   `.execute(db);
   await sql`
     insert into identities (appid, openid, account_id, kind, unionid)

@@ -205,7 +205,12 @@ async function linkKnownPerson(
     update accounts
     set nickname = coalesce(${nickname ?? null}, accounts.nickname),
         avatar_url = coalesce(${avatarUrl ?? null}, accounts.avatar_url),
-        updated_at = ${now}, last_login_at = ${now}
+        updated_at = ${now}, last_login_at = ${now},
+        profile_updated_at = case
+          when coalesce(${nickname ?? null}, accounts.nickname) is distinct from accounts.nickname
+            or coalesce(${avatarUrl ?? null}, accounts.avatar_url) is distinct from accounts.avatar_url
+            or not exists (select 1 from prior)
+          then ${now} else accounts.profile_updated_at end
     from linked left join avatars on avatars.account_id = linked.account_id
     where accounts.id = linked.account_id
     returning accounts.*, not exists (select 1 from prior) as identity_linked,
@@ -258,7 +263,11 @@ async function linkInTransaction(
     const { account, created } = await findOrCreateAccount(trx, identity, now);
     const identityLinked = await upsertIdentity(trx, identity, account.id, now, created);
     if (created) return { account, created, identityLinked };
-    return { account: await refreshAccount(trx, account, identity, now), created, identityLinked };
+    return {
+      account: await refreshAccount(trx, account, identity, now, identityLinked),
+      created,
+      identityLinked,
+    };
   });
 }
 
@@ -278,6 +287,7 @@ async function findOrCreateAccount(
       avatar_url: presentAvatar(identity.profile?.avatarUrl) ?? null,
       created_at: now,
       updated_at: now,
+      profile_updated_at: now,
       last_login_at: now,
     })
     // A concurrent first login of the same person inserted it first: PostgreSQL waits for
@@ -350,12 +360,20 @@ async function refreshAccount(
   account: Account,
   identity: WeChatIdentity,
   now: Date,
+  identityLinked: boolean,
 ): Promise<Account> {
   const nickname = nextNickname(account.nickname, identity.profile?.nickname);
   const avatarUrl = nextAvatar(account.avatar_url, identity.profile?.avatarUrl);
+  const profileChanged = identityLinked || nickname !== account.nickname || avatarUrl !== account.avatar_url;
   return trx
     .updateTable('accounts')
-    .set({ nickname, avatar_url: avatarUrl, updated_at: now, last_login_at: now })
+    .set({
+      nickname,
+      avatar_url: avatarUrl,
+      updated_at: now,
+      last_login_at: now,
+      profile_updated_at: profileChanged ? now : account.profile_updated_at,
+    })
     .where('id', '=', account.id)
     .returningAll()
     .executeTakeFirstOrThrow();
@@ -399,7 +417,7 @@ export async function updateAccountProfile(
   if (nickname === account.nickname && avatarUrl === account.avatar_url) return account;
   const updated = await db
     .updateTable('accounts')
-    .set({ nickname, avatar_url: avatarUrl, updated_at: now })
+    .set({ nickname, avatar_url: avatarUrl, updated_at: now, profile_updated_at: now })
     .where('id', '=', accountId)
     .returningAll()
     .executeTakeFirst();
@@ -432,6 +450,7 @@ export async function setVerifiedPhoneNumber(
   if (!isUuid(accountId)) return undefined;
   const binding = await db.transaction().execute(async (trx) => {
     const before = await findAccountById(trx, accountId);
+    const unchanged = before?.phone_number === phoneNumber && before.phone_number_verified;
     const account = await trx
       .updateTable('accounts')
       .set({
@@ -439,6 +458,7 @@ export async function setVerifiedPhoneNumber(
         phone_number_verified: true,
         phone_verified_at: now,
         updated_at: now,
+        ...(unchanged ? {} : { profile_updated_at: now }),
       })
       .where('id', '=', accountId)
       .returningAll()
@@ -501,12 +521,15 @@ async function recoverAccountByPhone(
     .where('account_id', '=', fresh.id)
     .execute();
   await trx.deleteFrom('accounts').where('id', '=', fresh.id).execute();
-  return trx
-    .updateTable('accounts')
-    .set({ updated_at: now, last_login_at: now })
-    .where('id', '=', target.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  return (
+    trx
+      .updateTable('accounts')
+      // Its identities changed: the recovered account shows the fresh account's now.
+      .set({ updated_at: now, last_login_at: now, profile_updated_at: now })
+      .where('id', '=', target.id)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+  );
 }
 
 /**

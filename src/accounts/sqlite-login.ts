@@ -35,11 +35,14 @@ export function linkReturningPerson(
 
   const at = toSqlite(now);
   const next = refresh(account);
+  const profileChanged =
+    prior === undefined || next.nickname !== account.nickname || next.avatar_url !== account.avatar_url;
+  const profileAt = profileChanged ? at : toSqlite(account.profile_updated_at);
   database.exec('begin');
   let updated: Account;
   try {
     statements.upsertIdentity.run(appid, openid, account.id, kind, unionid, at, at, at);
-    const row = statements.refreshAccount.get(next.nickname, next.avatar_url, at, at, account.id);
+    const row = statements.refreshAccount.get(next.nickname, next.avatar_url, at, at, profileAt, account.id);
     if (!row) throw new Error('account vanished while linking an identity');
     updated = fromSqlite(row) as Account;
     database.exec('commit');
@@ -111,7 +114,7 @@ function prepare(database: DatabaseSync) {
         set kind = excluded.kind, unionid = excluded.unionid,
             updated_at = excluded.updated_at, last_login_at = excluded.last_login_at`),
     refreshAccount: database.prepare(`update accounts
-      set nickname = ?, avatar_url = ?, updated_at = ?, last_login_at = ?
+      set nickname = ?, avatar_url = ?, updated_at = ?, last_login_at = ?, profile_updated_at = ?
       where id = ? returning *`),
     avatar: database.prepare(
       'select source_url, content_type, etag, updated_at from avatars where account_id = ?',

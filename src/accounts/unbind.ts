@@ -48,7 +48,11 @@ export async function unbindIdentity(
       .where('appid', '=', identity.appid)
       .where('openid', '=', identity.openid)
       .execute();
-    await trx.updateTable('accounts').set({ updated_at: now }).where('id', '=', accountId).execute();
+    await trx
+      .updateTable('accounts')
+      .set({ updated_at: now, profile_updated_at: now })
+      .where('id', '=', accountId)
+      .execute();
     return 'unbound';
   });
   if (outcome === 'unbound') accountForgotten(accountId);

@@ -53,7 +53,8 @@ export function createFindAccount(
             avatars && hasScope(scope, 'profile')
               ? await pictureOf(entry, avatars)
               : (account.avatar_url ?? undefined),
-          updated_at: Math.floor(new Date(account.updated_at).getTime() / 1000),
+          // When what these claims show last changed, not the last login (OIDC Core 5.1).
+          updated_at: Math.floor(new Date(account.profile_updated_at).getTime() / 1000),
           ...(account.phone_number
             ? { phone_number: account.phone_number, phone_number_verified: account.phone_number_verified }
             : {}),

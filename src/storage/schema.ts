@@ -15,7 +15,13 @@ export interface AccountsTable {
   /** WeChat's avatar URL as last seen. */
   avatar_url: string | null;
   created_at: CreatedTimestamp;
+  /** When the row last changed, a login included: orders copies of it (accounts/account-cache.ts). */
   updated_at: CreatedTimestamp;
+  /**
+   * When what the claims show last changed (nickname, avatar, phone, linked identities): the OIDC
+   * `updated_at` claim. Required on insert: the embedded file's column has no default.
+   */
+  profile_updated_at: Timestamp;
   last_login_at: CreatedTimestamp;
   /** E.164 (+<country code><number>), from a mini program's getPhoneNumber button; null until then. */
   phone_number: ColumnType<string | null, string | null | undefined, string | null>;

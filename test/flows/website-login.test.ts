@@ -115,6 +115,33 @@ for (const storage of STORAGE_SETUPS) {
       expect(other.unionid).not.toBe(panda.unionid);
     });
 
+    test('updated_at tells when the profile last changed on WeChat, not when the person last logged in', async () => {
+      const person = await createSandboxUser(bridge, '李四');
+      await loginAs(rp, person);
+      // An earlier change, as if the account had been made a day ago.
+      const dayAgo = new Date(Date.now() - 86_400_000);
+      await bridge.server.stores.db
+        .updateTable('accounts')
+        .set({ profile_updated_at: dayAgo })
+        .where('subject', '=', person.unionid)
+        .execute();
+      const updatedAt = async () => {
+        const { tokens } = await loginAs(rp, person);
+        const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, person.unionid);
+        return userinfo.updated_at;
+      };
+      expect(await updatedAt()).toBe(Math.floor(dayAgo.getTime() / 1000));
+
+      const renamed = await fetch(`${bridge.sandboxUrl}/sandbox/users/${person.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nickname: '李四 2' }),
+      });
+      expect(renamed.status).toBe(200);
+      const before = Math.floor(Date.now() / 1000);
+      expect(await updatedAt()).toBeGreaterThanOrEqual(before);
+    });
+
     test('a WeChat nickname holding control characters (NUL, BEL) logs in, the name without them', async () => {
       const person = await createSandboxUser(bridge, 'A\u0000B\u0007C', { allowControlCharacters: true });
       expect(person.nickname).toBe('A\u0000B\u0007C');

@@ -11,7 +11,9 @@ import {
   isPlaceholderAvatar,
   linkIdentity,
   listIdentities,
+  setVerifiedPhoneNumber,
 } from '../../src/accounts/repository.ts';
+import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { serviceAvailable } from '../helpers/services.ts';
@@ -147,7 +149,7 @@ function describeAccountsRepository(
       const bare = `u-${randomUUID()}`;
       const inserted = await db
         .insertInto('accounts')
-        .values({ subject: bare })
+        .values({ subject: bare, profile_updated_at: t0 })
         .returningAll()
         .executeTakeFirstOrThrow();
       expect((await findAccountByUnionid(db, bare))?.id).toBe(inserted.id);
@@ -158,7 +160,7 @@ function describeAccountsRepository(
       const unionid = `u-${randomUUID()}`;
       const linked = await db
         .insertInto('accounts')
-        .values({ subject: `other-${randomUUID()}` })
+        .values({ subject: `other-${randomUUID()}`, profile_updated_at: t0 })
         .returningAll()
         .executeTakeFirstOrThrow();
       await db
@@ -171,7 +173,7 @@ function describeAccountsRepository(
           unionid,
         })
         .execute();
-      await db.insertInto('accounts').values({ subject: unionid }).execute();
+      await db.insertInto('accounts').values({ subject: unionid, profile_updated_at: t0 }).execute();
       expect((await findAccountByUnionid(db, unionid))?.id).toBe(linked.id);
     });
 
@@ -243,6 +245,42 @@ function describeAccountsRepository(
       expect(account.nickname).toBe('Alice 2');
       expect(account.avatar_url).toBe('https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132');
       expect(account.updated_at.getTime()).toBe(later(1).getTime());
+    });
+
+    it('moves profile_updated_at (the updated_at claim) only when what the claims show changes', async () => {
+      const unionid = `u-${randomUUID()}`;
+      const identity = login(unionid);
+      const profileTime = async () => (await findAccountBySubject(db, unionid))?.profile_updated_at.getTime();
+      const first = await linkIdentity(db, identity, t0);
+      expect(first.account.profile_updated_at.getTime()).toBe(t0.getTime());
+
+      // The same person again, the same profile: a login, not a change.
+      const again = await linkIdentity(db, identity, later(1));
+      expect(again.account.updated_at.getTime()).toBe(later(1).getTime());
+      expect(again.account.profile_updated_at.getTime()).toBe(t0.getTime());
+      // WeChat's placeholders take the step-by-step path, and change nothing either.
+      await linkIdentity(db, { ...identity, profile: { nickname: '微信用户' } }, later(2));
+      expect(await profileTime()).toBe(t0.getTime());
+
+      await linkIdentity(db, { ...identity, profile: { nickname: 'Alice 2' } }, later(3));
+      expect(await profileTime()).toBe(later(3).getTime());
+      await linkIdentity(
+        db,
+        { ...identity, profile: { avatarUrl: 'https://thirdwx.qlogo.cn/a2/132' } },
+        later(4),
+      );
+      expect(await profileTime()).toBe(later(4).getTime());
+      // Another app's identity joins the wechat claims.
+      const second = login(unionid, { appid: 'wx-other', profile: { nickname: 'Alice 2' } });
+      const linked = await linkIdentity(db, second, later(5));
+      expect(linked.account.profile_updated_at.getTime()).toBe(later(5).getTime());
+
+      await setVerifiedPhoneNumber(db, linked.account.id, '+8613800000001', later(6));
+      expect(await profileTime()).toBe(later(6).getTime());
+      await setVerifiedPhoneNumber(db, linked.account.id, '+8613800000001', later(7));
+      expect(await profileTime()).toBe(later(6).getTime());
+      expect(await unbindIdentity(db, linked.account.id, second, later(8))).toBe('unbound');
+      expect(await profileTime()).toBe(later(8).getTime());
     });
 
     it('creates exactly one account when eight first logins of one person race', async () => {

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccountBySubject, linkIdentity } from '../../src/accounts/repository.ts';
-import { embeddedAccountsFile, openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
+import {
+  ACCOUNTS_SCHEMA,
+  embeddedAccountsFile,
+  openAccountsDatabase,
+} from '../../src/storage/sqlite/accounts-database.ts';
+import { openSqliteFile } from '../../src/storage/sqlite/file.ts';
 import { openPgliteBackend, openSqliteAccountsBackend, type SqlBackend } from './backends.ts';
 
 describe('embedded accounts file', () => {
@@ -36,6 +41,22 @@ describe('embedded accounts file', () => {
       await reopened.destroy();
     }
   });
+
+  it('gives accounts of a file of before their updated_at as profile_updated_at (the updated_at claim)', async () => {
+    const dataDir = join(root, 'version-1');
+    const changed = new Date('2026-12-01T08:00:00.000Z').getTime();
+    const old = await openSqliteFile(embeddedAccountsFile(dataDir), ACCOUNTS_SCHEMA.slice(0, 1));
+    old.prepare("insert into accounts (subject, updated_at) values ('u-before', ?)").run(changed);
+    old.close();
+
+    const upgraded = await openAccountsDatabase(dataDir);
+    try {
+      const account = await findAccountBySubject(upgraded, 'u-before');
+      expect(account?.profile_updated_at).toEqual(new Date(changed));
+    } finally {
+      await upgraded.destroy();
+    }
+  });
 });
 
 describe.each([
@@ -53,7 +74,7 @@ describe.each([
   it('never runs a concurrent request inside another request’s transaction', async () => {
     const { db } = backend;
     const insert = (executor: typeof db, subject: string) =>
-      executor.insertInto('accounts').values({ subject }).execute();
+      executor.insertInto('accounts').values({ subject, profile_updated_at: new Date() }).execute();
 
     let entered = () => {};
     const inTransaction = new Promise<void>((resolve) => {

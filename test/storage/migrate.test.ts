@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
+import { Migrator } from 'kysely/migration';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError, migrateToLatest } from '../../src/storage/migrate.ts';
-import { migrations } from '../../src/storage/migrations/index.ts';
+import { migrationProvider, migrations } from '../../src/storage/migrations/index.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { serviceAvailable } from '../helpers/services.ts';
@@ -40,6 +41,23 @@ describe.skipIf(!postgres)('migrateToLatest on PostgreSQL', () => {
       expect(tables.rows[0]?.n).toBe(0);
     } finally {
       await db.destroy();
+    }
+  });
+
+  it('gives accounts of before their updated_at as profile_updated_at (the updated_at claim)', async () => {
+    const fresh = await createTestDatabase();
+    const db = createPostgresDatabase(fresh.url);
+    try {
+      const before = new Migrator({ db, provider: migrationProvider });
+      expect((await before.migrateTo('2026-12-03-01-consents')).error).toBeUndefined();
+      const changed = new Date('2026-12-01T08:00:00.000Z');
+      await sql`insert into accounts (subject, updated_at) values ('u-before', ${changed})`.execute(db);
+      expect(await migrateToLatest(db)).toEqual(['2026-12-06-01-account-profile-updated-at']);
+      const account = await db.selectFrom('accounts').select('profile_updated_at').executeTakeFirstOrThrow();
+      expect(account.profile_updated_at).toEqual(changed);
+    } finally {
+      await db.destroy();
+      await fresh.drop();
     }
   });
 

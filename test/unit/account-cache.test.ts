@@ -12,6 +12,7 @@ function account(overrides: Partial<Account> = {}): Account {
     avatar_url: null,
     created_at: at,
     updated_at: at,
+    profile_updated_at: at,
     last_login_at: at,
     phone_number: null,
     phone_number_verified: false,

@@ -16,8 +16,8 @@ const UUID = `(lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || 
 
 /**
  * The schema, by version (PRAGMA user_version): the PostgreSQL migrations' accounts tables
- * (../migrations/) as they stood on 6 Dec 2026, in SQLite's terms. Append a version to change it;
- * never edit one that has shipped. A change to the accounts tables needs both: a migration for
+ * (../migrations/) in SQLite's terms, one version per change since the first (6 Dec 2026).
+ * Append a version to change it; never edit one that has shipped. A change to the accounts tables needs both: a migration for
  * PostgreSQL and a version here.
  */
 export const ACCOUNTS_SCHEMA: readonly string[] = [
@@ -93,6 +93,10 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
      updated_at integer not null default ${SQLITE_NOW_MS},
      primary key (account_id, client_id)
    );`,
+  // 2026-12-06-01-account-profile-updated-at. SQLite adds a column with a constant default only, so
+  // this one has none: every insert names it (AccountsTable makes the type checker insist).
+  `alter table accounts add column profile_updated_at integer;
+   update accounts set profile_updated_at = updated_at;`,
 ];
 
 /**
