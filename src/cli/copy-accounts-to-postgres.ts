@@ -23,7 +23,7 @@ export interface CopyAccountsOptions {
  * it people would log in again to new, empty accounts: the same `sub`, but an account waiting to be
  * recovered by its phone number would be lost. Sessions and tokens are not copied (people log in
  * again), nor the index of them. Run it with the server stopped (the file refuses a second
- * process). 0: copied; 1: refused, nothing written.
+ * process). 0: copied; 1: refused or failed, nothing written.
  */
 export async function copyAccountsToPostgres(options: CopyAccountsOptions): Promise<number> {
   const { databaseUrl, stderr } = options;
@@ -61,6 +61,12 @@ export async function copyAccountsToPostgres(options: CopyAccountsOptions): Prom
     }
     options.stdout(`copied ${file} to ${describeUrl(databaseUrl)}: ${describeCounts(rows)}\n`);
     return 0;
+  } catch (error) {
+    // PostgreSQL's and pg's messages name the server, the role or the row, never the password.
+    stderr(
+      `the copy to ${describeUrl(databaseUrl)} failed and wrote nothing: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return 1;
   } finally {
     await Promise.allSettled([from.destroy(), to.destroy()]);
   }

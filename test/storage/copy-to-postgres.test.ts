@@ -192,13 +192,22 @@ describe.skipIf(!postgres)('copying the embedded accounts to PostgreSQL', () => 
       await sql`create function refuse() returns trigger language plpgsql as
         $$ begin raise exception 'refused for the test'; end $$`.execute(db);
       await sql`create trigger refuse before insert on consents execute function refuse()`.execute(db);
-      await expect(run(other.url)).rejects.toThrow('refused for the test');
+      const failed = await run(other.url);
+      expect(failed.code).toBe(1);
+      expect(failed.err).toContain('failed and wrote nothing: refused for the test');
       expect(await rowsOf(db, 'accounts', ['id'])).toEqual([]);
       expect(await rowsOf(db, 'identities', ['appid', 'openid'])).toEqual([]);
     } finally {
       await db.destroy();
       await other.drop();
     }
+  });
+
+  it('says so when PostgreSQL cannot be reached, naming the server but not the password', async () => {
+    const { code, err } = await run('postgres://postgres:pg-secret-for-the-test@127.0.0.1:1/none');
+    expect(code).toBe(1);
+    expect(err).toContain('the copy to postgres://127.0.0.1:1/none failed and wrote nothing:');
+    expect(err).not.toContain('pg-secret-for-the-test');
   });
 
   it('says what is missing: no database URL, no embedded file, a file in use', async () => {
