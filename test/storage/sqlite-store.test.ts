@@ -56,8 +56,13 @@ describe('SQLite artifacts file (embedded)', () => {
     const pragmas = {
       journal: own.database.prepare('pragma journal_mode').get(),
       synchronous: own.database.prepare('pragma synchronous').get(),
+      checkpoint: own.database.prepare('pragma wal_autocheckpoint').get(),
     };
-    expect(pragmas).toEqual({ journal: { journal_mode: 'wal' }, synchronous: { synchronous: 1 } });
+    expect(pragmas).toEqual({
+      journal: { journal_mode: 'wal' },
+      synchronous: { synchronous: 1 },
+      checkpoint: { wal_autocheckpoint: 10_000 },
+    });
     own.database.close();
     own.database = await openArtifactsDatabase(own.dataDir);
     expect(await createSqliteKeyValueStore(own.database, { sweepIntervalMs: 0 }).get('kept')).toEqual({

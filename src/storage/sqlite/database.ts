@@ -48,5 +48,19 @@ const SCHEMA: readonly string[] = [
  * statement is atomic with respect to every other request.
  */
 export async function openArtifactsDatabase(dataDir: string): Promise<DatabaseSync> {
-  return openSqliteFile(embeddedArtifactsFile(dataDir), SCHEMA);
+  return openSqliteFile(embeddedArtifactsFile(dataDir), SCHEMA, {
+    checkpointPages: ARTIFACTS_CHECKPOINT_PAGES,
+  });
 }
+
+/**
+ * Pages written to the log between checkpoints (about 40 MB of log): ten times SQLite's default.
+ * A login writes some 35 pages here, most of them the same few index and table pages again, and a
+ * checkpoint copies each page once whatever its versions in the log, then flushes. Every 1,000
+ * pages that was a checkpoint each 30 logins or so, with its reads, writes and flush on the event
+ * loop; every 10,000 the logins' system time fell by a fifth and the login's p99 latency by half in
+ * the bench (bench/FINDINGS.md, 6 Dec). What it costs: the log file stays at its largest size, and
+ * a power cut can lose a few seconds more of sessions and tokens (people log in again). The
+ * accounts file keeps SQLite's default: its writes are fewer and worth more.
+ */
+export const ARTIFACTS_CHECKPOINT_PAGES = 10_000;

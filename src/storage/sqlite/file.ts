@@ -10,15 +10,20 @@ import { DatabaseSync } from 'node:sqlite';
  *   (or the delete-account command beside a running one) is refused with a message saying so. It
  *   also spares SQLite its shared-memory index and the file locking around every statement.
  * - Write-ahead log with synchronous=NORMAL: a commit is not flushed to the disk on its own, the
- *   log is at each checkpoint (every 1,000 pages written, SQLite's default; the flush holds the
- *   event loop that long). A crash of the process loses nothing; a power cut can lose the last
- *   commits, never the file's consistency. (synchronous=FULL would flush at every commit, and
- *   node:sqlite's calls are synchronous: the whole server would wait for the disk at every login.)
+ *   log is at each checkpoint (every `checkpointPages` pages written, by default SQLite's 1,000;
+ *   the checkpoint and its flush hold the event loop meanwhile). A crash of the process loses
+ *   nothing; a power cut can lose the commits since the last checkpoint, never the file's
+ *   consistency. (synchronous=FULL would flush at every commit, and node:sqlite's calls are
+ *   synchronous: the whole server would wait for the disk at every login.)
  * - Foreign keys are enforced (SQLite leaves them off unless asked, per connection).
  * - `schema` is the schema by version (PRAGMA user_version): append a version to change it, never
  *   edit one that has shipped.
  */
-export async function openSqliteFile(file: string, schema: readonly string[]): Promise<DatabaseSync> {
+export async function openSqliteFile(
+  file: string,
+  schema: readonly string[],
+  options: { checkpointPages?: number } = {},
+): Promise<DatabaseSync> {
   // Created private (openStores tightens an existing data directory: ../private-directory.ts).
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const database = new DatabaseSync(file);
@@ -26,7 +31,8 @@ export async function openSqliteFile(file: string, schema: readonly string[]): P
     database.exec(`pragma locking_mode = exclusive;
       pragma journal_mode = wal;
       pragma synchronous = normal;
-      pragma foreign_keys = on;`);
+      pragma foreign_keys = on;
+      pragma wal_autocheckpoint = ${options.checkpointPages ?? DEFAULT_CHECKPOINT_PAGES};`);
     // An exclusive transaction takes the lock, and the locking mode keeps it after the commit.
     database.exec('begin exclusive; commit');
     migrate(database, file, schema);
@@ -41,6 +47,9 @@ export async function openSqliteFile(file: string, schema: readonly string[]): P
     throw error;
   }
 }
+
+/** SQLite's own default: the log is copied into the file (and flushed) every 1,000 pages written. */
+const DEFAULT_CHECKPOINT_PAGES = 1_000;
 
 /** SQLITE_BUSY: another connection holds the file's lock. */
 function isLocked(error: unknown): boolean {
