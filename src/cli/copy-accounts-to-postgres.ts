@@ -1,19 +1,17 @@
 import { existsSync } from 'node:fs';
 import { sql } from 'kysely';
-import { ConfigError, loadConfig } from '../config/load.ts';
 import { ACCOUNT_TABLES, copyTables } from '../storage/copy-tables.ts';
 import { describeUrl } from '../storage/describe-url.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
 import { createPostgresDatabase } from '../storage/postgres.ts';
 import { embeddedAccountsFile, openAccountsDatabase } from '../storage/sqlite/accounts-database.ts';
+import { type CommandOutput, runWithConfig } from './with-config.ts';
 
-export interface CopyAccountsOptions {
+export interface CopyAccountsOptions extends CommandOutput {
   /** The embedded setup's data directory, whose accounts.sqlite is copied (and left as it is). */
   dataDir: string;
   /** The PostgreSQL database to copy into (DATABASE_URL): migrated here, and holding no account yet. */
   databaseUrl: string | undefined;
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
 }
 
 /**
@@ -80,19 +78,7 @@ function describeCounts(rows: Record<string, number>): string {
 
 if (import.meta.main) {
   // Usage: copy-accounts-to-postgres, with the configuration the server reads (dataDir, DATABASE_URL).
-  try {
-    const config = await loadConfig({
-      onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
-    });
-    process.exitCode = await copyAccountsToPostgres({
-      dataDir: config.dataDir,
-      databaseUrl: config.storage.databaseUrl,
-      stdout: (text) => process.stdout.write(text),
-      stderr: (text) => process.stderr.write(text),
-    });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\n`);
-    process.exitCode = 1;
-  }
+  await runWithConfig((config, output) =>
+    copyAccountsToPostgres({ dataDir: config.dataDir, databaseUrl: config.storage.databaseUrl, ...output }),
+  );
 }

@@ -4,7 +4,6 @@ import { deleteAccount, findAccountForOperator } from '../accounts/deletion.ts';
 import { startEventDelivery } from '../accounts/event-delivery.ts';
 import { createAccountNotifier } from '../accounts/events.ts';
 import { createWebhookSender } from '../accounts/webhooks.ts';
-import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { createViews } from '../http/views.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -12,15 +11,14 @@ import { createFindAccount } from '../oidc/find-account.ts';
 import { loadProviderKeys } from '../oidc/keys.ts';
 import { createProvider } from '../oidc/provider.ts';
 import { openStores } from '../storage/open-stores.ts';
+import { type CommandOutput, runWithConfig } from './with-config.ts';
 
 export type DeletionTarget = { unionid: string } | { openid: string };
 
-export interface DeleteAccountCommandOptions {
+export interface DeleteAccountCommandOptions extends CommandOutput {
   config: Config;
   target: DeletionTarget;
   logger: Logger;
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
   now?: () => Date;
 }
 
@@ -99,21 +97,13 @@ if (import.meta.main) {
     process.stderr.write('usage: delete-account --unionid <unionid> | --openid <openid>\n');
     process.exitCode = 64;
   } else {
-    try {
-      const config = await loadConfig({
-        onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
-      });
-      process.exitCode = await deleteAccountCommand({
+    await runWithConfig((config, output) =>
+      deleteAccountCommand({
         config,
         target,
         logger: createLogger({ level: config.log.level, destination: process.stderr }),
-        stdout: (text) => process.stdout.write(text),
-        stderr: (text) => process.stderr.write(text),
-      });
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 1;
-    }
+        ...output,
+      }),
+    );
   }
 }
