@@ -521,15 +521,13 @@ async function recoverAccountByPhone(
     .where('account_id', '=', fresh.id)
     .execute();
   await trx.deleteFrom('accounts').where('id', '=', fresh.id).execute();
-  return (
-    trx
-      .updateTable('accounts')
-      // Its identities changed: the recovered account shows the fresh account's now.
-      .set({ updated_at: now, last_login_at: now, profile_updated_at: now })
-      .where('id', '=', target.id)
-      .returningAll()
-      .executeTakeFirstOrThrow()
-  );
+  // Its identities changed (the wechat claims show the fresh account's now): a profile change too.
+  return trx
+    .updateTable('accounts')
+    .set({ updated_at: now, last_login_at: now, profile_updated_at: now })
+    .where('id', '=', target.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /**
