@@ -155,10 +155,9 @@ export async function linkIdentity(
   // as prepared statements of its own (./sqlite-login.ts).
   const known = isSqlite(db)
     ? await onSqliteConnection(db, (database) =>
-        linkReturningPerson(database, identity, now, options, (account) => ({
-          nickname: nextNickname(account.nickname, identity.profile?.nickname),
-          avatar_url: nextAvatar(account.avatar_url, identity.profile?.avatarUrl),
-        })),
+        linkReturningPerson(database, identity, now, options, (account, identityLinked) =>
+          refreshedProfile(account, identity, identityLinked),
+        ),
       )
     : await linkKnownPerson(db, identity, now, options);
   const result = known ?? (await linkInTransaction(db, identity, now));
@@ -362,21 +361,35 @@ async function refreshAccount(
   now: Date,
   identityLinked: boolean,
 ): Promise<Account> {
-  const nickname = nextNickname(account.nickname, identity.profile?.nickname);
-  const avatarUrl = nextAvatar(account.avatar_url, identity.profile?.avatarUrl);
-  const profileChanged = identityLinked || nickname !== account.nickname || avatarUrl !== account.avatar_url;
+  const { nickname, avatar_url, changed } = refreshedProfile(account, identity, identityLinked);
   return trx
     .updateTable('accounts')
     .set({
       nickname,
-      avatar_url: avatarUrl,
+      avatar_url,
       updated_at: now,
       last_login_at: now,
-      profile_updated_at: profileChanged ? now : account.profile_updated_at,
+      profile_updated_at: changed ? now : account.profile_updated_at,
     })
     .where('id', '=', account.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * The nickname and avatar URL the account is to have after a login with `identity`, and whether
+ * what its claims show changed (profile_updated_at, the updated_at claim): the profile, or the
+ * identities when this one was linked now. linkKnownPerson's statement applies the same rule in SQL.
+ */
+function refreshedProfile(
+  account: Account,
+  identity: WeChatIdentity,
+  identityLinked: boolean,
+): { nickname: string | null; avatar_url: string | null; changed: boolean } {
+  const nickname = nextNickname(account.nickname, identity.profile?.nickname);
+  const avatar_url = nextAvatar(account.avatar_url, identity.profile?.avatarUrl);
+  const changed = identityLinked || nickname !== account.nickname || avatar_url !== account.avatar_url;
+  return { nickname, avatar_url, changed };
 }
 
 /**

@@ -4,8 +4,14 @@ import type { WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { AvatarInfo } from './avatars/store.ts';
 import type { Account, LinkOptions, LinkResult } from './repository.ts';
 
-/** The nickname and avatar URL an account is to have after this login (repository.ts's rules). */
-export type Refresh = (account: Account) => { nickname: string | null; avatar_url: string | null };
+/**
+ * The nickname and avatar URL an account is to have after this login, and whether what its claims
+ * show changed (repository.ts's rules, refreshedProfile).
+ */
+export type Refresh = (
+  account: Account,
+  identityLinked: boolean,
+) => { nickname: string | null; avatar_url: string | null; changed: boolean };
 
 /**
  * A returning person's login in the embedded accounts file, as PostgreSQL's one statement does it
@@ -34,10 +40,8 @@ export function linkReturningPerson(
   if (prior && prior.account_id !== account.id) return undefined;
 
   const at = toSqlite(now);
-  const next = refresh(account);
-  const profileChanged =
-    prior === undefined || next.nickname !== account.nickname || next.avatar_url !== account.avatar_url;
-  const profileAt = profileChanged ? at : toSqlite(account.profile_updated_at);
+  const next = refresh(account, prior === undefined);
+  const profileAt = next.changed ? at : toSqlite(account.profile_updated_at);
   database.exec('begin');
   let updated: Account;
   try {

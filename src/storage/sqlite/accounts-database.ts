@@ -17,8 +17,8 @@ const UUID = `(lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || 
 /**
  * The schema, by version (PRAGMA user_version): the PostgreSQL migrations' accounts tables
  * (../migrations/) in SQLite's terms, one version per change since the first (6 Dec 2026).
- * Append a version to change it; never edit one that has shipped. A change to the accounts tables needs both: a migration for
- * PostgreSQL and a version here.
+ * Append a version to change it; never edit one that has shipped. A change to the accounts tables
+ * needs both: a migration for PostgreSQL and a version here.
  */
 export const ACCOUNTS_SCHEMA: readonly string[] = [
   `create table accounts (

@@ -63,4 +63,4 @@ export async function openArtifactsDatabase(dataDir: string): Promise<DatabaseSy
  * a power cut can lose a few seconds more of sessions and tokens (people log in again). The
  * accounts file keeps SQLite's default: its writes are fewer and worth more.
  */
-export const ARTIFACTS_CHECKPOINT_PAGES = 10_000;
+const ARTIFACTS_CHECKPOINT_PAGES = 10_000;
