@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
+import { type AnswerGate, gatedServerOptions } from '../src/http/committed-answers.ts';
 import { SCOPE_CLAIMS } from '../src/oidc/find-account.ts';
 import { pkceRequired } from '../src/oidc/pkce-policy.ts';
 import { openStores } from '../src/storage/open-stores.ts';
@@ -21,14 +22,19 @@ export async function startBareEngine(spec: ServerSpec): Promise<{ url: string; 
     info() {},
     warn: (o: object, msg: string) => process.stderr.write(`${msg} ${JSON.stringify(o)}\n`),
   };
+  // The bridge's answers wait for the embedded store's commit (src/http/committed-answers.ts): so do these.
+  const gate: AnswerGate = {};
+  const server = createServer(gatedServerOptions(gate));
   const stores = await openStores({
     databaseUrl: spec.databaseUrl,
     redisUrl: spec.redisUrl,
     redisKeyPrefix: spec.redisKeyPrefix,
     dataDir: spec.dataDir,
     logger,
+    onCommitFailure: () => server.closeAllConnections(),
   });
-  const server = createServer();
+  const { writes } = stores;
+  gate.beforeHead = writes && (() => writes.commit());
   try {
     const port = await listen(server);
     const url = `http://127.0.0.1:${port}`;

@@ -16,6 +16,7 @@ import { createWebhookSender } from './accounts/webhooks.ts';
 import { createApp } from './app.ts';
 import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config } from './config/types.ts';
+import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
@@ -93,7 +94,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
       logger.warn({ sandboxUrl }, 'WeChat sandbox enabled: logins go to the emulator, not to WeChat');
     }
 
-    const server = createServer(answerWhileStarting);
+    const gate: AnswerGate = {};
+    const server = createServer(gatedServerOptions(gate), answerWhileStarting);
     const connections = trackConnections(server);
     drain = () => closeServer(server, connections, DRAIN_TIMEOUT_MS);
     const port = await listen(server, config.port, config.host);
@@ -101,8 +103,22 @@ export async function startServer(input: Config, options: StartOptions): Promise
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
     config = { ...config, issuer, port };
 
-    const stores = await openStores({ ...config.storage, dataDir: config.dataDir, logger });
+    const stores = await openStores({
+      ...config.storage,
+      dataDir: config.dataDir,
+      logger,
+      onCommitFailure(error) {
+        // Requests in flight may have written into what was rolled back: none of them answers.
+        logger.error(
+          { error: error.message },
+          'the embedded store could not commit: closing every connection',
+        );
+        server.closeAllConnections();
+      },
+    });
     closers.push(() => stores.close());
+    const { writes } = stores;
+    gate.beforeHead = writes && (() => writes.commit());
     logger.info({ accounts: stores.kinds.accounts, artifacts: stores.kinds.artifacts }, 'storage ready');
     const dependencies = createDependencyMonitor(stores, logger);
     const probeMs = options.dependencyProbeMs ?? DEPENDENCY_PROBE_MS;

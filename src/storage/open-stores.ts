@@ -17,6 +17,7 @@ import { openArtifactsDatabase } from './sqlite/database.ts';
 import { copyAccountsFromPglite } from './sqlite/from-pglite.ts';
 import { createSqliteKeyValueStore } from './sqlite/key-value.ts';
 import { createSqliteOidcAdapter } from './sqlite/oidc-adapter.ts';
+import { createWriteBatch, type WriteBatch } from './sqlite/write-batch.ts';
 
 export interface StoresLogger {
   info(o: object, msg: string): void;
@@ -34,6 +35,12 @@ export interface OpenStoresOptions {
   redisKeyPrefix: string;
   dataDir: string;
   logger: StoresLogger;
+  /**
+   * Embedded only: a commit of the artifacts file failed (a full disk, an I/O error) and what it
+   * held is rolled back; no request in flight may answer as if its writes were kept
+   * (./sqlite/write-batch.ts). Without it the failure is thrown where the commit ran.
+   */
+  onCommitFailure?: (error: Error) => void;
 }
 
 /** How long a readiness probe waits before calling a store down. */
@@ -51,7 +58,12 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
     if (!options.databaseUrl) await privateDirectory(options.dataDir, logger);
     const sqlite =
       options.databaseUrl || options.redisUrl ? undefined : await openArtifactsDatabase(options.dataDir);
-    if (sqlite) cleanups.push(async () => sqlite.close());
+    const writes = sqlite && createWriteBatch(sqlite, { onFailure: options.onCommitFailure ?? rethrow });
+    if (sqlite)
+      cleanups.push(async () => {
+        writes?.commit();
+        sqlite.close();
+      });
     const { db, kind: accountsKind } = await openDatabase(options);
     cleanups.push(() => db.destroy());
     if (options.databaseUrl) {
@@ -71,8 +83,8 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
 
     const artifacts = options.redisUrl
       ? await openRedisArtifacts(options.redisUrl, options.redisKeyPrefix, logger, cleanups)
-      : sqlite
-        ? openSqliteArtifacts(sqlite, logger, cleanups)
+      : sqlite && writes
+        ? openSqliteArtifacts(sqlite, writes, logger, cleanups)
         : openPostgresArtifacts(db, logger, cleanups);
     logger.info({ artifacts: artifacts.kind }, 'artifact store ready');
 
@@ -86,7 +98,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       oidcAdapter: artifacts.oidcAdapter,
       kinds: { accounts: accountsKind, artifacts: artifacts.kind },
       ...(artifacts.redis ? { redis: artifacts.redis } : {}),
-      ...(sqlite ? { sqlite } : {}),
+      ...(sqlite && writes ? { sqlite, writes } : {}),
       async ping() {
         const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
         return { database, cache };
@@ -172,12 +184,13 @@ function openPostgresArtifacts(
 /** The embedded setup's artifacts: a SQLite file of their own beside the accounts' (./sqlite/database.ts). */
 function openSqliteArtifacts(
   database: DatabaseSync,
+  writes: WriteBatch,
   logger: StoresLogger,
   cleanups: (() => Promise<void>)[],
 ): Artifacts {
   const sweeping = { onSweepError: warnOnError(logger, 'expired-row sweep failed') };
-  const adapter = createSqliteOidcAdapter(database, sweeping);
-  const kv = createSqliteKeyValueStore(database, sweeping);
+  const adapter = createSqliteOidcAdapter(database, writes, sweeping);
+  const kv = createSqliteKeyValueStore(database, writes, sweeping);
   stopSweepersAtClose(cleanups, adapter, kv);
   return {
     kind: 'embedded',
@@ -238,4 +251,8 @@ async function closeAll(cleanups: (() => Promise<void>)[]): Promise<void> {
     }
   }
   if (failures.length > 0) throw new AggregateError(failures, 'closing the stores failed');
+}
+
+function rethrow(error: Error): never {
+  throw error;
 }

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Adapter } from 'oidc-provider';
 import type { RedisClient } from './redis/scripts.ts';
 import type { Database } from './schema.ts';
+import type { WriteBatch } from './sqlite/write-batch.ts';
 
 /**
  * Short-lived records shared by every instance: WeChat `state`, duplicate-callback
@@ -45,6 +46,11 @@ export interface Stores {
   redis?: RedisClient;
   /** The embedded setup's SQLite file of artifacts (./sqlite/database.ts), which it keeps locked: tests read it here. */
   sqlite?: DatabaseSync;
+  /**
+   * The embedded artifacts file's group commit (./sqlite/write-batch.ts): the HTTP server commits
+   * it before every answer (src/http/committed-answers.ts).
+   */
+  writes?: WriteBatch;
   /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
   ping(): Promise<{ database: boolean; cache: boolean }>;
   close(): Promise<void>;

@@ -11,6 +11,7 @@ import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from '../../src/storage/sqlite/database.ts';
+import { createWriteBatch, type WriteBatch } from '../../src/storage/sqlite/write-batch.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis } from '../helpers/redis.ts';
 
@@ -98,21 +99,44 @@ export async function openRedisBackend(): Promise<RedisBackend> {
   };
 }
 
-/** The embedded setup's SQLite artifacts file in a temporary directory, deleted on close. */
+/**
+ * The embedded setup's SQLite artifacts file in a temporary directory, deleted on close, with the
+ * group commit its stores write through (a failed commit is thrown, failing the test).
+ */
 export interface SqliteBackend {
   database: DatabaseSync;
+  writes: WriteBatch;
   dataDir: string;
+  /** Commits, closes the file and opens it again, as a restarted server would. */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function openSqliteBackend(): Promise<SqliteBackend> {
   const dataDir = await mkdtemp(join(tmpdir(), 'wob-sqlite-'));
+  const open = async () => {
+    const database = await openArtifactsDatabase(dataDir);
+    const writes = createWriteBatch(database, {
+      onFailure(error) {
+        throw error;
+      },
+    });
+    return { database, writes };
+  };
+  const shut = () => {
+    if (!backend.database.isOpen) return;
+    backend.writes.commit();
+    backend.database.close();
+  };
   const backend: SqliteBackend = {
-    database: await openArtifactsDatabase(dataDir),
+    ...(await open()),
     dataDir,
+    async reopen() {
+      shut();
+      Object.assign(backend, await open());
+    },
     async close() {
-      // A test may have swapped the handle (reopening the file): close whichever is current.
-      if (backend.database.isOpen) backend.database.close();
+      shut();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

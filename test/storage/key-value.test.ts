@@ -35,7 +35,7 @@ describeKeyValueConformance('SQL on PGlite', () =>
 
 describeKeyValueConformance('SQLite (embedded)', () =>
   clockedHarness(openSqliteBackend(), (backend, options) =>
-    createSqliteKeyValueStore(backend.database, options),
+    createSqliteKeyValueStore(backend.database, backend.writes, options),
   ),
 );
 

@@ -40,7 +40,7 @@ describeOidcAdapterConformance('SQL on PGlite', () =>
 
 describeOidcAdapterConformance('SQLite (embedded)', () =>
   clockedHarness(openSqliteBackend(), (backend, options) =>
-    createSqliteOidcAdapter(backend.database, options),
+    createSqliteOidcAdapter(backend.database, backend.writes, options),
   ),
 );
 

@@ -26,7 +26,10 @@ describe('SQLite artifacts file (embedded)', () => {
 
   it('sweeps expired artifacts in batches, keeping live and never-expiring ones', async () => {
     const clock = createFakeClock();
-    const adapter = createSqliteOidcAdapter(backend.database, { now: clock.now, sweepIntervalMs: 0 });
+    const adapter = createSqliteOidcAdapter(backend.database, backend.writes, {
+      now: clock.now,
+      sweepIntervalMs: 0,
+    });
     const tokens = adapter.factory('AccessToken');
     // More than one batch of the sweeper's (500), so that the loop over batches runs.
     for (let i = 0; i < 1_234; i++) await tokens.upsert(`short-${i}`, { jti: `short-${i}` }, 10);
@@ -41,7 +44,10 @@ describe('SQLite artifacts file (embedded)', () => {
 
   it('sweeps expired key-value entries and keeps live ones', async () => {
     const clock = createFakeClock();
-    const kv = createSqliteKeyValueStore(backend.database, { now: clock.now, sweepIntervalMs: 0 });
+    const kv = createSqliteKeyValueStore(backend.database, backend.writes, {
+      now: clock.now,
+      sweepIntervalMs: 0,
+    });
     await kv.put('sweep:short', 1, 10);
     await kv.put('sweep:long', 2, 1000);
     clock.advance(11);
@@ -52,7 +58,11 @@ describe('SQLite artifacts file (embedded)', () => {
   it('keeps what was written across a reopen, in a write-ahead log synced at checkpoints', async () => {
     const own = await openSqliteBackend();
     onTestFinished(() => own.close());
-    await createSqliteKeyValueStore(own.database, { sweepIntervalMs: 0 }).put('kept', { a: 1 }, 60);
+    await createSqliteKeyValueStore(own.database, own.writes, { sweepIntervalMs: 0 }).put(
+      'kept',
+      { a: 1 },
+      60,
+    );
     const pragmas = {
       journal: own.database.prepare('pragma journal_mode').get(),
       synchronous: own.database.prepare('pragma synchronous').get(),
@@ -63,9 +73,10 @@ describe('SQLite artifacts file (embedded)', () => {
       synchronous: { synchronous: 1 },
       checkpoint: { wal_autocheckpoint: 10_000 },
     });
-    own.database.close();
-    own.database = await openArtifactsDatabase(own.dataDir);
-    expect(await createSqliteKeyValueStore(own.database, { sweepIntervalMs: 0 }).get('kept')).toEqual({
+    await own.reopen();
+    expect(
+      await createSqliteKeyValueStore(own.database, own.writes, { sweepIntervalMs: 0 }).get('kept'),
+    ).toEqual({
       a: 1,
     });
     expect(statSync(embeddedArtifactsFile(own.dataDir)).isFile()).toBe(true);

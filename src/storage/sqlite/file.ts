@@ -12,7 +12,8 @@ import { DatabaseSync } from 'node:sqlite';
  * - Write-ahead log with synchronous=NORMAL: a commit is not flushed to the disk on its own, the
  *   log is at each checkpoint (every `checkpointPages` pages written, by default SQLite's 1,000;
  *   the checkpoint and its flush hold the event loop meanwhile). A crash of the process loses
- *   nothing; a power cut can lose the commits since the last checkpoint, never the file's
+ *   no commit (the artifacts file commits in groups, before answers: ./write-batch.ts); a power
+ *   cut can lose the commits since the last checkpoint, never the file's
  *   consistency. (synchronous=FULL would flush at every commit, and node:sqlite's calls are
  *   synchronous: the whole server would wait for the disk at every login.)
  * - Foreign keys are enforced (SQLite leaves them off unless asked, per connection).

@@ -3,30 +3,33 @@ import { jsonText } from '../sql/json.ts';
 import { type SqlKeyValueStore, type SqlKeyValueStoreOptions, ttlMilliseconds } from '../sql/key-value.ts';
 import { startSweeper } from '../sql/sweeper.ts';
 import { sqliteSweeper } from './sweeper.ts';
+import type { WriteBatch } from './write-batch.ts';
 
 /**
  * KeyValueStore in the embedded setup's SQLite file (./database.ts). Expired entries read as
  * missing and are deleted by a periodic sweeper. take is one DELETE ... RETURNING and putIfAbsent
- * one INSERT ... ON CONFLICT, each atomic.
+ * one INSERT ... ON CONFLICT, each atomic. The writes join the file's group commit (`writes`,
+ * ./write-batch.ts).
  */
 export function createSqliteKeyValueStore(
   database: DatabaseSync,
+  writes: WriteBatch,
   options: SqlKeyValueStoreOptions = {},
 ): SqlKeyValueStore {
   const now = () => (options.now ? options.now().getTime() : Date.now());
   const statements = {
-    put: database.prepare(`insert into kv_entries (key, value, expires_at) values (?, ?, ?)
+    put: writes.prepare(`insert into kv_entries (key, value, expires_at) values (?, ?, ?)
       on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at`),
     // An expired entry counts as absent: replace it.
-    putIfAbsent: database.prepare(`insert into kv_entries (key, value, expires_at) values (?1, ?2, ?3)
+    putIfAbsent: writes.prepare(`insert into kv_entries (key, value, expires_at) values (?1, ?2, ?3)
       on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at
         where kv_entries.expires_at <= ?4
       returning key`),
     get: database.prepare('select value from kv_entries where key = ? and expires_at > ?'),
-    take: database.prepare('delete from kv_entries where key = ? returning value, expires_at'),
-    delete: database.prepare('delete from kv_entries where key = ?'),
+    take: writes.prepare('delete from kv_entries where key = ? returning value, expires_at'),
+    delete: writes.prepare('delete from kv_entries where key = ?'),
   };
-  const sweepAt = sqliteSweeper(database, 'kv_entries');
+  const sweepAt = sqliteSweeper(writes, 'kv_entries');
   const sweep = () => sweepAt(now());
   const stop = startSweeper(sweep, options);
 

@@ -6,20 +6,23 @@ import { artifactColumns, withConsumed } from '../sql/artifact-columns.ts';
 import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
 import { startSweeper } from '../sql/sweeper.ts';
 import { sqliteSweeper } from './sweeper.ts';
+import type { WriteBatch } from './write-batch.ts';
 
 /**
  * oidc-provider artifacts in the embedded setup's SQLite file (./database.ts), with the SQL
  * adapter's semantics (../sql/oidc-adapter.ts): expired rows are invisible to every read and deleted
  * by a periodic sweeper, `consumed` lives in consumed_at, destroy() of an Interaction only moves
- * expires_at up to a grace. The statements are prepared once, for every model.
+ * expires_at up to a grace. The statements are prepared once, for every model; the writes join the
+ * file's group commit (`writes`, ./write-batch.ts).
  */
 export function createSqliteOidcAdapter(
   database: DatabaseSync,
+  writes: WriteBatch,
   options: SqlOidcAdapterOptions = {},
 ): SqlOidcAdapter {
   const now = options.now ?? (() => new Date());
-  const statements = prepare(database);
-  const sweepAt = sqliteSweeper(database, 'oidc_artifacts');
+  const statements = prepare(database, writes);
+  const sweepAt = sqliteSweeper(writes, 'oidc_artifacts');
   const sweep = () => sweepAt(now().getTime());
   const stop = startSweeper(sweep, options);
   return { factory: (model) => createAdapter(statements, model, () => now().getTime()), sweep, close: stop };
@@ -27,7 +30,7 @@ export function createSqliteOidcAdapter(
 
 type Statements = ReturnType<typeof prepare>;
 
-function prepare(database: DatabaseSync) {
+function prepare(database: DatabaseSync, writes: WriteBatch) {
   const visible = '(expires_at is null or expires_at > ?)';
   const find = (column: 'id' | 'uid' | 'user_code') =>
     database.prepare(
@@ -37,21 +40,21 @@ function prepare(database: DatabaseSync) {
     findById: find('id'),
     findByUid: find('uid'),
     findByUserCode: find('user_code'),
-    upsert: database.prepare(`insert into oidc_artifacts
+    upsert: writes.prepare(`insert into oidc_artifacts
         (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
       values (?, ?, ?, ?, ?, ?, ?, ?)
       on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
         user_code = excluded.user_code, expires_at = excluded.expires_at,
         consumed_at = excluded.consumed_at`),
-    consume: database.prepare(`update oidc_artifacts set consumed_at = ?3
+    consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3
       where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
-    destroy: database.prepare('delete from oidc_artifacts where model = ? and id = ?'),
+    destroy: writes.prepare('delete from oidc_artifacts where model = ? and id = ?'),
     // PostgreSQL's least(expires_at, $3) of the SQL adapter, which ends a null (endless) life too.
-    destroyAfterGrace: database.prepare(`update oidc_artifacts
+    destroyAfterGrace: writes.prepare(`update oidc_artifacts
       set expires_at = case when expires_at is null or expires_at > ?3 then ?3 else expires_at end
       where model = ?1 and id = ?2`),
-    revokeByGrantId: database.prepare('delete from oidc_artifacts where grant_id = ?'),
+    revokeByGrantId: writes.prepare('delete from oidc_artifacts where grant_id = ?'),
   };
 }
 
