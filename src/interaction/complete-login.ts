@@ -34,7 +34,7 @@ export async function exchangeCode(
     return await exchange();
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
-    const fields = { uid, appid, api: error.api, code: error.code, errcode: error.errcode };
+    const fields = { uid, appid, ...error.logFields() };
     if (error.code === 'app_config' || error.code === 'unexpected')
       deps.logger.error(fields, 'wechat login failed: check the app configuration');
     else deps.logger.warn(fields, 'wechat login failed');

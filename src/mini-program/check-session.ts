@@ -22,7 +22,7 @@ export async function checkSession(
     valid = await connector.checkSession(identity.openid, sessionKey);
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
-    const fields = { appid: identity.appid, api: error.api, code: error.code, errcode: error.errcode };
+    const fields = { appid: identity.appid, ...error.logFields() };
     deps.logger[error.code === 'rate_limited' || error.code === 'unavailable' ? 'warn' : 'error'](
       fields,
       'session check failed',

@@ -110,7 +110,7 @@ async function isStale(
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
     deps.logger.warn(
-      { appid: caller.identity.appid, api: error.api, code: error.code, errcode: error.errcode },
+      { appid: caller.identity.appid, ...error.logFields() },
       'could not ask WeChat whether the session key is stale',
     );
     if (error.code === 'rate_limited' || error.code === 'unavailable') throw upstreamFailure(error);

@@ -97,6 +97,12 @@ export function upstreamFailure(error: UpstreamError): MiniProgramError {
       return new MiniProgramError(503, 'temporarily_unavailable', 'WeChat did not answer; retry shortly', {
         retryAfter: 5,
       });
+    case 'unexpected':
+      return new MiniProgramError(
+        500,
+        'server_error',
+        'WeChat answered in a form this server cannot use; the server log says why',
+      );
     default:
       return new MiniProgramError(500, 'server_error', 'WeChat refused the call; the server log says why');
   }

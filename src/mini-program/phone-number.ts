@@ -27,7 +27,7 @@ export async function phoneNumber(
     info = await connector.phoneNumber(code, identity.openid);
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
-    const fields = { appid: identity.appid, api: error.api, code: error.code, errcode: error.errcode };
+    const fields = { appid: identity.appid, ...error.logFields() };
     // 40003: WeChat found the code was not issued to this openid (the optional check §10.1 describes).
     if (error.code === 'code_invalid' || error.code === 'code_used' || error.errcode === 40003) {
       deps.logger.warn(fields, 'phone number code refused');

@@ -275,6 +275,22 @@ for (const storage of STORAGE_SETUPS) {
       expect(bound.body).toEqual({ phone_number: '+85261234567', phone_number_verified: true });
     });
 
+    test('an answer without an errcode that cannot be used is logged with what was wrong with it', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const { code } = await wxPhoneCode(bridge, panda);
+      await injectFault(bridge, { api: 'wxa/business/getuserphonenumber', emptyBody: true, times: 2 });
+      const answer = await call(bridge, 'phone-number', tokens.access_token, { code });
+      await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
+      expect(answer.status).toBe(503);
+      expect(answer.body.error).toBe('temporarily_unavailable');
+      const line = bridge.logs.find((entry) => entry.includes('phone number exchange failed'));
+      expect(JSON.parse(line as string)).toMatchObject({
+        api: 'wxa/business/getuserphonenumber',
+        failure: 'unavailable',
+        detail: 'HTTP 200, an empty body',
+      });
+    });
+
     test('another person’s phone code is refused (WeChat checks it against the openid)', async () => {
       const tokens = await miniProgramLogin(panda);
       const stranger = await createSandboxUser(bridge, 'Stranger');

@@ -67,13 +67,7 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
     login = await connector.login(request.jsCode);
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
-    const fields = {
-      clientId: client.clientId,
-      appid,
-      api: error.api,
-      code: error.code,
-      errcode: error.errcode,
-    };
+    const fields = { clientId: client.clientId, appid, ...error.logFields() };
     if (error.code === 'app_config' || error.code === 'unexpected') {
       deps.logger.error(fields, 'mini program login failed: check the app configuration');
     } else deps.logger.warn(fields, 'mini program login failed');

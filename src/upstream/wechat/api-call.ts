@@ -126,15 +126,27 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
       answer = await send(prepared, options);
     } catch (error) {
       const cause = safeCause(error, prepared);
-      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, cause ? { cause } : {}));
+      throw fail(
+        'transport',
+        new UpstreamError('unavailable', spec.api, undefined, cause ? { cause, detail: cause.message } : {}),
+      );
     }
-    if (answer.status >= 500) throw fail('transport', new UpstreamError('unavailable', spec.api));
+    const status = `HTTP ${answer.status}`;
+    if (answer.status >= 500)
+      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, { detail: status }));
     const body = parseJsonObject(answer.text);
-    if (body === undefined) throw fail('transport', new UpstreamError('unavailable', spec.api));
+    if (body === undefined) {
+      const detail = `${status}, ${answer.text.length === 0 ? 'an empty body' : 'a body that is not a JSON object'}`;
+      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, { detail }));
+    }
 
     if (body.errcode !== undefined && body.errcode !== null) {
       const errcode = toInteger(body.errcode);
-      if (errcode === undefined) throw fail('errcode', new UpstreamError('unexpected', spec.api));
+      if (errcode === undefined)
+        throw fail(
+          'errcode',
+          new UpstreamError('unexpected', spec.api, undefined, { detail: 'errcode is not a number' }),
+        );
       if (errcode !== 0) {
         const code = upstreamCodeForErrcode(errcode, prepared.sentAppSecret);
         throw fail('errcode', new UpstreamError(code, spec.api, errcode), errcode);
@@ -142,7 +154,7 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
     }
     // WeChat answers 200 even for errors: any other status without an errcode is not WeChat talking.
     if (answer.status < 200 || answer.status >= 300) {
-      throw fail('errcode', new UpstreamError('unexpected', spec.api));
+      throw fail('errcode', new UpstreamError('unexpected', spec.api, undefined, { detail: status }));
     }
 
     let result: T;
@@ -150,7 +162,10 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
       result = spec.read(body);
     } catch (error) {
       if (!(error instanceof WireShapeError)) throw error;
-      throw fail('errcode', new UpstreamError('unexpected', spec.api, undefined, { cause: error }));
+      throw fail(
+        'errcode',
+        new UpstreamError('unexpected', spec.api, undefined, { cause: error, detail: error.message }),
+      );
     }
     emit({ api: spec.api, durationMs: now() - started, outcome: 'ok' });
     return result;

@@ -92,11 +92,35 @@ export class UpstreamError extends Error {
   readonly errcode: number | undefined;
   /** Which WeChat API failed, e.g. "sns/oauth2/access_token" (never a URL: URLs carry secrets). */
   readonly api: string;
+  /**
+   * What was wrong with an answer that carried no errcode (an HTTP status, a body that is not JSON,
+   * a missing field), or why no answer came: names and numbers only, never a value from it.
+   */
+  readonly detail: string | undefined;
 
-  constructor(code: UpstreamErrorCode, api: string, errcode?: number, options?: { cause?: unknown }) {
+  constructor(
+    code: UpstreamErrorCode,
+    api: string,
+    errcode?: number,
+    options: { cause?: unknown; detail?: string } = {},
+  ) {
     super(`WeChat ${api} failed: ${code}${errcode === undefined ? '' : ` (errcode ${errcode})`}`, options);
     this.code = code;
     this.api = api;
     this.errcode = errcode;
+    this.detail = options.detail;
+  }
+
+  /**
+   * What a log line says of this failure (no secret: see `errcode` and `detail`). The kind goes
+   * under `failure`: the logger redacts every field named `code`, which is WeChat's login code.
+   */
+  logFields(): { api: string; failure: UpstreamErrorCode; errcode?: number; detail?: string } {
+    return {
+      api: this.api,
+      failure: this.code,
+      ...(this.errcode === undefined ? {} : { errcode: this.errcode }),
+      ...(this.detail === undefined ? {} : { detail: this.detail }),
+    };
   }
 }
