@@ -320,7 +320,7 @@ for (const storage of STORAGE_SETUPS) {
         name: 'WeChat is rate limiting (45011)',
         fault: { errcode: 45011 },
         text: '请求过于频繁',
-        status: 400,
+        status: 503,
         error: 'temporarily_unavailable',
       },
       {
