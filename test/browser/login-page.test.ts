@@ -59,6 +59,36 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await context.close();
   });
 
+  test('allowed on the phone, the QR frame takes the page on by itself, with no click in the frame', async () => {
+    // As with WeChat: the person scans with their phone and allows there; the frame, on WeChat's
+    // origin, learns it by polling and navigates the top window to our callback. Browsers block a
+    // cross-origin frame's top navigation without a user gesture unless it stays on the top
+    // window's origin, which the callback does (it is on the login page's origin).
+    const context = await browser.newContext({ locale: 'zh-CN' });
+    const page = await context.newPage();
+    let landed: URL | undefined;
+    await page.route('https://rp.example.test/**', async (route) => {
+      landed = new URL(route.request().url());
+      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+    });
+    const { url, checks } = await authorizationRequest(rp);
+    await page.goto(url.href);
+    const scanUrl = await page.frameLocator('#wechat-qr').locator('a.phone-link').getAttribute('href');
+    const phone = await context.newPage();
+    await phone.goto(scanUrl as string);
+    await phone.locator('input[name="nickname"]').fill('扫码的人');
+    await phone.locator('button.allow').click();
+    await phone.close();
+
+    await page.waitForSelector('#consent-allow');
+    await page.click('#consent-allow');
+    await page.waitForURL('https://rp.example.test/**');
+    const tokens = await oidc.authorizationCodeGrant(rp, landed as URL, checks);
+    const scanned = bridge.sandboxState.listUsers().find((person) => person.nickname === '扫码的人');
+    expect(tokens.claims()?.sub).toBe(scanned?.unionid);
+    await context.close();
+  });
+
   test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
     const context = await browser.newContext({ locale: 'en-US' });
     const page = await context.newPage();
