@@ -3,7 +3,7 @@ import { Secret } from '../../config/secret.ts';
 import { outboundDispatcher } from '../../http/outbound.ts';
 import { upstreamCodeForErrcode } from './errcode-map.ts';
 import { queryString } from './query-string.ts';
-import { UpstreamError } from './types.ts';
+import { UpstreamError, type UpstreamErrorCode } from './types.ts';
 import { parseJsonObject, toInteger, type WireObject, WireShapeError } from './wire.ts';
 
 /** One HTTP attempt against the WeChat API, as the metrics/logging hook sees it. */
@@ -107,10 +107,12 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
 
   const attempt = async <T>(spec: WeChatCallSpec<T>, prepared: PreparedRequest): Promise<T> => {
     const started = now();
+    // Counts the failure, and the error to throw: `detail` for the log says what was wrong with an
+    // answer that carried no errcode, or why none came.
     const fail = (
       outcome: WeChatCallEvent['outcome'],
-      error: UpstreamError,
-      errcode?: number,
+      code: UpstreamErrorCode,
+      { errcode, detail, cause }: { errcode?: number; detail?: string; cause?: Error } = {},
     ): UpstreamError => {
       emit({
         api: spec.api,
@@ -118,7 +120,7 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
         outcome,
         ...(errcode === undefined ? {} : { errcode }),
       });
-      return error;
+      return new UpstreamError(code, spec.api, errcode, { cause, detail });
     };
 
     let answer: { status: number; text: string };
@@ -126,46 +128,32 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
       answer = await send(prepared, options);
     } catch (error) {
       const cause = safeCause(error, prepared);
-      throw fail(
-        'transport',
-        new UpstreamError('unavailable', spec.api, undefined, cause ? { cause, detail: cause.message } : {}),
-      );
+      throw fail('transport', 'unavailable', cause ? { cause, detail: cause.message } : {});
     }
     const status = `HTTP ${answer.status}`;
-    if (answer.status >= 500)
-      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, { detail: status }));
+    if (answer.status >= 500) throw fail('transport', 'unavailable', { detail: status });
     const body = parseJsonObject(answer.text);
     if (body === undefined) {
-      const detail = `${status}, ${answer.text.length === 0 ? 'an empty body' : 'a body that is not a JSON object'}`;
-      throw fail('transport', new UpstreamError('unavailable', spec.api, undefined, { detail }));
+      const what = answer.text.length === 0 ? 'an empty body' : 'a body that is not a JSON object';
+      throw fail('transport', 'unavailable', { detail: `${status}, ${what}` });
     }
 
     if (body.errcode !== undefined && body.errcode !== null) {
       const errcode = toInteger(body.errcode);
-      if (errcode === undefined)
-        throw fail(
-          'errcode',
-          new UpstreamError('unexpected', spec.api, undefined, { detail: 'errcode is not a number' }),
-        );
+      if (errcode === undefined) throw fail('errcode', 'unexpected', { detail: 'errcode is not a number' });
       if (errcode !== 0) {
-        const code = upstreamCodeForErrcode(errcode, prepared.sentAppSecret);
-        throw fail('errcode', new UpstreamError(code, spec.api, errcode), errcode);
+        throw fail('errcode', upstreamCodeForErrcode(errcode, prepared.sentAppSecret), { errcode });
       }
     }
     // WeChat answers 200 even for errors: any other status without an errcode is not WeChat talking.
-    if (answer.status < 200 || answer.status >= 300) {
-      throw fail('errcode', new UpstreamError('unexpected', spec.api, undefined, { detail: status }));
-    }
+    if (answer.status < 200 || answer.status >= 300) throw fail('errcode', 'unexpected', { detail: status });
 
     let result: T;
     try {
       result = spec.read(body);
     } catch (error) {
       if (!(error instanceof WireShapeError)) throw error;
-      throw fail(
-        'errcode',
-        new UpstreamError('unexpected', spec.api, undefined, { cause: error, detail: error.message }),
-      );
+      throw fail('errcode', 'unexpected', { cause: error, detail: error.message });
     }
     emit({ api: spec.api, durationMs: now() - started, outcome: 'ok' });
     return result;

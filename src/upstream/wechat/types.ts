@@ -104,7 +104,10 @@ export class UpstreamError extends Error {
     errcode?: number,
     options: { cause?: unknown; detail?: string } = {},
   ) {
-    super(`WeChat ${api} failed: ${code}${errcode === undefined ? '' : ` (errcode ${errcode})`}`, options);
+    super(
+      `WeChat ${api} failed: ${code}${errcode === undefined ? '' : ` (errcode ${errcode})`}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.api = api;
     this.errcode = errcode;
