@@ -65,7 +65,9 @@ export function createMiniProgramConnector(deps: MiniProgramConnectorDeps): Mini
     phoneNumber: async (code, openid) => {
       const info = await appTokens.withToken(app, (token) => api.phoneNumber(token, code, openid));
       if (info.watermark !== undefined && info.watermark.appid !== app.appid) {
-        throw new UpstreamError('unexpected', 'wxa/business/getuserphonenumber');
+        throw new UpstreamError('unexpected', 'wxa/business/getuserphonenumber', undefined, {
+          detail: 'phone_info watermarked for another app',
+        });
       }
       return info;
     },

@@ -14,10 +14,14 @@ export async function snsIdentity(
 ): Promise<WeChatIdentity> {
   const info = readProfile ? await readUserInfo(client, token) : undefined;
   if (info !== undefined && info.openid !== token.openid) {
-    throw new UpstreamError('unexpected', 'sns/userinfo');
+    throw new UpstreamError('unexpected', 'sns/userinfo', undefined, {
+      detail: "openid differs from the access token's",
+    });
   }
   if (info?.unionid !== undefined && token.unionid !== undefined && info.unionid !== token.unionid) {
-    throw new UpstreamError('unexpected', 'sns/userinfo');
+    throw new UpstreamError('unexpected', 'sns/userinfo', undefined, {
+      detail: "unionid differs from the access token's",
+    });
   }
   return {
     kind: app.kind,
