@@ -33,8 +33,7 @@ export async function startBareEngine(spec: ServerSpec): Promise<{ url: string; 
     logger,
     onCommitFailure: () => server.closeAllConnections(),
   });
-  const { writes } = stores;
-  gate.beforeHead = writes && (() => writes.commit());
+  gate.writes = stores.writes;
   try {
     const port = await listen(server);
     const url = `http://127.0.0.1:${port}`;

@@ -117,8 +117,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       },
     });
     closers.push(() => stores.close());
-    const { writes } = stores;
-    gate.beforeHead = writes && (() => writes.commit());
+    gate.writes = stores.writes;
     logger.info({ accounts: stores.kinds.accounts, artifacts: stores.kinds.artifacts }, 'storage ready');
     const dependencies = createDependencyMonitor(stores, logger);
     const probeMs = options.dependencyProbeMs ?? DEPENDENCY_PROBE_MS;

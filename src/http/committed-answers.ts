@@ -4,17 +4,18 @@ import {
   type OutgoingHttpHeaders,
   ServerResponse,
 } from 'node:http';
+import type { WriteBatch } from '../storage/sqlite/write-batch.ts';
 
-/** What must happen before any answer's head is written: set once the stores are open. */
+/** The writes every answer waits for: the embedded store's, set once the stores are open. */
 export interface AnswerGate {
-  beforeHead?: (() => void) | undefined;
+  writes?: Pick<WriteBatch, 'commit'> | undefined;
 }
 
 /**
- * Options for `http.createServer` whose responses run `gate.beforeHead` before their head is
- * written, whoever writes it (koa, oidc-provider, an error page, Node's implicit head at `end()`).
- * The embedded store commits its writes there (src/storage/sqlite/write-batch.ts), so that an
- * answer never confirms a write the store could still lose: a code, a session, a used state.
+ * Options for `http.createServer` whose responses commit `gate.writes` before their head is
+ * written, whoever writes it (koa, oidc-provider, an error page, Node's implicit head at `end()`),
+ * so that an answer never confirms a write the embedded store could still lose: a code, a session,
+ * a used state (src/storage/sqlite/write-batch.ts).
  */
 export function gatedServerOptions(gate: AnswerGate): {
   IncomingMessage: typeof IncomingMessage;
@@ -26,7 +27,7 @@ export function gatedServerOptions(gate: AnswerGate): {
       reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
       headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
     ): this {
-      gate.beforeHead?.();
+      gate.writes?.commit();
       return typeof reasonOrHeaders === 'string'
         ? super.writeHead(statusCode, reasonOrHeaders, headers)
         : super.writeHead(statusCode, reasonOrHeaders);

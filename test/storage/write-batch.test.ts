@@ -52,7 +52,7 @@ describe('the embedded artifacts file commits in groups (src/storage/sqlite/writ
 
   it('commits what an answer follows before the answer’s head is written', async () => {
     const kv = createSqliteKeyValueStore(backend.database, backend.writes, { sweepIntervalMs: 0 });
-    const gate: AnswerGate = { beforeHead: () => backend.writes.commit() };
+    const gate: AnswerGate = { writes: backend.writes };
     const seen: boolean[] = [];
     const server = createServer(gatedServerOptions(gate), async (_req, res) => {
       await kv.put('answered', true, 60);
