@@ -27,14 +27,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
   });
 
   test('a person scans and allows in the embedded QR frame, consents, and the client gets their unionid', async () => {
-    const context = await browser.newContext({ locale: 'zh-CN' });
-    const page = await context.newPage();
-    // The relying party's redirect_uri is not a real site: catch the navigation to it.
-    let landed: URL | undefined;
-    await page.route('https://rp.example.test/**', async (route) => {
-      landed = new URL(route.request().url());
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
-    });
+    const { context, page, landed } = await rpBrowser(browser, 'zh-CN');
     const { url, checks } = await authorizationRequest(rp);
     await page.goto(url.href);
     expect(await page.locator('h1').textContent()).toBe('使用微信登录');
@@ -54,7 +47,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await page.click('#consent-allow');
     await page.waitForURL('https://rp.example.test/**');
 
-    const tokens = await oidc.authorizationCodeGrant(rp, landed as URL, checks);
+    const tokens = await oidc.authorizationCodeGrant(rp, landed() as URL, checks);
     expect(tokens.claims()?.sub).toBe(user.unionid);
     await context.close();
   });
@@ -64,13 +57,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     // origin, learns it by polling and navigates the top window to our callback. Browsers block a
     // cross-origin frame's top navigation without a user gesture unless it stays on the top
     // window's origin, which the callback does (it is on the login page's origin).
-    const context = await browser.newContext({ locale: 'zh-CN' });
-    const page = await context.newPage();
-    let landed: URL | undefined;
-    await page.route('https://rp.example.test/**', async (route) => {
-      landed = new URL(route.request().url());
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
-    });
+    const { context, page, landed } = await rpBrowser(browser, 'zh-CN');
     const { url, checks } = await authorizationRequest(rp);
     await page.goto(url.href);
     const scanUrl = await page.frameLocator('#wechat-qr').locator('a.phone-link').getAttribute('href');
@@ -83,20 +70,14 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await page.waitForSelector('#consent-allow');
     await page.click('#consent-allow');
     await page.waitForURL('https://rp.example.test/**');
-    const tokens = await oidc.authorizationCodeGrant(rp, landed as URL, checks);
+    const tokens = await oidc.authorizationCodeGrant(rp, landed() as URL, checks);
     const scanned = bridge.sandboxState.listUsers().find((person) => person.nickname === '扫码的人');
     expect(tokens.claims()?.sub).toBe(scanned?.unionid);
     await context.close();
   });
 
   test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
-    const context = await browser.newContext({ locale: 'en-US' });
-    const page = await context.newPage();
-    let landed: URL | undefined;
-    await page.route('https://rp.example.test/**', async (route) => {
-      landed = new URL(route.request().url());
-      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
-    });
+    const { context, page, landed } = await rpBrowser(browser, 'en-US');
     const { url } = await authorizationRequest(rp);
     await page.goto(url.href);
     expect(await page.locator('h1').textContent()).toBe('Log in with WeChat');
@@ -106,7 +87,22 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await page.screenshot({ path: `${SCREENSHOTS}/declined-en.png`, fullPage: true });
     await page.click('#back-to-app');
     await page.waitForURL('https://rp.example.test/**');
-    expect(landed?.searchParams.get('error')).toBe('access_denied');
+    expect(landed()?.searchParams.get('error')).toBe('access_denied');
     await context.close();
   });
 });
+
+/**
+ * A browser context in `locale` whose navigation to the relying party's redirect_uri (not a real
+ * site) is caught: `landed()` is where it went.
+ */
+async function rpBrowser(browser: Browser, locale: string) {
+  const context = await browser.newContext({ locale });
+  const page = await context.newPage();
+  let landed: URL | undefined;
+  await page.route('https://rp.example.test/**', async (route) => {
+    landed = new URL(route.request().url());
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+  });
+  return { context, page, landed: () => landed };
+}
