@@ -16,7 +16,7 @@ const count = (database: DatabaseSync, key: string) =>
 
 /**
  * A commit that fails for real: a row whose insert (by a trigger) breaks a deferred foreign key,
- * which SQLite checks only at commit. `key` names the kv entries that doom their transaction.
+ * which SQLite checks only at commit. `when` (SQL on `new`) picks the rows that doom their transaction.
  */
 function doomCommitsOf(database: DatabaseSync, table: 'kv_entries' | 'oidc_artifacts', when: string): void {
   database.exec(`create table doom_parent (id text primary key);
