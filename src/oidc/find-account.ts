@@ -2,7 +2,13 @@ import type { Kysely } from 'kysely';
 import type { FindAccount, Account as OidcAccount } from 'oidc-provider';
 import type { AccountCache, CachedAccount } from '../accounts/account-cache.ts';
 import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
-import { type Account, findAccountBySubject, listIdentities } from '../accounts/repository.ts';
+import {
+  type Account,
+  findAccountBySubject,
+  isPlaceholderAvatar,
+  isPlaceholderNickname,
+  listIdentities,
+} from '../accounts/repository.ts';
 import type { Database } from '../storage/schema.ts';
 
 /** The standard claims each scope releases (OIDC Core 5.4), limited to what WeChat gives us. */
@@ -43,7 +49,7 @@ export function createFindAccount(
     return {
       accountId: account.subject,
       async claims(_use, scope) {
-        const name = account.nickname ?? undefined;
+        const name = published(account.nickname, isPlaceholderNickname);
         return {
           sub: account.subject,
           name,
@@ -52,7 +58,7 @@ export function createFindAccount(
           picture:
             avatars && hasScope(scope, 'profile')
               ? await pictureOf(entry, avatars)
-              : (account.avatar_url ?? undefined),
+              : published(account.avatar_url, isPlaceholderAvatar),
           // When what these claims show last changed, not the last login (OIDC Core 5.1).
           updated_at: Math.floor(new Date(account.profile_updated_at).getTime() / 1000),
           ...(account.phone_number
@@ -64,6 +70,16 @@ export function createFindAccount(
       },
     };
   };
+}
+
+/**
+ * A profile value as a claim. WeChat's placeholders (the nickname 微信用户 and the grey avatar, given
+ * when a person shares no profile) are kept with the account until a real value replaces them, but
+ * are not the person's name or picture: the claim is left out, as OIDC Core 5.1 has unknown claims
+ * be, rather than every such person being called "WeChat user" by the relying party.
+ */
+function published(value: string | null, isPlaceholder: (value: string) => boolean): string | undefined {
+  return value === null || isPlaceholder(value) ? undefined : value;
 }
 
 /**

@@ -111,6 +111,15 @@ describe('the avatar mirror', () => {
     expect(downloads).toEqual(['https://thirdwx.qlogo.cn/a/132', 'https://thirdwx.qlogo.cn/b/132']);
   });
 
+  it("gives no picture for WeChat's placeholder when no real avatar was mirrored, and downloads nothing", async () => {
+    const { avatars, downloads } = mirror(async () => ({ contentType: 'image/png', bytes: PNG }));
+    expect(await avatars.picture({ id: ACCOUNT, avatar_url: PLACEHOLDER })).toBeUndefined();
+    expect(
+      await avatars.picture({ id: ACCOUNT, avatar_url: PLACEHOLDER.replace('https:', 'http:') }),
+    ).toBeUndefined();
+    expect(downloads).toEqual([]);
+  });
+
   it("falls back to WeChat's URL when nothing was ever mirrored", async () => {
     const { avatars } = mirror(async () => {
       throw new AvatarFetchError('host_not_allowed', 'no');

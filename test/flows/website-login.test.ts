@@ -155,6 +155,35 @@ for (const storage of STORAGE_SETUPS) {
       }
     });
 
+    test("WeChat's placeholder profile (微信用户, no avatar) is no name: the claims leave it out until a real one comes", async () => {
+      const person = await createSandboxUser(bridge, '微信用户', { avatarColor: null });
+      const first = await loginAs(rp, person);
+      const userinfo = await oidc.fetchUserInfo(rp, first.tokens.access_token, person.unionid);
+      expect(userinfo.sub).toBe(person.unionid);
+      expect(userinfo.updated_at).toEqual(expect.any(Number));
+      for (const claims of [userinfo, first.tokens.claims()]) {
+        expect(claims).not.toHaveProperty('name');
+        expect(claims).not.toHaveProperty('nickname');
+        expect(claims).not.toHaveProperty('picture');
+      }
+      // Kept with the account all the same, and replaced by the real name once WeChat gives one.
+      const account = await bridge.server.stores.db
+        .selectFrom('accounts')
+        .select('nickname')
+        .where('subject', '=', person.unionid)
+        .executeTakeFirstOrThrow();
+      expect(account.nickname).toBe('微信用户');
+      const renamed = await fetch(`${bridge.sandboxUrl}/sandbox/users/${person.id}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nickname: '王五' }),
+      });
+      expect(renamed.status).toBe(200);
+      const later = await loginAs(rp, person);
+      const named = await oidc.fetchUserInfo(rp, later.tokens.access_token, person.unionid);
+      expect(named).toMatchObject({ name: '王五', nickname: '王五' });
+    });
+
     test('refresh rotates the refresh token, and reusing a rotated-out one revokes the grant', async () => {
       const { tokens } = await loginAs(rp, panda, {
         scope: 'openid profile offline_access',

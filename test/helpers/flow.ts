@@ -17,7 +17,7 @@ export interface SandboxUser {
 export async function createSandboxUser(
   bridge: Pick<Bridge, 'sandboxUrl'>,
   nickname: string,
-  options: { allowControlCharacters?: boolean } = {},
+  options: { allowControlCharacters?: boolean; avatarColor?: string | null } = {},
 ): Promise<SandboxUser> {
   const response = await fetch(`${bridge.sandboxUrl}/sandbox/users`, {
     method: 'POST',

@@ -24,7 +24,8 @@ export interface AvatarMirror {
   /**
    * The `picture` claim for an account whose WeChat avatar URL is `avatarUrl`: the provider's own
    * URL once the image is mirrored, downloading it first when the URL changed. Never throws: a
-   * failed download keeps the previous copy (or, without one, WeChat's URL).
+   * failed download keeps the previous copy (or, without one, WeChat's URL). WeChat's placeholder
+   * avatar is no picture: undefined, unless a real image was mirrored before.
    */
   picture(
     account: { id: string; avatar_url: string | null },
@@ -74,14 +75,15 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
         const source = account.avatar_url;
         if (!source || (current && current.sourceUrl === source))
           return current ? ownUrl(current) : undefined;
-        // A placeholder never replaces a real image (the repository keeps it out of avatar_url too).
-        if (isPlaceholderAvatar(source) && current) return ownUrl(current);
-        const fresh = isPlaceholderAvatar(source) ? undefined : await mirror(account.id, source);
-        const best = fresh ?? current;
+        // A placeholder never replaces a real image (the repository keeps it out of avatar_url too),
+        // and is no picture of the person: not copied, not published (find-account.ts, `published`).
+        if (isPlaceholderAvatar(source)) return current ? ownUrl(current) : undefined;
+        const best = (await mirror(account.id, source)) ?? current;
         return best ? ownUrl(best) : source;
       } catch (error) {
         deps.logger.warn({ accountId: account.id, err: error }, 'avatar lookup failed');
-        return account.avatar_url ?? undefined;
+        const source = account.avatar_url;
+        return source && !isPlaceholderAvatar(source) ? source : undefined;
       }
     },
   };
