@@ -41,3 +41,12 @@ export function frontDoor(options: {
     }
   };
 }
+
+/**
+ * A header of the answer, set by a stage's finish (nothing has been written yet: koa writes the
+ * answer after every middleware has returned). Node's own setHeader: koa's `ctx.set` builds two
+ * arrays per call for what is here always one name and one string.
+ */
+export function setAnswerHeader(ctx: Context, name: string, value: string): void {
+  if (!ctx.res.headersSent) ctx.res.setHeader(name, value);
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger.ts';
-import type { RequestStage } from './front-door.ts';
+import { type RequestStage, setAnswerHeader } from './front-door.ts';
 
 /**
  * Gives every request an id (kept from a trusted proxy's X-Request-Id when it looks sane), a child
@@ -19,9 +19,9 @@ export function requestLog(logger: Logger, options: { requests: 'all' | 'failure
       const requestId = /^[\w.-]{8,64}$/.test(incoming) ? incoming : randomUUID();
       // Whatever an earlier middleware put in the state is kept.
       ctx.state = Object.assign(new RequestState(logger, requestId), ctx.state);
-      ctx.set('X-Request-Id', requestId);
     },
     finish(ctx, elapsedMs) {
+      setAnswerHeader(ctx, 'X-Request-Id', ctx.state.requestId);
       const level =
         ctx.status >= 500 ? 'error' : ctx.status >= 400 || options.requests === 'all' ? 'info' : 'debug';
       // A line pino would drop is not built (most successful requests, at the default level).

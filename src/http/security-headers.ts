@@ -1,4 +1,4 @@
-import type { RequestStage } from './front-door.ts';
+import { type RequestStage, setAnswerHeader } from './front-door.ts';
 
 const HTML = /^text\/html/i;
 
@@ -21,17 +21,18 @@ export function securityHeaders(options: { frameOrigins: string[] }): RequestSta
   ].join('; ');
   return {
     finish(ctx) {
-      ctx.set('X-Content-Type-Options', 'nosniff');
+      setAnswerHeader(ctx, 'X-Content-Type-Options', 'nosniff');
       // The header as set (koa writes 'text/html; charset=utf-8' for ctx.type = 'html'), read from
       // the response itself: koa's response.get copies every header first.
       const page = HTML.test(String(ctx.res.getHeader('content-type')));
       // A referrer policy acts on a page's own requests and on where a redirect leads (the
       // authorization response's URL is not to be the next site's Referer); on a JSON or other
       // answer it does nothing, so they go without it.
-      if (page || (ctx.status >= 300 && ctx.status < 400)) ctx.set('Referrer-Policy', 'no-referrer');
+      if (page || (ctx.status >= 300 && ctx.status < 400))
+        setAnswerHeader(ctx, 'Referrer-Policy', 'no-referrer');
       if (page) {
-        ctx.set('Content-Security-Policy', csp);
-        ctx.set('X-Frame-Options', 'DENY');
+        setAnswerHeader(ctx, 'Content-Security-Policy', csp);
+        setAnswerHeader(ctx, 'X-Frame-Options', 'DENY');
       }
     },
   };
