@@ -7,6 +7,7 @@ import { domainVerification } from './http/domain-verification.ts';
 import { errorPage } from './http/errors.ts';
 import { frontDoor, type RequestStage } from './http/front-door.ts';
 import { createHealthRouter } from './http/health.ts';
+import { issuerOrigin } from './http/issuer-origin.ts';
 import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
@@ -55,6 +56,7 @@ export function createApp(deps: AppDeps): Provider {
   // After a response is decided, in this order: a 503 replacing a 500 still gets its headers,
   // its access line and its count.
   const stages: RequestStage[] = [
+    issuerOrigin(config),
     ...(dependencies ? [probeAfterServerErrors(dependencies, gateOptions)] : []),
     securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }),
     requestLog(deps.logger, { requests: config.log.requests }),

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import {
@@ -429,5 +430,60 @@ describe('hardening: client address behind a proxy', () => {
       });
     expect((await callback('198.51.100.1')).status).not.toBe(429);
     expect((await callback('198.51.100.2')).status).toBe(429);
+  });
+});
+
+/** Discovery's URLs (the issuer, every endpoint, the JWKS), asked for with these request headers. */
+async function discoveredUrls(origin: string, headers: Record<string, string>): Promise<string[]> {
+  const answer = await request(`${origin}/.well-known/openid-configuration`, { headers });
+  expect(answer.statusCode).toBe(200);
+  const metadata = (await answer.body.json()) as Record<string, unknown>;
+  const urls = Object.entries(metadata).flatMap(([name, value]) =>
+    name === 'issuer' || name === 'jwks_uri' || name.endsWith('_endpoint') ? [String(value)] : [],
+  );
+  expect(urls.length).toBeGreaterThan(6);
+  return urls;
+}
+
+describe('hardening: the issuer is the one origin of every URL the provider derives', () => {
+  let plain: Bridge;
+  let tls: Bridge;
+
+  beforeAll(async () => {
+    plain = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, trustProxy: true }),
+    });
+    // As production runs: an https issuer, served by a TLS-terminating proxy in front.
+    tls = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        issuer: 'https://id.example.test',
+        trustProxy: true,
+        behindTlsProxy: true,
+      }),
+    });
+  });
+  afterAll(async () => {
+    await plain?.close();
+    await tls?.close();
+  });
+
+  test('a forged Host or X-Forwarded-Host names no other server in discovery', async () => {
+    const forgeries: Array<Record<string, string>> = [
+      { host: 'evil.example' },
+      { 'x-forwarded-host': 'evil.example' },
+    ];
+    for (const forged of forgeries) {
+      for (const url of await discoveredUrls(plain.url, forged)) expect(new URL(url).origin).toBe(plain.url);
+    }
+  });
+
+  test('behind the TLS proxy, a client claiming plain HTTP or another host still reads https URLs of the issuer', async () => {
+    const origin = `http://127.0.0.1:${tls.server.config.port}`;
+    const forged = { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil.example' };
+    for (const url of await discoveredUrls(origin, forged))
+      expect(new URL(url).origin).toBe('https://id.example.test');
   });
 });

@@ -1,0 +1,26 @@
+import type { RequestStage } from './front-door.ts';
+
+/**
+ * Every URL oidc-provider derives from a request (discovery's endpoints, the token endpoint a client
+ * assertion must name as its audience, redirects to its own pages) starts with the origin koa reads
+ * from the request: the Host header, or behind a trusted proxy X-Forwarded-Host and -Proto, which a
+ * proxy passes on from the client unless told to replace them. A forged one would have discovery
+ * name another server as this provider's token endpoint, in an answer a cache in front may keep and
+ * hand to every relying party. The issuer is the provider's one public name: requests are read as
+ * addressed to its host, and, when it is https (production), as arriving over https (the
+ * TLS-terminating proxy that production requires says so, but so could a client).
+ */
+export function issuerOrigin(options: { issuer: string; trustProxy: boolean }): RequestStage {
+  const { host, protocol } = new URL(options.issuer);
+  const https = protocol === 'https:';
+  return {
+    start(ctx) {
+      const headers = ctx.req.headers;
+      if (headers.host !== host) headers.host = host;
+      if (!options.trustProxy) return;
+      // Set only where present: koa falls back to Host without it.
+      if (headers['x-forwarded-host'] !== undefined) headers['x-forwarded-host'] = host;
+      if (https && headers['x-forwarded-proto'] !== 'https') headers['x-forwarded-proto'] = 'https';
+    },
+  };
+}
