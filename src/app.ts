@@ -58,7 +58,10 @@ export function createApp(deps: AppDeps): Provider {
   const stages: RequestStage[] = [
     issuerOrigin(config),
     ...(dependencies ? [probeAfterServerErrors(dependencies, gateOptions)] : []),
-    securityHeaders({ frameOrigins: [new URL(config.wechat.openBaseUrl).origin] }),
+    securityHeaders({
+      frameOrigins: [new URL(config.wechat.openBaseUrl).origin],
+      https: new URL(config.issuer).protocol === 'https:',
+    }),
     requestLog(deps.logger, { requests: config.log.requests }),
     ...(deps.metrics ? [httpMetrics(deps.metrics)] : []),
   ];

@@ -4,11 +4,12 @@ const HTML = /^text\/html/i;
 
 /**
  * nosniff on every response; no referrer on pages and redirects; a Content-Security-Policy and
- * frame denial on HTML pages. The login page embeds WeChat's QR page in an iframe, so WeChat's
+ * frame denial on HTML pages; with an https issuer, HSTS on pages and redirects (where browsers
+ * arrive: a browser told once goes on to use https for the issuer's host, even from an http link). The login page embeds WeChat's QR page in an iframe, so WeChat's
  * origin (or the sandbox's) is the one frame source. No form-action: after consent the browser is
  * redirected to the client, which form-action would block.
  */
-export function securityHeaders(options: { frameOrigins: string[] }): RequestStage {
+export function securityHeaders(options: { frameOrigins: string[]; https: boolean }): RequestStage {
   const csp = [
     "default-src 'self'",
     "script-src 'self'",
@@ -28,8 +29,11 @@ export function securityHeaders(options: { frameOrigins: string[] }): RequestSta
       // A referrer policy acts on a page's own requests and on where a redirect leads (the
       // authorization response's URL is not to be the next site's Referer); on a JSON or other
       // answer it does nothing, so they go without it.
-      if (page || (ctx.status >= 300 && ctx.status < 400))
+      if (page || (ctx.status >= 300 && ctx.status < 400)) {
         setAnswerHeader(ctx, 'Referrer-Policy', 'no-referrer');
+        // A year, this host only: the issuer's host serves nothing but this provider.
+        if (options.https) setAnswerHeader(ctx, 'Strict-Transport-Security', 'max-age=31536000');
+      }
       if (page) {
         setAnswerHeader(ctx, 'Content-Security-Policy', csp);
         setAnswerHeader(ctx, 'X-Frame-Options', 'DENY');

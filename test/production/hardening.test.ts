@@ -480,6 +480,18 @@ describe('hardening: the issuer is the one origin of every URL the provider deri
     }
   });
 
+  test('with an https issuer, pages carry HSTS (a year, this host only); with an http one they do not', async () => {
+    const page = (origin: string) =>
+      request(`${origin}/interaction/no-such-interaction`, { headers: { accept: 'text/html' } });
+    const secure = await page(`http://127.0.0.1:${tls.server.config.port}`);
+    expect(secure.headers['content-type']).toMatch(/^text\/html/);
+    expect(secure.headers['strict-transport-security']).toBe('max-age=31536000');
+    const plainPage = await page(plain.url);
+    expect(plainPage.headers['content-type']).toMatch(/^text\/html/);
+    expect(plainPage.headers['strict-transport-security']).toBeUndefined();
+    await Promise.all([secure.body.dump(), plainPage.body.dump()]);
+  });
+
   test('behind the TLS proxy, a client claiming plain HTTP or another host still reads https URLs of the issuer', async () => {
     const origin = `http://127.0.0.1:${tls.server.config.port}`;
     const forged = { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'evil.example' };
