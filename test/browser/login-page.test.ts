@@ -61,11 +61,13 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const { url, checks } = await authorizationRequest(rp);
     await page.goto(url.href);
     const scanUrl = await page.frameLocator('#wechat-qr').locator('a.phone-link').getAttribute('href');
-    const phone = await context.newPage();
+    // The phone is another device: a context of its own, left open until the end (closing its page
+    // while the frame navigated the top window sometimes hung Chromium's page close for minutes).
+    const device = await browser.newContext({ locale: 'zh-CN' });
+    const phone = await device.newPage();
     await phone.goto(scanUrl as string);
     await phone.locator('input[name="nickname"]').fill('扫码的人');
     await phone.locator('button.allow').click();
-    await phone.close();
 
     await page.waitForSelector('#consent-allow');
     await page.click('#consent-allow');
@@ -73,7 +75,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const tokens = await oidc.authorizationCodeGrant(rp, landed() as URL, checks);
     const scanned = bridge.sandboxState.listUsers().find((person) => person.nickname === '扫码的人');
     expect(tokens.claims()?.sub).toBe(scanned?.unionid);
-    await context.close();
+    await Promise.all([context.close(), device.close()]);
   });
 
   test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
