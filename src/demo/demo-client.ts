@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { ClientConfig } from '../config/types.ts';
+import { addressedToAnotherHost } from '../http/issuer-origin.ts';
 import { pageContext, type Views } from '../http/views.ts';
 
 const COOKIE = 'demo_rp';
@@ -42,7 +43,13 @@ export async function createDemo(
   };
 
   const router = new Router();
-  router.get('/demo', (ctx) => render(ctx, views, {}));
+  router.get('/demo', (ctx) => {
+    // Its login state is a cookie of the host it is set on, and the login comes back to the issuer's
+    // (the redirect_uri): opened as http://127.0.0.1:3000/demo while the issuer says localhost, the
+    // demo would find no login in progress at the callback. It moves to the issuer's host first.
+    if (addressedToAnotherHost(ctx)) return ctx.redirect(`${issuer}/demo`);
+    render(ctx, views, {});
+  });
   router.get('/demo/login', async (ctx) => {
     const config = await configuration();
     const verifier = oidc.randomPKCECodeVerifier();

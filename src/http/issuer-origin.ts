@@ -1,4 +1,9 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context } from 'koa';
 import type { RequestStage } from './front-door.ts';
+
+/** Requests that named another host than the issuer's (kept aside: their headers are rewritten). */
+const misaddressed = new WeakSet<IncomingMessage>();
 
 /**
  * Every URL oidc-provider derives from a request (discovery's endpoints, the token endpoint a client
@@ -16,11 +21,21 @@ export function issuerOrigin(options: { issuer: string; trustProxy: boolean }): 
   return {
     start(ctx) {
       const headers = ctx.req.headers;
+      // Node joins repeated X-Forwarded-Host headers into one string.
+      const forwarded = options.trustProxy ? (headers['x-forwarded-host'] as string | undefined) : undefined;
+      // What koa would have read: the proxy's forwarded host (its first entry), else Host.
+      const addressed = forwarded === undefined ? headers.host : forwarded.split(',', 1)[0]?.trim();
+      if (addressed !== host) misaddressed.add(ctx.req);
       if (headers.host !== host) headers.host = host;
       if (!options.trustProxy) return;
       // Set only where present: koa falls back to Host without it.
-      if (headers['x-forwarded-host'] !== undefined) headers['x-forwarded-host'] = host;
+      if (forwarded !== undefined) headers['x-forwarded-host'] = host;
       if (https && headers['x-forwarded-proto'] !== 'https') headers['x-forwarded-proto'] = 'https';
     },
   };
+}
+
+/** Whether the request named another host than the issuer's (http://127.0.0.1 for localhost...). */
+export function addressedToAnotherHost(ctx: Context): boolean {
+  return misaddressed.has(ctx.req);
 }

@@ -55,4 +55,20 @@ describe.skipIf(!chromiumAvailable)('the demo a newcomer opens after npm start',
     expect(claims.iss).toBe(bridge.url);
     await page.screenshot({ path: 'test-results/screenshots/demo-claims.png', fullPage: true });
   });
+
+  test("opened under the issuer's other loopback name, it moves to the issuer's host and the login comes back to it", async () => {
+    // The issuer is http://127.0.0.1:<port>; localhost reaches the same server under another host,
+    // whose cookies the issuer's callback would not see.
+    const page = await (await browser.newContext({ locale: 'en-US' })).newPage();
+    const elsewhere = new URL('/demo', bridge.url);
+    elsewhere.hostname = 'localhost';
+    await page.goto(elsewhere.href);
+    expect(page.url()).toBe(`${bridge.url}/demo`);
+    await page.click('#demo-login');
+    await page.frameLocator('#wechat-qr').locator('button.allow').click();
+    await page.waitForSelector('#consent-allow, #id-token-claims');
+    if (await page.locator('#consent-allow').count()) await page.click('#consent-allow');
+    await page.waitForSelector('#id-token-claims');
+    expect(new URL(page.url()).origin).toBe(bridge.url);
+  });
 });
