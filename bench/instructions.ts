@@ -35,19 +35,21 @@ export async function countInstructions(
   for (const engine of ['bare', 'bridge'] as const) {
     const row = result.rows.find((r) => r.engine === engine);
     const ops = row?.ops ?? Number.NaN;
-    const counted = tally.get(engine) ?? { all: Number.NaN, main: Number.NaN };
-    perOp[engine] = { all: counted.all / ops, main: counted.main / ops };
+    const counted = tally.get(engine) ?? { all: Number.NaN, main: Number.NaN, events: {}, model: [] };
+    const events = Object.fromEntries(Object.entries(counted.events).map(([name, n]) => [name, n / ops]));
+    perOp[engine] = { all: counted.all / ops, main: counted.main / ops, events, model: counted.model };
     const format = (n: number) => Math.round(n).toLocaleString('en');
     process.stdout.write(
       `${engine}: ${ops} × ${scenario} (${row?.errors} errors), instructions each: ` +
         `${format(perOp[engine].main)} on the main thread, ${format(perOp[engine].all)} in all threads\n`,
     );
   }
-  const ratio = (part: keyof Counted) => ((perOp.bare[part] / perOp.bridge[part]) * 100).toFixed(1);
+  const ratio = (part: 'main' | 'all') => ((perOp.bare[part] / perOp.bridge[part]) * 100).toFixed(1);
   process.stdout.write(
     `bridge/bare by instructions: main thread ${ratio('main')} %, all threads ${ratio('all')} % ` +
       `(${callgrindFile(dir, 'bridge', setup)}.*)\n`,
   );
+  if (ctx.options.cacheSim) reportCacheModel(tally, perOp);
   const errors = result.rows.reduce((sum, row) => sum + row.errors, 0);
   // A failed operation is cheaper or dearer than a good one: the count is not the scenario's.
   if (errors > 0)
@@ -62,8 +64,9 @@ export async function underCallgrind(
   options: EngineOptions,
   dir: string,
   setup: StorageSetup,
+  cacheSim = false,
 ): Promise<void> {
-  options.wrapper = (engine) => callgrindCommand(callgrindFile(dir, engine, setup));
+  options.wrapper = (engine) => callgrindCommand(callgrindFile(dir, engine, setup), cacheSim);
   // V8's memory reducer starts full collections when little is allocated per second of wall
   // time, which is what a server tens of times slower looks like: off, as it is under real load.
   // The young generation starts small and grows with what survives; under valgrind it had not
@@ -79,13 +82,17 @@ export async function underCallgrind(
     await clearCallgrindFiles(callgrindFile(dir, engine, setup));
 }
 
-/** The command a server runs under: callgrind, counting nothing until asked. */
-function callgrindCommand(file: string): string[] {
+/**
+ * The command a server runs under: callgrind, counting nothing until asked; with `cacheSim`, its
+ * cache and branch-predictor models too (`--cache-sim`: why the same instructions take longer).
+ */
+function callgrindCommand(file: string, cacheSim: boolean): string[] {
   return [
     'valgrind',
     '--tool=callgrind',
     '--instr-atstart=no',
     '--separate-threads=yes',
+    ...(cacheSim ? ['--cache-sim=yes', '--branch-sim=yes'] : []),
     `--callgrind-out-file=${file}`,
     '-q',
   ];
@@ -117,8 +124,15 @@ export function countingInstructions(e: EngineUnderTest, file: string, tally: Ma
       await control('--dump', pid);
       await control('--instr=off', pid);
       const counted = await lastDump(file);
-      const sum = tally.get(e.engine) ?? { all: 0, main: 0 };
-      tally.set(e.engine, { all: sum.all + counted.all, main: sum.main + counted.main });
+      const sum = tally.get(e.engine) ?? { all: 0, main: 0, events: {}, model: counted.model };
+      const events = { ...sum.events };
+      for (const [name, n] of Object.entries(counted.events)) events[name] = (events[name] ?? 0) + n;
+      tally.set(e.engine, {
+        all: sum.all + counted.all,
+        main: sum.main + counted.main,
+        events,
+        model: sum.model,
+      });
     },
   };
 }
@@ -133,6 +147,10 @@ async function control(command: string, pid: string): Promise<void> {
 export interface Counted {
   all: number;
   main: number;
+  /** Every event callgrind counted on the main thread (`Ir`, and with --cache-sim `I1mr`, `Bcm`...). */
+  events: Record<string, number>;
+  /** The caches callgrind modelled (its `desc:` lines), with --cache-sim. */
+  model: string[];
 }
 
 /**
@@ -147,13 +165,46 @@ async function lastDump(file: string): Promise<Counted> {
     .flatMap((found) => (found ? [{ dump: Number(found[1]), thread: Number(found[2]) }] : []));
   if (dumps.length === 0) throw new Error(`callgrind wrote no dump beside ${file}`);
   const last = Math.max(...dumps.map((d) => d.dump));
-  const counted: Counted = { all: 0, main: 0 };
+  const counted: Counted = { all: 0, main: 0, events: {}, model: [] };
   for (const { thread } of dumps.filter((d) => d.dump === last)) {
     const text = await readFile(`${file}.${last}-${String(thread).padStart(2, '0')}`, 'utf8');
-    const total = /^summary: (\d+)/m.exec(text)?.[1];
-    if (total === undefined) throw new Error(`no summary line in callgrind's dump of ${file}`);
-    counted.all += Number(total);
-    if (thread === 1) counted.main += Number(total);
+    const names = /^events: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/);
+    const totals = /^summary: (.+)$/m.exec(text)?.[1]?.trim().split(/\s+/).map(Number);
+    if (!names || !totals || totals[0] === undefined || Number.isNaN(totals[0]))
+      throw new Error(`no events and summary lines in callgrind's dump of ${file}`);
+    // Instructions (Ir) come first whatever else is counted.
+    counted.all += totals[0];
+    if (thread !== 1) continue;
+    counted.main += totals[0];
+    counted.events = Object.fromEntries(names.map((name, i) => [name, totals[i] ?? 0]));
+    counted.model = [...text.matchAll(/^desc: ((?:I1|D1|LL) cache: .*)$/gm)].map((m) => m[1] ?? '');
   }
   return counted;
+}
+
+/** With --cache-sim: what callgrind's models say of each operation's main thread, bridge beside bare. */
+const MODELLED: Array<[event: string, label: string]> = [
+  ['I1mr', 'instruction-cache misses (first level)'],
+  ['D1mr', 'data-cache read misses (first level)'],
+  ['D1mw', 'data-cache write misses (first level)'],
+  ['Bcm', 'conditional branches mispredicted'],
+  ['Bim', 'indirect branches mispredicted'],
+];
+
+function reportCacheModel(tally: Map<Engine, Counted>, perOp: Record<Engine, Counted>): void {
+  const model = tally.get('bridge')?.model ?? [];
+  const format = (n: number | undefined) => (n === undefined ? '-' : Math.round(n).toLocaleString('en'));
+  const lines = [
+    `callgrind's model, main thread, each operation (${model.join('; ') || 'caches not reported'}):`,
+  ];
+  for (const [event, label] of MODELLED) {
+    const bare = perOp.bare.events[event];
+    const bridge = perOp.bridge.events[event];
+    const more =
+      bare && bridge !== undefined
+        ? ` (${bridge >= bare ? '+' : ''}${((bridge / bare - 1) * 100).toFixed(1)} %)`
+        : '';
+    lines.push(`  ${label}: bare ${format(bare)}, bridge ${format(bridge)}${more}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -32,6 +32,8 @@ export interface BenchOptions {
   instructions: string | undefined;
   /** Operations counted per engine with --instructions. */
   ops: number;
+  /** With --instructions: callgrind's cache and branch models too (first-level misses, mispredictions). */
+  cacheSim: boolean;
   /** Node or V8 options for both server processes (e.g. --trace-gc); none by default. */
   serverFlags: string[];
 }
@@ -54,6 +56,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --instructions <scenario>  count the instructions per operation of one scenario on bridge and bare
                         engine under valgrind's callgrind (machine-independent; slow: minutes)
   --ops <n>             operations counted per engine with --instructions (default 1000)
+  --cache-sim           with --instructions: also first-level cache misses and mispredicted branches
+                        per operation (callgrind's cache and branch models; slower still)
   --server-flag <flag>  a Node or V8 option for both servers (repeatable), e.g. --server-flag=--trace-gc
   --help                this text`;
 
@@ -76,6 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       profile: { type: 'string' },
       instructions: { type: 'string' },
       ops: { type: 'string' },
+      'cache-sim': { type: 'boolean' },
       'server-flag': { type: 'string', multiple: true },
       help: { type: 'boolean' },
     },
@@ -84,6 +89,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const quick = values.quick ?? false;
   // Under callgrind the servers run several times slower before counting starts: a longer warm-up.
   const counting = values.instructions !== undefined;
+  if (values['cache-sim'] && !counting) throw new Error('--cache-sim goes with --instructions <scenario>');
   const setups = (values.setup ?? STORAGE_SETUPS).map((setup) => {
     if (!STORAGE_SETUPS.includes(setup as StorageSetup)) {
       throw new Error(`--setup must be one of ${STORAGE_SETUPS.join(', ')}`);
@@ -105,6 +111,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     profile: values.profile,
     instructions: values.instructions,
     ops: positive('ops', values.ops, 1000),
+    cacheSim: values['cache-sim'] ?? false,
     serverFlags: values['server-flag'] ?? [],
   };
 }

@@ -112,7 +112,8 @@ export async function runSetup(setup: StorageSetup, ctx: SetupContext): Promise<
     population: options.population,
   };
   const { profile } = ctx;
-  if (profile?.tool === 'instructions') await underCallgrind(engineOptions, profile.dir, setup);
+  if (profile?.tool === 'instructions')
+    await underCallgrind(engineOptions, profile.dir, setup, options.cacheSim);
   const bare = await startEngine('bare', setup, engineOptions);
   const bridge = await startEngine('bridge', setup, engineOptions);
   const world = new World({

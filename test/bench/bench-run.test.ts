@@ -143,11 +143,11 @@ const valgrind = spawnSync('callgrind_control', ['--version'], { stdio: 'ignore'
 if (!valgrind) console.warn('valgrind (callgrind_control) is missing: skipping the --instructions test');
 
 test.skipIf(!postgresAndRedis || !valgrind)(
-  'npm run bench -- --instructions counts instructions per operation on both engines, main thread and all',
+  'npm run bench -- --instructions counts instructions per operation on both engines, main thread and all, and with --cache-sim cache misses and mispredictions',
   async () => {
     const results = await mkdtemp(join(tmpdir(), 'wob-bench-instructions-'));
     dirs.push(results);
-    const args = ['bench/run.ts', '--instructions', 'userinfo', '--setup', 'postgres+redis'];
+    const args = ['bench/run.ts', '--instructions', 'userinfo', '--setup', 'postgres+redis', '--cache-sim'];
     args.push('--results', results, '--ops', '4', '--warmup', '0', '--concurrency', '2', '--population', '0');
     const { stdout } = await run(process.execPath, args, { timeout: 400_000 });
 
@@ -164,6 +164,19 @@ test.skipIf(!postgresAndRedis || !valgrind)(
       expect(all).toBeGreaterThanOrEqual(main ?? Number.NaN);
     }
     expect(stdout).toMatch(/^bridge\/bare by instructions: main thread [\d.]+ %, all threads [\d.]+ %/m);
+    // The model's caches as callgrind reports them, then each event per operation, both engines.
+    expect(stdout).toMatch(/^callgrind's model, main thread, each operation \(I1 cache: \d+ B/m);
+    for (const label of [
+      'instruction-cache misses',
+      'data-cache read misses',
+      'conditional branches mispredicted',
+    ]) {
+      const line = stdout.match(new RegExp(`^  ${label}[^:]*: bare ([\\d,]+), bridge ([\\d,]+)`, 'm'));
+      const [bare, bridge] = [line?.[1], line?.[2]].map((n) => Number(n?.replaceAll(',', '')));
+      // A userinfo call misses the first-level caches thousands of times in the model.
+      expect(bare).toBeGreaterThan(100);
+      expect(bridge).toBeGreaterThan(100);
+    }
   },
   420_000,
 );
