@@ -5,9 +5,10 @@ const HTML = /^text\/html/i;
 /**
  * nosniff on every response; no referrer on pages and redirects; a Content-Security-Policy and
  * frame denial on HTML pages; with an https issuer, HSTS on pages and redirects (where browsers
- * arrive: a browser told once goes on to use https for the issuer's host, even from an http link). The login page embeds WeChat's QR page in an iframe, so WeChat's
- * origin (or the sandbox's) is the one frame source. No form-action: after consent the browser is
- * redirected to the client, which form-action would block.
+ * arrive: a browser told once goes on to use https for the issuer's host, even from an http link).
+ * The login page embeds WeChat's QR page in an iframe, so WeChat's origin (or the sandbox's) is the
+ * one frame source. No form-action: after consent the browser is redirected to the client, which
+ * form-action would block.
  */
 export function securityHeaders(options: { frameOrigins: string[]; https: boolean }): RequestStage {
   const csp = [
