@@ -38,9 +38,7 @@ export async function exchangeCode(
     if (error.code === 'app_config' || error.code === 'unexpected')
       deps.logger.error(fields, 'wechat login failed: check the app configuration');
     else deps.logger.warn(fields, 'wechat login failed');
-    // WeChat down or rate limiting: a passing state (as the mini program's 503s), not the person's doing.
-    const transient = error.code === 'unavailable' || error.code === 'rate_limited';
-    return failed(UPSTREAM_FAILURES[error.code], transient ? 503 : 400);
+    return failed(UPSTREAM_FAILURES[error.code], error.transient ? 503 : 400);
   }
 }
 

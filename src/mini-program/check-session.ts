@@ -23,10 +23,7 @@ export async function checkSession(
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
     const fields = { appid: identity.appid, ...error.logFields() };
-    deps.logger[error.code === 'rate_limited' || error.code === 'unavailable' ? 'warn' : 'error'](
-      fields,
-      'session check failed',
-    );
+    deps.logger[error.transient ? 'warn' : 'error'](fields, 'session check failed');
     throw upstreamFailure(error);
   }
   if (!valid) {

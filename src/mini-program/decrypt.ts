@@ -113,7 +113,7 @@ async function isStale(
       { appid: caller.identity.appid, ...error.logFields() },
       'could not ask WeChat whether the session key is stale',
     );
-    if (error.code === 'rate_limited' || error.code === 'unavailable') throw upstreamFailure(error);
+    if (error.transient) throw upstreamFailure(error);
     return false;
   }
 }

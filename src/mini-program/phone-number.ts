@@ -38,10 +38,7 @@ export async function phoneNumber(
         { field: 'code' },
       );
     }
-    deps.logger[error.code === 'rate_limited' || error.code === 'unavailable' ? 'warn' : 'error'](
-      fields,
-      'phone number exchange failed',
-    );
+    deps.logger[error.transient ? 'warn' : 'error'](fields, 'phone number exchange failed');
     throw upstreamFailure(error);
   }
 

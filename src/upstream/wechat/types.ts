@@ -114,6 +114,11 @@ export class UpstreamError extends Error {
     this.detail = options.detail;
   }
 
+  /** WeChat down or rate limiting: a passing state, not the caller's doing (a 503 and a warning). */
+  get transient(): boolean {
+    return this.code === 'unavailable' || this.code === 'rate_limited';
+  }
+
   /**
    * What a log line says of this failure (no secret: see `errcode` and `detail`). The kind goes
    * under `failure`: the logger redacts every field named `code`, which is WeChat's login code.
