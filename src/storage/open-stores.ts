@@ -56,14 +56,8 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   try {
     // Accounts (and, without Redis, tokens) in files under the data directory: this user's alone.
     if (!options.databaseUrl) await privateDirectory(options.dataDir, logger);
-    const sqlite =
-      options.databaseUrl || options.redisUrl ? undefined : await openArtifactsDatabase(options.dataDir);
-    const writes = sqlite && createWriteBatch(sqlite, { onFailure: options.onCommitFailure ?? rethrow });
-    if (sqlite)
-      cleanups.push(async () => {
-        writes?.commit();
-        sqlite.close();
-      });
+    const embedded =
+      options.databaseUrl || options.redisUrl ? undefined : await openArtifactsFile(options, cleanups);
     const { db, kind: accountsKind } = await openDatabase(options);
     cleanups.push(() => db.destroy());
     if (options.databaseUrl) {
@@ -83,8 +77,8 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
 
     const artifacts = options.redisUrl
       ? await openRedisArtifacts(options.redisUrl, options.redisKeyPrefix, logger, cleanups)
-      : sqlite && writes
-        ? openSqliteArtifacts(sqlite, writes, logger, cleanups)
+      : embedded
+        ? openSqliteArtifacts(embedded.sqlite, embedded.writes, logger, cleanups)
         : openPostgresArtifacts(db, logger, cleanups);
     logger.info({ artifacts: artifacts.kind }, 'artifact store ready');
 
@@ -98,7 +92,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       oidcAdapter: artifacts.oidcAdapter,
       kinds: { accounts: accountsKind, artifacts: artifacts.kind },
       ...(artifacts.redis ? { redis: artifacts.redis } : {}),
-      ...(sqlite && writes ? { sqlite, writes } : {}),
+      ...embedded,
       async ping() {
         const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
         return { database, cache };
@@ -179,6 +173,23 @@ function openPostgresArtifacts(
   const kv = createSqlKeyValueStore(db, sweeping);
   stopSweepersAtClose(cleanups, adapter, kv);
   return { kind: 'postgres', kv, oidcAdapter: adapter.factory };
+}
+
+/**
+ * The embedded setup's artifacts file and its group commit (./sqlite/write-batch.ts), whose last
+ * writes are committed before the file closes.
+ */
+async function openArtifactsFile(
+  options: OpenStoresOptions,
+  cleanups: (() => Promise<void>)[],
+): Promise<{ sqlite: DatabaseSync; writes: WriteBatch }> {
+  const sqlite = await openArtifactsDatabase(options.dataDir);
+  const writes = createWriteBatch(sqlite, { onFailure: options.onCommitFailure ?? rethrow });
+  cleanups.push(async () => {
+    writes.commit();
+    sqlite.close();
+  });
+  return { sqlite, writes };
 }
 
 /** The embedded setup's artifacts: a SQLite file of their own beside the accounts' (./sqlite/database.ts). */
