@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 
 /**
@@ -39,18 +39,10 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'embedded',
-      demo: true,
-      configure: (config) => ({
-        ...config,
-        sandbox: { ...config.sandbox, enabled: true },
-        wechat: {
-          ...config.wechat,
-          apps: config.wechat.apps.map((app) => ({ ...app, name: '示例网站' })),
-        },
-      }),
-    });
+    bridge = await startQuickStartBridge((config) => ({
+      ...config,
+      wechat: { ...config.wechat, apps: config.wechat.apps.map((app) => ({ ...app, name: '示例网站' })) },
+    }));
     browser = await launchChromium();
   });
   afterAll(async () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 
 /** What axe-core (Deque's accessibility engine) reports of a page's WCAG 2.1 A and AA rules. */
@@ -42,11 +42,7 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
   let browser: Browser;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'embedded',
-      demo: true,
-      configure: (config) => ({ ...config, sandbox: { ...config.sandbox, enabled: true } }),
-    });
+    bridge = await startQuickStartBridge();
     browser = await launchChromium();
   });
   afterAll(async () => {

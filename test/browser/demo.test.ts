@@ -1,6 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 
 /**
@@ -12,11 +12,7 @@ describe.skipIf(!chromiumAvailable)('the demo a newcomer opens after npm start',
   let browser: Browser;
 
   beforeAll(async () => {
-    bridge = await startBridge({
-      storage: 'embedded',
-      demo: true,
-      configure: (config) => ({ ...config, sandbox: { ...config.sandbox, enabled: true } }),
-    });
+    bridge = await startQuickStartBridge();
     browser = await launchChromium();
   });
   afterAll(async () => {

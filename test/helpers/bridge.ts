@@ -208,6 +208,18 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 }
 
 /**
+ * What `npm start` runs, for the browser tests of its pages: the in-process sandbox and the demo
+ * relying party, embedded storage; `configure` adds to it.
+ */
+export function startQuickStartBridge(configure: (config: Config) => Config = (config) => config) {
+  return startBridge({
+    storage: 'embedded',
+    demo: true,
+    configure: (config) => configure({ ...config, sandbox: { ...config.sandbox, enabled: true } }),
+  });
+}
+
+/**
  * One more instance of `first`, as a second replica behind a load balancer: the same sandbox,
  * database, Redis and key prefix, issuer, and signing and cookie keys (read from the first's data
  * directory, or from its config when given there). Close it before the first, which owns the stores.
