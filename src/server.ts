@@ -349,9 +349,24 @@ function trackConnections(server: Server): Set<Connection> {
   const connections = new Set<Connection>();
   server.on('connection', (socket: Connection) => {
     connections.add(socket);
+    settleShape(socket);
     socket.once('close', () => connections.delete(socket));
   });
   return connections;
+}
+
+/**
+ * Reads the peer's address once, as the connection opens. Node caches it on the socket
+ * (`_peername`) at the first read, and the first response's keep-alive timer adds `timeout`: V8
+ * gives each order of additions its own hidden class. The rate limits read the address on the
+ * login's requests and nothing does on a token or userinfo call, so connections came in both orders,
+ * and with undici's sockets to WeChat beside them Node's socket and stream code met more shapes
+ * than V8 keeps per site (four): its property loads there went megamorphic, on every request.
+ * One order for all: userinfo 374,637 -> 368,085 instructions on the bridge's main thread
+ * (`npm run bench -- --instructions userinfo`, 6 Dec; bench/FINDINGS.md).
+ */
+function settleShape(socket: Socket): void {
+  void socket.remoteAddress;
 }
 
 /**
