@@ -36,7 +36,11 @@ async function main(): Promise<void> {
     'wechat-oidc-bridge listening',
   );
   if (config.demo.enabled) {
-    process.stdout.write(`\n  Try a login: open ${running.url}/demo\n\n`);
+    // The sandbox listens on a port of its own (any free one by default): its page is named here.
+    const sandboxPage = running.sandboxUrl
+      ? `  The WeChat sandbox's page (its users, faults): ${running.sandboxUrl}/sandbox\n`
+      : '';
+    process.stdout.write(`\n  Try a login: open ${running.url}/demo\n${sandboxPage}\n`);
   }
 
   let stopping = false;

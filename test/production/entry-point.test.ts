@@ -1,0 +1,99 @@
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PACKAGE_ROOT } from '../../src/package-root.ts';
+import { freePort } from '../helpers/interop.ts';
+
+/**
+ * The server's entry point as `npm start` runs it (src/main.ts, with config/default.yaml, from a
+ * bare working directory): what it prints for a newcomer, and that both URLs answer. The browser
+ * suites start the same setup in process; this one is the real process, signals and all.
+ */
+describe('the entry point with the default configuration', () => {
+  let dir: string;
+  let child: ChildProcessByStdio<null, Readable, Readable>;
+  let port: number;
+  let stdout = '';
+  let stderr = '';
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wob-entry-'));
+    port = await freePort();
+    child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_NO_WARNINGS: '1',
+        CONFIG_FILE: join(PACKAGE_ROOT, 'config', 'default.yaml'),
+        PORT: String(port),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (chunk) => {
+      stdout += String(chunk);
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += String(chunk);
+    });
+    // main.ts prints its URLs in one write, after the log's "listening".
+    await waitFor(
+      () => stdout.includes('Try a login'),
+      () => `${stdout}${stderr}`,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints the demo and the sandbox page, and both answer', async () => {
+    expect(stdout).toContain(`Try a login: open http://localhost:${port}/demo`);
+    const sandboxPage = /The WeChat sandbox's page \(its users, faults\): (http:\/\/\S+\/sandbox)\n/.exec(
+      stdout,
+    )?.[1];
+    expect(sandboxPage).toBeDefined();
+
+    const page = await fetch(sandboxPage as string);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+
+    const discovery = await fetch(`http://localhost:${port}/.well-known/openid-configuration`);
+    expect(discovery.status).toBe(200);
+    expect(((await discovery.json()) as { issuer: string }).issuer).toBe(`http://localhost:${port}`);
+  });
+
+  it('keeps its data in ./data, private to its user', async () => {
+    expect((await stat(join(dir, 'data'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('stops cleanly on SIGTERM, and printed no secret and no error', async () => {
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    const output = stdout + stderr;
+    for (const secret of [
+      'sandbox-website-secret',
+      'sandbox-official-account-secret',
+      'sandbox-mini-program-secret',
+    ])
+      expect(output).not.toContain(secret);
+    expect(output).toContain('"level":"info"'); // the log is on stdout, in this form
+    expect(output).not.toMatch(/"level":"(error|fatal)"/);
+  });
+});
+
+async function waitFor(done: () => boolean, describe: () => string): Promise<void> {
+  const deadline = Date.now() + 45_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`the server did not start:\n${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
