@@ -7,8 +7,8 @@ import type { Database } from '../src/storage/schema.ts';
  * People who used the bridge before, so that a login's statements run against tables of a real
  * deployment's size instead of the sandbox's two hundred people: a statement that reads a whole
  * table (as the returning person's did, src/accounts/repository.ts) then shows in the figures.
- * Each has an account, a website identity, and every other one a mini-program identity and a
- * remembered consent. None of them logs in during the run. Returns how many accounts the database
+ * Each has an account and a website identity; every other one (the even-numbered) a mini-program
+ * identity, the others a remembered consent. None of them logs in during the run. Returns how many accounts the database
  * holds then.
  */
 export async function seedPopulation(
