@@ -591,6 +591,19 @@ export function isPlaceholderNickname(nickname: string): boolean {
   return nickname.trim() === PLACEHOLDER_NICKNAME;
 }
 
+/**
+ * A profile value as a claim. WeChat's placeholders (the nickname 微信用户 and the grey avatar, given
+ * when a person shares no profile) are kept with the account until a real value replaces them, but
+ * are not the person's name or picture: the claim is left out, as OIDC Core 5.1 has unknown claims
+ * be, rather than every such person being called "WeChat user" by the relying party.
+ */
+export function published(
+  value: string | null,
+  isPlaceholder: (value: string) => boolean,
+): string | undefined {
+  return value === null || isPlaceholder(value) ? undefined : value;
+}
+
 /** WeChat serves the default avatar over http or https and at sizes /0, /46, /64, /96, /132. */
 export function isPlaceholderAvatar(url: string): boolean {
   const normalised = url

@@ -8,6 +8,7 @@ import {
   isPlaceholderAvatar,
   isPlaceholderNickname,
   listIdentities,
+  published,
 } from '../accounts/repository.ts';
 import type { Database } from '../storage/schema.ts';
 
@@ -70,16 +71,6 @@ export function createFindAccount(
       },
     };
   };
-}
-
-/**
- * A profile value as a claim. WeChat's placeholders (the nickname 微信用户 and the grey avatar, given
- * when a person shares no profile) are kept with the account until a real value replaces them, but
- * are not the person's name or picture: the claim is left out, as OIDC Core 5.1 has unknown claims
- * be, rather than every such person being called "WeChat user" by the relying party.
- */
-function published(value: string | null, isPlaceholder: (value: string) => boolean): string | undefined {
-  return value === null || isPlaceholder(value) ? undefined : value;
 }
 
 /**

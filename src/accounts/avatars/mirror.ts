@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../observability/logger.ts';
 import type { KeyValueStore } from '../../storage/ports.ts';
-import { isPlaceholderAvatar } from '../repository.ts';
+import { isPlaceholderAvatar, published } from '../repository.ts';
 import { AvatarFetchError, type AvatarFetchPolicy, type DownloadedImage, fetchAvatar } from './guard.ts';
 import type { AvatarInfo, AvatarStore } from './store.ts';
 
@@ -82,8 +82,7 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
         return best ? ownUrl(best) : source;
       } catch (error) {
         deps.logger.warn({ accountId: account.id, err: error }, 'avatar lookup failed');
-        const source = account.avatar_url;
-        return source && !isPlaceholderAvatar(source) ? source : undefined;
+        return published(account.avatar_url, isPlaceholderAvatar);
       }
     },
   };
