@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeUrl } from '../../src/storage/describe-url.ts';
+import { clusterOptions } from '../../src/storage/redis/connect.ts';
 import { parseRedisTarget } from '../../src/storage/redis/target.ts';
 
 describe('parseRedisTarget', () => {
@@ -53,6 +54,11 @@ describe('parseRedisTarget', () => {
     ['redis+cluster://:secret-pw@a:7000,,b:7001', /host or host:port/],
     ['redis+cluster://:secret-pw@a:70000', /between 1 and 65535/],
     ['redis+cluster://:secret-pw@', /host or host:port/],
+    ['redis+cluster://a:7000?password=secret-pw', /unknown URL parameter "password" \(this form takes none;/],
+    [
+      'redis+sentinel://s1/m?sentinelPasword=secret-pw',
+      /unknown URL parameter "sentinelPasword" \(this form takes sentinelUsername, sentinelPassword;/,
+    ],
   ])('refuses %s with a message that does not repeat it', (url, message) => {
     let thrown: unknown;
     try {
@@ -74,5 +80,20 @@ describe('describeUrl of cluster and Sentinel URLs', () => {
       'redis+sentinel://s1:26379,s2:26380/mymaster/2',
     );
     expect(describeUrl('redis+cluster://:pw@')).toBe('[unparsable URL]');
+  });
+});
+
+describe('clusterOptions', () => {
+  it('with TLS keeps host names for the socket, so certificates issued for them match', () => {
+    const lookup = clusterOptions({ tls: true }, { tls: {} }).dnsLookup;
+    let resolved: unknown;
+    lookup?.('cache-0001.example.internal', (error, address) => {
+      resolved = error ?? address;
+    });
+    expect(resolved).toBe('cache-0001.example.internal');
+  });
+
+  it('without TLS leaves resolving to ioredis', () => {
+    expect(clusterOptions({ tls: false }, {}).dnsLookup).toBeUndefined();
   });
 });

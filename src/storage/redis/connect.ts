@@ -42,14 +42,8 @@ function createClient(target: RedisTarget): RedisClient {
   const { username, password } = target;
   const auth = { ...(username && { username }), ...(password && { password }) };
   const tls = target.tls ? { tls: {} } : {};
-  if (target.mode === 'cluster') {
-    const cluster: ClusterOptions = {
-      lazyConnect: true,
-      enableAutoPipelining: true,
-      redisOptions: { ...COMMON, ...auth, ...tls },
-    };
-    return new Cluster(target.nodes, cluster);
-  }
+  if (target.mode === 'cluster')
+    return new Cluster(target.nodes, clusterOptions(target, { ...auth, ...tls }));
   return new Redis({
     ...COMMON,
     ...auth,
@@ -61,6 +55,20 @@ function createClient(target: RedisTarget): RedisClient {
     ...(target.sentinelPassword && { sentinelPassword: target.sentinelPassword }),
     ...(target.tls && { enableTLSForSentinelMode: true, sentinelTLS: {} }),
   });
+}
+
+/**
+ * ioredis resolves a cluster's host names and connects to the addresses, so a TLS certificate
+ * issued for the name (managed clusters such as ElastiCache) would not match; with TLS the name is
+ * kept and resolved by the socket itself, as ioredis's documentation advises.
+ */
+export function clusterOptions(target: { tls: boolean }, node: RedisOptions): ClusterOptions {
+  return {
+    lazyConnect: true,
+    enableAutoPipelining: true,
+    redisOptions: { ...COMMON, ...node },
+    ...(target.tls && { dnsLookup: (address, callback) => callback(null, address) }),
+  };
 }
 
 // Connection errors carry host and port, never the URL, but keep only the message to be sure.

@@ -48,6 +48,7 @@ export function parseRedisTarget(url: string): RedisTarget {
   const credentials = { tls: scheme === 'rediss', ...parseUserinfo(userinfo) };
   const hosts = parseHosts(hostList, mode === 'cluster' ? 6379 : 26379);
   const params = new URLSearchParams(query);
+  refuseUnknownParameters(params, mode === 'cluster' ? [] : SENTINEL_PARAMETERS);
   if (mode === 'cluster') {
     if (path !== '' && path !== '/')
       throw new Error('a redis+cluster:// URL takes no path (a cluster has one database)');
@@ -66,6 +67,23 @@ export function parseRedisTarget(url: string): RedisTarget {
     ...optional('sentinelUsername', params.get('sentinelUsername')),
     ...optional('sentinelPassword', params.get('sentinelPassword')),
   };
+}
+
+const SENTINEL_PARAMETERS = ['sentinelUsername', 'sentinelPassword'];
+
+/**
+ * A misspelt `sentinelPasword`, or a `?password=` that ioredis would read on a one-server URL,
+ * would otherwise be dropped without a word and the connection fail later as unauthenticated.
+ * Only the name is repeated: a value may be a password.
+ */
+function refuseUnknownParameters(params: URLSearchParams, known: readonly string[]): void {
+  for (const name of params.keys()) {
+    if (known.includes(name)) continue;
+    const accepted = known.length === 0 ? 'none' : known.join(', ');
+    throw new Error(
+      `unknown URL parameter "${name}" (this form takes ${accepted}; credentials go before the @)`,
+    );
+  }
 }
 
 /** At least one: an empty list is one empty entry, refused like any other malformed one. */
