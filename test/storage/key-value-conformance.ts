@@ -37,6 +37,7 @@ export function describeKeyValueConformance(
       ['a number', 42],
       ['an array', ['a', 1, null]],
       ['false', false],
+      ['control characters and a lone surrogate', { text: 'a\u0000b\u001f \ud800 😀' }],
     ])('stores and returns %s unchanged', async (_label, value) => {
       const k = key();
       await h.kv.put(k, value, 60);

@@ -52,9 +52,32 @@ describe.skipIf(!postgres)('migrateToLatest on PostgreSQL', () => {
       expect((await before.migrateTo('2026-12-03-01-consents')).error).toBeUndefined();
       const changed = new Date('2026-12-01T08:00:00.000Z');
       await sql`insert into accounts (subject, updated_at) values ('u-before', ${changed})`.execute(db);
-      expect(await migrateToLatest(db)).toEqual(['2026-12-06-01-account-profile-updated-at']);
+      expect((await migrateToLatest(db))[0]).toBe('2026-12-06-01-account-profile-updated-at');
       const account = await db.selectFrom('accounts').select('profile_updated_at').executeTakeFirstOrThrow();
       expect(account.profile_updated_at).toEqual(changed);
+    } finally {
+      await db.destroy();
+      await fresh.drop();
+    }
+  });
+
+  it('keeps the artifacts and entries saved as jsonb when their columns become json', async () => {
+    const fresh = await createTestDatabase();
+    const db = createPostgresDatabase(fresh.url);
+    try {
+      const before = new Migrator({ db, provider: migrationProvider });
+      expect((await before.migrateTo('2026-12-06-01-account-profile-updated-at')).error).toBeUndefined();
+      const payload = { kind: 'Session', jti: 's-1', nested: { list: [1, 'two'] }, nickname: '微信' };
+      await sql`insert into oidc_artifacts (model, id, payload) values ('Session', 's-1', cast(${JSON.stringify(payload)} as jsonb))`.execute(
+        db,
+      );
+      await sql`insert into kv_entries (key, value, expires_at) values ('k', cast('"v"' as jsonb), now() + interval '1 hour')`.execute(
+        db,
+      );
+      expect(await migrateToLatest(db)).toEqual(['2026-12-06-02-json-payloads']);
+      const artifact = await db.selectFrom('oidc_artifacts').select('payload').executeTakeFirstOrThrow();
+      expect(artifact.payload).toEqual(payload);
+      expect((await db.selectFrom('kv_entries').select('value').executeTakeFirstOrThrow()).value).toBe('v');
     } finally {
       await db.destroy();
       await fresh.drop();

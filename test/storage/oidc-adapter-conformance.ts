@@ -64,6 +64,19 @@ export function describeOidcAdapterConformance(
       expect(await adapter.find(key)).toEqual(payload);
     });
 
+    it('stores any string a request can carry: NUL, other control characters, lone surrogates, astral characters', async () => {
+      // An authorization request's nonce or state reaches the Interaction's payload as sent.
+      const adapter = h.factory('Interaction');
+      const key = id();
+      const payload = {
+        kind: 'Interaction',
+        jti: key,
+        params: { nonce: 'a\u0000b', state: '\u0001\u001f\u007f', login_hint: '\ud800 😀 微信' },
+      };
+      await adapter.upsert(key, payload, 600);
+      expect(await adapter.find(key)).toEqual(payload);
+    });
+
     it('replaces the payload on a second upsert of the same id', async () => {
       const adapter = h.factory('Session');
       const key = id();

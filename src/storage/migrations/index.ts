@@ -8,6 +8,7 @@ import * as accountLifecycle from './2026-11-28-02-account-lifecycle.ts';
 import * as accountEventDeliveries from './2026-11-29-01-account-event-deliveries.ts';
 import * as consents from './2026-12-03-01-consents.ts';
 import * as accountProfileUpdatedAt from './2026-12-06-01-account-profile-updated-at.ts';
+import * as jsonPayloads from './2026-12-06-02-json-payloads.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -24,6 +25,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-29-01-account-event-deliveries': accountEventDeliveries,
   '2026-12-03-01-consents': consents,
   '2026-12-06-01-account-profile-updated-at': accountProfileUpdatedAt,
+  '2026-12-06-02-json-payloads': jsonPayloads,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,5 +1,5 @@
 /**
- * The JSON text of a jsonb parameter, which the statement casts (`cast($n as jsonb)`). Serialised
+ * The JSON text of a json parameter, which the statement casts (`cast($n as json)`). Serialised
  * here rather than by the driver: pg would send a JS array as a PostgreSQL array and a bare string
  * as invalid JSON.
  */

@@ -22,11 +22,11 @@ export interface SqlKeyValueStore extends KeyValueStore {
  * builder's cost per call is measured): one login reads and writes several entries.
  */
 const STATEMENTS = {
-  put: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as jsonb), $3)
+  put: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as json), $3)
     on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at`,
   // An expired entry counts as absent: replace it. The row lock taken by ON CONFLICT makes
   // concurrent callers queue, and each re-checks the expiry after the wait.
-  putIfAbsent: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as jsonb), $3)
+  putIfAbsent: `insert into kv_entries (key, value, expires_at) values ($1, cast($2 as json), $3)
     on conflict (key) do update set value = excluded.value, expires_at = excluded.expires_at
       where kv_entries.expires_at <= $4
     returning key`,

@@ -49,7 +49,7 @@ const STATEMENTS = {
   findByUserCode: findWhere('user_code'),
   upsert: `insert into oidc_artifacts
       (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
-    values ($1, $2, cast($3 as jsonb), $4, $5, $6, $7, $8)
+    values ($1, $2, cast($3 as json), $4, $5, $6, $7, $8)
     on conflict (model, id) do update set
       payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
       user_code = excluded.user_code, expires_at = excluded.expires_at,
