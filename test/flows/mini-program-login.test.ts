@@ -16,6 +16,7 @@ import {
   createSandboxUser,
   injectFault,
   loginAs,
+  pendingFaults,
   relyingParty,
   type SandboxUser,
   setBoundToOpenPlatform,
@@ -55,13 +56,6 @@ async function tokenRequest(bridge: Bridge, params: Record<string, string>): Pro
   });
   const text = await response.text();
   return { status: response.status, headers: response.headers, text, body: JSON.parse(text) };
-}
-
-/** How many faults of this API are still waiting to fire (the sandbox uses one per call). */
-async function pendingFaults(bridge: Bridge, api: string): Promise<number> {
-  const response = await fetch(`${bridge.sandboxUrl}/sandbox/faults`);
-  const { faults } = (await response.json()) as { faults: Array<{ api: string; times: number }> };
-  return faults.filter((fault) => fault.api === api).reduce((sum, fault) => sum + fault.times, 0);
 }
 
 /** The session key WeChat holds for the person now, asked of the sandbox the way the bridge asks. */
@@ -492,28 +486,56 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test.each([
-      { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_grant', status: 400 },
-      { name: 'a used code (40163)', errcode: 40163, error: 'invalid_grant', status: 400 },
-      { name: "WeChat's risk control (40226)", errcode: 40226, error: 'invalid_grant', status: 400 },
-      { name: 'the rate limit (45011)', errcode: 45011, error: 'temporarily_unavailable', status: 503 },
-      { name: 'a system error (-1)', errcode: -1, error: 'temporarily_unavailable', status: 503 },
-    ])('$name is answered $error, with jscode2session called once', async ({ errcode, error, status }) => {
-      await injectFault(bridge, { api: 'sns/jscode2session', errcode, times: 2 });
-      const answer = await tokenRequest(bridge, {
-        grant_type: TOKEN_EXCHANGE,
-        subject_token: await wxLogin(bridge, panda),
-        subject_token_type: JS_CODE,
-      });
-      remember(answer.body);
-      expect(answer.status).toBe(status);
-      expect(answer.body.error).toBe(error);
-      expect(answer.body.error_description).toEqual(expect.any(String));
-      // A spent (or possibly spent) wx.login code is never tried twice.
-      expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(1);
-      await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
-      if (errcode === 40226) expect(answer.body.error_description).toContain('risk control');
-      if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
-      if (errcode === 45011) expect(answer.headers.get('retry-after')).toBe('60');
+      { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_grant', status: 400, calls: 1 },
+      { name: 'a used code (40163)', errcode: 40163, error: 'invalid_grant', status: 400, calls: 1 },
+      {
+        name: "WeChat's risk control (40226)",
+        errcode: 40226,
+        error: 'invalid_grant',
+        status: 400,
+        calls: 1,
+      },
+      {
+        name: 'the rate limit (45011)',
+        errcode: 45011,
+        error: 'temporarily_unavailable',
+        status: 503,
+        calls: 1,
+      },
+      {
+        name: 'a system error (-1) twice',
+        errcode: -1,
+        error: 'temporarily_unavailable',
+        status: 503,
+        calls: 2,
+      },
+    ])(
+      '$name is answered $error, with jscode2session called $calls time(s)',
+      async ({ errcode, error, status, calls }) => {
+        await injectFault(bridge, { api: 'sns/jscode2session', errcode, times: 3 });
+        const answer = await tokenRequest(bridge, {
+          grant_type: TOKEN_EXCHANGE,
+          subject_token: await wxLogin(bridge, panda),
+          subject_token_type: JS_CODE,
+        });
+        remember(answer.body);
+        expect(answer.status).toBe(status);
+        expect(answer.body.error).toBe(error);
+        expect(answer.body.error_description).toEqual(expect.any(String));
+        // A spent (or possibly spent) wx.login code is tried again only after WeChat answered busy.
+        expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(3 - calls);
+        await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
+        if (errcode === 40226) expect(answer.body.error_description).toContain('risk control');
+        if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
+        if (errcode === 45011) expect(answer.headers.get('retry-after')).toBe('60');
+      },
+    );
+
+    test('a busy answer (-1) from jscode2session is retried once, as WeChat documents, and the login completes', async () => {
+      await injectFault(bridge, { api: 'sns/jscode2session', errcode: -1, times: 1 });
+      const tokens = await miniProgramLogin(panda);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+      expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(0);
     });
 
     test('a reused or made-up wx.login code is invalid_grant through openid-client', async () => {

@@ -22,6 +22,7 @@ import {
   interactionUid,
   loginAs,
   loginStarted,
+  pendingFaults,
   relyingParty,
   type SandboxUser,
   startLogin,
@@ -339,8 +340,8 @@ for (const storage of STORAGE_SETUPS) {
         error: 'server_error',
       },
       {
-        name: 'WeChat is busy (-1)',
-        fault: { errcode: -1 },
+        name: 'WeChat answers busy (-1) after spending the code, so its retry meets 40163',
+        fault: { errcode: -1, afterProcessing: true },
         text: '微信服务暂时不可用',
         status: 503,
         error: 'temporarily_unavailable',
@@ -393,9 +394,18 @@ for (const storage of STORAGE_SETUPS) {
       },
     );
 
-    test('after a failure, "try again" gives a fresh QR code and the same login completes', async () => {
+    test('a busy answer (-1) to the code exchange is retried once, as WeChat documents, and the login completes', async () => {
       const login = await startLogin(rp);
       await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, errcode: -1 });
+      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+      expect(await pendingFaults(bridge, 'sns/oauth2/access_token')).toBe(0);
+    });
+
+    test('after a failure, "try again" gives a fresh QR code and the same login completes', async () => {
+      const login = await startLogin(rp);
+      await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 2, errcode: -1 });
       const failed = await decideOnWeChat(login, { user: panda, allow: true });
       const retryHref = failed.body.match(/id="try-again" href="([^"]+)"/)?.[1];
       expect(retryHref).toMatch(/^\/interaction\//);

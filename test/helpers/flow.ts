@@ -54,6 +54,13 @@ export async function injectFault(bridge: Bridge, fault: Record<string, unknown>
     throw new Error(`fault injection failed: ${response.status} ${await response.text()}`);
 }
 
+/** How many faults of this API are still waiting to fire (the sandbox uses one per call). */
+export async function pendingFaults(bridge: Bridge, api: string): Promise<number> {
+  const response = await fetch(`${bridge.sandboxUrl}/sandbox/faults`);
+  const { faults } = (await response.json()) as { faults: Array<{ api: string; times: number }> };
+  return faults.filter((fault) => fault.api === api).reduce((sum, fault) => sum + fault.times, 0);
+}
+
 /** openid-client, configured by discovery against the bridge, as a relying party would be. */
 export async function relyingParty(
   bridge: Pick<Bridge, 'url'>,

@@ -195,15 +195,42 @@ describe('exchangeCode (sns/oauth2/access_token)', () => {
     expect(error.errcode).toBeUndefined();
   });
 
-  it('is never retried on errcode -1: exactly one request is made', async () => {
+  it('is retried once on errcode -1, as WeChat documents, and returns the second answer', async () => {
     const h = harness();
     h.on('sns/oauth2/access_token').reply(200, errorBody(-1, 'system error'), TEXT);
     h.on('sns/oauth2/access_token').reply(200, tokenBody(), TEXT);
 
+    const token = await h.client.exchangeCode(app, CODE);
+
+    expect(token.openid).toBe(OPENID);
+    expect(h.requests('sns/oauth2/access_token')).toHaveLength(2);
+  });
+
+  it.each([
+    [40163, 'used'],
+    [40029, 'invalid'],
+  ])('after -1, a retry answered %s (the code %s: the busy call spent it) fails as busy', async (errcode) => {
+    const h = harness();
+    h.on('sns/oauth2/access_token').reply(200, errorBody(-1, 'system error'), TEXT);
+    h.on('sns/oauth2/access_token').reply(200, errorBody(errcode), TEXT);
+
     const error = await failure(h.client.exchangeCode(app, CODE));
 
     expect(error).toMatchObject({ code: 'unavailable', errcode: -1, api: 'sns/oauth2/access_token' });
-    expect(h.requests('sns/oauth2/access_token')).toHaveLength(1);
+    expect(h.requests('sns/oauth2/access_token')).toHaveLength(2);
+  });
+
+  it('is tried at most twice on errcode -1', async () => {
+    const h = harness();
+    h.on('sns/oauth2/access_token').reply(200, errorBody(-1), TEXT);
+    h.on('sns/oauth2/access_token').reply(200, errorBody(-1), TEXT);
+    h.on('sns/oauth2/access_token').reply(200, tokenBody(), TEXT);
+
+    expect(await failure(h.client.exchangeCode(app, CODE))).toMatchObject({
+      code: 'unavailable',
+      errcode: -1,
+    });
+    expect(h.requests('sns/oauth2/access_token')).toHaveLength(2);
   });
 
   it('is never retried on a connection error', async () => {
@@ -244,7 +271,7 @@ describe('errcode mapping', () => {
     [41004, 'app_config'],
     [48004, 'app_config'],
     [87009, 'signature_invalid'],
-    [-1, 'unavailable'],
+    // -1 ('unavailable') is retried on this call: see "is tried at most twice on errcode -1".
     [40002, 'unexpected'],
     [41008, 'unexpected'],
     [99999, 'unexpected'],

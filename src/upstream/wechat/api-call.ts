@@ -36,7 +36,7 @@ export interface WeChatCallOptions {
 }
 
 /**
- * Before the retry of an idempotent call: WeChat's -1 means "system busy, try again later"
+ * Before a retry: WeChat's -1 means "system busy, try again later"
  * (wechat-api.md sections 4 and 13), so an immediate second request tends to meet the same busy
  * moment. 150 to 300 ms, jittered so that instances retrying together do not arrive together,
  * is little against a login's wait for its callback.
@@ -61,9 +61,11 @@ export interface WeChatCallSpec<T> {
   /** Sent as a JSON object body (POST). */
   json?: Readonly<Record<string, WireValue | number | boolean>>;
   /**
-   * Safe to repeat: retried once on errcode -1 or a transport failure. Calls that
-   * spend a single-use code must say false: a retry after WeChat consumed the code
-   * only earns 40163.
+   * Safe to repeat: retried once on errcode -1 or a transport failure. Calls that spend a
+   * single-use code say false and are retried on -1 only, as WeChat's documentation asks
+   * (wechat-api.md §4, §8): that is WeChat answering "busy", where a timeout or a dropped
+   * connection leaves unknown whether the code was spent. A retry told the code is used or
+   * invalid then fails with the busy answer, the first and true reason.
    */
   idempotent: boolean;
   /** Builds the result from a success body; throws WireShapeError when a required field is missing. */
@@ -161,16 +163,30 @@ export function createWeChatCall(options: WeChatCallOptions): WeChatCall {
 
   return async <T>(spec: WeChatCallSpec<T>): Promise<T> => {
     const prepared = prepare(target, spec);
+    let busy: UpstreamError;
     try {
       return await attempt(spec, prepared);
     } catch (error) {
-      if (!(spec.idempotent && error instanceof UpstreamError && error.code === 'unavailable')) throw error;
+      if (!(error instanceof UpstreamError && retriable(spec, error))) throw error;
+      busy = error;
     }
     // One retry after a short pause: -1 and dropped connections are usually momentary, and a
     // login is waiting on the answer.
     await pause(RETRY_PAUSE_MS * (1 + Math.random()));
-    return attempt(spec, prepared);
+    if (spec.idempotent) return attempt(spec, prepared);
+    try {
+      return await attempt(spec, prepared);
+    } catch (error) {
+      // WeChat may have spent the code before it answered busy.
+      if (error instanceof UpstreamError && (error.code === 'code_used' || error.code === 'code_invalid'))
+        throw busy;
+      throw error;
+    }
   };
+}
+
+function retriable(spec: WeChatCallSpec<unknown>, error: UpstreamError): boolean {
+  return error.code === 'unavailable' && (spec.idempotent || error.errcode === -1);
 }
 
 function prepare(
