@@ -17,8 +17,11 @@ const SECRET_FIELDS = [
   'cookie',
 ];
 
-/** The objects a log line may carry a request's or a response's parts in. */
-const CONTAINERS = ['req', 'res', 'err', 'query', 'body', 'params', 'headers', 'details', 'payload'];
+/**
+ * The objects a log line may carry a request's or a response's parts in. Not `err`: errors are
+ * logged through errorFields, which keeps only fields that cannot hold a secret.
+ */
+const CONTAINERS = ['req', 'res', 'query', 'body', 'params', 'headers', 'details', 'payload'];
 
 /**
  * Paths pino blanks whatever the message: belt and braces behind the rule that secrets are never
@@ -40,6 +43,7 @@ export function createLogger(options: { level: string; destination?: NodeJS.Writ
       level: options.level,
       base: { service: 'wechat-oidc-bridge' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: errorFields },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
@@ -47,4 +51,40 @@ export function createLogger(options: { level: string; destination?: NodeJS.Writ
     // buffers (minLength), and a buffer loses its last lines when the process is killed.
     (options.destination as pino.DestinationStream | undefined) ?? pino.destination(1),
   );
+}
+
+/** Error codes as libraries spell them: errno names, SQLSTATEs, our own snake_case kinds. */
+const ERROR_CODE = /^(?:[A-Z][A-Z0-9_]{1,39}|[0-9A-Z]{5}|[a-z]+(?:_[a-z]+)*)$/;
+const MAX_CAUSES = 4;
+/** errno, an HTTP status, WeChat's errcode (UpstreamError). */
+const NUMBERS = ['errno', 'status', 'errcode'];
+const IDENTIFIERS = ['syscall', 'table', 'column', 'constraint'];
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/**
+ * A logged error as its class, message, stack and code, and the same of its causes. Not pino's
+ * default serializer, which copies every enumerable property: ioredis hangs the command on its
+ * errors (`command.args`: a key that holds a token, a payload being saved), pg the row and the
+ * statement's context (`detail`, `where`, `internalQuery`: values, bind parameters), a body
+ * parser the raw body. What identifies the failure stays; a field that may hold data does not.
+ */
+export function errorFields(error: unknown, depth = 0): Record<string, unknown> {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error) };
+  const fields: Record<string, unknown> = {
+    type: error.constructor?.name ?? 'Error',
+    message: error.message,
+  };
+  const known = error as unknown as Record<string, unknown>;
+  if (typeof known.code === 'string' && ERROR_CODE.test(known.code)) fields.code = known.code;
+  for (const name of NUMBERS) if (typeof known[name] === 'number') fields[name] = known[name];
+  // PostgreSQL names the schema object a statement failed on; names, never values.
+  for (const name of IDENTIFIERS) {
+    const value = known[name];
+    if (typeof value === 'string' && IDENTIFIER.test(value)) fields[name] = value;
+  }
+  fields.stack = error.stack;
+  if (error.cause !== undefined && depth < MAX_CAUSES) fields.cause = errorFields(error.cause, depth + 1);
+  if (error instanceof AggregateError && depth < MAX_CAUSES)
+    fields.errors = error.errors.slice(0, MAX_CAUSES).map((inner) => errorFields(inner, depth + 1));
+  return fields;
 }

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -6,6 +7,7 @@ import {
   MINI_PROGRAM_CLIENT,
   RP,
   startBridge,
+  storageAvailable,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import type { TestBrowser } from '../helpers/browser.ts';
@@ -14,6 +16,7 @@ import {
   createSandboxUser,
   decideOnWeChat,
   injectFault,
+  loginAs,
   relyingParty,
   type SandboxUser,
   startLogin,
@@ -167,3 +170,35 @@ describe('observability: metrics and logs after full logins', () => {
     expect(log).not.toMatch(/"(path|url)":"[^"]*\?/);
   });
 });
+
+describe.skipIf(!(await storageAvailable('postgres+redis')))(
+  'observability: a failing store in the log',
+  () => {
+    let bridge: Bridge;
+    beforeAll(async () => {
+      bridge = await startBridge({ storage: 'postgres+redis' });
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    test('a Redis error is logged by its message, without the command, whose key holds the token', async () => {
+      const { tokens } = await loginAs(await relyingParty(bridge), await createSandboxUser(bridge, 'Panda'));
+      const { redisUrl, redisKeyPrefix } = bridge.config.storage;
+      const redis = new Redis(redisUrl as string);
+      try {
+        // The key the token is kept under, made a kind Redis cannot read as a hash: WRONGTYPE.
+        await redis.set(`${redisKeyPrefix}oidc:AccessToken:${tokens.access_token}`, 'x');
+      } finally {
+        redis.disconnect();
+      }
+      const answer = await fetch(`${bridge.url}/me`, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+      });
+      expect(answer.status).toBe(500);
+      const log = bridge.logs.join('');
+      expect(log).toContain('WRONGTYPE');
+      expect(log).not.toContain(tokens.access_token);
+    });
+  },
+);

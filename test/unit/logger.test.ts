@@ -43,3 +43,53 @@ describe('log redaction', () => {
     expect(lines[0]).toMatchObject({ requestId: 'r-1', access_token: '[redacted]', path: '/me' });
   });
 });
+
+describe('logged errors', () => {
+  it('keep class, message, code and stack of an error and its causes, and drop every other field', () => {
+    const { logger, lines } = capture();
+    const inner = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
+      code: 'ECONNREFUSED',
+      errno: -111,
+      syscall: 'connect',
+      // As ioredis hangs the command on its errors: a key that holds a token.
+      command: { name: 'hgetall', args: ['wob:oidc:AccessToken:TOKEN-1'] },
+    });
+    const outer = Object.assign(new Error('could not save', { cause: inner }), {
+      // As pg hangs the row and the statement's context on its errors.
+      code: '23505',
+      detail: 'Key (id)=(TOKEN-2) already exists.',
+      where: "unnamed portal parameter $2 = 'TOKEN-3'",
+      constraint: 'oidc_artifacts_pkey',
+      body: 'refresh_token=TOKEN-4',
+    });
+    logger.error({ err: outer }, 'failed');
+    expect(JSON.stringify(lines)).not.toMatch(/TOKEN-\d/);
+    expect(lines[0]?.err).toMatchObject({
+      type: 'Error',
+      message: 'could not save',
+      code: '23505',
+      constraint: 'oidc_artifacts_pkey',
+      stack: expect.stringContaining('could not save'),
+      cause: {
+        message: 'connect ECONNREFUSED 127.0.0.1:6379',
+        code: 'ECONNREFUSED',
+        errno: -111,
+        syscall: 'connect',
+      },
+    });
+  });
+
+  it('keep a code only when it looks like one, not like a login code', () => {
+    const { logger, lines } = capture();
+    logger.error({ err: Object.assign(new Error('x'), { code: '081Kq0Ga1GbwQF0Q4nHa1s5bYv3Kq0GQ' }) }, 'a');
+    logger.error({ err: Object.assign(new Error('y'), { code: 'code_used' }) }, 'b');
+    expect(lines[0]?.err).not.toHaveProperty('code');
+    expect(lines[1]?.err).toMatchObject({ code: 'code_used' });
+  });
+
+  it('log what was thrown when it is not an Error', () => {
+    const { logger, lines } = capture();
+    logger.error({ err: 'plain' }, 'thrown');
+    expect(lines[0]?.err).toEqual({ type: 'string', message: 'plain' });
+  });
+});

@@ -59,9 +59,10 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
       await deps.store.put({ ...info, bytes: image.bytes });
       return info;
     } catch (error) {
-      const code = error instanceof AvatarFetchError ? error.code : 'unexpected';
+      // Not `code`: the logger blanks a field of that name, which usually holds a login code.
+      const failure = error instanceof AvatarFetchError ? error.code : 'unexpected';
       deps.logger.warn(
-        { accountId, code, reason: error instanceof Error ? error.message : String(error) },
+        { accountId, failure, reason: error instanceof Error ? error.message : String(error) },
         'avatar not mirrored: the previous picture stays',
       );
       return undefined;
