@@ -8,13 +8,27 @@ import { pageContext, type Views } from './views.ts';
  */
 export function errorPage(views: Views): (ctx: Context, error: unknown) => void {
   return (ctx, error) => {
-    ctx.state.log?.error({ err: error, path: ctx.path }, 'unhandled error');
+    const status = clientErrorStatus(error);
+    if (status === undefined) ctx.state.log?.error({ err: error, path: ctx.path }, 'unhandled error');
+    else ctx.state.log?.info({ status, path: ctx.path }, 'request refused');
     const page = pageContext(ctx);
-    ctx.status = 500;
+    ctx.status = status ?? 500;
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
-      message: page.t('error.generic'),
+      message: page.t(status === undefined ? 'error.generic' : 'error.badRequest'),
       requestId: ctx.state.requestId,
     });
   };
+}
+
+/**
+ * The 4xx a body parser or koa's ctx.throw gave a request it refused (too large a form, an
+ * encoding it cannot read), which is the request's fault, not ours: koa's own handler answers
+ * `status` too. Only the status is kept; the page says no more (a parser's error can carry the
+ * raw body, and inflation's has no `expose`).
+ */
+function clientErrorStatus(error: unknown): number | undefined {
+  const status =
+    typeof error === 'object' && error !== null ? (error as { status?: unknown }).status : undefined;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
 }

@@ -33,6 +33,7 @@ const zh = {
   'scope.phone': '你的手机号码',
   'error.title': '登录未完成',
   'error.generic': '出了点问题，请稍后重试。',
+  'error.badRequest': '无法处理此请求，请返回上一页重试。',
   'error.declined': '你已拒绝微信授权。',
   'error.expired': '登录已超时或页面已失效，请返回应用重新登录。',
   'error.stateInvalid': '此登录链接已失效或已被使用，请重新登录。',
@@ -115,6 +116,7 @@ const en: Record<MessageKey, string> = {
   'scope.phone': 'Your phone number',
   'error.title': 'Login not completed',
   'error.generic': 'Something went wrong. Please try again later.',
+  'error.badRequest': 'This request could not be processed. Please go back and try again.',
   'error.declined': 'You declined the WeChat authorization.',
   'error.expired':
     'This login has timed out or the page is no longer valid. Please go back to the application and log in again.',

@@ -87,6 +87,27 @@ describe('account page actions', () => {
     expect((await oidc.tokenIntrospection(bclRp, tokens.access_token)).active).toBe(false);
   });
 
+  test('a form past the size limit, or in an encoding not understood, is refused with its 4xx and a readable page', async () => {
+    const user = await createSandboxUser(bridge, '表单太大');
+    const { login, tokens } = await loginAs(bclRp, user, { scope: 'openid' });
+    const { csrf } = await accountPage(bridge, login.browser);
+    const tooLarge = await login.browser.request(`${bridge.url}/account/apps/revoke`, {
+      method: 'POST',
+      form: { csrf, clientId: BCL_RP.client_id, filler: 'x'.repeat(9000) },
+    });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body).toContain('无法处理此请求');
+    const compressed = await login.browser.request(`${bridge.url}/account/apps/revoke`, {
+      method: 'POST',
+      form: { csrf, clientId: BCL_RP.client_id },
+      headers: { 'content-encoding': 'br-unknown' },
+    });
+    expect(compressed.status).toBe(415);
+    // Neither touched the grant, and neither is logged as the server's failure.
+    expect((await oidc.tokenIntrospection(bclRp, tokens.access_token)).active).toBe(true);
+    expect(bridge.logs.join('')).not.toContain('unhandled error');
+  });
+
   test('sign out everywhere revokes the tokens of every application and ends the session', async () => {
     const user = await createSandboxUser(bridge, '处处退出');
     const { login, tokens } = await loginAs(rp, user, {
