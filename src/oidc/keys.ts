@@ -76,12 +76,25 @@ function exportPrivate(key: import('node:crypto').KeyObject): Record<string, unk
   return key.export({ format: 'jwk' }) as Record<string, unknown>;
 }
 
+/**
+ * A generated key file, or undefined when there is none yet. A file that is not JSON is named and
+ * not quoted: JSON.parse's message repeats the text around the fault, here key material.
+ */
 async function readJson(file: string): Promise<unknown> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8'));
+    text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${file}: ${(error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new Error(`cannot read ${file}: ${code ?? 'unknown error'}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(
+      `${file} is not valid JSON: restore it from a backup, or delete it to generate new keys (which ends every session and token)`,
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,5 +81,25 @@ describe('the data directory is the server user’s alone', () => {
     expect(await modeOf(dataDir)).toBe(0o700);
     expect(await modeOf(join(dataDir, 'jwks.json'))).toBe(0o600);
     expect(await modeOf(join(dataDir, 'cookie-keys.json'))).toBe(0o600);
+  });
+
+  it('names a damaged key file without quoting it', async () => {
+    const dataDir = join(root, 'damaged');
+    await mkdir(dataDir, { mode: 0o700 });
+    await writeFile(join(dataDir, 'cookie-keys.json'), '["KEY-MATERIAL-1234567890", ]', { mode: 0o600 });
+    const config = baseConfig({
+      dataDir,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      redisKeyPrefix: 'unused:',
+      sandboxUrl: 'http://127.0.0.1:9',
+      apps: [WEBSITE_APP],
+    });
+    const loading = loadProviderKeys(
+      { ...config, oidc: { ...config.oidc, jwks: undefined, cookieKeys: undefined } },
+      createLogger({ level: 'silent' }),
+    );
+    await expect(loading).rejects.toThrow(/cookie-keys\.json is not valid JSON: restore it from a backup/);
+    await expect(loading).rejects.not.toThrow(/KEY-MATERIAL/);
   });
 });
