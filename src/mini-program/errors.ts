@@ -89,13 +89,11 @@ export function upstreamFailure(error: UpstreamError): MiniProgramError {
         503,
         'temporarily_unavailable',
         'WeChat is rate limiting this mini program',
-        {
-          retryAfter: 60,
-        },
+        { retryAfter: error.retryAfterSeconds() },
       );
     case 'unavailable':
       return new MiniProgramError(503, 'temporarily_unavailable', 'WeChat did not answer; retry shortly', {
-        retryAfter: 5,
+        retryAfter: error.retryAfterSeconds(),
       });
     case 'unexpected':
       return new MiniProgramError(

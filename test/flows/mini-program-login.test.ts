@@ -503,6 +503,13 @@ for (const storage of STORAGE_SETUPS) {
         calls: 1,
       },
       {
+        name: 'the daily quota (45009)',
+        errcode: 45009,
+        error: 'temporarily_unavailable',
+        status: 503,
+        calls: 1,
+      },
+      {
         name: 'a system error (-1) twice',
         errcode: -1,
         error: 'temporarily_unavailable',
@@ -528,6 +535,9 @@ for (const storage of STORAGE_SETUPS) {
         if (errcode === 40226) expect(answer.body.error_description).toContain('risk control');
         if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
         if (errcode === 45011) expect(answer.headers.get('retry-after')).toBe('60');
+        // Until the quota starts again at midnight China time: at least a minute, at most a day.
+        if (errcode === 45009) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(60);
+        if (errcode === 45009) expect(Number(answer.headers.get('retry-after'))).toBeLessThanOrEqual(86_400);
       },
     );
 

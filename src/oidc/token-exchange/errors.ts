@@ -2,11 +2,6 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { UpstreamError } from '../../upstream/wechat/types.ts';
 
-/** 45011 is WeChat's per-minute quota ("retry next minute"). */
-const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
-/** -1, timeouts, 5xx: usually momentary. */
-const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
-
 /** An OAuth error whose description is meant for the mini program's developer (never an errmsg or a code). */
 export function describedError(error: string, description: string, status = 400): errors.OIDCProviderError {
   const thrown = new errors.CustomOIDCProviderError(error, description);
@@ -36,14 +31,14 @@ export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamEr
         "WeChat's risk control refused this login (errcode 40226); retrying will not help, tell the person to try again later",
       );
     case 'rate_limited':
-      ctx.set('Retry-After', String(RATE_LIMIT_RETRY_AFTER_SECONDS));
+      ctx.set('Retry-After', String(error.retryAfterSeconds()));
       return describedError(
         'temporarily_unavailable',
         'WeChat is rate limiting logins for this mini program; retry after the time Retry-After gives',
         503,
       );
     case 'unavailable':
-      ctx.set('Retry-After', String(UNAVAILABLE_RETRY_AFTER_SECONDS));
+      ctx.set('Retry-After', String(error.retryAfterSeconds()));
       return describedError(
         'temporarily_unavailable',
         'WeChat did not answer; call wx.login() again and retry (a wx.login code may be spent)',

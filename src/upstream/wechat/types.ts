@@ -120,6 +120,22 @@ export class UpstreamError extends Error {
   }
 
   /**
+   * How long a caller should wait before trying again, for Retry-After; undefined when waiting will
+   * not help. 45011 is WeChat's per-minute quota ("retry next minute"); 45009 its daily quota, which
+   * starts again at midnight China time (UTC+8, no daylight saving); -1, timeouts and 5xx are
+   * usually momentary.
+   */
+  retryAfterSeconds(now: Date = new Date()): number | undefined {
+    if (this.code === 'unavailable') return 5;
+    if (this.code !== 'rate_limited') return undefined;
+    if (this.errcode !== 45009) return 60;
+    const day = 86_400_000;
+    const china = 8 * 3_600_000;
+    const untilMidnight = day - ((now.getTime() + china) % day);
+    return Math.max(60, Math.ceil(untilMidnight / 1000));
+  }
+
+  /**
    * What a log line says of this failure (no secret: see `errcode` and `detail`). The kind goes
    * under `failure`: the logger redacts every field named `code`, which is WeChat's login code.
    */
