@@ -4,7 +4,12 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
-import { checkEnvironmentPolicy, checkOfficialAccountCallback, checkTransportPolicy } from './policy.ts';
+import {
+  checkEnvironmentPolicy,
+  checkOfficialAccountCallback,
+  checkTransportPolicy,
+  checkWeChatTransport,
+} from './policy.ts';
 import { type ConfigFile, configFileSchema } from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
 import type { ClientConfig, Config } from './types.ts';
@@ -54,6 +59,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     const issuer = overrides.issuer ?? data.issuer ?? defaultIssuer(overrides.port ?? data.port);
     const appKinds = data.wechat.apps.map((app) => app.kind);
     checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);
+    const apiBaseUrl = overrides.apiBaseUrl ?? data.wechat.apiBaseUrl;
+    checkWeChatTransport({ apiBaseUrl, sandbox: data.sandbox.enabled, production }, findings);
   }
 
   for (const warning of findings.warnings) options.onWarning?.(warning);

@@ -112,6 +112,22 @@ export function checkOfficialAccountCallback(
   else findings.warn('issuer', message);
 }
 
+/**
+ * The WeChat API is HTTPS only (it answers 43003 "require https"), and every call carries an
+ * AppSecret, a login code, a token or a session key. A plain-http API base in production (a
+ * forward proxy, say) is warned about rather than refused: the operator may know the hop is private.
+ */
+export function checkWeChatTransport(
+  settings: { apiBaseUrl: string; sandbox: boolean; production: boolean },
+  findings: Findings,
+): void {
+  if (!settings.production || settings.sandbox || isHttps(settings.apiBaseUrl)) return;
+  findings.warn(
+    'wechat.apiBaseUrl',
+    'is not https: AppSecrets, login codes, tokens and session keys cross that hop unencrypted',
+  );
+}
+
 function isHttps(url: string): boolean {
   return URL.canParse(url) && new URL(url).protocol === 'https:';
 }

@@ -634,6 +634,24 @@ describe('loadConfig production policy', () => {
     expect(warnings).toEqual(['sandbox.enabled: WeChat logins go to the built-in emulator, in production']);
   });
 
+  it('warns in production when the WeChat API is reached over plain http, by file or by env', async () => {
+    const warnings: string[] = [];
+    const file = await writeConfig({
+      ...productionFile,
+      wechat: { ...productionFile.wechat, apiBaseUrl: 'http://egress.internal:8080' },
+    });
+    await loadConfig({ env: productionEnv(), file, onWarning: (message) => warnings.push(message) });
+    await loadConfig({
+      env: productionEnv({ WECHAT_API_BASE_URL: 'http://egress.internal:8080' }),
+      file: await writeConfig(productionFile),
+      onWarning: (message) => warnings.push(message),
+    });
+    expect(warnings).toEqual([
+      'wechat.apiBaseUrl: is not https: AppSecrets, login codes, tokens and session keys cross that hop unencrypted',
+      'wechat.apiBaseUrl: is not https: AppSecrets, login codes, tokens and session keys cross that hop unencrypted',
+    ]);
+  });
+
   it('warns once per development-only setting, and not at all for a production configuration', async () => {
     const devWarnings: string[] = [];
     await loadConfig({ env: {}, onWarning: (message) => devWarnings.push(message) });
