@@ -127,8 +127,11 @@ export interface BridgeOptions {
  */
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const cleanups: Array<() => Promise<void>> = [];
+  // Every cleanup runs even when one fails (a Redis gone away must not leave the database behind).
   const close = async () => {
-    for (const fn of cleanups.reverse()) await fn();
+    const failures: unknown[] = [];
+    for (const fn of cleanups.reverse()) await fn().catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw failures[0];
   };
   try {
     const sandboxApps: SandboxApp[] = [

@@ -62,6 +62,8 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
 /** Slots split evenly across the nodes, every node introduced to the first, then wait for "ok". */
 async function formCluster(ports: number[]): Promise<void> {
   const clients = ports.map((port) => new Redis(port, '127.0.0.1', { lazyConnect: true }));
+  // Readiness is awaited explicitly; refused connections meanwhile are expected, not news.
+  for (const client of clients) client.on('error', ignore);
   try {
     const share = Math.ceil(SLOTS / ports.length);
     await Promise.all(
@@ -116,6 +118,7 @@ export async function startRedisSentinel(): Promise<RedisSentinel> {
     );
     await group.start(port, ['--sentinel'], conf);
     const sentinel = new Redis(port, '127.0.0.1', { lazyConnect: true });
+    sentinel.on('error', ignore);
     group.onStop(async () => sentinel.disconnect());
     const masterPort = async () => {
       const [, found] = (await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)) as string[];
@@ -187,6 +190,7 @@ class ServerGroup {
     );
     this.#processes.push(child);
     const client = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null });
+    client.on('error', ignore);
     try {
       await until(`redis-server on port ${port}`, async () => {
         if (child.exitCode !== null)
@@ -251,3 +255,6 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
     await sleep(100);
   }
 }
+
+/** For the helpers' own clients, which watch for readiness themselves (ioredis prints unheard errors). */
+function ignore(): void {}

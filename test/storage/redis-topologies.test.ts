@@ -1,10 +1,12 @@
 import { Cluster } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/types.ts';
+import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { connectRedis } from '../../src/storage/redis/connect.ts';
 import { createRedisKeyValueStore } from '../../src/storage/redis/key-value.ts';
 import { createRedisOidcAdapterFactory } from '../../src/storage/redis/oidc-adapter.ts';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
 import { scanKeys } from '../helpers/redis.ts';
 import {
@@ -71,10 +73,13 @@ describeOidcAdapterConformance(
 );
 
 /** A bridge on the test PostgreSQL whose Redis is `redisUrl` (its key prefix unchanged). */
-function bridgeOn(redisUrl: string): Promise<Bridge> {
+function bridgeOn(
+  redisUrl: string,
+  configure: (config: Config) => Config = (config) => config,
+): Promise<Bridge> {
   return startBridge({
     storage: 'postgres+redis',
-    configure: (config) => ({ ...config, storage: { ...config.storage, redisUrl } }),
+    configure: (config) => configure({ ...config, storage: { ...config.storage, redisUrl } }),
   });
 }
 
@@ -118,6 +123,38 @@ describe.skipIf(!postgres || !cluster)('a bridge on a Redis Cluster', () => {
       }),
     );
     expect(perMaster.filter((keys) => keys > 0).length).toBeGreaterThan(1);
+  });
+});
+
+describe.skipIf(!postgres || !cluster)('rate limits on a Redis Cluster', () => {
+  let bridge: Bridge;
+  beforeAll(async () => {
+    bridge = await bridgeOn(cluster?.url ?? '', (config) => ({
+      ...config,
+      limits: {
+        ...DEFAULT_LIMITS,
+        rateLimits: { ...DEFAULT_LIMITS.rateLimits, token: { points: 2, durationSeconds: 600 } },
+      },
+    }));
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  it("count in the cluster and refuse past the limit, as on one server (the limiter's script touches one key)", async () => {
+    const basic = Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64');
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const answer = await fetch(`${bridge.url}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=refresh_token&refresh_token=nope',
+      });
+      statuses.push(answer.status);
+    }
+    // The token endpoint counts failed requests: two refused grants, then the limit.
+    expect(statuses).toEqual([400, 400, 429]);
+    expect(bridge.server.stores.redis).toBeInstanceOf(Cluster);
   });
 });
 
