@@ -452,16 +452,6 @@ describe('secrets stay out of errors and events', () => {
     expectNoSecrets(inspect(error, { depth: 10 }));
   });
 
-  it('refreshUserToken: a transport error quoting the refresh token, nested as a cause', async () => {
-    const h = harness();
-    const nested = new Error('request failed', { cause: new Error(`refresh_token=${REFRESH_TOKEN}`) });
-    h.on('sns/oauth2/refresh_token').replyWithError(nested).times(2);
-
-    const error = await failure(h.client.refreshUserToken(app, REFRESH_TOKEN));
-
-    expectNoSecrets(inspect(error, { depth: 10 }));
-  });
-
   it('reports one event per attempt with the API path and the injected clock', async () => {
     let tick = 1_000;
     const h = harness({ now: () => (tick += 25) });
@@ -599,65 +589,11 @@ describe('userInfo (sns/userinfo)', () => {
   });
 });
 
-describe('refreshUserToken (sns/oauth2/refresh_token)', () => {
-  it('sends appid, grant_type and refresh_token but never the AppSecret', async () => {
-    const h = harness();
-    h.on('sns/oauth2/refresh_token').reply(200, tokenBody(), TEXT);
-
-    const token = await h.client.refreshUserToken(app, REFRESH_TOKEN);
-
-    expect(token).toMatchObject({ accessToken: ACCESS_TOKEN, refreshToken: REFRESH_TOKEN, openid: OPENID });
-    const [query] = h.requests('sns/oauth2/refresh_token');
-    expect(Object.fromEntries(query!)).toEqual({
-      appid: app.appid,
-      grant_type: 'refresh_token',
-      refresh_token: REFRESH_TOKEN,
-    });
-  });
-
-  it('retries once on errcode -1', async () => {
-    const h = harness();
-    h.on('sns/oauth2/refresh_token').reply(200, errorBody(-1), TEXT);
-    h.on('sns/oauth2/refresh_token').reply(200, tokenBody(), TEXT);
-    await expect(h.client.refreshUserToken(app, REFRESH_TOKEN)).resolves.toMatchObject({ openid: OPENID });
-    expect(h.requests('sns/oauth2/refresh_token')).toHaveLength(2);
-  });
-});
-
-describe('checkUserToken (sns/auth)', () => {
-  it('is true for errcode 0 and sends access_token and openid', async () => {
-    const h = harness();
-    h.on('sns/auth').reply(200, '{"errcode":0,"errmsg":"ok"}', TEXT);
-
-    await expect(h.client.checkUserToken(ACCESS_TOKEN, OPENID)).resolves.toBe(true);
-    const [query] = h.requests('sns/auth');
-    expect(Object.fromEntries(query!)).toEqual({ access_token: ACCESS_TOKEN, openid: OPENID });
-  });
-
-  it.each([40001, 40003, 40014, 42001, 41001])('is false for token errcode %i', async (errcode) => {
-    const h = harness();
-    h.on('sns/auth').reply(200, errorBody(errcode), TEXT);
-    await expect(h.client.checkUserToken(ACCESS_TOKEN, OPENID)).resolves.toBe(false);
-  });
-
-  it('throws for errcodes that say nothing about the token', async () => {
-    const h = harness();
-    h.on('sns/auth').reply(200, errorBody(45011), TEXT);
-    expect((await failure(h.client.checkUserToken(ACCESS_TOKEN, OPENID))).code).toBe('rate_limited');
-  });
-
-  it('does not take an answer without errcode 0 as a valid token', async () => {
-    const h = harness();
-    h.on('sns/auth').reply(200, '{"errmsg":"ok"}', TEXT);
-    expect((await failure(h.client.checkUserToken(ACCESS_TOKEN, OPENID))).code).toBe('unexpected');
-  });
-});
-
 describe('the generic call', () => {
   it('calls under a base URL with a path prefix and a trailing slash', async () => {
     const h = harness({ apiBaseUrl: 'http://127.0.0.1:8081/wechat-api/' });
-    h.on('sns/auth').reply(200, '{"errcode":0,"errmsg":"ok"}', TEXT);
-    await expect(h.client.checkUserToken(ACCESS_TOKEN, OPENID)).resolves.toBe(true);
+    h.on('sns/userinfo').reply(200, `{"openid":"${OPENID}"}`, TEXT);
+    await expect(h.client.userInfo(ACCESS_TOKEN, OPENID)).resolves.toMatchObject({ openid: OPENID });
   });
 
   it('POSTs a JSON body with secrets revealed only on the wire', async () => {

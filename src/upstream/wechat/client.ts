@@ -1,22 +1,14 @@
 import { Secret } from '../../config/secret.ts';
 import { createWeChatCall, type WeChatCallOptions } from './api-call.ts';
-import { UpstreamError, type WeChatApp } from './types.ts';
-import {
-  optionalInteger,
-  optionalString,
-  requiredString,
-  stringList,
-  toInteger,
-  type WireObject,
-  WireShapeError,
-} from './wire.ts';
+import type { WeChatApp } from './types.ts';
+import { optionalInteger, optionalString, requiredString, stringList, type WireObject } from './wire.ts';
 
 export type { WeChatCallEvent } from './api-call.ts';
 
 /** What the client needs: the API's base URL, the per-attempt timeout, and the test hooks. */
 export type WeChatClientOptions = WeChatCallOptions;
 
-/** A user access token from sns/oauth2/access_token or sns/oauth2/refresh_token. */
+/** A user access token from sns/oauth2/access_token. */
 export interface SnsAccessToken {
   accessToken: string;
   /** Seconds; 7200 when WeChat leaves it out (every documented answer says 7200). */
@@ -49,10 +41,6 @@ export type SnsUserInfoLang = 'zh_CN' | 'zh_TW' | 'en';
 export interface WeChatClient {
   /** sns/oauth2/access_token. Never retried: the code is single-use. */
   exchangeCode(app: WeChatApp, code: string): Promise<SnsAccessToken>;
-  /** sns/oauth2/refresh_token (no secret on the wire). */
-  refreshUserToken(app: WeChatApp, refreshToken: string): Promise<SnsAccessToken>;
-  /** sns/auth: true for errcode 0, false for the token errcodes; other failures throw. */
-  checkUserToken(accessToken: string, openid: string): Promise<boolean>;
   /** sns/userinfo; `lang` is always sent because WeChat's default is documented inconsistently. */
   userInfo(accessToken: string, openid: string, lang?: SnsUserInfoLang): Promise<SnsUserInfo>;
 }
@@ -76,29 +64,6 @@ export function createWeChatClient(options: WeChatClientOptions): WeChatClient {
         read: readAccessToken,
       }),
 
-    // Refreshing returns the same or a renewed token and never spends the refresh token, so it may repeat.
-    refreshUserToken: (app, refreshToken) =>
-      call({
-        api: 'sns/oauth2/refresh_token',
-        query: { appid: app.appid, grant_type: 'refresh_token', refresh_token: new Secret(refreshToken) },
-        idempotent: true,
-        read: readAccessToken,
-      }),
-
-    checkUserToken: async (accessToken, openid) => {
-      try {
-        return await call({
-          api: 'sns/auth',
-          query: { access_token: new Secret(accessToken), openid },
-          idempotent: true,
-          read: readAuthOk,
-        });
-      } catch (error) {
-        if (error instanceof UpstreamError && error.code === 'token_invalid') return false;
-        throw error;
-      }
-    },
-
     userInfo: (accessToken, openid, lang = 'zh_CN') =>
       call({
         api: 'sns/userinfo',
@@ -119,12 +84,6 @@ function readAccessToken(body: WireObject): SnsAccessToken {
     unionid: optionalString(body, 'unionid'),
     isSnapshotUser: optionalInteger(body, 'is_snapshotuser') === 1,
   };
-}
-
-/** sns/auth always states its verdict; an answer without errcode 0 proves nothing. */
-function readAuthOk(body: WireObject): boolean {
-  if (toInteger(body.errcode) !== 0) throw new WireShapeError('errcode');
-  return true;
 }
 
 function readUserInfo(body: WireObject): SnsUserInfo {
