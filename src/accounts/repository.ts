@@ -487,6 +487,14 @@ export async function setVerifiedPhoneNumber(
 }
 
 /**
+ * How new an account must be for a phone it proves to fold it into a waiting one: the recovery is
+ * one sitting (log in through the mini program, tap the phone button). An account someone has had
+ * longer is theirs, and a phone number it proves (China reassigns numbers) must not hand it over to
+ * whoever bound that number before.
+ */
+export const RECOVERY_WINDOW_MS = 30 * 60_000;
+
+/**
  * Unbinding a person's last WeChat identity is allowed only while a verified phone remains, so that
  * they can come back: they log in through the mini program (with any WeChat, which creates a fresh
  * account for a new unionid), prove the same phone, and here that fresh account's identity moves to
@@ -494,9 +502,11 @@ export async function setVerifiedPhoneNumber(
  * The mini program's tokens named the fresh account, which is gone: its next token exchange logs in
  * as the recovered one.
  *
- * Only a fresh account qualifies (exactly one identity, no phone before this one) and only a waiting
- * account with no identity left and this same verified phone; with several such accounts nothing
- * is moved (an operator decides).
+ * Only a fresh account qualifies (created within RECOVERY_WINDOW_MS, after the waiting account last
+ * changed, with exactly one identity and no phone before this one) and only a waiting account with
+ * no identity left and this same verified phone; with several such accounts nothing is moved (an
+ * operator decides). The waiting account is locked and checked again before anything moves, so two
+ * fresh accounts proving the phone at once cannot both fold into it.
  */
 async function recoverAccountByPhone(
   trx: Transaction<Database>,
@@ -504,6 +514,7 @@ async function recoverAccountByPhone(
   now: Date,
 ): Promise<Account | undefined> {
   if (!fresh.phone_number) return undefined;
+  if (now.getTime() - new Date(fresh.created_at).getTime() > RECOVERY_WINDOW_MS) return undefined;
   const identities = await trx
     .selectFrom('identities')
     .selectAll()
@@ -528,6 +539,7 @@ async function recoverAccountByPhone(
   if (waiting.length !== 1) return undefined;
   const target = waiting[0] as Account;
   if (fresh.created_at.getTime() < target.updated_at.getTime()) return undefined;
+  if (!(await stillWaiting(trx, target.id))) return undefined;
   await trx
     .updateTable('identities')
     .set({ account_id: target.id, updated_at: now })
@@ -541,6 +553,24 @@ async function recoverAccountByPhone(
     .where('id', '=', target.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * The waiting account locked, and still without identities: a statement of its own, run after the
+ * lock, reads what a concurrent recovery committed meanwhile (PostgreSQL's read committed). SQLite's
+ * one connection is this transaction's: nothing can have come between.
+ */
+async function stillWaiting(trx: Transaction<Database>, accountId: string): Promise<boolean> {
+  if (!isSqlite(trx)) {
+    await trx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
+  }
+  const linked = await trx
+    .selectFrom('identities')
+    .select('appid')
+    .where('account_id', '=', accountId)
+    .limit(1)
+    .executeTakeFirst();
+  return linked === undefined;
 }
 
 /**

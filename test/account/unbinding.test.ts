@@ -89,6 +89,35 @@ describe('unbinding rules', () => {
     expect((await findAccountBySubject(db, p.unionid))?.id).toBe(p.accountId);
   });
 
+  it('lets a phone fold only an account made in the last half hour into the account waiting with it', async () => {
+    const waiting = await person(['mini_program']);
+    await setVerifiedPhoneNumber(db, waiting.accountId, '+8613800000077', later(1));
+    expect(await unbindIdentity(db, waiting.accountId, waiting.identity(0), later(2))).toBe('unbound');
+    const signUp = async (at: Date) => {
+      const unionid = `union-${++n}`;
+      const { account } = await linkIdentity(
+        db,
+        { kind: 'mini_program', appid: 'wx-app-0', openid: `open-${n}-0`, unionid, snapshotUser: false },
+        at,
+      );
+      return account;
+    };
+
+    // Someone's account of 31 minutes, proving a number the waiting account has (China reassigns
+    // numbers): it stays theirs.
+    const established = await signUp(later(3));
+    const kept = await setVerifiedPhoneNumber(db, established.id, '+8613800000077', later(34));
+    expect(kept?.removedSubject).toBeUndefined();
+    expect(kept?.account.id).toBe(established.id);
+    expect(await listIdentities(db, waiting.accountId)).toEqual([]);
+
+    // A new WeChat's first minutes: the recovery.
+    const fresh = await signUp(later(40));
+    const recovered = await setVerifiedPhoneNumber(db, fresh.id, '+8613800000077', later(45));
+    expect(recovered?.account.id).toBe(waiting.accountId);
+    expect(recovered?.removedSubject).toBe(fresh.subject);
+  });
+
   it("answers not_found for another account's identity or an unknown one", async () => {
     const a = await person(['website', 'official_account']);
     const b = await person(['website', 'official_account']);

@@ -283,6 +283,25 @@ function describeAccountsRepository(
       expect(await profileTime()).toBe(later(8).getTime());
     });
 
+    it('folds only one of two fresh accounts proving the same phone at once into the waiting account', async () => {
+      const phone = `+86139${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
+      const before = login(`u-${randomUUID()}`, { kind: 'mini_program', appid: 'wx-mp' });
+      const waiting = (await linkIdentity(db, before, t0)).account;
+      await setVerifiedPhoneNumber(db, waiting.id, phone, later(1));
+      expect(await unbindIdentity(db, waiting.id, before, later(2))).toBe('unbound');
+      const fresh = await Promise.all(
+        [1, 2].map(async () => {
+          const identity = login(`u-${randomUUID()}`, { kind: 'mini_program', appid: 'wx-mp' });
+          return (await linkIdentity(db, identity, later(3))).account;
+        }),
+      );
+      const bindings = await Promise.all(
+        fresh.map((account) => setVerifiedPhoneNumber(db, account.id, phone, later(4))),
+      );
+      expect(bindings.filter((binding) => binding?.removedSubject !== undefined)).toHaveLength(1);
+      expect(await listIdentities(db, waiting.id)).toHaveLength(1);
+    });
+
     it('creates exactly one account when eight first logins of one person race', async () => {
       const unionid = `u-${randomUUID()}`;
       const results = await Promise.all(
