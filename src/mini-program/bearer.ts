@@ -5,6 +5,7 @@ import {
   findAppIdentity,
   type Identity,
 } from '../accounts/repository.ts';
+import { issuedBeforeAccount } from '../oidc/find-account.ts';
 import { miniProgramAppidOf } from '../oidc/token-exchange/grant.ts';
 import type { MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
 import type { MiniProgramDeps } from './deps.ts';
@@ -43,7 +44,9 @@ export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise
   if (!connector) throw invalidToken('this access token was not issued to a mini program client');
 
   const account = await findAccountBySubject(deps.db, token.accountId);
-  if (!account) throw invalidToken('the account of this access token no longer exists');
+  // As findAccount rules for userinfo: a token older than its account was a deleted account's.
+  if (!account || issuedBeforeAccount(token, account))
+    throw invalidToken('the account of this access token no longer exists');
   const identity = await findAppIdentity(deps.db, account.id, connector.app.appid);
   if (!identity) throw reloginRequired('identity_missing');
   return { account, identity, connector };

@@ -86,7 +86,10 @@ const CLOCK_SKEW_SECONDS = 60;
  * with a crashed instance) must not come back to life with the new account. A rotated refresh
  * token is as old as the first of its chain (iiat).
  */
-function issuedBeforeAccount(token: { iat?: number; iiat?: number } | undefined, account: Account): boolean {
+export function issuedBeforeAccount(
+  token: { iat?: number; iiat?: number } | undefined,
+  account: Account,
+): boolean {
   const issued = token?.iiat ?? token?.iat;
   if (typeof issued !== 'number') return false;
   const created = Math.floor(new Date(account.created_at).getTime() / 1000);

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
+import { accountForgotten } from '../../src/accounts/account-cache.ts';
+import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount } from '../../src/accounts/deletion.ts';
 import {
@@ -201,6 +203,41 @@ describe('re-linking through the mini program by the same verified phone', () =>
       'operator',
     );
     expect(await kv.get(key)).toBeUndefined();
+  });
+
+  test("a mini program token from before a deletion does not serve the person's new account", async () => {
+    const { db, kv, oidcAdapter } = bridge.server.stores;
+    const user = await createSandboxUser(bridge, '删了又来');
+    const old = await login(user);
+    // Its grant's index row lost (an instance that crashed before writing it): deletion cannot
+    // find the grant, so the token outlives the account.
+    await flushIndexWrites(db);
+    await db.deleteFrom('account_artifacts').where('subject', '=', user.unionid).execute();
+    const account = await findAccountBySubject(db, user.unionid);
+    await deleteAccount(
+      {
+        db,
+        kv,
+        adapter: oidcAdapter,
+        avatars: createSqlAvatarStore(db),
+        logger: createLogger({ level: 'silent' }),
+        now: () => new Date(),
+      },
+      account as NonNullable<typeof account>,
+      'operator',
+    );
+    // The same person signs up again, later: the same subject (the unionid), a new account.
+    await login(user);
+    const renewed = await db
+      .updateTable('accounts')
+      .set({ created_at: new Date(Date.now() + 120_000) })
+      .where('subject', '=', user.unionid)
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    accountForgotten(renewed.id);
+    expect((await callMiniProgram(bridge, 'check-session', old.access_token)).status).toBe(401);
+    const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13700000001' });
+    expect((await callMiniProgram(bridge, 'phone-number', old.access_token, { code })).status).toBe(401);
   });
 
   test('a new WeChat proving a phone nobody is waiting with keeps its own account', async () => {
