@@ -75,11 +75,6 @@ export async function forgetArtifact(db: Kysely<Database>, model: IndexedModel, 
   await db.deleteFrom('account_artifacts').where('model', '=', model).where('id', '=', id).execute();
 }
 
-export async function forgetAccountArtifacts(db: Kysely<Database>, subject: string): Promise<void> {
-  await flushIndexWrites(db);
-  await db.deleteFrom('account_artifacts').where('subject', '=', subject).execute();
-}
-
 /** How often the index is swept: its rows are only read per account, so staleness costs little. */
 const ARTIFACT_SWEEP_INTERVAL_MS = 5 * 60_000;
 

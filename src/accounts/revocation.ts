@@ -3,7 +3,7 @@ import type Provider from 'oidc-provider';
 import { GRANTABLE_MODELS } from '../storage/grantable.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
-import { forgetAccountArtifacts, forgetArtifact, indexedArtifacts } from './artifact-index.ts';
+import { forgetArtifact, indexedArtifacts } from './artifact-index.ts';
 import { forgetConsent, listConsents } from './consents.ts';
 
 /** Only storage: the operator CLI revokes without starting a provider. */
@@ -95,7 +95,11 @@ export async function revokeEverything(
     await revokeGrant(deps, subject, id);
   }
   const sessions = await indexedArtifacts(deps.db, subject, 'Session');
-  for (const { id } of sessions) await deps.adapter('Session').destroy(id);
-  await forgetAccountArtifacts(deps.db, subject);
+  for (const { id } of sessions) {
+    await deps.adapter('Session').destroy(id);
+    await forgetArtifact(deps.db, 'Session', id);
+  }
+  // Only the rows listed above are forgotten (revokeGrant forgets each grant's): a row written
+  // meanwhile names a grant or session that was not revoked, which a later pass must still find.
   return { clientIds: [...clientIds], grants: grants.length, sessions: sessions.length };
 }

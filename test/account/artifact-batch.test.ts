@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { indexWriter } from '../../src/accounts/artifact-batch.ts';
-import { forgetAccountArtifacts, indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { type RevocationDeps, revokeEverything } from '../../src/accounts/revocation.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { serviceAvailable } from '../helpers/services.ts';
 import { openPostgresBackend, openSqliteAccountsBackend, type SqlBackend } from '../storage/backends.ts';
@@ -73,12 +74,32 @@ for (const [name, open, available] of backends) {
       expect(await stored(subject)).toEqual([]);
     });
 
-    test("forgetting an account's rows also forgets the ones not written yet", async () => {
+    test('revoking everything forgets the rows it revoked, and keeps one written meanwhile for a later pass', async () => {
       const subject = `union-${randomUUID()}`;
-      indexWriter(backend.db, logger).add(row(subject, 'Grant', 'g-4', new Date(Date.now() + 60_000)));
-      await forgetAccountArtifacts(backend.db, subject);
-      await indexWriter(backend.db, logger).flush();
-      expect(await stored(subject)).toEqual([]);
+      const soon = new Date(Date.now() + 60_000);
+      const writer = indexWriter(backend.db, logger);
+      writer.add(row(subject, 'Grant', 'g-5', soon));
+      writer.add(row(subject, 'Session', 's-5', soon));
+      const destroyed: string[] = [];
+      const adapter = (model: string) => ({
+        find: async () => (model === 'Grant' ? { accountId: subject } : undefined),
+        revokeByGrantId: async () => {},
+        destroy: async (id: string) => {
+          destroyed.push(`${model}:${id}`);
+          // A login on another instance writes its session's row while the revocation runs.
+          if (model === 'Session') {
+            writer.add(row(subject, 'Session', 's-6', soon));
+            await writer.flush();
+          }
+        },
+      });
+      const revoked = await revokeEverything(
+        { db: backend.db, adapter } as unknown as RevocationDeps,
+        subject,
+      );
+      expect(revoked).toMatchObject({ grants: 1, sessions: 1 });
+      expect(destroyed).toEqual(['Grant:g-5', 'Session:s-5']);
+      expect((await stored(subject)).map((r) => r.id)).toEqual(['s-6']);
     });
   });
 }
