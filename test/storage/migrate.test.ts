@@ -74,7 +74,7 @@ describe.skipIf(!postgres)('migrateToLatest on PostgreSQL', () => {
       await sql`insert into kv_entries (key, value, expires_at) values ('k', cast('"v"' as jsonb), now() + interval '1 hour')`.execute(
         db,
       );
-      expect(await migrateToLatest(db)).toEqual(['2026-12-06-02-json-payloads']);
+      expect((await migrateToLatest(db))[0]).toBe('2026-12-06-02-json-payloads');
       const artifact = await db.selectFrom('oidc_artifacts').select('payload').executeTakeFirstOrThrow();
       expect(artifact.payload).toEqual(payload);
       expect((await db.selectFrom('kv_entries').select('value').executeTakeFirstOrThrow()).value).toBe('v');

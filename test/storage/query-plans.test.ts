@@ -14,12 +14,14 @@ import {
   rememberConsent,
   rememberedScopes,
 } from '../../src/accounts/consents.ts';
+import { findAccountForOperator } from '../../src/accounts/deletion.ts';
 import {
   findAccountBySubject,
   findAccountByUnionid,
   findIdentity,
   linkIdentity,
   listIdentities,
+  setVerifiedPhoneNumber,
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -252,6 +254,22 @@ function definePlanTests(open: () => Promise<PlanBackend>, options: { artifacts:
       });
       expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
     });
+
+  it("binding a verified phone, the recovery it looks for, and the operator's lookups read no table whole", async () => {
+    const waiting = identity(`u-${randomUUID()}`, 'wx-mp');
+    const { account: before } = await linkIdentity(db, waiting, new Date());
+    await setVerifiedPhoneNumber(db, before.id, '+8613900000123', new Date());
+    expect(await unbindIdentity(db, before.id, waiting, new Date())).toBe('unbound');
+    const fresh = identity(`u-${randomUUID()}`, 'wx-mp');
+    const { account } = await linkIdentity(db, fresh, new Date());
+    const plans = await sequentialScans(async () => {
+      const binding = await setVerifiedPhoneNumber(db, account.id, '+8613900000123', new Date());
+      expect(binding?.account.id).toBe(before.id);
+      expect((await findAccountForOperator(db, { openid: fresh.openid }))?.id).toBe(before.id);
+      expect((await findAccountForOperator(db, { unionid: fresh.unionid }))?.id).toBe(before.id);
+    });
+    expect(plans.filter((plan) => plan.scans.length > 0)).toEqual([]);
+  });
 
   it("the account page's statements (apps, consents, avatar, unbinding) read no table whole", async () => {
     const unionid = `u-${randomUUID()}`;

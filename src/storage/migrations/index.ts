@@ -9,6 +9,7 @@ import * as accountEventDeliveries from './2026-11-29-01-account-event-deliverie
 import * as consents from './2026-12-03-01-consents.ts';
 import * as accountProfileUpdatedAt from './2026-12-06-01-account-profile-updated-at.ts';
 import * as jsonPayloads from './2026-12-06-02-json-payloads.ts';
+import * as lookupIndexes from './2026-12-06-03-lookup-indexes.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -26,6 +27,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-12-03-01-consents': consents,
   '2026-12-06-01-account-profile-updated-at': accountProfileUpdatedAt,
   '2026-12-06-02-json-payloads': jsonPayloads,
+  '2026-12-06-03-lookup-indexes': lookupIndexes,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -97,6 +97,9 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
   // this one has none: every insert names it (AccountsTable makes the type checker insist).
   `alter table accounts add column profile_updated_at integer;
    update accounts set profile_updated_at = updated_at;`,
+  // 2026-12-06-03-lookup-indexes.
+  `create index accounts_phone_number_idx on accounts (phone_number);
+   create index identities_openid_idx on identities (openid);`,
 ];
 
 /**
