@@ -22,6 +22,15 @@ export function securityHeaders(options: { frameOrigins: string[]; https: boolea
     "object-src 'none'",
   ].join('; ');
   return {
+    // oidc-provider's self-submitting pages (a form_post authorization response; the logout form,
+    // also shown when no session is left) run one inline script, whose hash it adds to the
+    // Content-Security-Policy already on the response. Set first on its routes that may render one,
+    // so that script runs and no other inline script does.
+    start(ctx) {
+      const url = ctx.req.url ?? '';
+      if (url.startsWith('/auth') || url.startsWith('/session/end'))
+        setAnswerHeader(ctx, 'Content-Security-Policy', csp);
+    },
     finish(ctx) {
       setAnswerHeader(ctx, 'X-Content-Type-Options', 'nosniff');
       // The header as set (koa writes 'text/html; charset=utf-8' for ctx.type = 'html'), read from
@@ -36,7 +45,8 @@ export function securityHeaders(options: { frameOrigins: string[]; https: boolea
         if (options.https) setAnswerHeader(ctx, 'Strict-Transport-Security', 'max-age=31536000');
       }
       if (page) {
-        setAnswerHeader(ctx, 'Content-Security-Policy', csp);
+        if (!ctx.res.hasHeader('content-security-policy'))
+          setAnswerHeader(ctx, 'Content-Security-Policy', csp);
         setAnswerHeader(ctx, 'X-Frame-Options', 'DENY');
       }
     },

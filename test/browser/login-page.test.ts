@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import * as oidc from 'openid-client';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 import { authorizationRequest, createSandboxUser, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 
@@ -76,6 +76,38 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const scanned = bridge.sandboxState.listUsers().find((person) => person.nickname === '扫码的人');
     expect(tokens.claims()?.sub).toBe(scanned?.unionid);
     await Promise.all([context.close(), device.close()]);
+  });
+
+  test("oidc-provider's self-submitting pages run under the Content-Security-Policy: a form_post response and a logout with no session left", async () => {
+    const { context, page } = await rpBrowser(browser, 'zh-CN');
+    const posted: Array<{ url: string; body: string | null }> = [];
+    await page.route('https://rp.example.test/**', async (route) => {
+      posted.push({ url: route.request().url(), body: route.request().postData() });
+      await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+    });
+    const blocked: string[] = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
+    });
+
+    // No session here: the answer is login_required, posted to the client by the page's script.
+    const { url } = await authorizationRequest(rp, { prompt: 'none', extra: { response_mode: 'form_post' } });
+    await page.goto(url.href);
+    await page.waitForURL('https://rp.example.test/callback', { timeout: 10_000 });
+    expect(new URLSearchParams(posted[0]?.body ?? '').get('error')).toBe('login_required');
+
+    // RP-initiated logout after this provider's session has ended: back to the client with its state.
+    const logout = new URL(`${bridge.url}/session/end`);
+    logout.search = new URLSearchParams({
+      client_id: RP.client_id,
+      post_logout_redirect_uri: RP.post_logout_redirect_uris?.[0] as string,
+      state: 'after-logout',
+    }).toString();
+    await page.goto(logout.href);
+    await page.waitForURL('https://rp.example.test/logged-out?**', { timeout: 10_000 });
+    expect(new URL(page.url()).searchParams.get('state')).toBe('after-logout');
+    expect(blocked).toEqual([]);
+    await context.close();
   });
 
   test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
