@@ -21,7 +21,8 @@ export interface AccountNotifier {
 }
 
 interface BackchannelClient {
-  backchannelLogout(sub: string, sid: string): Promise<void>;
+  /** Without a sid the token names the sub alone: every session of that person at the client. */
+  backchannelLogout(sub: string, sid: string | undefined): Promise<void>;
 }
 
 /**
@@ -56,7 +57,9 @@ export function createAccountNotifier(
       if (!client?.backchannelLogoutUri) return;
       try {
         // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
-        await (client as unknown as BackchannelClient).backchannelLogout(subject, '');
+        // No sid: these events end every session of the sub (Back-Channel Logout 1.0 section 2.4).
+        // oidc-provider would otherwise put the empty sid given in for clients that ask for one.
+        await (client as unknown as BackchannelClient).backchannelLogout(subject, undefined);
         logger.info({ clientId, why }, 'back-channel logout sent');
       } catch (err) {
         logger.warn(

@@ -34,9 +34,21 @@ describe('account page actions', () => {
   let receiver: LogoutReceiver;
   beforeAll(async () => {
     receiver = await logoutReceiver();
+    // Its logout client asks for a sid in logout tokens: one naming the sub alone must still carry none.
+    const withLogouts = withBackchannelClient(receiver);
     bridge = await startBridge({
       storage: 'embedded',
-      configure: withBackchannelClient(receiver),
+      configure: (config) => {
+        const configured = withLogouts(config);
+        return {
+          ...configured,
+          clients: configured.clients.map((client) =>
+            client.client_id === BCL_RP.client_id
+              ? { ...client, backchannel_logout_session_required: true }
+              : client,
+          ),
+        };
+      },
     });
     rp = await relyingParty(bridge);
     bclRp = await relyingParty(bridge, BCL_RP);
