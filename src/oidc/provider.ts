@@ -166,5 +166,19 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.on('server_error', (ctx, error) => {
     deps.logger.error({ err: error, route: ctx.oidc?.route }, 'oidc server_error');
   });
+  // A logout through /session/end notifies the session's clients itself and only emits their
+  // failures (one attempt; an address its SSRF guard refuses fails the same way).
+  provider.on('backchannel.error', (_ctx, error, client) => {
+    deps.logger.warn(
+      { clientId: client?.clientId, why: 'session ended', reason: errorReason(error) },
+      'back-channel logout failed',
+    );
+  });
   return provider;
+}
+
+/** The message and its cause's ("fetch failed" says little; the guard's refusal is the cause). */
+function errorReason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
 }

@@ -86,6 +86,24 @@ describe('account page actions', () => {
     expect(sent[0]).not.toHaveProperty('sid');
   });
 
+  test("a logout at /session/end to a client on a loopback address is refused by oidc-provider's guard, and logged", async () => {
+    const user = await createSandboxUser(bridge, '本机退出');
+    const { login, tokens } = await loginAs(bclRp, user, { scope: 'openid' });
+    receiver.tokens.length = 0;
+    const endSession = oidc.buildEndSessionUrl(bclRp, { id_token_hint: tokens.id_token as string });
+    const logoutPage = await login.browser.follow(endSession.href);
+    const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
+    await login.browser.request(`${bridge.url}/session/end/confirm`, {
+      form: { xsrf: xsrf ?? '', logout: 'yes' },
+    });
+    expect(receiver.tokens).toEqual([]);
+    await expect
+      .poll(() => bridge.logs.join(''))
+      .toMatch(
+        /"clientId":"test-bcl-rp","why":"session ended","reason":"[^"]*special-use[^"]*".*back-channel logout failed/,
+      );
+  });
+
   test('revoking one application tells that application only', async () => {
     const user = await createSandboxUser(bridge, '撤销通知');
     const { login, tokens } = await loginAs(bclRp, user, { scope: 'openid' });
