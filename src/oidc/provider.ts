@@ -34,12 +34,14 @@ export interface ProviderDeps {
 
 /**
  * Who may introspect a token: the client it was issued to, or a client registered as a resource
- * server. And whether it is still active as far as its account goes: oidc-provider's introspection
+ * server, and never a public client (RFC 7662 section 2.1 asks for authorization, and a public
+ * client's client_id alone is none: whoever holds one of its tokens could read whose it is). And whether it is still active as far as its account goes: oidc-provider's introspection
  * does not ask for the account, so a token that findAccount refuses (its account deleted, or newer
  * than the token: see find-account.ts) would otherwise be reported active until it expires.
  */
 function introspectionPolicy(findAccount: Configuration['findAccount']) {
   return async (ctx: KoaContextWithOIDC, client: Client, token: IntrospectedToken): Promise<boolean> => {
+    if (client.clientAuthMethod === 'none') return false;
     if (token.clientId !== client.clientId && client.metadata().resource_server !== true) return false;
     if (token.accountId === undefined || !findAccount) return true;
     return (
@@ -73,6 +75,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   const pages = createPages(deps.views);
 
   const configuration: Configuration = {
+    // redirect_uri is REQUIRED in an authentication request (OIDC Core 3.1.2.1), even for a client
+    // that registered one: oidc-provider would otherwise take the registered one.
+    allowOmittingSingleRegisteredRedirectUri: false,
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {

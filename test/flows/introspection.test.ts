@@ -20,6 +20,15 @@ const API: ClientConfig & { client_secret: string } = {
   resource_server: true,
 };
 
+/** A public client (a single-page app): PKCE, no secret. */
+const PUBLIC_RP: ClientConfig = {
+  client_id: 'public-spa',
+  redirect_uris: RP.redirect_uris,
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+};
+
 describe('introspection and revocation: who may learn about or revoke a token', () => {
   let bridge: Bridge;
   let rp: oidc.Configuration;
@@ -27,7 +36,7 @@ describe('introspection and revocation: who may learn about or revoke a token', 
   beforeAll(async () => {
     bridge = await startBridge({
       storage: 'embedded',
-      configure: (config) => ({ ...config, clients: [...config.clients, OTHER_RP, API] }),
+      configure: (config) => ({ ...config, clients: [...config.clients, OTHER_RP, API, PUBLIC_RP] }),
     });
     rp = await relyingParty(bridge);
   });
@@ -47,6 +56,19 @@ describe('introspection and revocation: who may learn about or revoke a token', 
     }
     const api = await oidc.tokenIntrospection(await relyingParty(bridge, API), tokens.access_token);
     expect(api).toMatchObject({ active: true, sub: user.unionid, client_id: RP.client_id });
+  });
+
+  test('a public client may not introspect, not even its own token: its client_id is no authorization', async () => {
+    const spa = await oidc.discovery(new URL(bridge.url), PUBLIC_RP.client_id, {}, oidc.None(), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const user = await createSandboxUser(bridge, 'Public');
+    const { tokens } = await loginAs(spa, user, { scope: 'openid' });
+    expect(tokens.claims()?.sub).toBe(user.unionid);
+    expect(await oidc.tokenIntrospection(spa, tokens.access_token)).toEqual({ active: false });
+    // The token itself is good: an API registered as a resource server learns whose it is.
+    const api = await oidc.tokenIntrospection(await relyingParty(bridge, API), tokens.access_token);
+    expect(api).toMatchObject({ active: true, sub: user.unionid, client_id: PUBLIC_RP.client_id });
   });
 
   test('only the client a token was issued to may revoke it; another is refused and the token lives on', async () => {

@@ -421,6 +421,15 @@ for (const storage of STORAGE_SETUPS) {
       expect(tokens.claims()?.sub).toBe(panda.unionid);
     });
 
+    test('an authorization request without redirect_uri is refused on a page, not sent to the registered one', async () => {
+      const { url } = await authorizationRequest(rp);
+      url.searchParams.delete('redirect_uri');
+      const hop = await new TestBrowser().request(url.href);
+      expect(hop.status).toBe(400);
+      expect(hop.location).toBeUndefined();
+      expect(hop.body).toContain('redirect_uri');
+    });
+
     test("an unknown interaction shows the friendly start-again page in the reader's language", async () => {
       const browser = new TestBrowser();
       const hop = await browser.request(`${bridge.url}/interaction/no-such-interaction`, {
