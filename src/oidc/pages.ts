@@ -9,7 +9,7 @@ type RenderError = NonNullable<Configuration['renderError']>;
  */
 export function createPages(views: Views) {
   const renderError: RenderError = async (ctx, out, _error) => {
-    const page = pageContext(ctx);
+    const page = pageContext(ctx, uiLocales(ctx));
     const detail = out.error_description ?? out.error;
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
@@ -19,17 +19,26 @@ export function createPages(views: Views) {
   };
 
   async function logoutSource(ctx: KoaContextWithOIDC, form: string): Promise<void> {
-    const page = pageContext(ctx);
+    const page = pageContext(ctx, uiLocales(ctx));
     ctx.type = 'html';
     // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
     ctx.body = views.render('logout', page, { form, host: ctx.host });
   }
 
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
-    const page = pageContext(ctx);
+    const page = pageContext(ctx, uiLocales(ctx));
     ctx.type = 'html';
     ctx.body = views.render('logged-out', page);
   }
 
   return { renderError, logoutSource, postLogoutSuccessSource };
+}
+
+/**
+ * The ui_locales the request named (the authorization request's, or RP-initiated logout's: section
+ * 2 of that specification lists it), which come before the browser's Accept-Language.
+ */
+function uiLocales(ctx: KoaContextWithOIDC): string | undefined {
+  const value = (ctx.oidc?.params as { ui_locales?: unknown } | undefined)?.ui_locales;
+  return typeof value === 'string' ? value : undefined;
 }

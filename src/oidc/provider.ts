@@ -1,6 +1,7 @@
 import Provider, { type Client, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, Config } from '../config/types.ts';
 import type { Views } from '../http/views.ts';
+import { LANGS } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import { createCookieSigner } from './cookie-signer.ts';
@@ -78,6 +79,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     // redirect_uri is REQUIRED in an authentication request (OIDC Core 3.1.2.1), even for a client
     // that registered one: oidc-provider would otherwise take the registered one.
     allowOmittingSingleRegisteredRedirectUri: false,
+    // Our pages' languages, which ui_locales chooses between (src/i18n/messages.ts).
+    discovery: { ui_locales_supported: [...LANGS] },
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {

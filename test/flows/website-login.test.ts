@@ -430,6 +430,24 @@ for (const storage of STORAGE_SETUPS) {
       expect(hop.body).toContain('redirect_uri');
     });
 
+    test("ui_locales chooses the logout page's and the error page's language over the browser's, as discovery lists", async () => {
+      const discovery = (await (await fetch(`${bridge.url}/.well-known/openid-configuration`)).json()) as {
+        ui_locales_supported?: string[];
+      };
+      expect(discovery.ui_locales_supported).toEqual(['zh-CN', 'en']);
+      const chinese = { headers: { 'accept-language': 'zh-CN,zh;q=0.9' } };
+      const { login } = await loginAs(rp, panda);
+      const logout = await login.browser.request(`${bridge.url}/session/end?ui_locales=en`, chinese);
+      expect(logout.body).toContain('Do you want to log out of');
+      // An unregistered redirect_uri: refused on a page, not by a redirect.
+      const { url } = await authorizationRequest(rp, {
+        redirectUri: 'https://elsewhere.example/callback',
+        extra: { ui_locales: 'en' },
+      });
+      const error = await new TestBrowser().request(url.href, chinese);
+      expect(error.body).toContain('The login request is invalid');
+    });
+
     test("an unknown interaction shows the friendly start-again page in the reader's language", async () => {
       const browser = new TestBrowser();
       const hop = await browser.request(`${bridge.url}/interaction/no-such-interaction`, {
