@@ -9,7 +9,8 @@ export type AbortReason = 'cancelled' | 'declined' | 'unavailable' | 'failed';
 
 export const ABORT_ERRORS: Record<AbortReason, { error: string; error_description: string }> = {
   cancelled: { error: 'access_denied', error_description: 'End-User aborted interaction' },
-  declined: { error: 'access_denied', error_description: 'End-User declined the WeChat authorization' },
+  // On WeChat's page or on our consent page.
+  declined: { error: 'access_denied', error_description: 'End-User declined the authorization' },
   unavailable: { error: 'temporarily_unavailable', error_description: 'WeChat is temporarily unavailable' },
   failed: { error: 'server_error', error_description: 'WeChat login could not be completed' },
 };
