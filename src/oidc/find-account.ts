@@ -5,6 +5,7 @@ import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import {
   type Account,
   findAccountBySubject,
+  type Identity,
   isPlaceholderAvatar,
   isPlaceholderNickname,
   listIdentities,
@@ -134,8 +135,10 @@ export function hasScope(scope: string, name: string): boolean {
 }
 
 /**
- * wechat_unionid: the person's unionid; wechat_openids: { appid: openid } for every app they have
- * logged in through (an OpenID is what WeChat's messaging APIs address a person by, per app).
+ * wechat_unionid: the person's unionid, that of the WeChat they used last (after a phone recovery
+ * an account's identities carry the new WeChat's, while its subject stays the first one's);
+ * wechat_openids: { appid: openid } for every app they have logged in through (an OpenID is what
+ * WeChat's messaging APIs address a person by, per app).
  */
 async function wechatClaims(
   db: Kysely<Database>,
@@ -145,7 +148,16 @@ async function wechatClaims(
   const openids: Record<string, string> = {};
   for (const identity of identities) openids[identity.appid] = identity.openid;
   return {
-    wechat_unionid: identities.find((identity) => identity.unionid)?.unionid ?? account.subject,
+    wechat_unionid: lastUsedUnionid(identities) ?? account.subject,
     wechat_openids: openids,
   };
+}
+
+function lastUsedUnionid(identities: readonly Identity[]): string | undefined {
+  let last: Identity | undefined;
+  for (const identity of identities) {
+    if (!identity.unionid) continue;
+    if (!last || new Date(identity.last_login_at) > new Date(last.last_login_at)) last = identity;
+  }
+  return last?.unionid ?? undefined;
 }

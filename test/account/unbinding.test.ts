@@ -13,6 +13,7 @@ import {
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createFindAccount } from '../../src/oidc/find-account.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatAppKind } from '../../src/upstream/wechat/types.ts';
 import {
@@ -118,6 +119,32 @@ describe('unbinding rules', () => {
     const recovered = await setVerifiedPhoneNumber(db, fresh.id, '+8613800000077', later(45));
     expect(recovered?.account.id).toBe(waiting.accountId);
     expect(recovered?.removedSubject).toBe(fresh.subject);
+  });
+
+  it('names in wechat_unionid the WeChat used last, when a recovered account holds two', async () => {
+    const old = await person(['mini_program']);
+    await setVerifiedPhoneNumber(db, old.accountId, '+8613800000088', later(1));
+    expect(await unbindIdentity(db, old.accountId, old.identity(0), later(2))).toBe('unbound');
+    const renewed = {
+      kind: 'mini_program' as const,
+      appid: 'wx-app-0',
+      openid: `open-new-${n}`,
+      snapshotUser: false,
+    };
+    const { account: fresh } = await linkIdentity(db, { ...renewed, unionid: `union-new-${n}` }, later(3));
+    expect((await setVerifiedPhoneNumber(db, fresh.id, '+8613800000088', later(4)))?.account.id).toBe(
+      old.accountId,
+    );
+    const unionidAfter = async () => {
+      const found = await createFindAccount(db)({} as never, old.unionid);
+      return (await found?.claims('userinfo', 'openid wechat', {}, []))?.wechat_unionid;
+    };
+    expect(await unionidAfter()).toBe(`union-new-${n}`);
+    // The old WeChat logs in again (unbinding is no ban): it is the one used last.
+    await linkIdentity(db, { ...renewed, openid: `open-${n}-0`, unionid: old.unionid }, later(5));
+    expect(await unionidAfter()).toBe(old.unionid);
+    await linkIdentity(db, { ...renewed, unionid: `union-new-${n}` }, later(6));
+    expect(await unionidAfter()).toBe(`union-new-${n}`);
   });
 
   it("answers not_found for another account's identity or an unknown one", async () => {
