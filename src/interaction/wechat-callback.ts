@@ -19,6 +19,7 @@ import {
   GENERIC,
   isOutcome,
   linkAndLogIn,
+  SNAPSHOT,
   STATE_INVALID,
   type WrittenAlongside,
 } from './complete-login.ts';
@@ -27,7 +28,7 @@ import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
 import { findInteraction, renderExpired, secondsLeft } from './load.ts';
 import { completeOfficialAccount } from './official-account.ts';
 import { showConsentAfterLogin } from './show.ts';
-import { markStateUsed, type WeChatFlow } from './wechat-state.ts';
+import { markStateUsed, releaseState, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
 const COOKIELESS_WAIT_MS = 1000;
@@ -83,13 +84,13 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
     claimCode(deps.kv, flow.appid, code, uid, ttl),
     markStateUsed(deps.kv, state, ttl),
   ]);
-  if (!firstDelivery) return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction);
+  if (!firstDelivery) return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction, state);
   if (!firstCodeForState) {
     deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
     await recordOutcome(deps.kv, flow.appid, code, { uid, outcome: failed(STATE_INVALID) }, ttl);
     return answer(ctx, deps, uid, failed(STATE_INVALID));
   }
-  await completeClaimed(ctx, deps, interaction, flow, code, ttl);
+  await completeClaimed(ctx, deps, interaction, flow, code, ttl, state);
 }
 
 /** The delivery that holds the code's claim: complete the login and record where it went. */
@@ -100,6 +101,7 @@ async function completeClaimed(
   flow: WeChatFlow,
   code: string,
   ttl: number,
+  state: string,
 ): Promise<void> {
   const uid = interaction.uid;
   let recorded = false;
@@ -112,6 +114,8 @@ async function completeClaimed(
   try {
     outcome = await complete(deps, interaction, flow, code, record);
     if (!recorded) await record(outcome);
+    // A snapshot page's refusal used the state up for nothing: the real authorization follows.
+    if (outcome.kind === 'failure' && outcome.failure === SNAPSHOT) await releaseState(deps.kv, state);
   } catch (error) {
     // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
     const crashed = { uid, outcome: failed(GENERIC, 500) };
@@ -159,6 +163,7 @@ async function repeatFirstDelivery(
   code: string,
   uid: string,
   interaction: Interaction,
+  state: string,
 ): Promise<void> {
   const claim = await waitFor(
     async () => settled(await findClaim(deps.kv, flow.appid, code)),
@@ -172,7 +177,7 @@ async function repeatFirstDelivery(
         { uid, appid: flow.appid },
         'wechat callback: taking over a claim whose delivery died',
       );
-      return completeClaimed(ctx, deps, interaction, flow, code, ttl);
+      return completeClaimed(ctx, deps, interaction, flow, code, ttl, state);
     }
   }
   if (claim?.uid !== uid) {

@@ -96,3 +96,12 @@ const usedKey = (state: string) => `wechat-state-used:${state}`;
 export async function markStateUsed(kv: KeyValueStore, state: string, ttlSeconds: number): Promise<boolean> {
   return kv.putIfAbsent(usedKey(state), true, Math.max(1, ttlSeconds));
 }
+
+/**
+ * Lets the state bring one more code: after a snapshot page's virtual account was refused, the
+ * person taps 使用完整服务 and WeChat runs the same authorization again (wechat-api.md §3.1), whose
+ * code comes back with the same state.
+ */
+export async function releaseState(kv: KeyValueStore, state: string): Promise<void> {
+  await kv.delete(usedKey(state));
+}

@@ -24,7 +24,13 @@ import {
   relyingParty,
   startLogin,
 } from '../helpers/flow.ts';
-import { loginInWeChat, loginInWeChatAs, setDeliverTwice, setSnapshot } from '../helpers/official-account.ts';
+import {
+  followInWeChat,
+  loginInWeChat,
+  loginInWeChatAs,
+  setDeliverTwice,
+  setSnapshot,
+} from '../helpers/official-account.ts';
 
 const WECHAT_SCOPE = 'openid profile wechat';
 
@@ -157,6 +163,22 @@ for (const storage of STORAGE_SETUPS) {
       expect(new URL(retry.location as string).pathname).toBe('/connect/oauth2/authorize');
       const after = await loginInWeChatAs(rp, person, { browser: refused.browser });
       expect(after.tokens.claims()?.sub).toBe(person.unionid);
+    });
+
+    test('after the snapshot page, 使用完整服务 runs the same authorization again: its new code, with the same state, logs the person in', async () => {
+      const person = await createSandboxUser(bridge, '快照之后 After snapshot');
+      await setSnapshot(bridge, person, true);
+      const refused = await loginInWeChat(rp, { user: person });
+      expect(refused.last.body).toContain('使用完整服务');
+      // WeChat re-opens the authorization the snapshot page came from (wechat-api.md §3.1).
+      await setSnapshot(bridge, person, false);
+      const again = await followInWeChat(refused.browser, refused.trips.at(-1)?.href as string, {
+        user: person,
+      });
+      expect(again.trips.map((trip) => trip.state)).toEqual([refused.trips.at(-1)?.state]);
+      expect(again.redirect).toBeDefined();
+      const tokens = await oidc.authorizationCodeGrant(rp, again.redirect as URL, refused.checks);
+      expect(tokens.claims()?.sub).toBe(person.unionid);
     });
 
     test('a callback WeChat delivers twice is acted on once: one code exchange, one login, no error', async () => {

@@ -8,6 +8,8 @@ export interface OfficialAccountTrip {
   appid: string;
   scope: string;
   state: string;
+  /** The whole authorize URL, as WeChat would open it again. */
+  href: string;
 }
 
 export interface WeChatBrowserLogin {
@@ -45,12 +47,25 @@ export async function loginInWeChat(
   const browser =
     options.browser ?? new TestBrowser({ userAgent: options.userAgent ?? USER_AGENTS.wechatIos });
   const { url, checks } = await authorizationRequest(rp, options);
+  return { ...(await followInWeChat(browser, url.href, options)), checks };
+}
+
+/**
+ * From `href` on, what the person's WeChat browser does: every redirect, the sandbox's pages, our
+ * consent page, up to the relying party's redirect_uri or a page that stops the login.
+ */
+export async function followInWeChat(
+  browser: TestBrowser,
+  href: string,
+  options: Pick<WeChatBrowserOptions, 'user' | 'deny'> = {},
+): Promise<Omit<WeChatBrowserLogin, 'checks'>> {
   const trips: OfficialAccountTrip[] = [];
   let sandboxPages = 0;
-  let hop = await browser.request(url.href);
+  let hop = await browser.request(href);
+  if (new URL(href).pathname === '/connect/oauth2/authorize') trips.push(tripOf(new URL(href)));
   for (let i = 0; i < 40; i++) {
     if (hop.location?.startsWith(RP.redirect_uris[0] as string)) {
-      return { browser, checks, trips, sandboxPages, redirect: new URL(hop.location), last: hop };
+      return { browser, trips, sandboxPages, redirect: new URL(hop.location), last: hop };
     }
     if (hop.location) {
       const next = new URL(hop.location);
@@ -70,7 +85,7 @@ export async function loginInWeChat(
       hop = await browser.request(allow, { method: 'POST', form: {} });
       continue;
     }
-    return { browser, checks, trips, sandboxPages, redirect: undefined, last: hop };
+    return { browser, trips, sandboxPages, redirect: undefined, last: hop };
   }
   throw new Error('the WeChat login went round in circles');
 }
@@ -91,10 +106,18 @@ export async function loginInWeChatAs(
 
 function tripOf(url: URL): OfficialAccountTrip {
   const q = url.searchParams;
-  return { appid: q.get('appid') ?? '', scope: q.get('scope') ?? '', state: q.get('state') ?? '' };
+  return {
+    appid: q.get('appid') ?? '',
+    scope: q.get('scope') ?? '',
+    state: q.get('state') ?? '',
+    href: url.href,
+  };
 }
 
-function sandboxDecision(page: string, options: WeChatBrowserOptions): Record<string, string> {
+function sandboxDecision(
+  page: string,
+  options: Pick<WeChatBrowserOptions, 'user' | 'deny'>,
+): Record<string, string> {
   const form: Record<string, string> = {};
   for (const match of page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
     form[match[1] as string] = decodeEntities(match[2] as string);
