@@ -18,6 +18,8 @@ const zh = {
   'login.openInWeChat': '请在微信中打开此页面登录。',
   'login.wecomScan': '企业微信中无法使用微信授权登录。请用手机微信扫描下方二维码，或在微信中打开此页面。',
   'login.scanOnComputer': '此服务暂不支持在微信内直接登录。请在电脑浏览器中打开此页面，用微信扫码登录。',
+  'login.phoneUseComputer':
+    '手机无法扫描自己屏幕上的二维码。请在电脑浏览器中打开此页面，用手机微信扫码登录。',
   'callback.duplicateTitle': '微信登录',
   'callback.duplicate': '此次登录已在处理中，无需重复操作。',
   'consent.title': '授权确认',
@@ -100,6 +102,8 @@ const en: Record<MessageKey, string> = {
     'WeChat authorization is not available in WeCom. Scan the QR code below with WeChat on your phone, or open this page in WeChat.',
   'login.scanOnComputer':
     'Logging in directly inside WeChat is not available for this service. Open this page in a browser on a computer and scan the QR code with WeChat.',
+  'login.phoneUseComputer':
+    'A phone cannot scan the QR code on its own screen. Open this page in a browser on a computer and scan the code with WeChat on your phone.',
   'callback.duplicateTitle': 'WeChat login',
   'callback.duplicate': 'This login is already being completed. There is nothing more to do here.',
   'consent.title': 'Authorize',

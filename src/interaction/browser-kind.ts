@@ -13,14 +13,18 @@
  * - `wecom`: WeCom (企业微信, wxwork in the UA). Its UA also contains MicroMessenger, but WeChat
  *   answers Official Account authorization there with "请在微信客户端打开链接": it gets the QR page
  *   (scan with WeChat) instead, never the Official Account route.
+ * - `phone`: another browser on a phone or tablet (Mobile, Android, iPhone or iPad in the UA): the
+ *   QR page, though the phone cannot scan its own screen, so the page says what to do instead.
  * - `other`: any other browser: the QR page.
  */
-export type BrowserKind = 'wechat' | 'wechat_desktop' | 'mini_program' | 'wecom' | 'other';
+export type BrowserKind = 'wechat' | 'wechat_desktop' | 'mini_program' | 'wecom' | 'phone' | 'other';
+
+const PHONE = /mobile|android|iphone|ipad/;
 
 export function browserKind(userAgent: string | undefined): BrowserKind {
   const ua = (userAgent ?? '').toLowerCase();
   if (ua.includes('wxwork')) return 'wecom';
-  if (!ua.includes('micromessenger')) return 'other';
+  if (!ua.includes('micromessenger')) return PHONE.test(ua) ? 'phone' : 'other';
   if (ua.includes('miniprogram')) return 'mini_program';
   if (ua.includes('windowswechat') || ua.includes('macwechat')) return 'wechat_desktop';
   return 'wechat';

@@ -78,9 +78,9 @@ export async function showLogin(
 
 /**
  * What the page must say when this browser cannot simply scan: WeCom cannot use the Official Account
- * (scan, or open the page in WeChat), a phone's WeChat without an official account configured cannot
- * scan its own screen (use a computer), and a desktop browser without a website app must move to
- * WeChat. Undefined when the QR code alone says it (or nothing is configured at all).
+ * (scan, or open the page in WeChat), a phone (its WeChat without an official account configured,
+ * or another browser on it) cannot scan its own screen (open the page in WeChat, or on a computer),
+ * and a desktop browser without a website app must move to WeChat. Undefined when the QR code alone says it (or nothing is configured at all).
  */
 function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey | undefined {
   const { website, officialAccount } = connectors;
@@ -93,6 +93,9 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
       return website ? 'login.scanOnComputer' : undefined;
     case 'wechat_desktop':
       return undefined;
+    case 'phone':
+      if (officialAccount) return 'login.openInWeChat';
+      return website ? 'login.phoneUseComputer' : undefined;
     case 'other':
       return !website && officialAccount ? 'login.openInWeChat' : undefined;
   }

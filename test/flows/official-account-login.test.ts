@@ -287,6 +287,11 @@ for (const storage of STORAGE_SETUPS) {
       expect(wecom.last.status).toBe(200);
       expect(wecom.last.body).toContain('id="wechat-qr"');
       expect(wecom.last.body).toContain('企业微信中无法使用微信授权登录');
+      // Another browser on a phone: the QR page, which tells it to open the page in WeChat.
+      const phone = await loginInWeChat(rp, { userAgent: USER_AGENTS.mobileSafari });
+      expect(phone.trips).toEqual([]);
+      expect(phone.last.body).toContain('id="wechat-qr"');
+      expect(phone.last.body).toContain('请在微信中打开此页面登录');
     });
 
     test('no secret, code or token reached the logs', () => {
@@ -390,6 +395,8 @@ describe('a browser with no suitable app configured gets a plain page, never a c
     ['desktop WeChat', 'websiteOnly', USER_AGENTS.windowsWechat, '请使用微信扫描二维码登录', true],
     ['a desktop browser', 'officialAccountOnly', USER_AGENTS.desktop, '请在微信中打开此页面登录', false],
     ['WeCom', 'officialAccountOnly', USER_AGENTS.wecom, '请在微信中打开此页面登录', false],
+    ['a phone browser', 'websiteOnly', USER_AGENTS.mobileSafari, '手机无法扫描自己屏幕上的二维码', true],
+    ['a phone browser', 'officialAccountOnly', USER_AGENTS.mobileSafari, '请在微信中打开此页面登录', false],
   ] as const)('%s (%s)', async (_name, setup, userAgent, text, qr) => {
     const bridge = bridges[setup] as Bridge;
     const rp = await relyingParty(bridge);

@@ -12,7 +12,12 @@ describe('browserKind', () => {
     [USER_AGENTS.wecom, 'wecom', false],
     [USER_AGENTS.wecomDesktop, 'wecom', false],
     [USER_AGENTS.desktop, 'other', false],
-    [USER_AGENTS.mobileSafari, 'other', false],
+    [USER_AGENTS.mobileSafari, 'phone', false],
+    [
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36',
+      'phone',
+      false,
+    ],
   ] as const)('classifies %s as %s', (userAgent, kind, official) => {
     expect(browserKind(userAgent)).toBe(kind);
     expect(canUseOfficialAccount(browserKind(userAgent))).toBe(official);
