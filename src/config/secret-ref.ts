@@ -24,6 +24,13 @@ export interface ResolvedSecrets {
 }
 
 /**
+ * The cookie keys sign the sessions' cookies and the WeChat state, and key the account page's form
+ * tokens and the sealed mini-program session keys (HMAC and key derivation): a short one is
+ * guessed offline from any signed value. 32 characters of base64 are 192 bits.
+ */
+export const MIN_COOKIE_KEY_LENGTH = 32;
+
+/**
  * Resolves every secret reference of the raw (not yet validated) file. It walks the raw value
  * rather than the parsed one so that a missing environment variable is reported together with
  * unrelated schema problems; malformed references are left to the schema to report.
@@ -36,6 +43,14 @@ export async function resolveFileSecrets(raw: unknown, ctx: ResolveContext): Pro
   const jwks = jwksRef.success ? await resolveJwks(jwksRef.data, 'oidc.jwks', ctx) : undefined;
   const cookieKeyRefs = entries(field(oidc, 'cookieKeys'));
   const cookieKeys = await resolveEach(field(oidc, 'cookieKeys'), 'oidc.cookieKeys', undefined, ctx);
+  for (const [index, key] of cookieKeys) {
+    if (key.length >= MIN_COOKIE_KEY_LENGTH) continue;
+    ctx.findings.problem(
+      `oidc.cookieKeys[${index}]`,
+      `is ${key.length} characters long; use at least ${MIN_COOKIE_KEY_LENGTH} random ones (for example \`openssl rand -base64 32\`)`,
+    );
+    cookieKeys.delete(index);
+  }
   const clientSecrets = await resolveEach(field(raw, 'clients'), 'clients', 'client_secret', ctx);
   return {
     appSecrets: mapValues(appSecrets, (text) => new Secret(text)),

@@ -70,7 +70,7 @@ function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     NODE_ENV: 'production',
     APP_SECRET: 'app-secret-from-env',
     JWKS: JSON.stringify({ keys: [privateJwk()] }),
-    COOKIE_KEY: 'cookie-key-from-env',
+    COOKIE_KEY: 'cookie-key-from-env-0123456789abcdefghij',
     ...extra,
   };
 }
@@ -400,9 +400,22 @@ describe('loadConfig secret references', () => {
   });
 
   it('resolves cookie keys into Secrets, in order', async () => {
-    const file = await writeConfig({ oidc: { cookieKeys: [{ env: 'NEW_KEY' }, { value: 'old-key' }] } });
-    const config = await loadConfig({ env: { NEW_KEY: 'new-key' }, file });
-    expect(config.oidc.cookieKeys?.map((key) => key.reveal())).toEqual(['new-key', 'old-key']);
+    const oldKey = 'old-key-0123456789abcdefghijklmnopqrstu';
+    const newKey = 'new-key-0123456789abcdefghijklmnopqrstu';
+    const file = await writeConfig({ oidc: { cookieKeys: [{ env: 'NEW_KEY' }, { value: oldKey }] } });
+    const config = await loadConfig({ env: { NEW_KEY: newKey }, file });
+    expect(config.oidc.cookieKeys?.map((key) => key.reveal())).toEqual([newKey, oldKey]);
+  });
+
+  it('refuses a cookie key shorter than 32 characters, naming it and never its value', async () => {
+    const file = await writeConfig({ oidc: { cookieKeys: [{ env: 'NEW_KEY' }, { env: 'OLD_KEY' }] } });
+    const problems = await problemsOf(
+      loadConfig({ env: { NEW_KEY: 'x'.repeat(32), OLD_KEY: 'short-secret' }, file }),
+    );
+    expect(problems).toEqual([
+      'oidc.cookieKeys[1]: is 12 characters long; use at least 32 random ones (for example `openssl rand -base64 32`)',
+    ]);
+    expect(problems.join('\n')).not.toContain('short-secret');
   });
 
   it('parses a JWKS file with private keys', async () => {
@@ -581,7 +594,7 @@ clients:
       PARTNER_PORTAL_CLIENT_SECRET: 'p',
       EXAMPLE_API_CLIENT_SECRET: 'a',
       // No OIDC_COOKIE_KEY_PREVIOUS: a first deployment has no previous key (the entry is commented out).
-      OIDC_COOKIE_KEY: 'k1',
+      OIDC_COOKIE_KEY: 'k1-0123456789abcdefghijklmnopqrstuvwx',
     });
     const problems = await problemsOf(
       loadConfig({ env, file: join(packageRoot(), 'config', 'example.production.yaml') }),
@@ -674,7 +687,7 @@ describe('loadConfig production policy', () => {
 const SECRETS = {
   app: 'app-secret-4f1d',
   client: 'client-secret-9a2c',
-  cookie: 'cookie-key-77e0',
+  cookie: 'cookie-key-77e0-0123456789abcdefghijklmn',
   dbPassword: 'db-pass-31b5',
   redisPassword: 'redis-pass-c08a',
 };

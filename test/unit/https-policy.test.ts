@@ -43,7 +43,7 @@ const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
       },
     ],
   }),
-  COOKIE_KEY: 'cookie-key',
+  COOKIE_KEY: 'cookie-key-0123456789abcdefghijklmnopqrstuv',
   ...extra,
 });
 
