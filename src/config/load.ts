@@ -5,6 +5,7 @@ import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
 import {
+  checkClientRedirects,
   checkEnvironmentPolicy,
   checkOfficialAccountCallback,
   checkTransportPolicy,
@@ -61,6 +62,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);
     const apiBaseUrl = overrides.apiBaseUrl ?? data.wechat.apiBaseUrl;
     checkWeChatTransport({ apiBaseUrl, sandbox: data.sandbox.enabled, production }, findings);
+    checkClientRedirects(data.clients, production, findings);
   }
 
   for (const warning of findings.warnings) options.onWarning?.(warning);

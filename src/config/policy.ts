@@ -128,6 +128,36 @@ export function checkWeChatTransport(
   );
 }
 
+/**
+ * In production a client's redirect URIs are https: an authorization response carries the code (and
+ * a logout response the state) in the URL, readable on the way over plain http. A loopback address
+ * stays allowed, as native apps listen there (RFC 8252 section 7.3), and never leaves the machine.
+ */
+export function checkClientRedirects(
+  clients: ReadonlyArray<{ redirect_uris?: string[]; post_logout_redirect_uris?: string[] }>,
+  production: boolean,
+  findings: Findings,
+): void {
+  if (!production) return;
+  for (const [index, client] of clients.entries()) {
+    for (const name of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+      for (const [at, uri] of (client[name] ?? []).entries()) {
+        if (isHttps(uri) || isLoopback(uri)) continue;
+        findings.problem(
+          `clients[${index}].${name}[${at}]`,
+          'must be https in production (plain http only for a loopback address, as native apps use)',
+        );
+      }
+    }
+  }
+}
+
+function isLoopback(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { hostname } = new URL(url);
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
 function isHttps(url: string): boolean {
   return URL.canParse(url) && new URL(url).protocol === 'https:';
 }

@@ -647,6 +647,24 @@ describe('loadConfig production policy', () => {
     expect(warnings).toEqual(['sandbox.enabled: WeChat logins go to the built-in emulator, in production']);
   });
 
+  it('refuses plain-http redirect URIs in production, except on a loopback address', async () => {
+    const file = await writeConfig({
+      ...productionFile,
+      clients: [
+        {
+          client_id: 'web',
+          client_secret: { env: 'RP_SECRET' },
+          redirect_uris: ['https://rp.example/cb', 'http://rp.example/cb', 'http://127.0.0.1:8080/cb'],
+          post_logout_redirect_uris: ['http://rp.example/bye', 'http://localhost/bye'],
+        },
+      ],
+    });
+    expect(await problemsOf(loadConfig({ env: productionEnv({ RP_SECRET: 'rp-secret' }), file }))).toEqual([
+      'clients[0].redirect_uris[1]: must be https in production (plain http only for a loopback address, as native apps use)',
+      'clients[0].post_logout_redirect_uris[0]: must be https in production (plain http only for a loopback address, as native apps use)',
+    ]);
+  });
+
   it('warns in production when the WeChat API is reached over plain http, by file or by env', async () => {
     const warnings: string[] = [];
     const file = await writeConfig({
