@@ -62,7 +62,7 @@ export function createApp(deps: AppDeps): Provider {
       frameOrigins: [new URL(config.wechat.openBaseUrl).origin],
       https: new URL(config.issuer).protocol === 'https:',
     }),
-    requestLog(deps.logger, { requests: config.log.requests }),
+    requestLog(deps.logger, { requests: config.log.requests, trustProxy: config.trustProxy }),
     ...(deps.metrics ? [httpMetrics(deps.metrics)] : []),
   ];
   provider.use(frontDoor({ stages, onError: errorPage(views) }));

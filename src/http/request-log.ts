@@ -12,10 +12,15 @@ import { type RequestStage, setAnswerHeader } from './front-door.ts';
  * the call's cost, for what the HTTP metrics (and the proxy in front) already tell; logins, failures
  * and everything handlers log keep their request id either way.
  */
-export function requestLog(logger: Logger, options: { requests: 'all' | 'failures' }): RequestStage {
+export function requestLog(
+  logger: Logger,
+  options: { requests: 'all' | 'failures'; trustProxy: boolean },
+): RequestStage {
   return {
     start(ctx) {
-      const incoming = ctx.get('x-request-id');
+      // Only a proxy we trust names the request: a client's own id would let it forge or reuse ids
+      // in the log.
+      const incoming = options.trustProxy ? ctx.get('x-request-id') : '';
       const requestId = /^[\w.-]{8,64}$/.test(incoming) ? incoming : randomUUID();
       // Whatever an earlier middleware put in the state is kept.
       ctx.state = Object.assign(new RequestState(logger, requestId), ctx.state);

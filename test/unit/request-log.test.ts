@@ -6,7 +6,7 @@ import { frontDoor } from '../../src/http/front-door.ts';
 import { requestLog } from '../../src/http/request-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
-async function serve(requests: 'all' | 'failures') {
+async function serve(requests: 'all' | 'failures', trustProxy = true) {
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk, _encoding, done) {
@@ -15,7 +15,7 @@ async function serve(requests: 'all' | 'failures') {
     },
   });
   const app = new Koa();
-  const stages = [requestLog(createLogger({ level: 'info', destination }), { requests })];
+  const stages = [requestLog(createLogger({ level: 'info', destination }), { requests, trustProxy })];
   app.use(frontDoor({ stages, onError: () => {} }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
@@ -57,5 +57,13 @@ describe('access lines', () => {
       ['request', '/handler-logs', true],
     ]);
     expect(lines[0]?.requestId).toBe('proxy-id-12345');
+  });
+
+  it("without a trusted proxy, ignores the client's X-Request-Id and makes its own", async () => {
+    const { base, lines, close } = await serve('all', false);
+    const ok = await fetch(`${base}/ok`, { headers: { 'x-request-id': 'forged-id-12345' } });
+    await close();
+    expect(ok.headers.get('x-request-id')).toMatch(/^[\w-]{36}$/);
+    expect(JSON.stringify(lines)).not.toContain('forged-id-12345');
   });
 });
