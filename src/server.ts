@@ -96,6 +96,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
 
     const gate: AnswerGate = {};
     const server = createServer(gatedServerOptions(gate), answerWhileStarting);
+    keepConnectionsForProxies(server);
     const connections = trackConnections(server);
     drain = () => closeServer(server, connections, DRAIN_TIMEOUT_MS);
     const port = await listen(server, config.port, config.host);
@@ -291,6 +292,20 @@ function assertTransportPolicy(config: Config): void {
   throw new Error(
     `refusing to start: ${problems.map(([field, message]) => `${field} ${message}`).join('; ')}`,
   );
+}
+
+/**
+ * How long an idle keep-alive connection stays open. Node's default is 5 s, and the proxies and
+ * load balancers that sit in front keep their idle connections to the instance 60 s (nginx's
+ * upstream keepalive_timeout, AWS's ALB): one that reuses a connection the instance has just closed
+ * answers 502. Past theirs, the proxy closes first. The headers' own deadline stays above it, as
+ * Node requires of the two.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
+function keepConnectionsForProxies(server: Server): void {
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import {
@@ -97,4 +99,34 @@ describe('startup', () => {
       await bridge.close();
     }
   });
+});
+
+describe('keep-alive', () => {
+  let bridge: Bridge;
+  beforeAll(async () => {
+    bridge = await startBridge({ storage: 'embedded' });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test("an idle keep-alive connection is still open after Node's default 5 s, for a proxy that reuses it", async () => {
+    const { port } = new URL(bridge.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    const answers: string[] = [];
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => answers.push(chunk));
+    const ask = async () => {
+      const before = answers.join('').split('HTTP/1.1 ').length;
+      socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await expect.poll(() => answers.join('').split('HTTP/1.1 ').length).toBe(before + 1);
+    };
+    await ask();
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect(socket.destroyed || socket.readableEnded).toBe(false);
+    await ask();
+    expect(answers.join('').match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    socket.destroy();
+  }, 15_000);
 });
