@@ -54,6 +54,8 @@ describe('parseRedisTarget', () => {
     ['redis+cluster://:secret-pw@a:7000,,b:7001', /host or host:port/],
     ['redis+cluster://:secret-pw@a:70000', /between 1 and 65535/],
     ['redis+cluster://:secret-pw@', /host or host:port/],
+    ['redis://:secret-pw@cache.internal:notaport', /a host and an optional numeric port/],
+    ['redis://:secret-pw@cache internal:6379', /a host and an optional numeric port/],
     ['redis+cluster://a:7000?password=secret-pw', /unknown URL parameter "password" \(this form takes none;/],
     [
       'redis+sentinel://s1/m?sentinelPasword=secret-pw',

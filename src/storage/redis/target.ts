@@ -44,7 +44,12 @@ export function parseRedisTarget(url: string): RedisTarget {
     );
   }
   const [, scheme, mode, userinfo, hostList = '', path = '', query = ''] = match;
-  if (!mode) return { mode: 'server', url };
+  if (!mode) {
+    // ioredis would only fail at connect, with "Invalid URL" and no word of which setting.
+    if (!URL.canParse(url) || !/^[^:]*(:\d{1,5})?$|^\[[^\]]+\](:\d{1,5})?$/.test(hostList))
+      throw new Error('must be a URL with a host and an optional numeric port');
+    return { mode: 'server', url };
+  }
   const credentials = { tls: scheme === 'rediss', ...parseUserinfo(userinfo) };
   const hosts = parseHosts(hostList, mode === 'cluster' ? 6379 : 26379);
   const params = new URLSearchParams(query);
