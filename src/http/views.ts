@@ -11,6 +11,8 @@ export const VIEWS_DIR = join(PACKAGE_ROOT, 'views');
 export interface PageContext {
   lang: Lang;
   t: Translate;
+  /** The request the page answers, for the language switch's link when no pagePath is given. */
+  request?: Pick<Context, 'path' | 'querystring'>;
 }
 
 export interface Views {
@@ -26,17 +28,40 @@ export function createViews(options: { assetBase: string }): Views {
   const css = readFileSync(join(VIEWS_DIR, 'assets', 'app.css'), 'utf8');
   return {
     render(name, page, data = {}) {
-      return eta.render(name, { ...data, lang: page.lang, t: page.t, assetBase: options.assetBase });
+      const langHref = languageSwitch(page, data.pagePath);
+      return eta.render(name, {
+        ...data,
+        lang: page.lang,
+        t: page.t,
+        assetBase: options.assetBase,
+        langHref,
+      });
     },
     stylesheet: { body: css, etag: `"${hash(css)}"` },
   };
+}
+
+/**
+ * The link to the page in the other language: the page's own path when it has one (pagePath), else
+ * the request's URL with its query kept, so that an error page shown at an authorization request
+ * shows the same again. None where the query holds a code (WeChat's callback): the code is not to
+ * be written into the page, and that URL's answer would not be the same page again.
+ */
+function languageSwitch(page: PageContext, pagePath: unknown): string | undefined {
+  const other = page.lang === 'en' ? 'zh-CN' : 'en';
+  if (typeof pagePath === 'string') return `${pagePath}?lang=${other}`;
+  if (!page.request) return undefined;
+  const query = new URLSearchParams(page.request.querystring);
+  if (query.has('code')) return undefined;
+  query.set('lang', other);
+  return `${page.request.path}?${query}`;
 }
 
 /** The language for this request: ?lang=, then the OIDC ui_locales, then Accept-Language. */
 export function pageContext(ctx: Context, uiLocales?: string): PageContext {
   const explicit = typeof ctx.query.lang === 'string' ? ctx.query.lang : uiLocales;
   const lang = pickLang(explicit, ctx.get('accept-language') || undefined);
-  return { lang, t: translator(lang) };
+  return { lang, t: translator(lang), request: ctx };
 }
 
 function hash(text: string): string {

@@ -430,7 +430,7 @@ for (const storage of STORAGE_SETUPS) {
       expect(hop.body).toContain('redirect_uri');
     });
 
-    test("ui_locales chooses the logout page's and the error page's language over the browser's, as discovery lists", async () => {
+    test('ui_locales chooses the language of the logout and error pages, as discovery lists; their language switch keeps the request, never a code', async () => {
       const discovery = (await (await fetch(`${bridge.url}/.well-known/openid-configuration`)).json()) as {
         ui_locales_supported?: string[];
       };
@@ -446,6 +446,26 @@ for (const storage of STORAGE_SETUPS) {
       });
       const error = await new TestBrowser().request(url.href, chinese);
       expect(error.body).toContain('The login request is invalid');
+      // Its language switch shows the same request's answer in the other language.
+      const other = new URL(attributeOf(error.body, 'lang-switch', 'href') as string, bridge.url);
+      expect(other.searchParams.get('lang')).toBe('zh-CN');
+      expect(other.searchParams.get('client_id')).toBe(RP.client_id);
+      expect((await new TestBrowser().request(other.href)).body).toContain('登录请求有误');
+
+      // At WeChat's callback: declined (no code), the switch shows the same answer in English...
+      const declining = await startLogin(rp);
+      const declined = await decideOnWeChat(declining, { user: panda, allow: false });
+      expect(declined.body).toContain('你已拒绝微信授权');
+      const english = await declining.browser.request(
+        new URL(attributeOf(declined.body, 'lang-switch', 'href') as string, bridge.url).href,
+      );
+      expect(english.body).toContain('You declined the WeChat authorization');
+      // ...and with a code in the URL there is none: the code is not to be written into the page.
+      const failing = await startLogin(rp);
+      await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, errcode: 40125 });
+      const refused = await decideOnWeChat(failing, { user: panda, allow: true });
+      expect(refused.body).toContain('微信应用配置有误');
+      expect(attributeOf(refused.body, 'lang-switch', 'href')).toBeUndefined();
     });
 
     test("an unknown interaction shows the friendly start-again page in the reader's language", async () => {
