@@ -20,6 +20,8 @@ const zh = {
   'login.scanOnComputer': '此服务暂不支持在微信内直接登录。请在电脑浏览器中打开此页面，用微信扫码登录。',
   'login.phoneUseComputer':
     '手机无法扫描自己屏幕上的二维码。请在电脑浏览器中打开此页面，用手机微信扫码登录。',
+  'authorize.why': '{client} 将通过微信获取你的昵称和头像，用于识别你的身份并完成登录。',
+  'authorize.button': '微信授权登录',
   'callback.duplicateTitle': '微信登录',
   'callback.duplicate': '此次登录已在处理中，无需重复操作。',
   'consent.title': '授权确认',
@@ -104,6 +106,8 @@ const en: Record<MessageKey, string> = {
     'Logging in directly inside WeChat is not available for this service. Open this page in a browser on a computer and scan the QR code with WeChat.',
   'login.phoneUseComputer':
     'A phone cannot scan the QR code on its own screen. Open this page in a browser on a computer and scan the code with WeChat on your phone.',
+  'authorize.why': '{client} will receive your WeChat nickname and avatar, to recognise you and log you in.',
+  'authorize.button': 'Log in with WeChat',
   'callback.duplicateTitle': 'WeChat login',
   'callback.duplicate': 'This login is already being completed. There is nothing more to do here.',
   'consent.title': 'Authorize',

@@ -37,8 +37,8 @@ export function officialAccountTrip(
 /**
  * The callback of an Official Account trip. After snsapi_userinfo: as any WeChat login (profile,
  * unionid required). After snsapi_base (openid only): someone this app already knows, whose account
- * has its unionid and a profile, is logged in silently; anyone else is sent on a second trip with
- * snsapi_userinfo. A base token never reaches sns/userinfo.
+ * has its unionid and a profile, is logged in silently; anyone else is shown the page that leads to
+ * a second trip with snsapi_userinfo. A base token never reaches sns/userinfo.
  */
 export async function completeOfficialAccount(
   deps: InteractionDeps,
@@ -62,10 +62,8 @@ export async function completeOfficialAccount(
     return logIn(deps, interaction, subject, alongside);
   }
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
-  return {
-    kind: 'redirect',
-    location: officialAccountTrip(deps, interaction, connector, 'snsapi_userinfo'),
-  };
+  // Through our page first (show.ts, showWeChatAuthorize): the person starts the profile request.
+  return { kind: 'redirect', location: `/interaction/${interaction.uid}/wechat-authorize` };
 }
 
 /**

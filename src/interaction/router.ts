@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import { postAbort } from './abort.ts';
 import { postConsent } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
-import { showInteraction } from './show.ts';
+import { showInteraction, showWeChatAuthorize } from './show.ts';
 import { wechatCallback } from './wechat-callback.ts';
 
 /**
@@ -17,6 +17,7 @@ export function createInteractionRouter(deps: InteractionDeps): Router {
   const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb' });
   router.use('/interaction/:uid', noStore);
   router.get('/interaction/:uid', (ctx) => showInteraction(ctx, deps));
+  router.get('/interaction/:uid/wechat-authorize', (ctx) => showWeChatAuthorize(ctx, deps));
   router.get('/interaction/:uid/wechat-callback', (ctx) => wechatCallback(ctx, deps));
   router.post('/interaction/:uid/consent', (ctx) => postConsent(ctx, deps));
   router.post('/interaction/:uid/abort', form, (ctx) => postAbort(ctx, deps));

@@ -31,8 +31,34 @@ export async function showInteraction(ctx: Context, deps: InteractionDeps): Prom
 }
 
 /**
- * The login step: inside WeChat's browser straight to the Official Account's authorization (no page
- * of ours in between); elsewhere the QR page. When no app suits the browser at hand, the page says
+ * GET /interaction/:uid/wechat-authorize — inside WeChat, before the Official Account asks for the
+ * person's profile (snsapi_userinfo): what the client will get and why, and a button that starts
+ * WeChat's authorization. WeChat's rules have a page say so first: asking the moment a page opens
+ * is what sends people to the snapshot page instead (wechat-api.md §3.1). The silent first trip
+ * (snsapi_base) needs no page; only the person's consent does.
+ */
+export async function showWeChatAuthorize(ctx: Context, deps: InteractionDeps): Promise<void> {
+  const interaction = await loadInteraction(ctx, deps);
+  if (!interaction) return;
+  const official = deps.connectors.officialAccount;
+  if (interaction.prompt.name !== 'login' || !official) return showInteraction(ctx, deps);
+  const page = pageContext(ctx, uiLocales(interaction));
+  ctx.type = 'html';
+  ctx.body = deps.views.render('wechat-authorize', page, {
+    clientName: await clientName(deps, interaction),
+    authorizeUrl: officialAccountTrip(deps, interaction, official, 'snsapi_userinfo'),
+    abortUrl: `/interaction/${interaction.uid}/abort`,
+    pagePath: weChatAuthorizePath(interaction.uid),
+  });
+}
+
+export function weChatAuthorizePath(uid: string): string {
+  return `/interaction/${uid}/wechat-authorize`;
+}
+
+/**
+ * The login step: inside WeChat's browser to the Official Account's authorization, silently first
+ * (snsapi_base) and through our page before it asks for the profile; elsewhere the QR page. When no app suits the browser at hand, the page says
  * so plainly ("open this page in WeChat", "scan with WeChat") instead of failing. The choices per
  * browser are documented in browser-kind.ts.
  */
@@ -44,7 +70,10 @@ export async function showLogin(
   const browser = browserKind(ctx.get('user-agent'));
   const official = deps.connectors.officialAccount;
   if (official && canUseOfficialAccount(browser)) {
-    const location = officialAccountTrip(deps, interaction, official, initialScope(official.app));
+    const location =
+      initialScope(official.app) === 'snsapi_userinfo'
+        ? weChatAuthorizePath(interaction.uid)
+        : officialAccountTrip(deps, interaction, official, 'snsapi_base');
     ctx.status = 303;
     ctx.redirect(location);
     return;

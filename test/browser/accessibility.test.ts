@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
+import { type Bridge, OFFICIAL_ACCOUNT_APP, startQuickStartBridge, WEBSITE_APP } from '../helpers/bridge.ts';
+import { USER_AGENTS } from '../helpers/browser.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 
 /** What axe-core (Deque's accessibility engine) reports of a page's WCAG 2.1 A and AA rules. */
@@ -42,7 +43,8 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
   let browser: Browser;
 
   beforeAll(async () => {
-    bridge = await startQuickStartBridge();
+    // With an official account too, for its page inside WeChat.
+    bridge = await startQuickStartBridge(undefined, [WEBSITE_APP, OFFICIAL_ACCOUNT_APP]);
     browser = await launchChromium();
   });
   afterAll(async () => {
@@ -89,7 +91,19 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       await page.screenshot({ path: `test-results/screenshots/logged-out-${locale}.png`, fullPage: true });
       await context.close();
 
-      expect(Object.keys(found)).toHaveLength(9);
+      // Inside WeChat, a person the official account does not know yet: our page before WeChat asks
+      // for their profile.
+      const phone = await browser.newContext({ locale, userAgent: USER_AGENTS.wechatIos, isMobile: true });
+      const inWeChat = await phone.newPage();
+      await inWeChat.goto(`${bridge.url}/demo`);
+      await inWeChat.click('#demo-login');
+      await inWeChat.waitForSelector('#oauth2-allow');
+      await inWeChat.click('#oauth2-allow');
+      await inWeChat.waitForSelector('#wechat-authorize');
+      found['wechat authorize'] = await violations(inWeChat);
+      await phone.close();
+
+      expect(Object.keys(found)).toHaveLength(10);
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((name) => [name, []])));
     });
   }

@@ -72,7 +72,12 @@ describe.skipIf(!chromiumAvailable)('login in headless Chromium, as a desktop br
     await inWeChat.page.getByLabel(person.nickname).check();
     await inWeChat.page.screenshot({ path: `${SCREENSHOTS}/wechat-base-pick-zh.png`, fullPage: true });
     await inWeChat.page.click('#oauth2-allow');
-    // ...then, the person being new to this official account, the snsapi_userinfo consent.
+    // ...then, the person being new to this official account, our page says what the client will
+    // get, and its button (not the page's opening) starts the snsapi_userinfo consent.
+    await inWeChat.page.waitForSelector('#wechat-authorize');
+    expect(await inWeChat.page.locator('#authorize-why').textContent()).toContain('昵称和头像');
+    await inWeChat.page.screenshot({ path: `${SCREENSHOTS}/wechat-authorize-zh.png`, fullPage: true });
+    await inWeChat.page.click('#wechat-authorize');
     await inWeChat.page.waitForSelector('#oauth2-deny');
     expect(new URL(inWeChat.page.url()).searchParams.get('scope')).toBe('snsapi_userinfo');
     expect(await inWeChat.page.content()).toContain(`value="${person.id}" checked`);

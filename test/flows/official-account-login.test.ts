@@ -121,10 +121,13 @@ for (const storage of STORAGE_SETUPS) {
       expect(first.login.trips.every((trip) => trip.appid === OFFICIAL_ACCOUNT_APP.appid)).toBe(true);
       // A new state for the second trip: a state is good for one code only.
       expect(first.login.trips[0]?.state).not.toBe(first.login.trips[1]?.state);
+      // The profile is asked for from our page's button, never as a page opens (WeChat's rule).
+      expect(first.login.authorizePages).toBe(1);
 
       const again = await loginInWeChatAs(rp, person, { browser, prompt: 'login' });
       expect(again.login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base']);
       expect(again.login.sandboxPages).toBe(0);
+      expect(again.login.authorizePages).toBe(0);
       expect(again.tokens.claims()?.sub).toBe(person.unionid);
       expect(bridge.logs.join('')).toContain('wechat login (silent, snsapi_base)');
     });

@@ -214,10 +214,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
  * What `npm start` runs, for the browser tests of its pages: the in-process sandbox and the demo
  * relying party, embedded storage; `configure` adds to it.
  */
-export function startQuickStartBridge(configure: (config: Config) => Config = (config) => config) {
+export function startQuickStartBridge(
+  configure: (config: Config) => Config = (config) => config,
+  apps?: BridgeOptions['apps'],
+) {
   return startBridge({
     storage: 'embedded',
     demo: true,
+    ...(apps && { apps }),
     configure: (config) => configure({ ...config, sandbox: { ...config.sandbox, enabled: true } }),
   });
 }

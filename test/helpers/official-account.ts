@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { type Bridge, RP } from './bridge.ts';
-import { decodeEntities, type Hop, TestBrowser, USER_AGENTS } from './browser.ts';
+import { attributeOf, decodeEntities, type Hop, TestBrowser, USER_AGENTS } from './browser.ts';
 import { type AuthorizationOptions, authorizationRequest, consentAction, type SandboxUser } from './flow.ts';
 
 /** A trip the bridge made the browser take to the official account's authorize page. */
@@ -19,6 +19,8 @@ export interface WeChatBrowserLogin {
   trips: OfficialAccountTrip[];
   /** How many sandbox pages asked the person something (0: the login was silent). */
   sandboxPages: number;
+  /** How many times our page before the profile request was shown (its button tapped). */
+  authorizePages: number;
   /** The relying party's redirect_uri with code and state, when the login got there. */
   redirect: URL | undefined;
   /** Where following stopped: the RP redirect, or a page of the bridge (an error or a notice). */
@@ -61,11 +63,12 @@ export async function followInWeChat(
 ): Promise<Omit<WeChatBrowserLogin, 'checks'>> {
   const trips: OfficialAccountTrip[] = [];
   let sandboxPages = 0;
+  let authorizePages = 0;
   let hop = await browser.request(href);
   if (new URL(href).pathname === '/connect/oauth2/authorize') trips.push(tripOf(new URL(href)));
   for (let i = 0; i < 40; i++) {
     if (hop.location?.startsWith(RP.redirect_uris[0] as string)) {
-      return { browser, trips, sandboxPages, redirect: new URL(hop.location), last: hop };
+      return { browser, trips, sandboxPages, authorizePages, redirect: new URL(hop.location), last: hop };
     }
     if (hop.location) {
       const next = new URL(hop.location);
@@ -80,12 +83,20 @@ export async function followInWeChat(
       });
       continue;
     }
+    // Our page before WeChat asks for the profile: the person taps its button.
+    const authorize = attributeOf(hop.body, 'wechat-authorize', 'href');
+    if (authorize) {
+      authorizePages += 1;
+      trips.push(tripOf(new URL(authorize)));
+      hop = await browser.request(authorize);
+      continue;
+    }
     const allow = consentAction(hop);
     if (allow) {
       hop = await browser.request(allow, { method: 'POST', form: {} });
       continue;
     }
-    return { browser, trips, sandboxPages, redirect: undefined, last: hop };
+    return { browser, trips, sandboxPages, authorizePages, redirect: undefined, last: hop };
   }
   throw new Error('the WeChat login went round in circles');
 }
