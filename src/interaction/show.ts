@@ -58,9 +58,9 @@ export function weChatAuthorizePath(uid: string): string {
 
 /**
  * The login step: inside WeChat's browser to the Official Account's authorization, silently first
- * (snsapi_base) and through our page before it asks for the profile; elsewhere the QR page. When no app suits the browser at hand, the page says
- * so plainly ("open this page in WeChat", "scan with WeChat") instead of failing. The choices per
- * browser are documented in browser-kind.ts.
+ * (snsapi_base) and through our page before it asks for the profile; elsewhere the QR page. When no
+ * app suits the browser at hand, the page says so plainly ("open this page in WeChat", "scan with
+ * WeChat") instead of failing. The choices per browser are documented in browser-kind.ts.
  */
 export async function showLogin(
   ctx: Context,
@@ -109,7 +109,8 @@ export async function showLogin(
  * What the page must say when this browser cannot simply scan: WeCom cannot use the Official Account
  * (scan, or open the page in WeChat), a phone (its WeChat without an official account configured,
  * or another browser on it) cannot scan its own screen (open the page in WeChat, or on a computer),
- * and a desktop browser without a website app must move to WeChat. Undefined when the QR code alone says it (or nothing is configured at all).
+ * and a desktop browser without a website app must move to WeChat. Undefined when the QR code
+ * alone says it (or nothing is configured at all).
  */
 function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey | undefined {
   const { website, officialAccount } = connectors;

@@ -36,7 +36,8 @@ export interface ProviderDeps {
 /**
  * Who may introspect a token: the client it was issued to, or a client registered as a resource
  * server, and never a public client (RFC 7662 section 2.1 asks for authorization, and a public
- * client's client_id alone is none: whoever holds one of its tokens could read whose it is). And whether it is still active as far as its account goes: oidc-provider's introspection
+ * client's client_id alone is none: whoever holds one of its tokens could read whose it is). And
+ * whether it is still active as far as its account goes: oidc-provider's introspection
  * does not ask for the account, so a token that findAccount refuses (its account deleted, or newer
  * than the token: see find-account.ts) would otherwise be reported active until it expires.
  */
