@@ -120,8 +120,8 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
   });
 
   post('/account/sign-out-everywhere', async (ctx, session) => {
-    const { clientIds } = await revokeEverything(deps, session.subject);
-    await deps.notifier?.signedOut({ subject: session.subject, clientIds });
+    const { clientIds, sids } = await revokeEverything(deps, session.subject);
+    await deps.notifier?.signedOut({ subject: session.subject, clientIds, sids });
     notice(ctx, deps, 'account.signedOutEverywhere', 200);
   });
 

@@ -6,8 +6,9 @@ import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
 import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import type { AvatarStore } from './avatars/store.ts';
+import type { AccountEvent } from './events.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
-import { revokeEverything } from './revocation.ts';
+import { revokeEverything, type SessionIds } from './revocation.ts';
 
 export interface DeletionDeps {
   adapter: AdapterFactory;
@@ -21,7 +22,7 @@ export interface DeletionDeps {
    * Told which relying parties held a grant, after everything is revoked (back-channel logout,
    * webhooks). Failures are logged by the caller's implementation, never undo the deletion.
    */
-  notify?: (event: { subject: string; clientIds: string[] }) => Promise<void>;
+  notify?: (event: AccountEvent) => Promise<void>;
 }
 
 export interface DeletionReport {
@@ -81,8 +82,16 @@ export async function deleteAccount(
       .execute();
   }
   deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
-  if (deps.notify) await deps.notify({ subject: account.subject, clientIds });
+  const sids = mergeSids(revoked.sids, late.sids);
+  if (deps.notify) await deps.notify({ subject: account.subject, clientIds, sids });
   return { identities, grantsRevoked: grants, sessionsEnded: revoked.sessions + late.sessions };
+}
+
+function mergeSids(first: SessionIds, second: SessionIds): SessionIds {
+  const merged: SessionIds = { ...first };
+  for (const [clientId, sids] of Object.entries(second))
+    merged[clientId] = [...(merged[clientId] ?? []), ...sids];
+  return merged;
 }
 
 /** The account an operator names by unionid (its subject, or any identity's) or by openid. */

@@ -6,6 +6,8 @@ import { ACCOUNT_EVENTS_URI_METADATA, type WebhookClient, type WebhookSender } f
 export interface AccountEvent {
   subject: string;
   clientIds: string[];
+  /** The sessions ended, as the sid each client was given (revocation.ts, SessionIds). */
+  sids?: Record<string, string[]>;
 }
 
 export interface AccountNotifier {
@@ -51,32 +53,37 @@ export function createAccountNotifier(
     }
     return clients;
   };
-  const logOut = (subject: string, clientIds: string[], why: string) =>
+  const logOut = ({ subject, clientIds, sids }: AccountEvent, why: string) =>
     clientIds.map(async (clientId) => {
       const client = await provider.Client.find(clientId);
       if (!client?.backchannelLogoutUri) return;
-      try {
-        // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
-        // No sid: these events end every session of the sub (Back-Channel Logout 1.0 section 2.4).
-        // oidc-provider would otherwise put the empty sid given in for clients that ask for one.
-        await (client as unknown as BackchannelClient).backchannelLogout(subject, undefined);
-        logger.info({ clientId, why }, 'back-channel logout sent');
-      } catch (err) {
-        logger.warn(
-          { clientId, why, reason: err instanceof Error ? err.message : String(err) },
-          'back-channel logout failed',
-        );
+      // A token naming the sub alone ends every session of it (Back-Channel Logout 1.0 section 2.4);
+      // a client that registered backchannel_logout_session_required gets one per session ended,
+      // with its sid, as it asked (oidc-provider puts in whatever sid it is given, none included).
+      const named = client.backchannelLogoutSessionRequired ? (sids?.[clientId] ?? []) : [];
+      for (const sid of named.length > 0 ? named : [undefined]) {
+        try {
+          // Defined by oidc-provider when the backchannelLogout feature is on; its typings omit it.
+          await (client as unknown as BackchannelClient).backchannelLogout(subject, sid);
+          logger.info({ clientId, why }, 'back-channel logout sent');
+        } catch (err) {
+          logger.warn(
+            { clientId, why, reason: err instanceof Error ? err.message : String(err) },
+            'back-channel logout failed',
+          );
+        }
       }
     });
   return {
-    async deleted({ subject, clientIds }) {
+    async deleted(event) {
+      const { subject, clientIds } = event;
       await Promise.all([
-        ...logOut(subject, clientIds, 'account deleted'),
+        ...logOut(event, 'account deleted'),
         webhook?.('deleted', subject, await webhookClients(clientIds)),
       ]);
     },
-    async signedOut({ subject, clientIds }) {
-      await Promise.all(logOut(subject, clientIds, 'signed out from the account page'));
+    async signedOut(event) {
+      await Promise.all(logOut(event, 'signed out from the account page'));
     },
     async identitiesChanged({ subject, clientIds, appids }) {
       await webhook?.('identitiesChanged', subject, await webhookClients(clientIds), { appids });

@@ -81,13 +81,30 @@ export async function revokeGrant(deps: RevocationDeps, subject: string, grantId
 }
 
 /**
+ * The session ids (`sid`) each client was given in the sessions ended, by client id: what a
+ * back-channel logout token names for a client that registered backchannel_logout_session_required.
+ */
+export type SessionIds = Record<string, string[]>;
+
+/** oidc-provider keeps, per session, each client's authorization with the sid it was told. */
+function collectSids(session: { authorizations?: unknown } | undefined, into: SessionIds): void {
+  const authorizations = session?.authorizations;
+  if (typeof authorizations !== 'object' || authorizations === null) return;
+  for (const [clientId, authorization] of Object.entries(authorizations)) {
+    const sid = (authorization as { sid?: unknown } | undefined)?.sid;
+    if (typeof sid === 'string') into[clientId] = [...(into[clientId] ?? []), sid];
+  }
+}
+
+/**
  * "Sign out everywhere" and the first step of deletion: every grant (and so every token) and every
- * session of the account. Returns the client ids that held a grant (for back-channel logout).
+ * session of the account. Returns the client ids that held a grant and the sids the sessions gave
+ * each client (for back-channel logout).
  */
 export async function revokeEverything(
   deps: RevocationDeps,
   subject: string,
-): Promise<{ clientIds: string[]; grants: number; sessions: number }> {
+): Promise<{ clientIds: string[]; grants: number; sessions: number; sids: SessionIds }> {
   const clientIds = new Set<string>();
   const grants = await indexedArtifacts(deps.db, subject, 'Grant');
   for (const { id, clientId } of grants) {
@@ -95,11 +112,13 @@ export async function revokeEverything(
     await revokeGrant(deps, subject, id);
   }
   const sessions = await indexedArtifacts(deps.db, subject, 'Session');
+  const sids: SessionIds = {};
   for (const { id } of sessions) {
+    collectSids((await deps.adapter('Session').find(id)) ?? undefined, sids);
     await deps.adapter('Session').destroy(id);
     await forgetArtifact(deps.db, 'Session', id);
   }
   // Only the rows listed above are forgotten (revokeGrant forgets each grant's): a row written
   // meanwhile names a grant or session that was not revoked, which a later pass must still find.
-  return { clientIds: [...clientIds], grants: grants.length, sessions: sessions.length };
+  return { clientIds: [...clientIds], grants: grants.length, sessions: sessions.length, sids };
 }

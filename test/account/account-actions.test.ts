@@ -65,9 +65,9 @@ describe('account page actions', () => {
     return receiver.tokens.map(payloadOf);
   };
 
-  test('sign out everywhere tells the applications with a back-channel logout URI, by sub', async () => {
+  test('sign out everywhere tells the applications with a back-channel logout URI, each session by its sid', async () => {
     const user = await createSandboxUser(bridge, '通知退出');
-    const { login } = await loginAs(bclRp, user, { scope: 'openid' });
+    const { login, tokens } = await loginAs(bclRp, user, { scope: 'openid' });
     // Another browser, another application: signing out everywhere reaches its grant too.
     await loginAs(rp, user, { scope: 'openid' });
     const { csrf } = await accountPage(bridge, login.browser);
@@ -81,9 +81,11 @@ describe('account page actions', () => {
         aud: BCL_RP.client_id,
         sub: user.unionid,
         events: BACKCHANNEL_LOGOUT_EVENT,
+        // test-bcl-rp registered backchannel_logout_session_required: the session's sid, as its ID token had.
+        sid: tokens.claims()?.sid,
       }),
     ]);
-    expect(sent[0]).not.toHaveProperty('sid');
+    expect(tokens.claims()?.sid).toEqual(expect.any(String));
   });
 
   test("a logout at /session/end to a client on a loopback address is refused by oidc-provider's guard, and logged", async () => {
@@ -114,6 +116,8 @@ describe('account page actions', () => {
     expect(await logoutsSentBy(() => revoke(RP.client_id))).toEqual([]);
     const sent = await logoutsSentBy(() => revoke(BCL_RP.client_id));
     expect(sent).toEqual([expect.objectContaining({ aud: BCL_RP.client_id, sub: user.unionid })]);
+    // The session lives on (only this application's access ended): the sub alone, never an empty sid.
+    expect(sent[0]).not.toHaveProperty('sid');
     expect((await oidc.tokenIntrospection(bclRp, tokens.access_token)).active).toBe(false);
   });
 
