@@ -41,7 +41,7 @@ const zh = {
   'error.declined': '你已拒绝微信授权。',
   'error.expired': '登录已超时或页面已失效，请返回应用重新登录。',
   'error.stateInvalid': '此登录链接已失效或已被使用，请重新登录。',
-  'error.codeInvalid': '微信授权码无效或已过期，请重新扫码。',
+  'error.codeInvalid': '微信授权码无效或已过期，请重新登录。',
   'error.unavailable': '微信服务暂时不可用，请稍后重试。',
   'error.rateLimited': '请求过于频繁，请稍后重试。',
   'error.serviceUnavailable': '登录服务暂时不可用，请稍后重试。',
@@ -129,7 +129,7 @@ const en: Record<MessageKey, string> = {
   'error.expired':
     'This login has timed out or the page is no longer valid. Please go back to the application and log in again.',
   'error.stateInvalid': 'This login link has expired or was already used. Please log in again.',
-  'error.codeInvalid': 'The WeChat authorization code is invalid or has expired. Please scan again.',
+  'error.codeInvalid': 'The WeChat authorization code is invalid or has expired. Please log in again.',
   'error.unavailable': 'WeChat is not responding right now. Please try again in a moment.',
   'error.rateLimited': 'Too many requests. Please try again in a moment.',
   'error.serviceUnavailable': 'The login service is temporarily unavailable. Please try again in a moment.',
