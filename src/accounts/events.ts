@@ -1,13 +1,14 @@
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
+import type { SessionIds } from './revocation.ts';
 import { ACCOUNT_EVENTS_URI_METADATA, type WebhookClient, type WebhookSender } from './webhooks.ts';
 
 /** An account event, with the clients that held a grant for the account (they know its `sub`). */
 export interface AccountEvent {
   subject: string;
   clientIds: string[];
-  /** The sessions ended, as the sid each client was given (revocation.ts, SessionIds). */
-  sids?: Record<string, string[]>;
+  /** The sessions ended, as the sid each client was given. */
+  sids?: SessionIds;
 }
 
 export interface AccountNotifier {

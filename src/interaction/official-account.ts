@@ -17,6 +17,11 @@ export function callbackUrl(deps: InteractionDeps, uid: string): string {
   return `${deps.issuer}/interaction/${uid}/wechat-callback`;
 }
 
+/** Our page before the profile is asked for (show.ts, showWeChatAuthorize). */
+export function weChatAuthorizePath(uid: string): string {
+  return `/interaction/${uid}/wechat-authorize`;
+}
+
 /** A trip to WeChat's authorize page with a fresh state bound to the interaction, kind, app and scope. */
 export function officialAccountTrip(
   deps: InteractionDeps,
@@ -63,7 +68,7 @@ export async function completeOfficialAccount(
   }
   deps.logger.debug({ uid: interaction.uid, appid: flow.appid }, 'snsapi_base: asking for snsapi_userinfo');
   // Through our page first (show.ts, showWeChatAuthorize): the person starts the profile request.
-  return { kind: 'redirect', location: `/interaction/${interaction.uid}/wechat-authorize` };
+  return { kind: 'redirect', location: weChatAuthorizePath(interaction.uid) };
 }
 
 /**

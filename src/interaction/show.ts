@@ -8,7 +8,7 @@ import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-
 import { confirmConsent, consentAfterLogin } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
 import { clientName, loadInteraction } from './load.ts';
-import { callbackUrl, initialScope, officialAccountTrip } from './official-account.ts';
+import { callbackUrl, initialScope, officialAccountTrip, weChatAuthorizePath } from './official-account.ts';
 
 /** GET /interaction/:uid — the page for whatever oidc-provider prompts for: login or consent. */
 export async function showInteraction(ctx: Context, deps: InteractionDeps): Promise<void> {
@@ -50,10 +50,6 @@ export async function showWeChatAuthorize(ctx: Context, deps: InteractionDeps): 
     abortUrl: `/interaction/${interaction.uid}/abort`,
     pagePath: weChatAuthorizePath(interaction.uid),
   });
-}
-
-export function weChatAuthorizePath(uid: string): string {
-  return `/interaction/${uid}/wechat-authorize`;
 }
 
 /**

@@ -1,12 +1,12 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { accountForgotten } from '../../src/accounts/account-cache.ts';
 import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
 import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
+import { loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
   BCL_RP,
@@ -107,21 +107,12 @@ for (const storage of STORAGE_SETUPS) {
         prompt: 'consent',
       });
       const { db } = bridge.server.stores;
-      // The grant's index row lost (an instance that crashed before writing it): deletion cannot
-      // find the grant, so it outlives the account.
-      await flushIndexWrites(db);
-      await db.deleteFrom('account_artifacts').where('subject', '=', user.unionid).execute();
+      await loseIndexRows(db, user.unionid);
       await erase(user);
 
       // The same person signs up again, later: the new account has the same subject (the unionid).
       await loginAs(rp, user, { scope: 'openid' });
-      const renewed = await db
-        .updateTable('accounts')
-        .set({ created_at: new Date(Date.now() + 120_000) })
-        .where('subject', '=', user.unionid)
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      accountForgotten(renewed.id);
+      await signedUpLater(db, user.unionid);
 
       for (const token of [tokens.access_token, tokens.refresh_token as string])
         expect((await oidc.tokenIntrospection(rp, token)).active).toBe(false);

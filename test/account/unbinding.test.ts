@@ -1,8 +1,6 @@
 import type { Kysely } from 'kysely';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
-import { accountForgotten } from '../../src/accounts/account-cache.ts';
-import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount } from '../../src/accounts/deletion.ts';
 import {
@@ -16,6 +14,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createFindAccount } from '../../src/oidc/find-account.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatAppKind } from '../../src/upstream/wechat/types.ts';
+import { loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
 import {
   type Bridge,
   MINI_PROGRAM_APP,
@@ -173,6 +172,23 @@ describe('re-linking through the mini program by the same verified phone', () =>
 
   const login = async (user: Awaited<ReturnType<typeof createSandboxUser>>) =>
     exchangeJsCode(mp, await wxLogin(bridge, user), { scope: 'openid phone' });
+  /** An operator's deletion of the person's account, as the delete-account command runs it. */
+  const erase = async (user: Awaited<ReturnType<typeof createSandboxUser>>) => {
+    const { db, kv, oidcAdapter } = bridge.server.stores;
+    const account = await findAccountBySubject(db, user.unionid);
+    await deleteAccount(
+      {
+        db,
+        kv,
+        adapter: oidcAdapter,
+        avatars: createSqlAvatarStore(db),
+        logger: createLogger({ level: 'silent' }),
+        now: () => new Date(),
+      },
+      account as NonNullable<typeof account>,
+      'operator',
+    );
+  };
   const provePhone = async (user: Awaited<ReturnType<typeof createSandboxUser>>, accessToken: string) => {
     const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13912345678' });
     const answer = await callMiniProgram(bridge, 'phone-number', accessToken, { code });
@@ -210,58 +226,25 @@ describe('re-linking through the mini program by the same verified phone', () =>
   });
 
   test("deleting a mini program user's account forgets the session key kept for them", async () => {
-    const { db, kv, oidcAdapter } = bridge.server.stores;
+    const { kv } = bridge.server.stores;
     const user = await createSandboxUser(bridge, '会话密钥');
     await login(user);
     const openid = user.openids[MINI_PROGRAM_APP.appid] as string;
     const key = `mini-program:session-key:${MINI_PROGRAM_APP.appid}:${openid}`;
     expect(await kv.get(key)).toBeDefined();
-    const account = await findAccountBySubject(db, user.unionid);
-    await deleteAccount(
-      {
-        db,
-        kv,
-        adapter: oidcAdapter,
-        avatars: createSqlAvatarStore(db),
-        logger: createLogger({ level: 'silent' }),
-        now: () => new Date(),
-      },
-      account as NonNullable<typeof account>,
-      'operator',
-    );
+    await erase(user);
     expect(await kv.get(key)).toBeUndefined();
   });
 
   test("a mini program token from before a deletion does not serve the person's new account", async () => {
-    const { db, kv, oidcAdapter } = bridge.server.stores;
+    const { db } = bridge.server.stores;
     const user = await createSandboxUser(bridge, '删了又来');
     const old = await login(user);
-    // Its grant's index row lost (an instance that crashed before writing it): deletion cannot
-    // find the grant, so the token outlives the account.
-    await flushIndexWrites(db);
-    await db.deleteFrom('account_artifacts').where('subject', '=', user.unionid).execute();
-    const account = await findAccountBySubject(db, user.unionid);
-    await deleteAccount(
-      {
-        db,
-        kv,
-        adapter: oidcAdapter,
-        avatars: createSqlAvatarStore(db),
-        logger: createLogger({ level: 'silent' }),
-        now: () => new Date(),
-      },
-      account as NonNullable<typeof account>,
-      'operator',
-    );
+    await loseIndexRows(db, user.unionid);
+    await erase(user);
     // The same person signs up again, later: the same subject (the unionid), a new account.
     await login(user);
-    const renewed = await db
-      .updateTable('accounts')
-      .set({ created_at: new Date(Date.now() + 120_000) })
-      .where('subject', '=', user.unionid)
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    accountForgotten(renewed.id);
+    await signedUpLater(db, user.unionid);
     expect((await callMiniProgram(bridge, 'check-session', old.access_token)).status).toBe(401);
     const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13700000001' });
     expect((await callMiniProgram(bridge, 'phone-number', old.access_token, { code })).status).toBe(401);

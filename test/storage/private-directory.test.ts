@@ -10,6 +10,22 @@ import { baseConfig, WEBSITE_APP } from '../helpers/bridge.ts';
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
+/** The provider's keys with none configured (development): generated into, or read from, `dataDir`. */
+function generatedKeysIn(dataDir: string) {
+  const config = baseConfig({
+    dataDir,
+    databaseUrl: undefined,
+    redisUrl: undefined,
+    redisKeyPrefix: 'unused:',
+    sandboxUrl: 'http://127.0.0.1:9',
+    apps: [WEBSITE_APP],
+  });
+  return loadProviderKeys(
+    { ...config, oidc: { ...config.oidc, jwks: undefined, cookieKeys: undefined } },
+    createLogger({ level: 'silent' }),
+  );
+}
+
 function recordingLogger() {
   const lines: string[] = [];
   return {
@@ -65,18 +81,7 @@ describe('the data directory is the server user’s alone', () => {
     const dataDir = join(root, 'keys');
     await mkdir(dataDir);
     await chmod(dataDir, 0o755);
-    const config = baseConfig({
-      dataDir,
-      databaseUrl: undefined,
-      redisUrl: undefined,
-      redisKeyPrefix: 'unused:',
-      sandboxUrl: 'http://127.0.0.1:9',
-      apps: [WEBSITE_APP],
-    });
-    const keys = await loadProviderKeys(
-      { ...config, oidc: { ...config.oidc, jwks: undefined, cookieKeys: undefined } },
-      createLogger({ level: 'silent' }),
-    );
+    const keys = await generatedKeysIn(dataDir);
     expect(keys.jwks.keys.length).toBeGreaterThan(0);
     expect(await modeOf(dataDir)).toBe(0o700);
     expect(await modeOf(join(dataDir, 'jwks.json'))).toBe(0o600);
@@ -87,18 +92,7 @@ describe('the data directory is the server user’s alone', () => {
     const dataDir = join(root, 'damaged');
     await mkdir(dataDir, { mode: 0o700 });
     await writeFile(join(dataDir, 'cookie-keys.json'), '["KEY-MATERIAL-1234567890", ]', { mode: 0o600 });
-    const config = baseConfig({
-      dataDir,
-      databaseUrl: undefined,
-      redisUrl: undefined,
-      redisKeyPrefix: 'unused:',
-      sandboxUrl: 'http://127.0.0.1:9',
-      apps: [WEBSITE_APP],
-    });
-    const loading = loadProviderKeys(
-      { ...config, oidc: { ...config.oidc, jwks: undefined, cookieKeys: undefined } },
-      createLogger({ level: 'silent' }),
-    );
+    const loading = generatedKeysIn(dataDir);
     await expect(loading).rejects.toThrow(/cookie-keys\.json is not valid JSON: restore it from a backup/);
     await expect(loading).rejects.not.toThrow(/KEY-MATERIAL/);
   });
