@@ -140,7 +140,8 @@ export interface LinkOptions {
 /**
  * Records a successful WeChat login: finds the person's account by unionid or creates it
  * (subject = unionid), links this app's (appid, openid) to it and refreshes the profile,
- * atomically. Two concurrent first logins of one person produce one account.
+ * atomically. Two concurrent first logins of one person produce one account, and a login whose
+ * account is deleted while it links gets a new account (see linkedOnceMore).
  *
  * Throws IdentityConflictError, writing nothing, when (appid, openid) belongs to another
  * account. Pass a Kysely, not a transaction: this opens its own.
@@ -151,6 +152,17 @@ export async function linkIdentity(
   now: Date,
   options: LinkOptions = {},
 ): Promise<LinkResult> {
+  const result = await linkedOnceMore(() => linkOnce(db, identity, now, options));
+  accountWritten(result.account, result.alongside?.avatar);
+  return result;
+}
+
+async function linkOnce(
+  db: Kysely<Database>,
+  identity: WeChatIdentity & { unionid: string },
+  now: Date,
+  options: LinkOptions,
+): Promise<LinkResult> {
   // linkKnownPerson's one statement is PostgreSQL's (a writable CTE); SQLite takes the same steps
   // as prepared statements of its own (./sqlite-login.ts).
   const known = isSqlite(db)
@@ -160,10 +172,39 @@ export async function linkIdentity(
         ),
       )
     : await linkKnownPerson(db, identity, now, options);
-  const result = known ?? (await linkInTransaction(db, identity, now));
-  accountWritten(result.account, result.alongside?.avatar);
-  return result;
+  return known ?? (await linkInTransaction(db, identity, now));
 }
+
+/**
+ * The link, once more when the account it found was deleted before its identity row was written.
+ * On PostgreSQL a deletion (account page, delete-account: ./deletion.ts) can commit between the
+ * statement that finds the account and the identity's foreign-key check, which waits for the
+ * deletion's row locks and then fails (23503): linkKnownPerson's one statement reads the account
+ * and then waits, the step-by-step transaction finds it and then upserts. Nothing was written, and
+ * the account is gone for good, so a second link creates the new account at once, as the person's
+ * own retry would. Only that error, and only once: anything else is not this race.
+ *
+ * The embedded SQLite file cannot interleave them: one process holds it (exclusively locked), and
+ * there a link's find and write run on its one connection with no other statement between
+ * (./sqlite-login.ts synchronously, the step-by-step transaction holding the connection).
+ */
+async function linkedOnceMore(link: () => Promise<LinkResult>): Promise<LinkResult> {
+  try {
+    return await link();
+  } catch (error) {
+    if (!isAccountGoneWhileLinking(error)) throw error;
+    return link();
+  }
+}
+
+/** PostgreSQL's foreign_key_violation, on the identity's reference to its account. */
+function isAccountGoneWhileLinking(error: unknown): boolean {
+  const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
+  return code === '23503' && constraint === IDENTITY_ACCOUNT_FOREIGN_KEY;
+}
+
+/** PostgreSQL's name for identities.account_id's reference (migration 2026-11-25-01, unnamed there). */
+const IDENTITY_ACCOUNT_FOREIGN_KEY = 'identities_account_id_fkey';
 
 /**
  * The common case, a returning person whose account exists, as one statement (one round trip

@@ -1,0 +1,90 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
+  startBridge,
+  storageAvailable,
+  WEBSITE_APP,
+} from '../helpers/bridge.ts';
+import { deletedWhileRunning } from '../helpers/deletion-race.ts';
+import {
+  callbackFromWeChat,
+  continueToRp,
+  createSandboxUser,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+  startLogin,
+} from '../helpers/flow.ts';
+import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
+
+/**
+ * Regression: a login racing the deletion of the person's account (account page, delete-account)
+ * ended on the generic error page, or the token exchange's server_error, when the deletion committed
+ * between the login finding the account and writing its identity row; the person's retry then
+ * created a new account. Now the login itself does. PostgreSQL only: the embedded store cannot
+ * interleave the two (src/accounts/repository.ts, linkIdentity). The deletion is the same two
+ * statements as deleteAccount's transaction, held open until the login waits for it
+ * (test/helpers/deletion-race.ts), so no timing decides the interleaving.
+ */
+const available = await storageAvailable('postgres+redis');
+describe.skipIf(!available)('a login racing the deletion of its account (postgres+redis)', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  let mp: oidc.Configuration;
+
+  const accountOf = (user: SandboxUser) =>
+    bridge.server.stores.db
+      .selectFrom('accounts')
+      .selectAll()
+      .where('subject', '=', user.unionid)
+      .executeTakeFirstOrThrow();
+
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'postgres+redis',
+      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+      configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+    });
+    rp = await relyingParty(bridge);
+    mp = await miniProgramClient(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('the website login goes on, into a new account, instead of the error page', async () => {
+    const panda = await createSandboxUser(bridge, '🐼 熊猫 Panda');
+    await loginAs(rp, panda);
+    const deleted = await accountOf(panda);
+
+    const login = await startLogin(rp);
+    const callback = await callbackFromWeChat(login, { user: panda, allow: true });
+    const answer = await deletedWhileRunning(bridge.server.stores.db, deleted.id, () =>
+      login.browser.request(callback.href),
+    );
+
+    expect(answer.status).toBeLessThan(400);
+    const tokens = await oidc.authorizationCodeGrant(rp, await continueToRp(login, answer), login.checks);
+    expect(tokens.claims()?.sub).toBe(panda.unionid);
+    const account = await accountOf(panda);
+    expect(account.id).not.toBe(deleted.id);
+    expect(account.nickname).toBe(panda.nickname);
+  });
+
+  test('the mini program token exchange answers with tokens of a new account, not server_error', async () => {
+    const koala = await createSandboxUser(bridge, '🐨 考拉 Koala');
+    await exchangeJsCode(mp, await wxLogin(bridge, koala), { scope: 'openid profile' });
+    const deleted = await accountOf(koala);
+
+    const code = await wxLogin(bridge, koala);
+    const tokens = await deletedWhileRunning(bridge.server.stores.db, deleted.id, () =>
+      exchangeJsCode(mp, code, { scope: 'openid profile' }),
+    );
+
+    expect(tokens.claims()?.sub).toBe(koala.unionid);
+    expect((await accountOf(koala)).id).not.toBe(deleted.id);
+  });
+});
