@@ -29,6 +29,8 @@ COPY views ./views
 COPY config ./config
 RUN install -d -o node -g node -m 0700 /app/data
 USER node
+# The public port. With management.port (or MANAGEMENT_PORT) set, e.g. 9464, the instance also
+# listens there for /metrics, /healthz and /readyz: let Prometheus reach it, never publish it.
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

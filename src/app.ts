@@ -30,7 +30,10 @@ export interface AppDeps {
   views: Views;
   logger: Logger;
   interaction: InteractionDeps;
-  /** Prometheus metrics: every request is counted, and /metrics serves them. */
+  /**
+   * Prometheus metrics: every request is counted, and /metrics serves them, unless the management
+   * listener does (config.management).
+   */
   metrics?: Metrics;
   /** What is known of the stores: requests fail fast with 503 while one is down. */
   dependencies?: DependencyMonitor;
@@ -74,7 +77,8 @@ export function createApp(deps: AppDeps): Provider {
         createHealthRouter(
           dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores,
         ),
-        ...(metrics ? [createMetricsRouter(metrics)] : []),
+        // With a management listener, /metrics is served there alone (src/http/management.ts).
+        ...(metrics && !config.management ? [createMetricsRouter(metrics)] : []),
       ]),
       ...(dependencies ? [dependencyGate(dependencies, gateOptions)] : []),
       ...(deps.maxBodyBytes ? [requestSizeLimit(deps.maxBodyBytes)] : []),

@@ -32,7 +32,12 @@ async function main(): Promise<void> {
       : undefined,
   });
   logger.info(
-    { issuer: running.url, discovery: `${running.url}/.well-known/openid-configuration` },
+    {
+      issuer: running.url,
+      discovery: `${running.url}/.well-known/openid-configuration`,
+      // Where Prometheus and the probes go when /metrics has left the public port (config.management).
+      ...(running.managementUrl && { metrics: `${running.managementUrl}/metrics` }),
+    },
     'wechat-oidc-bridge listening',
   );
   if (config.demo.enabled) {

@@ -15,9 +15,10 @@ import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
 import { createApp } from './app.ts';
 import { transportProblems } from './config/policy.ts';
-import type { ClientConfig, Config } from './config/types.ts';
+import type { ClientConfig, Config, ManagementListener } from './config/types.ts';
 import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
+import { createManagementApp } from './http/management.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
 import { pickLang, translator } from './i18n/messages.ts';
@@ -48,6 +49,8 @@ export interface RunningServer {
   metrics: Metrics;
   /** The in-process WeChat sandbox's URL, when it runs. */
   sandboxUrl: string | undefined;
+  /** The management listener's URL (/metrics, /healthz, /readyz), when config.management is set. */
+  managementUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -103,6 +106,16 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const issuer =
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
     config = { ...config, issuer, port };
+    // Bound before the stores open, as the main server is: a port in use fails the start at once.
+    const management = config.management ? await listenForManagement(config.management) : undefined;
+    if (management) {
+      const drainMain = drain;
+      // Both stop accepting at once and drain together, before any store closes.
+      drain = async () => {
+        await Promise.all([drainMain(), management.drain()]);
+      };
+      config = { ...config, management: { host: management.host, port: management.port } };
+    }
 
     const stores = await openStores({
       ...config.storage,
@@ -245,9 +258,13 @@ export async function startServer(input: Config, options: StartOptions): Promise
         }),
       ],
     });
+    if (management) {
+      const health = { kinds: stores.kinds, ping: dependencies.check };
+      management.serve(createManagementApp({ health, metrics, logger }).callback());
+    }
     server.off('request', answerWhileStarting);
     server.on('request', provider.callback());
-    return { url: issuer, config, stores, metrics, sandboxUrl, close };
+    return { url: issuer, config, stores, metrics, sandboxUrl, managementUrl: management?.url, close };
   } catch (error) {
     await close();
     throw error;
@@ -306,6 +323,47 @@ export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 function keepConnectionsForProxies(server: Server): void {
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
+}
+
+/** The management listener, answering 503 (as the main server does) until `serve` is called. */
+interface ManagementServer {
+  host: string;
+  port: number;
+  url: string;
+  serve(app: (req: IncomingMessage, res: ServerResponse) => void): void;
+  drain(): Promise<void>;
+}
+
+/**
+ * Opens the management listener (config.management). A port it cannot bind stops the start with
+ * a message naming the setting: Node's own ("listen EADDRINUSE ...") does not say which listener.
+ */
+async function listenForManagement(settings: ManagementListener): Promise<ManagementServer> {
+  const server = createServer(answerWhileStarting);
+  const connections = trackConnections(server);
+  const { host } = settings;
+  const port = await listen(server, settings.port, host).catch((error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? 'address already in use (EADDRINUSE)' : error.message;
+    throw new Error(
+      `management.port: cannot listen on ${address(host, settings.port)}: ${why}; free it or choose another management port`,
+      { cause: error },
+    );
+  });
+  return {
+    host,
+    port,
+    url: `http://${address(host, port)}`,
+    serve(app) {
+      server.off('request', answerWhileStarting);
+      server.on('request', app);
+    },
+    drain: () => closeServer(server, connections, DRAIN_TIMEOUT_MS),
+  };
+}
+
+/** host:port, with an IPv6 host in brackets. */
+function address(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

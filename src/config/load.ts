@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { PACKAGE_ROOT } from '../package-root.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
+import { checkManagementListener } from './listeners.ts';
 import {
   checkClientRedirects,
   checkEnvironmentPolicy,
@@ -63,6 +64,17 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     const apiBaseUrl = overrides.apiBaseUrl ?? data.wechat.apiBaseUrl;
     checkWeChatTransport({ apiBaseUrl, sandbox: data.sandbox.enabled, production }, findings);
     checkClientRedirects(data.clients, production, findings);
+    checkManagementListener(
+      {
+        port: { file: data.port, env: overrides.port },
+        management: {
+          port: data.management?.port,
+          host: data.management?.host,
+          envPort: overrides.managementPort,
+        },
+      },
+      findings,
+    );
   }
 
   for (const warning of findings.warnings) options.onWarning?.(warning);
@@ -121,10 +133,15 @@ function effectiveConfig(
   production: boolean,
 ): Config {
   const port = overrides.port ?? file.port;
+  const host = file.host ?? (production ? '0.0.0.0' : '127.0.0.1');
+  const managementPort = overrides.managementPort ?? file.management?.port;
   return {
     production,
     port,
-    host: file.host ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    host,
+    ...(managementPort !== undefined && {
+      management: { port: managementPort, host: file.management?.host ?? host },
+    }),
     issuer: overrides.issuer ?? file.issuer ?? defaultIssuer(port),
     trustProxy: file.trustProxy,
     behindTlsProxy: file.behindTlsProxy,

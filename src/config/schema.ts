@@ -383,6 +383,26 @@ export const configFileSchema = z
       .min(1)
       .optional()
       .describe('Interface to bind; default 0.0.0.0 in production (NODE_ENV=production), else 127.0.0.1.'),
+    management: z
+      .strictObject({
+        port: portSchema
+          .optional()
+          .describe(
+            'Port of the management listener; env MANAGEMENT_PORT overrides; must differ from port. ' +
+              'Set: it serves /metrics, /healthz and /readyz and nothing else, and the main port no ' +
+              'longer serves /metrics. Unset: no management listener, /metrics on the main port.',
+          ),
+        host: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Interface the management listener binds; default: host. Needs a management port.'),
+      })
+      .optional()
+      .describe(
+        "A second HTTP listener for Prometheus and probes (as Keycloak's management port), so that " +
+          '/metrics never faces the internet: publish the main port only.',
+      ),
     issuer: issuerSchema
       .optional()
       .describe(

@@ -14,6 +14,12 @@ export interface Config {
   port: number;
   /** Host/interface to bind; default 0.0.0.0 in production, 127.0.0.1 otherwise. */
   host: string;
+  /**
+   * The management listener (env MANAGEMENT_PORT): /metrics, /healthz and /readyz on a port of
+   * their own, and /metrics no longer on the main port. Absent: no such listener, /metrics on the
+   * main port. Port 0 (code only, tests) picks a free port.
+   */
+  management?: ManagementListener;
   /** The OIDC issuer URL, no trailing slash (env ISSUER). Default http://localhost:<port>. */
   issuer: string;
   /** Trust X-Forwarded-* from a proxy in front (koa's app.proxy). */
@@ -88,6 +94,13 @@ export interface Config {
   avatars?: AvatarsConfig;
   /** Abuse limits (config file `limits`); absent: the defaults of src/http/rate-limits.ts. */
   limits?: LimitsConfig;
+}
+
+/** Where the management listener binds. */
+export interface ManagementListener {
+  port: number;
+  /** Default: the main server's host. */
+  host: string;
 }
 
 /** How WeChat avatars are downloaded and served from /avatars/<account id>. */

@@ -17,12 +17,15 @@ describe('the entry point with the default configuration', () => {
   let dir: string;
   let child: ChildProcessByStdio<null, Readable, Readable>;
   let port: number;
+  let managementPort: number;
   let stdout = '';
   let stderr = '';
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'wob-entry-'));
     port = await freePort();
+    do managementPort = await freePort();
+    while (managementPort === port);
     child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
       cwd: dir,
       env: {
@@ -30,6 +33,8 @@ describe('the entry point with the default configuration', () => {
         NODE_NO_WARNINGS: '1',
         CONFIG_FILE: join(PACKAGE_ROOT, 'config', 'default.yaml'),
         PORT: String(port),
+        // The one setting added to npm start's: the management listener, as a deployment turns it on.
+        MANAGEMENT_PORT: String(managementPort),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -68,6 +73,18 @@ describe('the entry point with the default configuration', () => {
     const discovery = await fetch(`http://localhost:${port}/.well-known/openid-configuration`);
     expect(discovery.status).toBe(200);
     expect(((await discovery.json()) as { issuer: string }).issuer).toBe(`http://localhost:${port}`);
+  });
+
+  it('names its management listener in the "listening" line, and serves /metrics there, not on the public port', async () => {
+    const listening = stdout
+      .split('\n')
+      .find((line) => line.includes('"msg":"wechat-oidc-bridge listening"'));
+    const metrics = `http://127.0.0.1:${managementPort}/metrics`;
+    expect(JSON.parse(listening ?? '{}')).toMatchObject({ issuer: `http://localhost:${port}`, metrics });
+    const scrape = await fetch(metrics);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toContain('http_requests_total');
+    expect((await fetch(`http://localhost:${port}/metrics`)).status).toBe(404);
   });
 
   it('keeps its data in ./data, private to its user', async () => {

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -21,6 +22,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
+import { freePort } from '../helpers/interop.ts';
 import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
 import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
 
@@ -106,6 +108,8 @@ describe('observability: metrics and logs after full logins', () => {
     expect(exchanged.refresh_token).toBeTruthy();
     await expect(exchangeJsCode(mp, 'not-a-wx-login-code')).rejects.toMatchObject({ error: 'invalid_grant' });
 
+    // No management listener configured: /metrics on the main port, as before it existed.
+    expect(bridge.server.managementUrl).toBeUndefined();
     const response = await fetch(`${bridge.url}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -202,3 +206,84 @@ describe.skipIf(!(await storageAvailable('postgres+redis')))(
     });
   },
 );
+
+describe('observability: the management listener (config.management)', () => {
+  let bridge: Bridge;
+  let closed = false;
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, management: { port: 0, host: '127.0.0.1' } }),
+    });
+  });
+  afterAll(async () => {
+    if (!closed) await bridge?.close();
+  });
+
+  test('serves /metrics, with what a login moved, while the public port answers 404 there', async () => {
+    const management = bridge.server.managementUrl as string;
+    expect(management).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(new URL(management).port).not.toBe(new URL(bridge.url).port);
+    expect(bridge.server.config.management?.port).toBe(Number(new URL(management).port));
+    await loginAs(await relyingParty(bridge), await createSandboxUser(bridge, 'Panda'));
+
+    const response = await fetch(`${management}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await response.text();
+    expect(sample(text, 'wechat_logins_total', { kind: 'website', outcome: 'ok' })).toBe(1);
+    expect(sample(text, 'http_requests_total', { route: '/token', method: 'POST', status: '200' })).toBe(1);
+    expect(sample(text, 'oidc_tokens_issued_total', { type: 'authorization_code' })).toBe(1);
+
+    expect((await fetch(`${bridge.url}/metrics`)).status).toBe(404);
+  });
+
+  test('serves the health checks too, and nothing else', async () => {
+    const management = bridge.server.managementUrl as string;
+    const live = await fetch(`${management}/healthz`);
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${management}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready' });
+    for (const path of ['/', '/.well-known/openid-configuration', '/jwks', '/auth', '/metrics/x']) {
+      expect((await fetch(`${management}${path}`)).status, path).toBe(404);
+    }
+    // The public port keeps its probes: load balancers use them.
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+  });
+
+  test('closes with the instance', async () => {
+    const management = bridge.server.managementUrl as string;
+    closed = true;
+    await bridge.close();
+    await expect(fetch(`${management}/healthz`)).rejects.toThrow();
+    await expect(fetch(`${bridge.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('observability: a management port already in use', () => {
+  test('fails the start, naming the setting, and leaves the main port closed', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as { port: number }).port;
+    const port = await freePort();
+    try {
+      const starting = startBridge({
+        storage: 'embedded',
+        configure: (config) => ({
+          ...config,
+          port,
+          issuer: `http://127.0.0.1:${port}`,
+          management: { port: taken, host: '127.0.0.1' },
+        }),
+      });
+      await expect(starting).rejects.toThrow(
+        `management.port: cannot listen on 127.0.0.1:${taken}: address already in use (EADDRINUSE)`,
+      );
+      await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});

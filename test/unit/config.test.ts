@@ -340,6 +340,59 @@ describe('loadConfig environment overrides', () => {
   });
 });
 
+describe('loadConfig management listener', () => {
+  it('has none unless a management port is set: /metrics stays on the main port', async () => {
+    const config = await loadConfig({ env: {}, file: await writeConfig({ port: 3001 }) });
+    expect(config).not.toHaveProperty('management');
+  });
+
+  it("binds the main server's host unless told otherwise", async () => {
+    const file = await writeConfig({ host: '10.0.0.5', management: { port: 9464 } });
+    expect((await loadConfig({ env: {}, file })).management).toEqual({ port: 9464, host: '10.0.0.5' });
+    const own = await writeConfig({ host: '10.0.0.5', management: { port: 9464, host: '127.0.0.1' } });
+    expect((await loadConfig({ env: {}, file: own })).management).toEqual({ port: 9464, host: '127.0.0.1' });
+  });
+
+  it('takes MANAGEMENT_PORT over the file, and opens the listener with it alone', async () => {
+    const file = await writeConfig({ management: { port: 9464 } });
+    const env = { MANAGEMENT_PORT: '9100' };
+    expect((await loadConfig({ env, file })).management).toEqual({ port: 9100, host: '127.0.0.1' });
+    const bare = await writeConfig({});
+    expect((await loadConfig({ env, file: bare })).management).toEqual({ port: 9100, host: '127.0.0.1' });
+    expect(await problemsOf(loadConfig({ env: { MANAGEMENT_PORT: '0' }, file: bare }))).toEqual([
+      'MANAGEMENT_PORT: must be an integer from 1 to 65535',
+    ]);
+  });
+
+  it('refuses a management port equal to the main port, naming where each came from', async () => {
+    const reason = 'the management listener serves /metrics on a port of its own, which is never published';
+    const same = await writeConfig({ port: 3001, management: { port: 3001 } });
+    expect(await problemsOf(loadConfig({ env: {}, file: same }))).toEqual([
+      `management.port: must differ from the main port (port, 3001): ${reason}`,
+    ]);
+    const other = await writeConfig({ port: 3001, management: { port: 9464 } });
+    expect(await problemsOf(loadConfig({ env: { PORT: '9464' }, file: other }))).toEqual([
+      `management.port: must differ from the main port (PORT, 9464): ${reason}`,
+    ]);
+    expect(await problemsOf(loadConfig({ env: { MANAGEMENT_PORT: '3001' }, file: other }))).toEqual([
+      `MANAGEMENT_PORT: must differ from the main port (port, 3001): ${reason}`,
+    ]);
+    // The default main port counts too.
+    const onDefault = await writeConfig({ management: { port: 3000 } });
+    expect(await problemsOf(loadConfig({ env: {}, file: onDefault }))).toEqual([
+      `management.port: must differ from the main port (port, 3000): ${reason}`,
+    ]);
+  });
+
+  it('refuses a management host without a port, which would leave /metrics on the main port', async () => {
+    const file = await writeConfig({ management: { host: '127.0.0.1' } });
+    expect(await problemsOf(loadConfig({ env: {}, file }))).toEqual([
+      'management.host: needs management.port (or MANAGEMENT_PORT): without a port there is no ' +
+        'management listener, and /metrics stays on the main port',
+    ]);
+  });
+});
+
 describe('loadConfig secret references', () => {
   function appWithSecret(secret: unknown) {
     return { wechat: { apps: [{ kind: 'website', appid: APPID_A, secret }] } };

@@ -1,0 +1,31 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Stores } from '../storage/ports.ts';
+import { createHealthRouter } from './health.ts';
+import { createMetricsRouter } from './metrics.ts';
+
+export interface ManagementDeps {
+  /** What /readyz asks: the dependency monitor's probe, as on the main port. */
+  health: Pick<Stores, 'ping' | 'kinds'>;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * The management listener's application (config `management`): /metrics, /healthz and /readyz,
+ * and 404 for anything else. A koa app of its own rather than oidc-provider's: nothing of the
+ * provider, its pages or its cookies is reachable on this port, and none of the public port's
+ * middleware (rate limits, the dependency gate, security headers for pages) has anything to do here.
+ */
+export function createManagementApp(deps: ManagementDeps): Koa {
+  const app = new Koa();
+  const router = new Router();
+  router.use(createHealthRouter(deps.health).routes(), createMetricsRouter(deps.metrics).routes());
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  // Koa would print to stderr otherwise: errors go to the log, as the public port's do.
+  app.on('error', (err: unknown) => deps.logger.error({ err }, 'management listener error'));
+  return app;
+}
