@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type Router from '@koa/router';
 import { accountPageClient } from './account-page/client.ts';
+import { RECENT_LOGIN_DEFAULT_SECONDS } from './account-page/recent-login.ts';
 import { createAccountPageRouter } from './account-page/router.ts';
 import { createAccountCache } from './accounts/account-cache.ts';
 import { indexAccountArtifacts, startArtifactSweep } from './accounts/artifact-index.ts';
@@ -255,6 +256,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           logger,
           now,
           notifier,
+          recentLoginSeconds: config.account?.recentLogin ?? RECENT_LOGIN_DEFAULT_SECONDS,
         }),
       ],
     });

@@ -13,12 +13,19 @@ import { findAccountBySubject, listIdentities } from '../accounts/repository.ts'
 import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
 import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
 import { pageContext, type Views } from '../http/views.ts';
-import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
+import { type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import type { WeChatApp } from '../upstream/wechat/types.ts';
 import { ACCOUNT_PAGE_CLIENT_ID } from './client.ts';
+import {
+  isStepUpPurpose,
+  LOG_IN_AGAIN,
+  loggedInRecently,
+  returnPath,
+  type StepUpPurpose,
+} from './recent-login.ts';
 import { csrfToken, csrfValid, currentSession, type PageSession } from './session.ts';
 
 export interface AccountPageDeps {
@@ -39,6 +46,8 @@ export interface AccountPageDeps {
   now: () => Date;
   /** Tells relying parties about deletions and identity changes (back-channel logout, webhooks). */
   notifier?: AccountNotifier;
+  /** Unbinding and deletion need a login this recent, seconds (account.recentLogin; recent-login.ts). */
+  recentLoginSeconds: number;
 }
 
 const LOGIN_COOKIE = 'account_login';
@@ -61,10 +70,14 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     await renderAccount(ctx, deps, session);
   });
 
+  // ?again=<purpose>: the login a destructive action asked for (recent-login.ts). Only a known
+  // purpose is kept, in the signed cookie, and it names a fixed page to return to.
   router.get('/account/login', async (ctx) => {
     const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(16).toString('base64url');
-    ctx.cookies.set(LOGIN_COOKIE, JSON.stringify({ verifier, state }), {
+    const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
+    const checks: LoginChecks = { verifier, state, ...(again && { again }) };
+    ctx.cookies.set(LOGIN_COOKIE, JSON.stringify(checks), {
       signed: true,
       httpOnly: true,
       sameSite: 'lax',
@@ -79,6 +92,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       state,
       code_challenge: createHash('sha256').update(verifier).digest('base64url'),
       code_challenge_method: 'S256',
+      ...(again ? LOG_IN_AGAIN : {}),
       ...(typeof ctx.query.lang === 'string' ? { ui_locales: ctx.query.lang } : {}),
     }).toString();
     ctx.redirect(url.href);
@@ -87,19 +101,44 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
   router.get('/account/callback', async (ctx) => {
     const raw = ctx.cookies.get(LOGIN_COOKIE, { signed: true });
     ctx.cookies.set(LOGIN_COOKIE, null);
-    const checks = raw ? (JSON.parse(raw) as { verifier: string; state: string }) : undefined;
+    const checks = raw ? (JSON.parse(raw) as LoginChecks) : undefined;
     if (!checks || ctx.query.state !== checks.state) return ctx.redirect('/account/login');
     if (typeof ctx.query.code !== 'string') return notice(ctx, deps, 'account.loginFailed', 400);
     // The session is what logs the page in; the code is only used up so it cannot be replayed.
     const code = await deps.provider.AuthorizationCode.find(ctx.query.code);
     if (code && code.clientId === ACCOUNT_PAGE_CLIENT_ID) await code.consume();
-    ctx.redirect('/account');
+    // Whoever logged in is the session's person now: when someone else logged in at a login asked
+    // for again, oidc-provider ended the previous person's session first, and every page reads the
+    // session afresh.
+    ctx.redirect(returnPath(checks.again));
   });
 
-  /** POST routes: a live session and the page's form token, or nothing happens. */
+  /** The language switch of the "log in again" page, and that page again on reload. */
+  router.get('/account/login-again/:purpose', async (ctx) => {
+    const purpose = ctx.params.purpose;
+    if (!isStepUpPurpose(purpose)) return notice(ctx, deps, 'account.notFound', 404);
+    const session = await currentSession(ctx, deps.provider);
+    if (!session) return ctx.redirect('/account/login');
+    if (recent(deps, session)) return ctx.redirect(returnPath(purpose));
+    logInAgain(ctx, deps, purpose);
+  });
+
+  /** The deletion's confirmation, where a login asked for by deletion returns. */
+  router.get('/account/delete', async (ctx) => {
+    const session = await currentSession(ctx, deps.provider);
+    if (!session) return ctx.redirect('/account/login');
+    if (!recent(deps, session)) return logInAgain(ctx, deps, 'delete');
+    await renderDeletion(ctx, deps, session);
+  });
+
+  /**
+   * POST routes: a live session and the page's form token, or nothing happens. With `needsRecentLogin`,
+   * also a recent login, or the page that asks for one (nothing happens either).
+   */
   const post = (
     path: string,
     handler: (ctx: Context, session: PageSession, body: Record<string, string>) => Promise<void>,
+    needsRecentLogin?: StepUpPurpose,
   ) =>
     router.post(path, form, async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
@@ -107,6 +146,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       if (!session) return ctx.redirect('/account/login');
       const body = (ctx.request.body ?? {}) as Record<string, string>;
       if (!csrfValid(deps.formKey, session, body.csrf)) return notice(ctx, deps, 'account.formExpired', 403);
+      if (needsRecentLogin && !recent(deps, session)) return logInAgain(ctx, deps, needsRecentLogin);
       await handler(ctx, session, body);
     });
 
@@ -125,48 +165,110 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     notice(ctx, deps, 'account.signedOutEverywhere', 200);
   });
 
-  post('/account/unbind', async (ctx, session, body) => {
-    const account = await findAccountBySubject(deps.db, session.subject);
-    if (!account) return notice(ctx, deps, 'account.notFound', 404);
-    const outcome = await unbindIdentity(
-      deps.db,
-      account.id,
-      { appid: String(body.appid ?? ''), openid: String(body.openid ?? '') },
-      deps.now(),
-    );
-    if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
-    if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
-    deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
-    if (deps.kv) await forgetSessionKey(deps.kv, String(body.appid), String(body.openid));
-    await announceIdentities(deps, account);
-    ctx.redirect('/account');
-  });
+  // Signing out everywhere and revoking an application protect the person: they need no recent
+  // login. Unbinding and deletion, in the hands of whoever sits at a browser left logged in, would
+  // take the account from its owner: they do (recent-login.ts).
+  post(
+    '/account/unbind',
+    async (ctx, session, body) => {
+      const account = await findAccountBySubject(deps.db, session.subject);
+      if (!account) return notice(ctx, deps, 'account.notFound', 404);
+      const outcome = await unbindIdentity(
+        deps.db,
+        account.id,
+        { appid: String(body.appid ?? ''), openid: String(body.openid ?? '') },
+        deps.now(),
+      );
+      if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
+      if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
+      deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
+      if (deps.kv) await forgetSessionKey(deps.kv, String(body.appid), String(body.openid));
+      await announceIdentities(deps, account);
+      ctx.redirect('/account');
+    },
+    'unbind',
+  );
 
-  post('/account/delete', async (ctx, session) => {
-    ctx.type = 'html';
-    ctx.body = deps.views.render('account-delete', pageContext(ctx), {
-      csrf: csrfToken(deps.formKey, session),
-    });
-  });
+  post('/account/delete', (ctx, session) => renderDeletion(ctx, deps, session), 'delete');
 
-  post('/account/delete/confirm', async (ctx, session, body) => {
-    if (body.confirm !== 'yes') return ctx.redirect('/account');
-    const account = await findAccountBySubject(deps.db, session.subject);
-    if (!account) return notice(ctx, deps, 'account.notFound', 404);
-    const notifier = deps.notifier;
-    await deleteAccount(
-      {
-        ...deps,
-        avatars: deps.avatarStore,
-        notify: notifier ? (event) => notifier.deleted(event) : undefined,
-      },
-      account,
-      'person',
-    );
-    notice(ctx, deps, 'account.deleted', 200);
-  });
+  post(
+    '/account/delete/confirm',
+    async (ctx, session, body) => {
+      if (body.confirm !== 'yes') return ctx.redirect('/account');
+      const account = await findAccountBySubject(deps.db, session.subject);
+      if (!account) return notice(ctx, deps, 'account.notFound', 404);
+      const notifier = deps.notifier;
+      await deleteAccount(
+        {
+          ...deps,
+          avatars: deps.avatarStore,
+          notify: notifier ? (event) => notifier.deleted(event) : undefined,
+        },
+        account,
+        'person',
+      );
+      notice(ctx, deps, 'account.deleted', 200);
+    },
+    'delete',
+  );
 
   return router;
+}
+
+/** What the login cookie holds between /account/login and its callback. */
+interface LoginChecks {
+  verifier: string;
+  state: string;
+  /** The purpose of a login asked for again; read back through returnPath's whitelist only. */
+  again?: StepUpPurpose;
+}
+
+const recent = (deps: AccountPageDeps, session: PageSession) =>
+  loggedInRecently(session, deps.now(), deps.recentLoginSeconds);
+
+/**
+ * The deletion's confirmation page, naming the account it deletes: after a login asked for again,
+ * the session may be another person's (someone else scanned), and this is the page they land on.
+ */
+async function renderDeletion(ctx: Context, deps: AccountPageDeps, session: PageSession): Promise<void> {
+  const account = await findAccountBySubject(deps.db, session.subject);
+  if (!account) return notice(ctx, deps, 'account.notFound', 404);
+  const page = pageContext(ctx);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = deps.views.render('account-delete', page, {
+    nickname: account.nickname || page.t('account.noNickname'),
+    csrf: csrfToken(deps.formKey, session),
+    // The language switch reloads the confirmation by GET, not the POST that showed it.
+    pagePath: '/account/delete',
+  });
+}
+
+/**
+ * The answer to a destructive action on a session whose login is not recent: why, and a button that
+ * logs in with WeChat again and comes back (recent-login.ts). 403: the action was refused.
+ */
+function logInAgain(ctx: Context, deps: AccountPageDeps, purpose: StepUpPurpose): void {
+  const page = pageContext(ctx);
+  const login = new URLSearchParams({ again: purpose, lang: page.lang });
+  ctx.status = 403;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = deps.views.render('account-login-again', page, {
+    why: page.t(purpose === 'delete' ? 'account.loginAgain.whyDelete' : 'account.loginAgain.whyUnbind'),
+    rule: page.t('account.loginAgain.rule', { window: duration(page.t, deps.recentLoginSeconds) }),
+    after: page.t(purpose === 'delete' ? 'account.loginAgain.afterDelete' : 'account.loginAgain.afterUnbind'),
+    loginUrl: `/account/login?${login}`,
+    // The language switch reloads this page by GET, not the POST it answered.
+    pagePath: `/account/login-again/${purpose}`,
+  });
+}
+
+/** The window in words: whole minutes from two on, else seconds (no "1 minutes"). */
+function duration(t: Translate, seconds: number): string {
+  return seconds >= 120 && seconds % 60 === 0
+    ? t('account.loginAgain.minutes', { n: String(seconds / 60) })
+    : t('account.loginAgain.seconds', { n: String(seconds) });
 }
 
 async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageSession): Promise<void> {

@@ -7,6 +7,8 @@ export interface PageSession {
   subject: string;
   /** The session's id, which CSRF tokens are bound to. */
   sessionId: string;
+  /** When the person last logged in on this session (oidc-provider's loginTs, epoch seconds). */
+  loginTs: number | undefined;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface PageSession {
 export async function currentSession(ctx: Context, provider: Provider): Promise<PageSession | undefined> {
   const session = await provider.Session.get(ctx);
   if (!session.accountId) return undefined;
-  return { subject: session.accountId, sessionId: session.jti };
+  return { subject: session.accountId, sessionId: session.jti, loginTs: session.authTime() };
 }
 
 /** A per-session form token: forms post only from our own page (SameSite=Lax is not enough for POST on old browsers). */

@@ -169,6 +169,7 @@ function effectiveConfig(
     oidc: { jwks: secrets.jwks, cookieKeys: secrets.cookieKeys, ttl: file.oidc.ttl },
     limits: file.limits,
     avatars: file.avatars,
+    account: file.account,
     clients: file.clients.map((client, index): ClientConfig => {
       const { client_secret: _reference, ...registered } = client;
       const metadata = withoutRedirectDefaults(registered);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
+import { RECENT_LOGIN_DEFAULT_SECONDS } from '../account-page/recent-login.ts';
 import { parseRedisTarget } from '../storage/redis/target.ts';
 import { entries, field } from './raw.ts';
 
@@ -598,6 +599,18 @@ export const configFileSchema = z
         'Self-hosted avatars: downloaded at login when they change, served at /avatars/<account id> ' +
           'as the picture claim.',
       ),
+    account: z
+      .strictObject({
+        recentLogin: seconds(
+          RECENT_LOGIN_DEFAULT_SECONDS,
+          'How recent the login must be to unbind a WeChat or delete the account on the account page; ' +
+            'an older one (a browser left logged in: the session lasts ttl.session) is asked to log in ' +
+            'with WeChat again first (prompt=login, max_age=0). Signing out everywhere and revoking an ' +
+            'application need no recent login.',
+        ),
+      })
+      .prefault({})
+      .describe('The account page (/account).'),
   })
   // Runs even when other fields are invalid (`when`), so duplicates are reported with everything else.
   .superRefine(

@@ -94,6 +94,8 @@ export interface Config {
   avatars?: AvatarsConfig;
   /** Abuse limits (config file `limits`); absent: the defaults of src/http/rate-limits.ts. */
   limits?: LimitsConfig;
+  /** The account page (config file `account`); absent: src/account-page/recent-login.ts defaults. */
+  account?: AccountPageConfig;
 }
 
 /** Where the management listener binds. */
@@ -115,6 +117,12 @@ export interface AvatarsConfig {
   cacheMaxAge: number;
   /** How long a URL that failed to download is left alone, seconds. */
   retryAfter: number;
+}
+
+/** The account page's rules. */
+export interface AccountPageConfig {
+  /** Unbinding and deletion need a login at most this old, seconds; older, the person logs in again. */
+  recentLogin: number;
 }
 
 /** Request size and rate limits. */

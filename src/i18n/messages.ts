@@ -83,6 +83,17 @@ const zh = {
   'account.notFound': '未找到该项目，可能已被删除。',
   'account.formExpired': '页面已过期，请返回账号页面重试。',
   'account.loginFailed': '登录未完成，请重试。',
+  'account.deleteWho': '要注销的账号：{name}',
+  'account.loginAgain.title': '请重新登录',
+  'account.loginAgain.whyUnbind': '解除绑定微信前，请再用微信登录一次，确认是你本人。',
+  'account.loginAgain.whyDelete': '注销账号前，请再用微信登录一次，确认是你本人。',
+  'account.loginAgain.rule':
+    '为防止他人借你在共用电脑等设备上未退出的登录进行操作，解除绑定和注销账号只能在登录后{window}内进行，你上次登录已超过这个时间。',
+  'account.loginAgain.afterUnbind': '登录后会回到账号页面，请再点一次“解除绑定”。',
+  'account.loginAgain.afterDelete': '登录后会回到注销确认页面。',
+  'account.loginAgain.button': '用微信重新登录',
+  'account.loginAgain.minutes': ' {n} 分钟',
+  'account.loginAgain.seconds': ' {n} 秒',
   'lang.switch': 'English',
 } as const;
 
@@ -173,6 +184,19 @@ const en: Record<MessageKey, string> = {
   'account.notFound': 'Not found: it may have been removed already.',
   'account.formExpired': 'This page has expired. Go back to your account page and try again.',
   'account.loginFailed': 'The login did not complete. Please try again.',
+  'account.deleteWho': 'Account to delete: {name}',
+  'account.loginAgain.title': 'Log in again to continue',
+  'account.loginAgain.whyUnbind':
+    'Before you unbind a WeChat, log in with WeChat once more to confirm it is you.',
+  'account.loginAgain.whyDelete':
+    'Before you delete your account, log in with WeChat once more to confirm it is you.',
+  'account.loginAgain.rule':
+    'So that nobody can use a login left open on a shared computer or another device, unbinding and deleting are possible only within {window} of logging in, and your last login is older than that.',
+  'account.loginAgain.afterUnbind': 'You will come back to your account page: choose Unbind there again.',
+  'account.loginAgain.afterDelete': 'You will come back to the page that confirms the deletion.',
+  'account.loginAgain.button': 'Log in with WeChat again',
+  'account.loginAgain.minutes': '{n} minutes',
+  'account.loginAgain.seconds': '{n} seconds',
   'lang.switch': '中文',
 };
 

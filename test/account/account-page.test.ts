@@ -2,6 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
+import { ageLogin, SESSION_COOKIE } from '../helpers/recent-login.ts';
 
 /**
  * Logs in to the demo relying party (a third-party client) as the sandbox person `nickname`, allowing it on the consent
@@ -129,5 +130,31 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.goto(`${bridge.url}/account`);
     // The session is gone: the account page starts a new WeChat login.
     await page.waitForSelector('#wechat-qr');
+  });
+
+  test('an old login logs in with WeChat again before deleting; someone else scanning gets their own account', async () => {
+    const context = await phone();
+    const page = await context.newPage();
+    await logInToDemo(page, bridge, '旧登录 Di');
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+    const session = (await context.cookies()).find((cookie) => cookie.name === SESSION_COOKIE);
+    await ageLogin(bridge, session?.value as string, 11 * 60);
+
+    await page.click('#account-delete');
+    await page.waitForSelector('#account-login-again');
+    expect(await page.locator('h1').textContent()).toBe('请重新登录');
+    await page.click('#account-login-again');
+    // The QR page again, though the browser is logged in; another person scans it. oidc-provider
+    // ends Di's session through its self-submitting form (its script allowed by the page's CSP).
+    const frame = page.frameLocator('#wechat-qr');
+    await frame.locator('input[name="nickname"]').fill('换人 Ed');
+    await frame.locator('button.allow').click();
+    await page.waitForSelector('#account-delete-who');
+    expect(new URL(page.url()).pathname).toBe('/account/delete');
+    expect(await page.locator('#account-delete-who').textContent()).toBe('要注销的账号：换人 Ed');
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-nickname').textContent()).toBe('换人 Ed');
   });
 });

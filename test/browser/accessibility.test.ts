@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, OFFICIAL_ACCOUNT_APP, startQuickStartBridge, WEBSITE_APP } from '../helpers/bridge.ts';
 import { USER_AGENTS } from '../helpers/browser.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
+import { ageLogin, SESSION_COOKIE } from '../helpers/recent-login.ts';
 
 /** What axe-core (Deque's accessibility engine) reports of a page's WCAG 2.1 A and AA rules. */
 interface AxeViolation {
@@ -34,7 +35,8 @@ async function violations(page: Page): Promise<string[]> {
 
 /**
  * Every page a person meets on our side of a login, in both languages: the login page, the consent
- * page, the account page (and its deletion step), the logout page, an error page. The demo
+ * page, the account page (its deletion step, and the page asking to log in again before it), the
+ * logout page, an error page. The demo
  * relying party's pages come along (they are part of the quick start). WeChat's own pages (the
  * sandbox's QR page in its frame) are WeChat's, not scanned.
  */
@@ -80,6 +82,12 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       await page.click('#account-delete');
       await page.waitForLoadState();
       await scan('account deletion');
+      // The same session, its login made old: the page that asks to log in again.
+      const session = (await context.cookies()).find((cookie) => cookie.name === SESSION_COOKIE);
+      await ageLogin(bridge, session?.value as string, 11 * 60);
+      await page.goto(`${bridge.url}/account/login-again/delete`);
+      await page.waitForSelector('#account-login-again');
+      await scan('log in again');
       await page.goto(`${bridge.url}/interaction/no-such-interaction`);
       await scan('error');
       await page.goto(`${bridge.url}/session/end`);
@@ -103,7 +111,7 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       found['wechat authorize'] = await violations(inWeChat);
       await phone.close();
 
-      expect(Object.keys(found)).toHaveLength(10);
+      expect(Object.keys(found)).toHaveLength(11);
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((name) => [name, []])));
     });
   }

@@ -85,6 +85,14 @@ describe('loadConfig defaults', () => {
     expect(config.limits?.rateLimits.token).toEqual({ points: 5, durationSeconds: 10 });
   });
 
+  it("takes the account page's recent-login window from the file, and refuses one under a second", async () => {
+    const config = await loadConfig({ env: {}, file: await writeConfig('account:\n  recentLogin: 300\n') });
+    expect(config.account).toEqual({ recentLogin: 300 });
+    await expect(
+      loadConfig({ env: {}, file: await writeConfig('account:\n  recentLogin: 0\n') }),
+    ).rejects.toThrow(/account\.recentLogin/);
+  });
+
   it('fills every option from its default for an empty file', async () => {
     const config = await loadConfig({ env: {}, file: await writeConfig('') });
     expect(config).toEqual({
@@ -125,6 +133,7 @@ describe('loadConfig defaults', () => {
         retryAfter: 600,
         timeoutMs: 3000,
       },
+      account: { recentLogin: 600 },
       limits: {
         maxBodyBytes: 65536,
         rateLimits: {
