@@ -1,8 +1,10 @@
 import type { Context } from 'koa';
+import type { Interaction } from 'oidc-provider';
 import { pageContext } from '../http/views.ts';
 import type { MessageKey } from '../i18n/messages.ts';
 import type { UpstreamErrorCode } from '../upstream/wechat/types.ts';
 import type { InteractionDeps } from './deps.ts';
+import { uiLocales } from './load.ts';
 
 /** Why a login stopped, as the abort form tells the abort step (which turns it into an OAuth error). */
 export type AbortReason = 'cancelled' | 'declined' | 'unavailable' | 'failed';
@@ -46,11 +48,13 @@ export const UPSTREAM_FAILURES: Record<UpstreamErrorCode, Failure> = {
 export function renderFailure(
   ctx: Context,
   deps: InteractionDeps,
-  uid: string,
+  interaction: Interaction,
   failure: Failure,
   status = 400,
 ): void {
-  const page = pageContext(ctx);
+  const uid = interaction.uid;
+  // In the language the client asked for (ui_locales), as the login page before it was.
+  const page = pageContext(ctx, uiLocales(interaction));
   ctx.status = status;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {

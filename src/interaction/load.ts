@@ -51,6 +51,12 @@ async function readInteraction(ctx: Context, deps: InteractionDeps): Promise<Int
   }
 }
 
+/** The languages the client asked for in its authorization request (OIDC ui_locales), for our pages. */
+export function uiLocales(interaction: Interaction): string | undefined {
+  const value = interaction.params.ui_locales;
+  return typeof value === 'string' ? value : undefined;
+}
+
 /** Seconds the interaction has left (at least 1). */
 export function secondsLeft(deps: InteractionDeps, interaction: Interaction): number {
   return Math.max(1, interaction.exp - Math.floor(deps.now().getTime() / 1000));

@@ -7,7 +7,7 @@ import { interactionPath } from '../oidc/provider.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
 import { confirmConsent, consentAfterLogin } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
-import { clientName, loadInteraction } from './load.ts';
+import { clientName, loadInteraction, uiLocales } from './load.ts';
 import { callbackUrl, initialScope, officialAccountTrip, weChatAuthorizePath } from './official-account.ts';
 
 /** GET /interaction/:uid — the page for whatever oidc-provider prompts for: login or consent. */
@@ -167,9 +167,4 @@ async function showConsent(
     // The language switch reloads the interaction's own page, wherever this one was answered.
     pagePath: interactionPath(interaction.uid),
   });
-}
-
-function uiLocales(interaction: Interaction): string | undefined {
-  const value = interaction.params.ui_locales;
-  return typeof value === 'string' ? value : undefined;
 }

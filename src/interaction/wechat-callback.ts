@@ -69,12 +69,12 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   }
   if (!state || !flow) {
     deps.logger.warn({ uid, hasState: Boolean(state) }, 'wechat callback with an unknown or foreign state');
-    return renderFailure(ctx, deps, uid, STATE_INVALID);
+    return renderFailure(ctx, deps, interaction, STATE_INVALID);
   }
   // WeChat redirects without a code (or not at all) when the person declines.
   if (!code) {
     await markStateUsed(deps.kv, state, secondsLeft(deps, interaction));
-    return renderFailure(ctx, deps, uid, DECLINED);
+    return renderFailure(ctx, deps, interaction, DECLINED);
   }
 
   const ttl = secondsLeft(deps, interaction);
@@ -88,7 +88,7 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   if (!firstCodeForState) {
     deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
     await recordOutcome(deps.kv, flow.appid, code, { uid, outcome: failed(STATE_INVALID) }, ttl);
-    return answer(ctx, deps, uid, failed(STATE_INVALID));
+    return answer(ctx, deps, interaction, failed(STATE_INVALID));
   }
   await completeClaimed(ctx, deps, interaction, flow, code, ttl, state);
 }
@@ -125,7 +125,7 @@ async function completeClaimed(
   // The consent page that comes next is this answer itself (show.ts); a repeated delivery is sent to it.
   const toConsent = outcome.kind === 'redirect' && outcome.location === interactionPath(uid);
   if (toConsent && (await showConsentAfterLogin(ctx, deps, interaction))) return;
-  answer(ctx, deps, uid, outcome);
+  answer(ctx, deps, interaction, outcome);
 }
 
 async function complete(
@@ -182,10 +182,10 @@ async function repeatFirstDelivery(
   }
   if (claim?.uid !== uid) {
     deps.logger.warn({ uid, appid: flow.appid, settled: Boolean(claim) }, 'wechat callback: code replayed');
-    return renderFailure(ctx, deps, uid, STATE_INVALID);
+    return renderFailure(ctx, deps, interaction, STATE_INVALID);
   }
   deps.logger.info({ uid, appid: flow.appid, outcome: claim.outcome.kind }, 'duplicate wechat callback');
-  answer(ctx, deps, uid, claim.outcome);
+  answer(ctx, deps, interaction, claim.outcome);
 }
 
 function settled(claim: CodeClaim | undefined): Required<CodeClaim> | undefined {
@@ -203,9 +203,14 @@ async function isDeliveredElsewhere(
   return claim?.uid === uid;
 }
 
-function answer(ctx: Context, deps: InteractionDeps, uid: string, outcome: CallbackOutcome): void {
+function answer(
+  ctx: Context,
+  deps: InteractionDeps,
+  interaction: Interaction,
+  outcome: CallbackOutcome,
+): void {
   if (outcome.kind === 'failure') {
-    renderFailure(ctx, deps, uid, outcome.failure, outcome.status);
+    renderFailure(ctx, deps, interaction, outcome.failure, outcome.status);
     return;
   }
   ctx.status = 303;

@@ -468,6 +468,19 @@ for (const storage of STORAGE_SETUPS) {
       expect(attributeOf(refused.body, 'lang-switch', 'href')).toBeUndefined();
     });
 
+    test('a login that fails at WeChat is explained in the language of ui_locales, as its login page was', async () => {
+      // The test browser says zh-CN in Accept-Language; the client asked for English.
+      const declining = await startLogin(rp, { extra: { ui_locales: 'en' } });
+      expect(declining.loginPage.body).toContain('lang="en"');
+      const declined = await decideOnWeChat(declining, { user: panda, allow: false });
+      expect(declined.body).toContain('You declined the WeChat authorization');
+      const failing = await startLogin(rp, { extra: { ui_locales: 'en' } });
+      await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 1, errcode: 40029 });
+      const refused = await decideOnWeChat(failing, { user: panda, allow: true });
+      expect(refused.body).toContain('lang="en"');
+      expect(refused.body).toContain('Please log in again');
+    });
+
     test("an unknown interaction shows the friendly start-again page in the reader's language", async () => {
       const browser = new TestBrowser();
       const hop = await browser.request(`${bridge.url}/interaction/no-such-interaction`, {
