@@ -12,7 +12,7 @@ export interface PageContext {
   lang: Lang;
   t: Translate;
   /** The request the page answers, for the language switch's link when no pagePath is given. */
-  request?: Pick<Context, 'path' | 'querystring'>;
+  request?: Pick<Context, 'method' | 'path' | 'querystring'>;
 }
 
 export interface Views {
@@ -44,13 +44,16 @@ export function createViews(options: { assetBase: string }): Views {
 /**
  * The link to the page in the other language: the page's own path when it has one (pagePath), else
  * the request's URL with its query kept, so that an error page shown at an authorization request
- * shows the same again. None where the query holds a code (WeChat's callback): the code is not to
+ * shows the same again. None for an answer to a POST, nor where the query holds a code (WeChat's callback): the code is not to
  * be written into the page, and that URL's answer would not be the same page again.
  */
 function languageSwitch(page: PageContext, pagePath: unknown): string | undefined {
   const other = page.lang === 'en' ? 'zh-CN' : 'en';
   if (typeof pagePath === 'string') return `${pagePath}?lang=${other}`;
   if (!page.request) return undefined;
+  // An answer to a POST: its URL, followed as a link, would not give this page again (405 or a
+  // different page), and the form is not to be sent twice. Such pages name a pagePath, or go without.
+  if (page.request.method !== 'GET' && page.request.method !== 'HEAD') return undefined;
   const query = new URLSearchParams(page.request.querystring);
   if (query.has('code')) return undefined;
   query.set('lang', other);

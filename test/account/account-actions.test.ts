@@ -185,6 +185,9 @@ describe('account page actions', () => {
     });
     expect(refused.status).toBe(403);
     expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+    // A page answering a POST has no language link: followed, it would GET a POST-only path (405).
+    expect(refused.body).toContain('页面已过期');
+    expect(attributeOf(refused.body, 'lang-switch', 'href')).toBeUndefined();
   });
 
   test('with a verified phone the last WeChat can be unbound from the page; the account stays', async () => {
