@@ -558,7 +558,8 @@ export const configFileSchema = z
             enabled: z.boolean().default(true).describe('Answer 429 with Retry-After past these limits.'),
             interaction: rateLimitRule(
               300,
-              'Authorization requests (/auth) and the consent and abort posts, per client IP.',
+              "Authorization requests (/auth), the consent and abort posts and the account page's posts, " +
+                'per client IP.',
             ),
             callback: rateLimitRule(
               120,
@@ -587,7 +588,7 @@ export const configFileSchema = z
           .default(['thirdwx.qlogo.cn', 'wx.qlogo.cn'])
           .describe(
             "Hosts WeChat avatars are downloaded from (WeChat's own by default); redirects may lead " +
-              'only to these. Outside production the sandbox is added.',
+              'only to these. Whenever a sandbox stands in for WeChat, its host is added.',
           ),
         maxBytes: z.int().min(1024).default(1_048_576).describe('Largest avatar accepted, bytes.'),
         timeoutMs: z.int().min(1).default(3000).describe('Budget of one avatar download, milliseconds.'),
