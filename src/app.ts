@@ -1,3 +1,4 @@
+import { METHODS } from 'node:http';
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
@@ -107,7 +108,10 @@ export function createApp(deps: AppDeps): Provider {
  * introspection call, on its way to oidc-provider's own routes) skips the routers altogether.
  */
 function routes(routers: Router[]): Scoped {
-  const merged = new Router();
+  // Every method Node's parser accepts counts as known: one that none of our routes at a path takes
+  // (TRACE, PROPFIND...) is refused 405 with Allow, as PUT is, not 501: a 5xx that logged an error,
+  // counted as a server error and probed the stores, for any client sending an odd method.
+  const merged = new Router({ methods: METHODS });
   for (const router of routers) merged.use(router.routes());
   // The router's own context type is what koa gives every middleware, with params the router adds.
   const matched = merged.routes() as unknown as Middleware;

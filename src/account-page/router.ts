@@ -12,6 +12,7 @@ import { announceIdentities } from '../accounts/identity-events.ts';
 import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
 import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
+import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
 import { type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -62,7 +63,7 @@ const KIND_LABEL: Record<WeChatApp['kind'], MessageKey> = {
 export function createAccountPageRouter(deps: AccountPageDeps): Router {
   if (!deps.formKey) throw new Error('the account page needs a key for its form tokens');
   const router = new Router();
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb' });
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb', onError: refuseUnreadableBody });
 
   router.get('/account', async (ctx) => {
     const session = await currentSession(ctx, deps.provider);
@@ -152,7 +153,9 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
 
   post('/account/apps/revoke', async (ctx, session, body) => {
     const clientId = String(body.clientId ?? '');
-    const ok = clientId !== '' && (await revokeApp(deps, session.subject, clientId));
+    // A NUL names no client, and PostgreSQL refuses it in a query (a server error, not a 404).
+    const named = clientId !== '' && !clientId.includes('\0');
+    const ok = named && (await revokeApp(deps, session.subject, clientId));
     if (!ok) return notice(ctx, deps, 'account.notFound', 404);
     deps.logger.info({ event: 'app_revoked', clientId }, 'account page: application access revoked');
     await deps.notifier?.signedOut({ subject: session.subject, clientIds: [clientId] });

@@ -32,3 +32,14 @@ function clientErrorStatus(error: unknown): number | undefined {
     typeof error === 'object' && error !== null ? (error as { status?: unknown }).status : undefined;
   return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
 }
+
+/**
+ * The body parsers' onError: a body they cannot read is the request's fault. Their own refusals
+ * carry a 4xx (too large, not JSON, an unknown charset or Content-Encoding), but a body that does
+ * not decompress as its Content-Encoding says (gzip, deflate or br over other bytes, or cut short)
+ * fails in zlib with no status, and was answered 500 and logged as our failure: it is a 400.
+ */
+export function refuseUnreadableBody(error: Error): never {
+  if ((error as { status?: unknown }).status === undefined) Object.assign(error, { status: 400 });
+  throw error;
+}

@@ -1,5 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
+import { refuseUnreadableBody } from '../http/errors.ts';
 import { postAbort } from './abort.ts';
 import { postConsent } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
@@ -14,7 +15,7 @@ import { wechatCallback } from './wechat-callback.ts';
  */
 export function createInteractionRouter(deps: InteractionDeps): Router {
   const router = new Router();
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb' });
+  const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb', onError: refuseUnreadableBody });
   router.use('/interaction/:uid', noStore);
   router.get('/interaction/:uid', (ctx) => showInteraction(ctx, deps));
   router.get('/interaction/:uid/wechat-authorize', (ctx) => showWeChatAuthorize(ctx, deps));

@@ -1,6 +1,7 @@
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
+import { refuseUnreadableBody } from '../http/errors.ts';
 import { authenticate, type MiniProgramCaller } from './bearer.ts';
 import { checkSession } from './check-session.ts';
 import { decrypt } from './decrypt.ts';
@@ -17,7 +18,12 @@ type Handler = (ctx: Context, deps: MiniProgramDeps, caller: MiniProgramCaller) 
  */
 export function createMiniProgramRouter(deps: MiniProgramDeps): Router {
   const router = new Router({ prefix: '/mini-program' });
-  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '256kb', encoding: 'utf-8' });
+  const json = bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: '256kb',
+    encoding: 'utf-8',
+    onError: refuseUnreadableBody,
+  });
   const route = (handler: Handler) => async (ctx: Context) => {
     const caller = await authenticate(ctx, deps);
     await limitCalls(deps, caller);

@@ -77,9 +77,19 @@ interface ArtifactRow {
   consumed_at: Date | null;
 }
 
+/**
+ * Whether a value can be in a text column at all. PostgreSQL's text refuses NUL, and a query
+ * naming one fails rather than matching nothing. The values looked up come from requests (a
+ * client_id, a token, a code, an interaction's uid), so `%00` in any of them was a server error:
+ * no id, uid or user code holding NUL was ever stored, and such a lookup finds nothing. (The
+ * other calls name artifacts that were found first.)
+ */
+const storable = (value: string) => !value.includes('\0');
+
 function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
   const grace = destroyGraceSeconds(model);
   const find = async (statement: string, value: string) => {
+    if (!storable(value)) return undefined;
     const { rows } = await runStatement<ArtifactRow>(db, statement, [model, value, now()]);
     return rows[0] && decode(rows[0]);
   };
