@@ -24,6 +24,7 @@ import {
 } from '../helpers/flow.ts';
 import { freePort } from '../helpers/interop.ts';
 import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
+import { rawRequest } from '../helpers/raw-http.ts';
 import { type LoadBalancer, startLoadBalancer } from './load-balancer.ts';
 
 /** One sample's value from Prometheus's text format, 0 when the series is absent. */
@@ -249,6 +250,12 @@ describe('observability: the management listener (config.management)', () => {
     for (const path of ['/', '/.well-known/openid-configuration', '/jwks', '/auth', '/metrics/x']) {
       expect((await fetch(`${management}${path}`)).status, path).toBe(404);
     }
+    // A method nobody routes is the client's mistake (405 with Allow), not a 501 server error.
+    const posted = await fetch(`${management}/metrics`, { method: 'POST' });
+    expect(posted.status).toBe(405);
+    const traced = await rawRequest(management, { method: 'TRACE', target: '/metrics' });
+    expect(traced.status).toBe(405);
+    expect(traced.headers.allow?.join()).toMatch(/GET/);
     // The public port keeps its probes: load balancers use them.
     expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
   });
