@@ -67,7 +67,10 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
 
   router.get('/account', async (ctx) => {
     const session = await currentSession(ctx, deps.provider);
-    if (!session) return ctx.redirect('/account/login');
+    // The language chosen (?lang=) goes on to the login: its page is in it too (ui_locales).
+    const lang =
+      typeof ctx.query.lang === 'string' ? `?${new URLSearchParams({ lang: ctx.query.lang })}` : '';
+    if (!session) return ctx.redirect(`/account/login${lang}`);
     await renderAccount(ctx, deps, session);
   });
 
@@ -308,6 +311,11 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
   });
 }
 
+/**
+ * The account page's answer in a sentence, with the way back to the account page (which asks for a
+ * login where the session has ended): every notice but the deletion's, after which there is no
+ * account to go back to. Most answer a POST, so the page has no language switch of its own.
+ */
 function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status: number): void {
   const page = pageContext(ctx);
   ctx.status = status;
@@ -316,5 +324,9 @@ function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status
   ctx.body = deps.views.render('notice', page, {
     title: page.t('account.title'),
     message: page.t(message),
+    ...(message !== 'account.deleted' && {
+      nextUrl: `/account?lang=${page.lang}`,
+      nextLabel: page.t('account.backToAccount'),
+    }),
   });
 }

@@ -83,6 +83,7 @@ const zh = {
   'account.notFound': '未找到该项目，可能已被删除。',
   'account.formExpired': '页面已过期，请返回账号页面重试。',
   'account.loginFailed': '登录未完成，请重试。',
+  'account.backToAccount': '返回账号页面',
   'account.deleteWho': '要注销的账号：{name}',
   'account.loginAgain.title': '请重新登录',
   'account.loginAgain.whyUnbind': '解除绑定微信前，请再用微信登录一次，确认是你本人。',
@@ -184,6 +185,7 @@ const en: Record<MessageKey, string> = {
   'account.notFound': 'Not found: it may have been removed already.',
   'account.formExpired': 'This page has expired. Go back to your account page and try again.',
   'account.loginFailed': 'The login did not complete. Please try again.',
+  'account.backToAccount': 'Back to your account',
   'account.deleteWho': 'Account to delete: {name}',
   'account.loginAgain.title': 'Log in again to continue',
   'account.loginAgain.whyUnbind':

@@ -163,6 +163,10 @@ describe('account page actions', () => {
       form: { csrf },
     });
     expect(done.status).toBe(200);
+    // The notice leads back to the account page, which now asks for a login, in the page's language.
+    expect(attributeOf(done.body, 'notice-next', 'href')).toBe('/account?lang=zh-CN');
+    const back = await login.browser.request(`${bridge.url}/account?lang=en`);
+    expect(back.location).toBe(`${bridge.url}/account/login?lang=en`);
     expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
     await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
       error: 'invalid_grant',
@@ -396,6 +400,8 @@ describe('account page actions', () => {
       });
       expect(done.status).toBe(200);
       expect(decodeEntities(done.body)).toContain('你的账号已注销');
+      // No account to go back to.
+      expect(attributeOf(done.body, 'notice-next', 'href')).toBeUndefined();
       expect(await findAccountBySubject(bridge.server.stores.db, account.subject)).toBeUndefined();
     });
 
