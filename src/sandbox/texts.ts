@@ -20,7 +20,7 @@ const cn = {
   'problem.redirect_uri': 'redirect_uri 参数错误',
   'problem.scope': 'Scope 参数错误或没有 Scope 权限',
   declinedTitle: '你已拒绝此次登录',
-  declinedBody: '可以关闭此页面。',
+  declinedBody: '你可以关闭此页面。',
   invalidChoice: '无法完成登录',
   back: '返回',
   scanTitle: '确认登录',
@@ -87,11 +87,11 @@ const en: Texts = {
   fullService: 'Use full service',
   errorCode: 'Error code: {code}',
   'oaProblem.10003': 'The redirect_uri domain does not match the configured one',
-  'oaProblem.10005': 'This official account has no permission for the scope',
+  'oaProblem.10005': 'This Official Account has no permission for the scope',
   'oaProblem.10010': 'scope is empty',
   'oaProblem.10011': 'redirect_uri is empty',
   'oaProblem.10012': 'appid is empty',
-  'oaProblem.10016': 'Open Platform AppIDs are not supported; use an official account AppID',
+  'oaProblem.10016': 'Open Platform AppIDs are not supported; use an Official Account AppID',
   'oaProblem.appid': 'Invalid AppID',
 };
 
