@@ -1,5 +1,6 @@
 import { SandboxInputError } from './input-error.ts';
 import type { LoginRequest } from './login-request.ts';
+import { NO_USER_CHOSEN } from './pages.ts';
 import { appendQuery } from './redirect-uri.ts';
 import type { SandboxState } from './state.ts';
 import type { SandboxUser } from './users.ts';
@@ -26,7 +27,7 @@ function chosenUser(state: SandboxState, choice: LoginChoice): SandboxUser | str
     }
   }
   const user = choice.userId === undefined ? undefined : state.getUser(choice.userId);
-  return user ?? 'choose a user or enter a nickname';
+  return user ?? NO_USER_CHOSEN;
 }
 
 /**

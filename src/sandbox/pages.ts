@@ -47,13 +47,25 @@ export function userChoices(state: SandboxState, origin: string) {
   }));
 }
 
-/** The decision could not be carried out (no user chosen, a bad nickname): say why, stay put. */
+/**
+ * The reason a decision gives when nobody was picked (the QR scan's and the Official Account's): the
+ * one a person meets, shown in the page's language; the other reasons are for developers.
+ */
+export const NO_USER_CHOSEN = 'choose a user or enter a nickname';
+
+/** The decision could not be carried out (no user chosen, a bad nickname): say why, offer the way back. */
 export function renderInvalidChoice(ctx: Context, lang: PageLang, embedded: boolean, reason: string): void {
   const t = textsFor(lang);
   renderPage(
     ctx,
     'message',
-    { t, heading: t.invalidChoice, detail: reason, bodyClass: bodyClass(embedded) },
+    {
+      t,
+      heading: t.invalidChoice,
+      detail: reason === NO_USER_CHOSEN ? t.chooseUser : reason,
+      back: true,
+      bodyClass: bodyClass(embedded),
+    },
     400,
   );
 }

@@ -273,6 +273,16 @@ describe('GET /connect/oauth2/authorize (§3)', () => {
     expect(real).not.toHaveProperty('is_snapshotuser');
     expect(real.unionid).toBe(user.unionid);
   });
+
+  it('marks a snapshot-page user in the page language', async () => {
+    await sandbox.send('POST', '/sandbox/users', { nickname: '快照用户', snapshot: true });
+    const phone = new Phone(sandbox);
+    const chinese = await phone.authorize(query({ scope: 'snsapi_userinfo' }));
+    expect(chinese.text).toContain('>快照页</span>');
+    const english = await phone.authorize(query({ scope: 'snsapi_userinfo', lang: 'en' }));
+    expect(english.text).toContain('>Snapshot page</span>');
+    expect(english.text).not.toContain('快照页');
+  });
 });
 
 describe('the deliver-twice mode (§3 double callback)', () => {

@@ -211,6 +211,14 @@ describe('POST /connect/sandbox/authorize', () => {
     const answer = await sandbox.postForm('/connect/sandbox/authorize', decisionForm({ decision: 'allow' }));
     expect(answer.status).toBe(400);
     expect(answer.location).toBeNull();
+    // Said in the page's language, with the way back to the QR page.
+    expect(answer.text).toContain('请选择一个沙箱用户，或输入昵称新建用户。');
+    expect(answer.text).toContain('id="sandbox-back"');
+    const english = await sandbox.postForm(
+      '/connect/sandbox/authorize',
+      decisionForm({ decision: 'allow', lang: 'en' }),
+    );
+    expect(english.text).toContain('Choose a sandbox user, or enter a nickname to create one.');
   });
 
   it('validates the request again: a forged redirect_uri gets the error page', async () => {

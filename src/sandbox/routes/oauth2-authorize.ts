@@ -10,7 +10,7 @@ import {
   oauth2Fields,
   parseOAuth2Request,
 } from '../oauth2-request.ts';
-import { bodyClass, renderDeclined, renderInvalidChoice } from '../pages.ts';
+import { bodyClass, NO_USER_CHOSEN, renderDeclined, renderInvalidChoice } from '../pages.ts';
 import { appendQuery } from '../redirect-uri.ts';
 import type { SandboxState } from '../state.ts';
 import { fill, textsFor } from '../texts.ts';
@@ -116,7 +116,7 @@ function chosenUser(state: SandboxState, field: ParamReader): SandboxUser | stri
     }
   }
   const id = field('user');
-  return (id && state.getUser(id)) || 'choose a user or enter a nickname';
+  return (id && state.getUser(id)) || NO_USER_CHOSEN;
 }
 
 function formReader(ctx: Context): ParamReader {
