@@ -1,5 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { findAccountBySubject } from '../../src/accounts/repository.ts';
 import {
   type Bridge,
   MINI_PROGRAM_APP,
@@ -35,12 +36,11 @@ describe.skipIf(!available)('a login racing the deletion of its account (postgre
   let rp: oidc.Configuration;
   let mp: oidc.Configuration;
 
-  const accountOf = (user: SandboxUser) =>
-    bridge.server.stores.db
-      .selectFrom('accounts')
-      .selectAll()
-      .where('subject', '=', user.unionid)
-      .executeTakeFirstOrThrow();
+  const accountOf = async (user: SandboxUser) => {
+    const account = await findAccountBySubject(bridge.server.stores.db, user.unionid);
+    if (!account) throw new Error(`no account for ${user.nickname}`);
+    return account;
+  };
 
   beforeAll(async () => {
     bridge = await startBridge({

@@ -320,15 +320,7 @@ class State:
         return token
 
     def check_app_token(self, query):
-        token = query.get("access_token", "")
-        if token == "":
-            raise ApiError(41001)
-        entry = self.app_tokens.get(token)
-        if entry is None:
-            raise ApiError(40001)
-        if self.now() >= entry["expires"]:
-            raise ApiError(42001)
-        return self.apps[entry["appid"]]
+        return self.apps[live_token(self, self.app_tokens, query)["appid"]]
 
     def check_app(self, query, secret_errcode=40125):
         appid = query.get("appid", "")
@@ -435,10 +427,16 @@ def api_sns_refresh_token(state, query, body):
 
 
 def user_token(state, query):
+    return live_token(state, state.user_tokens, query)
+
+
+def live_token(state, tokens, query):
+    """The record of the query's access_token in `tokens` (an app's or a person's), or WeChat's error:
+    41001 missing, 40001 unknown, 42001 expired."""
     token = query.get("access_token", "")
     if token == "":
         raise ApiError(41001)
-    record = state.user_tokens.get(token)
+    record = tokens.get(token)
     if record is None:
         # Section 6/7: "40001/40014 bad token"; the exact choice is unconfirmed: 40001, whose errmsg
         # ("invalid credential") the common table gives.

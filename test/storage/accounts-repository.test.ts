@@ -15,13 +15,13 @@ import {
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import type { Database } from '../../src/storage/schema.ts';
-import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { serviceAvailable } from '../helpers/services.ts';
 import {
   openPostgresBackend,
   openSqliteAccountsBackend,
   type SqlBackend,
   useSqlBackend,
+  websiteLogin,
 } from './backends.ts';
 
 const postgres = await serviceAvailable('postgres');
@@ -60,18 +60,7 @@ function describeAccountsRepository(
 
     const t0 = new Date('2026-11-25T08:00:00.000Z');
     const later = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
-    const login = (
-      unionid: string,
-      overrides: Partial<WeChatIdentity> = {},
-    ): WeChatIdentity & { unionid: string } => ({
-      kind: 'website',
-      appid: 'wx-website',
-      openid: `openid-${randomUUID()}`,
-      unionid,
-      profile: { nickname: 'Alice', avatarUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132' },
-      snapshotUser: false,
-      ...overrides,
-    });
+    const login = websiteLogin;
 
     it('creates an account on the first login, with subject = unionid, the profile and the identity', async () => {
       const unionid = `u-${randomUUID()}`;

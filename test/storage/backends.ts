@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import type { Database } from '../../src/storage/schema.ts';
 import { openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from '../../src/storage/sqlite/database.ts';
 import { createWriteBatch, type WriteBatch } from '../../src/storage/sqlite/write-batch.ts';
+import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis } from '../helpers/redis.ts';
 
@@ -141,4 +143,20 @@ export async function openSqliteBackend(): Promise<SqliteBackend> {
     },
   };
   return backend;
+}
+
+/** A website login of the person with this unionid, as the connector hands it to linkIdentity. */
+export function websiteLogin(
+  unionid: string,
+  overrides: Partial<WeChatIdentity> = {},
+): WeChatIdentity & { unionid: string } {
+  return {
+    kind: 'website',
+    appid: 'wx-website',
+    openid: `openid-${randomUUID()}`,
+    unionid,
+    profile: { nickname: 'Alice', avatarUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132' },
+    snapshotUser: false,
+    ...overrides,
+  };
 }

@@ -8,10 +8,9 @@ import {
   listIdentities,
 } from '../../src/accounts/repository.ts';
 import type { Database } from '../../src/storage/schema.ts';
-import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { deletedWhileRunning } from '../helpers/deletion-race.ts';
 import { serviceAvailable } from '../helpers/services.ts';
-import { openPostgresBackend, useSqlBackend } from './backends.ts';
+import { openPostgresBackend, useSqlBackend, websiteLogin } from './backends.ts';
 
 const postgres = await serviceAvailable('postgres');
 
@@ -32,15 +31,7 @@ describe.skipIf(!postgres)('a login racing the deletion of its account, on Postg
 
   const t0 = new Date('2026-12-08T08:00:00.000Z');
   const later = new Date('2026-12-08T08:05:00.000Z');
-  const login = (unionid: string, overrides: Partial<WeChatIdentity> = {}) => ({
-    kind: 'website' as const,
-    appid: 'wx-website',
-    openid: `openid-${randomUUID()}`,
-    unionid,
-    profile: { nickname: 'Alice', avatarUrl: 'https://thirdwx.qlogo.cn/mmopen/vi_32/alice/132' },
-    snapshotUser: false,
-    ...overrides,
-  });
+  const login = websiteLogin;
 
   it.each([
     ['a returning login through the same app (one statement)', {}],
