@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
 import { type AnswerGate, gatedServerOptions } from '../src/http/committed-answers.ts';
+import { keepConnectionsForProxies } from '../src/http/keep-alive.ts';
 import { SCOPE_CLAIMS } from '../src/oidc/find-account.ts';
 import { pkceRequired } from '../src/oidc/pkce-policy.ts';
 import { openStores } from '../src/storage/open-stores.ts';
@@ -25,6 +26,11 @@ export async function startBareEngine(spec: ServerSpec): Promise<{ url: string; 
   // The bridge's answers wait for the embedded store's commit (src/http/committed-answers.ts): so do these.
   const gate: AnswerGate = {};
   const server = createServer(gatedServerOptions(gate));
+  // The bridge's keep-alive too, as any engine behind a proxy needs it: it moves the figures. With
+  // 65 s the untimed logins' idle connections were still open when a userinfo count began, and
+  // Node's HTTP code ran there in a lower JIT tier (Maglev, not TurboFan): some 9,000 instructions a
+  // call more, on the bare engine as on the bridge (bench/FINDINGS.md, "The keep-alive and the yardstick").
+  keepConnectionsForProxies(server);
   const stores = await openStores({
     databaseUrl: spec.databaseUrl,
     redisUrl: spec.redisUrl,

@@ -19,6 +19,7 @@ import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config, ManagementListener } from './config/types.ts';
 import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
+import { keepConnectionsForProxies } from './http/keep-alive.ts';
 import { createManagementApp } from './http/management.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import { createViews } from './http/views.ts';
@@ -311,20 +312,6 @@ function assertTransportPolicy(config: Config): void {
   throw new Error(
     `refusing to start: ${problems.map(([field, message]) => `${field} ${message}`).join('; ')}`,
   );
-}
-
-/**
- * How long an idle keep-alive connection stays open. Node's default is 5 s, and the proxies and
- * load balancers that sit in front keep their idle connections to the instance 60 s (nginx's
- * upstream keepalive_timeout, AWS's ALB): one that reuses a connection the instance has just closed
- * answers 502. Past theirs, the proxy closes first. The headers' own deadline stays above it, as
- * Node requires of the two.
- */
-export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
-
-function keepConnectionsForProxies(server: Server): void {
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
 }
 
 /** The management listener, answering 503 (as the main server does) until `serve` is called. */
