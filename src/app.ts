@@ -38,6 +38,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** What is known of the stores: requests fail fast with 503 while one is down. */
   dependencies?: DependencyMonitor;
+  /** True once the instance is shutting down: /readyz answers 503 (src/http/shutdown.ts). */
+  stopping?: () => boolean;
   /** 429 past these limits on authorization requests, interaction posts, WeChat callbacks and tokens. */
   rateLimiters?: RateLimiters;
   /** 413 for a declared body larger than this. */
@@ -75,9 +77,11 @@ export function createApp(deps: AppDeps): Provider {
     scoped([
       // Health and metrics answer even while a store is down: in front of the dependency gate.
       routes([
-        createHealthRouter(
-          dependencies ? { kinds: deps.stores.kinds, ping: dependencies.check } : deps.stores,
-        ),
+        createHealthRouter({
+          kinds: deps.stores.kinds,
+          ping: dependencies ? dependencies.check : () => deps.stores.ping(),
+          stopping: deps.stopping,
+        }),
         // With a management listener, /metrics is served there alone (src/http/management.ts).
         ...(metrics && !config.management ? [createMetricsRouter(metrics)] : []),
       ]),

@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       return;
     }
     stopping = true;
-    logger.info({ signal }, 'shutting down: draining in-flight requests');
+    logger.info({ signal }, 'shutting down');
     running.close().then(
       () => process.exit(code),
       (err) => {

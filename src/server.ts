@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import { accountPageClient } from './account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from './account-page/recent-login.ts';
@@ -22,6 +22,12 @@ import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { keepConnectionsForProxies } from './http/keep-alive.ts';
 import { createManagementApp } from './http/management.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
+import {
+  announceShutdown,
+  closeServer,
+  DRAIN_TIMEOUT_DEFAULT_SECONDS,
+  trackConnections,
+} from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { pickLang, translator } from './i18n/messages.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
@@ -78,9 +84,15 @@ export interface StartOptions {
 export async function startServer(input: Config, options: StartOptions): Promise<RunningServer> {
   const { logger } = options;
   const closers: Array<() => Promise<void>> = [];
+  // Set once a shutdown begins: /readyz answers 503 from then on, through the shutdown delay.
+  const lifecycle = { stopping: false };
+  let announce = async () => {};
   // The HTTP server closes first and waits for in-flight requests, which still need the stores.
   let drain = async () => {};
+  const drainTimeoutMs = (input.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS) * 1000;
   const close = async () => {
+    lifecycle.stopping = true;
+    await announce();
     await drain().catch((err) => logger.error({ err }, 'error while draining'));
     for (const fn of closers.reverse())
       await fn().catch((err) => logger.error({ err }, 'error while closing'));
@@ -103,13 +115,15 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const server = createServer(gatedServerOptions(gate), answerWhileStarting);
     keepConnectionsForProxies(server);
     const connections = trackConnections(server);
-    drain = () => closeServer(server, connections, DRAIN_TIMEOUT_MS);
+    drain = () => closeServer(server, connections, drainTimeoutMs);
     const port = await listen(server, config.port, config.host);
     const issuer =
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
     config = { ...config, issuer, port };
     // Bound before the stores open, as the main server is: a port in use fails the start at once.
-    const management = config.management ? await listenForManagement(config.management) : undefined;
+    const management = config.management
+      ? await listenForManagement(config.management, drainTimeoutMs)
+      : undefined;
     if (management) {
       const drainMain = drain;
       // Both stop accepting at once and drain together, before any store closes.
@@ -222,6 +236,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
       logger,
       metrics,
       dependencies,
+      stopping: () => lifecycle.stopping,
       rateLimiters,
       maxBodyBytes: limits.maxBodyBytes,
       interaction: {
@@ -262,11 +277,18 @@ export async function startServer(input: Config, options: StartOptions): Promise
       ],
     });
     if (management) {
-      const health = { kinds: stores.kinds, ping: dependencies.check };
+      const health = { kinds: stores.kinds, ping: dependencies.check, stopping: () => lifecycle.stopping };
       management.serve(createManagementApp({ health, metrics, logger }).callback());
     }
     server.off('request', answerWhileStarting);
     server.on('request', provider.callback());
+    const delaySeconds = config.shutdown?.delay ?? 0;
+    if (delaySeconds > 0) {
+      announce = () => {
+        logger.info({ delaySeconds }, 'shutting down: /readyz answers 503 before the server stops accepting');
+        return announceShutdown(server, delaySeconds * 1000);
+      };
+    }
     return { url: issuer, config, stores, metrics, sandboxUrl, managementUrl: management?.url, close };
   } catch (error) {
     await close();
@@ -327,7 +349,10 @@ interface ManagementServer {
  * Opens the management listener (config.management). A port it cannot bind stops the start with
  * a message naming the setting: Node's own ("listen EADDRINUSE ...") does not say which listener.
  */
-async function listenForManagement(settings: ManagementListener): Promise<ManagementServer> {
+async function listenForManagement(
+  settings: ManagementListener,
+  drainTimeoutMs: number,
+): Promise<ManagementServer> {
   const server = createServer(answerWhileStarting);
   const connections = trackConnections(server);
   const { host } = settings;
@@ -346,7 +371,7 @@ async function listenForManagement(settings: ManagementListener): Promise<Manage
       server.off('request', answerWhileStarting);
       server.on('request', app);
     },
-    drain: () => closeServer(server, connections, DRAIN_TIMEOUT_MS),
+    drain: () => closeServer(server, connections, drainTimeoutMs),
   };
 }
 
@@ -386,69 +411,4 @@ function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
   res.end(
     `<!doctype html><html lang="${lang}"><meta charset="utf-8"><title>${message}</title><p>${message}</p></html>`,
   );
-}
-
-/** How long a shutdown waits for in-flight requests before cutting their connections. */
-const DRAIN_TIMEOUT_MS = 10_000;
-
-/**
- * A connection, with Node's own pointer to the response it is writing (`_httpMessage`: set when a
- * request's response takes the socket, null once it is finished; http-terminator reads it too).
- */
-type Connection = Socket & { _httpMessage?: ServerResponse | null };
-
-/**
- * The open connections, so a shutdown can close each keep-alive connection as it goes idle.
- *
- * Connections, not responses: a set of responses, added to and deleted from on every request, made
- * V8 promote every request's objects to the old generation under load (megabytes per young
- * collection, measured with --trace-gc; see bench/README.md). A keep-alive connection serves many
- * requests, so this set rarely changes. The response in flight is Node's `_httpMessage`: keeping it
- * ourselves took a listener on every request and another on its response (about 2,000 instructions
- * of a userinfo call under callgrind, bench/README.md "Instructions").
- */
-function trackConnections(server: Server): Set<Connection> {
-  const connections = new Set<Connection>();
-  server.on('connection', (socket: Connection) => {
-    connections.add(socket);
-    settleShape(socket);
-    socket.once('close', () => connections.delete(socket));
-  });
-  return connections;
-}
-
-/**
- * Reads the peer's address once, as the connection opens. Node caches it on the socket
- * (`_peername`) at the first read, and the first response's keep-alive timer adds `timeout`: V8
- * gives each order of additions its own hidden class. The rate limits read the address on the
- * login's requests and nothing does on a token or userinfo call, so connections came in both orders,
- * and with undici's sockets to WeChat beside them Node's socket and stream code met more shapes
- * than V8 keeps per site (four): its property loads there went megamorphic, on every request.
- * One order for all: userinfo 374,637 -> 368,085 instructions on the bridge's main thread
- * (`npm run bench -- --instructions userinfo`, 6 Dec; bench/FINDINGS.md).
- */
-function settleShape(socket: Socket): void {
-  void socket.remoteAddress;
-}
-
-/**
- * Stops accepting connections, lets in-flight requests finish (closing their keep-alive
- * connections once answered), and cuts whatever is left after timeoutMs.
- */
-function closeServer(server: Server, connections: Set<Connection>, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-    for (const socket of connections) {
-      const res = socket._httpMessage;
-      if (!res || res.writableFinished) continue;
-      if (!res.headersSent) res.setHeader('Connection', 'close');
-      res.on('finish', () => setImmediate(() => server.closeIdleConnections()));
-    }
-  });
 }

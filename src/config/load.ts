@@ -170,6 +170,7 @@ function effectiveConfig(
     limits: file.limits,
     avatars: file.avatars,
     account: file.account,
+    shutdown: file.shutdown,
     clients: file.clients.map((client, index): ClientConfig => {
       const { client_secret: _reference, ...registered } = client;
       const metadata = withoutRedirectDefaults(registered);

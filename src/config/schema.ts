@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from '../account-page/recent-login.ts';
+import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from '../http/shutdown.ts';
 import { parseRedisTarget } from '../storage/redis/target.ts';
 import { entries, field } from './raw.ts';
 
@@ -612,6 +613,25 @@ export const configFileSchema = z
       })
       .prefault({})
       .describe('The account page (/account).'),
+    shutdown: z
+      .strictObject({
+        delay: z
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'After SIGTERM, how long the instance goes on serving while /readyz answers 503 and every ' +
+              'answer closes its connection, so that the load balancer stops sending here before the ' +
+              'instance stops accepting (a Kubernetes endpoint removal, a target group). Seconds; ' +
+              'default 0: stop accepting at once.',
+          ),
+        timeout: seconds(
+          DRAIN_TIMEOUT_DEFAULT_SECONDS,
+          'Then, how long requests in flight may take to finish before their connections are cut.',
+        ),
+      })
+      .prefault({})
+      .describe("Stopping (as Keycloak's shutdown-delay and shutdown-timeout)."),
   })
   // Runs even when other fields are invalid (`when`), so duplicates are reported with everything else.
   .superRefine(

@@ -96,6 +96,16 @@ export interface Config {
   limits?: LimitsConfig;
   /** The account page (config file `account`); absent: src/account-page/recent-login.ts defaults. */
   account?: AccountPageConfig;
+  /** How the instance stops (config file `shutdown`); absent: no delay, src/http/shutdown.ts's timeout. */
+  shutdown?: ShutdownConfig;
+}
+
+/** What SIGTERM does before the process exits. */
+export interface ShutdownConfig {
+  /** Seconds of serving with /readyz at 503 and every connection closed after its answer; 0: none. */
+  delay: number;
+  /** Seconds requests in flight get to finish once the server stops accepting. */
+  timeout: number;
 }
 
 /** Where the management listener binds. */

@@ -3,13 +3,12 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Stores } from '../storage/ports.ts';
-import { createHealthRouter } from './health.ts';
+import { createHealthRouter, type Readiness } from './health.ts';
 import { createMetricsRouter } from './metrics.ts';
 
 export interface ManagementDeps {
   /** What /readyz asks: the dependency monitor's probe, as on the main port. */
-  health: Pick<Stores, 'ping' | 'kinds'>;
+  health: Readiness;
   metrics: Metrics;
   logger: Logger;
 }

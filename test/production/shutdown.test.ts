@@ -65,6 +65,63 @@ describe('graceful shutdown', () => {
   });
 });
 
+describe('shutdown delay', () => {
+  test('after SIGTERM the instance goes on answering for the delay, /readyz at 503 on both ports and every connection closed after its answer; then it stops accepting', async () => {
+    const bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        management: { port: 0, host: '127.0.0.1' },
+        shutdown: { delay: 2, timeout: 10 },
+      }),
+    });
+    const management = bridge.server.managementUrl as string;
+    // A keep-alive connection opened before the shutdown, as a proxy's pool holds.
+    const { port } = new URL(bridge.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    const ended = once(socket, 'end');
+    socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await expect.poll(() => received).toContain('Connection: keep-alive');
+    expect((await fetch(`${bridge.url}/readyz`)).status).toBe(200);
+
+    let closed = false;
+    const closing = bridge.server.close().then(() => {
+      closed = true;
+    });
+    try {
+      for (const base of [bridge.url, management]) {
+        const ready = await fetch(`${base}/readyz`);
+        expect(ready.status).toBe(503);
+        expect(await ready.json()).toEqual({ status: 'stopping' });
+      }
+      // Still serving, on new connections too, each told to close.
+      const discovery = await fetch(`${bridge.url}/.well-known/openid-configuration`);
+      expect(discovery.status).toBe(200);
+      expect(discovery.headers.get('connection')).toBe('close');
+      // The pooled connection's next answer closes it.
+      received = '';
+      socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      await ended;
+      expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(received).toContain('Connection: close');
+      expect(closed).toBe(false);
+      expect(bridge.logs.join('')).toContain(
+        'shutting down: /readyz answers 503 before the server stops accepting',
+      );
+    } finally {
+      await closing;
+      socket.destroy();
+    }
+    await expect(fetch(`${bridge.url}/healthz`)).rejects.toThrow();
+  });
+});
+
 describe('startup', () => {
   test('a request that arrives before the application is ready gets 503, not silence', async () => {
     const early: Array<{ status: number; retryAfter: string | null; type: string | null; body: string }> = [];

@@ -93,6 +93,17 @@ describe('loadConfig defaults', () => {
     ).rejects.toThrow(/account\.recentLogin/);
   });
 
+  it('takes the shutdown delay and timeout from the file, and refuses a negative delay or a zero timeout', async () => {
+    const config = await loadConfig({
+      env: {},
+      file: await writeConfig('shutdown:\n  delay: 5\n  timeout: 30\n'),
+    });
+    expect(config.shutdown).toEqual({ delay: 5, timeout: 30 });
+    await expect(
+      loadConfig({ env: {}, file: await writeConfig('shutdown:\n  delay: -1\n  timeout: 0\n') }),
+    ).rejects.toThrow(/shutdown\.delay.*\n.*shutdown\.timeout/);
+  });
+
   it('fills every option from its default for an empty file', async () => {
     const config = await loadConfig({ env: {}, file: await writeConfig('') });
     expect(config).toEqual({
@@ -134,6 +145,7 @@ describe('loadConfig defaults', () => {
         timeoutMs: 3000,
       },
       account: { recentLogin: 600 },
+      shutdown: { delay: 0, timeout: 10 },
       limits: {
         maxBodyBytes: 65536,
         rateLimits: {
