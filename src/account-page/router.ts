@@ -141,21 +141,21 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
    */
   const post = (
     path: string,
-    handler: (ctx: Context, session: PageSession, body: Record<string, string>) => Promise<void>,
+    handler: (ctx: Context, session: PageSession, body: Record<string, unknown>) => Promise<void>,
     needsRecentLogin?: StepUpPurpose,
   ) =>
     router.post(path, form, async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
       const session = await currentSession(ctx, deps.provider);
       if (!session) return ctx.redirect('/account/login');
-      const body = (ctx.request.body ?? {}) as Record<string, string>;
+      const body = (ctx.request.body ?? {}) as Record<string, unknown>;
       if (!csrfValid(deps.formKey, session, body.csrf)) return notice(ctx, deps, 'account.formExpired', 403);
       if (needsRecentLogin && !recent(deps, session)) return logInAgain(ctx, deps, needsRecentLogin);
       await handler(ctx, session, body);
     });
 
   post('/account/apps/revoke', async (ctx, session, body) => {
-    const clientId = String(body.clientId ?? '');
+    const clientId = field(body, 'clientId');
     // A NUL names no client, and PostgreSQL refuses it in a query (a server error, not a 404).
     const named = clientId !== '' && !clientId.includes('\0');
     const ok = named && (await revokeApp(deps, session.subject, clientId));
@@ -182,13 +182,13 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       const outcome = await unbindIdentity(
         deps.db,
         account.id,
-        { appid: String(body.appid ?? ''), openid: String(body.openid ?? '') },
+        { appid: field(body, 'appid'), openid: field(body, 'openid') },
         deps.now(),
       );
       if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
       if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
       deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
-      if (deps.kv) await forgetSessionKey(deps.kv, String(body.appid), String(body.openid));
+      if (deps.kv) await forgetSessionKey(deps.kv, field(body, 'appid'), field(body, 'openid'));
       await announceIdentities(deps, account);
       ctx.redirect('/account');
     },
@@ -329,4 +329,14 @@ function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status
       nextLabel: page.t('account.backToAccount'),
     }),
   });
+}
+
+/**
+ * A form field as the page sends it: one string. Absent, repeated (`a=1&a=2`) or bracketed (`a[]=1`,
+ * which the parser makes an array or an object), it is '' and names nothing: String(['x']) would
+ * have read a crafted `clientId[]=x` as "x".
+ */
+function field(body: Record<string, unknown>, name: string): string {
+  const value = body[name];
+  return typeof value === 'string' ? value : '';
 }

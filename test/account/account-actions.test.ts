@@ -123,6 +123,12 @@ describe('account page actions', () => {
       login.browser.follow(`${bridge.url}/account/apps/revoke`, { method: 'POST', form: { csrf, clientId } });
     // An application the person never authorized: nothing to revoke, nobody told.
     expect(await logoutsSentBy(() => revoke(RP.client_id))).toEqual([]);
+    // A field sent as an array names no application: one value per field, as the page sends.
+    const asArray = await login.browser.request(`${bridge.url}/account/apps/revoke`, {
+      form: { csrf, 'clientId[]': BCL_RP.client_id },
+    });
+    expect(asArray.status).toBe(404);
+    expect((await oidc.tokenIntrospection(bclRp, tokens.access_token)).active).toBe(true);
     const sent = await logoutsSentBy(() => revoke(BCL_RP.client_id));
     expect(sent).toEqual([expect.objectContaining({ aud: BCL_RP.client_id, sub: user.unionid })]);
     // The session lives on (only this application's access ended): the sub alone, never an empty sid.
