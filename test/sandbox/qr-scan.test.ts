@@ -67,5 +67,17 @@ describe('QR page polling and the phone page (§2.1, optional path)', () => {
     await sandbox.postForm(`/sandbox/scan/${uuid}`, { user, decision: 'allow' });
     const again = await sandbox.postForm(`/sandbox/scan/${uuid}`, { user, decision: 'allow' });
     expect(again.status).toBe(404);
+    expect(again.text).toContain('二维码已失效');
+  });
+
+  it("tells a phone that opens a decided QR code so in the QR page's language", async () => {
+    const page = await sandbox.get('/connect/qrconnect', { ...QUERY, lang: 'en' });
+    const uuid = /\/sandbox\/scan\/([A-Za-z0-9]{16})/.exec(page.text)?.[1] ?? '';
+    const user = sandbox.state.listUsers()[0]!.id;
+    await sandbox.postForm(`/sandbox/scan/${uuid}`, { user, decision: 'allow' });
+    const again = await sandbox.get(`/sandbox/scan/${uuid}`);
+    expect(again.status).toBe(404);
+    expect(again.text).toContain('QR code expired');
+    expect(again.text).not.toContain('二维码已失效');
   });
 });

@@ -25,8 +25,12 @@ function pollScript(session: QrSession | undefined): string {
   );
 }
 
-function renderExpired(ctx: Context): void {
-  const t = textsFor('cn');
+/**
+ * The phone's page for a QR code it can no longer act on: in the language the QR page was asked in,
+ * where the code is still known (decided already); Chinese, WeChat's default, for one gone.
+ */
+function renderExpired(ctx: Context, session: QrSession | undefined): void {
+  const t = textsFor(session?.request.lang ?? 'cn');
   renderPage(ctx, 'message', { t, heading: t.expired, bodyClass: 'full' }, 404);
 }
 
@@ -45,7 +49,7 @@ export function registerQrScan(router: Router, state: SandboxState): void {
   router.get('/sandbox/scan/:uuid', (ctx) => {
     const session = state.qrSessions.get(ctx.params.uuid!, state.now());
     if (!session || session.status === 'confirmed' || session.status === 'cancelled') {
-      renderExpired(ctx);
+      renderExpired(ctx, session);
       return;
     }
     session.status = 'scanned';
@@ -63,7 +67,7 @@ export function registerQrScan(router: Router, state: SandboxState): void {
   router.post('/sandbox/scan/:uuid', bodyParser({ enableTypes: ['form'] }), (ctx) => {
     const session = state.qrSessions.get(ctx.params.uuid!, state.now());
     if (!session || session.status === 'confirmed' || session.status === 'cancelled') {
-      renderExpired(ctx);
+      renderExpired(ctx, session);
       return;
     }
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
