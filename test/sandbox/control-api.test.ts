@@ -208,5 +208,16 @@ describe('control API and users', () => {
     expect(page.text).toContain(WEBSITE.appid);
     expect(page.text).toContain('action="/sandbox/users"');
     for (const app of ALL_APPS) expect(page.text).not.toContain(app.secret);
+    expect(page.text).toContain('None queued');
+  });
+
+  it('lists the queued faults on the index page, each with what it answers and for how many calls', async () => {
+    await sandbox.send('POST', '/sandbox/faults', { api: 'sns/userinfo', errcode: -1, times: 2 });
+    await sandbox.send('POST', '/sandbox/faults', { api: 'sns/oauth2/access_token', httpStatus: 502 });
+    const page = await sandbox.send('GET', '/sandbox');
+    expect(page.text).toContain('<code>/sns/userinfo</code>: errcode -1, the next 2 calls');
+    expect(page.text).toContain('<code>/sns/oauth2/access_token</code>: HTTP 502, the next call');
+    await sandbox.send('DELETE', '/sandbox/faults');
+    expect((await sandbox.send('GET', '/sandbox')).text).toContain('None queued');
   });
 });

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { Fault } from '../faults.ts';
 import type { SandboxState } from '../state.ts';
 import { textsFor } from '../texts.ts';
 import { renderPage } from '../views.ts';
@@ -30,6 +31,21 @@ export function registerSandboxIndex(router: Router, state: SandboxState): void 
       denyMode: state.denyMode,
       contentType: state.contentType,
       apis: state.faults.knownApis(),
+      // What the next calls will meet, so that a developer sees why a login fails.
+      faults: state.faults.list().map(describeFault),
+      pendingDelays: state.faults.pendingDelays,
     });
   });
+}
+
+/** One queued fault in a line: its API, what it answers, and how many more calls it takes. */
+function describeFault(fault: Fault): { api: string; outcome: string; times: number } {
+  const answers = [
+    fault.delayMs === undefined ? undefined : `after ${fault.delayMs} ms`,
+    fault.errcode === undefined ? undefined : `errcode ${fault.errcode}`,
+    fault.httpStatus === undefined ? undefined : `HTTP ${fault.httpStatus}`,
+    fault.emptyBody ? 'an empty body' : undefined,
+    fault.afterProcessing ? 'once the call is processed' : undefined,
+  ];
+  return { api: fault.api, outcome: answers.filter(Boolean).join(', '), times: fault.times };
 }
