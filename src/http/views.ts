@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Eta } from 'eta';
 import type { Context } from 'koa';
 import { type Lang, pickLang, type Translate, translator } from '../i18n/messages.ts';
@@ -16,20 +16,29 @@ export interface PageContext {
 }
 
 export interface Views {
-  /** Renders `views/<name>.eta` inside the layout; templates escape everything by default. */
+  /** Renders `views/<name>.eta` inside the layout (`@layout`); templates escape everything by default. */
   render(name: string, page: PageContext, data?: Record<string, unknown>): string;
   /** The stylesheet, kept in memory: one small file does not need a static file server. */
   stylesheet: { body: string; etag: string };
 }
 
-/** Templates are compiled once and cached: never per request. */
+/**
+ * Every template is compiled once, at start, and named (`@login`, `@layout`): a page is rendered
+ * from memory. Rendered by file name, eta resolved and checked the template's path (path.join,
+ * path.relative, a JSON cache key) on every page, some 50,000 instructions of each: a tenth of what
+ * the consent page adds to a login (bench/FINDINGS.md, "The consent page's templates").
+ */
 export function createViews(options: { assetBase: string }): Views {
-  const eta = new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true, autoTrim: false });
+  const eta = new Eta({ autoEscape: true, autoTrim: false });
+  for (const file of readdirSync(VIEWS_DIR)) {
+    if (file.endsWith('.eta'))
+      eta.loadTemplate(`@${basename(file, '.eta')}`, readFileSync(join(VIEWS_DIR, file), 'utf8'));
+  }
   const css = readFileSync(join(VIEWS_DIR, 'assets', 'app.css'), 'utf8');
   return {
     render(name, page, data = {}) {
       const langHref = languageSwitch(page, data.pagePath);
-      return eta.render(name, {
+      return eta.render(`@${name}`, {
         ...data,
         lang: page.lang,
         t: page.t,
