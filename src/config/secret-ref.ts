@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import type { Findings } from './findings.ts';
@@ -160,7 +160,26 @@ async function readSecretFile(file: string, path: string, ctx: ResolveContext): 
     ctx.findings.problem(path, `file ${file} is empty`);
     return undefined;
   }
+  await warnIfOthersCanWrite(file, path, ctx);
   return text;
+}
+
+/**
+ * A secret file that others may write can be replaced by them: a signing key of theirs in the JWKS
+ * signs tokens this provider vouches for. Read access is not checked: Docker's secrets are 0444 and
+ * Kubernetes mounts 0644 by default, inside a container of their own, so a warning there would fire
+ * on nearly every deployment and be ignored. Write access has no such excuse. A warning, not a
+ * refusal: the mount is the operator's to fix, and a start that fails over it helps nobody at 3 a.m.
+ */
+async function warnIfOthersCanWrite(file: string, path: string, ctx: ResolveContext): Promise<void> {
+  const { mode } = await stat(file);
+  const writers = [mode & 0o020 ? 'its group' : '', mode & 0o002 ? 'every user' : ''].filter(Boolean);
+  if (writers.length === 0) return;
+  const octal = (mode & 0o777).toString(8).padStart(3, '0');
+  ctx.findings.warn(
+    path,
+    `file ${file} can be written by ${writers.join(' and ')} (mode ${octal}), who could replace the secret; chmod go-w it`,
+  );
 }
 
 function describeSource(ref: SecretRef<unknown>): string {

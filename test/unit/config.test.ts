@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -432,6 +432,26 @@ describe('loadConfig secret references', () => {
     const file = await writeConfig(appWithSecret({ file: 'app-secret.txt' }));
     const config = await loadConfig({ env: {}, file });
     expect(config.wechat.apps[0]?.secret.reveal()).toBe('from-file');
+  });
+
+  it('warns when a secret file can be written by its group or by every user, never for read access', async () => {
+    const secretFile = join(dir, 'app-secret.txt');
+    await writeFile(secretFile, 'from-file\n');
+    const file = await writeConfig(appWithSecret({ file: 'app-secret.txt' }));
+    const warningsAt = async (mode: number) => {
+      await chmod(secretFile, mode);
+      const warnings: string[] = [];
+      await loadConfig({ env: {}, file, onWarning: (message) => warnings.push(message) });
+      return warnings.filter((warning) => warning.startsWith('wechat.apps[0].secret'));
+    };
+    expect(await warningsAt(0o644)).toEqual([]);
+    expect(await warningsAt(0o444)).toEqual([]);
+    expect(await warningsAt(0o666)).toEqual([
+      `wechat.apps[0].secret: file ${secretFile} can be written by its group and every user (mode 666), who could replace the secret; chmod go-w it`,
+    ]);
+    expect(await warningsAt(0o620)).toEqual([
+      `wechat.apps[0].secret: file ${secretFile} can be written by its group (mode 620), who could replace the secret; chmod go-w it`,
+    ]);
   });
 
   it('accepts { value } in development and warns about it', async () => {
