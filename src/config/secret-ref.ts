@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
 import type { Findings } from './findings.ts';
@@ -148,8 +148,16 @@ async function readSource<Literal>(
 
 async function readSecretFile(file: string, path: string, ctx: ResolveContext): Promise<string | undefined> {
   let text: string;
+  let mode: number;
   try {
-    text = (await readFile(file, 'utf8')).trim();
+    // One open file for both: the mode checked is the file's that was read.
+    const handle = await open(file, 'r');
+    try {
+      text = (await handle.readFile('utf8')).trim();
+      mode = (await handle.stat()).mode;
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`;
@@ -160,7 +168,7 @@ async function readSecretFile(file: string, path: string, ctx: ResolveContext): 
     ctx.findings.problem(path, `file ${file} is empty`);
     return undefined;
   }
-  await warnIfOthersCanWrite(file, path, ctx);
+  warnIfOthersCanWrite(file, mode, path, ctx);
   return text;
 }
 
@@ -171,8 +179,7 @@ async function readSecretFile(file: string, path: string, ctx: ResolveContext): 
  * on nearly every deployment and be ignored. Write access has no such excuse. A warning, not a
  * refusal: the mount is the operator's to fix, and a start that fails over it helps nobody at 3 a.m.
  */
-async function warnIfOthersCanWrite(file: string, path: string, ctx: ResolveContext): Promise<void> {
-  const { mode } = await stat(file);
+function warnIfOthersCanWrite(file: string, mode: number, path: string, ctx: ResolveContext): void {
   const writers = [mode & 0o020 ? 'its group' : '', mode & 0o002 ? 'every user' : ''].filter(Boolean);
   if (writers.length === 0) return;
   const octal = (mode & 0o777).toString(8).padStart(3, '0');
