@@ -45,7 +45,7 @@ export interface InteractionDeps {
   /**
    * How long a duplicate WeChat callback waits for the first delivery's outcome (its code exchange
    * and profile read): callbackOutcomeWaitMs of the WeChat timeout (wechat-callback.ts); default
-   * 17 000 ms, for the default 5 000 ms timeout.
+   * 22 600 ms, for the default 5 000 ms timeout.
    */
   callbackWaitMs?: number;
 }

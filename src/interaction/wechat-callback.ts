@@ -3,6 +3,7 @@ import type { Interaction } from 'oidc-provider';
 import { DEFAULT_WECHAT_TIMEOUT_MS } from '../config/schema.ts';
 import { pageContext } from '../http/views.ts';
 import { interactionPath } from '../oidc/provider.ts';
+import { longestCallMs } from '../upstream/wechat/api-call.ts';
 import {
   type CallbackOutcome,
   type CodeClaim,
@@ -35,13 +36,15 @@ const COOKIELESS_WAIT_MS = 1000;
 
 /**
  * How long a repeated delivery waits for the first delivery's outcome before taking its claim over
- * as dead. It must outlast a first delivery that is alive but slow: one sns/oauth2/access_token
- * attempt (never retried: the code is single-use) and two sns/userinfo attempts (one retry), each
- * bounded by the WeChat timeout, plus the store and the database. Taking over a live claim exchanges
- * the code a second time, which WeChat refuses with 40163 (wechat-api.md §3 "Double callback", §4).
+ * as dead. It must outlast a first delivery that is alive but slow: its two WeChat calls
+ * (sns/oauth2/access_token, then sns/userinfo), each at its longest (longestCallMs: the code
+ * exchange too is retried when WeChat answers -1), plus the store and the database. Taking over a
+ * live claim exchanges the code a second time, which WeChat refuses with 40163 (wechat-api.md §3
+ * "Double callback", §4), and the person would see that refusal while the first delivery logs
+ * them in unseen.
  */
 export function callbackOutcomeWaitMs(wechatTimeoutMs: number): number {
-  return 3 * wechatTimeoutMs + 2000;
+  return 2 * longestCallMs(wechatTimeoutMs) + 2000;
 }
 
 /**

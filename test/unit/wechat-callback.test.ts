@@ -31,7 +31,13 @@ describe('callbackOutcomeWaitMs', () => {
       agent = mock;
       const api = mock.get(API);
       const path = (name: string) => (p: string) => p.split('?')[0] === `/${name}`;
-      // Each call as slow as the timeout allows; the first userinfo attempt times out and is retried.
+      // Each attempt as slow as the timeout allows, and each call takes its one retry: the code
+      // exchange's first attempt answers busy (-1, retried although the code is single-use), the
+      // first userinfo attempt times out.
+      api
+        .intercept({ path: path('sns/oauth2/access_token') })
+        .reply(200, '{"errcode":-1,"errmsg":"system error"}', TEXT)
+        .delay(timeoutMs - 1);
       api
         .intercept({ path: path('sns/oauth2/access_token') })
         .reply(200, `{"access_token":"AT","expires_in":7200,"refresh_token":"RT","openid":"${OPENID}"}`, TEXT)
@@ -58,7 +64,7 @@ describe('callbackOutcomeWaitMs', () => {
       }
 
       await expect(login).resolves.toMatchObject({ openid: OPENID });
-      expect(elapsed).toBeGreaterThan(3 * timeoutMs - 300);
+      expect(elapsed).toBeGreaterThan(4 * timeoutMs - 300);
       expect(callbackOutcomeWaitMs(timeoutMs)).toBeGreaterThan(elapsed);
     },
   );

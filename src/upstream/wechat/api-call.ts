@@ -44,6 +44,15 @@ export interface WeChatCallOptions {
 export const RETRY_PAUSE_MS = 150;
 
 /**
+ * The longest one call can take: two attempts (the one retry, also taken by a call that spends a
+ * single-use code when WeChat answers -1), each bounded by the timeout, and the jittered pause
+ * between them.
+ */
+export function longestCallMs(timeoutMs: number): number {
+  return 2 * timeoutMs + 2 * RETRY_PAUSE_MS;
+}
+
+/**
  * WeChat's answers are small JSON objects (a few hundred bytes; a profile or a phone number a
  * kilobyte). A body past this is not WeChat answering, and is not read into memory: the call fails
  * as a transport error.

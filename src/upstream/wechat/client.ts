@@ -39,7 +39,7 @@ export interface SnsUserInfo {
 export type SnsUserInfoLang = 'zh_CN' | 'zh_TW' | 'en';
 
 export interface WeChatClient {
-  /** sns/oauth2/access_token. Never retried: the code is single-use. */
+  /** sns/oauth2/access_token. Retried on WeChat's -1 (busy) only: the code is single-use. */
   exchangeCode(app: WeChatApp, code: string): Promise<SnsAccessToken>;
   /** sns/userinfo; `lang` is always sent because WeChat's default is documented inconsistently. */
   userInfo(accessToken: string, openid: string, lang?: SnsUserInfoLang): Promise<SnsUserInfo>;

@@ -41,13 +41,13 @@ export interface PhoneInfo {
  * argument: the cache that owns it (app-token.ts) decides when to fetch a new one.
  */
 export interface MiniProgramApi {
-  /** sns/jscode2session. Never retried: the code is single use. */
+  /** sns/jscode2session. Retried on WeChat's -1 (busy) only: the code is single use. */
   code2Session(app: WeChatApp, jsCode: string): Promise<JsCodeSession>;
   /** cgi-bin/stable_token (POST JSON). Normal mode may repeat; force_refresh may not (it rotates). */
   stableToken(app: WeChatApp, forceRefresh: boolean): Promise<AppAccessToken>;
   /** wxa/checksession: resolves for errcode 0; 87009 (stale key) rejects with signature_invalid. */
   checkSession(accessToken: Secret, openid: string, signature: string): Promise<void>;
-  /** wxa/business/getuserphonenumber with the openid the code must belong to. Never retried (single-use code). */
+  /** wxa/business/getuserphonenumber with the openid the code must belong to. Retried on -1 only (single-use code). */
   phoneNumber(accessToken: Secret, code: string, openid: string): Promise<PhoneInfo>;
 }
 
