@@ -10,7 +10,7 @@ import type { Logger } from '../observability/logger.ts';
 import { registerTokenExchange } from '../oidc/token-exchange/grant.ts';
 import type { Stores } from '../storage/ports.ts';
 import type { WeChatCallEvent } from '../upstream/wechat/api-call.ts';
-import { createAppTokenCache } from '../upstream/wechat/app-token.ts';
+import { createAppTokenCache, refreshLockSeconds } from '../upstream/wechat/app-token.ts';
 import { createMiniProgramConnector, type MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
 import { createMiniProgramApi } from '../upstream/wechat/mini-program-api.ts';
 import { createMiniProgramRouter } from './router.ts';
@@ -54,6 +54,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     kv: stores.kv,
     codec: sealer,
     fetch: (app, forceRefresh) => api.stableToken(app, forceRefresh),
+    lockSeconds: refreshLockSeconds(config.wechat.timeoutMs),
   });
   const connectors = new Map<string, MiniProgramConnector>();
   for (const app of config.wechat.apps) {

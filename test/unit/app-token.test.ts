@@ -1,11 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { MockAgent } from 'undici';
+import { describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import { createSealer } from '../../src/mini-program/sealer.ts';
 import type { KeyValueStore } from '../../src/storage/ports.ts';
-import { type AppTokenCache, createAppTokenCache } from '../../src/upstream/wechat/app-token.ts';
-import type { AppAccessToken } from '../../src/upstream/wechat/mini-program-api.ts';
+import {
+  type AppTokenCache,
+  createAppTokenCache,
+  refreshLockSeconds,
+} from '../../src/upstream/wechat/app-token.ts';
+import { type AppAccessToken, createMiniProgramApi } from '../../src/upstream/wechat/mini-program-api.ts';
 import { UpstreamError, type WeChatApp } from '../../src/upstream/wechat/types.ts';
 
+const API = 'https://api.weixin.qq.com';
+const TEXT = { headers: { 'content-type': 'text/plain' } };
 const APP: WeChatApp = {
   kind: 'mini_program',
   appid: 'wx4f4bc4dec97d474b',
@@ -188,4 +195,69 @@ describe('the app access token cache', () => {
     expect(stored).not.toContain('token-1');
     expect(stored).toContain('v1.');
   });
+});
+
+describe('refreshLockSeconds', () => {
+  // A lock that lapses while its refresh still runs lets another instance refresh too, a second
+  // force_refresh within WeChat's 30 s among them (wechat-api.md §11).
+  it.each([2_000, 5_000, 10_000])(
+    'outlasts the slowest refresh still alive, with a WeChat timeout of %i ms',
+    async (timeoutMs) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const agent = new MockAgent();
+      agent.disableNetConnect();
+      try {
+        const wechat = agent.get(API);
+        const answer = (body: string, delayMs?: number) => {
+          const scope = wechat
+            .intercept({ path: '/cgi-bin/stable_token', method: 'POST' })
+            .reply(200, body, TEXT);
+          if (delayMs) scope.delay(delayMs);
+        };
+        const token = (value: string) => `{"access_token":"${value}","expires_in":7200}`;
+        answer(token('bad'));
+        // The refresh at its slowest: normal mode times out and is retried, only to hand back the
+        // bad token; force_refresh answers busy (-1) and is retried; every attempt as slow as allowed.
+        answer(token('bad'), 10 * timeoutMs);
+        answer(token('bad'), timeoutMs - 1);
+        answer('{"errcode":-1,"errmsg":"system error"}', timeoutMs - 1);
+        answer(token('new'), timeoutMs - 1);
+        const api = createMiniProgramApi({ apiBaseUrl: API, timeoutMs, dispatcher: agent });
+        let time = 1_700_000_000_000;
+        const cache = createAppTokenCache({
+          kv: memoryKv(() => time),
+          codec: createSealer([new Secret('cookie-key-0123456789abcdef')]),
+          fetch: (app, force) => api.stableToken(app, force),
+          now: () => time,
+        });
+        const first = cache.get(APP);
+        await vi.advanceTimersByTimeAsync(0);
+        expect((await first).reveal()).toBe('bad');
+
+        let settled = false;
+        const used: string[] = [];
+        const call = cache
+          .withToken(APP, async (t) => {
+            used.push(t.reveal());
+            if (t.reveal() === 'bad') throw new UpstreamError('token_invalid', 'x', 40001);
+          })
+          .finally(() => {
+            settled = true;
+          });
+        let elapsed = 0;
+        while (!settled) {
+          await vi.advanceTimersByTimeAsync(100);
+          elapsed += 100;
+          time += 100;
+        }
+        await call;
+        expect(used).toEqual(['bad', 'new']);
+        expect(elapsed).toBeGreaterThan(4 * timeoutMs - 300);
+        expect(refreshLockSeconds(timeoutMs) * 1000).toBeGreaterThan(elapsed);
+      } finally {
+        vi.useRealTimers();
+        await agent.close();
+      }
+    },
+  );
 });

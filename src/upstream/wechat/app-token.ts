@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Secret } from '../../config/secret.ts';
 import type { KeyValueStore } from '../../storage/ports.ts';
+import { longestCallMs } from './api-call.ts';
 import type { AppAccessToken } from './mini-program-api.ts';
 import { UpstreamError, type WeChatApp } from './types.ts';
 
@@ -26,7 +27,10 @@ export interface AppTokenCacheOptions {
    * with a few minutes left (which would send every request to WeChat until it rotates).
    */
   refreshMarginSeconds?: number;
-  /** The refresh lock's lifetime: longer than one stable_token call, short enough to outlive a crash briefly. */
+  /**
+   * The refresh lock's lifetime: longer than one refresh at its slowest (refreshLockSeconds), short
+   * enough to outlive a crash briefly. Default 15 s.
+   */
   lockSeconds?: number;
   /** How long a caller without a usable token waits for another instance's refresh before fetching itself. */
   peerWaitMs?: number;
@@ -59,6 +63,17 @@ interface UsableToken {
 }
 
 const TOKEN_ERRCODES = new Set([40001, 40014, 42001]);
+
+/**
+ * A refresh lock that outlives the refresh holding it, for a WeChat timeout of `timeoutMs`: a
+ * refresh makes up to two stable_token calls (normal mode, then force_refresh when WeChat hands
+ * back the bad token), each at its longest, and a second between the store's reads and writes.
+ * Were the lock to lapse first, another instance could force a refresh within WeChat's 30 s
+ * between force_refresh calls (wechat-api.md §11).
+ */
+export function refreshLockSeconds(timeoutMs: number): number {
+  return Math.ceil((2 * longestCallMs(timeoutMs) + 1000) / 1000);
+}
 const POLL_MS = 50;
 
 /**
