@@ -25,9 +25,14 @@ export interface CodeClaim {
 
 const POLL_INTERVAL_MS = 50;
 
-// The code is a credential until it expires: the key holds a digest, never the code itself.
-const key = (appid: string, code: string) =>
-  `wechat-code:${createHash('sha256').update(`${appid}\n${code}`).digest('base64url')}`;
+/**
+ * Names a code of an app without holding it: the code is a credential until it expires, so the
+ * store keeps a digest, never the code itself.
+ */
+export const codeDigest = (appid: string, code: string): string =>
+  createHash('sha256').update(`${appid}\n${code}`).digest('base64url');
+
+const key = (appid: string, code: string) => `wechat-code:${codeDigest(appid, code)}`;
 
 /** True for the first delivery of this code, on any instance. */
 export async function claimCode(

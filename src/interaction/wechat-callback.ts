@@ -8,6 +8,7 @@ import {
   type CallbackOutcome,
   type CodeClaim,
   claimCode,
+  codeDigest,
   findClaim,
   recordOutcome,
   takeOverClaim,
@@ -29,7 +30,7 @@ import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
 import { findInteraction, renderExpired, secondsLeft } from './load.ts';
 import { completeOfficialAccount } from './official-account.ts';
 import { showConsentAfterLogin } from './show.ts';
-import { markStateUsed, releaseState, type WeChatFlow } from './wechat-state.ts';
+import { isStateUsedBy, markStateUsed, releaseState, type WeChatFlow } from './wechat-state.ts';
 
 /** How long a delivery without the person's cookies looks for the delivery that has them. */
 const COOKIELESS_WAIT_MS = 1000;
@@ -81,14 +82,17 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   }
 
   const ttl = secondsLeft(deps, interaction);
-  // Both marks are taken together, in one round trip. A repeated delivery of the code then also
-  // finds the state used, which changes nothing: the first delivery had used it.
-  const [firstDelivery, firstCodeForState] = await Promise.all([
+  // Both marks are taken together, in one round trip, so either delivery of a code delivered twice
+  // may take the state's mark first: the mark names the code, and the same code finds it its own.
+  const byCode = codeDigest(flow.appid, code);
+  const [firstDelivery, markedState] = await Promise.all([
     claimCode(deps.kv, flow.appid, code, uid, ttl),
-    markStateUsed(deps.kv, state, ttl),
+    markStateUsed(deps.kv, state, ttl, byCode),
   ]);
-  if (!firstDelivery) return repeatFirstDelivery(ctx, deps, flow, code, uid, interaction, state);
-  if (!firstCodeForState) {
+  if (!firstDelivery) {
+    return repeatFirstDelivery(ctx, deps, { flow, code, interaction, state, markedState });
+  }
+  if (!markedState && !(await isStateUsedBy(deps.kv, state, byCode))) {
     deps.logger.warn({ uid, appid: flow.appid }, 'wechat callback: a second code for one state');
     await recordOutcome(deps.kv, flow.appid, code, { uid, outcome: failed(STATE_INVALID) }, ttl);
     return answer(ctx, deps, interaction, failed(STATE_INVALID));
@@ -118,7 +122,7 @@ async function completeClaimed(
     outcome = await complete(deps, interaction, flow, code, record);
     if (!recorded) await record(outcome);
     // A snapshot page's refusal used the state up for nothing: the real authorization follows.
-    if (outcome.kind === 'failure' && outcome.failure === SNAPSHOT) await releaseState(deps.kv, state);
+    if (isSnapshotRefusal(outcome)) await releaseState(deps.kv, state);
   } catch (error) {
     // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
     const crashed = { uid, outcome: failed(GENERIC, 500) };
@@ -162,12 +166,17 @@ async function complete(
 async function repeatFirstDelivery(
   ctx: Context,
   deps: InteractionDeps,
-  flow: WeChatFlow,
-  code: string,
-  uid: string,
-  interaction: Interaction,
-  state: string,
+  repeat: {
+    flow: WeChatFlow;
+    code: string;
+    interaction: Interaction;
+    state: string;
+    /** This delivery took the state's mark: the first had not yet, or had let the state go. */
+    markedState: boolean;
+  },
 ): Promise<void> {
+  const { flow, code, interaction, state } = repeat;
+  const uid = interaction.uid;
   const claim = await waitFor(
     async () => settled(await findClaim(deps.kv, flow.appid, code)),
     deps.callbackWaitMs ?? callbackOutcomeWaitMs(DEFAULT_WECHAT_TIMEOUT_MS),
@@ -188,8 +197,15 @@ async function repeatFirstDelivery(
     return renderFailure(ctx, deps, interaction, STATE_INVALID);
   }
   deps.logger.info({ uid, appid: flow.appid, outcome: claim.outcome.kind }, 'duplicate wechat callback');
+  // A reload of a snapshot page's refusal marked the state its first delivery had let go for the
+  // authorization that follows 使用完整服务 (completeClaimed): let it go again.
+  if (repeat.markedState && isSnapshotRefusal(claim.outcome)) await releaseState(deps.kv, state);
   answer(ctx, deps, interaction, claim.outcome);
 }
+
+/** Compared by message: an outcome read back from the store is a copy of the SNAPSHOT failure. */
+const isSnapshotRefusal = (outcome: CallbackOutcome) =>
+  outcome.kind === 'failure' && outcome.failure.message === SNAPSHOT.message;
 
 function settled(claim: CodeClaim | undefined): Required<CodeClaim> | undefined {
   return claim?.outcome ? (claim as Required<CodeClaim>) : undefined;

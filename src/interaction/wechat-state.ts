@@ -89,12 +89,23 @@ export function createStateSigner(secrets: readonly Secret[]): StateSigner {
 const usedKey = (state: string) => `wechat-state-used:${state}`;
 
 /**
- * Records that this state was acted on (a code accepted, or the person's refusal): true the first
- * time only, on every instance. One trip to WeChat yields one code, so a second code for the same
- * state is a replay or a forgery.
+ * Records that this state was acted on, by the code named (codeDigest, callback-claims.ts) or, with
+ * none, by the person's refusal: true the first time only, on every instance. One trip to WeChat
+ * yields one code, so a second code for the same state is a replay or a forgery; the same code
+ * again is WeChat or the browser delivering the callback twice (isStateUsedBy).
  */
-export async function markStateUsed(kv: KeyValueStore, state: string, ttlSeconds: number): Promise<boolean> {
-  return kv.putIfAbsent(usedKey(state), true, Math.max(1, ttlSeconds));
+export async function markStateUsed(
+  kv: KeyValueStore,
+  state: string,
+  ttlSeconds: number,
+  byCode?: string,
+): Promise<boolean> {
+  return kv.putIfAbsent(usedKey(state), byCode ?? true, Math.max(1, ttlSeconds));
+}
+
+/** Whether the state's mark names this code (markStateUsed). */
+export async function isStateUsedBy(kv: KeyValueStore, state: string, byCode: string): Promise<boolean> {
+  return (await kv.get(usedKey(state))) === byCode;
 }
 
 /**

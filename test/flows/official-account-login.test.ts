@@ -168,21 +168,33 @@ for (const storage of STORAGE_SETUPS) {
       expect(after.tokens.claims()?.sub).toBe(person.unionid);
     });
 
-    test('after the snapshot page, 使用完整服务 runs the same authorization again: its new code, with the same state, logs the person in', async () => {
-      const person = await createSandboxUser(bridge, '快照之后 After snapshot');
-      await setSnapshot(bridge, person, true);
-      const refused = await loginInWeChat(rp, { user: person });
-      expect(refused.last.body).toContain('使用完整服务');
-      // WeChat re-opens the authorization the snapshot page came from (wechat-api.md §3.1).
-      await setSnapshot(bridge, person, false);
-      const again = await followInWeChat(refused.browser, refused.trips.at(-1)?.href as string, {
-        user: person,
-      });
-      expect(again.trips.map((trip) => trip.state)).toEqual([refused.trips.at(-1)?.state]);
-      expect(again.redirect).toBeDefined();
-      const tokens = await oidc.authorizationCodeGrant(rp, again.redirect as URL, refused.checks);
-      expect(tokens.claims()?.sub).toBe(person.unionid);
-    });
+    test.each([
+      ['', false],
+      [', also after the refusal was reloaded', true],
+    ])(
+      'after the snapshot page, 使用完整服务 runs the same authorization again: its new code, with the same state, logs the person in%s',
+      async (_, reload) => {
+        const person = await createSandboxUser(bridge, '快照之后 After snapshot');
+        await setSnapshot(bridge, person, true);
+        const refused = await loginInWeChat(rp, { user: person });
+        expect(refused.last.body).toContain('使用完整服务');
+        if (reload) {
+          // The same refused callback again: the same page, and the state stays free for what follows.
+          const again = await refused.browser.request(refused.last.url);
+          expect(again.status).toBe(400);
+          expect(again.body).toContain('使用完整服务');
+        }
+        // WeChat re-opens the authorization the snapshot page came from (wechat-api.md §3.1).
+        await setSnapshot(bridge, person, false);
+        const again = await followInWeChat(refused.browser, refused.trips.at(-1)?.href as string, {
+          user: person,
+        });
+        expect(again.trips.map((trip) => trip.state)).toEqual([refused.trips.at(-1)?.state]);
+        expect(again.redirect).toBeDefined();
+        const tokens = await oidc.authorizationCodeGrant(rp, again.redirect as URL, refused.checks);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+      },
+    );
 
     test('a callback WeChat delivers twice is acted on once: one code exchange, one login, no error', async () => {
       const person = await createSandboxUser(bridge, '重复 Twice');

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { claimCode } from '../../src/interaction/callback-claims.ts';
+import { claimCode, codeDigest } from '../../src/interaction/callback-claims.ts';
 import { markStateUsed } from '../../src/interaction/wechat-state.ts';
 import {
   type Bridge,
@@ -302,12 +302,40 @@ for (const storage of STORAGE_SETUPS) {
       // What an instance killed mid-callback leaves behind: the code claimed, the state used, no outcome.
       const { kv } = bridge.server.stores;
       expect(await claimCode(kv, WEBSITE_APP.appid, code, uid, 600)).toBe(true);
-      expect(await markStateUsed(kv, callbackUrl.searchParams.get('state') as string, 600)).toBe(true);
+      const state = callbackUrl.searchParams.get('state') as string;
+      expect(await markStateUsed(kv, state, 600, codeDigest(WEBSITE_APP.appid, code))).toBe(true);
 
       const reload = await login.browser.request(callbackUrl.href);
       expect(reload.status).toBe(303);
       const tokens = await oidc.authorizationCodeGrant(rp, await continueToRp(login, reload), login.checks);
       expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test('of two deliveries of one callback at once, the one claiming the code logs the person in even when the other took the state first', async () => {
+      const login = await startLogin(rp);
+      const callbackUrl = await callbackFromWeChat(login, { user: panda, allow: true });
+      const code = callbackUrl.searchParams.get('code') as string;
+      const state = callbackUrl.searchParams.get('state') as string;
+      // The other delivery's half of the round trip landed first: the state marked by this very code.
+      const { kv } = bridge.server.stores;
+      expect(await markStateUsed(kv, state, 600, codeDigest(WEBSITE_APP.appid, code))).toBe(true);
+
+      const delivery = await login.browser.request(callbackUrl.href);
+      expect(delivery.status).toBe(303);
+      const tokens = await oidc.authorizationCodeGrant(rp, await continueToRp(login, delivery), login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
+    test('a second code for a state another code has used logs nobody in', async () => {
+      const login = await startLogin(rp);
+      const callbackUrl = await callbackFromWeChat(login, { user: panda, allow: true });
+      const state = callbackUrl.searchParams.get('state') as string;
+      const { kv } = bridge.server.stores;
+      expect(await markStateUsed(kv, state, 600, codeDigest(WEBSITE_APP.appid, 'another-code'))).toBe(true);
+
+      const delivery = await login.browser.request(callbackUrl.href);
+      expect(delivery.status).toBe(400);
+      expect(delivery.body).toContain('此登录链接已失效或已被使用');
     });
 
     test('a forged state, or none, logs nobody in', async () => {
