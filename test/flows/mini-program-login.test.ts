@@ -496,6 +496,13 @@ for (const storage of STORAGE_SETUPS) {
         calls: 1,
       },
       {
+        name: 'a restricted account (50002)',
+        errcode: 50002,
+        error: 'invalid_grant',
+        status: 400,
+        calls: 1,
+      },
+      {
         name: 'the rate limit (45011)',
         errcode: 45011,
         error: 'temporarily_unavailable',
@@ -532,7 +539,11 @@ for (const storage of STORAGE_SETUPS) {
         // A spent (or possibly spent) wx.login code is tried again only after WeChat answered busy.
         expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(3 - calls);
         await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
-        if (errcode === 40226) expect(answer.body.error_description).toContain('risk control');
+        if (errcode === 40226 || errcode === 50002) {
+          expect(answer.body.error_description).toContain(
+            `risk control refused this login (errcode ${errcode}`,
+          );
+        }
         if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);
         if (errcode === 45011) expect(answer.headers.get('retry-after')).toBe('60');
         // Until the quota starts again at midnight China time: at least a minute, at most a day.

@@ -260,6 +260,7 @@ describe('errcode mapping', () => {
     [48001, 'scope_insufficient'],
     [50001, 'scope_insufficient'],
     [40226, 'blocked'],
+    [50002, 'blocked'],
     [45009, 'rate_limited'],
     [45011, 'rate_limited'],
     [40013, 'app_config'],

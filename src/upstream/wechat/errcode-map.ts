@@ -21,6 +21,8 @@ const UPSTREAM_CODES: ReadonlyMap<number, UpstreamErrorCode> = new Map<number, U
   [48001, 'scope_insufficient'],
   [50001, 'scope_insufficient'],
   [40226, 'blocked'],
+  // 用户受限: WeChat restricts this person's account; no retry of ours helps (wechat-api.md §13).
+  [50002, 'blocked'],
   [45009, 'rate_limited'],
   [45011, 'rate_limited'],
   [40013, 'app_config'],

@@ -69,7 +69,7 @@ export type UpstreamErrorCode =
   | 'scope_insufficient'
   /** The app returned no unionid: it is not bound to an Open Platform account. */
   | 'unionid_missing'
-  /** 40226: WeChat's risk control blocked this user. */
+  /** 40226: WeChat's risk control blocked this user; 50002: WeChat restricts their account. */
   | 'blocked'
   /** 45009, 45011: quota or rate limit. */
   | 'rate_limited'
