@@ -103,7 +103,10 @@ export async function logIn(
   const consent = await consentStep(deps, interaction, subject, remembered);
   const location = consent.kind === 'page' ? interactionPath(interaction.uid) : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };
-  const result: Record<string, unknown> = { login: { accountId: subject, amr: ['wechat'] } };
+  // The authentication happened now, at WeChat's callback: its time is the ID token's auth_time,
+  // which would otherwise be the resume's, after a consent page the person may have read for minutes.
+  const ts = Math.floor(deps.now().getTime() / 1000);
+  const result: Record<string, unknown> = { login: { accountId: subject, ts, amr: ['wechat'] } };
   if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };
   if (consent.kind === 'page' && consent.confirmsRemembered) result[PAGE_CONFIRMS_REMEMBERED] = true;
   await Promise.all([

@@ -88,6 +88,22 @@ for (const storage of STORAGE_SETUPS) {
       expect(new Set(browser.requested.map(interactionUid).filter(Boolean))).toEqual(new Set([loginUid]));
     });
 
+    test("the ID token's auth_time is when the person logged in with WeChat, not when they allowed the client", async () => {
+      const panda = await newcomer();
+      const login = await startLogin(rp, { scope: 'openid profile', extra: { max_age: '600' } });
+      const page = await decideOnWeChat(login, { user: panda, allow: true });
+      const loggedInBy = Math.floor(Date.now() / 1000);
+      expect(page.body).toContain(CONSENT_BUTTON);
+      // The person reads the consent page for a while (a second is enough to tell the times apart).
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const allowedFrom = Math.floor(Date.now() / 1000);
+      const redirect = await continueToRp(login, await allow(login, page));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, { ...login.checks, maxAge: 600 });
+      const authTime = tokens.claims()?.auth_time as number;
+      expect(authTime).toBeLessThanOrEqual(loggedInBy);
+      expect(authTime).toBeLessThan(allowedFrom);
+    });
+
     test('the consent page answered by the callback survives a reload, and its links lead to the interaction', async () => {
       const panda = await newcomer();
       const login = await startLogin(rp, { scope: 'openid profile' });

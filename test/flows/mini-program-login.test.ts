@@ -139,6 +139,13 @@ for (const storage of STORAGE_SETUPS) {
       expect(claims?.aud).toBe(MINI_PROGRAM_CLIENT.client_id);
       expect(claims?.iss).toBe(bridge.url);
       expect(claims?.auth_time).toEqual(expect.any(Number));
+      // As the website login's: no claim the discovery document does not list (amr is not one).
+      const discovery = await fetch(`${bridge.url}/.well-known/openid-configuration`);
+      const { claims_supported: supported } = (await discovery.json()) as { claims_supported: string[] };
+      const standard = ['iss', 'aud', 'exp', 'iat', 'azp', 'at_hash', 'c_hash', 'nonce', 'sid', 'jti'];
+      expect(
+        Object.keys(claims ?? {}).filter((claim) => ![...supported, ...standard].includes(claim)),
+      ).toEqual([]);
 
       const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, panda.unionid);
       expect(userinfo.sub).toBe(panda.unionid);

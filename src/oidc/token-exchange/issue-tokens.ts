@@ -68,7 +68,6 @@ export async function issueExchangeTokens(
     // the person; profile, phone and WeChat claims come from userinfo with the access token.
     Object.assign(token, { scope: 'openid', mask: {}, rejected: [] });
     token.set('auth_time', authTime);
-    token.set('amr', ['wechat']);
     idToken = await token.issue({ use: 'idtoken' });
   }
 
