@@ -18,7 +18,8 @@ export interface MiniProgramCaller {
   connector: MiniProgramConnector;
 }
 
-const invalidToken = (description: string) => new MiniProgramError(401, 'invalid_token', description);
+const invalidToken = (description: string, noCredentials = false) =>
+  new MiniProgramError(401, 'invalid_token', description, { noCredentials });
 
 /**
  * The bearer access token, checked with oidc-provider (found, unexpired, its grant alive: revoked
@@ -26,8 +27,13 @@ const invalidToken = (description: string) => new MiniProgramError(401, 'invalid
  * (appid, openid) it stands for is the account's identity in that client's app.
  */
 export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise<MiniProgramCaller> {
-  const match = /^Bearer +([\x21-\x7e]+)\s*$/i.exec(ctx.get('authorization'));
-  if (!match) throw invalidToken('send the access token as "Authorization: Bearer <access_token>"');
+  const authorization = ctx.get('authorization');
+  const match = /^Bearer +([\x21-\x7e]+)\s*$/i.exec(authorization);
+  if (!match) {
+    // No bearer token at all (no header, or another scheme), or one that is malformed.
+    const sentBearer = /^Bearer\b/i.test(authorization);
+    throw invalidToken('send the access token as "Authorization: Bearer <access_token>"', !sentBearer);
+  }
   const { provider } = deps;
   const token = await provider.AccessToken.find(match[1]!);
   if (!token || token.isExpired) throw invalidToken('the access token is unknown, expired or revoked');

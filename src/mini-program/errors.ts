@@ -30,12 +30,14 @@ export class MiniProgramError extends Error {
   readonly reason: ReloginReason | undefined;
   /** Seconds, for Retry-After. */
   readonly retryAfter: number | undefined;
+  /** A 401 for a request that sent no bearer token at all (RFC 6750 §3.1: no error in the challenge). */
+  readonly noCredentials: boolean;
 
   constructor(
     status: number,
     code: MiniProgramErrorCode,
     description: string,
-    extra: { field?: string; reason?: ReloginReason; retryAfter?: number } = {},
+    extra: { field?: string; reason?: ReloginReason; retryAfter?: number; noCredentials?: boolean } = {},
   ) {
     super(description);
     this.status = status;
@@ -43,6 +45,7 @@ export class MiniProgramError extends Error {
     this.field = extra.field;
     this.reason = extra.reason;
     this.retryAfter = extra.retryAfter;
+    this.noCredentials = extra.noCredentials ?? false;
   }
 }
 
@@ -108,7 +111,10 @@ export function upstreamFailure(error: UpstreamError): MiniProgramError {
 
 export function sendError(ctx: Context, error: MiniProgramError): void {
   ctx.status = error.status;
-  if (error.status === 401) ctx.set('WWW-Authenticate', `Bearer error="invalid_token"`);
+  // A request without a token is told only which scheme to use; one with a bad token, what is wrong.
+  if (error.status === 401) {
+    ctx.set('WWW-Authenticate', error.noCredentials ? 'Bearer' : 'Bearer error="invalid_token"');
+  }
   if (error.retryAfter !== undefined) ctx.set('Retry-After', String(error.retryAfter));
   ctx.body = {
     error: error.code,

@@ -470,7 +470,10 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('the mini-program endpoints want a live access token issued to a mini program client', async () => {
-      expect((await call(bridge, 'check-session', undefined)).status).toBe(401);
+      const anonymous = await call(bridge, 'check-session', undefined);
+      expect(anonymous.status).toBe(401);
+      // RFC 6750 §3.1: a request without any token is told the scheme, with no error code.
+      expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
       const unknown = await call(bridge, 'check-session', 'not-a-token');
       expect(unknown.status).toBe(401);
       expect(unknown.headers.get('www-authenticate')).toContain('invalid_token');
