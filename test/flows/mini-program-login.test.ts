@@ -496,19 +496,19 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test.each([
-      { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_grant', status: 400, calls: 1 },
-      { name: 'a used code (40163)', errcode: 40163, error: 'invalid_grant', status: 400, calls: 1 },
+      { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_request', status: 400, calls: 1 },
+      { name: 'a used code (40163)', errcode: 40163, error: 'invalid_request', status: 400, calls: 1 },
       {
         name: "WeChat's risk control (40226)",
         errcode: 40226,
-        error: 'invalid_grant',
+        error: 'invalid_request',
         status: 400,
         calls: 1,
       },
       {
         name: 'a restricted account (50002)',
         errcode: 50002,
-        error: 'invalid_grant',
+        error: 'invalid_request',
         status: 400,
         calls: 1,
       },
@@ -569,11 +569,11 @@ for (const storage of STORAGE_SETUPS) {
       expect(await pendingFaults(bridge, 'sns/jscode2session')).toBe(0);
     });
 
-    test('a reused or made-up wx.login code is invalid_grant through openid-client', async () => {
+    test('a reused or made-up wx.login code is an invalid subject_token, invalid_request (RFC 8693), through openid-client', async () => {
       const code = await wxLogin(bridge, panda);
       await exchangeJsCode(mp, code);
-      await expect(exchangeJsCode(mp, code)).rejects.toMatchObject({ error: 'invalid_grant' });
-      await expect(exchangeJsCode(mp, 'made-up-code')).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(exchangeJsCode(mp, code)).rejects.toMatchObject({ error: 'invalid_request' });
+      await expect(exchangeJsCode(mp, 'made-up-code')).rejects.toMatchObject({ error: 'invalid_request' });
     });
 
     test('a malformed exchange request is invalid_request', async () => {
@@ -633,7 +633,7 @@ for (const storage of STORAGE_SETUPS) {
           subject_token_type: JS_CODE,
         });
         expect(refused.status).toBe(400);
-        expect(refused.body.error).toBe('invalid_grant');
+        expect(refused.body.error).toBe('invalid_request');
         expect(refused.body.error_description).toContain('WeChat named no unionid');
         expect(refused.body.error_description).toContain('not logged in through this mini program before');
         expect(await accountOf(stranger)).toBeUndefined();
@@ -651,7 +651,7 @@ for (const storage of STORAGE_SETUPS) {
         subject_token_type: JS_CODE,
       });
       expect(answer.status).toBe(400);
-      expect(answer.body.error).toBe('invalid_grant');
+      expect(answer.body.error).toBe('invalid_request');
       expect(answer.body.error_description).toContain(
         'WeChat named no unionid for this person and they have not logged in through this mini program before',
       );

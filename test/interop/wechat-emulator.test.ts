@@ -533,7 +533,7 @@ for (const storage of STORAGE_SETUPS) {
         await emulator.control('PATCH', `apps/${WEBSITE.appid}`, { open_platform: OPEN_PLATFORM });
       }
 
-      // A mini program never bound: jscode2session names no unionid; a new person gets invalid_grant.
+      // A mini program never bound: jscode2session names no unionid; a new person gets invalid_request.
       const mole = await emulator.createPerson('鼹鼠 Mole');
       const { code } = await emulator.control<{ code: string }>('POST', 'mini-program/login', {
         appid: UNBOUND_MINI_PROGRAM.appid,
@@ -550,7 +550,7 @@ for (const storage of STORAGE_SETUPS) {
         () => undefined,
         (error: unknown) => error as oidc.ResponseBodyError,
       );
-      expect(refused?.error).toBe('invalid_grant');
+      expect(refused?.error).toBe('invalid_request');
     });
 
     test('the person declines on the phone (WeChat redirecting with the state only): access_denied', async () => {
@@ -615,7 +615,7 @@ for (const storage of STORAGE_SETUPS) {
           () => undefined,
           (error: unknown) => error as oidc.ResponseBodyError,
         );
-        expect(refused?.error).toBe('invalid_grant');
+        expect(refused?.error).toBe('invalid_request');
         // The person logs in on the website once: WeChat now names their unionid to the mini program.
         await websiteLogin(ant);
         const tokens = await exchangeJsCode(mp, await wxLogin());

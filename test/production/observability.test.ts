@@ -107,7 +107,9 @@ describe('observability: metrics and logs after full logins', () => {
     secrets.add(exchanged.access_token);
     secrets.add(exchanged.refresh_token ?? '');
     expect(exchanged.refresh_token).toBeTruthy();
-    await expect(exchangeJsCode(mp, 'not-a-wx-login-code')).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(exchangeJsCode(mp, 'not-a-wx-login-code')).rejects.toMatchObject({
+      error: 'invalid_request',
+    });
 
     // No management listener configured: /metrics on the main port, as before it existed.
     expect(bridge.server.managementUrl).toBeUndefined();
@@ -130,7 +132,7 @@ describe('observability: metrics and logs after full logins', () => {
     expect(sample(text, 'wechat_logins_total', { kind: 'website', outcome: 'ok' })).toBe(1);
     expect(sample(text, 'wechat_logins_total', { kind: 'website', outcome: 'app_config' })).toBe(1);
     expect(sample(text, 'wechat_logins_total', { kind: 'mini_program', outcome: 'ok' })).toBe(1);
-    expect(sample(text, 'wechat_logins_total', { kind: 'mini_program', outcome: 'invalid_grant' })).toBe(1);
+    expect(sample(text, 'wechat_logins_total', { kind: 'mini_program', outcome: 'invalid_request' })).toBe(1);
     expect(
       sample(text, 'wechat_api_duration_seconds_count', { api: 'sns/oauth2/access_token', outcome: 'ok' }),
     ).toBe(1);

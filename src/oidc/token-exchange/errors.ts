@@ -11,23 +11,24 @@ export function describedError(error: string, description: string, status = 400)
 }
 
 /**
- * The token endpoint's answer to a failed sns/jscode2session (the issue's table): the code is the
- * client's problem (invalid_grant), WeChat's refusals and outages are temporary, our configuration
- * is a server error. Retry-After goes on the response before the error is thrown; oidc-provider's
+ * The token endpoint's answer to a failed sns/jscode2session: a wx.login code WeChat refuses is an
+ * invalid subject_token, which RFC 8693 §2.2.2 answers with invalid_request (not RFC 6749's
+ * invalid_grant); WeChat's rate limits and outages are temporary; our configuration is a server
+ * error. Retry-After goes on the response before the error is thrown; oidc-provider's
  * error handler keeps headers.
  */
 export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamError): Error {
   switch (error.code) {
     case 'code_invalid':
       return describedError(
-        'invalid_grant',
+        'invalid_request',
         'the wx.login code is invalid, expired or was issued to another mini program: call wx.login() again',
       );
     case 'code_used':
-      return describedError('invalid_grant', 'the wx.login code was already used: call wx.login() again');
+      return describedError('invalid_request', 'the wx.login code was already used: call wx.login() again');
     case 'blocked':
       return describedError(
-        'invalid_grant',
+        'invalid_request',
         `WeChat's risk control refused this login (errcode ${error.errcode}: 40226 a risky login, 50002 a restricted account); retrying will not help, tell the person to try again later`,
       );
     case 'rate_limited':

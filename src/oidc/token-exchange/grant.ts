@@ -86,8 +86,9 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
         '(people it has logged in before still get in): if the app is not bound, bind this app to your WeChat ' +
         'Open Platform account (open.weixin.qq.com) so that new people can log in',
     );
+    // A subject_token unacceptable by policy: invalid_request (RFC 8693 §2.2.2).
     throw describedError(
-      'invalid_grant',
+      'invalid_request',
       'WeChat named no unionid for this person and they have not logged in through this mini program before, ' +
         'so there is no account to log them in to; usually the mini program is not bound to a WeChat Open Platform account',
     );
