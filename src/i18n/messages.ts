@@ -49,6 +49,7 @@ const zh = {
   'error.appConfig': '此服务的微信应用配置有误，请联系网站管理员。',
   'error.blocked': '微信出于账号安全原因拒绝了此次登录，请稍后重试。',
   'error.snapshotUser': '当前为微信快照页，无法登录。请点击页面下方的“使用完整服务”后重试。',
+  'error.otherPerson': '你登录的微信账号不是应用要求的账号。请用该账号重试，或返回应用。',
   'error.oauth': '登录请求有误：{error}',
   'error.reference': '错误编号：{id}',
   'logout.title': '退出登录',
@@ -151,6 +152,8 @@ const en: Record<MessageKey, string> = {
   'error.blocked': 'WeChat refused this login for account security reasons. Please try again later.',
   'error.snapshotUser':
     'This is a WeChat snapshot page, where login is not possible. Tap “使用完整服务” (Use full service) at the bottom of the page and try again.',
+  'error.otherPerson':
+    'The WeChat account you logged in with is not the one the application asked for. Try again with that account, or return to the application.',
   'error.oauth': 'The login request is invalid: {error}',
   'error.reference': 'Error reference: {id}',
   'logout.title': 'Log out',

@@ -7,12 +7,14 @@ import type { CallbackOutcome } from './callback-claims.ts';
 import { consentStep, PAGE_CONFIRMS_REMEMBERED } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
+import { hintedSubject } from './id-token-hint.ts';
 import { saveResult } from './load.ts';
 
 export const STATE_INVALID: Failure = { message: 'error.stateInvalid', retry: true, abort: 'failed' };
 export const DECLINED: Failure = { message: 'error.declined', retry: true, abort: 'declined' };
 export const SNAPSHOT: Failure = { message: 'error.snapshotUser', retry: true, abort: 'failed' };
 export const GENERIC: Failure = { message: 'error.generic', retry: true, abort: 'failed' };
+export const OTHER_PERSON: Failure = { message: 'error.otherPerson', retry: true, abort: 'otherPerson' };
 
 export const failed = (failure: Failure, status = 400): CallbackOutcome => ({
   kind: 'failure',
@@ -100,6 +102,13 @@ export async function logIn(
   /** What the person has allowed this client, when the account link read it already. */
   remembered?: ReadonlySet<string>,
 ): Promise<CallbackOutcome> {
+  const hinted = hintedSubject(interaction);
+  if (hinted !== undefined && hinted !== subject) {
+    // The client asked for the person its id_token_hint names, and someone else scanned: they may
+    // scan again with that account, or return to the client, which then hears login_required.
+    deps.logger.info({ uid: interaction.uid }, 'wechat login of another person than id_token_hint names');
+    return failed(OTHER_PERSON);
+  }
   const consent = await consentStep(deps, interaction, subject, remembered);
   const location = consent.kind === 'page' ? interactionPath(interaction.uid) : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };

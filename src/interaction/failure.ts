@@ -7,7 +7,7 @@ import type { InteractionDeps } from './deps.ts';
 import { uiLocales } from './load.ts';
 
 /** Why a login stopped, as the abort form tells the abort step (which turns it into an OAuth error). */
-export type AbortReason = 'cancelled' | 'declined' | 'unavailable' | 'failed';
+export type AbortReason = 'cancelled' | 'declined' | 'unavailable' | 'failed' | 'otherPerson';
 
 export const ABORT_ERRORS: Record<AbortReason, { error: string; error_description: string }> = {
   cancelled: { error: 'access_denied', error_description: 'End-User aborted interaction' },
@@ -15,6 +15,11 @@ export const ABORT_ERRORS: Record<AbortReason, { error: string; error_descriptio
   declined: { error: 'access_denied', error_description: 'End-User declined the authorization' },
   unavailable: { error: 'temporarily_unavailable', error_description: 'WeChat is temporarily unavailable' },
   failed: { error: 'server_error', error_description: 'WeChat login could not be completed' },
+  // OpenID Connect Core 3.1.2.1: the End-User logged in is not the one id_token_hint names.
+  otherPerson: {
+    error: 'login_required',
+    error_description: 'the End-User who logged in is not the one id_token_hint names',
+  },
 };
 
 export interface Failure {

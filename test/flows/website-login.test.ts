@@ -449,6 +449,30 @@ for (const storage of STORAGE_SETUPS) {
       expect(tokens.claims()?.sub).toBe(panda.unionid);
     });
 
+    test('another person than id_token_hint names is asked to scan again with that account, and giving up is login_required', async () => {
+      const first = await loginAs(rp, panda);
+      const hint = first.tokens.id_token as string;
+      const koala = await createSandboxUser(bridge, '考拉 Koala');
+      // A fresh browser (no session), so the hint is only checked against whoever logs in.
+      const login = await startLogin(rp, { extra: { id_token_hint: hint } });
+      const page = await decideOnWeChat(login, { user: koala, allow: true });
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('你登录的微信账号不是应用要求的账号');
+      expect(page.body).toContain('id="try-again"');
+      const redirect = await abortFromPage(login, page);
+      expect(redirect.searchParams.get('error')).toBe('login_required');
+      expect(redirect.searchParams.get('state')).toBe(login.checks.expectedState);
+
+      // The person the hint names logs in on the same kind of request.
+      const again = await startLogin(rp, { extra: { id_token_hint: hint } });
+      const tokens = await oidc.authorizationCodeGrant(
+        rp,
+        await continueToRp(again, await decideOnWeChat(again, { user: panda, allow: true })),
+        again.checks,
+      );
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+    });
+
     test('an authorization request without redirect_uri is refused on a page, not sent to the registered one', async () => {
       const { url } = await authorizationRequest(rp);
       url.searchParams.delete('redirect_uri');
