@@ -40,8 +40,20 @@ export async function exchangeCode(
     if (error.code === 'app_config' || error.code === 'unexpected')
       deps.logger.error(fields, 'wechat login failed: check the app configuration');
     else deps.logger.warn(fields, 'wechat login failed');
-    return failed(UPSTREAM_FAILURES[error.code], error.transient ? 503 : 400);
+    return failed(UPSTREAM_FAILURES[error.code], pageStatus(error));
   }
+}
+
+/**
+ * The failure page's status, for monitoring as much as for the browser: WeChat busy or down is a
+ * 503; our WeChat app's configuration a 500 and an answer we cannot use a 502, both server errors
+ * an operator must see; the rest (a used code, a refusal) the login's own fault, a 400.
+ */
+function pageStatus(error: UpstreamError): number {
+  if (error.transient) return 503;
+  if (error.code === 'app_config') return 500;
+  if (error.code === 'unexpected') return 502;
+  return 400;
 }
 
 export function isOutcome(value: WeChatIdentity | CallbackOutcome): value is CallbackOutcome {

@@ -406,7 +406,14 @@ for (const storage of STORAGE_SETUPS) {
         name: 'the AppSecret is wrong (40125)',
         fault: { errcode: 40125 },
         text: '微信应用配置有误',
-        status: 400,
+        status: 500,
+        error: 'server_error',
+      },
+      {
+        name: 'WeChat answers an errcode it does not document for this call (40002)',
+        fault: { errcode: 40002 },
+        text: '出了点问题',
+        status: 502,
         error: 'server_error',
       },
     ])(
