@@ -255,6 +255,8 @@ function refuse(
   ctx.set('Retry-After', String(retryAfter));
   ctx.set('Cache-Control', 'no-store');
   if (group === 'token') {
+    // A 429 in place of a 401 challenges nothing: the client's credentials are not what is refused.
+    ctx.remove('WWW-Authenticate');
     ctx.body = {
       error: 'temporarily_unavailable',
       error_description: `too many requests, retry after ${retryAfter} seconds`,

@@ -114,6 +114,28 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(metrics).toMatch(/http_rate_limited_total\{endpoint="token"\} 1/);
   });
 
+  test("a 429 in place of a wrong client secret's 401 carries no Basic challenge", async () => {
+    // Another key than the test above spends: this address with a client_id nobody registered.
+    const wrongSecret = () =>
+      fetch(`${first.instanceUrl}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('no-such-client:wrong').toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=refresh_token&refresh_token=nope',
+      });
+    for (let i = 0; i < 3; i++) {
+      const refused = await wrongSecret();
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toMatch(/^Basic /);
+    }
+    const limited = await wrongSecret();
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('www-authenticate')).toBeNull();
+    expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
+
   test('the login pages answer 429 with Retry-After and a readable page once the limit is spent', async () => {
     const browser = new TestBrowser();
     const statuses: number[] = [];
