@@ -63,6 +63,7 @@ export function renderFailure(
   ctx.status = status;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {
+    heading: page.t('error.title'),
     message: page.t(failure.message),
     retryUrl: failure.retry ? `/interaction/${uid}` : undefined,
     abortUrl: `/interaction/${uid}/abort`,

@@ -67,6 +67,7 @@ export function renderExpired(ctx: Context, deps: InteractionDeps): void {
   ctx.status = 400;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {
+    heading: page.t('error.title'),
     message: page.t('error.expired'),
     requestId: ctx.state.requestId,
   });

@@ -10,10 +10,13 @@ type RenderError = NonNullable<Configuration['renderError']>;
 export function createPages(views: Views) {
   const renderError: RenderError = async (ctx, out, _error) => {
     const page = pageContext(ctx, uiLocales(ctx));
-    const detail = out.error_description ?? out.error;
+    const detail = String(out.error_description ?? out.error);
+    // The engine renders its errors for the authorization endpoint and for RP-initiated logout.
+    const logout = ctx.oidc?.route?.startsWith('end_session') ?? false;
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
-      message: page.t('error.oauth', { error: String(detail) }),
+      ...(logout ? {} : { heading: page.t('error.title') }),
+      message: page.t(logout ? 'error.logoutRequest' : 'error.oauth', { error: detail }),
       requestId: ctx.state.requestId,
     });
   };

@@ -489,6 +489,18 @@ for (const storage of STORAGE_SETUPS) {
       expect(hop.body).toContain('redirect_uri');
     });
 
+    test('an invalid logout request is explained as a logout, not as a login', async () => {
+      const browser = { headers: { 'accept-language': 'zh-CN,zh;q=0.9', accept: 'text/html' } };
+      const page = await new TestBrowser().request(
+        `${bridge.url}/session/end?id_token_hint=garbage`,
+        browser,
+      );
+      expect(page.status).toBe(400);
+      expect(page.body).toContain('<h1>出错了</h1>');
+      expect(page.body).toContain('退出请求有误');
+      expect(page.body).not.toContain('登录');
+    });
+
     test('ui_locales chooses the language of the logout and error pages, as discovery lists; their language switch keeps the request, never a code', async () => {
       const discovery = (await (await fetch(`${bridge.url}/.well-known/openid-configuration`)).json()) as {
         ui_locales_supported?: string[];
@@ -509,7 +521,9 @@ for (const storage of STORAGE_SETUPS) {
       const other = new URL(attributeOf(error.body, 'lang-switch', 'href') as string, bridge.url);
       expect(other.searchParams.get('lang')).toBe('zh-CN');
       expect(other.searchParams.get('client_id')).toBe(RP.client_id);
-      expect((await new TestBrowser().request(other.href)).body).toContain('登录请求有误');
+      const chineseError = (await new TestBrowser().request(other.href)).body;
+      expect(chineseError).toContain('登录请求有误');
+      expect(chineseError).toContain('<h1>登录未完成</h1>');
 
       // At WeChat's callback: declined (no code), the switch shows the same answer in English...
       const declining = await startLogin(rp);
