@@ -10,6 +10,7 @@ import { frontDoor, type RequestStage } from './http/front-door.ts';
 import { createHealthRouter } from './http/health.ts';
 import { issuerOrigin } from './http/issuer-origin.ts';
 import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
+import { notFoundPage } from './http/not-found.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
 import { requestLog } from './http/request-log.ts';
@@ -63,6 +64,7 @@ export function createApp(deps: AppDeps): Provider {
   // its access line and its count.
   const stages: RequestStage[] = [
     issuerOrigin(config),
+    notFoundPage(views),
     ...(dependencies ? [probeAfterServerErrors(dependencies, gateOptions)] : []),
     securityHeaders({
       frameOrigins: [new URL(config.wechat.openBaseUrl).origin],

@@ -563,6 +563,19 @@ for (const storage of STORAGE_SETUPS) {
       expect(hop.body).toContain('This login has timed out');
     });
 
+    test('an address nothing answers gives a browser a readable page, and an API client the plain answer', async () => {
+      const page = await new TestBrowser().request(`${bridge.url}/acount`, {
+        headers: { accept: 'text/html,application/xhtml+xml', 'accept-language': 'zh-CN' },
+      });
+      expect(page.status).toBe(404);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(page.body).toContain('此页面不存在');
+      expect(page.headers.get('content-security-policy')).toBeTruthy();
+      const api = await fetch(`${bridge.url}/acount`, { headers: { accept: 'application/json' } });
+      expect(api.status).toBe(404);
+      expect(api.headers.get('content-type')).not.toMatch(/html/);
+    });
+
     test('no secret, code or token reached the logs', () => {
       const text = bridge.logs.join('');
       expect(text.length).toBeGreaterThan(0);
