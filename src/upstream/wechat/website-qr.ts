@@ -49,8 +49,9 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
       return `${qrconnect}?${query}#wechat_redirect`;
     },
 
-    // Same parameters, in the same order, as the iframe wxLogin.js creates, so the
-    // page can embed the QR without loading WeChat's script.
+    // The parameters of the iframe wxLogin.js creates, in its order, so that the page can embed the
+    // QR without loading WeChat's script (wechat-api.md §2.1); wxLogin.js always sends style= and
+    // href= (empty when unset), this only when set, and adds lang, as the qrconnect page takes it.
     embedUrl: ({ redirectUri, state, lang, selfRedirect, style, href }) => {
       const query = queryString({
         appid: app.appid,
