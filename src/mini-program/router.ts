@@ -60,6 +60,27 @@ async function limitCalls(deps: MiniProgramDeps, caller: MiniProgramCaller): Pro
   );
 }
 
+/**
+ * A body the parser refused, said as precisely as its status allows: too large (413), an encoding
+ * or charset it cannot decode (415), else not a JSON object (bad JSON, `null`, a bare string, or a
+ * compressed body that does not decompress).
+ */
+function unreadBody(status: number): MiniProgramError {
+  if (status === 413) return new MiniProgramError(413, 'invalid_request', 'the body is larger than 256 kB');
+  if (status === 415) {
+    return new MiniProgramError(
+      415,
+      'invalid_request',
+      'the body has a Content-Encoding or charset not supported',
+    );
+  }
+  return new MiniProgramError(
+    400,
+    'invalid_request',
+    'the body is not a JSON object: send one with Content-Type: application/json',
+  );
+}
+
 /** Every answer JSON and uncacheable, errors included (a body parser's too). */
 function jsonErrors(deps: MiniProgramDeps) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -69,10 +90,8 @@ function jsonErrors(deps: MiniProgramDeps) {
     } catch (error) {
       if (error instanceof MiniProgramError) return sendError(ctx, error);
       const status = (error as { status?: unknown }).status;
-      if (typeof status === 'number' && status >= 400 && status < 500) {
-        const why = status === 413 ? 'the body is larger than 256 kB' : 'the body is not valid JSON';
-        return sendError(ctx, new MiniProgramError(400, 'invalid_request', why));
-      }
+      if (typeof status === 'number' && status >= 400 && status < 500)
+        return sendError(ctx, unreadBody(status));
       (ctx.state.log ?? deps.logger).error({ err: error, path: ctx.path }, 'mini program endpoint failed');
       sendError(
         ctx,

@@ -491,6 +491,11 @@ for (const storage of STORAGE_SETUPS) {
       const notJson = await call(bridge, 'decrypt', live.access_token, '{"encryptedData":');
       expect(notJson.status).toBe(400);
       expect(notJson.body.error).toBe('invalid_request');
+      for (const body of ['null', '"x"', '{"encryptedData":']) {
+        const refused = await call(bridge, 'decrypt', live.access_token, body);
+        expect(refused.status).toBe(400);
+        expect(refused.body.error_description).toContain('the body is not a JSON object');
+      }
       const missing = await call(bridge, 'decrypt', live.access_token, { iv: 'AAAAAAAAAAAAAAAAAAAAAA==' });
       expect(missing.body).toMatchObject({ error: 'invalid_request', field: 'encryptedData' });
     });
