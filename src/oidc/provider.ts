@@ -1,4 +1,11 @@
-import Provider, { type Client, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  type Client,
+  type ClientAuthMethod,
+  type Configuration,
+  errors,
+  type KoaContextWithOIDC,
+  type SigningAlgorithm,
+} from 'oidc-provider';
 import type { ClientConfig, Config } from '../config/types.ts';
 import type { Views } from '../http/views.ts';
 import { LANGS } from '../i18n/messages.ts';
@@ -67,6 +74,32 @@ function revocationAllowed(_ctx: unknown, client: Client, token: { clientId?: st
 }
 
 /**
+ * How clients authenticate. oidc-provider authenticates a client the same way at the token,
+ * introspection and revocation endpoints (by its registered token_endpoint_auth_method), so these
+ * are the methods of all three, and discovery says so for each: RFC 8414 section 2 reads an
+ * omitted introspection_ or revocation_endpoint_auth_methods_supported as client_secret_basic
+ * only. A public client ("none") is accepted at both; it may revoke its own tokens, and its
+ * introspection always answers inactive (introspectionPolicy).
+ */
+export const CLIENT_AUTH_METHODS: readonly ClientAuthMethod[] = [
+  'client_secret_basic',
+  'client_secret_post',
+  'client_secret_jwt',
+  'private_key_jwt',
+  'none',
+];
+
+/** The algorithms of client_secret_jwt (HMAC) and private_key_jwt assertions (oidc-provider's default). */
+export const CLIENT_AUTH_SIGNING_ALGS: readonly SigningAlgorithm[] = [
+  'HS256',
+  'RS256',
+  'PS256',
+  'ES256',
+  'Ed25519',
+  'EdDSA',
+];
+
+/**
  * oidc-provider, configured (never forked): everything OIDC (discovery, JWKS, authorization code +
  * PKCE, refresh, userinfo, introspection, revocation, RP-initiated logout) is the library's; we give
  * it storage, accounts, keys, clients, lifetimes and our pages.
@@ -80,8 +113,16 @@ export function createProvider(deps: ProviderDeps): Provider {
     // redirect_uri is REQUIRED in an authentication request (OIDC Core 3.1.2.1), even for a client
     // that registered one: oidc-provider would otherwise take the registered one.
     allowOmittingSingleRegisteredRedirectUri: false,
-    // Our pages' languages, which ui_locales chooses between (src/i18n/messages.ts).
-    discovery: { ui_locales_supported: [...LANGS] },
+    discovery: {
+      // Our pages' languages, which ui_locales chooses between (src/i18n/messages.ts).
+      ui_locales_supported: [...LANGS],
+      // oidc-provider names the token endpoint's methods only; those of these two are the same.
+      introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+      introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_AUTH_SIGNING_ALGS],
+      revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+      revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_AUTH_SIGNING_ALGS],
+    },
+    clientAuthMethods: CLIENT_AUTH_METHODS,
     adapter: deps.adapter as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
@@ -166,6 +207,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+      clientAuthSigningAlgValues: CLIENT_AUTH_SIGNING_ALGS,
     },
   };
 

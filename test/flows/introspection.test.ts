@@ -1,3 +1,4 @@
+import type { webcrypto } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClientConfig } from '../../src/config/types.ts';
@@ -85,4 +86,106 @@ describe('introspection and revocation: who may learn about or revoke a token', 
     // Revoking a refresh token revokes its grant, and with it the access token.
     expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
   });
+});
+
+/** A confidential client of each kind of authentication, logging in as RP does. */
+function clientAuthenticatingWith(method: string, extra: Partial<ClientConfig> = {}): ClientConfig {
+  return {
+    client_id: `auth-${method}`,
+    client_secret: `${method}-secret-0123456789abcdefghijklmnopqrstuvwxyz`,
+    redirect_uris: RP.redirect_uris,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: method as ClientConfig['token_endpoint_auth_method'],
+    ...extra,
+  };
+}
+
+describe('discovery names how clients authenticate at introspection and revocation, and each way works', () => {
+  let bridge: Bridge;
+  let assertionKey: webcrypto.CryptoKeyPair;
+  const clients = new Map<string, ClientConfig>();
+
+  beforeAll(async () => {
+    assertionKey = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])) as webcrypto.CryptoKeyPair;
+    const publicJwk = await crypto.subtle.exportKey('jwk', assertionKey.publicKey);
+    clients.set('client_secret_basic', clientAuthenticatingWith('client_secret_basic'));
+    clients.set('client_secret_post', clientAuthenticatingWith('client_secret_post'));
+    clients.set('client_secret_jwt', clientAuthenticatingWith('client_secret_jwt'));
+    clients.set(
+      'private_key_jwt',
+      clientAuthenticatingWith('private_key_jwt', {
+        client_secret: undefined,
+        jwks: { keys: [{ ...publicJwk, kid: 'assertion-1', alg: 'ES256', use: 'sig' }] },
+      }),
+    );
+    clients.set('none', { ...PUBLIC_RP, client_id: 'auth-none' });
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, clients: [...config.clients, API, ...clients.values()] }),
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  /** openid-client, configured by discovery, authenticating as `method` says. */
+  function relyingPartyUsing(method: string): Promise<oidc.Configuration> {
+    const client = clients.get(method);
+    if (!client) throw new Error(`no test client for ${method}`);
+    const secret = client.client_secret as string;
+    const authentication = {
+      client_secret_basic: () => oidc.ClientSecretBasic(secret),
+      client_secret_post: () => oidc.ClientSecretPost(secret),
+      client_secret_jwt: () => oidc.ClientSecretJwt(secret),
+      private_key_jwt: () => oidc.PrivateKeyJwt({ key: assertionKey.privateKey, kid: 'assertion-1' }),
+      none: () => oidc.None(),
+    }[method];
+    if (!authentication) throw new Error(`openid-client has no ${method}`);
+    return oidc.discovery(new URL(bridge.url), client.client_id, {}, authentication(), {
+      execute: [oidc.allowInsecureRequests],
+    });
+  }
+
+  // Regression: both were omitted, which RFC 8414 section 2 reads as client_secret_basic only,
+  // while every method of the token endpoint works at both.
+  test('the same methods and algorithms as the token endpoint', async () => {
+    const metadata = (await (await fetch(`${bridge.url}/.well-known/openid-configuration`)).json()) as Record<
+      string,
+      string[]
+    >;
+    const methods = metadata.token_endpoint_auth_methods_supported;
+    expect([...(methods ?? [])].sort()).toEqual([...clients.keys()].sort());
+    for (const endpoint of ['introspection', 'revocation']) {
+      expect(metadata[`${endpoint}_endpoint_auth_methods_supported`]).toEqual(methods);
+      expect(metadata[`${endpoint}_endpoint_auth_signing_alg_values_supported`]).toEqual(
+        metadata.token_endpoint_auth_signing_alg_values_supported,
+      );
+    }
+  });
+
+  test.each(['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'])(
+    '%s introspects and revokes its own token',
+    async (method) => {
+      const rp = await relyingPartyUsing(method);
+      const user = await createSandboxUser(bridge, `Auth ${method}`);
+      const { tokens } = await loginAs(rp, user, { scope: 'openid' });
+      const introspected = await oidc.tokenIntrospection(rp, tokens.access_token);
+      // A public client is authenticated, and told nothing (its client_id is no authorization).
+      if (method === 'none') expect(introspected).toEqual({ active: false });
+      else
+        expect(introspected).toMatchObject({
+          active: true,
+          sub: user.unionid,
+          client_id: rp.clientMetadata().client_id,
+        });
+      const api = await relyingParty(bridge, API as ClientConfig & { client_secret: string });
+      expect((await oidc.tokenIntrospection(api, tokens.access_token)).active).toBe(true);
+      await oidc.tokenRevocation(rp, tokens.access_token);
+      expect((await oidc.tokenIntrospection(api, tokens.access_token)).active).toBe(false);
+    },
+  );
 });
