@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
+import type Provider from 'oidc-provider';
 import { accountPageClient } from './account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from './account-page/recent-login.ts';
 import { createAccountPageRouter } from './account-page/router.ts';
@@ -15,6 +16,8 @@ import { type EventDeliveryOptions, startEventDelivery } from './accounts/event-
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
 import { createApp } from './app.ts';
+import { refusalProblem } from './config/client-metadata.ts';
+import { formatPath } from './config/findings.ts';
 import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config, ManagementListener } from './config/types.ts';
 import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
@@ -38,7 +41,7 @@ import type { Logger } from './observability/logger.ts';
 import { countLogins, createMetrics, type Metrics, observeProvider } from './observability/metrics.ts';
 import { cachedAccounts, createFindAccount } from './oidc/find-account.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
-import { createProvider } from './oidc/provider.ts';
+import { clientRefusals, createProvider } from './oidc/provider.ts';
 import { openStores } from './storage/open-stores.ts';
 import type { Stores } from './storage/ports.ts';
 import { createWeChatClient } from './upstream/wechat/client.ts';
@@ -185,9 +188,10 @@ export async function startServer(input: Config, options: StartOptions): Promise
     });
     const findAccount = createFindAccount(stores.db, { avatars, cache: accountCache });
     const accounts = cachedAccounts(stores.db, accountCache);
+    const ownClients = [accountPageClient(issuer), ...(demo ? [demo.client] : [])];
     const provider = createProvider({
       config,
-      clients: [...config.clients, accountPageClient(issuer), ...(demo ? [demo.client] : [])],
+      clients: [...config.clients, ...ownClients],
       keys,
       adapter: stores.oidcAdapter,
       findAccount,
@@ -228,6 +232,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
       rateLimiter: rateLimiters?.miniProgram,
       onRateLimited: () => metrics.rateLimited('miniProgram'),
     });
+    // Every grant type is registered now (the token exchange above): nothing is served yet.
+    await refuseUnusableClients(provider, config.clients, ownClients);
     createApp({
       config,
       provider,
@@ -334,6 +340,28 @@ function assertTransportPolicy(config: Config): void {
   throw new Error(
     `refusing to start: ${problems.map(([field, message]) => `${field} ${message}`).join('; ')}`,
   );
+}
+
+/**
+ * The clients oidc-provider would refuse at their first use (a person's login), refused at the
+ * start instead with every one named (src/config/client-metadata.ts): loadConfig has checked the
+ * configured ones with the same provider, but not a configuration built in code, nor the clients
+ * the server adds itself, nor against keys generated at this start.
+ */
+async function refuseUnusableClients(
+  provider: Provider,
+  configured: readonly ClientConfig[],
+  own: readonly ClientConfig[],
+): Promise<void> {
+  const indexes = new Map(configured.map((client, index) => [client.client_id, index]));
+  const ids = [...configured, ...own].map((client) => client.client_id);
+  const refusals = await clientRefusals(provider, ids);
+  if (refusals.length === 0) return;
+  const lines = refusals.map((refusal) => {
+    const [path, message] = refusalProblem(refusal, indexes.get(refusal.clientId));
+    return `  ${formatPath(path)}: ${message}`;
+  });
+  throw new Error(`refusing to start: oidc-provider refuses client metadata:\n${lines.join('\n')}`);
 }
 
 /** The management listener, answering 503 (as the main server does) until `serve` is called. */

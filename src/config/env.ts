@@ -1,6 +1,12 @@
 import type { z } from 'zod';
 import { type Findings, issueMessages } from './findings.ts';
-import { baseUrlSchema, databaseUrlSchema, issuerSchema, redisUrlSchema } from './schema.ts';
+import {
+  apiBaseUrlSchema,
+  databaseUrlSchema,
+  issuerSchema,
+  openBaseUrlSchema,
+  redisUrlSchema,
+} from './schema.ts';
 
 /** Deploy-time values the environment sets over the file. */
 export interface EnvOverrides {
@@ -26,8 +32,8 @@ export function readEnvOverrides(env: NodeJS.ProcessEnv, findings: Findings): En
   overrides.issuer = parse(env, 'ISSUER', issuerSchema, findings);
   overrides.databaseUrl = parse(env, 'DATABASE_URL', databaseUrlSchema, findings);
   overrides.redisUrl = parse(env, 'REDIS_URL', redisUrlSchema, findings);
-  overrides.openBaseUrl = parse(env, 'WECHAT_OPEN_BASE_URL', baseUrlSchema, findings);
-  overrides.apiBaseUrl = parse(env, 'WECHAT_API_BASE_URL', baseUrlSchema, findings);
+  overrides.openBaseUrl = parse(env, 'WECHAT_OPEN_BASE_URL', openBaseUrlSchema, findings);
+  overrides.apiBaseUrl = parse(env, 'WECHAT_API_BASE_URL', apiBaseUrlSchema, findings);
   return overrides;
 }
 

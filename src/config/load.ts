@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { PACKAGE_ROOT } from '../package-root.ts';
+import { checkClientMetadata, developmentJwks } from './client-metadata.ts';
 import { type EnvOverrides, readEnvOverrides } from './env.ts';
 import { Findings, issueMessages } from './findings.ts';
 import { checkManagementListener } from './listeners.ts';
@@ -12,7 +13,8 @@ import {
   checkTransportPolicy,
   checkWeChatTransport,
 } from './policy.ts';
-import { type ConfigFile, configFileSchema } from './schema.ts';
+import { entries, field } from './raw.ts';
+import { type ClientEntry, type ConfigFile, clientSchema, configFileSchema, ttlSchema } from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
 import type { ClientConfig, Config } from './types.ts';
 
@@ -56,6 +58,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const secrets = await resolveFileSecrets(raw, { env, production, baseDir: dirname(file), findings });
   checkEnvironmentPolicy(raw, production, findings);
   checkTransportPolicy(raw, overrides.issuer, production, findings);
+  await checkClientsWithProvider({ raw, parsed, secrets, overrides }, findings);
   if (parsed.success) {
     const { data } = parsed;
     const issuer = overrides.issuer ?? data.issuer ?? defaultIssuer(overrides.port ?? data.port);
@@ -171,18 +174,78 @@ function effectiveConfig(
     avatars: file.avatars,
     account: file.account,
     shutdown: file.shutdown,
-    clients: file.clients.map((client, index): ClientConfig => {
-      const { client_secret: _reference, ...registered } = client;
-      const metadata = withoutRedirectDefaults(registered);
-      const resolved = secrets.clientSecrets.get(index);
-      // The passthrough members are JSON values oidc-provider checks against its enabled features
-      // when it starts; their finer types (algorithm names...) are its business.
-      return (resolved === undefined ? metadata : { ...metadata, client_secret: resolved }) as ClientConfig;
-    }),
+    clients: file.clients.map((client, index) => effectiveClient(client, secrets.clientSecrets.get(index))),
     sandbox: file.sandbox,
     demo: file.demo,
   };
 }
+
+/** A client as oidc-provider takes it: its client_secret resolved, the redirect defaults settled. */
+function effectiveClient(client: ClientEntry, secret: string | undefined): ClientConfig {
+  const { client_secret: _reference, ...registered } = client;
+  const metadata = withoutRedirectDefaults(registered);
+  // The passthrough members are JSON values oidc-provider checks (checkClientsWithProvider); their
+  // finer types (algorithm names...) are its business.
+  return (secret === undefined ? metadata : { ...metadata, client_secret: secret }) as ClientConfig;
+}
+
+/**
+ * Every client that passes our schema, put to oidc-provider (client-metadata.ts), even when other
+ * parts of the file do not, so that its refusals are reported with every other problem. A client
+ * whose secret did not resolve (reported) is checked with a stand-in secret; a repeated client_id
+ * (reported) is checked once. Skipped when the configured signing keys did not resolve (reported):
+ * the algorithms a client may choose depend on them.
+ */
+async function checkClientsWithProvider(
+  input: {
+    raw: unknown;
+    parsed: ReturnType<typeof configFileSchema.safeParse>;
+    secrets: ResolvedSecrets;
+    overrides: EnvOverrides;
+  },
+  findings: Findings,
+): Promise<void> {
+  const { raw, parsed, secrets } = input;
+  const clients: Array<[number, ClientConfig]> = [];
+  const ids = new Set<string>();
+  for (const [index, entry] of entries(field(raw, 'clients'))) {
+    const client = clientSchema.safeParse(entry);
+    if (!client.success || ids.has(client.data.client_id)) continue;
+    ids.add(client.data.client_id);
+    const secret = secrets.clientSecrets.get(index) ?? (client.data.client_secret && UNRESOLVED_SECRET);
+    clients.push([index, effectiveClient(client.data, secret)]);
+  }
+  if (clients.length === 0) return;
+
+  const configuredKeys = field(field(raw, 'oidc'), 'jwks') !== undefined;
+  if (configuredKeys && secrets.jwks === undefined) return;
+  const rawDataDir = field(raw, 'dataDir');
+  const dataDir = parsed.success
+    ? parsed.data.dataDir
+    : typeof rawDataDir === 'string' && rawDataDir !== ''
+      ? rawDataDir
+      : DEFAULT_DATA_DIR;
+  const jwks = secrets.jwks ?? (await developmentJwks(resolve(dataDir)));
+  const data = parsed.success ? parsed.data : undefined;
+  const issuer = data
+    ? (input.overrides.issuer ?? data.issuer ?? defaultIssuer(input.overrides.port ?? data.port))
+    : defaultIssuer(3000);
+  await checkClientMetadata(
+    {
+      clients,
+      jwks,
+      keysFrom: configuredKeys ? 'oidc.jwks' : join(resolve(dataDir), 'jwks.json'),
+      settings: { issuer, trustProxy: false, oidc: { ttl: data?.oidc.ttl ?? ttlSchema.parse({}) } },
+    },
+    findings,
+  );
+}
+
+/** Stands in for a client_secret that did not resolve (a reported problem), for the client check. */
+const UNRESOLVED_SECRET = 'unresolved-client-secret-0123456789abcdefghijklmnopqrstuvwxyz';
+
+/** dataDir's default (schema.ts), for a file that does not parse. */
+const DEFAULT_DATA_DIR = './data';
 
 /**
  * oidc-provider gives every client response_types ["code"] unless told otherwise, and "code" needs

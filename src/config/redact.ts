@@ -7,7 +7,8 @@ export const REDACTED = '[redacted]';
 /**
  * A printable copy of the configuration with every secret replaced by "[redacted]": app secrets
  * and cookie keys (Secret), client secrets, private JWK members (in oidc.jwks and in any client's
- * inline jwks) and passwords inside the database and Redis URLs.
+ * inline jwks) and passwords inside the database and Redis URLs (and inside the WeChat base URLs,
+ * which loadConfig refuses with credentials, should a configuration built in code have them).
  */
 export function redactConfig(config: Config): unknown {
   const copy = {
@@ -16,6 +17,11 @@ export function redactConfig(config: Config): unknown {
       ...config.storage,
       databaseUrl: redactUrlPassword(config.storage.databaseUrl),
       redisUrl: redactUrlPassword(config.storage.redisUrl),
+    },
+    wechat: {
+      ...config.wechat,
+      openBaseUrl: redactUrlPassword(config.wechat.openBaseUrl) ?? '',
+      apiBaseUrl: redactUrlPassword(config.wechat.apiBaseUrl) ?? '',
     },
     clients: config.clients.map((client) =>
       client.client_secret === undefined ? client : { ...client, client_secret: REDACTED },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from '../account-page/recent-login.ts';
+import { ENGINE_MAX_BODY_BYTES } from '../http/request-limits.ts';
 import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from '../http/shutdown.ts';
 import { parseRedisTarget } from '../storage/redis/target.ts';
 import { entries, field } from './raw.ts';
@@ -32,22 +33,44 @@ function isHttpUrl(value: string): boolean {
 /** Any absolute http(s) URL (redirect URIs, logo URIs...). */
 export const httpUrlSchema = z.string().refine(isHttpUrl, 'must be an absolute http(s) URL');
 
-/** An http(s) origin with an optional path, no query or fragment, no trailing slash kept. */
-export const baseUrlSchema = httpUrlSchema
-  .refine((value) => !value.includes('?'), 'must not have a query')
-  .refine((value) => !value.includes('#'), 'must not have a fragment')
-  // Callers append "/sns/oauth2/..." to it: one canonical form avoids "//" in upstream URLs.
-  .transform((value) => value.replace(/\/+$/, ''));
+/** No user name or password before the host (`https://user:password@host`). */
+function hasNoCredentials(value: string): boolean {
+  const url = parseUrl(value);
+  return url === undefined || (url.username === '' && url.password === '');
+}
+
+/**
+ * An http(s) origin with an optional path, no query, fragment or credentials, no trailing slash
+ * kept. `credentials` says why credentials are refused in this URL.
+ */
+function baseUrl(credentials: string) {
+  return (
+    httpUrlSchema
+      .refine((value) => !value.includes('?'), 'must not have a query')
+      .refine((value) => !value.includes('#'), 'must not have a fragment')
+      .refine(hasNoCredentials, `must not contain credentials (user:password@): ${credentials}`)
+      // Callers append "/sns/oauth2/..." to it: one canonical form avoids "//" in upstream URLs.
+      .transform((value) => value.replace(/\/+$/, ''))
+  );
+}
+
+/** wechat.openBaseUrl (WECHAT_OPEN_BASE_URL): where browsers are sent to authorize. */
+export const openBaseUrlSchema = baseUrl(
+  "it is copied into the QR code frame and the redirects people's browsers receive",
+);
+
+/** wechat.apiBaseUrl (WECHAT_API_BASE_URL): where the server calls WeChat's API. */
+export const apiBaseUrlSchema = baseUrl(
+  'WeChat calls go to its origin and path and would never send them, while check-config would ' +
+    'print them',
+);
 
 /** The OIDC issuer: compared byte for byte by relying parties, so it is checked, not normalised. */
 export const issuerSchema = httpUrlSchema
   .refine((value) => !value.includes('?'), 'must not have a query')
   .refine((value) => !value.includes('#'), 'must not have a fragment')
   .refine((value) => !value.endsWith('/'), 'must not end with "/"')
-  .refine((value) => {
-    const url = parseUrl(value);
-    return url === undefined || (url.username === '' && url.password === '');
-  }, 'must not contain credentials');
+  .refine(hasNoCredentials, 'must not contain credentials');
 
 function hasScheme(schemes: readonly string[]) {
   return (value: string) => {
@@ -182,9 +205,11 @@ export const MP_VERIFY_TOKEN_PATTERN = /^[A-Za-z0-9]{1,64}$/;
 
 /**
  * Standard registration metadata (RFC 7591, OpenID Connect Registration and the extensions
- * oidc-provider implements) that we do not check ourselves: passed through, oidc-provider validates
- * them against its enabled features when it starts. Anything else in a client is refused, so a typo
- * ("redirect_uri") is an error instead of a silently ignored key.
+ * oidc-provider implements) that we do not check ourselves: passed through to oidc-provider, which
+ * checks a client against its enabled features, algorithms and keys only when the client is first
+ * used; loadConfig and the server's start ask it for every client beforehand (client-metadata.ts).
+ * Anything else in a client is refused, so a typo ("redirect_uri") is an error instead of a
+ * silently ignored key.
  */
 export const PASSTHROUGH_CLIENT_METADATA = [
   'application_type',
@@ -367,7 +392,7 @@ function rateLimitRule(points: number, description: string) {
     .describe(description);
 }
 
-const ttlSchema = z.strictObject({
+export const ttlSchema = z.strictObject({
   interaction: seconds(600, 'A login in progress: long enough to find the phone and scan the QR code.'),
   session: seconds(1_209_600, 'The login session at this provider (14 days).'),
   grant: seconds(1_209_600, "A person's consent to a client (14 days)."),
@@ -468,12 +493,14 @@ export const configFileSchema = z
       .prefault({}),
     wechat: z
       .strictObject({
-        openBaseUrl: baseUrlSchema
+        openBaseUrl: openBaseUrlSchema
           .default('https://open.weixin.qq.com')
-          .describe('Where browsers are sent to authorize; env WECHAT_OPEN_BASE_URL overrides.'),
-        apiBaseUrl: baseUrlSchema
+          .describe(
+            'Where browsers are sent to authorize; env WECHAT_OPEN_BASE_URL overrides. No credentials.',
+          ),
+        apiBaseUrl: apiBaseUrlSchema
           .default('https://api.weixin.qq.com')
-          .describe('Where code exchanges go; env WECHAT_API_BASE_URL overrides.'),
+          .describe('Where code exchanges go; env WECHAT_API_BASE_URL overrides. No credentials.'),
         timeoutMs: z
           .int()
           .min(1)
@@ -550,9 +577,13 @@ export const configFileSchema = z
         maxBodyBytes: z
           .int()
           .min(1024)
-          .default(65_536)
+          .max(ENGINE_MAX_BODY_BYTES, {
+            error: `must be at most ${ENGINE_MAX_BODY_BYTES} (56 KiB): oidc-provider reads no larger body on its endpoints`,
+          })
+          .default(ENGINE_MAX_BODY_BYTES)
           .describe(
-            'Largest request body accepted, bytes; a larger one is answered 413 unread. Default 64 KiB.',
+            'Largest request body accepted, bytes; a larger declared one (Content-Length) is answered 413 ' +
+              "unread. Default and maximum 57344 (56 KiB), oidc-provider's own limit on its endpoints.",
           ),
         rateLimits: z
           .strictObject({

@@ -8,6 +8,7 @@ import {
 import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RedisClient } from '../storage/redis/scripts.ts';
+import { ENGINE_MAX_BODY_BYTES } from './request-limits.ts';
 import type { Scoped } from './scoped.ts';
 import { pageContext, type Views } from './views.ts';
 
@@ -32,8 +33,14 @@ export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
   miniProgram: { points: 60, durationSeconds: 60 },
 };
 
-/** Every limit at its default (a configuration without `limits`). */
-export const DEFAULT_LIMITS: LimitsConfig = { maxBodyBytes: 65_536, rateLimits: DEFAULT_RATE_LIMITS };
+/**
+ * Every limit at its default (a configuration without `limits`); the body limit is the engine's
+ * own (src/http/request-limits.ts), the largest it may be.
+ */
+export const DEFAULT_LIMITS: LimitsConfig = {
+  maxBodyBytes: ENGINE_MAX_BODY_BYTES,
+  rateLimits: DEFAULT_RATE_LIMITS,
+};
 
 export type RateLimiters = Record<RateLimitGroup, RateLimiterAbstract>;
 

@@ -28,8 +28,11 @@ export function interactionPath(uid: string): string {
   return `/interaction/${uid}`;
 }
 
+/** What the provider reads of the configuration. */
+export type ProviderSettings = Pick<Config, 'issuer' | 'trustProxy'> & { oidc: Pick<Config['oidc'], 'ttl'> };
+
 export interface ProviderDeps {
-  config: Config;
+  config: ProviderSettings;
   clients: ClientConfig[];
   keys: ProviderKeys;
   adapter: AdapterFactory;
@@ -226,6 +229,43 @@ export function createProvider(deps: ProviderDeps): Provider {
     );
   });
   return provider;
+}
+
+/** A client's registration that oidc-provider refuses, in its own words. */
+export interface ClientRefusal {
+  clientId: string;
+  /** oidc-provider's description (e.g. "redirect_uris must not contain fragments"). */
+  reason: string;
+}
+
+/**
+ * The static clients whose metadata oidc-provider refuses. It checks a configured client only when
+ * the client is first used (Client.find, at an authorization or token request), and then answers
+ * that request with the refusal: the first person to log in read "redirect_uris must not contain
+ * fragments", and the log named neither the client nor the reason. Asked here for every client
+ * before the server answers anything, the same checks (metadata, grant and response types, scopes,
+ * algorithms against the signing keys, client keys) name each refused client at once. A client
+ * that passes is kept, checked, as its first use would have kept it.
+ */
+export async function clientRefusals(
+  provider: Provider,
+  clientIds: readonly string[],
+): Promise<ClientRefusal[]> {
+  const refusals: ClientRefusal[] = [];
+  for (const clientId of clientIds) {
+    try {
+      if (!(await provider.Client.find(clientId))) refusals.push({ clientId, reason: 'is not registered' });
+    } catch (error) {
+      refusals.push({ clientId, reason: refusalReason(error) });
+    }
+  }
+  return refusals;
+}
+
+/** An OAuth error's description (its message is the error code), else the error's message. */
+function refusalReason(error: unknown): string {
+  if (error instanceof errors.OIDCProviderError) return error.error_description ?? error.message;
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** The message and its cause's ("fetch failed" says little; the guard's refusal is the cause). */

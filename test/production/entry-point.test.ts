@@ -1,6 +1,6 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -105,6 +105,68 @@ describe('the entry point with the default configuration', () => {
     expect(output).toContain('"level":"info"'); // the log is on stdout, in this form
     expect(output).not.toMatch(/"level":"(error|fatal)"/);
   });
+});
+
+describe('the entry point with a client oidc-provider refuses', () => {
+  // Regression: oidc-provider checks a configured client at its first use only, so the server
+  // started, and the first person to log in read "登录请求有误：redirect_uris must not contain
+  // fragments", the log naming neither the client nor the reason.
+  it('refuses to start, naming the client and the field, and listens nowhere', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wob-entry-refused-'));
+    try {
+      const port = await freePort();
+      const configFile = join(dir, 'config.json');
+      await writeFile(
+        configFile,
+        JSON.stringify({
+          clients: [
+            {
+              client_id: 'partner-portal',
+              client_secret: 'partner-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+              redirect_uris: ['https://partners.example.com/cb#frag'],
+            },
+            {
+              client_id: 'signed-jwt',
+              token_endpoint_auth_method: 'private_key_jwt',
+              redirect_uris: ['https://signed.example.com/cb'],
+            },
+          ],
+        }),
+      );
+      const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_NO_WARNINGS: '1',
+          CONFIG_FILE: configFile,
+          PORT: String(port),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk) => {
+        output += String(chunk);
+      });
+      child.stderr.on('data', (chunk) => {
+        output += String(chunk);
+      });
+      // A server that started anyway is stopped, and the test fails on its exit code.
+      const stop = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const [code] = await once(child, 'exit').finally(() => clearTimeout(stop));
+      expect(code).toBe(1);
+      expect(output).toContain(
+        '  clients[0].redirect_uris: oidc-provider refuses client "partner-portal": redirect_uris must not contain fragments\n',
+      );
+      expect(output).toContain(
+        '  clients[1].jwks: oidc-provider refuses client "signed-jwt": jwks or jwks_uri is mandatory for this client\n',
+      );
+      expect(output).not.toContain('listening');
+      expect(output).not.toContain('partner-secret');
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 async function waitFor(done: () => boolean, describe: () => string): Promise<void> {

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
+import { ENGINE_MAX_BODY_BYTES } from '../../src/http/request-limits.ts';
 import {
   type Bridge,
   type BridgeOptions,
@@ -257,6 +258,63 @@ describe.skipIf(!available)('hardening: the mini-program endpoints are limited p
     expect((await callMiniProgram(first, 'check-session', other)).status).toBe(200);
     const metrics = await (await fetch(`${first.instanceUrl}/metrics`)).text();
     expect(metrics).toMatch(/http_rate_limited_total\{endpoint="miniProgram"\} 1/);
+  });
+});
+
+/** What oidc-provider reads at most on its endpoints (lib/shared/selective_body.js): 56 KiB. */
+const ENGINE_LIMIT = 57_344;
+
+describe("hardening: the body limit is the engine's", () => {
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    // The default limits (test/helpers/bridge.ts takes DEFAULT_LIMITS, rate limits aside).
+    bridge = await startBridge({ storage: 'embedded' });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  /** A refresh-token request of exactly `bytes` bytes, with RP's credentials. */
+  function tokenRequestOf(bytes: number) {
+    const prefix = 'grant_type=refresh_token&refresh_token=';
+    return tokenRequest(bridge.url, `${prefix}${'a'.repeat(bytes - prefix.length)}`);
+  }
+
+  // Regression: the default limit was 65,536 bytes while oidc-provider reads at most 56 KiB, so a
+  // 60 KB POST /token got 400 "failed to parse the request body" instead of the 413 promised.
+  test('a 60 KB token request is refused 413 before anything reads it, as is one byte past 56 KiB', async () => {
+    for (const bytes of [60_000, ENGINE_LIMIT + 1]) {
+      const answer = await tokenRequestOf(bytes);
+      expect(answer.status).toBe(413);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await answer.json()).toEqual({
+        error: 'invalid_request',
+        error_description: `request body larger than ${ENGINE_LIMIT} bytes`,
+      });
+    }
+    expect(DEFAULT_LIMITS.maxBodyBytes).toBe(ENGINE_LIMIT);
+    expect(ENGINE_MAX_BODY_BYTES).toBe(ENGINE_LIMIT);
+  });
+
+  test('a body of 56 KiB reaches oidc-provider, which reads it', async () => {
+    const answer = await tokenRequestOf(ENGINE_LIMIT);
+    expect(answer.status).toBe(400);
+    expect(await answer.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  // Regression: a person's browser posting past the limit to a page route got the JSON meant for
+  // clients (a smaller form is refused by the page's own parser, with the page already).
+  test('a page route answers its 413 with the readable error page', async () => {
+    const answer = await fetch(`${bridge.url}/interaction/some-uid/abort`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-language': 'zh-CN' },
+      body: `x=${'a'.repeat(70_000)}`,
+    });
+    expect(answer.status).toBe(413);
+    expect(answer.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(answer.headers.get('connection')).toBe('close');
+    expect(await answer.text()).toContain('无法处理此请求');
   });
 });
 

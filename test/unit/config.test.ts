@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,7 @@ import { redactConfig, redactUrlPassword } from '../../src/config/redact.ts';
 import { DEMO_CLIENT_ID } from '../../src/config/schema.ts';
 import { Secret } from '../../src/config/secret.ts';
 import { createDemo } from '../../src/demo/demo-client.ts';
+import { ENGINE_MAX_BODY_BYTES } from '../../src/http/request-limits.ts';
 import { createViews } from '../../src/http/views.ts';
 
 const APPID_A = 'wx0123456789abcdef';
@@ -56,6 +57,12 @@ function privateJwk(): Record<string, unknown> {
   };
 }
 
+/** An RSA signing key: RS256 is what clients get unless they register another algorithm. */
+const rsaJwk: Record<string, unknown> = {
+  ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+  kid: 'rsa-1',
+};
+
 /** A file that passes the production checks, with every secret from the environment. */
 const productionFile = {
   issuer: 'https://id.example.com',
@@ -69,7 +76,7 @@ function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return {
     NODE_ENV: 'production',
     APP_SECRET: 'app-secret-from-env',
-    JWKS: JSON.stringify({ keys: [privateJwk()] }),
+    JWKS: JSON.stringify({ keys: [rsaJwk, privateJwk()] }),
     COOKIE_KEY: 'cookie-key-from-env-0123456789abcdefghij',
     ...extra,
   };
@@ -83,6 +90,18 @@ describe('loadConfig defaults', () => {
     const config = await loadConfig({ env: {}, file });
     expect(config.limits?.maxBodyBytes).toBe(1024);
     expect(config.limits?.rateLimits.token).toEqual({ points: 5, durationSeconds: 10 });
+  });
+
+  // Regression: the default was 65,536, past the 56 KiB oidc-provider reads on its endpoints.
+  it("refuses a body limit past oidc-provider's own, which is the default", async () => {
+    const problems = await problemsOf(
+      loadConfig({ env: {}, file: await writeConfig('limits:\n  maxBodyBytes: 65536\n') }),
+    );
+    expect(problems).toEqual([
+      'limits.maxBodyBytes: must be at most 57344 (56 KiB): oidc-provider reads no larger body on its endpoints',
+    ]);
+    const config = await loadConfig({ env: {}, file: await writeConfig('limits: {}\n') });
+    expect(config.limits?.maxBodyBytes).toBe(ENGINE_MAX_BODY_BYTES);
   });
 
   it("takes the account page's recent-login window from the file, and refuses one under a second", async () => {
@@ -147,7 +166,7 @@ describe('loadConfig defaults', () => {
       account: { recentLogin: 600 },
       shutdown: { delay: 0, timeout: 10 },
       limits: {
-        maxBodyBytes: 65536,
+        maxBodyBytes: 57344,
         rateLimits: {
           enabled: true,
           interaction: { points: 300, durationSeconds: 60 },
@@ -358,6 +377,49 @@ describe('loadConfig environment overrides', () => {
       'WECHAT_API_BASE_URL: must be an absolute http(s) URL',
     ]);
     expect((error as Error).message).not.toMatch(/db-password|redis-password/);
+  });
+});
+
+describe('loadConfig WeChat base URLs', () => {
+  const OPEN_REFUSAL =
+    "must not contain credentials (user:password@): it is copied into the QR code frame and the redirects people's browsers receive";
+  const API_REFUSAL =
+    'must not contain credentials (user:password@): WeChat calls go to its origin and path and would never send them, while check-config would print them';
+
+  // Regression: WECHAT_API_BASE_URL=https://u:SECRET@proxy.example/wx was accepted and printed by
+  // check-config as written; an openBaseUrl with credentials reached browsers in the QR frame's src.
+  it('refuses credentials in either, from the file or the environment, without quoting them', async () => {
+    const file = await writeConfig({
+      wechat: {
+        openBaseUrl: 'https://u:file-open-secret@open.example/wx',
+        apiBaseUrl: 'https://user-only@api.example',
+      },
+    });
+    const fromFile = await loadConfig({ env: {}, file }).catch((thrown: unknown) => thrown);
+    expect((fromFile as ConfigError).problems).toEqual([
+      `wechat.openBaseUrl: ${OPEN_REFUSAL}`,
+      `wechat.apiBaseUrl: ${API_REFUSAL}`,
+    ]);
+    const env = {
+      WECHAT_OPEN_BASE_URL: 'https://:env-open-secret@open.example',
+      WECHAT_API_BASE_URL: 'https://u:env-api-secret@proxy.example/wx',
+    };
+    const fromEnv = await loadConfig({ env, file: await writeConfig({}) }).catch((thrown: unknown) => thrown);
+    expect((fromEnv as ConfigError).problems).toEqual([
+      `WECHAT_OPEN_BASE_URL: ${OPEN_REFUSAL}`,
+      `WECHAT_API_BASE_URL: ${API_REFUSAL}`,
+    ]);
+    for (const error of [fromFile, fromEnv]) {
+      expect((error as Error).message).not.toMatch(
+        /file-open-secret|user-only|env-open-secret|env-api-secret/,
+      );
+    }
+  });
+
+  it('keeps a proxy path, and an @ in it', async () => {
+    const env = { WECHAT_API_BASE_URL: 'https://proxy.example/wx/@team/' };
+    const config = await loadConfig({ env, file: await writeConfig({}) });
+    expect(config.wechat.apiBaseUrl).toBe('https://proxy.example/wx/@team');
   });
 });
 
@@ -701,6 +763,108 @@ clients:
   });
 });
 
+describe('loadConfig client metadata, as oidc-provider judges it', () => {
+  const client = (client_id: string, extra: Record<string, unknown> = {}) => ({
+    client_id,
+    client_secret: 'rp-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+    redirect_uris: ['https://rp.example/cb'],
+    ...extra,
+  });
+  const MINI_PROGRAM_APPID = 'wx4f4bc4dec97d474b';
+
+  // Regression: oidc-provider checks a static client only at its first use, so these were accepted
+  // by check-config and the start, and the first person to log in read "登录请求有误：redirect_uris
+  // must not contain fragments" while the log named neither the client nor the reason.
+  it('refuses every client oidc-provider would refuse at first use, naming the client and the field, with the other problems', async () => {
+    const file = await writeConfig({
+      wechat: {
+        apps: [
+          { kind: 'website', appid: 'wx1', secret: { value: 'w' } },
+          { kind: 'mini_program', appid: MINI_PROGRAM_APPID, secret: { value: 'm' } },
+        ],
+      },
+      // One RSA key: RS256 is the only algorithm ID tokens can be signed with.
+      oidc: { jwks: { value: { keys: [rsaJwk] } } },
+      clients: [
+        client('fragment', { redirect_uris: ['https://rp.example/cb#frag'] }),
+        client('implicit', { grant_types: ['implicit'] }),
+        client('hmac', { id_token_signed_response_alg: 'HS256' }),
+        client('ec', { id_token_signed_response_alg: 'ES256' }),
+        client('no-keys', { client_secret: undefined, token_endpoint_auth_method: 'private_key_jwt' }),
+        client('admin', { scope: 'openid admin' }),
+        client('typo', { redirect_uri: 'https://rp.example/cb' }),
+        client('fine', { scope: 'openid profile', id_token_signed_response_alg: 'RS256' }),
+        {
+          client_id: 'mini',
+          token_endpoint_auth_method: 'none',
+          grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange', 'refresh_token'],
+          scope: 'openid profile phone offline_access wechat',
+          wechat_mini_program_appid: MINI_PROGRAM_APPID,
+        },
+      ],
+    });
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toEqual([
+      'wechat.apps[0].appid: must be "wx" followed by 16 lowercase hex digits',
+      'clients[6].redirect_uri: unknown client metadata (not a standard registration name)',
+      'clients[0].redirect_uris: oidc-provider refuses client "fragment": redirect_uris must not contain fragments',
+      `clients[1].grant_types: oidc-provider refuses client "implicit": grant_types can only contain 'authorization_code', 'refresh_token', or 'urn:ietf:params:oauth:grant-type:token-exchange'`,
+      `clients[2].id_token_signed_response_alg: oidc-provider refuses client "hmac": id_token_signed_response_alg must be 'RS256'`,
+      `clients[3].id_token_signed_response_alg: oidc-provider refuses client "ec": id_token_signed_response_alg must be 'RS256'`,
+      'clients[4].jwks: oidc-provider refuses client "no-keys": jwks or jwks_uri is mandatory for this client',
+      'clients[5].scope: oidc-provider refuses client "admin": scope must only contain Authorization Server supported scope values',
+    ]);
+  });
+
+  it('checks a development configuration against the keys the server generates, or those it generated before', async () => {
+    const dataDir = await mkdtemp(join(dir, 'data-'));
+    const clients = [client('ec', { id_token_signed_response_alg: 'ES256' })];
+    const file = await writeConfig({ dataDir, clients });
+    // None generated yet: the server's first start makes an RSA, an EC and an Ed25519 key.
+    expect((await loadConfig({ env: {}, file })).clients[0]?.client_id).toBe('ec');
+    await expect(stat(join(dataDir, 'jwks.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // An earlier start generated an RSA key only: ES256 cannot be signed.
+    await writeFile(join(dataDir, 'jwks.json'), JSON.stringify({ keys: [rsaJwk] }));
+    expect(await problemsOf(loadConfig({ env: {}, file }))).toEqual([
+      `clients[0].id_token_signed_response_alg: oidc-provider refuses client "ec": id_token_signed_response_alg must be 'RS256'`,
+    ]);
+  });
+
+  it('checks a client whose secret is missing for everything else, and reports the secret', async () => {
+    const file = await writeConfig({
+      clients: [client('web', { client_secret: { env: 'WEB_SECRET' }, scope: 'openid admin' })],
+    });
+    expect(await problemsOf(loadConfig({ env: {}, file }))).toEqual([
+      'clients[0].client_secret: environment variable WEB_SECRET is not set',
+      'clients[0].scope: oidc-provider refuses client "web": scope must only contain Authorization Server supported scope values',
+    ]);
+  });
+
+  it("accepts the shipped configurations' clients: the development mini program, and the production example's", async () => {
+    const defaults = await loadConfig({ env: {}, file: join(packageRoot(), 'config', 'default.yaml') });
+    expect(defaults.clients.map((each) => each.client_id)).toEqual(['my-mini-program']);
+    const example = await readFile(join(packageRoot(), 'config', 'example.production.yaml'), 'utf8');
+    const file = await writeConfig(
+      example
+        .replace('{ file: /run/secrets/wechat_official_account_secret }', '{ env: OA_SECRET }')
+        .replace('{ file: /run/secrets/oidc_jwks.json }', '{ env: JWKS }'),
+    );
+    const env = productionEnv({
+      OA_SECRET: 'o',
+      WECHAT_WEBSITE_SECRET: 'w',
+      PARTNER_PORTAL_CLIENT_SECRET: 'p',
+      EXAMPLE_API_CLIENT_SECRET: 'a',
+      OIDC_COOKIE_KEY: 'k1-0123456789abcdefghijklmnopqrstuvwx',
+    });
+    const config = await loadConfig({ env, file });
+    expect(config.clients.map((each) => each.client_id)).toEqual([
+      'partner-portal',
+      'example-web',
+      'example-api',
+    ]);
+  });
+});
+
 describe('loadConfig production policy', () => {
   it('refuses literal secrets, the demo, the sandbox and generated keys', async () => {
     const file = await writeConfig({
@@ -831,6 +995,17 @@ async function configWithEverySecret() {
 }
 
 describe('redactConfig', () => {
+  it('redacts a password in the WeChat base URLs of a configuration built in code', async () => {
+    const config = await loadConfig({ env: {}, file: await writeConfig({}) });
+    const withCredentials = {
+      ...config,
+      wechat: { ...config.wechat, apiBaseUrl: 'https://u:code-built-secret@proxy.example/wx' },
+    };
+    const printed = JSON.stringify(redactConfig(withCredentials));
+    expect(printed).not.toContain('code-built-secret');
+    expect(printed).toContain('https://u:[redacted]@proxy.example/wx');
+  });
+
   it('removes every secret from the printable copy and keeps the rest', async () => {
     const { file, env, secretValues } = await configWithEverySecret();
     const config = await loadConfig({ env, file });
@@ -890,6 +1065,38 @@ describe('check-config', () => {
     });
     expect(printed.oidc.cookieKeys).toEqual(['[redacted]']);
     expect(printed.clients[0].client_secret).toBe('[redacted]');
+  });
+
+  it('prints the clients oidc-provider refuses with the other problems, naming client and field, and exits 1', async () => {
+    const file = await writeConfig({
+      wechat: { apiBaseUrl: 'https://u:cli-proxy-secret@proxy.example/wx' },
+      clients: [
+        {
+          client_id: 'web',
+          client_secret: 'web-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+          redirect_uris: ['https://rp.example/cb#frag'],
+        },
+        {
+          client_id: 'api',
+          client_secret: 'api-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+          grant_types: [],
+          response_types: [],
+          scope: 'openid admin',
+        },
+      ],
+    });
+    const result = await checkConfig({ CONFIG_FILE: file });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`Invalid configuration (${file}), 3 problems:
+  wechat.apiBaseUrl: must not contain credentials (user:password@)`);
+    expect(result.stderr).toContain(
+      '\n  clients[0].redirect_uris: oidc-provider refuses client "web": redirect_uris must not contain fragments\n',
+    );
+    expect(result.stderr).toContain(
+      '\n  clients[1].scope: oidc-provider refuses client "api": scope must only contain Authorization Server supported scope values\n',
+    );
+    expect(result.stderr).not.toContain('cli-proxy-secret');
   });
 
   it('prints every problem and exits 1 for a bad file', async () => {
