@@ -256,13 +256,12 @@ export const PASSTHROUGH_CLIENT_METADATA = [
 /** RFC 8693 token exchange: how a mini program trades its wx.login code for tokens. */
 const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
+/** The methods the provider enables (CLIENT_AUTH_METHODS, oidc/provider.ts); mutual TLS is not among them. */
 const TOKEN_ENDPOINT_AUTH_METHODS = [
   'client_secret_basic',
   'client_secret_post',
   'client_secret_jwt',
   'private_key_jwt',
-  'tls_client_auth',
-  'self_signed_tls_client_auth',
   'none',
 ] as const;
 

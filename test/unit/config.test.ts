@@ -695,6 +695,16 @@ clients:
     expect(config.clients[0]).toEqual({ ...client, first_party: false });
   });
 
+  it('refuses a client authentication method the provider does not enable (mutual TLS)', async () => {
+    const client = { client_id: 'a', redirect_uris: ['https://a.example/cb'] };
+    const file = await writeConfig({
+      clients: [{ ...client, token_endpoint_auth_method: 'tls_client_auth' }],
+    });
+    const problems = await problemsOf(loadConfig({ env: {}, file }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^clients\[0\]\.token_endpoint_auth_method: .*private_key_jwt/);
+  });
+
   it('requires a redirect URI for the code flow', async () => {
     const file = await writeConfig({ clients: [{ client_id: 'a', token_endpoint_auth_method: 'none' }] });
     const problems = await problemsOf(loadConfig({ env: {}, file }));
