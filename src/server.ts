@@ -212,7 +212,6 @@ export async function startServer(input: Config, options: StartOptions): Promise
       createWebhookSender({
         issuer,
         jwks: keys.jwks,
-        db: stores.db,
         logger,
         now,
         onEnqueued: eventDelivery.kick,

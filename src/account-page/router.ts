@@ -8,10 +8,10 @@ import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import type { AvatarStore } from '../accounts/avatars/store.ts';
 import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
 import type { AccountNotifier } from '../accounts/events.ts';
-import { announceIdentities } from '../accounts/identity-events.ts';
+import { unbindAndAnnounce } from '../accounts/identity-events.ts';
 import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
 import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
-import { canUnbind, unbindIdentity } from '../accounts/unbind.ts';
+import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
 import { type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
@@ -179,17 +179,13 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     async (ctx, session, body) => {
       const account = await findAccountBySubject(deps.db, session.subject);
       if (!account) return notice(ctx, deps, 'account.notFound', 404);
-      const outcome = await unbindIdentity(
-        deps.db,
-        account.id,
-        { appid: field(body, 'appid'), openid: field(body, 'openid') },
-        deps.now(),
-      );
+      const identity = { appid: field(body, 'appid'), openid: field(body, 'openid') };
+      // The identities-changed event is written with the unbinding, or neither is (a server error).
+      const outcome = await unbindAndAnnounce(deps, account, identity, deps.now());
       if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
       if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
       deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
-      if (deps.kv) await forgetSessionKey(deps.kv, field(body, 'appid'), field(body, 'openid'));
-      await announceIdentities(deps, account);
+      if (deps.kv) await forgetSessionKey(deps.kv, identity.appid, identity.openid);
       ctx.redirect('/account');
     },
     'unbind',

@@ -10,9 +10,9 @@ import type { Account } from './repository.ts';
  * It is not flow state: losing it costs a query, nothing else. Writes made by this process reach
  * every cache in it at once (accountWritten / accountForgotten, called by the repository after
  * commit). Another instance's write is seen here within the time to live at the latest; that is
- * how stale a profile claim may be. It never keeps a token alive: a deleted account's grants,
- * sessions and tokens are revoked in the shared store, which oidc-provider checks before it asks
- * for the account.
+ * how stale a profile claim may be. It keeps no token alive: a deleted account's grants,
+ * sessions and tokens are revoked in the shared store as soon as the deletion has committed
+ * (deletion.ts), and oidc-provider checks that store before it asks for the account.
  */
 export interface AccountCache {
   get(subject: string): CachedAccount | undefined;

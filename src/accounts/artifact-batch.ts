@@ -34,6 +34,8 @@ class IndexWriter {
   readonly #db: Kysely<Database>;
   readonly #logger: Logger;
   #pending = new Map<string, IndexRow>();
+  /** Rows taken from #pending whose INSERT has not finished: not in the table yet either. */
+  readonly #writing = new Set<IndexRow[]>();
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> = Promise.resolve();
 
@@ -58,12 +60,22 @@ class IndexWriter {
     this.#timer = undefined;
     const rows = [...this.#pending.values()];
     this.#pending = new Map();
+    this.#writing.add(rows);
     const previous = this.#inFlight;
     this.#inFlight = (async () => {
-      await previous;
-      for (let i = 0; i < rows.length; i += MAX_ROWS) await this.#write(rows.slice(i, i + MAX_ROWS));
+      try {
+        await previous;
+        for (let i = 0; i < rows.length; i += MAX_ROWS) await this.#write(rows.slice(i, i + MAX_ROWS));
+      } finally {
+        this.#writing.delete(rows);
+      }
     })();
     return this.#inFlight;
+  }
+
+  /** Every row handed over and not written yet: waiting, or in an INSERT that has not finished. */
+  unwritten(): IndexRow[] {
+    return [...this.#pending.values(), ...[...this.#writing].flat()];
   }
 
   async #write(rows: IndexRow[]): Promise<void> {
@@ -96,4 +108,13 @@ export function indexWriter(db: Kysely<Database>, logger: Logger): IndexWriter {
 /** Before reading the index: rows this process handed over are written. */
 export async function flushIndexWrites(db: Kysely<Database>): Promise<void> {
   await writers.get(db)?.flush();
+}
+
+/**
+ * The rows this process has handed over and not written yet, for a reader that cannot flush: one
+ * inside a transaction, which on SQLite holds the connection the flush would wait for. A row stays
+ * here until its INSERT has finished, so one not found here is in the table (read this first).
+ */
+export function unwrittenIndexRows(db: Kysely<Database>): readonly IndexRow[] {
+  return writers.get(db)?.unwritten() ?? [];
 }

@@ -1,9 +1,9 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 import { type SweeperOptions, startSweeper, sweepExpired } from '../storage/sql/sweeper.ts';
-import { flushIndexWrites, indexWriter } from './artifact-batch.ts';
+import { flushIndexWrites, indexWriter, unwrittenIndexRows } from './artifact-batch.ts';
 
 type IndexedModel = 'Grant' | 'Session';
 
@@ -65,10 +65,29 @@ export async function indexedArtifacts(
   return rows.map((row) => ({ id: row.id, clientId: row.client_id }));
 }
 
-/** The clients holding a grant for the subject: the relying parties that know this `sub`. */
-export async function clientsWithGrants(db: Kysely<Database>, subject: string): Promise<string[]> {
-  const grants = await indexedArtifacts(db, subject, 'Grant');
-  return [...new Set(grants.flatMap((grant) => (grant.clientId ? [grant.clientId] : [])))];
+/**
+ * The clients holding a grant for the subject: the relying parties that know this `sub`. Read in
+ * `trx`, the transaction of a change that announces something to them, together with the rows
+ * this process has handed to db's index writer and not written yet (a flush cannot run inside the
+ * transaction on SQLite, and a login must not force out the batch it shares).
+ */
+export async function clientsWithGrants(
+  db: Kysely<Database>,
+  trx: Transaction<Database>,
+  subject: string,
+): Promise<string[]> {
+  // Memory first: a row leaves it only once written, so none falls between the two reads.
+  const unwritten = unwrittenIndexRows(db).filter((row) => row.model === 'Grant' && row.subject === subject);
+  const written = await trx
+    .selectFrom('account_artifacts')
+    .select('client_id')
+    .distinct()
+    .where('subject', '=', subject)
+    .where('model', '=', 'Grant')
+    .where('client_id', 'is not', null)
+    .execute();
+  const clientIds = [...unwritten, ...written].flatMap((row) => (row.client_id ? [row.client_id] : []));
+  return [...new Set(clientIds)];
 }
 
 export async function forgetArtifact(db: Kysely<Database>, model: IndexedModel, id: string): Promise<void> {

@@ -1,14 +1,14 @@
 import { setTimeout } from 'node:timers/promises';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
 import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import type { AvatarStore } from './avatars/store.ts';
-import type { AccountEvent } from './events.ts';
+import type { AccountEvent, Announcement } from './events.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
-import { revokeEverything, type SessionIds } from './revocation.ts';
+import { type Found, findEverything, revokeFound } from './revocation.ts';
 
 export interface DeletionDeps {
   adapter: AdapterFactory;
@@ -19,10 +19,11 @@ export interface DeletionDeps {
   logger: Logger;
   now: () => Date;
   /**
-   * Told which relying parties held a grant, after everything is revoked (back-channel logout,
-   * webhooks). Failures are logged by the caller's implementation, never undo the deletion.
+   * The account-deleted announcement for the relying parties that held a grant (events.ts:
+   * back-channel logout and the account event), written in the transaction that deletes and sent
+   * once their grants and sessions are revoked. Absent: nobody is told.
    */
-  notify?: (event: AccountEvent) => Promise<void>;
+  notify?: (event: AccountEvent) => Announcement;
 }
 
 export interface DeletionReport {
@@ -32,9 +33,14 @@ export interface DeletionReport {
 }
 
 /**
- * Erases an account: every grant, token and session first (so nothing keeps working), then the
- * avatar, identities, phone and profile, and leaves an audit row with counts only. A token checked
- * after this finds no grant and no account (findAccount), so introspection says inactive and
+ * Erases an account: the profile, identities and phone, leaving an audit row with counts only, in
+ * one transaction with the account event that tells its relying parties (the outbox: both commit or
+ * neither), and then, outside this database, every grant, token and session, the avatar and the
+ * mini-program session keys, and back-channel logout. What is revoked and who is told are found
+ * before that transaction and changed only after it: a deletion that fails in it has changed
+ * nothing, and the person's retry finds the same clients to tell. Its tokens stop working at the
+ * commit (findAccount finds no account) and are revoked in the shared store a moment later; a
+ * token checked after this finds no grant and no account, so introspection says inactive and
  * refresh fails.
  */
 export async function deleteAccount(
@@ -42,10 +48,10 @@ export async function deleteAccount(
   account: Account,
   requestedBy: 'person' | 'operator',
 ): Promise<DeletionReport> {
-  const revoked = await revokeEverything(deps, account.subject);
-  await deps.avatars.delete(account.id);
-  if (deps.kv) await forgetSessionKeys(deps.kv, await listIdentities(deps.db, account.id));
-  const { identities, auditId } = await deps.db.transaction().execute(async (trx) => {
+  const { subject } = account;
+  const identitiesBefore = deps.kv ? await listIdentities(deps.db, account.id) : [];
+  const found = await findEverything(deps, subject);
+  const erased = await withDeletedEvent(deps, subject, found, async (trx) => {
     const removed = await trx
       .deleteFrom('identities')
       .where('account_id', '=', account.id)
@@ -59,39 +65,59 @@ export async function deleteAccount(
         deleted_at: deps.now(),
         requested_by: requestedBy,
         identities: count,
-        grants_revoked: revoked.grants,
-        sessions_ended: revoked.sessions,
+        grants_revoked: found.grantIds.length,
+        sessions_ended: found.sessionIds.length,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
     return { identities: count, auditId: audit.id };
   });
   accountForgotten(account.id);
+  const revoked = await revokeFound(deps, subject, found);
+  await deps.avatars.delete(account.id);
+  if (deps.kv) await forgetSessionKeys(deps.kv, identitiesBefore);
+  await erased.told?.send();
   // Again, once another instance's index rows of a login that raced this have had time to land
   // (they are written in batches, INDEX_SETTLE_MS late at most): its grant is revoked and its
-  // relying party told too. Sessions created between the first pass and the delete die here.
+  // relying party told too (again, if it was told above: that login gave it the `sub` anew).
+  // Sessions created between the first pass and the delete die here.
   await setTimeout(INDEX_SETTLE_MS);
-  const late = await revokeEverything(deps, account.subject);
-  const grants = revoked.grants + late.grants;
-  const clientIds = [...new Set([...revoked.clientIds, ...late.clientIds])];
-  if (late.grants + late.sessions > 0) {
-    await deps.db
-      .updateTable('account_deletions')
-      .set({ grants_revoked: grants, sessions_ended: revoked.sessions + late.sessions })
-      .where('id', '=', auditId)
-      .execute();
+  const late = await findEverything(deps, subject);
+  const grants = revoked.grants + late.grantIds.length;
+  const sessions = revoked.sessions + late.sessionIds.length;
+  if (late.grantIds.length + late.sessionIds.length > 0) {
+    const { told } = await withDeletedEvent(deps, subject, late, (trx) =>
+      trx
+        .updateTable('account_deletions')
+        .set({ grants_revoked: grants, sessions_ended: sessions })
+        .where('id', '=', erased.result.auditId)
+        .execute(),
+    );
+    await revokeFound(deps, subject, late);
+    await told?.send();
   }
+  const { identities } = erased.result;
   deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
-  const sids = mergeSids(revoked.sids, late.sids);
-  if (deps.notify) await deps.notify({ subject: account.subject, clientIds, sids });
-  return { identities, grantsRevoked: grants, sessionsEnded: revoked.sessions + late.sessions };
+  return { identities, grantsRevoked: grants, sessionsEnded: sessions };
 }
 
-function mergeSids(first: SessionIds, second: SessionIds): SessionIds {
-  const merged: SessionIds = { ...first };
-  for (const [clientId, sids] of Object.entries(second))
-    merged[clientId] = [...(merged[clientId] ?? []), ...sids];
-  return merged;
+/**
+ * Runs `change` in a transaction that also writes the account-deleted event for the clients that
+ * `found` lists; the announcement, to send once what it found is revoked.
+ */
+async function withDeletedEvent<T>(
+  deps: DeletionDeps,
+  subject: string,
+  found: Found,
+  change: (trx: Transaction<Database>) => Promise<T>,
+): Promise<{ result: T; told: Announcement | undefined }> {
+  const told = deps.notify?.({ subject, clientIds: found.clientIds, sids: found.sids });
+  const result = await deps.db.transaction().execute(async (trx) => {
+    const changed = await change(trx);
+    await told?.write(trx);
+    return changed;
+  });
+  return { result, told };
 }
 
 /** The account an operator names by unionid (its subject, or any identity's) or by openid. */

@@ -1,7 +1,14 @@
+import type { Transaction } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../storage/schema.ts';
 import type { SessionIds } from './revocation.ts';
-import { ACCOUNT_EVENTS_URI_METADATA, type WebhookClient, type WebhookSender } from './webhooks.ts';
+import {
+  ACCOUNT_EVENTS_URI_METADATA,
+  type AccountEventType,
+  type WebhookClient,
+  type WebhookSender,
+} from './webhooks.ts';
 
 /** An account event, with the clients that held a grant for the account (they know its `sub`). */
 export interface AccountEvent {
@@ -11,16 +18,35 @@ export interface AccountEvent {
   sids?: SessionIds;
 }
 
-export interface AccountNotifier {
-  /** Back-channel logout and the account-deleted event. */
-  deleted(event: AccountEvent): Promise<void>;
+/**
+ * An account event for its clients, to be written in the transaction of the change it announces
+ * (the transactional outbox: the change and the event are stored together or not at all) and sent
+ * once that transaction has committed. Made for one change: it remembers what it wrote.
+ */
+export interface Announcement {
   /**
-   * Back-channel logout only: the person ended their sessions and grants at these clients from the
-   * account page ("sign out everywhere", or one application revoked); the account stays.
+   * In the change's transaction: the account_events_uri rows (webhooks.ts). Throws when they cannot
+   * be written, which rolls the change back. Reads each client's registration: the configured
+   * clients are in oidc-provider's memory (an id no longer configured is looked up in its adapter).
+   */
+  write(trx: Transaction<Database>): Promise<void>;
+  /**
+   * After the commit: the delivery loop is kicked (event-delivery.ts), and back-channel logout is
+   * sent where the event calls for it (one attempt; failures are logged). Never throws.
+   */
+  send(): Promise<void>;
+}
+
+export interface AccountNotifier {
+  /** The account-deleted event, and back-channel logout. */
+  deleted(event: AccountEvent): Announcement;
+  /**
+   * Back-channel logout only, sent now: the person ended their sessions and grants at these clients
+   * from the account page ("sign out everywhere", or one application revoked); the account stays.
    */
   signedOut(event: AccountEvent): Promise<void>;
   /** The identities-changed event (an app unbound or linked); `appids` are the apps linked now. */
-  identitiesChanged(event: AccountEvent & { appids: string[] }): Promise<void>;
+  identitiesChanged(event: AccountEvent & { appids: string[] }): Announcement;
 }
 
 interface BackchannelClient {
@@ -34,9 +60,10 @@ interface BackchannelClient {
  *   is deleted, when the person signs out everywhere and when they revoke the client on the account
  *   page (sub = the account's subject; no sid, so every session of that sub must end);
  * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes,
- *   queued in the outbox (webhooks.ts) and delivered with retries (event-delivery.ts).
- * One slow or failing client never stops the others, nor what caused the event: failures are logged.
- * Back-channel logout is oidc-provider's own: one attempt, awaited here.
+ *   written to the outbox in the transaction of the change they announce (webhooks.ts) and
+ *   delivered with retries (event-delivery.ts).
+ * One slow or failing client never stops the others, nor what caused the event: delivery failures
+ * are logged. Back-channel logout is oidc-provider's own: one attempt, awaited after the commit.
  */
 export function createAccountNotifier(
   provider: Provider,
@@ -75,19 +102,29 @@ export function createAccountNotifier(
         }
       }
     });
+  const announcement = (
+    type: AccountEventType,
+    { subject, clientIds }: AccountEvent,
+    details: Record<string, unknown>,
+    logOuts: () => Promise<void>[] = () => [],
+  ): Announcement => {
+    let enqueued = 0;
+    return {
+      async write(trx) {
+        if (webhook)
+          enqueued = await webhook.enqueue(trx, type, subject, await webhookClients(clientIds), details);
+      },
+      async send() {
+        if (enqueued > 0) webhook?.enqueued();
+        await Promise.all(logOuts());
+      },
+    };
+  };
   return {
-    async deleted(event) {
-      const { subject, clientIds } = event;
-      await Promise.all([
-        ...logOut(event, 'account deleted'),
-        webhook?.('deleted', subject, await webhookClients(clientIds)),
-      ]);
-    },
+    deleted: (event) => announcement('deleted', event, {}, () => logOut(event, 'account deleted')),
     async signedOut(event) {
       await Promise.all(logOut(event, 'signed out from the account page'));
     },
-    async identitiesChanged({ subject, clientIds, appids }) {
-      await webhook?.('identitiesChanged', subject, await webhookClients(clientIds), { appids });
-    },
+    identitiesChanged: ({ appids, ...event }) => announcement('identitiesChanged', event, { appids }),
   };
 }

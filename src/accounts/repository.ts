@@ -13,6 +13,13 @@ export type Identity = Selectable<IdentitiesTable>;
 /** A Kysely or a transaction: every function here runs on either. */
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * Work that must commit with a change or not at all, run in the change's transaction once the
+ * change is written, with what it did: how the account events announcing it reach the outbox
+ * (identity-events.ts). Throwing rolls the change back.
+ */
+export type InTransaction<T = void> = (trx: Transaction<Database>, change: T) => Promise<void>;
+
 /** WeChat's stand-in nickname for people who have not shared theirs (since 2021). */
 const PLACEHOLDER_NICKNAME = '微信用户';
 
@@ -135,6 +142,12 @@ export interface LinkResult {
 export interface LinkOptions {
   /** The client being logged in to, whose remembered consent (accounts/consents.ts) to read alongside. */
   consentFor?: string;
+  /**
+   * Run in the link's transaction when the link takes the step-by-step path, which every link that
+   * creates an account or adds an identity does (the one-statement paths only touch an identity
+   * linked already, a change nobody is told of).
+   */
+  inTransaction?: InTransaction<LinkResult>;
 }
 
 /**
@@ -167,22 +180,23 @@ async function linkOnce(
   // as prepared statements of its own (./sqlite-login.ts).
   const known = isSqlite(db)
     ? await onSqliteConnection(db, (database) =>
-        linkReturningPerson(database, identity, now, options, (account, identityLinked) =>
-          refreshedProfile(account, identity, identityLinked),
+        linkReturningPerson(database, identity, now, options, (account) =>
+          refreshedProfile(account, identity, false),
         ),
       )
     : await linkKnownPerson(db, identity, now, options);
-  return known ?? (await linkInTransaction(db, identity, now));
+  return known ?? (await linkInTransaction(db, identity, now, options.inTransaction));
 }
 
 /**
  * The link, once more when the account it found was deleted before its identity row was written.
  * On PostgreSQL a deletion (account page, delete-account: ./deletion.ts) can commit between the
- * statement that finds the account and the identity's foreign-key check, which waits for the
- * deletion's row locks and then fails (23503): linkKnownPerson's one statement reads the account
- * and then waits, the step-by-step transaction finds it and then upserts. Nothing was written, and
- * the account is gone for good, so a second link creates the new account at once, as the person's
- * own retry would. Only that error, and only once: anything else is not this race.
+ * step-by-step transaction's finding the account and its identity's foreign-key check, which
+ * waits for the deletion's row locks and then fails (23503). Nothing was written, and the account
+ * is gone for good, so a second link creates the new account at once, as the person's own retry
+ * would. Only that error, and only once: anything else is not this race. (linkKnownPerson's one
+ * statement waits for the deletion's lock on the identity row, finds it gone and leaves the link
+ * to the transaction, which then finds no account and creates one.)
  *
  * The embedded SQLite file cannot interleave them: one process holds it (exclusively locked), and
  * there a link's find and write run on its one connection with no other statement between
@@ -207,11 +221,13 @@ function isAccountGoneWhileLinking(error: unknown): boolean {
 const IDENTITY_ACCOUNT_FOREIGN_KEY = 'identities_account_id_fkey';
 
 /**
- * The common case, a returning person whose account exists, as one statement (one round trip
- * instead of a five-statement transaction: most of a login's database time). Undefined when the
- * statement does not apply - no account yet, the identity belongs to another account, or the
- * profile carries a WeChat placeholder (whether it may replace the stored value depends on that
- * value; the rule lives in nextNickname/nextAvatar) - and then nothing was written.
+ * The common case, a returning person whose identity is linked to their account already, as one
+ * statement (one round trip instead of a five-statement transaction: most of a login's database
+ * time). Undefined when the statement does not apply - no account yet, the identity is not linked
+ * yet (its first login through this app: its account event is written in the step-by-step
+ * transaction, with the link) or belongs to another account, or the profile carries a WeChat
+ * placeholder (whether it may replace the stored value depends on that value; the rule lives in
+ * nextNickname/nextAvatar) - and then nothing was written.
  */
 async function linkKnownPerson(
   db: Kysely<Database>,
@@ -224,22 +240,14 @@ async function linkKnownPerson(
   if ((nickname && isPlaceholderNickname(nickname)) || (avatarUrl && isPlaceholderAvatar(avatarUrl)))
     return undefined;
   const { appid, openid, kind, unionid } = identity;
-  // Every CTE sees the rows as they were before the statement: `prior` tells whether the identity
-  // existed. The upsert only touches an identity of the account found (else it returns nothing
-  // and so does the update). The avatar's metadata and the remembered consent come back with the
+  // The update only touches an identity of the account found (else it returns nothing and so does
+  // the account's update). The avatar's metadata and the remembered consent come back with the
   // account, for the ID token's picture claim and the consent step.
   const { rows } = await sql<Account & KnownPersonExtras>`
-    with found as (
-      select id from accounts where id = ${accountIdOfUnionid(unionid)}
-    ), prior as (
-      select 1 from identities where appid = ${appid} and openid = ${openid}
-    ), linked as (
-      insert into identities (appid, openid, account_id, kind, unionid, created_at, updated_at, last_login_at)
-      select ${appid}, ${openid}, found.id, ${kind}, ${unionid}, ${now}, ${now}, ${now} from found
-      on conflict (appid, openid) do update
-        set kind = excluded.kind, unionid = excluded.unionid,
-            updated_at = excluded.updated_at, last_login_at = excluded.last_login_at
-        where identities.account_id = excluded.account_id
+    with linked as (
+      update identities
+      set kind = ${kind}, unionid = ${unionid}, updated_at = ${now}, last_login_at = ${now}
+      where appid = ${appid} and openid = ${openid} and account_id = ${accountIdOfUnionid(unionid)}
       returning account_id
     )
     update accounts
@@ -249,11 +257,10 @@ async function linkKnownPerson(
         profile_updated_at = case
           when coalesce(${nickname ?? null}, accounts.nickname) is distinct from accounts.nickname
             or coalesce(${avatarUrl ?? null}, accounts.avatar_url) is distinct from accounts.avatar_url
-            or not exists (select 1 from prior)
           then ${now} else accounts.profile_updated_at end
     from linked left join avatars on avatars.account_id = linked.account_id
     where accounts.id = linked.account_id
-    returning accounts.*, not exists (select 1 from prior) as identity_linked,
+    returning accounts.*,
       avatars.source_url as avatar_source_url, avatars.content_type as avatar_content_type,
       avatars.etag as avatar_etag, avatars.updated_at as avatar_updated_at,
       (select scopes from consents
@@ -263,7 +270,6 @@ async function linkKnownPerson(
   const row = rows[0];
   if (!row) return undefined;
   const {
-    identity_linked: identityLinked,
     avatar_source_url: sourceUrl,
     avatar_content_type: contentType,
     avatar_etag: etag,
@@ -278,14 +284,13 @@ async function linkKnownPerson(
   return {
     account,
     created: false,
-    identityLinked,
+    identityLinked: false,
     alongside: { avatar, consentScopes: new Set(consentScopes ?? []) },
   };
 }
 
 /** What linkKnownPerson's statement returns besides the account's own columns. */
 interface KnownPersonExtras {
-  identity_linked: boolean;
   avatar_source_url: string | null;
   avatar_content_type: AvatarInfo['contentType'] | null;
   avatar_etag: string | null;
@@ -298,16 +303,20 @@ async function linkInTransaction(
   db: Kysely<Database>,
   identity: WeChatIdentity & { unionid: string },
   now: Date,
+  inTransaction: InTransaction<LinkResult> | undefined,
 ): Promise<LinkResult> {
   return db.transaction().execute(async (trx) => {
     const { account, created } = await findOrCreateAccount(trx, identity, now);
     const identityLinked = await upsertIdentity(trx, identity, account.id, now, created);
-    if (created) return { account, created, identityLinked };
-    return {
-      account: await refreshAccount(trx, account, identity, now, identityLinked),
-      created,
-      identityLinked,
-    };
+    const link = created
+      ? { account, created, identityLinked }
+      : {
+          account: await refreshAccount(trx, account, identity, now, identityLinked),
+          created,
+          identityLinked,
+        };
+    await inTransaction?.(trx, link);
+    return link;
   });
 }
 
@@ -492,17 +501,18 @@ export interface PhoneBinding {
 
 /**
  * Binds a phone number WeChat vouched for (E.164) to the account as verified, and recovers an
- * account whose WeChat was unbound (see recoverAccountByPhone), in one transaction. Undefined when
- * there is no such account.
+ * account whose WeChat was unbound (see recoverAccountByPhone), in one transaction; `onRecovered`
+ * runs in it after a recovery. Undefined when there is no such account.
  */
 export async function setVerifiedPhoneNumber(
   db: Kysely<Database>,
   accountId: string,
   phoneNumber: string,
   now: Date,
+  onRecovered?: InTransaction<Required<PhoneBinding>>,
 ): Promise<PhoneBinding | undefined> {
   if (!isUuid(accountId)) return undefined;
-  const binding = await db.transaction().execute(async (trx) => {
+  const binding = await db.transaction().execute(async (trx): Promise<PhoneBinding | undefined> => {
     const before = await findAccountById(trx, accountId);
     const unchanged = before?.phone_number === phoneNumber && before.phone_number_verified;
     const account = await trx
@@ -520,7 +530,10 @@ export async function setVerifiedPhoneNumber(
     if (!account) return undefined;
     const fresh = before !== undefined && !before.phone_number_verified;
     const recovered = fresh ? await recoverAccountByPhone(trx, account, now) : undefined;
-    return recovered ? { account: recovered, removedSubject: account.subject } : { account };
+    if (!recovered) return { account };
+    const binding = { account: recovered, removedSubject: account.subject };
+    await onRecovered?.(trx, binding);
+    return binding;
   });
   if (binding?.removedSubject) accountForgotten(accountId);
   if (binding) accountWritten(binding.account);

@@ -96,29 +96,59 @@ function collectSids(session: { authorizations?: unknown } | undefined, into: Se
   }
 }
 
+/** An account's grants and sessions as the index lists them, and what back-channel logout needs. */
+export interface Found {
+  grantIds: string[];
+  sessionIds: string[];
+  /** The clients that held a grant. */
+  clientIds: string[];
+  /** The sids the sessions gave each client. */
+  sids: SessionIds;
+}
+
+/** What a revocation ended: the clients that held a grant, counts, and the sessions' sids. */
+export interface Revoked {
+  clientIds: string[];
+  grants: number;
+  sessions: number;
+  sids: SessionIds;
+}
+
 /**
- * "Sign out everywhere" and the first step of deletion: every grant (and so every token) and every
- * session of the account. Returns the client ids that held a grant and the sids the sessions gave
- * each client (for back-channel logout).
+ * "Sign out everywhere": every grant (and so every token) and every session of the account.
+ * Returns the client ids that held a grant and the sids the sessions gave each client (for
+ * back-channel logout).
  */
-export async function revokeEverything(
-  deps: RevocationDeps,
-  subject: string,
-): Promise<{ clientIds: string[]; grants: number; sessions: number; sids: SessionIds }> {
-  const clientIds = new Set<string>();
+export async function revokeEverything(deps: RevocationDeps, subject: string): Promise<Revoked> {
+  return revokeFound(deps, subject, await findEverything(deps, subject));
+}
+
+/**
+ * The first half of revokeEverything, which only reads: for a caller that records something about
+ * what it will revoke before revoking it (a deletion tells the clients in its transaction).
+ */
+export async function findEverything(deps: RevocationDeps, subject: string): Promise<Found> {
   const grants = await indexedArtifacts(deps.db, subject, 'Grant');
-  for (const { id, clientId } of grants) {
-    if (clientId) clientIds.add(clientId);
-    await revokeGrant(deps, subject, id);
-  }
-  const sessions = await indexedArtifacts(deps.db, subject, 'Session');
+  const sessionIds = (await indexedArtifacts(deps.db, subject, 'Session')).map(({ id }) => id);
   const sids: SessionIds = {};
-  for (const { id } of sessions) {
-    collectSids((await deps.adapter('Session').find(id)) ?? undefined, sids);
+  for (const id of sessionIds) collectSids((await deps.adapter('Session').find(id)) ?? undefined, sids);
+  const clientIds = new Set(grants.flatMap(({ clientId }) => (clientId ? [clientId] : [])));
+  return { grantIds: grants.map(({ id }) => id), sessionIds, clientIds: [...clientIds], sids };
+}
+
+/** The second half: revokes what findEverything found, and forgets its index rows. */
+export async function revokeFound(deps: RevocationDeps, subject: string, found: Found): Promise<Revoked> {
+  for (const id of found.grantIds) await revokeGrant(deps, subject, id);
+  for (const id of found.sessionIds) {
     await deps.adapter('Session').destroy(id);
     await forgetArtifact(deps.db, 'Session', id);
   }
-  // Only the rows listed above are forgotten (revokeGrant forgets each grant's): a row written
-  // meanwhile names a grant or session that was not revoked, which a later pass must still find.
-  return { clientIds: [...clientIds], grants: grants.length, sessions: sessions.length, sids };
+  // Only the rows listed are forgotten (revokeGrant forgets each grant's): a row written meanwhile
+  // names a grant or session that was not revoked, which a later pass must still find.
+  return {
+    clientIds: found.clientIds,
+    grants: found.grantIds.length,
+    sessions: found.sessionIds.length,
+    sids: found.sids,
+  };
 }

@@ -5,24 +5,27 @@ import type { AvatarInfo } from './avatars/store.ts';
 import type { Account, LinkOptions, LinkResult } from './repository.ts';
 
 /**
- * The nickname and avatar URL an account is to have after this login, and whether what its claims
- * show changed (repository.ts's rules, refreshedProfile).
+ * The nickname and avatar URL an account is to have after a returning login, and whether what its
+ * claims show changed (repository.ts's rules, refreshedProfile).
  */
-export type Refresh = (
-  account: Account,
-  identityLinked: boolean,
-) => { nickname: string | null; avatar_url: string | null; changed: boolean };
+export type Refresh = (account: Account) => {
+  nickname: string | null;
+  avatar_url: string | null;
+  changed: boolean;
+};
 
 /**
  * A returning person's login in the embedded accounts file, as PostgreSQL's one statement does it
- * (repository.ts, linkKnownPerson): the account found by unionid, this app's identity linked or
- * touched, the profile refreshed, and the stored avatar and remembered consent read alongside.
+ * (repository.ts, linkKnownPerson): the account found by unionid, this app's identity (linked to
+ * it already) touched, the profile refreshed, and the stored avatar and remembered consent read
+ * alongside.
  * Prepared statements of node:sqlite, run synchronously on the file's one connection: through
  * Kysely the same steps cost the login about 0.2 ms of building queries (6 Dec, bench/FINDINGS.md),
  * here some 50 microseconds. The two writes commit together.
  *
- * Undefined, with nothing written, when the account does not exist yet or the identity belongs to
- * another account: the step-by-step transaction handles those (creating, or refusing).
+ * Undefined, with nothing written, when the account does not exist yet, or the identity is not
+ * linked yet or belongs to another account: the step-by-step transaction handles those (creating,
+ * linking with its account event, or refusing).
  */
 export function linkReturningPerson(
   database: DatabaseSync,
@@ -37,22 +40,22 @@ export function linkReturningPerson(
   if (!found) return undefined;
   const account = fromSqlite(found) as Account;
   const prior = statements.identityOwner.get(appid, openid);
-  if (prior && prior.account_id !== account.id) return undefined;
+  if (prior?.account_id !== account.id) return undefined;
 
   const at = toSqlite(now);
-  const next = refresh(account, prior === undefined);
+  const next = refresh(account);
   const profileAt = next.changed ? at : toSqlite(account.profile_updated_at);
   database.exec('begin');
   let updated: Account;
   try {
     // An identity whose kind and unionid are as stored only has its times moved: SQLite rewrites
-    // the unionid index's entry whenever the upsert's set list names the column, unchanged or not,
+    // the unionid index's entry whenever the update's set list names the column, unchanged or not,
     // one more page in the log per login (the statement and its commit took 31 microseconds
     // against 17 beside 100,000 identities, 6 Dec).
-    if (prior && prior.kind === kind && prior.unionid === unionid) {
+    if (prior.kind === kind && prior.unionid === unionid) {
       statements.touchIdentity.run(at, at, appid, openid);
     } else {
-      statements.upsertIdentity.run(appid, openid, account.id, kind, unionid, at, at, at);
+      statements.updateIdentity.run(kind, unionid, at, at, appid, openid);
     }
     const row = statements.refreshAccount.get(next.nickname, next.avatar_url, at, at, profileAt, account.id);
     if (!row) throw new Error('account vanished while linking an identity');
@@ -65,7 +68,7 @@ export function linkReturningPerson(
   return {
     account: updated,
     created: false,
-    identityLinked: prior === undefined,
+    identityLinked: false,
     alongside: {
       avatar: avatarOf(statements, account.id),
       consentScopes: consentOf(statements, account.id, options.consentFor),
@@ -121,12 +124,9 @@ function prepare(database: DatabaseSync) {
     identityOwner: database.prepare(
       'select account_id, kind, unionid from identities where appid = ? and openid = ?',
     ),
-    upsertIdentity: database.prepare(`insert into identities
-        (appid, openid, account_id, kind, unionid, created_at, updated_at, last_login_at)
-      values (?, ?, ?, ?, ?, ?, ?, ?)
-      on conflict (appid, openid) do update
-        set kind = excluded.kind, unionid = excluded.unionid,
-            updated_at = excluded.updated_at, last_login_at = excluded.last_login_at`),
+    updateIdentity: database.prepare(
+      'update identities set kind = ?, unionid = ?, updated_at = ?, last_login_at = ? where appid = ? and openid = ?',
+    ),
     touchIdentity: database.prepare(
       'update identities set updated_at = ?, last_login_at = ? where appid = ? and openid = ?',
     ),

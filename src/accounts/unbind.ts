@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { isSqlite } from '../storage/dialect.ts';
 import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
-import { findAccountById } from './repository.ts';
+import { findAccountById, type InTransaction } from './repository.ts';
 
 /**
  * unbound: done. last_identity_needs_phone: this is the account's only WeChat identity and no
@@ -15,13 +15,14 @@ export type UnbindOutcome = 'unbound' | 'last_identity_needs_phone' | 'not_found
  * Unlinks one WeChat app's identity from an account, keeping the account recoverable: another
  * identity must remain, or a verified phone (with which the person can link a new identity through
  * the mini program). Runs in one transaction with the account row locked, so two concurrent
- * unbinds cannot both remove "the other" identity.
+ * unbinds cannot both remove "the other" identity; `onUnbound` runs in it once the identity is gone.
  */
 export async function unbindIdentity(
   db: Kysely<Database>,
   accountId: string,
   identity: { appid: string; openid: string },
   now: Date,
+  onUnbound?: InTransaction,
 ): Promise<UnbindOutcome> {
   if (!(await findAccountById(db, accountId))) return 'not_found';
   const outcome = await db.transaction().execute(async (trx): Promise<UnbindOutcome> => {
@@ -53,6 +54,7 @@ export async function unbindIdentity(
       .set({ updated_at: now, profile_updated_at: now })
       .where('id', '=', accountId)
       .execute();
+    await onUnbound?.(trx);
     return 'unbound';
   });
   if (outcome === 'unbound') accountForgotten(accountId);

@@ -1,5 +1,5 @@
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 
@@ -24,64 +24,79 @@ export interface WebhookSenderDeps {
   issuer: string;
   /** The provider's private JWKS: the first key signs, and relying parties verify with /jwks. */
   jwks: { keys: Record<string, unknown>[] };
-  /** Holds the outbox (account_event_deliveries) that the delivery loops work through. */
-  db: Kysely<Database>;
   logger: Logger;
   now: () => Date;
-  /** Called once events were enqueued: the delivery loop's kick, so they leave at once. */
+  /** Called once enqueued events have committed: the delivery loop's kick, so they leave at once. */
   onEnqueued?: () => void;
 }
 
-export type WebhookSender = (
-  type: AccountEventType,
-  subject: string,
-  clients: readonly WebhookClient[],
-  details?: Record<string, unknown>,
-) => Promise<void>;
+export interface WebhookSender {
+  /**
+   * Writes one event's outbox rows in `trx`, the transaction of the change the event announces, so
+   * that both commit or neither does (the transactional outbox). One row per client with an
+   * account_events_uri; resolves how many were written. A failure is logged and thrown: the change
+   * is rolled back with its event rather than made without it.
+   */
+  enqueue(
+    trx: Transaction<Database>,
+    type: AccountEventType,
+    subject: string,
+    clients: readonly WebhookClient[],
+    details?: Record<string, unknown>,
+  ): Promise<number>;
+  /** After the commit of rows enqueued: the delivery loop sends them now rather than at its next poll. */
+  enqueued(): void;
+}
 
 /**
  * Account events as signed Security Event Tokens (RFC 8417) for relying parties that registered
  * account_events_uri: a JWT signed with the provider's first signing key (kid in the header, so
  * the issuer's jwks_uri verifies it), aud = the client_id, sub = the account's subject, events =
- * { <type>: details }. Sending is one insert into the outbox, one row per recipient, signed now so
- * every retry carries the same jti; event-delivery.ts pushes them (RFC 8935) and retries.
- * Never throws: a failure is logged and never undoes what happened.
+ * { <type>: details }. Sending is one insert into the outbox, one row per recipient, signed as it
+ * is written so every retry carries the same jti; event-delivery.ts pushes them (RFC 8935) and
+ * retries. Signing is synchronous and takes about a millisecond per recipient: cheap enough to do
+ * inside the transaction, where the recipients and details are read.
  */
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
   const signer = signingKey(deps.jwks);
-  return async (type, subject, clients, details = {}) => {
-    if (!signer) return;
-    const iat = Math.floor(deps.now().getTime() / 1000);
-    const rows = clients.flatMap(({ clientId, eventsUri }) =>
-      eventsUri
-        ? [
-            {
-              client_id: clientId,
-              event_type: type,
-              events_uri: eventsUri,
-              token: signer.sign({
-                iss: deps.issuer,
-                aud: clientId,
-                iat,
-                jti: randomUUID(),
-                sub: subject,
-                events: { [ACCOUNT_EVENT_TYPES[type]]: details },
-              }),
-            },
-          ]
-        : [],
-    );
-    if (rows.length === 0) return;
-    try {
-      await deps.db.insertInto('account_event_deliveries').values(rows).execute();
-    } catch (err) {
-      deps.logger.error(
-        { type, clients: rows.map((row) => row.client_id), reason: errorClass(err) },
-        'account event not enqueued',
+  return {
+    async enqueue(trx, type, subject, clients, details = {}) {
+      if (!signer) return 0;
+      const iat = Math.floor(deps.now().getTime() / 1000);
+      const rows = clients.flatMap(({ clientId, eventsUri }) =>
+        eventsUri
+          ? [
+              {
+                client_id: clientId,
+                event_type: type,
+                events_uri: eventsUri,
+                token: signer.sign({
+                  iss: deps.issuer,
+                  aud: clientId,
+                  iat,
+                  jti: randomUUID(),
+                  sub: subject,
+                  events: { [ACCOUNT_EVENT_TYPES[type]]: details },
+                }),
+              },
+            ]
+          : [],
       );
-      return;
-    }
-    deps.onEnqueued?.();
+      if (rows.length === 0) return 0;
+      try {
+        await trx.insertInto('account_event_deliveries').values(rows).execute();
+      } catch (err) {
+        deps.logger.error(
+          { type, clients: rows.map((row) => row.client_id), reason: errorClass(err) },
+          'account event not enqueued: the change it announces is rolled back',
+        );
+        throw err;
+      }
+      return rows.length;
+    },
+    enqueued() {
+      deps.onEnqueued?.();
+    },
   };
 }
 

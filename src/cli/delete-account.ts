@@ -52,7 +52,7 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
     });
     const notifier = createAccountNotifier(
       provider,
-      createWebhookSender({ issuer: config.issuer, jwks: keys.jwks, db: stores.db, logger, now }),
+      createWebhookSender({ issuer: config.issuer, jwks: keys.jwks, logger, now }),
       logger,
     );
     const report = await deleteAccount(

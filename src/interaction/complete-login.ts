@@ -1,6 +1,5 @@
 import type { Interaction } from 'oidc-provider';
-import { announceLinkedApp } from '../accounts/identity-events.ts';
-import { linkIdentity } from '../accounts/repository.ts';
+import { linkAndAnnounce } from '../accounts/identity-events.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
@@ -85,9 +84,9 @@ export async function linkAndLogIn(
     return failed(UPSTREAM_FAILURES.unionid_missing);
   }
   const consentFor = String(interaction.params.client_id);
-  const link = await linkIdentity(deps.db, { ...identity, unionid }, deps.now(), { consentFor });
+  // A new app of a known account is announced in the link's transaction (identity-events.ts).
+  const link = await linkAndAnnounce(deps, { ...identity, unionid }, deps.now(), { consentFor });
   const { account, created } = link;
-  await announceLinkedApp(deps, link);
   deps.logger.info(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',

@@ -1,6 +1,6 @@
 import type { Interaction } from 'oidc-provider';
-import { announceLinkedApp } from '../accounts/identity-events.ts';
-import { findAccountByUnionid, findIdentity, linkIdentity } from '../accounts/repository.ts';
+import { linkAndAnnounce } from '../accounts/identity-events.ts';
+import { findAccountByUnionid, findIdentity } from '../accounts/repository.ts';
 import type { OfficialAccountConnector } from '../upstream/wechat/official-account.ts';
 import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
@@ -82,7 +82,6 @@ async function silentLogin(deps: InteractionDeps, identity: WeChatIdentity): Pro
   const account = known?.account ?? (await findAccountByUnionid(deps.db, unionid));
   if (!account?.nickname) return undefined;
   // Records the login on the identity (and links it, when it came by unionid); the profile is kept.
-  const linked = await linkIdentity(deps.db, { ...identity, unionid, profile: undefined }, deps.now());
-  await announceLinkedApp(deps, linked);
+  const linked = await linkAndAnnounce(deps, { ...identity, unionid, profile: undefined }, deps.now());
   return linked.account.subject;
 }

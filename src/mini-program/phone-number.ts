@@ -1,7 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { announcePhoneBinding } from '../accounts/identity-events.ts';
-import { setVerifiedPhoneNumber } from '../accounts/repository.ts';
+import { bindPhoneAndAnnounce } from '../accounts/identity-events.ts';
 import { UpstreamError } from '../upstream/wechat/types.ts';
 import type { MiniProgramCaller } from './bearer.ts';
 import type { MiniProgramDeps } from './deps.ts';
@@ -47,12 +46,12 @@ export async function phoneNumber(
     deps.logger.error({ appid: identity.appid }, 'WeChat returned a phone number that is not digits');
     throw new MiniProgramError(500, 'server_error', 'WeChat returned an unusable phone number');
   }
-  const binding = await setVerifiedPhoneNumber(deps.db, caller.account.id, phone, deps.now());
+  // A recovery's account events are written in its transaction (identity-events.ts).
+  const binding = await bindPhoneAndAnnounce(deps, caller.account.id, phone, deps.now());
   deps.logger.info(
     { appid: identity.appid, accountId: caller.account.id, recovered: binding?.removedSubject !== undefined },
     'verified phone number bound',
   );
-  await announcePhoneBinding(deps, binding);
   ctx.status = 200;
   ctx.body = { phone_number: phone, phone_number_verified: true };
 }

@@ -61,6 +61,16 @@ function capturedLogger() {
   return { logger: createLogger({ level: 'debug', destination }), lines };
 }
 
+/** Enqueues one event in a transaction of its own, as the change it announces would, then kicks. */
+function enqueuing(db: Kysely<Database>, sender: WebhookSender) {
+  return async (
+    ...event: Parameters<WebhookSender['enqueue']> extends [unknown, ...infer Rest] ? Rest : never
+  ) => {
+    await db.transaction().execute((trx) => sender.enqueue(trx, ...event));
+    sender.enqueued();
+  };
+}
+
 const backends: Array<[string, () => Promise<SqlBackend>, boolean]> = [
   ['SQLite', openSqliteAccountsBackend, true],
   ['PostgreSQL', openPostgresBackend, await serviceAvailable('postgres')],
@@ -91,15 +101,14 @@ for (const [name, open, available] of backends) {
         pollIntervalMs: 10,
       });
       stops.push(() => delivery.stop());
-      const send: WebhookSender = createWebhookSender({
+      const sender = createWebhookSender({
         issuer: 'https://id.example.test',
         jwks: JWKS,
-        db: backend.db,
         logger,
         now: () => new Date(),
         onEnqueued: delivery.kick,
       });
-      return send;
+      return enqueuing(backend.db, sender);
     };
 
     test('a receiver that is down gets the event once it comes up', async () => {
@@ -172,13 +181,10 @@ describe.skipIf(!postgres)('account event delivery across instances (PostgreSQL)
       startEventDelivery({ db: instance, logger, pollIntervalMs: 5, batchSize: 7, retryDelaysMs: [10] }),
     );
     try {
-      const send = createWebhookSender({
-        issuer: 'https://id.example.test',
-        jwks: JWKS,
+      const send = enqueuing(
         db,
-        logger,
-        now: () => new Date(),
-      });
+        createWebhookSender({ issuer: 'https://id.example.test', jwks: JWKS, logger, now: () => new Date() }),
+      );
       const clients = Array.from({ length: 25 }, (_, i) => ({
         clientId: `rp-${i}`,
         eventsUri: counting.url,

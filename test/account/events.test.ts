@@ -1,7 +1,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type * as oidc from 'openid-client';
+import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   findAccountBySubject,
@@ -21,6 +21,7 @@ import {
   storageAvailable,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
+import type { TestBrowser } from '../helpers/browser.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 import {
   callMiniProgram,
@@ -29,7 +30,8 @@ import {
   wxLogin,
   wxPhoneCode,
 } from '../helpers/mini-program.ts';
-import { loginInWeChatAs } from '../helpers/official-account.ts';
+import { loginInWeChat, loginInWeChatAs } from '../helpers/official-account.ts';
+import { whileOutboxRefuses } from '../helpers/outbox-fault.ts';
 
 const EVENTS_RP = {
   ...RP,
@@ -258,6 +260,158 @@ for (const storage of STORAGE_SETUPS) {
       );
       expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
       expect(receiver.about(after.unionid)).toHaveLength(0); // EVENTS_RP never knew that sub
+    });
+
+    /**
+     * Regression: the events were enqueued in a statement of their own after the change they
+     * announce had committed, so a failure in between (the database, a crash, a shutdown) made the
+     * change and lost its event for good: the person saw the unbinding or deletion done, or the
+     * login go on, and the relying party never heard of it. Now the outbox rows are written in the
+     * change's transaction: the outbox refusing them undoes the change and the person gets an error,
+     * and their retry makes both.
+     */
+    describe('events are written with the change they announce, or the change is undone', () => {
+      const db = () => bridge.server.stores.db;
+      const accountOf = async (user: SandboxUser) => {
+        const account = await findAccountBySubject(db(), user.unionid);
+        if (!account) throw new Error(`no account for ${user.nickname}`);
+        return account;
+      };
+      const appidsOf = async (user: SandboxUser) =>
+        (await listIdentities(db(), (await accountOf(user)).id)).map((identity) => identity.appid);
+      /** The account page's form token, on the browser's single sign-on session. */
+      const accountPageCsrf = async (browser: TestBrowser) => {
+        const page = await browser.follow(`${bridge.url}/account`);
+        const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1];
+        if (!csrf) throw new Error(`no account page: ${page.body.slice(0, 300)}`);
+        return csrf;
+      };
+      const phoneBound = async (user: SandboxUser, accessToken: string, purePhoneNumber: string) => {
+        const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber });
+        return (await callMiniProgram(bridge, 'phone-number', accessToken, { code })).status;
+      };
+      const eventsAbout = async (sub: string, aud = EVENTS_RP.client_id) =>
+        Promise.all(
+          receiver.about(sub, aud).map(async (d) => (await verifiedClaims(bridge, d.token)).events),
+        );
+
+      test('an unbinding on the account page', async () => {
+        const user = await createSandboxUser(bridge, '解绑未记');
+        const { login } = await loginAs(rp, user, { scope: 'openid profile' });
+        await setVerifiedPhoneNumber(db(), (await accountOf(user)).id, '+8613900002222', new Date());
+        const csrf = await accountPageCsrf(login.browser);
+        const form = { csrf, appid: WEBSITE_APP.appid, openid: user.openids[WEBSITE_APP.appid] as string };
+        const unbind = () => login.browser.request(`${bridge.url}/account/unbind`, { method: 'POST', form });
+
+        const refused = await whileOutboxRefuses(db(), unbind);
+        expect(refused.status).toBe(500);
+        expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid]);
+
+        expect((await unbind()).location).toBe(`${bridge.url}/account`);
+        expect(await appidsOf(user)).toEqual([]);
+        await expect
+          .poll(() => eventsAbout(user.unionid))
+          .toEqual([{ [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [] } }]);
+      });
+
+      test('a deletion on the account page', async () => {
+        const user = await createSandboxUser(bridge, '注销未记');
+        const { login, tokens } = await loginAs(rp, user, { scope: 'openid profile' });
+        const csrf = await accountPageCsrf(login.browser);
+        const remove = () =>
+          login.browser.request(`${bridge.url}/account/delete/confirm`, {
+            method: 'POST',
+            form: { csrf, confirm: 'yes' },
+          });
+
+        const refused = await whileOutboxRefuses(db(), remove);
+        expect(refused.status).toBe(500);
+        expect(await findAccountBySubject(db(), user.unionid)).toBeDefined();
+        // Nothing was revoked either: the relying party's grant, which the retry must still find.
+        expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(true);
+
+        expect((await remove()).status).toBe(200);
+        expect(await findAccountBySubject(db(), user.unionid)).toBeUndefined();
+        expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+        await expect.poll(() => eventsAbout(user.unionid)).toEqual([{ [ACCOUNT_EVENT_TYPES.deleted]: {} }]);
+      });
+
+      test('a login that links another WeChat app', async () => {
+        const user = await createSandboxUser(bridge, '链接未记');
+        await loginAs(rp, user, { scope: 'openid profile' });
+
+        const refused = await whileOutboxRefuses(db(), () =>
+          loginInWeChat(rp, { user, scope: 'openid profile' }),
+        );
+        expect(refused.redirect).toBeUndefined();
+        expect(refused.last.status).toBe(500);
+        expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid]);
+
+        await loginInWeChatAs(rp, user, { scope: 'openid profile' });
+        expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid, OFFICIAL_ACCOUNT_APP.appid]);
+        await expect
+          .poll(() => eventsAbout(user.unionid))
+          .toEqual([
+            {
+              [ACCOUNT_EVENT_TYPES.identitiesChanged]: {
+                appids: [WEBSITE_APP.appid, OFFICIAL_ACCOUNT_APP.appid],
+              },
+            },
+          ]);
+      });
+
+      test("a mini program's token exchange that links it", async () => {
+        const user = await createSandboxUser(bridge, '换取未记');
+        await loginAs(rp, user, { scope: 'openid profile' });
+
+        await whileOutboxRefuses(db(), () =>
+          // openid-client refuses a 500 (server_error) as not an OAuth error answer; the cause is the answer.
+          expect(miniProgramLogin(user)).rejects.toMatchObject({ cause: { status: 500 } }),
+        );
+        expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid]);
+
+        await miniProgramLogin(user);
+        expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid, MINI_PROGRAM_APP.appid]);
+        await expect
+          .poll(() => eventsAbout(user.unionid))
+          .toEqual([
+            {
+              [ACCOUNT_EVENT_TYPES.identitiesChanged]: {
+                appids: [WEBSITE_APP.appid, MINI_PROGRAM_APP.appid],
+              },
+            },
+          ]);
+      });
+
+      test('a phone that recovers a waiting account', async () => {
+        const before = await createSandboxUser(bridge, '旧微信未记');
+        await loginAs(rp, before, { scope: 'openid profile' });
+        const first = await miniProgramLogin(before);
+        expect(await phoneBound(before, first.access_token, '13977778888')).toBe(200);
+        const waiting = await accountOf(before);
+        for (const identity of await listIdentities(db(), waiting.id))
+          expect(await unbindIdentity(db(), waiting.id, identity, new Date())).toBe('unbound');
+        await expect.poll(() => receiver.about(before.unionid)).toHaveLength(1); // the mini program's link
+        const after = await createSandboxUser(bridge, '新微信未记');
+        const fresh = await miniProgramLogin(after);
+
+        const refused = await whileOutboxRefuses(db(), () =>
+          phoneBound(after, fresh.access_token, '13977778888'),
+        );
+        expect(refused).toBe(500);
+        expect(await appidsOf(before)).toEqual([]);
+        expect(await appidsOf(after)).toEqual([MINI_PROGRAM_APP.appid]);
+
+        expect(await phoneBound(after, fresh.access_token, '13977778888')).toBe(200);
+        expect(await appidsOf(before)).toEqual([MINI_PROGRAM_APP.appid]);
+        expect(await findAccountBySubject(db(), after.unionid)).toBeUndefined();
+        await expect
+          .poll(async () => (await eventsAbout(before.unionid)).at(-1))
+          .toEqual({ [ACCOUNT_EVENT_TYPES.identitiesChanged]: { appids: [MINI_PROGRAM_APP.appid] } });
+        await expect
+          .poll(() => eventsAbout(after.unionid, MINI_PROGRAM_CLIENT.client_id))
+          .toEqual([{ [ACCOUNT_EVENT_TYPES.deleted]: {} }]);
+      });
     });
   });
 }

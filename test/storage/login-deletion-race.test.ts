@@ -35,7 +35,10 @@ describe.skipIf(!postgres)('a login racing the deletion of its account, on Postg
 
   it.each([
     ['a returning login through the same app (one statement)', {}],
-    ['the first login through another app (one statement)', { appid: 'wx-oa', kind: 'official_account' }],
+    [
+      'the first login through another app (the step-by-step transaction, which links and announces)',
+      { appid: 'wx-oa', kind: 'official_account' },
+    ],
     [
       'a returning login with a placeholder profile (the step-by-step transaction)',
       { profile: { nickname: '微信用户' } },

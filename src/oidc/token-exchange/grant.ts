@@ -2,8 +2,8 @@ import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import { type Client, errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountNotifier } from '../../accounts/events.ts';
-import { announceLinkedApp } from '../../accounts/identity-events.ts';
-import { findIdentity, linkIdentity } from '../../accounts/repository.ts';
+import { linkAndAnnounce } from '../../accounts/identity-events.ts';
+import { findIdentity } from '../../accounts/repository.ts';
 import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/schema.ts';
@@ -95,9 +95,8 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   }
 
   const now = deps.now();
-  const link = await linkIdentity(deps.db, { ...identity, unionid }, now);
-  const { account, created } = link;
-  await announceLinkedApp(deps, link);
+  // A new app of a known account is announced in the link's transaction (identity-events.ts).
+  const { account, created } = await linkAndAnnounce(deps, { ...identity, unionid }, now);
   await deps.sessionKeys.put(identity.appid, identity.openid, sessionKey);
   const oidcAccount = await deps.findAccount(ctx, account.subject);
   if (!oidcAccount) throw new Error('account vanished right after the login linked it');
