@@ -96,7 +96,11 @@ export async function spendPoint(limiter: RateLimiterAbstract, key: string): Pro
  * resume (`/auth/:uid`) only continues what a counted request began: counting them cost every login
  * two Redis round trips, for nothing a flood of them could fill.
  */
-export function groupOf(method: string, path: string): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
+export function groupOf(
+  method: string,
+  requested: string,
+): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
+  const path = routedPath(requested);
   if (path === '/auth') return 'interaction';
   if (path === '/token') return method === 'POST' ? 'token' : undefined;
   // The account page's posts revoke, sign out, unbind and delete: each writes to both stores.
@@ -106,6 +110,16 @@ export function groupOf(method: string, path: string): Exclude<RateLimitGroup, '
   if (/^\/interaction\/[^/]+\/wechat-callback$/.test(path)) return 'callback';
   if (method === 'POST' && /^\/interaction\/[^/]+\/(consent|abort)$/.test(path)) return 'interaction';
   return undefined;
+}
+
+/**
+ * The path as the routers match it: oidc-provider's and ours ignore letter case and a trailing
+ * slash, so /Token and /auth/ reach the same endpoints as /token and /auth, and must be counted
+ * as them.
+ */
+export function routedPath(path: string): string {
+  const trimmed = path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') || '/' : path;
+  return /[A-Z]/.test(trimmed) ? trimmed.toLowerCase() : trimmed;
 }
 
 interface RateLimitOptions {
@@ -132,7 +146,9 @@ export function rateLimits(options: RateLimitOptions): Scoped {
       const group = groupOf(ctx.method, ctx.path);
       if (!group) return next();
       if (group === 'token') return limitTokenFailures(ctx, next, options, tokenBlocks);
-      if (ctx.path === '/auth') return limitAuthorizationRequests(ctx, next, options, authorizationBlocks);
+      if (routedPath(ctx.path) === '/auth') {
+        return limitAuthorizationRequests(ctx, next, options, authorizationBlocks);
+      }
       return limitRequests(ctx, next, group, options);
     },
   };

@@ -137,6 +137,21 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
   });
 
+  test('a path in other letter case or with a trailing slash reaches the same endpoint and is counted as it', async () => {
+    const failing = (path: string) =>
+      fetch(`${first.instanceUrl}${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('case-client:wrong').toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=refresh_token&refresh_token=nope',
+      });
+    const statuses = [];
+    for (const path of ['/Token', '/token/', '/TOKEN', '/token']) statuses.push((await failing(path)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+
   test('the login pages answer 429 with Retry-After and a readable page once the limit is spent', async () => {
     const browser = new TestBrowser();
     const statuses: number[] = [];
