@@ -66,7 +66,16 @@ function languageSwitch(page: PageContext, pagePath: unknown): string | undefine
   const query = new URLSearchParams(page.request.querystring);
   if (query.has('code')) return undefined;
   query.set('lang', other);
-  return `${page.request.path}?${query}`;
+  return `${ownPath(page.request.path)}?${query}`;
+}
+
+/**
+ * The request's path as a link to this site: one that begins with two slashes (or a backslash,
+ * which browsers read as one) would be a link to another host (//evil.example/...), a page of ours
+ * leading away to a look-alike.
+ */
+function ownPath(path: string): string {
+  return `/${path.replace(/^[/\\]+/, '')}`;
 }
 
 /** The language for this request: ?lang=, then the OIDC ui_locales, then Accept-Language. */

@@ -571,6 +571,14 @@ for (const storage of STORAGE_SETUPS) {
       expect(page.headers.get('content-type')).toMatch(/^text\/html/);
       expect(page.body).toContain('此页面不存在');
       expect(page.headers.get('content-security-policy')).toBeTruthy();
+      // A path that starts as another host's link (//host, /\host) gets a language switch to this site.
+      for (const path of ['//evil.example/login', '/\\evil.example/login']) {
+        const lookAlike = await new TestBrowser().request(`${bridge.url}${path}`, {
+          headers: { accept: 'text/html' },
+        });
+        expect(lookAlike.status).toBe(404);
+        expect(attributeOf(lookAlike.body, 'lang-switch', 'href')).toBe('/evil.example/login?lang=en');
+      }
       const api = await fetch(`${bridge.url}/acount`, { headers: { accept: 'application/json' } });
       expect(api.status).toBe(404);
       expect(api.headers.get('content-type')).not.toMatch(/html/);
