@@ -104,9 +104,10 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
 
   router.get('/account/callback', async (ctx) => {
     const raw = ctx.cookies.get(LOGIN_COOKIE, { signed: true });
-    ctx.cookies.set(LOGIN_COOKIE, null);
     const checks = raw ? (JSON.parse(raw) as LoginChecks) : undefined;
+    // A callback with another state (a link from elsewhere) leaves the login under way alone.
     if (!checks || ctx.query.state !== checks.state) return ctx.redirect('/account/login');
+    ctx.cookies.set(LOGIN_COOKIE, null, { signed: true });
     if (typeof ctx.query.code !== 'string') return notice(ctx, deps, 'account.loginFailed', 400);
     // The session is what logs the page in; the code is only used up so it cannot be replayed.
     const code = await deps.provider.AuthorizationCode.find(ctx.query.code);

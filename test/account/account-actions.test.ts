@@ -473,6 +473,17 @@ describe('account page actions', () => {
       expect(hop.url).toBe(`${bridge.url}/account`);
       expect(hop.status).toBe(200);
 
+      // A callback with another state (a link from elsewhere) leaves the login under way alone.
+      const started = await browser.request(`${bridge.url}/account/login`);
+      const foreign = await browser.request(`${bridge.url}/account/callback?state=not-yours&code=c`);
+      expect(foreign.location).toBe(`${bridge.url}/account/login`);
+      let step = await browser.request(started.location as string);
+      while (step.location && !new URL(step.location, bridge.url).pathname.startsWith('/account/callback')) {
+        step = await browser.request(new URL(step.location, bridge.url).href);
+      }
+      const callback = await browser.request(new URL(step.location as string, bridge.url).href);
+      expect(callback.location).toBe(`${bridge.url}/account`);
+
       // A login cookie written by someone else (no valid signature) is no cookie: start again.
       const forged = JSON.stringify({ verifier: 'v', state: 's', again: 'https://evil.example/' });
       const answer = await fetch(`${bridge.url}/account/callback?state=s&code=c`, {
