@@ -129,25 +129,38 @@ export function checkWeChatTransport(
 }
 
 /**
- * In production a client's redirect URIs are https: an authorization response carries the code (and
- * a logout response the state) in the URL, readable on the way over plain http. A loopback address
- * stays allowed, as native apps listen there (RFC 8252 section 7.3), and never leaves the machine.
+ * In production the URIs of a client that anything is sent to are https: an authorization response
+ * carries the code (and a logout response the state) in the URL, a back-channel logout token and an
+ * account event name the person, all readable on the way over plain http. A loopback address stays
+ * allowed, as native apps listen there (RFC 8252 section 7.3), and never leaves the machine.
  */
 export function checkClientRedirects(
-  clients: ReadonlyArray<{ redirect_uris?: string[]; post_logout_redirect_uris?: string[] }>,
+  clients: ReadonlyArray<{
+    redirect_uris?: string[];
+    post_logout_redirect_uris?: string[];
+    backchannel_logout_uri?: string;
+    account_events_uri?: string;
+  }>,
   production: boolean,
   findings: Findings,
 ): void {
   if (!production) return;
   for (const [index, client] of clients.entries()) {
-    for (const name of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
-      for (const [at, uri] of (client[name] ?? []).entries()) {
-        if (isHttps(uri) || isLoopback(uri)) continue;
-        findings.problem(
-          `clients[${index}].${name}[${at}]`,
-          'must be https in production (plain http only for a loopback address, as native apps use)',
-        );
-      }
+    const uris: Array<[path: string, uri: string]> = [
+      ...(['redirect_uris', 'post_logout_redirect_uris'] as const).flatMap((name) =>
+        (client[name] ?? []).map((uri, at): [string, string] => [`clients[${index}].${name}[${at}]`, uri]),
+      ),
+      ...(['backchannel_logout_uri', 'account_events_uri'] as const).flatMap((name) => {
+        const uri = client[name];
+        return uri === undefined ? [] : [[`clients[${index}].${name}`, uri] as [string, string]];
+      }),
+    ];
+    for (const [path, uri] of uris) {
+      if (isHttps(uri) || isLoopback(uri)) continue;
+      findings.problem(
+        path,
+        'must be https in production (plain http only for a loopback address, as native apps use)',
+      );
     }
   }
 }

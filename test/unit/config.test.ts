@@ -915,7 +915,7 @@ describe('loadConfig production policy', () => {
     expect(warnings).toEqual(['sandbox.enabled: WeChat logins go to the built-in emulator, in production']);
   });
 
-  it('refuses plain-http redirect URIs in production, except on a loopback address', async () => {
+  it('refuses plain-http redirect, logout and event URIs in production, except on a loopback address', async () => {
     const file = await writeConfig({
       ...productionFile,
       clients: [
@@ -924,12 +924,24 @@ describe('loadConfig production policy', () => {
           client_secret: { env: 'RP_SECRET' },
           redirect_uris: ['https://rp.example/cb', 'http://rp.example/cb', 'http://127.0.0.1:8080/cb'],
           post_logout_redirect_uris: ['http://rp.example/bye', 'http://localhost/bye'],
+          backchannel_logout_uri: 'http://rp.example/logout',
+          account_events_uri: 'http://169.254.169.254/latest/meta-data',
+        },
+        {
+          client_id: 'sidecar',
+          client_secret: { env: 'RP_SECRET' },
+          redirect_uris: ['https://sidecar.example/cb'],
+          backchannel_logout_uri: 'http://127.0.0.1:9000/logout',
+          account_events_uri: 'https://sidecar.example/events',
         },
       ],
     });
+    const https = 'must be https in production (plain http only for a loopback address, as native apps use)';
     expect(await problemsOf(loadConfig({ env: productionEnv({ RP_SECRET: 'rp-secret' }), file }))).toEqual([
-      'clients[0].redirect_uris[1]: must be https in production (plain http only for a loopback address, as native apps use)',
-      'clients[0].post_logout_redirect_uris[0]: must be https in production (plain http only for a loopback address, as native apps use)',
+      `clients[0].redirect_uris[1]: ${https}`,
+      `clients[0].post_logout_redirect_uris[0]: ${https}`,
+      `clients[0].backchannel_logout_uri: ${https}`,
+      `clients[0].account_events_uri: ${https}`,
     ]);
   });
 
