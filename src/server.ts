@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import { accountPageClient } from './account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from './account-page/recent-login.ts';
 import { createAccountPageRouter } from './account-page/router.ts';
+import { formKeys } from './account-page/session.ts';
 import { createAccountCache } from './accounts/account-cache.ts';
 import { indexAccountArtifacts, startArtifactSweep } from './accounts/artifact-index.ts';
 import { createAvatarMirror } from './accounts/avatars/mirror.ts';
@@ -272,7 +273,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           avatars,
           avatarStore,
           apps: config.wechat.apps,
-          formKey: keys.cookieKeys[0]?.reveal() ?? '',
+          formKeys: formKeys(keys.cookieKeys),
           issuer,
           logger,
           now,

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, type KeyObject, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -40,8 +40,8 @@ export interface AccountPageDeps {
   apps: readonly WeChatApp[];
   /** Mini-program session keys, forgotten on deletion. */
   kv?: KeyValueStore;
-  /** Signs the page's form tokens (the newest cookie key). */
-  formKey: string;
+  /** Sign and check the page's form tokens, newest first (session.ts, formKeys). */
+  formKeys: readonly KeyObject[];
   issuer: string;
   logger: Logger;
   now: () => Date;
@@ -61,7 +61,7 @@ const KIND_LABEL: Record<WeChatApp['kind'], MessageKey> = {
 
 /** /account: the person's profile, linked WeChat apps, phone, authorized applications, unbind, delete. */
 export function createAccountPageRouter(deps: AccountPageDeps): Router {
-  if (!deps.formKey) throw new Error('the account page needs a key for its form tokens');
+  if (deps.formKeys.length === 0) throw new Error('the account page needs a key for its form tokens');
   const router = new Router();
   const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb', onError: refuseUnreadableBody });
 
@@ -150,7 +150,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       const session = await currentSession(ctx, deps.provider);
       if (!session) return ctx.redirect('/account/login');
       const body = (ctx.request.body ?? {}) as Record<string, unknown>;
-      if (!csrfValid(deps.formKey, session, body.csrf)) return notice(ctx, deps, 'account.formExpired', 403);
+      if (!csrfValid(deps.formKeys, session, body.csrf)) return notice(ctx, deps, 'account.formExpired', 403);
       if (needsRecentLogin && !recent(deps, session)) return logInAgain(ctx, deps, needsRecentLogin);
       await handler(ctx, session, body);
     });
@@ -241,7 +241,7 @@ async function renderDeletion(ctx: Context, deps: AccountPageDeps, session: Page
   ctx.type = 'html';
   ctx.body = deps.views.render('account-delete', page, {
     nickname: account.nickname || page.t('account.noNickname'),
-    csrf: csrfToken(deps.formKey, session),
+    csrf: csrfToken(deps.formKeys, session),
     // The language switch reloads the confirmation by GET, not the POST that showed it.
     pagePath: '/account/delete',
   });
@@ -304,7 +304,7 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
     }),
     canUnbind: canUnbind(identities.length, hasPhone),
     apps,
-    csrf: csrfToken(deps.formKey, session),
+    csrf: csrfToken(deps.formKeys, session),
   });
 }
 

@@ -1,6 +1,7 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Secret } from '../config/secret.ts';
 
 export interface PageSession {
   /** The account's subject (oidc-provider's accountId). */
@@ -22,14 +23,33 @@ export async function currentSession(ctx: Context, provider: Provider): Promise<
   return { subject: session.accountId, sessionId: session.jti, loginTs: session.authTime() };
 }
 
-/** A per-session form token: forms post only from our own page (SameSite=Lax is not enough for POST on old browsers). */
-export function csrfToken(key: string, session: PageSession): string {
-  return createHmac('sha256', key).update(`account-page\n${session.sessionId}`).digest('base64url');
+/**
+ * The keys of the page's form tokens, newest first: one for each cookie key, derived (HKDF) so that
+ * no key signs both cookies and forms, and all of them kept, so that a page opened before the
+ * cookie keys rotated still posts.
+ */
+export function formKeys(cookieKeys: readonly Secret[]): KeyObject[] {
+  return cookieKeys.map((secret) =>
+    createSecretKey(Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), FORM_KEY_INFO, 32))),
+  );
 }
 
-export function csrfValid(key: string, session: PageSession, token: unknown): boolean {
+const FORM_KEY_INFO = 'wechat-oidc-bridge account-page form token';
+
+/** A per-session form token: forms post only from our own page (SameSite=Lax is not enough for POST on old browsers). */
+export function csrfToken(keys: readonly KeyObject[], session: PageSession): string {
+  return tokenWith(keys[0] as KeyObject, session);
+}
+
+export function csrfValid(keys: readonly KeyObject[], session: PageSession, token: unknown): boolean {
   if (typeof token !== 'string') return false;
-  const expected = Buffer.from(csrfToken(key, session));
   const given = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return keys.some((key) => {
+    const expected = Buffer.from(tokenWith(key, session));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
+function tokenWith(key: KeyObject, session: PageSession): string {
+  return createHmac('sha256', key).update(`account-page\n${session.sessionId}`).digest('base64url');
 }
