@@ -291,7 +291,7 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
   ctx.type = 'html';
   ctx.body = deps.views.render('account', page, {
     nickname: account.nickname ?? '',
-    picture: await deps.avatars.picture(account),
+    picture: ownPicture(deps, await deps.avatars.picture(account)),
     phone: hasPhone ? account.phone_number : undefined,
     identities: identities.map((identity) => {
       const app = deps.apps.find((candidate) => candidate.appid === identity.appid);
@@ -336,4 +336,13 @@ function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status
 function field(body: Record<string, unknown>, name: string): string {
   const value = body[name];
   return typeof value === 'string' ? value : '';
+}
+
+/**
+ * The account's picture when it is our own copy: the page's policy loads images from this origin
+ * only, so WeChat's own URL (the ID token's fallback while no copy could be made) would show as a
+ * broken image. No picture then.
+ */
+function ownPicture(deps: AccountPageDeps, picture: string | undefined): string | undefined {
+  return picture?.startsWith(`${deps.issuer}/avatars/`) ? picture : undefined;
 }

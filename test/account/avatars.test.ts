@@ -97,4 +97,14 @@ describe('a failed avatar download', () => {
     expect(picture).toBe(user.avatarUrl);
     expect(bridge.logs.join('')).toContain('avatar not mirrored');
   });
+
+  test('the account page then shows no picture rather than one its own policy would block', async () => {
+    const user = await createSandboxUser(bridge, '没有头像');
+    const { login } = await loginAs(await relyingParty(bridge), user, { scope: 'openid' });
+    const page = await login.browser.follow(`${bridge.url}/account`);
+    expect(page.url).toBe(`${bridge.url}/account`);
+    expect(page.body).toContain('没有头像');
+    expect(page.body).not.toContain('id="account-avatar"');
+    expect(page.body).not.toContain(user.avatarUrl);
+  });
 });
