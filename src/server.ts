@@ -424,7 +424,7 @@ function listen(server: Server, port: number, host: string): Promise<number> {
  * An OAuth error for clients; a person's browser gets the "temporarily unavailable" sentence in
  * their language (the views are not loaded yet, so a bare page).
  */
-function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
+export function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
   res.statusCode = 503;
   res.setHeader('Retry-After', '1');
   res.setHeader('Cache-Control', 'no-store');
@@ -436,6 +436,10 @@ function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
   const lang = pickLang(undefined, req.headers['accept-language']);
   const message = translator(lang)('error.serviceUnavailable');
   res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  // A page with nothing to run or frame, said as every page of ours says it.
+  res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.end(
     `<!doctype html><html lang="${lang}"><meta charset="utf-8"><title>${message}</title><p>${message}</p></html>`,
   );
