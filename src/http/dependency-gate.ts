@@ -98,10 +98,16 @@ export function probeAfterServerErrors(monitor: DependencyMonitor, options: Gate
   return {
     finish(ctx) {
       if (ctx.status < 500) return;
-      // Already known down (the gate answered this one without waiting), or a path that needs no
-      // store: probe, but never keep the response waiting for it.
-      if (monitor.down().length > 0 || needsNoStore(ctx.path)) {
+      // A path that needs no store: probe, but never keep the response waiting for it.
+      if (needsNoStore(ctx.path)) {
         void monitor.check();
+        return;
+      }
+      // Already known down: the gate answered this one, or it was under way when the store went
+      // (a hung one, failing at its timeout) and answers as the gate does now.
+      if (monitor.down().length > 0) {
+        void monitor.check();
+        if (ctx.status !== 503) unavailable(ctx, monitor.down(), options);
         return;
       }
       return monitor.check().then(() => {

@@ -3,7 +3,7 @@ import { type Kysely, sql } from 'kysely';
 import { describeUrl } from './describe-url.ts';
 import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
-import { createPostgresDatabase } from './postgres.ts';
+import { createPostgresDatabase, QUERY_TIMEOUT_MS } from './postgres.ts';
 import { privateDirectory } from './private-directory.ts';
 import { connectRedis } from './redis/connect.ts';
 import { createRedisKeyValueStore } from './redis/key-value.ts';
@@ -61,7 +61,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
     const { db, kind: accountsKind } = await openDatabase(options);
     cleanups.push(() => db.destroy());
     if (options.databaseUrl) {
-      const applied = await migrateToLatest(db);
+      const applied = await migrate(options.databaseUrl);
       logger.info(
         { accounts: accountsKind, database: describeUrl(options.databaseUrl), migrationsApplied: applied },
         'database ready',
@@ -108,12 +108,26 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
   }
 }
 
+/**
+ * The migrations on a connection of their own, without the server's statement timeout: building an
+ * index on a large table may take longer than any request should.
+ */
+async function migrate(databaseUrl: string): Promise<string[]> {
+  const db = createPostgresDatabase(databaseUrl, { maxConnections: 1 });
+  try {
+    return await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
 async function openDatabase(
   options: OpenStoresOptions,
 ): Promise<{ db: Kysely<Database>; kind: Extract<StorageKind, 'postgres' | 'embedded'> }> {
   if (options.databaseUrl) {
     const db = createPostgresDatabase(options.databaseUrl, {
       onIdleError: (error) => options.logger.warn({ error: error.message }, 'PostgreSQL connection lost'),
+      queryTimeoutMs: QUERY_TIMEOUT_MS,
     });
     return { db, kind: 'postgres' };
   }

@@ -10,7 +10,16 @@ export interface PostgresOptions {
    * the process with an unhandled 'error' event; the pool replaces the connection itself.
    */
   onIdleError?: (error: Error) => void;
+  /**
+   * A statement the server has not answered within this many milliseconds fails (pg's
+   * query_timeout), so that a hung server fails the requests waiting on it instead of holding them
+   * as long as it hangs. None by default: migrations take what they take.
+   */
+  queryTimeoutMs?: number;
 }
+
+/** The server's statements: short lookups and writes, a sweep of expired rows at most. */
+export const QUERY_TIMEOUT_MS = 10_000;
 
 /** A Kysely over a pg Pool. The pool connects lazily: the first query opens a connection. */
 export function createPostgresDatabase(url: string, options: PostgresOptions = {}): Kysely<Database> {
@@ -18,6 +27,7 @@ export function createPostgresDatabase(url: string, options: PostgresOptions = {
     connectionString: url,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,
+    ...(options.queryTimeoutMs === undefined ? {} : { query_timeout: options.queryTimeoutMs }),
   });
   pool.on('error', (error) => options.onIdleError?.(error));
   // A client handed out just as the server drops its socket emits 'error' on itself, not on the

@@ -1,13 +1,18 @@
+import { setTimeout } from 'node:timers/promises';
 import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { QUERY_TIMEOUT_MS } from '../../src/storage/postgres.ts';
+import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
 import { type Bridge, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   createSandboxUser,
+  decideOnWeChat,
   loginAs,
   relyingParty,
   type SandboxUser,
+  startLogin,
 } from '../helpers/flow.ts';
 import { testDatabaseAdminUrl } from '../helpers/postgres.ts';
 import { type OwnRedis, ownRedis } from './own-redis.ts';
@@ -105,10 +110,47 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
   });
 
-  // Skipped until src/storage/postgres.ts gives checked-out pg clients an 'error' listener: when
-  // PostgreSQL drops the connections, a pooled client handed out in the same tick as its socket
-  // closes emits 'error' with no listener, an uncaught exception that ends the process (reproduced
-  // by this test; the fix is pool.on('connect', (client) => client.on('error', ...))).
+  test('Redis hung: a request waiting on it fails within the command timeout instead of hanging, and service resumes', async () => {
+    const before = await loginAs(rp, panda, { scope: 'openid' });
+    redis.pause();
+    try {
+      // Bounded well past the command timeout and the probe after it: an answer, not a hang.
+      const answer = await fetch(`${bridge.url}/me`, {
+        headers: { authorization: `Bearer ${before.tokens.access_token}` },
+        signal: AbortSignal.timeout(3 * COMMAND_TIMEOUT_MS + 5000),
+      });
+      expect(answer.status).toBe(503);
+    } finally {
+      redis.resume();
+    }
+    await untilReady();
+    const after = await loginAs(rp, panda);
+    expect(after.tokens.claims()?.sub).toBe(panda.unionid);
+  }, 60_000);
+
+  test('PostgreSQL hung: a login waiting on it fails within the statement timeout instead of hanging, and service resumes', async () => {
+    const person = await createSandboxUser(bridge, '挂起 Hung');
+    const login = await startLogin(rp);
+    // A login just before: the pool holds open connections, which the hang leaves open and silent
+    // (a new connection would fail at the connect timeout instead).
+    await loginAs(rp, panda);
+    postgres.hang();
+    try {
+      const callback = await Promise.race([
+        decideOnWeChat(login, { user: person, allow: true }),
+        setTimeout(QUERY_TIMEOUT_MS + 15_000).then(() => undefined),
+      ]);
+      expect(callback?.status).toBe(503);
+    } finally {
+      postgres.unhang();
+    }
+    await untilReady();
+    const after = await loginAs(rp, person);
+    expect(after.tokens.claims()?.sub).toBe(person.unionid);
+  }, 60_000);
+
+  // When PostgreSQL drops the connections, a pooled client handed out in the same tick as its
+  // socket closes emits 'error' on itself: src/storage/postgres.ts listens, or the process would end.
   test('PostgreSQL down: /readyz names it, requests get 503, and service resumes when it is back', async () => {
     await postgres.cut();
     const down = await readiness();

@@ -6,6 +6,10 @@ export interface TcpRelay {
   /** Refuses new connections and drops open ones, as a stopped server would. */
   cut(): Promise<void>;
   restore(): Promise<void>;
+  /** Forwards nothing more, either way, with every connection left open: a server that hangs. */
+  hang(): void;
+  /** Forwards again after hang(). */
+  unhang(): void;
   close(): Promise<void>;
 }
 
@@ -13,6 +17,7 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  let hung = false;
   const open = async () => {
     server = createServer((client) => {
       const upstream = connect(target.port, target.host);
@@ -25,6 +30,7 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
         });
       }
       client.pipe(upstream).pipe(client);
+      if (hung) for (const socket of [client, upstream]) socket.pause();
     });
     await new Promise<void>((resolve) => server?.listen(port, '127.0.0.1', resolve));
     port = (server.address() as { port: number }).port;
@@ -40,6 +46,14 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     port,
     cut: shut,
     restore: open,
+    hang() {
+      hung = true;
+      for (const socket of sockets) socket.pause();
+    },
+    unhang() {
+      hung = false;
+      for (const socket of sockets) socket.resume();
+    },
     close: shut,
   };
 }

@@ -8,12 +8,20 @@ export interface RedisConnectOptions {
   onError?: (error: Error) => void;
 }
 
+/**
+ * A command Redis has not answered within this many milliseconds fails: a Redis that hangs (paused,
+ * swapping, a network that drops packets without resetting) would otherwise hold every request
+ * waiting on it as long as it hangs. Every command of ours is a key lookup or a short script.
+ */
+export const COMMAND_TIMEOUT_MS = 3000;
+
 /** What every connection shares, whatever the topology. */
 const COMMON: RedisOptions = {
   lazyConnect: true,
   enableAutoPipelining: true,
   maxRetriesPerRequest: 3,
   connectTimeout: 10_000,
+  commandTimeout: COMMAND_TIMEOUT_MS,
 };
 
 /**
