@@ -1,8 +1,10 @@
 import { ConfigError, loadConfig } from './config/load.ts';
+import type { Config } from './config/types.ts';
 import { createDemo } from './demo/demo-client.ts';
+import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { createLogger } from './observability/logger.ts';
-import { startServer } from './server.ts';
+import { type RunningServer, startServer } from './server.ts';
 
 /**
  * Composition root: load and check the config (all problems at once), then start one instance and
@@ -25,7 +27,42 @@ async function main(): Promise<void> {
   // A rejection nobody awaited is a bug to fix, not a reason to drop every in-flight login.
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
 
-  const running = await startServer(config, {
+  let running: RunningServer | undefined;
+  let stopping = false;
+  const stop = (signal: string, code = 0) => {
+    if (stopping) {
+      // A second signal: the operator does not want to wait for the drain.
+      if (signal !== 'uncaughtException') process.exit(code || 1);
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    // Still starting (stores connecting, migrations under way): nothing to drain, and a migration
+    // cut short rolls back. As PID 1 in a container, a signal without a handler would be ignored.
+    if (!running) process.exit(code);
+    // A store that hangs must not hold the process: past the delay, the drain and a grace for the
+    // stores to close, it exits anyway (a second signal, or the orchestrator's kill, would too).
+    setTimeout(() => {
+      logger.error({ seconds: shutdownDeadlineSeconds(config) }, 'shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, shutdownDeadlineSeconds(config) * 1000).unref();
+    running.close().then(
+      () => process.exit(code),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // The process state is unknown after an uncaught exception: finish what is in flight and exit.
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception');
+    stop('uncaughtException', 1);
+  });
+
+  running = await startServer(config, {
     logger,
     demo: config.demo.enabled
       ? (issuer) => createDemo(issuer, createViews({ assetBase: '/assets' }))
@@ -47,32 +84,17 @@ async function main(): Promise<void> {
       : '';
     process.stdout.write(`\n  Try a login: open ${running.url}/demo\n${sandboxPage}\n`);
   }
-
-  let stopping = false;
-  const stop = (signal: string, code = 0) => {
-    if (stopping) {
-      // A second signal: the operator does not want to wait for the drain.
-      if (signal !== 'uncaughtException') process.exit(code || 1);
-      return;
-    }
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    running.close().then(
-      () => process.exit(code),
-      (err) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  // The process state is unknown after an uncaught exception: finish what is in flight and exit.
-  process.on('uncaughtException', (err) => {
-    logger.fatal({ err }, 'uncaught exception');
-    stop('uncaughtException', 1);
-  });
 }
+
+/** Seconds after the signal by which a shutdown has finished, or the process exits regardless. */
+function shutdownDeadlineSeconds(config: Config): number {
+  const delay = config.shutdown?.delay ?? 0;
+  const drain = config.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS;
+  return delay + drain + STORES_CLOSE_SECONDS;
+}
+
+/** For the stores to close after the drain: pending writes flushed, pools ended. */
+const STORES_CLOSE_SECONDS = 10;
 
 main().catch((error) => {
   process.stderr.write(

@@ -422,9 +422,17 @@ function listen(server: Server, port: number, host: string): Promise<number> {
  * The answer to a request that arrives after the server listens (it listens first, to learn its
  * port) and before the application is ready (stores opened, migrations run): 503, never silence.
  * An OAuth error for clients; a person's browser gets the "temporarily unavailable" sentence in
- * their language (the views are not loaded yet, so a bare page).
+ * their language (the views are not loaded yet, so a bare page). Liveness (/healthz) is the
+ * exception: the process is up, and a probe failing through a long migration would have the
+ * orchestrator restart the instance, and the migration, again and again.
  */
 export function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
+  if (req.method === 'GET' && req.url?.split('?', 1)[0] === '/healthz') {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end('{"status":"ok"}');
+    return;
+  }
   res.statusCode = 503;
   res.setHeader('Retry-After', '1');
   res.setHeader('Cache-Control', 'no-store');

@@ -7,6 +7,8 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../src/package-root.ts';
 import { freePort } from '../helpers/interop.ts';
+import { testDatabaseAdminUrl } from '../helpers/postgres.ts';
+import { startTcpRelay } from './tcp-relay.ts';
 
 /**
  * The server's entry point as `npm start` runs it (src/main.ts, with config/default.yaml, from a
@@ -169,9 +171,63 @@ describe('the entry point with a client oidc-provider refuses', () => {
   }, 30_000);
 });
 
-async function waitFor(done: () => boolean, describe: () => string): Promise<void> {
+describe('the entry point told to stop while it starts', () => {
+  // As PID 1 in a container a signal without a handler is ignored: one sent while the stores
+  // connect (or migrations run) waited out the orchestrator's grace period and a SIGKILL.
+  it('exits at once, without waiting for the stores', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wob-entry-starting-'));
+    // A PostgreSQL that accepts the connection and never answers: the start waits on it.
+    const shared = new URL(testDatabaseAdminUrl());
+    const hung = await startTcpRelay({ host: shared.hostname, port: Number(shared.port || 5432) });
+    hung.hang();
+    try {
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_NO_WARNINGS: '1',
+          CONFIG_FILE: join(PACKAGE_ROOT, 'config', 'default.yaml'),
+          PORT: String(port),
+          DATABASE_URL: `postgres://postgres@127.0.0.1:${hung.port}/never`,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      for (const stream of [child.stdout, child.stderr])
+        stream.on('data', (chunk) => (output += String(chunk)));
+      // It listens before it opens its stores, answering 503 "starting": it is now waiting on them.
+      let starting = false;
+      await waitFor(
+        () => starting,
+        () => output,
+        async () => {
+          starting = (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 503;
+        },
+      );
+      child.kill('SIGTERM');
+      // Well inside the 10 s the connection would take to time out.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      const [code, signal] = await once(child, 'exit').finally(() => clearTimeout(killer));
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(output).toContain('"msg":"shutting down"');
+      expect(output).not.toContain('listening');
+    } finally {
+      await hung.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+async function waitFor(
+  done: () => boolean,
+  describe: () => string,
+  look: () => Promise<void> = async () => {},
+): Promise<void> {
   const deadline = Date.now() + 45_000;
-  while (!done()) {
+  for (;;) {
+    await look();
+    if (done()) return;
     if (Date.now() > deadline) throw new Error(`the server did not start:\n${describe()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerWhileStarting } from '../../src/server.ts';
 
 // What the server answers before its app is ready: a person's browser gets a page, framed by
-// nobody and running nothing, as every page of ours; a client gets an OAuth error.
+// nobody and running nothing, as every page of ours; a client gets an OAuth error; liveness, up.
 describe('the answer while the server starts', () => {
   const server = createServer(answerWhileStarting);
   let url: string;
@@ -21,6 +21,13 @@ describe('the answer while the server starts', () => {
     expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     expect(page.headers.get('x-frame-options')).toBe('DENY');
     expect(await page.text()).toContain('temporarily unavailable');
+  });
+
+  it('is "up" for liveness: a restart would only start the start again', async () => {
+    const live = await fetch(url.replace('/auth', '/healthz'));
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: 'ok' });
+    expect((await fetch(url.replace('/auth', '/readyz'))).status).toBe(503);
   });
 
   it('is an OAuth error for a client', async () => {
