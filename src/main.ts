@@ -97,8 +97,12 @@ function shutdownDeadlineSeconds(config: Config): number {
 const STORES_CLOSE_SECONDS = 10;
 
 main().catch((error) => {
-  process.stderr.write(
-    `wechat-oidc-bridge failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
+  process.stderr.write(`wechat-oidc-bridge failed to start: ${reasonOf(error)}\n`);
   process.exit(1);
 });
+
+/** The error's message and its causes' ("cannot connect to Redis at ...: connect ECONNREFUSED ..."). */
+function reasonOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.cause === undefined ? error.message : `${error.message}: ${reasonOf(error.cause)}`;
+}
