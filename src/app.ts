@@ -13,7 +13,7 @@ import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
 import { notFoundPage } from './http/not-found.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
-import { requestLog } from './http/request-log.ts';
+import { inRequestContext, requestLog } from './http/request-log.ts';
 import { type Scoped, scoped } from './http/scoped.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import type { Views } from './http/views.ts';
@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps): Provider {
     requestLog(deps.logger, { requests: config.log.requests, trustProxy: config.trustProxy }),
     ...(deps.metrics ? [httpMetrics(deps.metrics)] : []),
   ];
-  provider.use(frontDoor({ stages, onError: errorPage(views) }));
+  provider.use(frontDoor({ stages, onError: errorPage(views), around: inRequestContext }));
   const { rateLimiters: limiters, metrics, interaction } = deps;
   provider.use(
     scoped([

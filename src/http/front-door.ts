@@ -22,14 +22,17 @@ export interface RequestStage {
 export function frontDoor(options: {
   stages: RequestStage[];
   onError(ctx: Context, error: unknown): void;
+  /** Runs the rest of the request (after the stages' start) in a context of its own: its log lines' id. */
+  around?: (ctx: Context, next: () => Promise<unknown>) => Promise<unknown>;
 }): Middleware {
+  const { around } = options;
   const starts = options.stages.flatMap((stage) => (stage.start ? [stage.start.bind(stage)] : []));
   const finishes = options.stages.flatMap((stage) => (stage.finish ? [stage.finish.bind(stage)] : []));
   return async (ctx, next) => {
     const started = performance.now();
     for (const start of starts) start(ctx);
     try {
-      await next();
+      await (around ? around(ctx, next) : next());
     } catch (error) {
       options.onError(ctx, error);
     } finally {

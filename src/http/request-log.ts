@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../observability/logger.ts';
+import type { Context } from 'koa';
+import { type Logger, requestIds } from '../observability/logger.ts';
 import { type RequestStage, setAnswerHeader } from './front-door.ts';
 
 /**
@@ -39,20 +40,28 @@ export function requestLog(
 }
 
 /**
- * A request's `ctx.state`: its id, and a child logger carrying it, made when a handler first logs
- * (most requests write at most the access line).
+ * Runs the rest of a request with its id in the logger's request context (logger.ts, requestIds):
+ * every line logged while serving it carries the id, from the handler's own logger or the
+ * process's, however far from the request the line is written.
+ */
+export function inRequestContext(ctx: Context, next: () => Promise<unknown>): Promise<unknown> {
+  const { requestId } = ctx.state as { requestId?: string };
+  return requestId === undefined ? next() : requestIds.run(requestId, next);
+}
+
+/**
+ * A request's `ctx.state`: its id, and the logger, whose lines carry the id while the request is
+ * served (inRequestContext).
  *
  * The logger is a getter of the class, not an accessor defined on each request's state with a
  * closure of its own: V8 turns every object given such an accessor (after the first) into a
  * dictionary-mode object and keeps the accessor in the old generation, where it holds what its
- * closure reaches through the young generation's collections. Here that was only the id and the
- * logger; the same pattern over a whole request is what made ioredis and oidc-provider promote
- * megabytes per collection (patches/README.md).
+ * closure reaches through the young generation's collections. The same pattern over a whole
+ * request is what made ioredis and oidc-provider promote megabytes per collection (patches/README.md).
  */
 class RequestState {
   readonly requestId: string;
   readonly #logger: Logger;
-  #child: Logger | undefined;
 
   constructor(logger: Logger, requestId: string) {
     this.#logger = logger;
@@ -60,7 +69,6 @@ class RequestState {
   }
 
   get log(): Logger {
-    this.#child ??= this.#logger.child({ requestId: this.requestId });
-    return this.#child;
+    return this.#logger;
   }
 }

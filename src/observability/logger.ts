@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -37,10 +38,23 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
+/**
+ * The id of the request being served, for every line logged while serving it: the handlers log
+ * through the process's logger, several calls away from the request, and the line still names it.
+ * Set by the front door (src/http/front-door.ts) around everything after its stages' start.
+ */
+export const requestIds = new AsyncLocalStorage<string>();
+
+function requestIdField(): { requestId?: string } {
+  const requestId = requestIds.getStore();
+  return requestId === undefined ? {} : { requestId };
+}
+
 export function createLogger(options: { level: string; destination?: NodeJS.WritableStream }): Logger {
   return pino(
     {
       level: options.level,
+      mixin: requestIdField,
       base: { service: 'wechat-oidc-bridge' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: errorFields },

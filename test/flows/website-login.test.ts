@@ -584,6 +584,21 @@ for (const storage of STORAGE_SETUPS) {
       expect(api.headers.get('content-type')).not.toMatch(/html/);
     });
 
+    test("a handler's log lines name the request they were written for, as its access line and X-Request-Id do", async () => {
+      const login = await startLogin(rp);
+      const callback = await decideOnWeChat(login, { user: panda, allow: true });
+      const requestId = callback.headers.get('x-request-id');
+      expect(requestId).toBeTruthy();
+      const lines = bridge.logs
+        .flatMap((chunk) => chunk.split('\n'))
+        .filter((line) => line.includes(requestId as string));
+      const messages = lines.map((line) => JSON.parse(line) as { msg: string; requestId: string });
+      // The login's line comes from the process's logger, several calls away from the request.
+      expect(messages.find((line) => line.msg === 'wechat login')).toMatchObject({ requestId });
+      // Once each: a field is never written twice in one line.
+      for (const line of lines) expect(line.split('"requestId"').length).toBe(2);
+    });
+
     test('no secret, code or token reached the logs', () => {
       const text = bridge.logs.join('');
       expect(text.length).toBeGreaterThan(0);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { frontDoor } from '../../src/http/front-door.ts';
-import { requestLog } from '../../src/http/request-log.ts';
+import { inRequestContext, requestLog } from '../../src/http/request-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 async function serve(requests: 'all' | 'failures', trustProxy = true) {
@@ -16,7 +16,7 @@ async function serve(requests: 'all' | 'failures', trustProxy = true) {
   });
   const app = new Koa();
   const stages = [requestLog(createLogger({ level: 'info', destination }), { requests, trustProxy })];
-  app.use(frontDoor({ stages, onError: () => {} }));
+  app.use(frontDoor({ stages, onError: () => {}, around: inRequestContext }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
     ctx.status = ctx.path === '/missing' ? 404 : 200;
