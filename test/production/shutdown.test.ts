@@ -137,9 +137,10 @@ describe('startup', () => {
     const bridge = await startBridge({
       storage: 'embedded',
       whileStarting: async (url) => {
-        await ask(`${url}/healthz`, {});
+        await ask(`${url}/readyz`, {});
         // A person's browser: a sentence in their language, not JSON.
         await ask(`${url}/auth`, { accept: 'text/html,*/*', 'accept-language': 'zh-CN,zh;q=0.9' });
+        await ask(`${url}/healthz`, {});
       },
     });
     try {
@@ -151,6 +152,8 @@ describe('startup', () => {
       });
       expect(early[1]).toMatchObject({ status: 503, retryAfter: '1', type: 'text/html; charset=utf-8' });
       expect(early[1]?.body).toContain('登录服务暂时不可用');
+      // Liveness says the process is up, starting or not: a restart would only start it again.
+      expect(early[2]).toMatchObject({ status: 200, body: '{"status":"ok"}' });
       expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
     } finally {
       await bridge.close();
