@@ -28,8 +28,7 @@ export function requestLog(
     },
     finish(ctx, elapsedMs) {
       setAnswerHeader(ctx, 'X-Request-Id', ctx.state.requestId);
-      const level =
-        ctx.status >= 500 ? 'error' : ctx.status >= 400 || options.requests === 'all' ? 'info' : 'debug';
+      const level = levelOf(ctx.status, options.requests);
       // A line pino would drop is not built (most successful requests, at the default level).
       if (!logger.isLevelEnabled(level)) return;
       const ms = Math.round(elapsedMs * 10) / 10;
@@ -37,6 +36,18 @@ export function requestLog(
       logger[level]({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
     },
   };
+}
+
+/**
+ * An access line's level: error for a failure of ours; warn for a 503, which says a store is down or
+ * the instance is starting or stopping (each logged once where it happens: an outage would
+ * otherwise write an error line per request refused); info for a refused request, and for the
+ * rest with `requests: all`; debug otherwise.
+ */
+function levelOf(status: number, requests: 'all' | 'failures'): 'error' | 'warn' | 'info' | 'debug' {
+  if (status === 503) return 'warn';
+  if (status >= 500) return 'error';
+  return status >= 400 || requests === 'all' ? 'info' : 'debug';
 }
 
 /**

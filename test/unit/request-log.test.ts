@@ -19,7 +19,8 @@ async function serve(requests: 'all' | 'failures', trustProxy = true) {
   app.use(frontDoor({ stages, onError: () => {}, around: inRequestContext }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
-    ctx.status = ctx.path === '/missing' ? 404 : 200;
+    const statuses: Record<string, number> = { '/missing': 404, '/down': 503, '/broken': 500 };
+    ctx.status = statuses[ctx.path] ?? 200;
     ctx.body = 'x';
   });
   const server = app.listen(0, '127.0.0.1');
@@ -57,6 +58,17 @@ describe('access lines', () => {
       ['request', '/handler-logs', true],
     ]);
     expect(lines[0]?.requestId).toBe('proxy-id-12345');
+  });
+
+  it('a failure of ours at error, a 503 (a store down, starting, stopping) at warn: an outage is no error per request', async () => {
+    const { base, lines, close } = await serve('failures');
+    await fetch(`${base}/down`);
+    await fetch(`${base}/broken`);
+    await close();
+    expect(lines.map((line) => [line.path, line.level])).toEqual([
+      ['/down', 'warn'],
+      ['/broken', 'error'],
+    ]);
   });
 
   it("without a trusted proxy, ignores the client's X-Request-Id and makes its own", async () => {
