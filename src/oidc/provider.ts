@@ -218,7 +218,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.trustProxy;
   // oidc-provider emits these for errors it has already answered; log them without secrets.
   provider.on('server_error', (ctx, error) => {
-    deps.logger.error({ err: error, route: ctx.oidc?.route }, 'oidc server_error');
+    // The request id by name: userinfo and introspection run outside the logger's request context.
+    const { requestId } = (ctx.state ?? {}) as { requestId?: string };
+    deps.logger.error({ err: error, route: ctx.oidc?.route, requestId }, 'oidc server_error');
   });
   // A logout through /session/end notifies the session's clients itself and only emits their
   // failures (one attempt; an address its SSRF guard refuses fails the same way).

@@ -120,6 +120,12 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
         signal: AbortSignal.timeout(3 * COMMAND_TIMEOUT_MS + 5000),
       });
       expect(answer.status).toBe(503);
+      // The engine's own failure line names the request, as its access line does.
+      const requestId = answer.headers.get('x-request-id') as string;
+      const failure = bridge.logs
+        .flatMap((chunk) => chunk.split('\n'))
+        .find((line) => line.includes('oidc server_error') && line.includes(requestId));
+      expect(failure).toBeDefined();
     } finally {
       redis.resume();
     }
