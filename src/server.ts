@@ -39,7 +39,13 @@ import { callbackOutcomeWaitMs } from './interaction/wechat-callback.ts';
 import { createStateSigner } from './interaction/wechat-state.ts';
 import { setUpMiniPrograms } from './mini-program/setup.ts';
 import type { Logger } from './observability/logger.ts';
-import { countLogins, createMetrics, type Metrics, observeProvider } from './observability/metrics.ts';
+import {
+  countLogins,
+  createMetrics,
+  type Metrics,
+  observeDependencies,
+  observeProvider,
+} from './observability/metrics.ts';
 import { cachedAccounts, createFindAccount } from './oidc/find-account.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
 import { clientRefusals, createProvider } from './oidc/provider.ts';
@@ -171,6 +177,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const keys = await loadProviderKeys(config, logger);
     const views = createViews({ assetBase: '/assets' });
     const metrics = createMetrics();
+    observeDependencies(metrics, dependencies.down);
     const connectors = countLogins(buildConnectors(config, metrics), metrics);
     const demo = options.demo ? await options.demo(issuer) : undefined;
     const now = options.now ?? (() => new Date());

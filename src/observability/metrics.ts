@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Connectors, LoginConnector } from '../interaction/deps.ts';
 import type { WeChatCallEvent } from '../upstream/wechat/client.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
@@ -153,4 +153,22 @@ function outcomeOf(identity: WeChatIdentity, silent: boolean): string {
   if (identity.snapshotUser) return 'snapshot_user';
   if (identity.unionid) return 'ok';
   return silent ? 'base_needs_userinfo' : 'unionid_missing';
+}
+
+/**
+ * Whether each store is up, as this instance's probes last found it (src/http/dependency-gate.ts):
+ * the gauge an alert on an outage reads, where the 503s it causes only show as a rate.
+ */
+export function observeDependencies(metrics: Metrics, down: () => readonly string[]): void {
+  new Gauge({
+    name: 'dependency_up',
+    help: 'Whether a store answers, as the last probe found it (1 up, 0 down), by dependency',
+    labelNames: ['dependency'],
+    registers: [metrics.registry],
+    collect() {
+      const isDown = new Set(down());
+      for (const dependency of ['database', 'cache'])
+        this.set({ dependency }, isDown.has(dependency) ? 0 : 1);
+    },
+  });
 }

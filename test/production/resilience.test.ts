@@ -93,6 +93,10 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     expect(down.status).toBe(503);
     expect(down.body.dependencies.cache).toEqual({ kind: 'redis', up: false });
     expect(down.body.dependencies.database.up).toBe(true);
+    // What an alert on the outage reads.
+    const scrape = await (await fetch(`${bridge.url}/metrics`)).text();
+    expect(scrape).toContain('dependency_up{dependency="cache"} 0');
+    expect(scrape).toContain('dependency_up{dependency="database"} 1');
 
     const token = await tokenRequestStatus(before.tokens.refresh_token as string);
     expect(token.status).toBe(503);
@@ -106,6 +110,9 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
 
     await redis.start();
     await untilReady();
+    expect(await (await fetch(`${bridge.url}/metrics`)).text()).toContain(
+      'dependency_up{dependency="cache"} 1',
+    );
     const after = await loginAs(rp, panda);
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
   });
