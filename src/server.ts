@@ -13,7 +13,7 @@ import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
 import { rememberedScopes } from './accounts/consents.ts';
-import { type EventDeliveryOptions, startEventDelivery } from './accounts/event-delivery.ts';
+import { type EventDeliveryOptions, pendingEvents, startEventDelivery } from './accounts/event-delivery.ts';
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
 import { createApp } from './app.ts';
@@ -44,6 +44,7 @@ import {
   createMetrics,
   type Metrics,
   observeDependencies,
+  observeOutbox,
   observeProvider,
 } from './observability/metrics.ts';
 import { cachedAccounts, createFindAccount } from './oidc/find-account.ts';
@@ -213,7 +214,12 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const stopArtifactSweep = startArtifactSweep(stores.db, logger);
     closers.push(async () => stopArtifactSweep());
     // Stopped before the stores close (closers run in reverse): a pass under way finishes first.
-    const eventDelivery = startEventDelivery({ db: stores.db, logger, ...options.eventDelivery });
+    const eventDelivery = startEventDelivery({
+      db: stores.db,
+      logger,
+      onGivenUp: observeOutbox(metrics, () => pendingEvents(stores.db)),
+      ...options.eventDelivery,
+    });
     closers.push(() => eventDelivery.stop());
     const notifier = createAccountNotifier(
       provider,

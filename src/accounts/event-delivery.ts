@@ -33,6 +33,8 @@ export interface EventDeliveryOptions {
   leaseMs?: number;
   /** Per-POST timeout (headers and body), ms. Default 5 s. */
   timeoutMs?: number;
+  /** Told of each event given up after its last attempt (the metrics' count). */
+  onGivenUp?: (clientId: string) => void;
 }
 
 export interface EventDelivery {
@@ -68,6 +70,7 @@ export function startEventDelivery(options: EventDeliveryOptions): EventDelivery
     batchSize: options.batchSize ?? 20,
     leaseMs: options.leaseMs ?? 60_000,
     timeoutMs: options.timeoutMs ?? 5_000,
+    onGivenUp: options.onGivenUp,
   };
   const { db, logger } = options;
   let current: Promise<void> | undefined;
@@ -142,7 +145,11 @@ async function claimDue(db: Kysely<Database>, limit: number, leaseMs: number): P
 async function deliverOne(
   db: Kysely<Database>,
   logger: Logger,
-  settings: { retryDelaysMs: readonly number[]; timeoutMs: number },
+  settings: {
+    retryDelaysMs: readonly number[];
+    timeoutMs: number;
+    onGivenUp: ((clientId: string) => void) | undefined;
+  },
   row: ClaimedDelivery,
 ): Promise<void> {
   const fields = { clientId: row.client_id, type: row.event_type, attempt: row.attempts };
@@ -156,6 +163,7 @@ async function deliverOne(
   if (delayMs === undefined) {
     await db.deleteFrom('account_event_deliveries').where('id', '=', row.id).execute();
     logger.error({ ...fields, reason: failure }, 'account event given up after its last attempt');
+    settings.onGivenUp?.(row.client_id);
     return;
   }
   await db
@@ -189,4 +197,13 @@ async function post(uri: string, token: string, timeoutMs: number): Promise<stri
   } catch (err) {
     return errorClass(err);
   }
+}
+
+/** Events waiting in the outbox, on every instance's account: due, leased or waiting for a retry. */
+export async function pendingEvents(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('account_event_deliveries')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }

@@ -172,3 +172,26 @@ export function observeDependencies(metrics: Metrics, down: () => readonly strin
     },
   });
 }
+
+/**
+ * The account-event outbox (src/accounts/event-delivery.ts): the events waiting, read from the
+ * database at each scrape (the same on every instance: the outbox is shared), and the events this
+ * instance gave up after their last attempt, by client.
+ */
+export function observeOutbox(metrics: Metrics, pending: () => Promise<number>): (clientId: string) => void {
+  new Gauge({
+    name: 'account_events_pending',
+    help: 'Account events waiting in the outbox for delivery or a retry (all instances)',
+    registers: [metrics.registry],
+    async collect() {
+      this.set(await pending());
+    },
+  });
+  const givenUp = new Counter({
+    name: 'account_events_given_up_total',
+    help: 'Account events given up after their last delivery attempt, by client',
+    labelNames: ['client'],
+    registers: [metrics.registry],
+  });
+  return (client) => givenUp.inc({ client });
+}

@@ -10,6 +10,7 @@ import {
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { ACCOUNT_EVENT_TYPES } from '../../src/accounts/webhooks.ts';
+import { databaseNowPlus } from '../../src/storage/dialect.ts';
 import {
   type Bridge,
   MINI_PROGRAM_APP,
@@ -228,6 +229,42 @@ for (const storage of STORAGE_SETUPS) {
       const logs = bridge.logs.join('');
       expect(logs).toContain('account event not delivered: will retry');
       expect(logs).not.toContain(attempts[0]?.token as string);
+    });
+
+    test('the metrics count an event given up after its last attempt, and the events waiting', async () => {
+      const scrape = async () => (await fetch(`${bridge.url}/metrics`)).text();
+      const givenUp = (text: string) =>
+        Number(
+          new RegExp(`account_events_given_up_total\\{client="${EVENTS_RP.client_id}"\\} (\\d+)`).exec(
+            text,
+          )?.[1] ?? 0,
+        );
+      const before = givenUp(await scrape());
+      const user = await createSandboxUser(bridge, '放弃');
+      await loginAs(rp, user, { scope: 'openid profile' });
+      receiver.failNext.set(user.unionid, 1000);
+      await miniProgramLogin(user);
+      await expect.poll(() => queued(bridge)).toBe(0);
+      expect(givenUp(await scrape())).toBe(before + 1);
+
+      // A row not due for an hour: it waits, and the gauge says so.
+      const { db } = bridge.server.stores;
+      await db
+        .insertInto('account_event_deliveries')
+        .values({
+          client_id: EVENTS_RP.client_id,
+          event_type: 'identitiesChanged',
+          events_uri: receiver.url,
+          token: 'not-a-token',
+          next_attempt_at: databaseNowPlus(db, 3_600_000),
+        })
+        .execute();
+      try {
+        expect(await scrape()).toMatch(/\naccount_events_pending 1\n/);
+      } finally {
+        await db.deleteFrom('account_event_deliveries').where('token', '=', 'not-a-token').execute();
+      }
+      expect(await scrape()).toMatch(/\naccount_events_pending 0\n/);
     });
 
     test('a phone that recovers a waiting account tells its clients, and the clients of the folded account of its deletion', async () => {
