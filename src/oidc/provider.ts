@@ -15,6 +15,7 @@ import { createCookieSigner } from './cookie-signer.ts';
 import { SCOPE_CLAIMS, SUPPORTED_SCOPES } from './find-account.ts';
 import { createLoadExistingGrant, type RememberedScopes } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
+import { wasLogged } from './logged-errors.ts';
 import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
@@ -218,6 +219,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.trustProxy;
   // oidc-provider emits these for errors it has already answered; log them without secrets.
   provider.on('server_error', (ctx, error) => {
+    if (wasLogged(error)) return;
     // The request id by name: userinfo and introspection run outside the logger's request context.
     const { requestId } = (ctx.state ?? {}) as { requestId?: string };
     deps.logger.error({ err: error, route: ctx.oidc?.route, requestId }, 'oidc server_error');

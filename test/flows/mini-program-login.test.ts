@@ -500,6 +500,28 @@ for (const storage of STORAGE_SETUPS) {
       expect(missing.body).toMatchObject({ error: 'invalid_request', field: 'encryptedData' });
     });
 
+    test('a wrong AppSecret (40125) is a server_error, logged once by us, not again by the engine', async () => {
+      const lines = (msg: string) =>
+        bridge.logs
+          .join('')
+          .split('\n')
+          .filter((line) => line.includes(`"msg":"${msg}"`));
+      const ours = lines('mini program login failed: check the app configuration').length;
+      const engine = lines('oidc server_error').length;
+      await injectFault(bridge, { api: 'sns/jscode2session', errcode: 40125, times: 1 });
+      const answer = await tokenRequest(bridge, {
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await wxLogin(bridge, panda),
+        subject_token_type: JS_CODE,
+      });
+      expect(answer.status).toBe(500);
+      expect(answer.body.error).toBe('server_error');
+      const logged = lines('mini program login failed: check the app configuration');
+      expect(logged).toHaveLength(ours + 1);
+      expect(logged.at(-1)).toContain('"errcode":40125');
+      expect(lines('oidc server_error')).toHaveLength(engine);
+    });
+
     test.each([
       { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_request', status: 400, calls: 1 },
       { name: 'a used code (40163)', errcode: 40163, error: 'invalid_request', status: 400, calls: 1 },

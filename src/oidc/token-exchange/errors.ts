@@ -1,6 +1,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { UpstreamError } from '../../upstream/wechat/types.ts';
+import { loggedAlready } from '../logged-errors.ts';
 
 /** An OAuth error whose description is meant for the mini program's developer (never an errmsg or a code). */
 export function describedError(error: string, description: string, status = 400): errors.OIDCProviderError {
@@ -46,7 +47,8 @@ export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamEr
         503,
       );
     default:
-      // Our configuration (AppSecret, IP allowlist) or an answer we cannot use: nothing the client can fix.
-      return new Error(error.message, { cause: error });
+      // Our configuration (AppSecret, IP allowlist) or an answer we cannot use: nothing the client
+      // can fix. The grant logged it (grant.ts): the engine's server_error line is not repeated.
+      return loggedAlready(new Error(error.message, { cause: error }));
   }
 }
