@@ -1,7 +1,7 @@
-import { createHmac, createSecretKey, hkdfSync, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import type { Secret } from '../config/secret.ts';
+import { derivedKeyBytes, type Secret } from '../config/secret.ts';
 
 export interface PageSession {
   /** The account's subject (oidc-provider's accountId). */
@@ -29,9 +29,7 @@ export async function currentSession(ctx: Context, provider: Provider): Promise<
  * cookie keys rotated still posts.
  */
 export function formKeys(cookieKeys: readonly Secret[]): KeyObject[] {
-  return cookieKeys.map((secret) =>
-    createSecretKey(Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), FORM_KEY_INFO, 32))),
-  );
+  return cookieKeys.map((secret) => createSecretKey(derivedKeyBytes(secret, FORM_KEY_INFO)));
 }
 
 const FORM_KEY_INFO = 'wechat-oidc-bridge account-page form token';

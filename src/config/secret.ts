@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { inspect } from 'node:util';
 
 /**
@@ -30,4 +31,13 @@ export class Secret {
   [inspect.custom](): string {
     return 'Secret([redacted])';
   }
+}
+
+/**
+ * 32 bytes derived (HKDF-SHA256) from a secret for one purpose (`info`): what signs WeChat states,
+ * seals session keys and keys the account page's forms comes from the cookie keys, which every
+ * instance shares already, and no two purposes, nor the cookies themselves, share a key.
+ */
+export function derivedKeyBytes(secret: Secret, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), info, 32));
 }

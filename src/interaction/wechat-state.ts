@@ -1,12 +1,5 @@
-import {
-  createHmac,
-  createSecretKey,
-  hkdfSync,
-  type KeyObject,
-  randomBytes,
-  timingSafeEqual,
-} from 'node:crypto';
-import type { Secret } from '../config/secret.ts';
+import { createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { derivedKeyBytes, type Secret } from '../config/secret.ts';
 import type { KeyValueStore } from '../storage/ports.ts';
 import type { OfficialAccountScope } from '../upstream/wechat/types.ts';
 
@@ -56,9 +49,7 @@ const INFO = 'wechat-oidc-bridge wechat state v1';
 export function createStateSigner(secrets: readonly Secret[]): StateSigner {
   if (secrets.length === 0) throw new Error('WeChat states need at least one key');
   // KeyObjects: on Node 24 an HMAC keyed by a Buffer costs about six times as much (cookie-signer.ts).
-  const keys = secrets.map((secret) =>
-    createSecretKey(Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), INFO, 32))),
-  );
+  const keys = secrets.map((secret) => createSecretKey(derivedKeyBytes(secret, INFO)));
   const mac = (key: KeyObject, uid: string, body: string) =>
     createHmac('sha256', key).update(`${uid}\n${body}`).digest().subarray(0, 16);
 

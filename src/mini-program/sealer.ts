@@ -3,11 +3,10 @@ import {
   createDecipheriv,
   createHash,
   createSecretKey,
-  hkdfSync,
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import type { Secret } from '../config/secret.ts';
+import { derivedKeyBytes, type Secret } from '../config/secret.ts';
 
 /**
  * Encrypts short secrets (mini-program session keys, WeChat app access tokens) before they go into
@@ -37,7 +36,7 @@ interface DerivedKey {
 export function createSealer(secrets: readonly Secret[]): Sealer {
   if (secrets.length === 0) throw new Error('a sealer needs at least one key');
   const keys: DerivedKey[] = secrets.map((secret) => {
-    const bytes = Buffer.from(hkdfSync('sha256', secret.reveal(), Buffer.alloc(0), INFO, 32));
+    const bytes = derivedKeyBytes(secret, INFO);
     return {
       key: createSecretKey(bytes),
       id: createHash('sha256').update(bytes).digest('base64url').slice(0, 8),
