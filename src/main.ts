@@ -42,10 +42,11 @@ async function main(): Promise<void> {
     if (!running) process.exit(code);
     // A store that hangs must not hold the process: past the delay, the drain and a grace for the
     // stores to close, it exits anyway (a second signal, or the orchestrator's kill, would too).
+    const seconds = shutdownDeadlineSeconds(config);
     setTimeout(() => {
-      logger.error({ seconds: shutdownDeadlineSeconds(config) }, 'shutdown did not finish in time: exiting');
+      logger.error({ seconds }, 'shutdown did not finish in time: exiting');
       process.exit(1);
-    }, shutdownDeadlineSeconds(config) * 1000).unref();
+    }, seconds * 1000).unref();
     running.close().then(
       () => process.exit(code),
       (err) => {

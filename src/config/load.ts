@@ -61,7 +61,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   await checkClientsWithProvider({ raw, parsed, secrets, overrides }, findings);
   if (parsed.success) {
     const { data } = parsed;
-    const issuer = overrides.issuer ?? data.issuer ?? defaultIssuer(overrides.port ?? data.port);
+    const issuer = issuerOf(data, overrides);
     const appKinds = data.wechat.apps.map((app) => app.kind);
     checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);
     const apiBaseUrl = overrides.apiBaseUrl ?? data.wechat.apiBaseUrl;
@@ -127,7 +127,9 @@ function syntaxProblem(error: unknown, format: string): string {
   return `invalid ${format === '.json' ? 'JSON' : 'YAML'}${at ? ` at line ${at[1]}, column ${at[2]}` : ''}`;
 }
 
-const defaultIssuer = (port: number) => `http://localhost:${port}`;
+/** The issuer: the environment's, else the file's, else http://localhost on the port listened on. */
+const issuerOf = (file: Pick<ConfigFile, 'issuer' | 'port'>, overrides: EnvOverrides) =>
+  overrides.issuer ?? file.issuer ?? `http://localhost:${overrides.port ?? file.port}`;
 
 function effectiveConfig(
   file: ConfigFile,
@@ -145,7 +147,7 @@ function effectiveConfig(
     ...(managementPort !== undefined && {
       management: { port: managementPort, host: file.management?.host ?? host },
     }),
-    issuer: overrides.issuer ?? file.issuer ?? defaultIssuer(port),
+    issuer: issuerOf(file, overrides),
     trustProxy: file.trustProxy,
     behindTlsProxy: file.behindTlsProxy,
     dataDir: resolve(file.dataDir),
@@ -227,9 +229,7 @@ async function checkClientsWithProvider(
       : DEFAULT_DATA_DIR;
   const jwks = secrets.jwks ?? (await developmentJwks(resolve(dataDir)));
   const data = parsed.success ? parsed.data : undefined;
-  const issuer = data
-    ? (input.overrides.issuer ?? data.issuer ?? defaultIssuer(input.overrides.port ?? data.port))
-    : defaultIssuer(3000);
+  const issuer = data ? issuerOf(data, input.overrides) : 'http://localhost:3000';
   await checkClientMetadata(
     {
       clients,
