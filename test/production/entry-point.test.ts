@@ -18,38 +18,25 @@ import { startTcpRelay } from './tcp-relay.ts';
 describe('the entry point with the default configuration', () => {
   let dir: string;
   let child: ChildProcessByStdio<null, Readable, Readable>;
+  let written: Written;
   let port: number;
   let managementPort: number;
-  let stdout = '';
-  let stderr = '';
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'wob-entry-'));
     port = await freePort();
     do managementPort = await freePort();
     while (managementPort === port);
-    child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_NO_WARNINGS: '1',
-        CONFIG_FILE: join(PACKAGE_ROOT, 'config', 'default.yaml'),
-        PORT: String(port),
-        // The one setting added to npm start's: the management listener, as a deployment turns it on.
-        MANAGEMENT_PORT: String(managementPort),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout.on('data', (chunk) => {
-      stdout += String(chunk);
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += String(chunk);
-    });
+    ({ child, written } = startEntryPoint(dir, {
+      CONFIG_FILE: DEFAULT_CONFIG,
+      PORT: String(port),
+      // The one setting added to npm start's: the management listener, as a deployment turns it on.
+      MANAGEMENT_PORT: String(managementPort),
+    }));
     // main.ts prints its URLs in one write, after the log's "listening".
     await waitFor(
-      () => stdout.includes('Try a login'),
-      () => `${stdout}${stderr}`,
+      () => written.stdout.includes('Try a login'),
+      () => `${written.stdout}${written.stderr}`,
     );
   }, 60_000);
 
@@ -62,9 +49,9 @@ describe('the entry point with the default configuration', () => {
   });
 
   it('prints the demo and the sandbox page, and both answer', async () => {
-    expect(stdout).toContain(`Try a login: open http://localhost:${port}/demo`);
+    expect(written.stdout).toContain(`Try a login: open http://localhost:${port}/demo`);
     const sandboxPage = /The WeChat sandbox's page \(its users, faults\): (http:\/\/\S+\/sandbox)\n/.exec(
-      stdout,
+      written.stdout,
     )?.[1];
     expect(sandboxPage).toBeDefined();
 
@@ -78,7 +65,7 @@ describe('the entry point with the default configuration', () => {
   });
 
   it('names its management listener in the "listening" line, and serves /metrics there, not on the public port', async () => {
-    const listening = stdout
+    const listening = written.stdout
       .split('\n')
       .find((line) => line.includes('"msg":"wechat-oidc-bridge listening"'));
     const metrics = `http://127.0.0.1:${managementPort}/metrics`;
@@ -97,7 +84,7 @@ describe('the entry point with the default configuration', () => {
     child.kill('SIGTERM');
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);
-    const output = stdout + stderr;
+    const output = written.stdout + written.stderr;
     for (const secret of [
       'sandbox-website-secret',
       'sandbox-official-account-secret',
@@ -135,26 +122,11 @@ describe('the entry point with a client oidc-provider refuses', () => {
           ],
         }),
       );
-      const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
-        cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? '',
-          NODE_NO_WARNINGS: '1',
-          CONFIG_FILE: configFile,
-          PORT: String(port),
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (chunk) => {
-        output += String(chunk);
-      });
-      child.stderr.on('data', (chunk) => {
-        output += String(chunk);
-      });
+      const { child, written } = startEntryPoint(dir, { CONFIG_FILE: configFile, PORT: String(port) });
       // A server that started anyway is stopped, and the test fails on its exit code.
       const stop = setTimeout(() => child.kill('SIGKILL'), 20_000);
       const [code] = await once(child, 'exit').finally(() => clearTimeout(stop));
+      const output = written.stdout + written.stderr;
       expect(code).toBe(1);
       expect(output).toContain(
         '  clients[0].redirect_uris: oidc-provider refuses client "partner-portal": redirect_uris must not contain fragments\n',
@@ -182,25 +154,16 @@ describe('the entry point told to stop while it starts', () => {
     hung.hang();
     try {
       const port = await freePort();
-      const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
-        cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? '',
-          NODE_NO_WARNINGS: '1',
-          CONFIG_FILE: join(PACKAGE_ROOT, 'config', 'default.yaml'),
-          PORT: String(port),
-          DATABASE_URL: `postgres://postgres@127.0.0.1:${hung.port}/never`,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const { child, written } = startEntryPoint(dir, {
+        CONFIG_FILE: DEFAULT_CONFIG,
+        PORT: String(port),
+        DATABASE_URL: `postgres://postgres@127.0.0.1:${hung.port}/never`,
       });
-      let output = '';
-      for (const stream of [child.stdout, child.stderr])
-        stream.on('data', (chunk) => (output += String(chunk)));
       // It listens before it opens its stores, answering 503 "starting": it is now waiting on them.
       let starting = false;
       await waitFor(
         () => starting,
-        () => output,
+        () => written.stdout + written.stderr,
         async () => {
           starting = (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 503;
         },
@@ -209,6 +172,7 @@ describe('the entry point told to stop while it starts', () => {
       // Well inside the 10 s the connection would take to time out.
       const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       const [code, signal] = await once(child, 'exit').finally(() => clearTimeout(killer));
+      const output = written.stdout + written.stderr;
       expect({ code, signal }).toEqual({ code: 0, signal: null });
       expect(output).toContain('"msg":"shutting down"');
       expect(output).not.toContain('listening');
@@ -218,6 +182,31 @@ describe('the entry point told to stop while it starts', () => {
     }
   }, 30_000);
 });
+
+const DEFAULT_CONFIG = join(PACKAGE_ROOT, 'config', 'default.yaml');
+
+/** What the process has written so far. */
+interface Written {
+  stdout: string;
+  stderr: string;
+}
+
+/** src/main.ts from `dir`, with these settings over a bare environment, as a person would start it. */
+function startEntryPoint(dir: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT, 'src', 'main.ts')], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const written: Written = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk) => {
+    written.stdout += String(chunk);
+  });
+  child.stderr.on('data', (chunk) => {
+    written.stderr += String(chunk);
+  });
+  return { child, written };
+}
 
 async function waitFor(
   done: () => boolean,
