@@ -10,6 +10,7 @@ import {
 } from '../../src/upstream/wechat/app-token.ts';
 import { type AppAccessToken, createMiniProgramApi } from '../../src/upstream/wechat/mini-program-api.ts';
 import { UpstreamError, type WeChatApp } from '../../src/upstream/wechat/types.ts';
+import { fakeTimeTaken } from '../helpers/fake-time.ts';
 
 const API = 'https://api.weixin.qq.com';
 const TEXT = { headers: { 'content-type': 'text/plain' } };
@@ -234,22 +235,14 @@ describe('refreshLockSeconds', () => {
         await vi.advanceTimersByTimeAsync(0);
         expect((await first).reveal()).toBe('bad');
 
-        let settled = false;
         const used: string[] = [];
-        const call = cache
-          .withToken(APP, async (t) => {
-            used.push(t.reveal());
-            if (t.reveal() === 'bad') throw new UpstreamError('token_invalid', 'x', 40001);
-          })
-          .finally(() => {
-            settled = true;
-          });
-        let elapsed = 0;
-        while (!settled) {
-          await vi.advanceTimersByTimeAsync(100);
-          elapsed += 100;
-          time += 100;
-        }
+        const call = cache.withToken(APP, async (t) => {
+          used.push(t.reveal());
+          if (t.reveal() === 'bad') throw new UpstreamError('token_invalid', 'x', 40001);
+        });
+        const elapsed = await fakeTimeTaken(call, (ms) => {
+          time += ms;
+        });
         await call;
         expect(used).toEqual(['bad', 'new']);
         expect(elapsed).toBeGreaterThan(4 * timeoutMs - 300);

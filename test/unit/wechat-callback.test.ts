@@ -5,6 +5,7 @@ import { callbackOutcomeWaitMs } from '../../src/interaction/wechat-callback.ts'
 import { createWeChatClient } from '../../src/upstream/wechat/client.ts';
 import type { WeChatApp } from '../../src/upstream/wechat/types.ts';
 import { createWebsiteQrConnector } from '../../src/upstream/wechat/website-qr.ts';
+import { fakeTimeTaken } from '../helpers/fake-time.ts';
 
 const API = 'https://api.weixin.qq.com';
 const TEXT = { headers: { 'content-type': 'text/plain' } };
@@ -53,15 +54,8 @@ describe('callbackOutcomeWaitMs', () => {
       const client = createWeChatClient({ apiBaseUrl: API, timeoutMs, dispatcher: mock });
       const qr = createWebsiteQrConnector({ app, client, openBaseUrl: 'https://open.weixin.qq.com' });
 
-      let settled = false;
-      const login = qr.completeLogin('CODE').finally(() => {
-        settled = true;
-      });
-      let elapsed = 0;
-      while (!settled) {
-        await vi.advanceTimersByTimeAsync(100);
-        elapsed += 100;
-      }
+      const login = qr.completeLogin('CODE');
+      const elapsed = await fakeTimeTaken(login);
 
       await expect(login).resolves.toMatchObject({ openid: OPENID });
       expect(elapsed).toBeGreaterThan(4 * timeoutMs - 300);
