@@ -211,7 +211,10 @@ async function limitTokenFailures(
   // The key (which decodes the Authorization header) is made only when it is needed: while some
   // key is blocked, and after a failure.
   const blockedMs = blocks.empty() ? 0 : blocks.msLeft(keyOf(ctx, 'token'));
-  if (blockedMs > 0) return refuse(ctx, 'token', blockedMs, options);
+  if (blockedMs > 0) {
+    allowOriginUnchecked(ctx);
+    return refuse(ctx, 'token', blockedMs, options);
+  }
   await next();
   if (ctx.status !== 400 && ctx.status !== 401) return;
   const key = keyOf(ctx, 'token');
@@ -219,6 +222,18 @@ async function limitTokenFailures(
   if (waitMs === undefined) return;
   blocks.block(key, waitMs);
   refuse(ctx, 'token', waitMs, options);
+}
+
+/**
+ * A refusal made before the engine has seen the request carries the CORS headers the engine gives
+ * every token request before it knows the client (oidc-provider's shared/cors.js): without them a
+ * browser-based client sees a network error instead of the 429. The answer tells the origin nothing but "too many requests".
+ */
+function allowOriginUnchecked(ctx: Context): void {
+  const origin = ctx.get('Origin');
+  if (!origin) return;
+  ctx.vary('Origin');
+  ctx.set('Access-Control-Allow-Origin', origin);
 }
 
 /** Keys refused until a time: a copy of what the shared counter decided, bounded in size. */
@@ -280,6 +295,9 @@ function refuse(
   if (group === 'token') {
     // A 429 in place of a 401 challenges nothing: the client's credentials are not what is refused.
     ctx.remove('WWW-Authenticate');
+    // Retry-After is not a header a browser lets a script read unless it is exposed.
+    if (ctx.response.get('Access-Control-Allow-Origin'))
+      ctx.set('Access-Control-Expose-Headers', 'Retry-After');
     ctx.body = {
       error: 'temporarily_unavailable',
       error_description: `too many requests, retry after ${retryAfter} seconds`,

@@ -137,6 +137,29 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
   });
 
+  test("a browser-based client can read the token endpoint's 429, the first and those refused before the engine", async () => {
+    const origin = 'https://spa.example';
+    const failing = () =>
+      fetch(`${first.instanceUrl}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('cors-client:wrong').toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          origin,
+        },
+        body: 'grant_type=refresh_token&refresh_token=nope',
+      });
+    for (let i = 0; i < 3; i++) expect((await failing()).status).toBe(401);
+    // The failure spending the last point, then one this instance refuses without the engine.
+    for (const limited of [await failing(), await failing()]) {
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(limited.headers.get('access-control-expose-headers')).toBe('Retry-After');
+      expect(limited.headers.get('vary')).toMatch(/Origin/);
+      expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    }
+  });
+
   test('a path in other letter case or with a trailing slash reaches the same endpoint and is counted as it', async () => {
     const failing = (path: string) =>
       fetch(`${first.instanceUrl}${path}`, {
