@@ -102,7 +102,9 @@ export function groupOf(
 ): Exclude<RateLimitGroup, 'miniProgram'> | undefined {
   const path = routedPath(requested);
   if (path === '/auth') return 'interaction';
-  if (path === '/token') return method === 'POST' ? 'token' : undefined;
+  // A pushed authorization request (RFC 9126) comes from the relying party's server, as a token
+  // request does, and is counted as one: its failures, per address and client.
+  if (path === '/token' || path === '/request') return method === 'POST' ? 'token' : undefined;
   // The account page's posts revoke, sign out, unbind and delete: each writes to both stores.
   if (method === 'POST' && path.startsWith('/account/')) return 'interaction';
   // Most requests (userinfo, introspection, pages, assets) end here, without a regular expression.

@@ -160,6 +160,21 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     }
   });
 
+  test('failed pushed authorization requests are counted as failed token requests', async () => {
+    const failing = () =>
+      fetch(`${first.instanceUrl}/request`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('par-client:wrong').toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'response_type=code&scope=openid&redirect_uri=https%3A%2F%2Fexample.test%2Fcb',
+      });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await failing()).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+
   test('a path in other letter case or with a trailing slash reaches the same endpoint and is counted as it', async () => {
     const failing = (path: string) =>
       fetch(`${first.instanceUrl}${path}`, {

@@ -10,6 +10,8 @@ describe('groupOf', () => {
     ['POST', '/Token', 'token'],
     ['POST', '/token/', 'token'],
     ['GET', '/token', undefined],
+    ['POST', '/request', 'token'],
+    ['GET', '/request', undefined],
     ['GET', '/interaction/uid-1/wechat-callback/', 'callback'],
     ['GET', '/Interaction/uid-1/WeChat-Callback', 'callback'],
     ['POST', '/interaction/uid-1/consent/', 'interaction'],
