@@ -39,7 +39,7 @@ export interface BenchOptions {
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
-  --quick               a short run for development (seconds, not minutes)
+  --quick               a short run for development (a minute or two, not five)
   --setup <name>        embedded or postgres+redis (repeatable; default both)
   --duration <s>        measured seconds per scenario and engine (default 4)
   --warmup <s>          unmeasured seconds before each (default 1)
