@@ -9,7 +9,12 @@ import type { AvatarStore } from '../accounts/avatars/store.ts';
 import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
 import type { AccountNotifier } from '../accounts/events.ts';
 import { unbindAndAnnounce } from '../accounts/identity-events.ts';
-import { findAccountBySubject, listIdentities } from '../accounts/repository.ts';
+import {
+  findAccountBySubject,
+  listIdentities,
+  RECOVERABLE_AFTER_UNBINDING_MS,
+  RECOVERY_WINDOW_MS,
+} from '../accounts/repository.ts';
 import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/revocation.ts';
 import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
@@ -303,9 +308,24 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
       };
     }),
     canUnbind: canUnbind(identities.length, hasPhone),
+    recoveryNote: recoveryNote(page.t, identities.length, hasPhone),
     apps,
     csrf: csrfToken(deps.formKeys, session),
   });
+}
+
+/**
+ * With a verified phone and one WeChat left, what unbinding it means; with none left (it was
+ * unbound), what remains to do: how long the account can be recovered, and how
+ * (repository.ts, recoverAccountByPhone). Undefined otherwise.
+ */
+function recoveryNote(t: Translate, identityCount: number, hasPhone: boolean): string | undefined {
+  if (!hasPhone || identityCount > 1) return undefined;
+  const limits = {
+    days: String(RECOVERABLE_AFTER_UNBINDING_MS / 86_400_000),
+    minutes: String(RECOVERY_WINDOW_MS / 60_000),
+  };
+  return t(identityCount === 1 ? 'account.unbindLastRecoverable' : 'account.waitingForRecovery', limits);
 }
 
 /**

@@ -443,24 +443,21 @@ function refreshedProfile(
 }
 
 /**
- * The person's identity in one app, by account: how a mini program's access token (which names the
- * account and, through its client, the app) finds the openid WeChat knows the person by there.
- * The most recently used one if, against WeChat's rules, there were several.
+ * The person's identities in one app, by account, the most recently used first: how a mini
+ * program's access token (which names the account and, through its client, the app) finds the
+ * openid WeChat knows the person by there. Almost always one; a recovered account whose old WeChat
+ * logged in again holds two (see recoverAccountByPhone), and the token's grant then says which
+ * (src/mini-program/grant-identities.ts).
  */
-export async function findAppIdentity(
-  db: Db,
-  accountId: string,
-  appid: string,
-): Promise<Identity | undefined> {
-  if (!isUuid(accountId)) return undefined;
+export async function findAppIdentities(db: Db, accountId: string, appid: string): Promise<Identity[]> {
+  if (!isUuid(accountId)) return [];
   return db
     .selectFrom('identities')
     .selectAll()
     .where('account_id', '=', accountId)
     .where('appid', '=', appid)
     .orderBy('last_login_at', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+    .execute();
 }
 
 /**
@@ -502,7 +499,9 @@ export interface PhoneBinding {
 /**
  * Binds a phone number WeChat vouched for (E.164) to the account as verified, and recovers an
  * account whose WeChat was unbound (see recoverAccountByPhone), in one transaction; `onRecovered`
- * runs in it after a recovery. Undefined when there is no such account.
+ * runs in it after a recovery. Every binding looks for a recovery, not only the account's first:
+ * one that found nothing (another number first, the waiting account busy) may be tried again.
+ * Undefined when there is no such account.
  */
 export async function setVerifiedPhoneNumber(
   db: Kysely<Database>,
@@ -528,8 +527,7 @@ export async function setVerifiedPhoneNumber(
       .returningAll()
       .executeTakeFirst();
     if (!account) return undefined;
-    const fresh = before !== undefined && !before.phone_number_verified;
-    const recovered = fresh ? await recoverAccountByPhone(trx, account, now) : undefined;
+    const recovered = await recoverAccountByPhone(trx, account, now);
     if (!recovered) return { account };
     const binding = { account: recovered, removedSubject: account.subject };
     await onRecovered?.(trx, binding);
@@ -549,38 +547,53 @@ export async function setVerifiedPhoneNumber(
 export const RECOVERY_WINDOW_MS = 30 * 60_000;
 
 /**
+ * How long an account waits to be recovered after its last WeChat was unbound (its updated_at, which
+ * nothing changes while it has no identity). Chinese carriers give a cancelled number to someone
+ * else after a freeze of about 90 days: without a bound, whoever holds the number then (months or
+ * years later) could prove it and receive the account. 30 days leave the person time to set up a
+ * new WeChat and stay well inside that freeze.
+ */
+export const RECOVERABLE_AFTER_UNBINDING_MS = 30 * 24 * 60 * 60_000;
+
+/**
  * Unbinding a person's last WeChat identity is allowed only while a verified phone remains, so that
  * they can come back: they log in through the mini program (with any WeChat, which creates a fresh
- * account for a new unionid), prove the same phone, and here that fresh account's identity moves to
+ * account for a new unionid), prove the same phone, and here that fresh account's identities move to
  * the waiting account and the fresh one is removed. The waiting account keeps its subject (`sub`).
  * The mini program's tokens named the fresh account, which is gone: its next token exchange logs in
  * as the recovered one.
  *
- * Only a fresh account qualifies (created within RECOVERY_WINDOW_MS, after the waiting account last
- * changed, with exactly one identity and no phone before this one) and only a waiting account with
- * no identity left and this same verified phone; with several such accounts nothing is moved (an
- * operator decides). The waiting account is locked and checked again before anything moves, so two
- * fresh accounts proving the phone at once cannot both fold into it.
+ * Only a fresh account qualifies: created within RECOVERY_WINDOW_MS, after the waiting account last
+ * changed, and all its identities the new WeChat's own (its unionid, so none came from elsewhere:
+ * the person may have scanned the website's QR code before opening the mini program). Only a
+ * waiting account qualifies: no identity left, this same verified phone, and unbound within
+ * RECOVERABLE_AFTER_UNBINDING_MS; with several such accounts nothing is moved (an operator decides).
+ * The waiting account is locked and checked again before anything moves, so two fresh accounts
+ * proving the phone at once cannot both fold into it, nor one into an account deleted meanwhile.
  */
 async function recoverAccountByPhone(
   trx: Transaction<Database>,
   fresh: Account,
   now: Date,
 ): Promise<Account | undefined> {
-  if (!fresh.phone_number) return undefined;
+  const phone = fresh.phone_number;
+  if (!phone || !fresh.phone_number_verified) return undefined;
   if (now.getTime() - new Date(fresh.created_at).getTime() > RECOVERY_WINDOW_MS) return undefined;
   const identities = await trx
     .selectFrom('identities')
-    .selectAll()
+    .select('unionid')
     .where('account_id', '=', fresh.id)
     .execute();
-  if (identities.length !== 1) return undefined;
+  if (identities.length === 0 || identities.some((identity) => identity.unionid !== fresh.subject))
+    return undefined;
+  const waitingSince = new Date(now.getTime() - RECOVERABLE_AFTER_UNBINDING_MS);
   const waiting = await trx
     .selectFrom('accounts')
     .selectAll()
-    .where('phone_number', '=', fresh.phone_number)
+    .where('phone_number', '=', phone)
     .where('phone_number_verified', '=', true)
     .where('id', '!=', fresh.id)
+    .where('updated_at', '>=', waitingSince)
     .where((eb) =>
       eb.not(
         eb.exists(
@@ -592,8 +605,14 @@ async function recoverAccountByPhone(
     .execute();
   if (waiting.length !== 1) return undefined;
   const target = waiting[0] as Account;
-  if (fresh.created_at.getTime() < target.updated_at.getTime()) return undefined;
-  if (!(await stillWaiting(trx, target.id))) return undefined;
+  const recoverable = (account: Account) =>
+    account.phone_number === phone &&
+    account.phone_number_verified &&
+    account.updated_at.getTime() >= waitingSince.getTime() &&
+    fresh.created_at.getTime() >= account.updated_at.getTime();
+  if (!recoverable(target)) return undefined;
+  const locked = await lockStillWaiting(trx, target.id);
+  if (!locked || !recoverable(locked)) return undefined;
   await trx
     .updateTable('identities')
     .set({ account_id: target.id, updated_at: now })
@@ -610,21 +629,28 @@ async function recoverAccountByPhone(
 }
 
 /**
- * The waiting account locked, and still without identities: a statement of its own, run after the
- * lock, reads what a concurrent recovery committed meanwhile (PostgreSQL's read committed). SQLite's
- * one connection is this transaction's: nothing can have come between.
+ * The waiting account locked and read again, if it still exists and still has no identity;
+ * undefined otherwise. The lock waits for a transaction changing it (a deletion, another
+ * recovery), and what that committed is what this reads: the row itself (gone when the deletion
+ * committed first: moving identities to it would break their foreign key) and, in a statement of
+ * its own run after the lock, its identities (PostgreSQL's read committed). SQLite's one connection
+ * is this transaction's: nothing can have come between.
  */
-async function stillWaiting(trx: Transaction<Database>, accountId: string): Promise<boolean> {
-  if (!isSqlite(trx)) {
-    await trx.selectFrom('accounts').select('id').where('id', '=', accountId).forUpdate().execute();
-  }
+async function lockStillWaiting(trx: Transaction<Database>, accountId: string): Promise<Account | undefined> {
+  const account = await trx
+    .selectFrom('accounts')
+    .selectAll()
+    .where('id', '=', accountId)
+    .$if(!isSqlite(trx), (qb) => qb.forUpdate())
+    .executeTakeFirst();
+  if (!account) return undefined;
   const linked = await trx
     .selectFrom('identities')
     .select('appid')
     .where('account_id', '=', accountId)
     .limit(1)
     .executeTakeFirst();
-  return linked === undefined;
+  return linked === undefined ? account : undefined;
 }
 
 /**

@@ -52,6 +52,8 @@ const zh = {
   'error.blocked': '微信出于账号安全原因拒绝了此次登录，请稍后重试。',
   'error.snapshotUser': '当前为微信快照页，无法登录。请点击页面下方的“使用完整服务”后重试。',
   'error.otherPerson': '你登录的微信账号不是应用要求的账号。请用该账号重试，或返回应用。',
+  'error.identityConflict':
+    '你的账号暂时无法登录，需要网站管理员处理。请联系网站管理员，并提供下方的错误编号。',
   'error.oauth': '登录请求有误：{error}',
   'error.logoutRequest': '退出请求有误：{error}',
   'error.reference': '错误编号：{id}',
@@ -71,6 +73,10 @@ const zh = {
   'account.unbind': '解除绑定',
   'account.unbindNeedsPhone':
     '这是你的账号唯一绑定的微信应用，解除绑定后将无法找回账号。请先在小程序中绑定手机号，或注销账号。',
+  'account.unbindLastRecoverable':
+    '这是你的账号唯一绑定的微信应用。解除绑定后，你有 {days} 天时间找回账号：用新的微信登录小程序，并在首次登录后 {minutes} 分钟内在小程序中验证同一个手机号。超过 {days} 天，账号将无法再找回。',
+  'account.waitingForRecovery':
+    '你的账号已不再绑定任何微信。请在解除绑定后 {days} 天内找回账号：用新的微信登录小程序，并在首次登录后 {minutes} 分钟内在小程序中验证同一个手机号。超过 {days} 天，账号将无法再找回。',
   'account.phone': '已验证的手机号',
   'account.noPhone': '未绑定手机号',
   'account.authorizedApps': '已授权的应用',
@@ -159,6 +165,8 @@ const en: Record<MessageKey, string> = {
     'This is a WeChat snapshot page, where login is not possible. Tap “使用完整服务” (Use full service) at the bottom of the page and try again.',
   'error.otherPerson':
     'The WeChat account you logged in with is not the one the application asked for. Try again with that account, or return to the application.',
+  'error.identityConflict':
+    'Your account cannot be logged in to right now: the site administrator needs to look at it. Please contact them with the error reference below.',
   'error.oauth': 'The login request is invalid: {error}',
   'error.logoutRequest': 'The logout request is invalid: {error}',
   'error.reference': 'Error reference: {id}',
@@ -178,6 +186,10 @@ const en: Record<MessageKey, string> = {
   'account.unbind': 'Unbind',
   'account.unbindNeedsPhone':
     'This is the only WeChat app linked to your account: once it is unbound, the account cannot be recovered. Bind a phone number in the Mini Program first, or delete the account.',
+  'account.unbindLastRecoverable':
+    'This is the only WeChat app linked to your account. Once you unbind it, you have {days} days to get the account back: log in to the Mini Program with your new WeChat and, within {minutes} minutes of that first login, verify the same phone number there. After {days} days the account can no longer be recovered.',
+  'account.waitingForRecovery':
+    'No WeChat is linked to your account any more. To get it back, within {days} days of unbinding, log in to the Mini Program with your new WeChat and, within {minutes} minutes of that first login, verify the same phone number there. After {days} days the account can no longer be recovered.',
   'account.phone': 'Verified phone number',
   'account.noPhone': 'No phone number bound',
   'account.authorizedApps': 'Applications you have authorized',

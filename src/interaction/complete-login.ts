@@ -14,6 +14,12 @@ export const DECLINED: Failure = { message: 'error.declined', retry: true, abort
 export const SNAPSHOT: Failure = { message: 'error.snapshotUser', retry: true, abort: 'failed' };
 export const GENERIC: Failure = { message: 'error.generic', retry: true, abort: 'failed' };
 export const OTHER_PERSON: Failure = { message: 'error.otherPerson', retry: true, abort: 'otherPerson' };
+/** The WeChat identity is linked to another account (repository.ts, IdentityConflictError): an administrator's to resolve. */
+export const IDENTITY_CONFLICT: Failure = {
+  message: 'error.identityConflict',
+  retry: false,
+  abort: 'failed',
+};
 
 export const failed = (failure: Failure, status = 400): CallbackOutcome => ({
   kind: 'failure',

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
+import { IdentityConflictError } from '../accounts/repository.ts';
 import { DEFAULT_WECHAT_TIMEOUT_MS } from '../config/schema.ts';
 import { pageContext } from '../http/views.ts';
 import { interactionPath } from '../oidc/provider.ts';
@@ -19,6 +20,7 @@ import {
   exchangeCode,
   failed,
   GENERIC,
+  IDENTITY_CONFLICT,
   isOutcome,
   linkAndLogIn,
   SNAPSHOT,
@@ -135,7 +137,32 @@ async function completeClaimed(
   answer(ctx, deps, interaction, outcome);
 }
 
+/**
+ * The login of the callback's code. A WeChat identity linked to another account than its unionid's
+ * (repository.ts, IdentityConflictError: an app moved to another Open Platform account, or damaged
+ * data) cannot be logged in until an administrator looks: the person gets the failure page with a
+ * neutral message (retrying cannot help), the log an error line naming the app and the account.
+ */
 async function complete(
+  deps: InteractionDeps,
+  interaction: Interaction,
+  flow: WeChatFlow,
+  code: string,
+  alongside: WrittenAlongside,
+): Promise<CallbackOutcome> {
+  try {
+    return await completeLogin(deps, interaction, flow, code, alongside);
+  } catch (error) {
+    if (!(error instanceof IdentityConflictError)) throw error;
+    deps.logger.error(
+      { uid: interaction.uid, appid: error.appid, linkedAccountId: error.linkedAccountId },
+      'wechat login refused: this WeChat identity is linked to another account than its unionid names; an administrator must resolve it',
+    );
+    return failed(IDENTITY_CONFLICT, 500);
+  }
+}
+
+async function completeLogin(
   deps: InteractionDeps,
   interaction: Interaction,
   flow: WeChatFlow,

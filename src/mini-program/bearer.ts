@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import {
   type Account,
   findAccountBySubject,
-  findAppIdentity,
+  findAppIdentities,
   type Identity,
 } from '../accounts/repository.ts';
 import { issuedBeforeAccount } from '../oidc/find-account.ts';
@@ -18,13 +18,17 @@ export interface MiniProgramCaller {
   connector: MiniProgramConnector;
 }
 
-const invalidToken = (description: string, noCredentials = false) =>
+/** The 401 for a token whose account was deleted (or, after a phone recovery, folded into another). */
+export const ACCOUNT_GONE = 'the account of this access token no longer exists';
+
+export const invalidToken = (description: string, noCredentials = false) =>
   new MiniProgramError(401, 'invalid_token', description, { noCredentials });
 
 /**
  * The bearer access token, checked with oidc-provider (found, unexpired, its grant alive: revoked
  * or logged-out tokens fail here) and issued to a client bound to a configured mini program. The
- * (appid, openid) it stands for is the account's identity in that client's app.
+ * (appid, openid) it stands for is the account's identity in that client's app: the only one, as
+ * almost always (nothing more is read), else the one its grant was issued for (callerIdentity).
  */
 export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise<MiniProgramCaller> {
   const authorization = ctx.get('authorization');
@@ -51,9 +55,28 @@ export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise
 
   const account = await findAccountBySubject(deps.db, token.accountId);
   // As findAccount rules for userinfo: a token older than its account was a deleted account's.
-  if (!account || issuedBeforeAccount(token, account))
-    throw invalidToken('the account of this access token no longer exists');
-  const identity = await findAppIdentity(deps.db, account.id, connector.app.appid);
+  if (!account || issuedBeforeAccount(token, account)) throw invalidToken(ACCOUNT_GONE);
+  const identity = await callerIdentity(deps, account, connector.app.appid, token.grantId);
   if (!identity) throw reloginRequired('identity_missing');
   return { account, identity, connector };
+}
+
+/**
+ * The account's identity in this app that the token acts as. With several (a recovered account
+ * whose old WeChat logged in again, README "Unbinding"), the one the token exchange remembered for
+ * the grant, if it still belongs to the account: not the one used last, which may be the other
+ * device's, with another openid and session key. Undefined (log in again) when it is gone or the
+ * grant remembers none.
+ */
+async function callerIdentity(
+  deps: MiniProgramDeps,
+  account: Account,
+  appid: string,
+  grantId: string | undefined,
+): Promise<Identity | undefined> {
+  const identities = await findAppIdentities(deps.db, account.id, appid);
+  if (identities.length <= 1) return identities[0];
+  const remembered = grantId === undefined ? undefined : await deps.grantIdentities.find(grantId);
+  if (remembered?.appid !== appid) return undefined;
+  return identities.find((identity) => identity.openid === remembered.openid);
 }

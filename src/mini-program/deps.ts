@@ -4,6 +4,7 @@ import type { AccountNotifier } from '../accounts/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 import type { MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
+import type { GrantIdentityStore } from './grant-identities.ts';
 import type { SessionKeyStore } from './session-keys.ts';
 
 /** What the mini-program endpoints need: built once by the composition root. */
@@ -11,6 +12,8 @@ export interface MiniProgramDeps {
   provider: Provider;
   db: Kysely<Database>;
   sessionKeys: SessionKeyStore;
+  /** Which identity each token-exchange grant was issued for (read when an account has several in one app). */
+  grantIdentities: GrantIdentityStore;
   /** The connector of a configured mini_program app. */
   miniProgram(appid: string): MiniProgramConnector | undefined;
   logger: Logger;

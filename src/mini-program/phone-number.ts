@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { bindPhoneAndAnnounce } from '../accounts/identity-events.ts';
 import { UpstreamError } from '../upstream/wechat/types.ts';
-import type { MiniProgramCaller } from './bearer.ts';
+import { ACCOUNT_GONE, invalidToken, type MiniProgramCaller } from './bearer.ts';
 import type { MiniProgramDeps } from './deps.ts';
 import { MiniProgramError, upstreamFailure } from './errors.ts';
 import { readBody } from './request-body.ts';
@@ -12,7 +12,10 @@ const phoneSchema = z.strictObject({ code: z.string().min(1).max(512) });
 /**
  * POST /mini-program/phone-number — the code of a getPhoneNumber button, exchanged at
  * wxa/business/getuserphonenumber together with the caller's openid (WeChat checks they belong
- * together). The number becomes the account's verified phone_number (phone scope).
+ * together). The number becomes the account's verified phone_number (phone scope). When it
+ * recovers a waiting account (repository.ts, recoverAccountByPhone), the answer says so with
+ * `account_recovered: true`: the caller's token named the account folded into it, which is gone,
+ * so the mini program logs in again (wx.login and the token exchange) to get the recovered one's.
  */
 export async function phoneNumber(
   ctx: Context,
@@ -48,12 +51,22 @@ export async function phoneNumber(
   }
   // A recovery's account events are written in its transaction (identity-events.ts).
   const binding = await bindPhoneAndAnnounce(deps, caller.account.id, phone, deps.now());
+  if (!binding) {
+    // Deleted while WeChat was asked: the token's account is gone, as bearer.ts answers afterwards.
+    deps.logger.info({ appid: identity.appid }, 'phone number not bound: the account was deleted meanwhile');
+    throw invalidToken(ACCOUNT_GONE);
+  }
+  const recovered = binding.removedSubject !== undefined;
   deps.logger.info(
-    { appid: identity.appid, accountId: caller.account.id, recovered: binding?.removedSubject !== undefined },
+    { appid: identity.appid, accountId: caller.account.id, recovered },
     'verified phone number bound',
   );
   ctx.status = 200;
-  ctx.body = { phone_number: phone, phone_number_verified: true };
+  ctx.body = {
+    phone_number: phone,
+    phone_number_verified: true,
+    ...(recovered ? { account_recovered: true } : {}),
+  };
 }
 
 /** OIDC recommends E.164: "+", the country code, the national number. */

@@ -13,6 +13,7 @@ import type { WeChatCallEvent } from '../upstream/wechat/api-call.ts';
 import { createAppTokenCache, refreshLockSeconds } from '../upstream/wechat/app-token.ts';
 import { createMiniProgramConnector, type MiniProgramConnector } from '../upstream/wechat/mini-program.ts';
 import { createMiniProgramApi } from '../upstream/wechat/mini-program-api.ts';
+import { createGrantIdentityStore } from './grant-identities.ts';
 import { createMiniProgramRouter } from './router.ts';
 import { createSealer } from './sealer.ts';
 import { createSessionKeyStore } from './session-keys.ts';
@@ -68,10 +69,12 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     sealer,
     ttlSeconds: config.wechat.miniProgram.sessionKeyTtl,
   });
+  const grantIdentities = createGrantIdentityStore(stores.kv);
 
   registerTokenExchange(provider, {
     miniProgram,
     sessionKeys,
+    grantIdentities,
     db: stores.db,
     findAccount: deps.findAccount,
     logger,
@@ -82,6 +85,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     provider,
     db: stores.db,
     sessionKeys,
+    grantIdentities,
     miniProgram,
     logger,
     now,

@@ -138,15 +138,22 @@ export function hasScope(scope: string, name: string): boolean {
  * wechat_unionid: the person's unionid, that of the WeChat they used last (after a phone recovery
  * an account's identities carry the new WeChat's, while its subject stays the first one's);
  * wechat_openids: { appid: openid } for every app they have logged in through (an OpenID is what
- * WeChat's messaging APIs address a person by, per app).
+ * WeChat's messaging APIs address a person by, per app). A recovered account whose old WeChat
+ * logged in again has two identities in an app: its openid is the one used last there, so that the
+ * two claims name the same WeChat when it was the last used in that app too.
  */
 async function wechatClaims(
   db: Kysely<Database>,
   account: Account,
 ): Promise<{ wechat_unionid: string; wechat_openids: Record<string, string> }> {
   const identities = await listIdentities(db, account.id);
+  const lastByApp = new Map<string, Identity>();
+  for (const identity of identities) {
+    const held = lastByApp.get(identity.appid);
+    if (!held || usedLater(identity, held)) lastByApp.set(identity.appid, identity);
+  }
   const openids: Record<string, string> = {};
-  for (const identity of identities) openids[identity.appid] = identity.openid;
+  for (const [appid, identity] of lastByApp) openids[appid] = identity.openid;
   return {
     wechat_unionid: lastUsedUnionid(identities) ?? account.subject,
     wechat_openids: openids,
@@ -157,7 +164,11 @@ function lastUsedUnionid(identities: readonly Identity[]): string | undefined {
   let last: Identity | undefined;
   for (const identity of identities) {
     if (!identity.unionid) continue;
-    if (!last || new Date(identity.last_login_at) > new Date(last.last_login_at)) last = identity;
+    if (!last || usedLater(identity, last)) last = identity;
   }
   return last?.unionid ?? undefined;
+}
+
+function usedLater(identity: Identity, than: Identity): boolean {
+  return new Date(identity.last_login_at) > new Date(than.last_login_at);
 }

@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { findAccountBySubject } from '../../src/accounts/repository.ts';
+import { findAccountBySubject, listIdentities } from '../../src/accounts/repository.ts';
+import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import {
   type Bridge,
   MINI_PROGRAM_APP,
@@ -19,13 +20,21 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
-import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
+import {
+  callMiniProgram,
+  exchangeJsCode,
+  miniProgramClient,
+  wxLogin,
+  wxPhoneCode,
+} from '../helpers/mini-program.ts';
 
 /**
  * Regression: a login racing the deletion of the person's account (account page, delete-account)
  * ended on the generic error page, or the token exchange's server_error, when the deletion committed
  * between the login finding the account and writing its identity row; the person's retry then
- * created a new account. Now the login itself does. PostgreSQL only: the embedded store cannot
+ * created a new account. Now the login itself does. Likewise a phone recovery whose waiting account
+ * is deleted while it waits for that account's lock: it answered 500 (the identities moved to a row
+ * gone), and now binds the phone to the new account, recovering nothing. PostgreSQL only: the embedded store cannot
  * interleave the two (src/accounts/repository.ts, linkIdentity). The deletion is the same two
  * statements as deleteAccount's transaction, held open until the login waits for it
  * (test/helpers/deletion-race.ts), so no timing decides the interleaving.
@@ -86,5 +95,35 @@ describe.skipIf(!available)('a login racing the deletion of its account (postgre
 
     expect(tokens.claims()?.sub).toBe(koala.unionid);
     expect((await accountOf(koala)).id).not.toBe(deleted.id);
+  });
+
+  test('a phone recovery whose waiting account is deleted meanwhile binds the phone to the new account, not a server error', async () => {
+    const db = bridge.server.stores.db;
+    const provePhone = async (user: SandboxUser, accessToken: string) => {
+      const { code } = await wxPhoneCode(bridge, user, { countryCode: '86', purePhoneNumber: '13955500001' });
+      return callMiniProgram(bridge, 'phone-number', accessToken, { code });
+    };
+    // Someone proved the number and unbound their last WeChat: their account waits with it.
+    const before = await createSandboxUser(bridge, '旧微信');
+    const old = await exchangeJsCode(mp, await wxLogin(bridge, before), { scope: 'openid phone' });
+    expect((await provePhone(before, old.access_token)).status).toBe(200);
+    const waiting = await accountOf(before);
+    const [identity] = await listIdentities(db, waiting.id);
+    expect(
+      await unbindIdentity(db, waiting.id, identity as { appid: string; openid: string }, new Date()),
+    ).toBe('unbound');
+
+    // A new WeChat proves the number while the waiting account is being deleted: the recovery has
+    // found it and waits for its lock, and finds it gone once the deletion commits.
+    const after = await createSandboxUser(bridge, '新微信');
+    const fresh = await exchangeJsCode(mp, await wxLogin(bridge, after), { scope: 'openid phone' });
+    const answer = await deletedWhileRunning(db, waiting.id, () => provePhone(after, fresh.access_token));
+
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ phone_number: '+8613955500001', phone_number_verified: true });
+    expect(await findAccountBySubject(db, before.unionid)).toBeUndefined();
+    const kept = await accountOf(after);
+    expect(kept).toMatchObject({ phone_number: '+8613955500001', phone_number_verified: true });
+    expect(await listIdentities(db, kept.id)).toHaveLength(1);
   });
 });

@@ -3,13 +3,15 @@ import type Provider from 'oidc-provider';
 import { type Client, errors, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountNotifier } from '../../accounts/events.ts';
 import { linkAndAnnounce } from '../../accounts/identity-events.ts';
-import { findIdentity } from '../../accounts/repository.ts';
+import { findIdentity, IdentityConflictError, type LinkResult } from '../../accounts/repository.ts';
+import type { GrantIdentityStore } from '../../mini-program/grant-identities.ts';
 import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database } from '../../storage/schema.ts';
 import type { MiniProgramConnector, MiniProgramLogin } from '../../upstream/wechat/mini-program.ts';
 import { UpstreamError, type WeChatIdentity } from '../../upstream/wechat/types.ts';
 import { SUPPORTED_SCOPES } from '../find-account.ts';
+import { loggedAlready } from '../logged-errors.ts';
 import { MINI_PROGRAM_APPID_METADATA, TOKEN_EXCHANGE_GRANT_TYPE } from './constants.ts';
 import { describedError, tokenErrorForUpstream } from './errors.ts';
 import { issueExchangeTokens } from './issue-tokens.ts';
@@ -19,6 +21,8 @@ export interface TokenExchangeDeps {
   /** The connector of a configured mini_program app. */
   miniProgram(appid: string): MiniProgramConnector | undefined;
   sessionKeys: SessionKeyStore;
+  /** Where each grant's identity is remembered, for the mini-program endpoints (bearer.ts). */
+  grantIdentities: GrantIdentityStore;
   db: Kysely<Database>;
   /** The provider's own account hook, so the tokens carry the same claims as every other grant's. */
   findAccount: FindAccount;
@@ -95,13 +99,27 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   }
 
   const now = deps.now();
-  // A new app of a known account is announced in the link's transaction (identity-events.ts).
-  const { account, created } = await linkAndAnnounce(deps, { ...identity, unionid }, now);
+  let link: LinkResult;
+  try {
+    // A new app of a known account is announced in the link's transaction (identity-events.ts).
+    link = await linkAndAnnounce(deps, { ...identity, unionid }, now);
+  } catch (error) {
+    if (!(error instanceof IdentityConflictError)) throw error;
+    throw identityConflict(deps, client.clientId, error);
+  }
+  const { account, created } = link;
   await deps.sessionKeys.put(identity.appid, identity.openid, sessionKey);
   const oidcAccount = await deps.findAccount(ctx, account.subject);
   if (!oidcAccount) throw new Error('account vanished right after the login linked it');
 
-  ctx.body = await issueExchangeTokens(ctx, oidcAccount, request.scopes, Math.floor(now.getTime() / 1000));
+  // The grant's tokens act as this identity at the mini-program endpoints (bearer.ts).
+  ctx.body = await issueExchangeTokens(
+    ctx,
+    oidcAccount,
+    request.scopes,
+    Math.floor(now.getTime() / 1000),
+    (grantId, ttl) => deps.grantIdentities.remember(grantId, identity, ttl),
+  );
   deps.logger.info(
     {
       clientId: client.clientId,
@@ -112,6 +130,30 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
       unionidFrom: identity.unionid ? 'wechat' : 'stored_identity',
     },
     'wechat mini program login',
+  );
+}
+
+/**
+ * The answer to a login whose WeChat identity is linked to another account than its unionid's
+ * (repository.ts, IdentityConflictError): logged for the administrator, who has to look, and
+ * answered server_error (HTTP 500). Not invalid_grant: RFC 6749 §5.2 means that for a grant that is
+ * itself invalid, expired or another client's, and a mini program told so fetches a new wx.login
+ * code and tries again, in vain, while the code was good and nothing the client sends can succeed.
+ * RFC 6749 §5.2 has no code for a failure of the server, which at the token endpoint is an HTTP 500
+ * (§4.1.2.1 defines server_error for the authorization endpoint only because a redirect cannot carry
+ * a 500); server_error is what oidc-provider answers there for its own failures, and clients handle it.
+ */
+function identityConflict(deps: TokenExchangeDeps, clientId: string, error: IdentityConflictError): Error {
+  deps.logger.error(
+    { clientId, appid: error.appid, linkedAccountId: error.linkedAccountId },
+    'mini program login refused: this WeChat identity is linked to another account than its unionid names; an administrator must resolve it',
+  );
+  return loggedAlready(
+    describedError(
+      'server_error',
+      'this WeChat user cannot be logged in because of a problem with their account on this server; the administrator has been told (retrying will not help)',
+      500,
+    ),
   );
 }
 

@@ -13,6 +13,12 @@ export interface TokenExchangeResponse {
 }
 
 /**
+ * Run once the exchange's grant is saved, with its id and how many seconds it lives, beside the
+ * writes of its tokens: the identity the grant was issued for is remembered this way.
+ */
+export type OnGrantSaved = (grantId: string, ttlSeconds: number) => Promise<void>;
+
+/**
  * The tokens of one exchange, built the way oidc-provider's own grants build them (lib/actions/grants):
  * a Grant holding the scopes (so refresh, userinfo and revocation treat them like any other), an
  * access token, a refresh token when the client may refresh, and an ID token when openid was asked.
@@ -22,6 +28,7 @@ export async function issueExchangeTokens(
   account: Account,
   scopes: Set<string>,
   authTime: number,
+  onGrantSaved?: OnGrantSaved,
 ): Promise<TokenExchangeResponse> {
   const { provider } = ctx.oidc;
   const client = ctx.oidc.client!;
@@ -42,7 +49,10 @@ export async function issueExchangeTokens(
     scope,
   });
   ctx.oidc.entity('AccessToken', at);
-  const accessToken = await at.save();
+  const [accessToken] = await Promise.all([
+    at.save(),
+    onGrantSaved?.(grantId, Math.max(1, grant.remainingTTL)),
+  ]);
 
   let refreshToken: string | undefined;
   if (client.grantTypeAllowed('refresh_token')) {

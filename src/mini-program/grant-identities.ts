@@ -1,0 +1,37 @@
+import type { KeyValueStore } from '../storage/ports.ts';
+
+/** The mini-program identity a token exchange logged in: the one its grant's tokens act as. */
+export interface GrantIdentity {
+  appid: string;
+  openid: string;
+}
+
+/**
+ * Which (appid, openid) each token-exchange grant was issued for, kept in the KeyValueStore for as
+ * long as the grant lives. An account almost always has one identity per mini program, and a
+ * token's calls act as it without reading this; but a recovered account whose old WeChat logged
+ * in again holds two of the same mini program (README, Unbinding), and then each device's token
+ * must act as its own identity, with its own session key, whichever logged in last. One key per
+ * grant, a single-key command each (Redis Cluster needs no hash tag); refresh keeps the grant, so
+ * refreshed tokens find the same entry.
+ */
+export interface GrantIdentityStore {
+  remember(grantId: string, identity: GrantIdentity, ttlSeconds: number): Promise<void>;
+  /** undefined when never remembered (a grant older than this store) or expired. */
+  find(grantId: string): Promise<GrantIdentity | undefined>;
+}
+
+export function createGrantIdentityStore(kv: KeyValueStore): GrantIdentityStore {
+  const keyFor = (grantId: string) => `mini-program:grant-identity:${grantId}`;
+  return {
+    async remember(grantId, { appid, openid }, ttlSeconds) {
+      await kv.put(keyFor(grantId), { appid, openid }, ttlSeconds);
+    },
+    async find(grantId) {
+      const found = await kv.get<Partial<GrantIdentity>>(keyFor(grantId));
+      return typeof found?.appid === 'string' && typeof found.openid === 'string'
+        ? { appid: found.appid, openid: found.openid }
+        : undefined;
+    },
+  };
+}
