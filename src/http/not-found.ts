@@ -17,9 +17,10 @@ export function notFoundPage(views: Views): RequestStage {
       const page = pageContext(ctx);
       ctx.status = 404;
       ctx.type = 'html';
+      // A mistyped or stale address is no fault to report: no reference.
       ctx.body = views.render('error', page, {
+        heading: page.t('error.notFoundTitle'),
         message: page.t('error.notFound'),
-        requestId: ctx.state.requestId,
       });
     },
   };

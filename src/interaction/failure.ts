@@ -68,6 +68,10 @@ export function renderFailure(
     retryUrl: failure.retry ? `/interaction/${uid}` : undefined,
     abortUrl: `/interaction/${uid}/abort`,
     abortReason: failure.abort,
-    requestId: ctx.state.requestId,
+    // A reference is for reporting a fault: a person who declined, or scanned with another
+    // WeChat, made a choice, and a reference would make it look like one.
+    requestId: PERSONS_CHOICE.has(failure.abort) ? undefined : ctx.state.requestId,
   });
 }
+
+const PERSONS_CHOICE: ReadonlySet<AbortReason> = new Set(['cancelled', 'declined', 'otherPerson']);

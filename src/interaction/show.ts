@@ -45,7 +45,7 @@ export async function showWeChatAuthorize(ctx: Context, deps: InteractionDeps): 
   const page = pageContext(ctx, uiLocales(interaction));
   ctx.type = 'html';
   ctx.body = deps.views.render('wechat-authorize', page, {
-    clientName: await clientName(deps, interaction),
+    clientName: await clientName(deps, interaction, page.t),
     authorizeUrl: officialAccountTrip(deps, interaction, official, 'snsapi_userinfo'),
     abortUrl: `/interaction/${interaction.uid}/abort`,
     pagePath: weChatAuthorizePath(interaction.uid),
@@ -94,7 +94,7 @@ export async function showLogin(
     qr,
     notice: notice ? page.t(notice) : undefined,
     notConfigured: !qr && !notice,
-    clientName: await clientName(deps, interaction),
+    clientName: await clientName(deps, interaction, page.t),
     abortUrl: `/interaction/${interaction.uid}/abort`,
     // The language switch reloads the interaction's own page, wherever this one was answered.
     pagePath: interactionPath(interaction.uid),
@@ -159,7 +159,7 @@ async function showConsent(
     .map((scope) => ({ scope, label: scopeLabel(page.t, scope) }));
   ctx.type = 'html';
   ctx.body = deps.views.render('consent', page, {
-    clientName: await clientName(deps, interaction),
+    clientName: await clientName(deps, interaction, page.t),
     accountName: account?.nickname ?? undefined,
     scopes,
     confirmUrl: `/interaction/${interaction.uid}/consent`,

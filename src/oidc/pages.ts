@@ -8,15 +8,21 @@ type RenderError = NonNullable<Configuration['renderError']>;
  * templates, so a person sees one consistent, bilingual site.
  */
 export function createPages(views: Views) {
+  /**
+   * The engine renders its errors for the authorization endpoint and for RP-initiated logout, when
+   * it cannot send them back to the application (an unknown client, an unregistered redirect_uri).
+   * The person reads, in their language, that the application's request is at fault; the engine's
+   * own words (English, for the application's developer) follow under "technical details", as
+   * Google's and Keycloak's pages show theirs. They name parameters, never a secret or a token.
+   */
   const renderError: RenderError = async (ctx, out, _error) => {
     const page = pageContext(ctx, uiLocales(ctx));
-    const detail = String(out.error_description ?? out.error);
-    // The engine renders its errors for the authorization endpoint and for RP-initiated logout.
     const logout = ctx.oidc?.route?.startsWith('end_session') ?? false;
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
       ...(logout ? {} : { heading: page.t('error.title') }),
-      message: page.t(logout ? 'error.logoutRequest' : 'error.oauth', { error: detail }),
+      message: page.t(logout ? 'error.logoutRequest' : 'error.oauth'),
+      detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
     });
   };
@@ -25,7 +31,10 @@ export function createPages(views: Views) {
     const page = pageContext(ctx, uiLocales(ctx));
     ctx.type = 'html';
     // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
-    ctx.body = views.render('logout', page, { form, host: ctx.host });
+    // The application that asked, when the request names it (client_id or id_token_hint): the
+    // person knows it, where this server's host name means nothing to them.
+    const client = ctx.oidc.client;
+    ctx.body = views.render('logout', page, { form, client: client?.clientName ?? client?.clientId });
   }
 
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {

@@ -128,8 +128,13 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
 
     expect((await fetch(avatar)).status).toBe(404);
     await page.goto(`${bridge.url}/account`);
-    // The session is gone: the account page starts a new WeChat login.
+    // The session is gone: the account page starts a new WeChat login, naming itself in the page's
+    // language.
     await page.waitForSelector('#wechat-qr');
+    expect(await page.content()).toContain('继续使用“账号管理”');
+    await page.goto(`${bridge.url}/account?lang=en`);
+    await page.waitForSelector('#wechat-qr');
+    expect(await page.content()).toContain('to continue to Account management');
   });
 
   test('an old login logs in with WeChat again before deleting; someone else scanning gets their own account', async () => {

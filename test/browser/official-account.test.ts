@@ -84,7 +84,7 @@ describe.skipIf(!chromiumAvailable)('login in headless Chromium, as a desktop br
     await inWeChat.page.screenshot({ path: `${SCREENSHOTS}/wechat-userinfo-consent-zh.png`, fullPage: true });
     await inWeChat.page.click('#oauth2-allow');
     await inWeChat.page.waitForSelector('#consent-allow');
-    expect(await inWeChat.page.content()).toContain('你的微信 UnionID 和各应用的 OpenID');
+    expect(await inWeChat.page.content()).toContain('你在各微信公众号、小程序中的用户标识');
     // The page says the answer is remembered, and where to take it back.
     expect(await inWeChat.page.locator('#consent-remembered').textContent()).toContain('账号管理页取消授权');
     await inWeChat.page.screenshot({ path: `${SCREENSHOTS}/wechat-consent-zh.png`, fullPage: true });

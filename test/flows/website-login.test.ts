@@ -227,6 +227,8 @@ for (const storage of STORAGE_SETUPS) {
       });
       const logoutPage = await login.browser.follow(endSession.href);
       expect(logoutPage.body).toContain('id="logout-yes"');
+      // It names the application that asked (by its id_token_hint), not this server's host.
+      expect(logoutPage.body).toContain(`<p id="logout-client">“${RP.client_name}”请你退出登录。</p>`);
       const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
       const done = await login.browser.request(`${bridge.url}/session/end/confirm`, {
         form: { xsrf: xsrf ?? '', logout: 'yes' },
@@ -509,26 +511,33 @@ for (const storage of STORAGE_SETUPS) {
       const chinese = { headers: { 'accept-language': 'zh-CN,zh;q=0.9' } };
       const { login } = await loginAs(rp, panda);
       const logout = await login.browser.request(`${bridge.url}/session/end?ui_locales=en`, chinese);
-      expect(logout.body).toContain('Do you want to log out of');
+      expect(logout.body).toContain('Log out? Every application you logged in to with WeChat');
       // An unregistered redirect_uri: refused on a page, not by a redirect.
       const { url } = await authorizationRequest(rp, {
         redirectUri: 'https://elsewhere.example/callback',
         extra: { ui_locales: 'en' },
       });
       const error = await new TestBrowser().request(url.href, chinese);
-      expect(error.body).toContain('The login request is invalid');
+      expect(error.body).toContain('login request is invalid, so the login cannot go on');
+      // The engine's own words, for the application's developers, under the person's message.
+      expect(error.body).toMatch(
+        /<p id="error-detail"><code>invalid_redirect_uri<\/code>: <span lang="en">redirect_uri did not match/,
+      );
       // Its language switch shows the same request's answer in the other language.
       const other = new URL(attributeOf(error.body, 'lang-switch', 'href') as string, bridge.url);
       expect(other.searchParams.get('lang')).toBe('zh-CN');
       expect(other.searchParams.get('client_id')).toBe(RP.client_id);
       const chineseError = (await new TestBrowser().request(other.href)).body;
-      expect(chineseError).toContain('登录请求有误');
+      expect(chineseError).toContain('应用发来的登录请求有误');
+      expect(chineseError).toContain('技术信息（供应用开发者参考）');
       expect(chineseError).toContain('<h1>登录未完成</h1>');
 
       // At WeChat's callback: declined (no code), the switch shows the same answer in English...
       const declining = await startLogin(rp);
       const declined = await decideOnWeChat(declining, { user: panda, allow: false });
       expect(declined.body).toContain('你已拒绝微信授权');
+      // The person's own choice, not a fault: no error reference to report.
+      expect(declined.body).not.toContain('reference-id');
       const english = await declining.browser.request(
         new URL(attributeOf(declined.body, 'lang-switch', 'href') as string, bridge.url).href,
       );
@@ -569,7 +578,10 @@ for (const storage of STORAGE_SETUPS) {
       });
       expect(page.status).toBe(404);
       expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(page.body).toContain('<h1>页面不存在</h1>');
       expect(page.body).toContain('此页面不存在');
+      // No fault to report: no error reference.
+      expect(page.body).not.toContain('reference-id');
       expect(page.headers.get('content-security-policy')).toBeTruthy();
       // A path that starts as another host's link (//host, /\host) gets a language switch to this site.
       for (const path of ['//evil.example/login', '/\\evil.example/login']) {
