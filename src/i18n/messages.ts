@@ -16,6 +16,7 @@ const zh = {
   'login.fallback': '二维码无法显示？直接打开微信登录页面',
   'login.notConfigured': '此服务尚未配置微信网站应用，暂时无法扫码登录。请联系网站管理员。',
   'login.openInWeChat': '请在微信中打开此页面登录。',
+  'login.phoneOpenInWeChat': '请在微信中打开此页面登录，或在电脑上打开此页面，用手机微信扫描二维码。',
   'login.wecomScan': '企业微信中无法使用微信授权登录。请用手机微信扫描下方二维码，或在微信中打开此页面。',
   'login.scanOnComputer': '此服务暂不支持在微信内直接登录。请在电脑浏览器中打开此页面，用微信扫码登录。',
   'login.phoneUseComputer':
@@ -130,6 +131,8 @@ const en: Record<MessageKey, string> = {
   'login.notConfigured':
     'This service has no WeChat website app configured, so QR login is not available. Please contact the site administrator.',
   'login.openInWeChat': 'Please open this page in WeChat to log in.',
+  'login.phoneOpenInWeChat':
+    'Please open this page in WeChat to log in, or open it on a computer and scan the QR code with WeChat on your phone.',
   'login.wecomScan':
     'WeChat authorization is not available in WeCom. Scan the QR code below with WeChat on your phone, or open this page in WeChat.',
   'login.scanOnComputer':

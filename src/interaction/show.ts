@@ -93,6 +93,9 @@ export async function showLogin(
   ctx.body = deps.views.render('login', page, {
     qr,
     notice: notice ? page.t(notice) : undefined,
+    // A phone's browser cannot scan its own screen: its notice says what to do, and "scan the QR
+    // code" beneath it would contradict it (the code stays, for a screenshot WeChat can scan).
+    scanHint: browser !== 'phone',
     notConfigured: !qr && !notice,
     clientName: await clientName(deps, interaction, page.t),
     abortUrl: `/interaction/${interaction.uid}/abort`,
@@ -120,7 +123,7 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
     case 'wechat_desktop':
       return undefined;
     case 'phone':
-      if (officialAccount) return 'login.openInWeChat';
+      if (officialAccount) return website ? 'login.phoneOpenInWeChat' : 'login.openInWeChat';
       return website ? 'login.phoneUseComputer' : undefined;
     case 'other':
       return !website && officialAccount ? 'login.openInWeChat' : undefined;

@@ -306,7 +306,9 @@ for (const storage of STORAGE_SETUPS) {
       const phone = await loginInWeChat(rp, { userAgent: USER_AGENTS.mobileSafari });
       expect(phone.trips).toEqual([]);
       expect(phone.last.body).toContain('id="wechat-qr"');
-      expect(phone.last.body).toContain('请在微信中打开此页面登录');
+      expect(phone.last.body).toContain('请在微信中打开此页面登录，或在电脑上打开此页面');
+      // Not also "scan the QR code", which a phone cannot do with its own screen.
+      expect(phone.last.body).not.toContain('id="login-scan"');
     });
 
     test('no secret, code or token reached the logs', () => {
@@ -407,7 +409,13 @@ describe('a browser with no suitable app configured gets a plain page, never a c
       false,
     ],
     ['a mini program web-view', 'websiteOnly', USER_AGENTS.miniProgram, '请在电脑浏览器中打开此页面', false],
-    ['desktop WeChat', 'websiteOnly', USER_AGENTS.windowsWechat, '请使用微信扫描二维码登录', true],
+    [
+      'desktop WeChat',
+      'websiteOnly',
+      USER_AGENTS.windowsWechat,
+      '<p id="login-scan">请使用微信扫描二维码登录',
+      true,
+    ],
     ['a desktop browser', 'officialAccountOnly', USER_AGENTS.desktop, '请在微信中打开此页面登录', false],
     ['WeCom', 'officialAccountOnly', USER_AGENTS.wecom, '请在微信中打开此页面登录', false],
     ['a phone browser', 'websiteOnly', USER_AGENTS.mobileSafari, '手机无法扫描自己屏幕上的二维码', true],
