@@ -6,7 +6,8 @@ import type { ListeningSandbox } from './types.ts';
 /**
  * The in-process sandbox the server starts when sandbox.enabled: the configured WeChat
  * apps with their secrets, on its own port (its own origin, as WeChat is). The seed
- * follows the data directory, so a developer's accounts (keyed on unionid) survive restarts.
+ * follows the data directory, so the seeded people's accounts (keyed on unionid) survive restarts;
+ * people created at run time are new people after a restart, since the sandbox forgets them.
  */
 export async function startSandbox(config: Config): Promise<ListeningSandbox> {
   assertSandboxAllowed({
@@ -21,6 +22,7 @@ export async function startSandbox(config: Config): Promise<ListeningSandbox> {
       name: app.name,
     })),
     seed: `embedded:${config.dataDir}`,
+    stableCreations: false,
   });
   return sandbox.listen(config.sandbox.port, config.host);
 }

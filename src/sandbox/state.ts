@@ -95,7 +95,7 @@ export class SandboxState {
     this.denyMode = options.denyMode ?? 'redirect_without_code';
     this.seed = options.seed ?? randomSeed();
     this.#now = options.now ?? Date.now;
-    this.#users = new UserDirectory(this.seed);
+    this.#users = new UserDirectory(this.seed, options.stableCreations ?? true);
     this.deliveries = new DuplicateDeliveries(options.deliverTwice ?? false);
   }
 

@@ -30,6 +30,14 @@ export interface SandboxOptions {
   /** Makes user ids, unionids and openids stable across restarts; random when absent. */
   seed?: string;
   /**
+   * Whether the people created at run time (after the seeded three) get the same ids again, in
+   * the order of creation, after a restart with the same seed (default true). The built-in
+   * sandbox says false: the accounts it logged in outlive it in the data directory while its
+   * people do not, and a person created after a restart must not log in as someone created
+   * before it.
+   */
+  stableCreations?: boolean;
+  /**
    * Deliver every callback with a code twice (§3): the browser's redirect, and a copy the sandbox
    * requests itself without cookies, as WeChat's servers do. Default false; switchable at run time.
    */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { derive, wechatStyleId } from './ids.ts';
 
 export interface SandboxAvatar {
@@ -51,19 +52,25 @@ export const SEEDED_USERS: readonly NewUser[] = [
 
 /**
  * The fake WeChat accounts. Ids come from the seed and the order of creation, so
- * a restarted sandbox with the same seed (and the same creations) has the same people.
+ * a restarted sandbox with the same seed (and the same creations) has the same people; without
+ * `stableCreations`, only the seeded people are the same, and those created at run time are new
+ * people after every restart.
  */
 export class UserDirectory {
   readonly #seed: string;
+  /** Part of the ids of people created at run time: empty when they are stable across restarts. */
+  readonly #run: string;
   readonly #users = new Map<string, SandboxUser>();
   /** avatar id -> colour, current avatars only. */
   readonly #avatars = new Map<string, string>();
   #created = 0;
   #avatarVersions = 0;
 
-  constructor(seed: string) {
+  constructor(seed: string, stableCreations = true) {
     this.#seed = seed;
+    this.#run = '';
     for (const user of SEEDED_USERS) this.create(user);
+    if (!stableCreations) this.#run = `:${randomBytes(8).toString('hex')}`;
   }
 
   list(): SandboxUser[] {
@@ -76,7 +83,7 @@ export class UserDirectory {
 
   create(input: NewUser): SandboxUser {
     const index = this.#created++;
-    const id = `u${derive(this.#seed, `user:${index}`, 10)}`;
+    const id = `u${derive(this.#seed, `user:${index}${this.#run}`, 10)}`;
     const user: SandboxUser = {
       id,
       nickname: input.nickname,

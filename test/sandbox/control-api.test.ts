@@ -62,6 +62,21 @@ describe('control API and users', () => {
     expect(openid('same')).toBe(openid('same'));
   });
 
+  it('gives people created at run time new ids after a restart unless creations are stable', () => {
+    const created = (stableCreations?: boolean) => {
+      const state = createSandbox({ apps: ALL_APPS, seed: 'same', stableCreations }).state;
+      const person = state.createUser({ nickname: '李四' });
+      return { seeded: state.listUsers()[0]!.unionid, created: person.unionid };
+    };
+    // The built-in sandbox's choice: the data directory keeps the accounts it logged in, and a
+    // person created after a restart must not log in as one created before it.
+    const [before, after] = [created(false), created(false)];
+    expect(after.seeded).toBe(before.seeded);
+    expect(after.created).not.toBe(before.created);
+    // The standalone sandbox's default: the same seed and the same creations, the same people.
+    expect(created().created).toBe(created().created);
+  });
+
   it('creates a user with POST /sandbox/users and answers its ids and avatar', async () => {
     const answer = await sandbox.send('POST', '/sandbox/users', {
       nickname: '李四🐉',

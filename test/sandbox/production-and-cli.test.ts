@@ -63,6 +63,30 @@ describe('production refusal', () => {
     }
   });
 
+  it('keeps the seeded people of the in-process sandbox across a restart, and makes those created at run time new people', async () => {
+    const run = async () => {
+      const sandbox = await startSandbox(configFor(false, false));
+      try {
+        const users = async () =>
+          (await (await fetch(`${sandbox.url}/sandbox/users`)).json()) as { users: { unionid: string }[] };
+        const seeded = (await users()).users[0]?.unionid;
+        const created = (await (
+          await fetch(`${sandbox.url}/sandbox/users`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ nickname: '李四' }),
+          })
+        ).json()) as { unionid: string };
+        return { seeded, created: created.unionid };
+      } finally {
+        await sandbox.close();
+      }
+    };
+    const [before, after] = [await run(), await run()];
+    expect(after.seeded).toBe(before.seeded);
+    expect(after.created).not.toBe(before.created);
+  });
+
   it('makes the CLI exit with an error under NODE_ENV=production', async () => {
     const child = runCli(['--port', '0', '--app', 'website:wxcli:cli-secret-value'], {
       NODE_ENV: 'production',
