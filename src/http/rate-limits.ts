@@ -229,7 +229,8 @@ async function limitTokenFailures(
 /**
  * A refusal made before the engine has seen the request carries the CORS headers the engine gives
  * every token request before it knows the client (oidc-provider's shared/cors.js): without them a
- * browser-based client sees a network error instead of the 429. The answer tells the origin nothing but "too many requests".
+ * browser-based client sees a network error instead of the 429. The answer tells the origin
+ * nothing but "too many requests".
  */
 function allowOriginUnchecked(ctx: Context): void {
   const origin = ctx.get('Origin');
