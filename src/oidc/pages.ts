@@ -1,4 +1,5 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { pageContext, type Views } from '../http/views.ts';
 
 type RenderError = NonNullable<Configuration['renderError']>;
@@ -17,11 +18,12 @@ export function createPages(views: Views) {
    */
   const renderError: RenderError = async (ctx, out, _error) => {
     const page = pageContext(ctx, uiLocales(ctx));
-    const logout = ctx.oidc?.route?.startsWith('end_session') ?? false;
+    const route = ctx.oidc?.route ?? '';
+    const logout = route.startsWith('end_session');
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
       ...(logout ? {} : { heading: page.t('error.title') }),
-      message: page.t(logout ? 'error.logoutRequest' : 'error.oauth'),
+      message: page.t(logout ? 'error.logoutRequest' : messageAtAuthorization(route)),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
     });
@@ -32,9 +34,14 @@ export function createPages(views: Views) {
     ctx.type = 'html';
     // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
     // The application that asked, when the request names it (client_id or id_token_hint): the
-    // person knows it, where this server's host name means nothing to them.
+    // person knows it, where this server's host name means nothing to them. The account page, ours,
+    // is named in the page's language (as on the login page), not by its bilingual client_name.
     const client = ctx.oidc.client;
-    ctx.body = views.render('logout', page, { form, client: client?.clientName ?? client?.clientId });
+    const name =
+      client?.clientId === ACCOUNT_PAGE_CLIENT_ID
+        ? page.t('account.clientName')
+        : (client?.clientName ?? client?.clientId);
+    ctx.body = views.render('logout', page, { form, client: name });
   }
 
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
@@ -44,6 +51,15 @@ export function createPages(views: Views) {
   }
 
   return { renderError, logoutSource, postLogoutSuccessSource };
+}
+
+/**
+ * At the resume (/auth/:uid, after the login pages) nothing the application sent is at fault: the
+ * login timed out, or this browser already finished it (a reload, the Back button) and its resume
+ * cookie is gone. Elsewhere the authorization request itself is what the engine refused.
+ */
+function messageAtAuthorization(route: string): 'error.expired' | 'error.oauth' {
+  return route === 'resume' ? 'error.expired' : 'error.oauth';
 }
 
 /**

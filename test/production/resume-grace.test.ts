@@ -112,6 +112,8 @@ for (const store of ARTIFACT_STORES) {
           expect(reachesRp(replay)).toBe(false);
           // Refused for the reason the grace relies on: the answer cleared the resume cookie.
           expect(replay.body).toContain('authorization request has expired');
+          // Told as what it is to the person: this login is over, not the application's fault.
+          expect(replay.body).toContain('登录已超时或页面已失效');
         }
       });
 
