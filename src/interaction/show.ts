@@ -18,6 +18,10 @@ export async function showInteraction(ctx: Context, deps: InteractionDeps): Prom
     // A login already done whose consent comes next in this interaction (consent.ts).
     const accountId = await consentAfterLogin(deps, interaction);
     if (accountId) return showConsent(ctx, deps, interaction, accountId);
+    // A login already done (the Back button after it, a reload): not a QR code again, which the
+    // person could scan to no end, but on to the resume, which finishes the login if it has not
+    // finished yet, or says that it has.
+    if (interaction.result?.login) return ctx.redirect(interaction.returnTo);
     return showLogin(ctx, deps, interaction);
   }
   if (interaction.prompt.name === 'consent') {

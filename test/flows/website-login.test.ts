@@ -77,6 +77,17 @@ for (const storage of STORAGE_SETUPS) {
       expect(userinfo.picture).toMatch(/^https?:\/\//);
     });
 
+    test("a finished login's page, reached again (Back, a reload), leads on to the resume, not to a QR code", async () => {
+      const { login } = await loginAs(rp, panda);
+      const again = await login.browser.request(login.interactionUrl);
+      expect(again.body).not.toContain('id="wechat-qr"');
+      expect(again.location).toBe(`${bridge.url}/auth/${interactionUid(login)}`);
+      // The resume was used: the person reads that this login is over.
+      const resume = await login.browser.request(new URL(again.location as string, bridge.url).href);
+      expect(resume.status).toBe(400);
+      expect(resume.body).toContain('登录已超时或页面已失效');
+    });
+
     test('the authorization request answers with the login page itself, its links on the interaction', async () => {
       const browser = new TestBrowser();
       const { url } = await authorizationRequest(rp);
