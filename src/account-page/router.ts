@@ -19,12 +19,12 @@ import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/rev
 import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
-import { type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
+import { type Lang, type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
 import type { WeChatApp } from '../upstream/wechat/types.ts';
-import { ACCOUNT_PAGE_CLIENT_ID } from './client.ts';
+import { ACCOUNT_PAGE_CLIENT_ID, accountLoggedOutUri } from './client.ts';
 import {
   isStepUpPurpose,
   LOG_IN_AGAIN,
@@ -57,6 +57,8 @@ export interface AccountPageDeps {
 }
 
 const LOGIN_COOKIE = 'account_login';
+/** What the last action did, for the account page the browser is sent to next (post/redirect/get). */
+const DONE_COOKIE = 'account_done';
 
 const KIND_LABEL: Record<WeChatApp['kind'], MessageKey> = {
   website: 'account.kind.website',
@@ -85,7 +87,10 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(16).toString('base64url');
     const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
-    const checks: LoginChecks = { verifier, state, ...(again && { again }) };
+    // The language chosen (?lang=) is kept for the pages after WeChat: the account page, or the
+    // notice of a login that did not complete (oidc-provider's redirect does not carry it).
+    const lang = typeof ctx.query.lang === 'string' ? pageContext(ctx).lang : undefined;
+    const checks: LoginChecks = { verifier, state, ...(again && { again }), ...(lang && { lang }) };
     ctx.cookies.set(LOGIN_COOKIE, JSON.stringify(checks), {
       signed: true,
       httpOnly: true,
@@ -113,14 +118,51 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     // A callback with another state (a link from elsewhere) leaves the login under way alone.
     if (!checks || ctx.query.state !== checks.state) return ctx.redirect('/account/login');
     ctx.cookies.set(LOGIN_COOKIE, null, { signed: true });
-    if (typeof ctx.query.code !== 'string') return notice(ctx, deps, 'account.loginFailed', 400);
+    if (typeof ctx.query.code !== 'string') {
+      // Cancelled (on the login page, or declined in WeChat) or failed: a page of its own, which a
+      // reload or the language switch shows again (this URL's state is used up).
+      const query = new URLSearchParams({
+        why: ctx.query.error === 'access_denied' ? 'cancelled' : 'failed',
+        ...(checks.again && { again: checks.again }),
+        lang: checks.lang ?? pageContext(ctx).lang,
+      });
+      return ctx.redirect(`/account/login-stopped?${query}`);
+    }
     // The session is what logs the page in; the code is only used up so it cannot be replayed.
     const code = await deps.provider.AuthorizationCode.find(ctx.query.code);
     if (code && code.clientId === ACCOUNT_PAGE_CLIENT_ID) await code.consume();
     // Whoever logged in is the session's person now: when someone else logged in at a login asked
     // for again, oidc-provider ended the previous person's session first, and every page reads the
-    // session afresh.
-    ctx.redirect(returnPath(checks.again));
+    // session afresh. In the language the login was started in, when one was chosen.
+    ctx.redirect(checks.lang ? `${returnPath(checks.again)}?lang=${checks.lang}` : returnPath(checks.again));
+  });
+
+  /**
+   * A login of the account page that did not complete: the person cancelled it (or declined in
+   * WeChat), or it failed. Logging in again is a choice offered, never where the page leads by
+   * itself; back to the account page only while a session remains (a login asked for again).
+   */
+  router.get('/account/login-stopped', async (ctx) => {
+    const page = pageContext(ctx);
+    const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
+    const login = new URLSearchParams({ ...(again && { again }), lang: page.lang });
+    const session = await currentSession(ctx, deps.provider);
+    notice(ctx, deps, ctx.query.why === 'cancelled' ? 'account.loginCancelled' : 'account.loginFailed', 200, {
+      loginUrl: `/account/login?${login}`,
+      back: session !== undefined,
+    });
+  });
+
+  /**
+   * Where oidc-provider's logout returns the account page's "Log out" (client.ts). "Stay logged in"
+   * on its confirmation comes back here too, with the session alive: on to the account page then.
+   */
+  router.get('/account/logged-out', async (ctx) => {
+    const page = pageContext(ctx);
+    if (await currentSession(ctx, deps.provider)) return ctx.redirect(`/account?lang=${page.lang}`);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = 'html';
+    ctx.body = deps.views.render('logged-out', page, { accountUrl: `/account?lang=${page.lang}` });
   });
 
   /** The language switch of the "log in again" page, and that page again on reload. */
@@ -168,7 +210,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     if (!ok) return notice(ctx, deps, 'account.notFound', 404);
     deps.logger.info({ event: 'app_revoked', clientId }, 'account page: application access revoked');
     await deps.notifier?.signedOut({ subject: session.subject, clientIds: [clientId] });
-    ctx.redirect('/account');
+    backToAccount(ctx, session, { what: 'revoked', id: clientId });
   });
 
   post('/account/sign-out-everywhere', async (ctx, session) => {
@@ -179,9 +221,13 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
 
   // Signing out everywhere and revoking an application protect the person: they need no recent
   // login. Unbinding and deletion, in the hands of whoever sits at a browser left logged in, would
-  // take the account from its owner: they do (recent-login.ts).
+  // take the account from its owner: they do (recent-login.ts), the unbinding's confirmation page
+  // too, as the deletion's. That page names the app (and, for the last WeChat, the days the account
+  // can then be recovered in); its form unbinds.
+  post('/account/unbind', (ctx, session, body) => renderUnbinding(ctx, deps, session, body), 'unbind');
+
   post(
-    '/account/unbind',
+    '/account/unbind/confirm',
     async (ctx, session, body) => {
       const account = await findAccountBySubject(deps.db, session.subject);
       if (!account) return notice(ctx, deps, 'account.notFound', 404);
@@ -192,7 +238,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
       deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
       if (deps.kv) await forgetSessionKey(deps.kv, identity.appid, identity.openid);
-      ctx.redirect('/account');
+      backToAccount(ctx, session, { what: 'unbound', id: identity.appid });
     },
     'unbind',
   );
@@ -229,7 +275,55 @@ interface LoginChecks {
   state: string;
   /** The purpose of a login asked for again; read back through returnPath's whitelist only. */
   again?: StepUpPurpose;
+  /** The language the login was started in (?lang=), for the pages after it. */
+  lang?: Lang;
 }
+
+/** An action done, named on the account page the browser goes to next: the client or the app's id. */
+interface Done {
+  what: 'revoked' | 'unbound';
+  id: string;
+  /** The account it was done to: another person's account page (the session changed) says nothing. */
+  subject: string;
+}
+
+/**
+ * Post/redirect/get: what was done goes in a short-lived signed cookie, read once by the account
+ * page, so that a reload neither repeats the action nor says it again.
+ */
+function backToAccount(ctx: Context, session: PageSession, done: Omit<Done, 'subject'>): void {
+  const value = Buffer.from(JSON.stringify({ ...done, subject: session.subject })).toString('base64url');
+  ctx.cookies.set(DONE_COOKIE, value, { signed: true, httpOnly: true, sameSite: 'lax', maxAge: 60_000 });
+  ctx.redirect(`/account?lang=${pageContext(ctx).lang}`);
+}
+
+function takeDone(ctx: Context, session: PageSession): Done | undefined {
+  const raw = ctx.cookies.get(DONE_COOKIE, { signed: true });
+  if (raw === undefined) return undefined;
+  ctx.cookies.set(DONE_COOKIE, null, { signed: true });
+  try {
+    const done = JSON.parse(Buffer.from(raw, 'base64url').toString()) as Partial<Done>;
+    const known = done.what === 'revoked' || done.what === 'unbound';
+    return known && typeof done.id === 'string' && done.subject === session.subject
+      ? (done as Done)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the account page says was done, naming the application or the WeChat app. */
+async function doneMessage(deps: AccountPageDeps, t: Translate, done: Done): Promise<string> {
+  if (done.what === 'unbound') return t('account.unbound', { app: appName(deps, done.id) });
+  const client = await deps.provider.Client.find(done.id).catch(() => undefined);
+  return t('account.revoked', { client: client?.clientName ?? done.id });
+}
+
+const appName = (deps: AccountPageDeps, appid: string) =>
+  deps.apps.find((candidate) => candidate.appid === appid)?.name ?? appid;
+
+const hasVerifiedPhone = (account: { phone_number: string | null; phone_number_verified: boolean | null }) =>
+  Boolean(account.phone_number && account.phone_number_verified);
 
 const recent = (deps: AccountPageDeps, session: PageSession) =>
   loggedInRecently(session, deps.now(), deps.recentLoginSeconds);
@@ -249,6 +343,43 @@ async function renderDeletion(ctx: Context, deps: AccountPageDeps, session: Page
     csrf: csrfToken(deps.formKeys, session),
     // The language switch reloads the confirmation by GET, not the POST that showed it.
     pagePath: '/account/delete',
+  });
+}
+
+/**
+ * The unbinding's confirmation: the app it unbinds and, for the last WeChat (with a verified phone,
+ * or it could not be unbound), how the account can be recovered. An identity that is not the
+ * account's, or the last one without a phone, is refused here already, as the unbinding would be.
+ * It answers a POST (the identity is in the form, not the URL): no language switch; the page is in
+ * the language of the account page that sent it.
+ */
+async function renderUnbinding(
+  ctx: Context,
+  deps: AccountPageDeps,
+  session: PageSession,
+  body: Record<string, unknown>,
+): Promise<void> {
+  const account = await findAccountBySubject(deps.db, session.subject);
+  if (!account) return notice(ctx, deps, 'account.notFound', 404);
+  const identities = await listIdentities(deps.db, account.id);
+  const appid = field(body, 'appid');
+  const openid = field(body, 'openid');
+  const identity = identities.find((candidate) => candidate.appid === appid && candidate.openid === openid);
+  if (!identity) return notice(ctx, deps, 'account.notFound', 404);
+  const hasPhone = hasVerifiedPhone(account);
+  if (!canUnbind(identities.length, hasPhone)) return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
+  const page = pageContext(ctx);
+  ctx.set('Cache-Control', 'no-store');
+  ctx.type = 'html';
+  ctx.body = deps.views.render('account-unbind', page, {
+    question: page.t('account.unbindQuestion', {
+      app: appName(deps, identity.appid),
+      kind: page.t(KIND_LABEL[identity.kind]),
+    }),
+    recoveryNote: recoveryNote(page.t, identities.length, hasPhone),
+    appid: identity.appid,
+    openid: identity.openid,
+    csrf: csrfToken(deps.formKeys, session),
   });
 }
 
@@ -284,7 +415,8 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
   const account = await findAccountBySubject(deps.db, session.subject);
   if (!account) return notice(ctx, deps, 'account.notFound', 404);
   const identities = await listIdentities(deps.db, account.id);
-  const hasPhone = Boolean(account.phone_number && account.phone_number_verified);
+  const hasPhone = hasVerifiedPhone(account);
+  const done = takeDone(ctx, session);
   // Each application with what it may see, in the words of the consent page.
   const apps = (await listAuthorizedApps(deps, session.subject))
     .filter((app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID)
@@ -298,19 +430,25 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
     nickname: account.nickname ?? '',
     picture: ownPicture(deps, await deps.avatars.picture(account)),
     phone: hasPhone ? account.phone_number : undefined,
-    identities: identities.map((identity) => {
-      const app = deps.apps.find((candidate) => candidate.appid === identity.appid);
-      return {
-        appid: identity.appid,
-        openid: identity.openid,
-        appName: app?.name ?? identity.appid,
-        kind: page.t(KIND_LABEL[identity.kind]),
-      };
-    }),
+    done: done && (await doneMessage(deps, page.t, done)),
+    identities: identities.map((identity) => ({
+      appid: identity.appid,
+      openid: identity.openid,
+      appName: appName(deps, identity.appid),
+      kind: page.t(KIND_LABEL[identity.kind]),
+    })),
     canUnbind: canUnbind(identities.length, hasPhone),
     recoveryNote: recoveryNote(page.t, identities.length, hasPhone),
     apps,
     csrf: csrfToken(deps.formKeys, session),
+    // This browser's logout only: oidc-provider's own (RP-initiated logout), which asks first, ends
+    // the session, tells the session's applications by back-channel logout, and comes back to
+    // /account/logged-out.
+    logoutUrl: `/session/end?${new URLSearchParams({
+      client_id: ACCOUNT_PAGE_CLIENT_ID,
+      post_logout_redirect_uri: accountLoggedOutUri(deps.issuer, page.lang),
+      ui_locales: page.lang,
+    })}`,
   });
 }
 
@@ -331,20 +469,31 @@ function recoveryNote(t: Translate, identityCount: number, hasPhone: boolean): s
 /**
  * The account page's answer in a sentence, with the way back to the account page (which asks for a
  * login where the session has ended): every notice but the deletion's, after which there is no
- * account to go back to. Most answer a POST, so the page has no language switch of its own.
+ * account to go back to, and a login's that did not complete while no session remains (the account
+ * page would only start the login again: `loginUrl` offers that instead). Most answer a POST, so
+ * the page has no language switch of its own.
  */
-function notice(ctx: Context, deps: AccountPageDeps, message: MessageKey, status: number): void {
+function notice(
+  ctx: Context,
+  deps: AccountPageDeps,
+  message: MessageKey,
+  status: number,
+  options: { loginUrl?: string; back?: boolean } = {},
+): void {
   const page = pageContext(ctx);
+  const deleted = message === 'account.deleted';
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
   ctx.body = deps.views.render('notice', page, {
-    title: page.t('account.title'),
+    title: page.t(deleted ? 'account.deletedTitle' : 'account.title'),
     message: page.t(message),
-    ...(message !== 'account.deleted' && {
-      nextUrl: `/account?lang=${page.lang}`,
-      nextLabel: page.t('account.backToAccount'),
-    }),
+    ...(options.loginUrl && { loginUrl: options.loginUrl, loginLabel: page.t('account.logInAgain') }),
+    ...(!deleted &&
+      options.back !== false && {
+        nextUrl: `/account?lang=${page.lang}`,
+        nextLabel: page.t('account.backToAccount'),
+      }),
   });
 }
 

@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { findAccountBySubject, setVerifiedPhoneNumber } from '../../src/accounts/repository.ts';
 import { type Bridge, startQuickStartBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 import { ageLogin, SESSION_COOKIE } from '../helpers/recent-login.ts';
@@ -89,8 +90,14 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
 
     await page.locator('#account-apps button.revoke').first().click();
     await page.waitForSelector('#account-profile');
+    // One tap, and the page says what it did.
+    expect(await page.locator('#account-done').textContent()).toBe('已取消“Demo app”的授权。');
     expect(await page.locator('#account-apps').textContent()).not.toContain('Demo app');
     expect(await page.locator('#account-no-apps').isVisible()).toBe(true);
+    // A reload is a GET of the account page: it neither repeats the action nor says it again.
+    await page.reload();
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-done').count()).toBe(0);
     // Revoked: the next login asks again.
     const third = await (await phone()).newPage();
     expect(await logInToDemo(third, bridge, '账号页 Ann')).toEqual({ consentPage: true });
@@ -125,6 +132,10 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.click('#account-delete-final');
     await page.waitForSelector('#notice-message');
     expect(await page.locator('#notice-message').textContent()).toContain('已注销');
+    // Titled for what happened: there is no account to manage any more.
+    expect(await page.locator('h1').textContent()).toBe('账号已注销');
+    expect(await page.title()).toBe('账号已注销');
+    expect(await page.locator('#notice-message').textContent()).toContain('现在可以关闭此页面');
 
     expect((await fetch(avatar)).status).toBe(404);
     await page.goto(`${bridge.url}/account`);
@@ -161,5 +172,90 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.goto(`${bridge.url}/account`);
     await page.waitForSelector('#account-profile');
     expect(await page.locator('#account-nickname').textContent()).toBe('换人 Ed');
+  });
+  test('unbinding asks first, naming the app and what the last WeChat means, then says it is done', async () => {
+    const context = await phone();
+    const page = await context.newPage();
+    await logInToDemo(page, bridge, '解绑 Fay');
+    // The person the demo's ID token names (the QR page's sandbox is the quick start's own).
+    const { sub } = JSON.parse((await page.locator('#id-token-claims').textContent()) as string);
+    const db = bridge.server.stores.db;
+    const account = await findAccountBySubject(db, sub);
+    await setVerifiedPhoneNumber(db, account?.id as string, '+8613955556666', new Date());
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+
+    await page.click('button.unbind');
+    await page.waitForSelector('#account-unbind-what');
+    expect(await page.locator('h1').textContent()).toBe('解除绑定微信应用');
+    expect(await page.locator('#account-unbind-what').textContent()).toBe(
+      '确定要解除绑定“示例网站”（网站应用）吗？',
+    );
+    expect(await page.locator('#account-unbind-recovery').textContent()).toContain('你有 30 天时间找回账号');
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: 'test-results/screenshots/account-unbind-confirm.png', fullPage: true });
+    // Cancel changes nothing.
+    await page.click('#account-unbind-cancel');
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('button.unbind').count()).toBe(1);
+
+    await page.click('button.unbind');
+    await page.click('#account-unbind-confirm');
+    await page.waitForSelector('#account-done');
+    expect(new URL(page.url()).pathname).toBe('/account');
+    expect(await page.locator('#account-done').textContent()).toBe('已解除绑定“示例网站”。');
+    expect(await page.locator('#account-recovery-explained').textContent()).toContain(
+      '请在解除绑定后 30 天内找回账号',
+    );
+    expect(await page.locator('#account-identities li').count()).toBe(0);
+    // Done, not a warning: the notice does not look like the amber one below it.
+    const background = (id: string) =>
+      page.evaluate<string>(`getComputedStyle(document.querySelector('${id}')).backgroundColor`);
+    expect(await background('#account-done')).not.toBe(await background('#account-recovery-explained'));
+    await page.screenshot({ path: 'test-results/screenshots/account-after-unbind.png', fullPage: true });
+    await page.reload();
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-done').count()).toBe(0);
+  });
+
+  test('logs out of this browser only, through the logout page, and can log in again from there', async () => {
+    const page = await (await phone()).newPage();
+    await logInToDemo(page, bridge, '退出 Gus');
+    await page.goto(`${bridge.url}/account`);
+    await page.waitForSelector('#account-profile');
+    expect(await page.locator('#account-log-out').textContent()).toBe('退出登录');
+
+    await page.click('#account-log-out');
+    await page.waitForSelector('#logout-yes');
+    expect(await page.locator('#logout-client').textContent()).toBe('“账号管理”请你退出登录。');
+    await page.click('#logout-yes');
+    await page.waitForSelector('#logged-out');
+    expect(new URL(page.url()).pathname).toBe('/account/logged-out');
+    expect(await page.locator('#logged-out').textContent()).toBe('你已退出登录。现在可以关闭此页面。');
+    // The session is over: the account page starts a WeChat login.
+    await page.click('#to-account');
+    await page.waitForSelector('#wechat-qr');
+  });
+
+  test('cancelling the login says so and offers it again; the language switch shows the same page', async () => {
+    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 375, height: 740 } });
+    const page = await context.newPage();
+    await page.goto(`${bridge.url}/account?lang=en`);
+    await page.waitForSelector('#wechat-qr');
+    expect(await page.content()).toContain('to continue to Account management');
+    await page.click('form[action$="/abort"] button');
+    await page.waitForSelector('#notice-message');
+    expect(await page.locator('#notice-message').textContent()).toBe('You cancelled the login.');
+    expect(await page.locator('#notice-next').count()).toBe(0);
+
+    await page.click('#lang-switch');
+    await page.waitForSelector('#notice-message');
+    expect(new URL(page.url()).pathname).toBe('/account/login-stopped');
+    expect(await page.locator('#notice-message').textContent()).toBe('你已取消登录。');
+    await page.screenshot({ path: 'test-results/screenshots/account-login-cancelled.png', fullPage: true });
+    // Logging in again, when chosen, in the language now shown.
+    await page.click('#notice-login');
+    await page.waitForSelector('#wechat-qr');
+    expect(await page.content()).toContain('继续使用“账号管理”');
   });
 });

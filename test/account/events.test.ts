@@ -166,7 +166,7 @@ for (const storage of STORAGE_SETUPS) {
       const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1] as string;
       const [identity] = await listIdentities(db, account?.id as string);
 
-      await login.browser.request(`${bridge.url}/account/unbind`, {
+      await login.browser.request(`${bridge.url}/account/unbind/confirm`, {
         method: 'POST',
         form: { csrf, appid: identity?.appid as string, openid: identity?.openid as string },
       });
@@ -338,13 +338,14 @@ for (const storage of STORAGE_SETUPS) {
         await setVerifiedPhoneNumber(db(), (await accountOf(user)).id, '+8613900002222', new Date());
         const csrf = await accountPageCsrf(login.browser);
         const form = { csrf, appid: WEBSITE_APP.appid, openid: user.openids[WEBSITE_APP.appid] as string };
-        const unbind = () => login.browser.request(`${bridge.url}/account/unbind`, { method: 'POST', form });
+        const unbind = () =>
+          login.browser.request(`${bridge.url}/account/unbind/confirm`, { method: 'POST', form });
 
         const refused = await whileOutboxRefuses(db(), unbind);
         expect(refused.status).toBe(500);
         expect(await appidsOf(user)).toEqual([WEBSITE_APP.appid]);
 
-        expect((await unbind()).location).toBe(`${bridge.url}/account`);
+        expect((await unbind()).location).toBe(`${bridge.url}/account?lang=zh-CN`);
         expect(await appidsOf(user)).toEqual([]);
         await expect
           .poll(() => eventsAbout(user.unionid))

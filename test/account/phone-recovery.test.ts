@@ -181,7 +181,7 @@ for (const storage of STORAGE_SETUPS) {
       );
 
       const [identity] = await listIdentities(db(), account.id);
-      const unbound = await login.browser.request(`${bridge.url}/account/unbind`, {
+      const unbound = await login.browser.request(`${bridge.url}/account/unbind/confirm`, {
         method: 'POST',
         form: { csrf: before.csrf, appid: identity?.appid ?? '', openid: identity?.openid ?? '' },
       });

@@ -35,8 +35,8 @@ async function violations(page: Page): Promise<string[]> {
 
 /**
  * Every page a person meets on our side of a login, in both languages: the login page, the consent
- * page, the account page (its deletion step, and the page asking to log in again before it), the
- * logout page, an error page. The demo
+ * page, the account page (with what an action did, its deletion step, the page asking to log in
+ * again before it, and its login cancelled), the logout page, an error page. The demo
  * relying party's pages come along (they are part of the quick start). WeChat's own pages (the
  * sandbox's QR page in its frame) are WeChat's, not scanned.
  */
@@ -79,6 +79,10 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       await page.goto(`${bridge.url}/account`);
       await page.waitForSelector('#account-delete');
       await scan('account');
+      // What an action did, said on the account page (revoking the demo: nothing below needs it).
+      await page.click('#account-apps button.revoke');
+      await page.waitForSelector('#account-done');
+      await scan('account after revoking');
       await page.click('#account-delete');
       await page.waitForLoadState();
       await scan('account deletion');
@@ -90,6 +94,9 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       await scan('log in again');
       await page.goto(`${bridge.url}/interaction/no-such-interaction`);
       await scan('error');
+      await page.goto(`${bridge.url}/account/login-stopped?why=cancelled`);
+      await page.waitForSelector('#notice-login');
+      await scan('account login cancelled');
       await page.goto(`${bridge.url}/session/end`);
       await page.waitForSelector('#logout-yes');
       await scan('logout');
@@ -111,7 +118,7 @@ describe.skipIf(!chromiumAvailable)('the pages meet WCAG 2.1 AA as axe-core chec
       found['wechat authorize'] = await violations(inWeChat);
       await phone.close();
 
-      expect(Object.keys(found)).toHaveLength(11);
+      expect(Object.keys(found)).toHaveLength(13);
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((name) => [name, []])));
     });
   }

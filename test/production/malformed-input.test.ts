@@ -262,7 +262,7 @@ const QUERY_ROUTES: ParamRoute[] = [
       return get(`/account/callback?${q({ state: login.state, code: 'some-code' })}`, asPerson(login.cookie));
     },
   },
-  ...['/account/login-again/delete', '/account/delete'].map(
+  ...['/account/login-again/delete', '/account/delete', '/account/logged-out'].map(
     (path): ParamRoute => ({
       route: `GET ${path}`,
       expect: 'page',
@@ -270,6 +270,12 @@ const QUERY_ROUTES: ParamRoute[] = [
       request: (f, q) => get(`${path}?${q()}`, asPerson(f.session)),
     }),
   ),
+  {
+    route: 'GET /account/login-stopped',
+    expect: 'page',
+    params: ['why', 'again', 'lang'],
+    request: (_, q) => get(`/account/login-stopped?${q()}`, asPerson()),
+  },
   {
     route: 'GET /avatars/:accountId',
     expect: 'any',
@@ -365,17 +371,15 @@ const FORM_ROUTES: ParamRoute[] = [
     request: (f, b) =>
       post('/account/apps/revoke', b({ csrf: f.csrf, clientId: 'no-such-client' }), asPerson(f.session)),
   },
-  {
-    route: 'POST /account/unbind',
-    expect: 'page',
-    params: ['appid', 'openid'],
-    request: (f, b) =>
-      post(
-        '/account/unbind',
-        b({ csrf: f.csrf, appid: 'wxnosuchapp', openid: 'no-such-openid' }),
-        asPerson(f.session),
-      ),
-  },
+  ...['/account/unbind', '/account/unbind/confirm'].map(
+    (path): ParamRoute => ({
+      route: `POST ${path}`,
+      expect: 'page',
+      params: ['appid', 'openid'],
+      request: (f, b) =>
+        post(path, b({ csrf: f.csrf, appid: 'wxnosuchapp', openid: 'no-such-openid' }), asPerson(f.session)),
+    }),
+  ),
   {
     route: 'POST /account/delete',
     expect: 'page',
@@ -654,10 +658,13 @@ const OUR_ROUTES: Array<[path: string, methods: string[]]> = [
   ['/account/login', ['GET']],
   ['/account/callback', ['GET']],
   ['/account/login-again/delete', ['GET']],
+  ['/account/login-stopped', ['GET']],
+  ['/account/logged-out', ['GET']],
   ['/account/delete', ['GET', 'POST']],
   ['/account/apps/revoke', ['POST']],
   ['/account/sign-out-everywhere', ['POST']],
   ['/account/unbind', ['POST']],
+  ['/account/unbind/confirm', ['POST']],
   ['/account/delete/confirm', ['POST']],
   ['/mini-program/decrypt', ['POST']],
   ['/mini-program/phone-number', ['POST']],
