@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
-import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { type AvatarStore, createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
 import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -16,9 +18,20 @@ import {
   withBackchannelClient,
   withLogoutsDelivered,
 } from '../helpers/backchannel.ts';
-import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { embeddedArtifactRows } from '../helpers/embedded-artifacts.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+
+/** How openid-client reports userinfo's 401 for a token that no longer works (RFC 6750 invalid_token). */
+const INVALID_TOKEN = {
+  status: 401,
+  cause: [
+    expect.objectContaining({
+      scheme: 'bearer',
+      parameters: expect.objectContaining({ error: 'invalid_token' }),
+    }),
+  ],
+};
 
 for (const storage of STORAGE_SETUPS) {
   const available = await storageAvailable(storage);
@@ -97,7 +110,9 @@ for (const storage of STORAGE_SETUPS) {
       await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({
         error: 'invalid_grant',
       });
-      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toBeDefined();
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toMatchObject(
+        INVALID_TOKEN,
+      );
     });
 
     test('a grant the deletion could not find does not come back to life when the person signs up again', async () => {
@@ -119,7 +134,86 @@ for (const storage of STORAGE_SETUPS) {
       await expect(oidc.refreshTokenGrant(rp, tokens.refresh_token as string)).rejects.toMatchObject({
         error: 'invalid_grant',
       });
-      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toBeDefined();
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, user.unionid)).rejects.toMatchObject(
+        INVALID_TOKEN,
+      );
+    });
+
+    test("a grant written between the deletion's first revocation and its settle wait is revoked by the late pass, and counted", async () => {
+      const user = await createSandboxUser(bridge, '迟到的授权');
+      await loginAs(rp, user, { scope: 'openid' });
+      const { db, oidcAdapter } = bridge.server.stores;
+      const account = await findAccountForOperator(db, { unionid: user.unionid });
+      if (!account) throw new Error('no account');
+      const foundFirst = (await indexedArtifacts(db, user.unionid, 'Grant')).length;
+      expect(foundFirst).toBeGreaterThan(0);
+
+      // A login on another instance, landing after the first pass: its grant, a token under it and
+      // the grant's index row. The avatar is deleted between the first pass and the settle wait.
+      const now = Math.floor(Date.now() / 1000);
+      const grantId = `late-grant-${randomUUID()}`;
+      const tokenId = `late-token-${randomUUID()}`;
+      const avatarStore = createSqlAvatarStore(db);
+      const avatars: AvatarStore = {
+        ...avatarStore,
+        async delete(accountId) {
+          await avatarStore.delete(accountId);
+          await oidcAdapter('Grant').upsert(
+            grantId,
+            {
+              jti: grantId,
+              kind: 'Grant',
+              accountId: user.unionid,
+              clientId: RP.client_id,
+              openid: { scope: 'openid' },
+              iat: now,
+              exp: now + 3600,
+            },
+            3600,
+          );
+          await oidcAdapter('AccessToken').upsert(
+            tokenId,
+            {
+              jti: tokenId,
+              kind: 'AccessToken',
+              accountId: user.unionid,
+              clientId: RP.client_id,
+              grantId,
+              scope: 'openid',
+              iat: now,
+              exp: now + 3600,
+            },
+            3600,
+          );
+          await db
+            .insertInto('account_artifacts')
+            .values({
+              model: 'Grant',
+              id: grantId,
+              subject: user.unionid,
+              client_id: RP.client_id,
+              expires_at: new Date((now + 3600) * 1000),
+            })
+            .execute();
+        },
+      };
+
+      const report = await deleteAccount(
+        {
+          db,
+          adapter: oidcAdapter,
+          avatars,
+          logger: createLogger({ level: 'silent' }),
+          now: () => new Date(),
+        },
+        account,
+        'operator',
+      );
+
+      expect(await oidcAdapter('Grant').find(grantId)).toBeUndefined();
+      expect(await oidcAdapter('AccessToken').find(tokenId)).toBeUndefined();
+      expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
+      expect(report.grantsRevoked).toBe(foundFirst + 1);
     });
 
     test('leaves no personal data behind, only an audit row with counts', async () => {

@@ -189,3 +189,42 @@ describe('discovery names how clients authenticate at introspection and revocati
     },
   );
 });
+
+describe('token lifetimes', () => {
+  const GRANT_TTL = 600;
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+
+  beforeAll(async () => {
+    // Refresh tokens would live a day, the grant they belong to ten minutes.
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({
+        ...config,
+        oidc: { ...config.oidc, ttl: { ...config.oidc.ttl, grant: GRANT_TTL, refreshToken: 86_400 } },
+      }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('a refresh token does not outlive its grant, nor does the one a refresh rotates to', async () => {
+    const user = await createSandboxUser(bridge, 'Short grant');
+    const { tokens } = await loginAs(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const refreshToken = tokens.refresh_token as string;
+    const stored = await bridge.server.stores.oidcAdapter('RefreshToken').find(refreshToken);
+    const grant = await bridge.server.stores.oidcAdapter('Grant').find(stored?.grantId as string);
+    const grantExp = grant?.exp as number;
+    expect(grantExp).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + GRANT_TTL);
+
+    const first = await oidc.tokenIntrospection(rp, refreshToken);
+    expect(first.active).toBe(true);
+    expect(first.exp).toBeLessThanOrEqual(grantExp);
+    const rotated = await oidc.refreshTokenGrant(rp, refreshToken);
+    const second = await oidc.tokenIntrospection(rp, rotated.refresh_token as string);
+    expect(second.active).toBe(true);
+    expect(second.exp).toBeLessThanOrEqual(grantExp);
+  });
+});

@@ -412,6 +412,23 @@ for (const storage of STORAGE_SETUPS) {
       expect((await accountOf(panda))?.nickname).not.toBe('Mallory');
     });
 
+    test("data naming another person's unionid, and no openid, is refused and the profile kept", async () => {
+      const person = await createSandboxUser(bridge, 'Union Person');
+      const other = await createSandboxUser(bridge, 'Other Union');
+      const tokens = await miniProgramLogin(person);
+      const forged = await wxUserData(bridge, person, {
+        data: { unionId: other.unionid, nickName: 'Mallory' },
+      });
+      const answer = await call(bridge, 'decrypt', tokens.access_token, forged);
+      expect(answer.status).toBe(400);
+      expect(answer.body).toMatchObject({ error: 'identity_mismatch', field: 'encryptedData' });
+      expect((await accountOf(person))?.nickname).toBeNull();
+      // The same data naming the person's own unionid is theirs.
+      const own = await wxUserData(bridge, person, { data: { unionId: person.unionid, nickName: 'Mine' } });
+      expect((await call(bridge, 'decrypt', tokens.access_token, own)).status).toBe(200);
+      expect((await accountOf(person))?.nickname).toBe('Mine');
+    });
+
     test('a session key WeChat replaced tells the mini program to call wx.login again', async () => {
       const person = await createSandboxUser(bridge, 'Rotated Person');
       const tokens = await miniProgramLogin(person);
@@ -498,6 +515,21 @@ for (const storage of STORAGE_SETUPS) {
       }
       const missing = await call(bridge, 'decrypt', live.access_token, { iv: 'AAAAAAAAAAAAAAAAAAAAAA==' });
       expect(missing.body).toMatchObject({ error: 'invalid_request', field: 'encryptedData' });
+    });
+
+    test('an access token whose grant is gone is refused with invalid_token', async () => {
+      const tokens = await miniProgramLogin(panda);
+      expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(200);
+      const { oidcAdapter } = bridge.server.stores;
+      const stored = await oidcAdapter('AccessToken').find(tokens.access_token);
+      expect(stored?.grantId).toEqual(expect.any(String));
+      // Only the grant: the token itself is still stored, unexpired.
+      await oidcAdapter('Grant').destroy(stored?.grantId as string);
+      expect(await oidcAdapter('AccessToken').find(tokens.access_token)).toBeDefined();
+      const refused = await call(bridge, 'check-session', tokens.access_token);
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toBe('invalid_token');
+      expect(refused.headers.get('www-authenticate')).toContain('invalid_token');
     });
 
     test('a wrong AppSecret (40125) is a server_error, logged once by us, not again by the engine', async () => {

@@ -132,6 +132,23 @@ for (const storage of STORAGE_SETUPS) {
       expect(bridge.logs.join('')).toContain('wechat login (silent, snsapi_base)');
     });
 
+    test('someone known to the official account whose account has no name is asked for the profile, not logged in silently', async () => {
+      const person = await createSandboxUser(bridge, '无名 Nameless');
+      const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      await loginInWeChatAs(rp, person, { browser });
+      await bridge.server.stores.db
+        .updateTable('accounts')
+        .set({ nickname: null })
+        .where('subject', '=', person.unionid)
+        .execute();
+
+      const again = await loginInWeChatAs(rp, person, { browser, prompt: 'login' });
+      expect(again.login.trips.map((trip) => trip.scope)).toEqual(['snsapi_base', 'snsapi_userinfo']);
+      expect(again.tokens.claims()?.sub).toBe(person.unionid);
+      // The profile WeChat gave with snsapi_userinfo is the account's again.
+      expect((await accountsFor(bridge, person.unionid))[0]?.nickname).toBe('无名 Nameless');
+    });
+
     test('someone known only through the website app is asked for snsapi_userinfo once, then linked', async () => {
       const person = await createSandboxUser(bridge, 'Website first');
       await loginAs(rp, person);
@@ -285,6 +302,42 @@ for (const storage of STORAGE_SETUPS) {
       const attackerUid = interactionUid(attacker);
       delivered.pathname = `/interaction/${attackerUid}/wechat-callback`;
       const replay = await attacker.browser.request(delivered.href);
+      expect(replay.status).toBe(400);
+      expect(replay.location).toBeUndefined();
+      expect(replay.body).toContain('此登录链接已失效或已被使用');
+    });
+
+    test("another person's code brought with the attacker's own valid state logs nobody in", async () => {
+      /** A login started in WeChat's browser: the callback its first trip to the official account names. */
+      const startInWeChat = async (browser: TestBrowser) => {
+        const { url } = await authorizationRequest(rp);
+        const toWeChat = await browser.request(url.href);
+        const trip = new URL(toWeChat.location as string);
+        expect(trip.pathname).toBe('/connect/oauth2/authorize');
+        const callback = new URL(trip.searchParams.get('redirect_uri') as string);
+        callback.searchParams.set('state', trip.searchParams.get('state') as string);
+        return callback;
+      };
+      const person = await createSandboxUser(bridge, '受害者 Victim');
+      await loginInWeChatAs(rp, person);
+      // The victim's trip comes back with their code, which their delivery claims (a silent login).
+      const victim = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      const victimCallback = await startInWeChat(victim);
+      const code = bridge.sandboxState.issueCode({
+        appid: OFFICIAL_ACCOUNT_APP.appid,
+        userId: person.id,
+        scope: 'snsapi_base',
+      });
+      victimCallback.searchParams.set('code', code);
+      const delivered = await victim.request(victimCallback.href);
+      expect(delivered.status).toBeLessThan(400);
+
+      // The attacker's own login and own (valid) state, with the victim's code.
+      const attacker = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      const attackerCallback = await startInWeChat(attacker);
+      expect(attackerCallback.pathname).not.toBe(victimCallback.pathname);
+      attackerCallback.searchParams.set('code', code);
+      const replay = await attacker.request(attackerCallback.href);
       expect(replay.status).toBe(400);
       expect(replay.location).toBeUndefined();
       expect(replay.body).toContain('此登录链接已失效或已被使用');

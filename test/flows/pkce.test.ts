@@ -87,9 +87,20 @@ describe('PKCE, or a nonce for confidential OpenID Connect clients', () => {
     expect(answer.searchParams.get('error_description')).toMatch(/PKCE.*nonce/);
   });
 
-  test('a nonce without the openid scope is no OpenID Connect request: PKCE is required', async () => {
-    const answer = await refusal(await relyingParty(bridge), { pkce: false, scope: 'profile' });
-    expect(answer.searchParams.get('error')).toBe('invalid_request');
+  test('a request without the openid scope is no OpenID Connect request: PKCE is required', async () => {
+    const rp = await relyingParty(bridge);
+    // Plain OAuth, no nonce: our policy's refusal, in its words.
+    const plain = await refusal(rp, { pkce: false, nonce: false, scope: 'profile' });
+    expect(plain.searchParams.get('error')).toBe('invalid_request');
+    expect(plain.searchParams.get('error_description')).toBe(
+      'PKCE (code_challenge) is required; a confidential OpenID Connect client may send nonce instead',
+    );
+    // A nonce does not make it one: oidc-provider refuses a nonce without openid before any PKCE policy.
+    const withNonce = await refusal(rp, { pkce: false, scope: 'profile' });
+    expect(withNonce.searchParams.get('error')).toBe('invalid_request');
+    expect(withNonce.searchParams.get('error_description')).toBe(
+      'openid scope must be requested when using the nonce parameter',
+    );
   });
 
   test('a public client needs PKCE even with a nonce', async () => {

@@ -1,3 +1,4 @@
+import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import {
@@ -123,6 +124,18 @@ describe('precise refusals', () => {
     expect(
       problemOf(() => decryptUserData(new Secret(key), decodeEncryptedUserData({ encryptedData, iv }))),
     ).toBe('invalid_json');
+  });
+
+  it('checks every padding byte, not only the last', () => {
+    const key = newSessionKey();
+    const iv = Buffer.alloc(16, 7);
+    // One block: 7 bytes of JSON, then what ends like PKCS#7 padding of 3 but is not ([5, 5, 3]).
+    const block = Buffer.concat([Buffer.from('{"a":1}'), Buffer.from([5, 5, 5, 5, 5, 5, 5, 5, 3])]);
+    expect(block).toHaveLength(16);
+    const cipher = createCipheriv('aes-128-cbc', Buffer.from(key, 'base64'), iv);
+    cipher.setAutoPadding(false);
+    const ciphertext = Buffer.concat([cipher.update(block), cipher.final()]);
+    expect(problemOf(() => decryptUserData(new Secret(key), { ciphertext, iv }))).toBe('invalid_padding');
   });
 
   it('checks the watermark: this app, and fresh', () => {
