@@ -175,7 +175,8 @@ async function completeLogin(
       { uid: interaction.uid, appid: flow.appid, kind: flow.kind },
       'wechat callback for an app that is no longer configured',
     );
-    return failed(UPSTREAM_FAILURES.app_config);
+    // Our configuration's fault, as WeChat's refusal of our credentials is: a server error.
+    return failed(UPSTREAM_FAILURES.app_config, 500);
   }
   if (connector.kind === 'official_account') {
     return completeOfficialAccount(deps, interaction, flow, connector, code, alongside);

@@ -1,7 +1,9 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { claimCode, codeDigest } from '../../src/interaction/callback-claims.ts';
-import { markStateUsed } from '../../src/interaction/wechat-state.ts';
+import { createStateSigner, markStateUsed } from '../../src/interaction/wechat-state.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import {
   type Bridge,
   RP,
@@ -27,6 +29,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
+import { sessionIdOf } from '../helpers/recent-login.ts';
 
 /** What the client hears after the person presses "return to the application" on an error page. */
 async function abortFromPage(
@@ -229,7 +232,15 @@ for (const storage of STORAGE_SETUPS) {
       expect(active.client_id).toBe(RP.client_id);
       await oidc.tokenRevocation(rp, tokens.access_token);
       expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
-      await expect(oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid)).rejects.toThrow();
+      await expect(oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid)).rejects.toMatchObject({
+        status: 401,
+        cause: [
+          expect.objectContaining({
+            scheme: 'bearer',
+            parameters: expect.objectContaining({ error: 'invalid_token' }),
+          }),
+        ],
+      });
 
       // RP-initiated logout: the logout page, confirmed, sends the browser to post_logout_redirect_uri.
       const endSession = oidc.buildEndSessionUrl(rp, {
@@ -307,6 +318,36 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.location).toBe(first.location);
     });
 
+    test("another person's code brought with the attacker's own valid state logs nobody in", async () => {
+      const victim = await startLogin(rp);
+      const victimCallback = await callbackFromWeChat(victim, { user: panda, allow: true });
+      // The victim's login goes on (to the consent page, answered here or redirected to).
+      const delivered = await victim.browser.request(victimCallback.href);
+      expect(delivered.status).toBeLessThan(400);
+      // The attacker's own login, its own state (a state its interaction issued, so it reads as
+      // valid), and the victim's code, already claimed and settled for the victim's interaction.
+      const attacker = await startLogin(rp);
+      const replay = new URL(`${bridge.url}/interaction/${interactionUid(attacker)}/wechat-callback`);
+      replay.searchParams.set('code', victimCallback.searchParams.get('code') as string);
+      replay.searchParams.set('state', attacker.qrUrl.searchParams.get('state') as string);
+      const answer = await attacker.browser.request(replay.href);
+      expect(answer.status).toBe(400);
+      expect(answer.location).toBeUndefined();
+      expect(answer.body).toContain('此登录链接已失效或已被使用');
+    });
+
+    test('a state the person declined with is used up: a code brought with it later logs nobody in', async () => {
+      const login = await startLogin(rp);
+      const declined = await decideOnWeChat(login, { user: panda, allow: false });
+      expect(declined.status).toBe(400);
+      expect(declined.body).toContain('你已拒绝微信授权');
+      // The same trip to WeChat (same state) now comes back with a code.
+      const allowed = await decideOnWeChat(login, { user: panda, allow: true });
+      expect(allowed.status).toBe(400);
+      expect(allowed.location).toBeUndefined();
+      expect(allowed.body).toContain('此登录链接已失效或已被使用');
+    });
+
     test('a login whose first callback died after claiming the code completes when the browser reloads', async () => {
       const login = await startLogin(rp);
       const callbackUrl = await callbackFromWeChat(login, { user: panda, allow: true });
@@ -359,6 +400,35 @@ for (const storage of STORAGE_SETUPS) {
         expect(hop.status).toBe(400);
         expect(hop.location).toBeUndefined();
       }
+    });
+
+    test('a state naming the website app as an official account is completed by no app: the app-configuration page, no account', async () => {
+      const person = await createSandboxUser(bridge, '错配 Mismatch');
+      const login = await startLogin(rp);
+      const uid = interactionUid(login);
+      const callback = await callbackFromWeChat(login, { user: person, allow: true });
+      // Signed with the bridge's own keys, for this interaction: genuine, but of another login kind
+      // than the app it names is configured as.
+      const { cookieKeys } = await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }));
+      const state = createStateSigner(cookieKeys).issue({
+        uid,
+        kind: 'official_account',
+        appid: WEBSITE_APP.appid,
+        scope: 'snsapi_userinfo',
+      });
+      callback.searchParams.set('state', state);
+      const answer = await login.browser.request(callback.href);
+      // The app-configuration page, a server error (our configuration), as for WeChat's own 40125.
+      expect(answer.status).toBe(500);
+      expect(answer.location).toBeUndefined();
+      expect(answer.body).toContain('微信应用配置有误');
+      expect(bridge.logs.join('')).toContain('wechat callback for an app that is no longer configured');
+      const accounts = await bridge.server.stores.db
+        .selectFrom('accounts')
+        .select('id')
+        .where('subject', '=', person.unionid)
+        .execute();
+      expect(accounts).toEqual([]);
     });
 
     test('a callback without the interaction cookie gets the friendly start-again page', async () => {
@@ -622,10 +692,45 @@ for (const storage of STORAGE_SETUPS) {
       for (const line of lines) expect(line.split('"requestId"').length).toBe(2);
     });
 
-    test('no secret, code or token reached the logs', () => {
+    test('no secret, code or token reached the logs', async () => {
+      // A login of its own, so that this holds under -t too: WeChat's code and state, the sns tokens
+      // WeChat gave the bridge for them, and every OIDC artifact the relying party got.
+      const grants = bridge.sandboxState.grants;
+      const exchange = grants.exchangeCode.bind(grants);
+      const snsTokens: string[] = [];
+      grants.exchangeCode = (code, appid, now) => {
+        const outcome = exchange(code, appid, now);
+        if (outcome.ok) snsTokens.push(outcome.value.accessToken, outcome.value.refreshToken);
+        return outcome;
+      };
+      const seen = new Set(secretsSeen);
+      let uid: string;
+      try {
+        const login = await startLogin(rp, { scope: 'openid profile offline_access', prompt: 'consent' });
+        uid = interactionUid(login);
+        const callback = await callbackFromWeChat(login, { user: panda, allow: true });
+        seen.add(callback.searchParams.get('code') as string);
+        seen.add(callback.searchParams.get('state') as string);
+        const redirect = await continueToRp(login, await login.browser.request(callback.href));
+        seen.add(redirect.searchParams.get('code') as string);
+        const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+        await oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid);
+        const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+        for (const token of [tokens, refreshed])
+          for (const value of [token.access_token, token.refresh_token, token.id_token])
+            seen.add(value ?? '');
+        // The session cookie's value is the session's id, as good as the login itself.
+        seen.add(sessionIdOf(login.browser));
+      } finally {
+        Reflect.deleteProperty(grants, 'exchangeCode');
+      }
+      expect(snsTokens).toHaveLength(2);
+      for (const token of snsTokens) seen.add(token);
+
       const text = bridge.logs.join('');
-      expect(text.length).toBeGreaterThan(0);
-      for (const secret of secretsSeen) if (secret) expect(text).not.toContain(secret);
+      // The login was logged (its interaction is named), just not its secrets.
+      expect(text).toContain(uid);
+      for (const secret of seen) if (secret) expect(text).not.toContain(secret);
     });
   });
 
