@@ -4,6 +4,7 @@ import type { Context } from 'koa';
 import type { ClientConfig } from '../config/types.ts';
 import { addressedToAnotherHost } from '../http/issuer-origin.ts';
 import { pageContext, type Views } from '../http/views.ts';
+import type { MessageKey } from '../i18n/messages.ts';
 
 const COOKIE = 'demo_rp';
 
@@ -53,7 +54,9 @@ export async function createDemo(
   router.get('/demo/login', async (ctx) => {
     const config = await configuration();
     const verifier = oidc.randomPKCECodeVerifier();
-    const checks = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce() };
+    // The demo's language goes with the login (ui_locales) and comes back to its own page.
+    const { lang } = pageContext(ctx);
+    const checks = { verifier, state: oidc.randomState(), nonce: oidc.randomNonce(), lang };
     ctx.cookies.set(COOKIE, JSON.stringify(checks), {
       signed: true,
       httpOnly: true,
@@ -67,6 +70,7 @@ export async function createDemo(
       code_challenge_method: 'S256',
       state: checks.state,
       nonce: checks.nonce,
+      ui_locales: lang,
     });
     ctx.redirect(url.href);
   });
@@ -74,8 +78,8 @@ export async function createDemo(
     const config = await configuration();
     const raw = ctx.cookies.get(COOKIE, { signed: true });
     ctx.cookies.set(COOKIE, null);
-    if (!raw) return render(ctx, views, { error: 'no login in progress: start again' });
-    const checks = JSON.parse(raw) as { verifier: string; state: string; nonce: string };
+    if (!raw) return render(ctx, views, { problem: 'demo.noLogin' });
+    const checks = JSON.parse(raw) as { verifier: string; state: string; nonce: string; lang?: string };
     try {
       const tokens = await oidc.authorizationCodeGrant(config, new URL(ctx.href), {
         pkceCodeVerifier: checks.verifier,
@@ -89,21 +93,33 @@ export async function createDemo(
         id_token_hint: tokens.id_token as string,
         post_logout_redirect_uri: `${issuer}/demo`,
       }).href;
-      render(ctx, views, {
+      const shown = {
         claims: JSON.stringify(claims, null, 2),
         userinfo: JSON.stringify(userinfo, null, 2),
         logoutUrl,
-      });
+      };
+      render(ctx, views, shown, checks.lang);
     } catch (error) {
+      // The person's words first; the OAuth error beneath, as a relying party's developer wants it.
       const e = error as { error?: string; error_description?: string; message?: string };
-      render(ctx, views, { error: e.error ? `${e.error}: ${e.error_description ?? ''}` : String(e.message) });
+      const problem = e.error === 'access_denied' ? 'demo.cancelled' : 'demo.failed';
+      const errorCode = e.error ? `${e.error}: ${e.error_description ?? ''}` : String(e.message);
+      render(ctx, views, { problem, errorCode }, checks.lang);
     }
   });
   return { client, router };
 }
 
-function render(ctx: Context, views: Views, data: Record<string, unknown>): void {
+/** The demo's page; at the callback (whose URL names no language), in the one the login began in. */
+function render(
+  ctx: Context,
+  views: Views,
+  data: Record<string, unknown> & { problem?: MessageKey },
+  lang?: string,
+): void {
+  const page = pageContext(ctx, lang);
+  const { problem, ...rest } = data;
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
-  ctx.body = views.render('demo', pageContext(ctx), data);
+  ctx.body = views.render('demo', page, { ...rest, ...(problem && { error: page.t(problem) }) });
 }

@@ -67,4 +67,21 @@ describe.skipIf(!chromiumAvailable)('the demo a newcomer opens after npm start',
     await page.waitForSelector('#id-token-claims');
     expect(new URL(page.url()).origin).toBe(bridge.url);
   });
+
+  test('follows the language chosen on it through the login and back, and says a cancelled login was cancelled', async () => {
+    const page = await (await browser.newContext({ locale: 'zh-CN' })).newPage();
+    await page.goto(`${bridge.url}/demo`);
+    expect(await page.locator('h1').textContent()).toBe('演示应用');
+    await page.click('#lang-switch');
+    expect(await page.locator('h1').textContent()).toBe('Demo app');
+    await page.click('#demo-login');
+    // The login page in the demo's language (ui_locales), though the browser prefers Chinese.
+    await page.waitForSelector('#wechat-qr');
+    expect(await page.locator('h1').textContent()).toBe('Log in with WeChat');
+    await page.click('button:has-text("Cancel")');
+    await page.waitForSelector('#demo-error');
+    expect(await page.locator('#demo-error').textContent()).toBe('You cancelled the login.');
+    expect(await page.locator('#demo-error-code').textContent()).toMatch(/^access_denied: /);
+    expect(await page.locator('h1').textContent()).toBe('Demo app');
+  });
 });
