@@ -54,6 +54,8 @@ const zh = {
   'error.badRequest': '无法处理此请求，请返回上一页重试。',
   'error.declined': '你已拒绝微信授权。',
   'error.expired': '登录已超时或页面已失效，请返回应用重新登录。',
+  'error.expiredRestart': '登录已超时。你可以重新开始登录。',
+  'error.restart': '重新登录',
   'error.stateInvalid': '此登录链接已失效或已被使用，请重新登录。',
   'error.codeInvalid': '微信授权码无效或已过期，请重新登录。',
   'error.unavailable': '微信服务暂时不可用，请稍后重试。',
@@ -192,6 +194,8 @@ const en: Record<MessageKey, string> = {
   'error.declined': 'You declined the WeChat authorization.',
   'error.expired':
     'This login has timed out or the page is no longer valid. Please go back to the application and log in again.',
+  'error.expiredRestart': 'This login has timed out. You can start it again.',
+  'error.restart': 'Log in again',
   'error.stateInvalid': 'This login link has expired or was already used. Please log in again.',
   'error.codeInvalid': 'The WeChat authorization code is invalid or has expired. Please log in again.',
   'error.unavailable': 'WeChat is not responding right now. Please try again in a moment.',

@@ -4,6 +4,7 @@ import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { pageContext } from '../http/views.ts';
 import type { Translate } from '../i18n/messages.ts';
 import type { InteractionDeps } from './deps.ts';
+import { restartOf } from './restart.ts';
 
 /**
  * The interaction this browser is in, or undefined after rendering the friendly "start again" page
@@ -64,13 +65,19 @@ export function secondsLeft(deps: InteractionDeps, interaction: Interaction): nu
   return Math.max(1, interaction.exp - Math.floor(deps.now().getTime() / 1000));
 }
 
+/**
+ * The page of a login that timed out (or of an interaction this browser is not in): where the
+ * browser kept the request that started it (restart.ts), a button that starts it again.
+ */
 export function renderExpired(ctx: Context, deps: InteractionDeps): void {
   const page = pageContext(ctx);
+  const restartUrl = restartOf(ctx, ctx.params.uid, deps.provider.pathFor('authorization'));
   ctx.status = 400;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {
     heading: page.t('error.title'),
-    message: page.t('error.expired'),
+    message: page.t(restartUrl ? 'error.expiredRestart' : 'error.expired'),
+    restartUrl,
     requestId: ctx.state.requestId,
   });
 }

@@ -3,6 +3,7 @@ import type { Interaction } from 'oidc-provider';
 import type { Scoped } from '../http/scoped.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import type { InteractionDeps } from './deps.ts';
+import { rememberRestart } from './restart.ts';
 import { showLogin } from './show.ts';
 
 /**
@@ -23,15 +24,21 @@ export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: s
   return {
     applies,
     middleware: (ctx, next) =>
-      applies(ctx, ctx.path) ? next().then(() => answerWithLogin(ctx, deps)) : next(),
+      applies(ctx, ctx.path) ? next().then(() => answerWithLogin(ctx, deps, authorizationPath)) : next(),
   };
 }
 
-async function answerWithLogin(ctx: Context, deps: InteractionDeps): Promise<void> {
+async function answerWithLogin(
+  ctx: Context,
+  deps: InteractionDeps,
+  authorizationPath: string,
+): Promise<void> {
   const interaction = startedLogin(ctx);
   if (!interaction) return;
   ctx.remove('Location');
   ctx.status = 200;
+  // Should the person come back after the login timed out, its page offers to start it again.
+  rememberRestart(ctx, interaction.uid, authorizationPath);
   await showLogin(ctx, deps, interaction);
 }
 

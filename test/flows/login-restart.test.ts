@@ -1,0 +1,82 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { TestBrowser } from '../helpers/browser.ts';
+import {
+  callbackFromWeChat,
+  continueToRp,
+  createSandboxUser,
+  decideOnWeChat,
+  loginStarted,
+  relyingParty,
+  type SandboxUser,
+  startLogin,
+} from '../helpers/flow.ts';
+
+/** How long a login may take in these bridges: seconds, so that one times out within the test. */
+const INTERACTION_SECONDS = 2;
+
+const timedOut = () => new Promise((resolve) => setTimeout(resolve, (INTERACTION_SECONDS + 1.5) * 1000));
+
+/**
+ * A login page left open past the interaction's lifetime, then scanned: the page that says the
+ * login timed out offers to start the same authorization request again (src/interaction/restart.ts),
+ * and the application receives a code for its own request, state, nonce and PKCE.
+ */
+describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (storage) => {
+  let bridge: Bridge;
+  let person: SandboxUser;
+  let rp: oidc.Configuration;
+  beforeAll(async () => {
+    if (!(await storageAvailable(storage))) throw new Error(`${storage} is not available`);
+    bridge = await startBridge({
+      storage,
+      configure: (c) => ({
+        ...c,
+        oidc: { ...c.oidc, ttl: { ...c.oidc.ttl, interaction: INTERACTION_SECONDS } },
+      }),
+    });
+    person = await createSandboxUser(bridge, '迟到的人');
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('the timed-out page offers the same request again, and the application completes the login with it', async () => {
+    const login = await startLogin(rp);
+    await timedOut();
+    const late = await decideOnWeChat(login, { user: person, allow: true });
+    expect(late.status).toBe(400);
+    expect(late.body).toContain('登录已超时。你可以重新开始登录。');
+    const restart = /<a class="button" id="restart-login" href="([^"]+)"/.exec(late.body)?.[1];
+    expect(restart).toBeDefined();
+    const again = new URL((restart as string).replaceAll('&amp;', '&'), bridge.url);
+    expect(again.pathname).toBe('/auth');
+    expect(again.searchParams.get('state')).toBe(login.checks.expectedState);
+
+    const restarted = loginStarted(login.browser, login.checks, await login.browser.follow(again.href));
+    expect(restarted.interactionUrl).not.toBe(login.interactionUrl);
+    const redirect = await continueToRp(
+      restarted,
+      await decideOnWeChat(restarted, { user: person, allow: true }),
+    );
+    const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+    expect(tokens.claims()?.sub).toBe(person.unionid);
+  });
+
+  test("another browser's timed-out page, or another tab's login, offers nothing to restart", async () => {
+    const login = await startLogin(rp);
+    await timedOut();
+    const callback = await callbackFromWeChat(login, { user: person, allow: true });
+    // Without the cookie of the browser that started it.
+    const elsewhere = await new TestBrowser().request(callback.href);
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body).toContain('登录已超时或页面已失效');
+    expect(elsewhere.body).not.toContain('id="restart-login"');
+    // The same browser, after starting another login in another tab: the cookie names that one.
+    await startLogin(rp, { browser: login.browser });
+    const sameBrowser = await login.browser.request(callback.href);
+    expect(sameBrowser.body).not.toContain('id="restart-login"');
+  });
+});
