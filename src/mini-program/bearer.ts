@@ -27,8 +27,7 @@ export const invalidToken = (description: string, noCredentials = false) =>
 /**
  * The bearer access token, checked with oidc-provider (found, unexpired, its grant alive: revoked
  * or logged-out tokens fail here) and issued to a client bound to a configured mini program. The
- * (appid, openid) it stands for is the account's identity in that client's app: the only one, as
- * almost always (nothing more is read), else the one its grant was issued for (callerIdentity).
+ * (appid, openid) it stands for is the identity its grant was issued for (callerIdentity).
  */
 export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise<MiniProgramCaller> {
   const authorization = ctx.get('authorization');
@@ -62,11 +61,12 @@ export async function authenticate(ctx: Context, deps: MiniProgramDeps): Promise
 }
 
 /**
- * The account's identity in this app that the token acts as. With several (a recovered account
- * whose old WeChat logged in again, README "Unbinding"), the one the token exchange remembered for
- * the grant, if it still belongs to the account: not the one used last, which may be the other
- * device's, with another openid and session key. Undefined (log in again) when it is gone or the
- * grant remembers none.
+ * The account's identity in this app that the token acts as: the one the token exchange remembered
+ * for the grant, while it still belongs to the account. Not the one used last, which may be another
+ * device's, with another openid and session key (a recovered account whose old WeChat logged in
+ * again, README "Unbinding"); and not the only one left after the token's own was unbound, which
+ * would act for a WeChat the token was never issued to. Undefined (log in again) then. A grant from
+ * before identities were remembered acts as the account's only identity in the app, if it has one.
  */
 async function callerIdentity(
   deps: MiniProgramDeps,
@@ -74,9 +74,11 @@ async function callerIdentity(
   appid: string,
   grantId: string | undefined,
 ): Promise<Identity | undefined> {
-  const identities = await findAppIdentities(deps.db, account.id, appid);
-  if (identities.length <= 1) return identities[0];
-  const remembered = grantId === undefined ? undefined : await deps.grantIdentities.find(grantId);
-  if (remembered?.appid !== appid) return undefined;
+  const [identities, remembered] = await Promise.all([
+    findAppIdentities(deps.db, account.id, appid),
+    grantId === undefined ? undefined : deps.grantIdentities.find(grantId),
+  ]);
+  if (!remembered) return identities.length === 1 ? identities[0] : undefined;
+  if (remembered.appid !== appid) return undefined;
   return identities.find((identity) => identity.openid === remembered.openid);
 }

@@ -8,10 +8,10 @@ export interface GrantIdentity {
 
 /**
  * Which (appid, openid) each token-exchange grant was issued for, kept in the KeyValueStore for as
- * long as the grant lives. An account almost always has one identity per mini program, and a
- * token's calls act as it without reading this; but a recovered account whose old WeChat logged
- * in again holds two of the same mini program (README, Unbinding), and then each device's token
- * must act as its own identity, with its own session key, whichever logged in last. One key per
+ * long as the grant lives. An account almost always has one identity per mini program; but a
+ * recovered account whose old WeChat logged in again holds two of the same mini program (README,
+ * Unbinding), and then each device's token must act as its own identity, with its own session
+ * key, whichever logged in last, and stop acting once its own is unbound. One key per
  * grant, a single-key command each (Redis Cluster needs no hash tag); refresh keeps the grant, so
  * refreshed tokens find the same entry.
  */

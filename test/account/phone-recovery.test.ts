@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Account,
   findAccountBySubject,
+  type Identity,
   listIdentities,
   RECOVERABLE_AFTER_UNBINDING_MS,
   setVerifiedPhoneNumber,
@@ -265,6 +266,26 @@ for (const storage of STORAGE_SETUPS) {
       const answer = await callMiniProgram(bridge, 'check-session', secondDevice.access_token);
       expect(answer.status).toBe(400);
       expect(answer.body).toMatchObject({ error: 'wx_login_required', reason: 'identity_missing' });
+    });
+
+    test('a token whose own identity was unbound does not act as the one identity of its mini program left', async () => {
+      const number = freshNumber();
+      const old = await waitingWith(number);
+      const renewed = await createSandboxUser(bridge, '丢了的手机');
+      const fresh = await miniProgramLogin(renewed);
+      expect((await provePhone(renewed, fresh.access_token, number)).body.account_recovered).toBe(true);
+      const newDevice = await miniProgramLogin(renewed);
+      const oldDevice = await miniProgramLogin(old.user);
+      // The new WeChat's identity unbound (its phone was lost): the old one remains.
+      const identities = await listIdentities(db(), old.account.id);
+      const lost = identities.find((identity) => identity.unionid === renewed.unionid);
+      expect(await unbindIdentity(db(), old.account.id, lost as Identity, new Date())).toBe('unbound');
+
+      const answer = await callMiniProgram(bridge, 'check-session', newDevice.access_token);
+      expect(answer.status).toBe(400);
+      expect(answer.body).toMatchObject({ error: 'wx_login_required', reason: 'identity_missing' });
+      // The old WeChat's own token goes on acting as it.
+      expect((await callMiniProgram(bridge, 'check-session', oldDevice.access_token)).status).toBe(200);
     });
 
     test('a phone proven while the account is deleted answers as a token whose account is gone', async () => {
