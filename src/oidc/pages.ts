@@ -23,7 +23,7 @@ export function createPages(views: Views) {
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
       ...(logout ? {} : { heading: page.t('error.title') }),
-      message: page.t(logout ? 'error.logoutRequest' : messageAtAuthorization(route)),
+      message: page.t(logout ? 'error.logoutRequest' : messageAtAuthorization(route, String(out.error))),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
     });
@@ -54,11 +54,16 @@ export function createPages(views: Views) {
 }
 
 /**
- * At the resume (/auth/:uid, after the login pages) nothing the application sent is at fault: the
- * login timed out, or this browser already finished it (a reload, the Back button) and its resume
- * cookie is gone. Elsewhere the authorization request itself is what the engine refused.
+ * A failure of ours (a store down) is nobody's request's fault. At the resume (/auth/:uid, after
+ * the login pages) nothing the application sent is at fault either: the login timed out, or this
+ * browser already finished it (a reload, the Back button) and its resume cookie is gone. Elsewhere
+ * the authorization request itself is what the engine refused.
  */
-function messageAtAuthorization(route: string): 'error.expired' | 'error.oauth' {
+function messageAtAuthorization(
+  route: string,
+  error: string,
+): 'error.generic' | 'error.expired' | 'error.oauth' {
+  if (error === 'server_error') return 'error.generic';
   return route === 'resume' ? 'error.expired' : 'error.oauth';
 }
 
