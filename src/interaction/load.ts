@@ -4,7 +4,7 @@ import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { pageContext } from '../http/views.ts';
 import type { Translate } from '../i18n/messages.ts';
 import type { InteractionDeps } from './deps.ts';
-import { restartOf } from './restart.ts';
+import { forgetRestart, restartOf } from './restart.ts';
 
 /**
  * The interaction this browser is in, or undefined after rendering the friendly "start again" page
@@ -71,7 +71,8 @@ export function secondsLeft(deps: InteractionDeps, interaction: Interaction): nu
  */
 export function renderExpired(ctx: Context, deps: InteractionDeps): void {
   const page = pageContext(ctx);
-  const restartUrl = restartOf(ctx, ctx.params.uid, deps.provider.pathFor('authorization'));
+  const nowSeconds = Math.floor(deps.now().getTime() / 1000);
+  const restartUrl = restartOf(ctx, ctx.params.uid, nowSeconds, deps.provider.pathFor('authorization'));
   ctx.status = 400;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {
@@ -121,6 +122,7 @@ export async function finish(
   merge: boolean,
 ): Promise<void> {
   const returnTo = await saveResult(interaction, result, merge);
+  forgetRestart(ctx);
   ctx.status = 303;
   ctx.redirect(returnTo);
 }

@@ -38,7 +38,7 @@ async function answerWithLogin(
   ctx.remove('Location');
   ctx.status = 200;
   // Should the person come back after the login timed out, its page offers to start it again.
-  rememberRestart(ctx, interaction.uid, authorizationPath);
+  rememberRestart(ctx, interaction, authorizationPath);
   await showLogin(ctx, deps, interaction);
 }
 

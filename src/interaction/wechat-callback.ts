@@ -31,6 +31,7 @@ import type { InteractionDeps } from './deps.ts';
 import { renderFailure, UPSTREAM_FAILURES } from './failure.ts';
 import { findInteraction, renderExpired, secondsLeft } from './load.ts';
 import { completeOfficialAccount } from './official-account.ts';
+import { forgetRestart } from './restart.ts';
 import { showConsentAfterLogin } from './show.ts';
 import { isStateUsedBy, markStateUsed, releaseState, type WeChatFlow } from './wechat-state.ts';
 
@@ -260,6 +261,8 @@ function answer(
     renderFailure(ctx, deps, interaction, outcome.failure, outcome.status);
     return;
   }
+  // Logged in (on to the resume, or to the consent page's interaction page): nothing to restart.
+  forgetRestart(ctx);
   ctx.status = 303;
   ctx.redirect(outcome.location);
 }

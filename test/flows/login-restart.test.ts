@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
 import {
+  authorizationRequest,
   callbackFromWeChat,
   continueToRp,
   createSandboxUser,
@@ -63,6 +64,33 @@ describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (stora
     );
     const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
     expect(tokens.claims()?.sub).toBe(person.unionid);
+  });
+
+  test('a login that finished offers nothing to restart once its interaction is gone', async () => {
+    const login = await startLogin(rp);
+    const redirect = await continueToRp(login, await decideOnWeChat(login, { user: person, allow: true }));
+    expect((await oidc.authorizationCodeGrant(rp, redirect, login.checks)).claims()?.sub).toBe(
+      person.unionid,
+    );
+    await timedOut();
+    // Back to the login's page, long after: it is over, and restarting it would only replay the
+    // application's spent state.
+    const back = await login.browser.request(login.interactionUrl);
+    expect(back.status).toBe(400);
+    expect(back.body).toContain('登录已超时或页面已失效');
+    expect(back.body).not.toContain('id="restart-login"');
+  });
+
+  test('a request too long to keep beside the login page sets no restart cookie', async () => {
+    const browser = new TestBrowser();
+    const short = await authorizationRequest(rp);
+    const kept = await browser.request(short.url.href);
+    expect(kept.headers.getSetCookie().some((line) => line.startsWith('login_restart='))).toBe(true);
+    // A long but valid request (a large claims parameter, say): its answer's headers stay small.
+    const long = await authorizationRequest(rp, { extra: { ui_locales: `zh-CN ${'x'.repeat(1000)}` } });
+    const answer = await browser.request(long.url.href);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.getSetCookie().some((line) => line.startsWith('login_restart='))).toBe(false);
   });
 
   test("another browser's timed-out page, or another tab's login, offers nothing to restart", async () => {
