@@ -261,8 +261,9 @@ function answer(
     renderFailure(ctx, deps, interaction, outcome.failure, outcome.status);
     return;
   }
-  // Logged in (on to the resume, or to the consent page's interaction page): nothing to restart.
-  forgetRestart(ctx);
+  // Logged in and on to the resume: nothing to restart. (On to the consent page, or to the page
+  // before the Official Account's profile request, the login is not over yet.)
+  if (outcome.location === interaction.returnTo) forgetRestart(ctx);
   ctx.status = 303;
   ctx.redirect(outcome.location);
 }

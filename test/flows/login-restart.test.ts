@@ -1,7 +1,13 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
-import { TestBrowser } from '../helpers/browser.ts';
+import {
+  type Bridge,
+  OFFICIAL_ACCOUNT_APP,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+} from '../helpers/bridge.ts';
+import { attributeOf, decodeEntities, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   callbackFromWeChat,
@@ -13,6 +19,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
+import { followInWeChat } from '../helpers/official-account.ts';
 
 /** How long a login may take in these bridges: seconds, so that one times out within the test. */
 const INTERACTION_SECONDS = 2;
@@ -106,5 +113,44 @@ describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (stora
     await startLogin(rp, { browser: login.browser });
     const sameBrowser = await login.browser.request(callback.href);
     expect(sameBrowser.body).not.toContain('id="restart-login"');
+  });
+});
+
+describe('a login inside WeChat that timed out on the page before the profile request starts again', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  beforeAll(async () => {
+    bridge = await startBridge({
+      storage: 'embedded',
+      apps: [OFFICIAL_ACCOUNT_APP],
+      configure: (c) => ({
+        ...c,
+        oidc: { ...c.oidc, ttl: { ...c.oidc.ttl, interaction: INTERACTION_SECONDS } },
+      }),
+    });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('the silent trip that led to the page did not end the login: its timed-out callback offers the restart', async () => {
+    const person = await createSandboxUser(bridge, '公众号新人');
+    const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+    const { url, checks } = await authorizationRequest(rp);
+    // snsapi_base, then our page before the profile request (the person is new): left open.
+    const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
+    const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href');
+    expect(authorize).toBeDefined();
+    await timedOut();
+    const late = await followInWeChat(browser, authorize as string, { user: person });
+    expect(late.last.status).toBe(400);
+    const restart = /<a class="button" id="restart-login" href="([^"]+)"/.exec(late.last.body)?.[1];
+    expect(restart).toBeDefined();
+    const again = await followInWeChat(browser, new URL(decodeEntities(restart as string), bridge.url).href, {
+      user: person,
+    });
+    const tokens = await oidc.authorizationCodeGrant(rp, again.redirect as URL, checks);
+    expect(tokens.claims()?.sub).toBe(person.unionid);
   });
 });

@@ -59,7 +59,10 @@ export async function loginInWeChat(
 export async function followInWeChat(
   browser: TestBrowser,
   href: string,
-  options: Pick<WeChatBrowserOptions, 'user' | 'deny'> = {},
+  options: Pick<WeChatBrowserOptions, 'user' | 'deny'> & {
+    /** Stop on our page before the profile request instead of tapping its button. */
+    stopAtAuthorizePage?: boolean;
+  } = {},
 ): Promise<Omit<WeChatBrowserLogin, 'checks'>> {
   const trips: OfficialAccountTrip[] = [];
   let sandboxPages = 0;
@@ -85,6 +88,9 @@ export async function followInWeChat(
     }
     // Our page before WeChat asks for the profile: the person taps its button.
     const authorize = attributeOf(hop.body, 'wechat-authorize', 'href');
+    if (authorize && options.stopAtAuthorizePage) {
+      return { browser, trips, sandboxPages, authorizePages, redirect: undefined, last: hop };
+    }
     if (authorize) {
       authorizePages += 1;
       trips.push(tripOf(new URL(authorize)));
