@@ -32,6 +32,8 @@ const zh = {
     '手机无法扫描自己屏幕上的二维码。请在电脑浏览器中打开此页面，用手机微信扫码登录。',
   'authorize.why': '“{client}”将通过微信获取你的昵称和头像，用于识别你的身份并完成登录。',
   'authorize.button': '微信授权登录',
+  'authorize.allowButton': '同意并用微信登录',
+  'authorize.consent': '点击下方按钮即表示同意，你的选择会被记住。你可以随时在账号管理页取消授权。',
   'callback.duplicateTitle': '微信登录',
   'callback.duplicate': '此次登录已在处理中，无需重复操作。',
   'consent.title': '授权确认',
@@ -170,6 +172,9 @@ const en: Record<MessageKey, string> = {
     'A phone cannot scan the QR code on its own screen. Open this page in a browser on a computer and scan the code with WeChat on your phone.',
   'authorize.why': '{client} will receive your WeChat nickname and avatar, to recognize you and log you in.',
   'authorize.button': 'Log in with WeChat',
+  'authorize.allowButton': 'Allow and log in with WeChat',
+  'authorize.consent':
+    'Pressing the button below allows it, and your choice is remembered. You can revoke its access at any time on your account page.',
   'callback.duplicateTitle': 'WeChat login',
   'callback.duplicate': 'This login is already being completed. There is nothing more to do here.',
   'consent.title': 'Authorize',

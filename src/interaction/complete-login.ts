@@ -3,7 +3,7 @@ import { linkAndAnnounce } from '../accounts/identity-events.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
-import { consentStep, PAGE_CONFIRMS_REMEMBERED } from './consent.ts';
+import { consentStep, PAGE_CONFIRMS_REMEMBERED, rememberGrant } from './consent.ts';
 import type { InteractionDeps } from './deps.ts';
 import { type Failure, UPSTREAM_FAILURES } from './failure.ts';
 import { hintedSubject } from './id-token-hint.ts';
@@ -75,6 +75,8 @@ export async function linkAndLogIn(
   interaction: Interaction,
   identity: WeChatIdentity,
   alongside?: WrittenAlongside,
+  /** The login came through the page before the Official Account's profile request. */
+  throughAuthorizePage = false,
 ): Promise<CallbackOutcome> {
   const { uid } = interaction;
   if (identity.snapshotUser) {
@@ -97,7 +99,14 @@ export async function linkAndLogIn(
     { uid, appid: identity.appid, kind: identity.kind, accountId: account.id, created },
     'wechat login',
   );
-  return logIn(deps, interaction, account.subject, alongside, link.alongside?.consentScopes);
+  return logIn(
+    deps,
+    interaction,
+    account.subject,
+    alongside,
+    link.alongside?.consentScopes,
+    throughAuthorizePage,
+  );
 }
 
 /**
@@ -118,6 +127,7 @@ export async function logIn(
   alongside?: WrittenAlongside,
   /** What the person has allowed this client, when the account link read it already. */
   remembered?: ReadonlySet<string>,
+  throughAuthorizePage = false,
 ): Promise<CallbackOutcome> {
   const hinted = hintedSubject(interaction);
   if (hinted !== undefined && hinted !== subject) {
@@ -126,7 +136,7 @@ export async function logIn(
     deps.logger.info({ uid: interaction.uid }, 'wechat login of another person than id_token_hint names');
     return failed(OTHER_PERSON);
   }
-  const consent = await consentStep(deps, interaction, subject, remembered);
+  const consent = await consentStep(deps, interaction, subject, remembered, throughAuthorizePage);
   const location = consent.kind === 'page' ? interactionPath(interaction.uid) : interaction.returnTo;
   const outcome: CallbackOutcome = { kind: 'redirect', location };
   // The authentication happened now, at WeChat's callback: its time is the ID token's auth_time,
@@ -138,6 +148,9 @@ export async function logIn(
   await Promise.all([
     saveResult(interaction, result, false),
     consent.kind === 'remembered' ? consent.grant.save() : undefined,
+    consent.kind === 'remembered' && consent.remember
+      ? rememberGrant(deps, consent.grant, subject, String(interaction.params.client_id))
+      : undefined,
     alongside?.(outcome),
   ]);
   return outcome;

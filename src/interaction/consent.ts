@@ -46,7 +46,30 @@ export type ConsentStep =
   | { kind: 'none' }
   /** `confirmsRemembered`: everything asked for was allowed before; the request demands the page. */
   | { kind: 'page'; confirmsRemembered: boolean }
-  | { kind: 'remembered'; grant: Grant };
+  /** `remember`: allowed on the page before the Official Account's profile request; to be remembered. */
+  | { kind: 'remembered'; grant: Grant; remember?: boolean };
+
+/**
+ * What the page before the Official Account's profile request (show.ts, showWeChatAuthorize) says
+ * the client will receive, the nickname and avatar, is all a third-party client asks for: that page
+ * is then its consent page, and its button allows. Inside WeChat a first login otherwise asked three
+ * times in a row: that page, WeChat's own, and the consent page with the same words. A request that
+ * demands prompt=consent, or asks for more (the phone, the WeChat ids, offline access), still gets
+ * the consent page after the login.
+ */
+export async function consentOnAuthorizePage(
+  deps: InteractionDeps,
+  interaction: Interaction,
+): Promise<boolean> {
+  const prompts = String(interaction.params.prompt ?? '').split(' ');
+  if (prompts.includes('consent')) return false;
+  if (!requestedScopes(interaction).every((scope) => AUTHORIZE_PAGE_SCOPES.has(scope))) return false;
+  const client = await deps.provider.Client.find(String(interaction.params.client_id));
+  return client !== undefined && !isFirstParty(client);
+}
+
+/** What the page before the profile request names: the account itself, its nickname and avatar. */
+const AUTHORIZE_PAGE_SCOPES: ReadonlySet<string> = new Set(['openid', 'profile']);
 
 /**
  * The key of a login's result (beside `login`) saying that the consent page following it confirms
@@ -61,6 +84,8 @@ export async function consentStep(
   accountId: string,
   /** What the person has allowed the client, when the caller has read it already. */
   remembered?: ReadonlySet<string>,
+  /** The login came through the page before the profile request (its button was pressed). */
+  throughAuthorizePage = false,
 ): Promise<ConsentStep> {
   if (!(await asksThirdParty(deps, interaction, accountId))) return { kind: 'none' };
   const prompts = String(interaction.params.prompt ?? '').split(' ');
@@ -73,8 +98,12 @@ export async function consentStep(
   }
   const allowed =
     remembered ?? (await rememberedScopes(deps.db, accountId, String(interaction.params.client_id)));
-  if (!allowsAll(allowed, requestedScopes(interaction))) return { kind: 'page', confirmsRemembered: false };
-  return { kind: 'remembered', grant: requestedGrant(deps, interaction, accountId) };
+  const grant = requestedGrant(deps, interaction, accountId);
+  if (allowsAll(allowed, requestedScopes(interaction))) return { kind: 'remembered', grant };
+  // Allowed on the page before the Official Account's profile request, which named all of it.
+  if (throughAuthorizePage && (await consentOnAuthorizePage(deps, interaction)))
+    return { kind: 'remembered', grant, remember: true };
+  return { kind: 'page', confirmsRemembered: false };
 }
 
 /** A login as `accountId` in a browser without their session, for a third-party client. */
@@ -170,6 +199,6 @@ async function confirmConsentAfterLogin(
   ]);
 }
 
-function rememberGrant(deps: InteractionDeps, grant: Grant, accountId: string, clientId: string) {
+export function rememberGrant(deps: InteractionDeps, grant: Grant, accountId: string, clientId: string) {
   return rememberConsent(deps.db, accountId, clientId, grant.getOIDCScope().split(' '), deps.now());
 }

@@ -58,8 +58,10 @@ export async function completeOfficialAccount(
     connector.completeLogin(code, scope),
   );
   if (isOutcome(result)) return result;
+  // Every snsapi_userinfo trip starts from our page before it (show.ts, showWeChatAuthorize), its
+  // button pressed: for a third-party client asking for no more than that page names, its consent.
   if (scope === 'snsapi_userinfo' || result.snapshotUser)
-    return linkAndLogIn(deps, interaction, result, alongside);
+    return linkAndLogIn(deps, interaction, result, alongside, scope === 'snsapi_userinfo');
 
   const subject = await silentLogin(deps, result);
   if (subject) {

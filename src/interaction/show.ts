@@ -5,7 +5,7 @@ import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
-import { confirmConsent, consentAfterLogin } from './consent.ts';
+import { confirmConsent, consentAfterLogin, consentOnAuthorizePage } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
 import { clientName, loadInteraction, uiLocales } from './load.ts';
 import { callbackUrl, initialScope, officialAccountTrip, weChatAuthorizePath } from './official-account.ts';
@@ -50,6 +50,8 @@ export async function showWeChatAuthorize(ctx: Context, deps: InteractionDeps): 
   ctx.type = 'html';
   ctx.body = deps.views.render('wechat-authorize', page, {
     clientName: await clientName(deps, interaction, page.t),
+    // A third-party client's consent, when this page names all it asks for (consent.ts).
+    consent: await consentOnAuthorizePage(deps, interaction),
     authorizeUrl: officialAccountTrip(deps, interaction, official, 'snsapi_userinfo'),
     abortUrl: `/interaction/${interaction.uid}/abort`,
     pagePath: weChatAuthorizePath(interaction.uid),

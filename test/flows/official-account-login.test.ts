@@ -12,13 +12,14 @@ import {
   UNBOUND_OFFICIAL_ACCOUNT_APP,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
-import { type Hop, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
+import { attributeOf, type Hop, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   callbackFromWeChat,
   consentAction,
   continueToRp,
   createSandboxUser,
+  decideOnWeChat,
   interactionUid,
   loginAs,
   relyingParty,
@@ -89,6 +90,48 @@ for (const storage of STORAGE_SETUPS) {
         [OFFICIAL_ACCOUNT_APP.appid]: person.openids[OFFICIAL_ACCOUNT_APP.appid],
       });
       expect(userinfo.nickname).toBe('韩梅梅 🌸');
+    });
+
+    test("a third-party client asking for no more than the page before the profile request names gets its consent there: no consent page after WeChat's own, and the consent is remembered", async () => {
+      const person = await createSandboxUser(bridge, '一次同意 Once');
+      const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile' });
+      const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
+      expect(atPage.last.body).toContain('id="authorize-consent"');
+      expect(atPage.last.body).toContain('同意并用微信登录');
+      const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+      const rest = await followInWeChat(browser, authorize, { user: person });
+      expect(rest.consentPages).toBe(0);
+      const tokens = await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks);
+      expect(tokens.claims()?.sub).toBe(person.unionid);
+      // Remembered as the consent page's allow is: the website login of another browser asks nothing.
+      const desktop = await startLogin(rp, { scope: 'openid profile' });
+      const callback = await decideOnWeChat(desktop, { user: person, allow: true });
+      expect(consentAction(callback)).toBeUndefined();
+      expect(
+        (
+          await oidc.authorizationCodeGrant(rp, await continueToRp(desktop, callback), desktop.checks)
+        ).claims()?.sub,
+      ).toBe(person.unionid);
+    });
+
+    test('asking for more than that page names, or demanding prompt=consent, still gets the consent page after the login', async () => {
+      for (const options of [
+        { scope: 'openid profile phone' },
+        { scope: 'openid profile', prompt: 'consent' },
+      ]) {
+        const person = await createSandboxUser(bridge, '再问 Again');
+        const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+        const { url, checks } = await authorizationRequest(rp, options);
+        const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
+        expect(atPage.last.body).not.toContain('id="authorize-consent"');
+        const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+        const rest = await followInWeChat(browser, authorize, { user: person });
+        expect(rest.consentPages).toBe(1);
+        expect((await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks)).claims()?.sub).toBe(
+          person.unionid,
+        );
+      }
     });
 
     test('without the wechat scope no WeChat claim is released, and discovery lists them', async () => {

@@ -21,6 +21,8 @@ export interface WeChatBrowserLogin {
   sandboxPages: number;
   /** How many times our page before the profile request was shown (its button tapped). */
   authorizePages: number;
+  /** How many of our consent pages were allowed on the way. */
+  consentPages: number;
   /** The relying party's redirect_uri with code and state, when the login got there. */
   redirect: URL | undefined;
   /** Where following stopped: the RP redirect, or a page of the bridge (an error or a notice). */
@@ -67,11 +69,13 @@ export async function followInWeChat(
   const trips: OfficialAccountTrip[] = [];
   let sandboxPages = 0;
   let authorizePages = 0;
+  let consentPages = 0;
   let hop = await browser.request(href);
   if (new URL(href).pathname === '/connect/oauth2/authorize') trips.push(tripOf(new URL(href)));
   for (let i = 0; i < 40; i++) {
     if (hop.location?.startsWith(RP.redirect_uris[0] as string)) {
-      return { browser, trips, sandboxPages, authorizePages, redirect: new URL(hop.location), last: hop };
+      const redirect = new URL(hop.location);
+      return { browser, trips, sandboxPages, authorizePages, consentPages, redirect, last: hop };
     }
     if (hop.location) {
       const next = new URL(hop.location);
@@ -89,7 +93,7 @@ export async function followInWeChat(
     // Our page before WeChat asks for the profile: the person taps its button.
     const authorize = attributeOf(hop.body, 'wechat-authorize', 'href');
     if (authorize && options.stopAtAuthorizePage) {
-      return { browser, trips, sandboxPages, authorizePages, redirect: undefined, last: hop };
+      return { browser, trips, sandboxPages, authorizePages, consentPages, redirect: undefined, last: hop };
     }
     if (authorize) {
       authorizePages += 1;
@@ -99,10 +103,11 @@ export async function followInWeChat(
     }
     const allow = consentAction(hop);
     if (allow) {
+      consentPages += 1;
       hop = await browser.request(allow, { method: 'POST', form: {} });
       continue;
     }
-    return { browser, trips, sandboxPages, authorizePages, redirect: undefined, last: hop };
+    return { browser, trips, sandboxPages, authorizePages, consentPages, redirect: undefined, last: hop };
   }
   throw new Error('the WeChat login went round in circles');
 }
