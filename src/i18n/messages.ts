@@ -33,7 +33,8 @@ const zh = {
   'authorize.why': '“{client}”将通过微信获取你的昵称和头像，用于识别你的身份并完成登录。',
   'authorize.button': '微信授权登录',
   'authorize.allowButton': '同意并用微信登录',
-  'authorize.consent': '点击下方按钮即表示同意，你的选择会被记住。你可以随时在账号管理页取消授权。',
+  'authorize.consent':
+    '点击下方按钮即表示你同意“{client}”获取这些信息，你的选择会被记住。你可以随时在账号管理页取消授权。',
   'callback.duplicateTitle': '微信登录',
   'callback.duplicate': '此次登录已在处理中，无需重复操作。',
   'consent.title': '授权确认',
@@ -174,7 +175,7 @@ const en: Record<MessageKey, string> = {
   'authorize.button': 'Log in with WeChat',
   'authorize.allowButton': 'Allow and log in with WeChat',
   'authorize.consent':
-    'Pressing the button below allows it, and your choice is remembered. You can revoke its access at any time on your account page.',
+    'By pressing the button below you allow {client} this, and your choice is remembered. You can revoke its access at any time on your account page.',
   'callback.duplicateTitle': 'WeChat login',
   'callback.duplicate': 'This login is already being completed. There is nothing more to do here.',
   'consent.title': 'Authorize',

@@ -61,6 +61,9 @@ export async function consentOnAuthorizePage(
   deps: InteractionDeps,
   interaction: Interaction,
 ): Promise<boolean> {
+  // A browser with a session: the engine's own consent prompt decides after the login (the same
+  // person's session), or the login page of another person's; this page promises nothing then.
+  if (interaction.session?.accountId) return false;
   const prompts = String(interaction.params.prompt ?? '').split(' ');
   if (prompts.includes('consent')) return false;
   if (!requestedScopes(interaction).every((scope) => AUTHORIZE_PAGE_SCOPES.has(scope))) return false;

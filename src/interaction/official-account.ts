@@ -28,12 +28,15 @@ export function officialAccountTrip(
   interaction: Interaction,
   connector: OfficialAccountConnector,
   scope: OfficialAccountScope,
+  /** The page it starts from was the client's consent page too (consent.ts). */
+  consentShown = false,
 ): string {
   const flow: WeChatFlow = {
     uid: interaction.uid,
     kind: 'official_account',
     appid: connector.app.appid,
     scope,
+    ...(consentShown && { consentShown }),
   };
   const state = deps.states.issue(flow);
   return connector.authorizeUrl({ redirectUri: callbackUrl(deps, interaction.uid), state, scope });
@@ -58,10 +61,10 @@ export async function completeOfficialAccount(
     connector.completeLogin(code, scope),
   );
   if (isOutcome(result)) return result;
-  // Every snsapi_userinfo trip starts from our page before it (show.ts, showWeChatAuthorize), its
-  // button pressed: for a third-party client asking for no more than that page names, its consent.
+  // A trip from a page that was the client's consent page too says so in its signed state (the
+  // button on it was pressed); the callback checks again that the consent still covers the request.
   if (scope === 'snsapi_userinfo' || result.snapshotUser)
-    return linkAndLogIn(deps, interaction, result, alongside, scope === 'snsapi_userinfo');
+    return linkAndLogIn(deps, interaction, result, alongside, flow.consentShown === true);
 
   const subject = await silentLogin(deps, result);
   if (subject) {

@@ -48,11 +48,12 @@ export async function showWeChatAuthorize(ctx: Context, deps: InteractionDeps): 
   if (interaction.prompt.name !== 'login' || !official) return showInteraction(ctx, deps);
   const page = pageContext(ctx, uiLocales(interaction));
   ctx.type = 'html';
+  // A third-party client's consent, when this page names all it asks for (consent.ts).
+  const consent = await consentOnAuthorizePage(deps, interaction);
   ctx.body = deps.views.render('wechat-authorize', page, {
     clientName: await clientName(deps, interaction, page.t),
-    // A third-party client's consent, when this page names all it asks for (consent.ts).
-    consent: await consentOnAuthorizePage(deps, interaction),
-    authorizeUrl: officialAccountTrip(deps, interaction, official, 'snsapi_userinfo'),
+    consent,
+    authorizeUrl: officialAccountTrip(deps, interaction, official, 'snsapi_userinfo', consent),
     abortUrl: `/interaction/${interaction.uid}/abort`,
     pagePath: weChatAuthorizePath(interaction.uid),
   });

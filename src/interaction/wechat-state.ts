@@ -13,6 +13,12 @@ export interface WeChatFlow {
   appid: string;
   /** Official Account trips: the scope asked for, which decides what the callback may read. */
   scope?: OfficialAccountScope;
+  /**
+   * A snsapi_userinfo trip from a page that was the client's consent page too (consent.ts,
+   * consentOnAuthorizePage): signed into the state, so that the callback grants only what a page
+   * said it would, whichever instance rendered it.
+   */
+  consentShown?: boolean;
 }
 
 /**
@@ -31,15 +37,23 @@ export interface StateSigner {
 
 // WeChat documents the state as "a-zA-Z0-9, at most 128 bytes" (wechat-api.md §3): every part is
 // hexadecimal or an appid, and the whole stays under 128 characters.
-// Layout: version, kind, scope, nonce (32 hex), MAC (32 hex), appid.
+// Layout: version, kind, scope (c: snsapi_userinfo from a page that was the consent page too),
+// nonce (32 hex), MAC (32 hex), appid.
 const VERSION = '1';
-const STATE_FORMAT = /^1([wo])([nbu])([0-9a-f]{32})([0-9a-f]{32})([A-Za-z0-9]{1,60})$/;
+const STATE_FORMAT = /^1([wo])([nbuc])([0-9a-f]{32})([0-9a-f]{32})([A-Za-z0-9]{1,60})$/;
 const KINDS: Record<string, RedirectLoginKind> = { w: 'website', o: 'official_account' };
 const SCOPES: Record<string, OfficialAccountScope | undefined> = {
   n: undefined,
   b: 'snsapi_base',
   u: 'snsapi_userinfo',
+  c: 'snsapi_userinfo',
 };
+
+function scopeLetter(flow: WeChatFlow): string {
+  if (flow.scope === 'snsapi_base') return 'b';
+  if (flow.scope === 'snsapi_userinfo') return flow.consentShown ? 'c' : 'u';
+  return 'n';
+}
 const INFO = 'wechat-oidc-bridge wechat state v1';
 
 /**
@@ -56,7 +70,7 @@ export function createStateSigner(secrets: readonly Secret[]): StateSigner {
   return {
     issue(flow) {
       const kind = flow.kind === 'website' ? 'w' : 'o';
-      const scope = flow.scope === 'snsapi_base' ? 'b' : flow.scope === 'snsapi_userinfo' ? 'u' : 'n';
+      const scope = scopeLetter(flow);
       const nonce = randomBytes(16).toString('hex');
       const tag = mac(keys[0] as KeyObject, flow.uid, `${kind}${scope}${nonce}${flow.appid}`).toString('hex');
       return `${VERSION}${kind}${scope}${nonce}${tag}${flow.appid}`;
@@ -72,6 +86,7 @@ export function createStateSigner(secrets: readonly Secret[]): StateSigner {
       const flow: WeChatFlow = { uid, kind: KINDS[kind] as RedirectLoginKind, appid };
       const oaScope = SCOPES[scope];
       if (oaScope) flow.scope = oaScope;
+      if (scope === 'c') flow.consentShown = true;
       return flow;
     },
   };

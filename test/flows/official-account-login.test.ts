@@ -1,5 +1,8 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createStateSigner } from '../../src/interaction/wechat-state.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import {
   type Bridge,
   OFFICIAL_ACCOUNT_APP,
@@ -113,6 +116,30 @@ for (const storage of STORAGE_SETUPS) {
           await oidc.authorizationCodeGrant(rp, await continueToRp(desktop, callback), desktop.checks)
         ).claims()?.sub,
       ).toBe(person.unionid);
+    });
+
+    test('a trip whose page did not say it was the consent page (an instance of the release before, during a rollout) gets the consent page after the login', async () => {
+      const person = await createSandboxUser(bridge, '滚动发布 Rollout');
+      const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+      const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile' });
+      const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
+      const authorize = new URL(attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string);
+      // The same trip, its state as a page without the consent text would have signed it.
+      const redirectUri = new URL(authorize.searchParams.get('redirect_uri') as string);
+      const uid = redirectUri.pathname.split('/')[2] as string;
+      const { cookieKeys } = await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }));
+      const state = createStateSigner(cookieKeys).issue({
+        uid,
+        kind: 'official_account',
+        appid: OFFICIAL_ACCOUNT_APP.appid,
+        scope: 'snsapi_userinfo',
+      });
+      authorize.searchParams.set('state', state);
+      const rest = await followInWeChat(browser, authorize.href, { user: person });
+      expect(rest.consentPages).toBe(1);
+      expect((await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks)).claims()?.sub).toBe(
+        person.unionid,
+      );
     });
 
     test('asking for more than that page names, or demanding prompt=consent, still gets the consent page after the login', async () => {
@@ -481,6 +508,24 @@ describe('several apps of each kind, the first official account with the policy 
       [WEBSITE_APP.appid]: person.openids[WEBSITE_APP.appid],
       [OTHER_OFFICIAL_ACCOUNT_APP.appid]: person.openids[OTHER_OFFICIAL_ACCOUNT_APP.appid],
     });
+  });
+
+  test("in a browser with a session the page before the profile request promises no consent: the engine's own prompt asks after the login", async () => {
+    const rp = await relyingParty(bridge);
+    const person = await createSandboxUser(bridge, '已登录 Session');
+    const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
+    await loginInWeChatAs(rp, person, { browser, scope: 'openid' });
+    // Logged in, this browser asks for more: the page says nothing about consent, and the consent
+    // comes after the login, from the engine's prompt.
+    const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile', prompt: 'login' });
+    const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
+    expect(atPage.last.body).not.toContain('id="authorize-consent"');
+    const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+    const rest = await followInWeChat(browser, authorize, { user: person });
+    expect(rest.consentPages).toBe(1);
+    expect((await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks)).claims()?.sub).toBe(
+      person.unionid,
+    );
   });
 });
 

@@ -17,7 +17,14 @@ describe('WeChat states: signed, bound to the interaction', () => {
   const signer = createStateSigner([NEW_KEY, OLD_KEY]);
 
   test('a state reads back as the flow it was issued for, on that interaction only', () => {
-    for (const flow of [website, officialAccount, { ...officialAccount, scope: 'snsapi_base' as const }]) {
+    const flows: WeChatFlow[] = [
+      website,
+      officialAccount,
+      { ...officialAccount, scope: 'snsapi_base' },
+      // From a page that was the client's consent page too: said in the state, and signed.
+      { ...officialAccount, consentShown: true },
+    ];
+    for (const flow of flows) {
       const state = signer.issue(flow);
       expect(signer.read(state, flow.uid)).toEqual(flow);
       expect(signer.read(state, 'another-interaction')).toBeUndefined();
