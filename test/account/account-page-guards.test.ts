@@ -5,10 +5,9 @@ import { findAccountBySubject, listIdentities } from '../../src/accounts/reposit
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import { createSealer } from '../../src/mini-program/sealer.ts';
 import { createSessionKeyStore, type SessionKeyStore } from '../../src/mini-program/session-keys.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import {
   type Bridge,
+  bridgeCookieKeys,
   MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   STORAGE_SETUPS,
@@ -49,10 +48,9 @@ for (const storage of STORAGE_SETUPS) {
       });
       rp = await relyingParty(bridge);
       mp = await miniProgramClient(bridge);
-      const { cookieKeys } = await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }));
       sessionKeys = createSessionKeyStore({
         kv: bridge.server.stores.kv,
-        sealer: createSealer(cookieKeys),
+        sealer: createSealer(await bridgeCookieKeys(bridge)),
         ttlSeconds: bridge.config.wechat.miniProgram.sessionKeyTtl,
       });
     });

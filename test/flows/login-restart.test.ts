@@ -7,7 +7,7 @@ import {
   startBridge,
   storageAvailable,
 } from '../helpers/bridge.ts';
-import { attributeOf, decodeEntities, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
+import { decodeEntities, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   callbackFromWeChat,
@@ -19,7 +19,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
-import { followInWeChat } from '../helpers/official-account.ts';
+import { followInWeChat, toAuthorizePage } from '../helpers/official-account.ts';
 
 /** How long a login may take in these bridges: seconds, so that one times out within the test. */
 const INTERACTION_SECONDS = 2;
@@ -139,11 +139,9 @@ describe('a login inside WeChat that timed out on the page before the profile re
     const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
     const { url, checks } = await authorizationRequest(rp);
     // snsapi_base, then our page before the profile request (the person is new): left open.
-    const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
-    const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href');
-    expect(authorize).toBeDefined();
+    const { authorize } = await toAuthorizePage(browser, url.href, person);
     await timedOut();
-    const late = await followInWeChat(browser, authorize as string, { user: person });
+    const late = await followInWeChat(browser, authorize, { user: person });
     expect(late.last.status).toBe(400);
     const restart = /<a class="button" id="restart-login" href="([^"]+)"/.exec(late.last.body)?.[1];
     expect(restart).toBeDefined();

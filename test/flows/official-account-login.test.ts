@@ -1,10 +1,9 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createStateSigner } from '../../src/interaction/wechat-state.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import {
   type Bridge,
+  bridgeCookieKeys,
   OFFICIAL_ACCOUNT_APP,
   OTHER_OFFICIAL_ACCOUNT_APP,
   RP,
@@ -15,7 +14,7 @@ import {
   UNBOUND_OFFICIAL_ACCOUNT_APP,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
-import { attributeOf, type Hop, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
+import { type Hop, TestBrowser, USER_AGENTS } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   callbackFromWeChat,
@@ -34,6 +33,7 @@ import {
   loginInWeChatAs,
   setDeliverTwice,
   setSnapshot,
+  toAuthorizePage,
 } from '../helpers/official-account.ts';
 
 const WECHAT_SCOPE = 'openid profile wechat';
@@ -99,10 +99,9 @@ for (const storage of STORAGE_SETUPS) {
       const person = await createSandboxUser(bridge, '一次同意 Once');
       const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
       const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile' });
-      const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
-      expect(atPage.last.body).toContain('id="authorize-consent"');
-      expect(atPage.last.body).toContain('同意并用微信登录');
-      const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+      const { page, authorize } = await toAuthorizePage(browser, url.href, person);
+      expect(page.body).toContain('id="authorize-consent"');
+      expect(page.body).toContain('同意并用微信登录');
       const rest = await followInWeChat(browser, authorize, { user: person });
       expect(rest.consentPages).toBe(0);
       const tokens = await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks);
@@ -122,13 +121,11 @@ for (const storage of STORAGE_SETUPS) {
       const person = await createSandboxUser(bridge, '滚动发布 Rollout');
       const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
       const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile' });
-      const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
-      const authorize = new URL(attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string);
+      const authorize = new URL((await toAuthorizePage(browser, url.href, person)).authorize);
       // The same trip, its state as a page without the consent text would have signed it.
       const redirectUri = new URL(authorize.searchParams.get('redirect_uri') as string);
       const uid = redirectUri.pathname.split('/')[2] as string;
-      const { cookieKeys } = await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }));
-      const state = createStateSigner(cookieKeys).issue({
+      const state = createStateSigner(await bridgeCookieKeys(bridge)).issue({
         uid,
         kind: 'official_account',
         appid: OFFICIAL_ACCOUNT_APP.appid,
@@ -150,9 +147,8 @@ for (const storage of STORAGE_SETUPS) {
         const person = await createSandboxUser(bridge, '再问 Again');
         const browser = new TestBrowser({ userAgent: USER_AGENTS.wechatIos });
         const { url, checks } = await authorizationRequest(rp, options);
-        const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
-        expect(atPage.last.body).not.toContain('id="authorize-consent"');
-        const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+        const { page, authorize } = await toAuthorizePage(browser, url.href, person);
+        expect(page.body).not.toContain('id="authorize-consent"');
         const rest = await followInWeChat(browser, authorize, { user: person });
         expect(rest.consentPages).toBe(1);
         expect((await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks)).claims()?.sub).toBe(
@@ -518,9 +514,8 @@ describe('several apps of each kind, the first official account with the policy 
     // Logged in, this browser asks for more: the page says nothing about consent, and the consent
     // comes after the login, from the engine's prompt.
     const { url, checks } = await authorizationRequest(rp, { scope: 'openid profile', prompt: 'login' });
-    const atPage = await followInWeChat(browser, url.href, { user: person, stopAtAuthorizePage: true });
-    expect(atPage.last.body).not.toContain('id="authorize-consent"');
-    const authorize = attributeOf(atPage.last.body, 'wechat-authorize', 'href') as string;
+    const { page, authorize } = await toAuthorizePage(browser, url.href, person);
+    expect(page.body).not.toContain('id="authorize-consent"');
     const rest = await followInWeChat(browser, authorize, { user: person });
     expect(rest.consentPages).toBe(1);
     expect((await oidc.authorizationCodeGrant(rp, rest.redirect as URL, checks)).claims()?.sub).toBe(

@@ -2,10 +2,9 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { claimCode, codeDigest } from '../../src/interaction/callback-claims.ts';
 import { createStateSigner, markStateUsed } from '../../src/interaction/wechat-state.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import {
   type Bridge,
+  bridgeCookieKeys,
   RP,
   STORAGE_SETUPS,
   startBridge,
@@ -409,8 +408,7 @@ for (const storage of STORAGE_SETUPS) {
       const callback = await callbackFromWeChat(login, { user: person, allow: true });
       // Signed with the bridge's own keys, for this interaction: genuine, but of another login kind
       // than the app it names is configured as.
-      const { cookieKeys } = await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }));
-      const state = createStateSigner(cookieKeys).issue({
+      const state = createStateSigner(await bridgeCookieKeys(bridge)).issue({
         uid,
         kind: 'official_account',
         appid: WEBSITE_APP.appid,

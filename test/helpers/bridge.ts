@@ -8,6 +8,7 @@ import { createDemo } from '../../src/demo/demo-client.ts';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { createViews } from '../../src/http/views.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { loadProviderKeys } from '../../src/oidc/keys.ts';
 import { createSandbox } from '../../src/sandbox/create-sandbox.ts';
 import type { SandboxState } from '../../src/sandbox/state.ts';
 import type { SandboxApp, SandboxOptions } from '../../src/sandbox/types.ts';
@@ -259,6 +260,14 @@ export async function startAnotherInstance(
 }
 
 /** The configuration startBridge gives a bridge (the benchmark starts its own instances from it too). */
+/**
+ * The bridge's cookie keys, as it loaded them: what signs its WeChat states and seals its session
+ * keys, for tests that make such a thing themselves.
+ */
+export async function bridgeCookieKeys(bridge: Pick<Bridge, 'config'>): Promise<Secret[]> {
+  return (await loadProviderKeys(bridge.config, createLogger({ level: 'silent' }))).cookieKeys;
+}
+
 export function baseConfig(p: {
   dataDir: string;
   databaseUrl: string | undefined;

@@ -112,6 +112,22 @@ export async function followInWeChat(
   throw new Error('the WeChat login went round in circles');
 }
 
+/**
+ * From `href` on, in WeChat's browser as `user`, up to our page before the profile request: the page,
+ * and where its button leads (WeChat's snsapi_userinfo authorization).
+ */
+export async function toAuthorizePage(
+  browser: TestBrowser,
+  href: string,
+  user: SandboxUser,
+): Promise<{ page: Hop; authorize: string }> {
+  const { last } = await followInWeChat(browser, href, { user, stopAtAuthorizePage: true });
+  const authorize = attributeOf(last.body, 'wechat-authorize', 'href');
+  if (!authorize)
+    throw new Error(`not the page before the profile request: ${last.url} (status ${last.status})`);
+  return { page: last, authorize };
+}
+
 /** A whole login in WeChat's browser, and the code exchanged by openid-client. */
 export async function loginInWeChatAs(
   rp: oidc.Configuration,
