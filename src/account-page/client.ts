@@ -1,8 +1,20 @@
 import type { ClientConfig } from '../config/types.ts';
-import { LANGS, type Lang } from '../i18n/messages.ts';
+import { LANGS, type Lang, type Translate } from '../i18n/messages.ts';
 
 /** Reserved: configured clients must not use this id. */
 export const ACCOUNT_PAGE_CLIENT_ID = 'account-page';
+
+/**
+ * How a client is named on pages: its registered client_name, else its client_id. The account page,
+ * ours, is named in the page's language rather than by its one bilingual client_name.
+ */
+export function clientDisplayName(
+  client: { clientId: string; clientName?: string | undefined },
+  t: Translate,
+): string {
+  if (client.clientId === ACCOUNT_PAGE_CLIENT_ID) return t('account.clientName');
+  return client.clientName ?? client.clientId;
+}
 
 /**
  * Where oidc-provider's logout (/session/end) returns the account page's "Log out", in the page's

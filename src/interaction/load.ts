@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { errors, type Interaction } from 'oidc-provider';
-import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
+import { clientDisplayName } from '../account-page/client.ts';
 import { pageContext } from '../http/views.ts';
 import type { Translate } from '../i18n/messages.ts';
 import type { InteractionDeps } from './deps.ts';
@@ -83,19 +83,15 @@ export function renderExpired(ctx: Context, deps: InteractionDeps): void {
   });
 }
 
-/**
- * The client's display name: its registered client_name, else its client_id. The account page,
- * ours, is named in the page's language rather than by one bilingual client_name.
- */
+/** The display name of the interaction's client (clientDisplayName). */
 export async function clientName(
   deps: InteractionDeps,
   interaction: Interaction,
   t: Translate,
 ): Promise<string> {
   const clientId = String(interaction.params.client_id);
-  if (clientId === ACCOUNT_PAGE_CLIENT_ID) return t('account.clientName');
   const client = await deps.provider.Client.find(clientId);
-  return client?.clientName ?? clientId;
+  return clientDisplayName(client ?? { clientId }, t);
 }
 
 /**

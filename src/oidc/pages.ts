@@ -1,5 +1,5 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
+import { clientDisplayName } from '../account-page/client.ts';
 import { pageContext, type Views } from '../http/views.ts';
 
 type RenderError = NonNullable<Configuration['renderError']>;
@@ -34,14 +34,9 @@ export function createPages(views: Views) {
     ctx.type = 'html';
     // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
     // The application that asked, when the request names it (client_id or id_token_hint): the
-    // person knows it, where this server's host name means nothing to them. The account page, ours,
-    // is named in the page's language (as on the login page), not by its bilingual client_name.
-    const client = ctx.oidc.client;
-    const name =
-      client?.clientId === ACCOUNT_PAGE_CLIENT_ID
-        ? page.t('account.clientName')
-        : (client?.clientName ?? client?.clientId);
-    ctx.body = views.render('logout', page, { form, client: name });
+    // person knows it, where this server's host name means nothing to them.
+    const { client } = ctx.oidc;
+    ctx.body = views.render('logout', page, { form, client: client && clientDisplayName(client, page.t) });
   }
 
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
