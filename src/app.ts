@@ -10,12 +10,12 @@ import { frontDoor, type RequestStage } from './http/front-door.ts';
 import { createHealthRouter } from './http/health.ts';
 import { issuerOrigin } from './http/issuer-origin.ts';
 import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
-import { notFoundPage } from './http/not-found.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
 import { inRequestContext, requestLog } from './http/request-log.ts';
 import { type Scoped, scoped } from './http/scoped.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { statusPages } from './http/status-pages.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
 import { readInteractionAhead } from './interaction/load.ts';
@@ -64,7 +64,7 @@ export function createApp(deps: AppDeps): Provider {
   // its access line and its count.
   const stages: RequestStage[] = [
     issuerOrigin(config),
-    notFoundPage(views),
+    statusPages(views),
     ...(dependencies ? [probeAfterServerErrors(dependencies, gateOptions)] : []),
     securityHeaders({
       frameOrigins: [new URL(config.wechat.openBaseUrl).origin],

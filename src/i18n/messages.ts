@@ -53,6 +53,8 @@ const zh = {
   'error.pageTitle': '出错了',
   'error.notFoundTitle': '页面不存在',
   'error.notFound': '此页面不存在。请检查网址，或返回应用。',
+  'error.methodNotAllowedTitle': '此页面不能直接打开',
+  'error.methodNotAllowed': '此地址只接受应用或页面表单发来的请求，不能作为链接打开。请返回应用。',
   'error.generic': '出了点问题，请稍后重试。',
   'error.badRequest': '无法处理此请求，请返回上一页重试。',
   'error.declined': '你已拒绝微信授权。',
@@ -195,6 +197,9 @@ const en: Record<MessageKey, string> = {
   'error.pageTitle': 'Something went wrong',
   'error.notFoundTitle': 'Page not found',
   'error.notFound': 'This page does not exist. Check the address, or return to the application.',
+  'error.methodNotAllowedTitle': 'This page cannot be opened directly',
+  'error.methodNotAllowed':
+    'This address only takes requests sent by an application or by a form on a page, not a link. Return to the application.',
   'error.generic': 'Something went wrong. Please try again later.',
   'error.badRequest': 'This request could not be processed. Please go back and try again.',
   'error.declined': 'You declined the WeChat authorization.',

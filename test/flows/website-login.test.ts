@@ -675,6 +675,43 @@ for (const storage of STORAGE_SETUPS) {
       expect(api.headers.get('content-type')).not.toMatch(/html/);
     });
 
+    test("an endpoint asked with a method it does not take answers 405 naming its methods, a browser's GET with a page", async () => {
+      // oidc-provider's own routes (the token endpoint, the logout confirmation a form posts to) and ours.
+      for (const [path, allow] of [
+        ['/token', 'POST, OPTIONS'],
+        ['/session/end/confirm', 'POST'],
+        ['/account/unbind', 'POST'],
+      ] as const) {
+        const page = await new TestBrowser().request(`${bridge.url}${path}`, {
+          headers: { accept: 'text/html,application/xhtml+xml', 'accept-language': 'en' },
+        });
+        expect(page.status, path).toBe(405);
+        expect(page.headers.get('allow'), path).toBe(allow);
+        expect(page.headers.get('content-type'), path).toMatch(/^text\/html/);
+        expect(page.body, path).toContain('<h1>This page cannot be opened directly</h1>');
+        expect(page.body, path).not.toContain('reference-id');
+      }
+      // A client: the plain answer, for the engine's routes whatever the method.
+      for (const [method, path, allow] of [
+        ['GET', '/token', 'POST, OPTIONS'],
+        ['PUT', '/me', 'GET, HEAD, POST, OPTIONS'],
+        ['DELETE', '/token/introspection', 'POST, OPTIONS'],
+        ['POST', '/jwks', 'GET, HEAD, OPTIONS'],
+        ['GET', '/token/', 'POST, OPTIONS'],
+      ] as const) {
+        const api = await fetch(`${bridge.url}${path}`, { method, headers: { accept: 'application/json' } });
+        expect(api.status, `${method} ${path}`).toBe(405);
+        expect(api.headers.get('allow'), `${method} ${path}`).toBe(allow);
+        expect(api.headers.get('content-type'), `${method} ${path}`).not.toMatch(/html/);
+      }
+      // OPTIONS at an engine route that has no OPTIONS route of its own: the methods, no error.
+      const options = await fetch(`${bridge.url}/session/end/confirm`, { method: 'OPTIONS' });
+      expect(options.status).toBe(204);
+      expect(options.headers.get('allow')).toBe('POST');
+      // A path no route has is still a 404, whatever the method.
+      expect((await fetch(`${bridge.url}/tokens`, { method: 'POST' })).status).toBe(404);
+    });
+
     test("a handler's log lines name the request they were written for, as its access line and X-Request-Id do", async () => {
       const login = await startLogin(rp);
       const callback = await decideOnWeChat(login, { user: panda, allow: true });

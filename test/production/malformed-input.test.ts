@@ -48,7 +48,7 @@ import { type RawAnswer, type RawRequest, rawRequest } from '../helpers/raw-http
  * - page: a person's page: HTML with a title (a redirect aside);
  * - oauth: a client endpoint: any refusal is JSON with an `error`;
  * - 405: our route refuses the method, naming the methods it takes (Allow);
- * - 404: oidc-provider's own answer to a method it has no route for (its routes answer nothing else);
+ * - 404: no route at that path, for any method (domain verification's file is a middleware);
  * - any: nothing more (probes, the stylesheet, an avatar, discovery, the JWKS).
  */
 type Expectation = 'page' | 'oauth' | '405' | '404' | 'any';
@@ -675,12 +675,8 @@ const OUR_ROUTES: Array<[path: string, methods: string[]]> = [
   ['/demo/callback', ['GET']],
 ];
 
-/**
- * oidc-provider's routes and the methods they take, and domain verification's file (a middleware,
- * not a route: another method goes on to oidc-provider).
- */
+/** oidc-provider's routes and the methods they take (its router answers the others 405, with Allow). */
 const PROVIDER_ROUTES: Array<[path: string, methods: string[]]> = [
-  ['/MP_verify_abc123.txt', ['GET']],
   ['/auth', ['GET']],
   [`/auth/${UNKNOWN_UID}`, ['GET']],
   ['/token', ['POST']],
@@ -697,10 +693,14 @@ const PROVIDER_ROUTES: Array<[path: string, methods: string[]]> = [
 
 const WRONG_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'TRACE'];
 
-const METHOD_ROWS: Row[] = [
-  ...OUR_ROUTES.map(([path, methods]) => [path, methods, '405'] as const),
-  ...PROVIDER_ROUTES.map(([path, methods]) => [path, methods, '404'] as const),
-].flatMap(([path, methods, expectation]) =>
+const METHOD_ROWS: Row[] = (
+  [
+    ...[...OUR_ROUTES, ...PROVIDER_ROUTES].map(([path, methods]) => [path, methods, '405'] as const),
+    // Domain verification's file is a middleware, not a route: another method goes on to
+    // oidc-provider, which has no route at that path.
+    ['/MP_verify_abc123.txt', ['GET'], '404'],
+  ] as Array<[path: string, methods: string[], expectation: Expectation]>
+).flatMap(([path, methods, expectation]) =>
   WRONG_METHODS.filter((method) => !methods.includes(method)).map((method) => ({
     route: `${methods.join('/')} ${path}`,
     variant: method,
