@@ -213,6 +213,14 @@ for (const storage of STORAGE_SETUPS) {
       );
       expect(tokens.access_token).toBeTruthy();
       expect(tokens.refresh_token).toBeUndefined();
+      // A grant type it may not use, asked for anyway: unauthorized_client (RFC 6749 5.2).
+      const refused = await tokenRequest(bridge, {
+        client_id: NO_REFRESH_CLIENT.client_id,
+        grant_type: 'refresh_token',
+        refresh_token: 'whatever',
+      });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe('unauthorized_client');
     });
 
     test('a scope outside the client registration is refused; an unknown one is ignored', async () => {

@@ -71,6 +71,9 @@ for (const storage of STORAGE_SETUPS) {
       expect(claims?.sub).toBe(panda.unionid);
       expect(claims?.iss).toBe(bridge.url);
       expect(claims?.aud).toBe(RP.client_id);
+      // Discovery says the OP passes sid (backchannel_logout_session_supported): every ID token
+      // names its session, whether or not the client registered back-channel logout.
+      expect(claims?.sid).toEqual(expect.any(String));
 
       const userinfo = await oidc.fetchUserInfo(rp, tokens.access_token, panda.unionid);
       expect(userinfo.sub).toBe(panda.unionid);
@@ -208,6 +211,9 @@ for (const storage of STORAGE_SETUPS) {
 
       const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
       expect(refreshed.claims()?.sub).toBe(panda.unionid);
+      // The same session as the login's ID token (OIDC Core 12.2 keeps what identifies it).
+      expect(refreshed.claims()?.sid).toBe(tokens.claims()?.sid);
+      expect(refreshed.claims()?.auth_time).toBe(tokens.claims()?.auth_time);
       expect(refreshed.refresh_token).toBeTruthy();
       expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
       expect((await oidc.tokenIntrospection(rp, refreshed.refresh_token as string)).active).toBe(true);
