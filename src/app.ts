@@ -10,6 +10,7 @@ import { frontDoor, type RequestStage } from './http/front-door.ts';
 import { createHealthRouter } from './http/health.ts';
 import { issuerOrigin } from './http/issuer-origin.ts';
 import { createMetricsRouter, httpMetrics } from './http/metrics.ts';
+import { postedRequestsAsQueries } from './http/posted-requests.ts';
 import { type RateLimiters, rateLimits } from './http/rate-limits.ts';
 import { requestSizeLimit } from './http/request-limits.ts';
 import { inRequestContext, requestLog } from './http/request-log.ts';
@@ -89,6 +90,8 @@ export function createApp(deps: AppDeps): Provider {
       ]),
       ...(dependencies ? [dependencyGate(dependencies, gateOptions)] : []),
       ...(deps.maxBodyBytes ? [requestSizeLimit(deps.maxBodyBytes)] : []),
+      // Before the rate limits: the GET it leads to is the request counted.
+      postedRequestsAsQueries([provider.pathFor('authorization'), provider.pathFor('end_session')]),
       ...(limiters
         ? [
             rateLimits({

@@ -110,6 +110,43 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await context.close();
   });
 
+  test("a relying party's form posted to the authorization endpoint from its own site finds the provider's session (SameSite=Lax)", async () => {
+    const { context, page, landed } = await rpBrowser(browser, 'zh-CN');
+    // A first login in this browser, by someone who has not consented yet: the provider's session cookie.
+    const person = await createSandboxUser(bridge, '表单提交的人');
+    const first = await authorizationRequest(rp);
+    await page.goto(first.url.href);
+    await page
+      .frameLocator('#wechat-qr')
+      .locator('select[name="user"]')
+      .selectOption({ label: person.nickname });
+    await page.frameLocator('#wechat-qr').locator('button.allow').click();
+    await page.waitForSelector('#consent-allow');
+    await page.click('#consent-allow');
+    await page.waitForURL('https://rp.example.test/**');
+
+    // The relying party's page, on a site of its own, posts the next request as a form, with
+    // prompt=none: a code comes back only if the session cookie went along to the GET it became.
+    const { url, checks } = await authorizationRequest(rp, { prompt: 'none' });
+    const fields = [...url.searchParams]
+      .map(([name, value]) => `<input type="hidden" name="${name}" value="${value.replace(/"/g, '&quot;')}">`)
+      .join('');
+    await page.route('http://rp.example.test/start', (route) =>
+      route.fulfill({
+        status: 200,
+        contentType: 'text/html',
+        body: `<form method="post" action="${bridge.url}/auth">${fields}<button id="go">go</button></form>`,
+      }),
+    );
+    await page.goto('http://rp.example.test/start');
+    await page.click('#go');
+    await page.waitForURL('https://rp.example.test/callback?**', { timeout: 10_000 });
+    expect(landed()?.searchParams.get('error')).toBeNull();
+    const tokens = await oidc.authorizationCodeGrant(rp, landed() as URL, checks);
+    expect(tokens.claims()?.sub).toBe(person.unionid);
+    await context.close();
+  });
+
   test('the page follows Accept-Language, and declining leads to a readable page with a way back', async () => {
     const { context, page, landed } = await rpBrowser(browser, 'en-US');
     const { url } = await authorizationRequest(rp);

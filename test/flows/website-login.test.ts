@@ -266,6 +266,45 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.loginPage.body).toContain('id="wechat-qr"');
     });
 
+    test('authorization and logout requests POSTed as forms (OIDC Core 3.1.2.1, RP-Initiated Logout 2) go on as their GETs', async () => {
+      const browser = new TestBrowser();
+      const { url, checks } = await authorizationRequest(rp);
+      const posted = await browser.request(`${bridge.url}/auth`, {
+        form: Object.fromEntries(url.searchParams),
+      });
+      expect(posted.status).toBe(303);
+      expect(posted.headers.get('cache-control')).toBe('no-store');
+      // The same endpoint, the body's parameters as the query: the login page, then a code for its state.
+      const target = new URL(posted.location as string, bridge.url);
+      expect(target.pathname).toBe('/auth');
+      expect(Object.fromEntries(target.searchParams)).toEqual(Object.fromEntries(url.searchParams));
+      const login = loginStarted(browser, checks, await browser.follow(target.href));
+      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+
+      // The logout button of a relying party that posts its id_token_hint: the confirmation page.
+      const logout = await browser.request(`${bridge.url}/session/end`, {
+        form: {
+          id_token_hint: tokens.id_token as string,
+          post_logout_redirect_uri: RP.post_logout_redirect_uris?.[0] as string,
+        },
+      });
+      expect(logout.status).toBe(303);
+      const logoutPage = await browser.follow(new URL(logout.location as string, bridge.url).href);
+      expect(logoutPage.body).toContain(`<p id="logout-client">“${RP.client_name}”请你退出登录。</p>`);
+
+      // Only a form: anything else a browser's form does not send is refused, saying what is taken.
+      const json = await fetch(`${bridge.url}/auth`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/html' },
+        body: JSON.stringify(Object.fromEntries(url.searchParams)),
+      });
+      expect(json.status).toBe(415);
+      expect(json.headers.get('accept-post')).toBe('application/x-www-form-urlencoded');
+      expect(await json.text()).toContain('无法处理此请求');
+    });
+
     test('an authorization code redeemed by 8 parallel requests yields exactly one token set', async () => {
       const login = await startLogin(rp);
       const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));

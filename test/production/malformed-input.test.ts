@@ -677,14 +677,14 @@ const OUR_ROUTES: Array<[path: string, methods: string[]]> = [
 
 /** oidc-provider's routes and the methods they take (its router answers the others 405, with Allow). */
 const PROVIDER_ROUTES: Array<[path: string, methods: string[]]> = [
-  ['/auth', ['GET']],
+  ['/auth', ['GET', 'POST']],
   [`/auth/${UNKNOWN_UID}`, ['GET']],
   ['/token', ['POST']],
   ['/me', ['GET', 'POST']],
   ['/token/introspection', ['POST']],
   ['/token/revocation', ['POST']],
   ['/request', ['POST']],
-  ['/session/end', ['GET']],
+  ['/session/end', ['GET', 'POST']],
   ['/session/end/confirm', ['POST']],
   ['/session/end/success', ['GET']],
   ['/jwks', ['GET']],
