@@ -30,7 +30,8 @@ const decryptSchema = z
 /**
  * POST /mini-program/decrypt — encrypted open data (wx.getUserInfo, wx.getShareInfo, wx.getWeRunData...)
  * decrypted with the session key the server kept, its watermark checked, an optional rawData
- * signature verified. Profile fields in it update the account. Any refusal writes nothing.
+ * signature verified. The profile fields of a signed rawData update the account. Any refusal writes
+ * nothing.
  */
 export async function decrypt(ctx: Context, deps: MiniProgramDeps, caller: MiniProgramCaller): Promise<void> {
   const body = readBody(ctx, decryptSchema);
@@ -49,9 +50,10 @@ export async function decrypt(ctx: Context, deps: MiniProgramDeps, caller: MiniP
     throw userDataError(error);
   };
 
-  if (body.rawData !== undefined && body.signature !== undefined) {
+  const signed = body.rawData !== undefined && body.signature !== undefined;
+  if (signed) {
     try {
-      verifyRawData(body.rawData, body.signature, sessionKey);
+      verifyRawData(body.rawData as string, body.signature as string, sessionKey);
     } catch (error) {
       if (!(error instanceof UserDataError)) throw error;
       await orStale(error);
@@ -81,7 +83,10 @@ export async function decrypt(ctx: Context, deps: MiniProgramDeps, caller: MiniP
     });
   }
 
-  const profile = profileOf(data);
+  // The profile is taken from what WeChat signed, never from the encrypted data alone: that has no
+  // MAC, and whoever knows its plaintext (the person's own profile) can alter its first block
+  // through the iv they send. rawData's signature is keyed with the session key.
+  const profile = signed ? profileOf(signedRawData(body.rawData as string)) : undefined;
   if (profile) await updateAccountProfile(deps.db, caller.account.id, profile, deps.now());
   ctx.status = 200;
   ctx.body = { data };
@@ -115,6 +120,18 @@ async function isStale(
     );
     if (error.transient) throw upstreamFailure(error);
     return false;
+  }
+}
+
+/** The signed rawData as an object (wx.getUserInfo's profile, §10); nothing when it is not JSON. */
+function signedRawData(rawData: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(rawData);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
   }
 }
 

@@ -54,9 +54,8 @@ const USER_DATA_DESCRIPTIONS: Record<UserDataError['problem'], string> = {
     'is not standard base64 (A-Z a-z 0-9 + / with = padding); send it as WeChat gave it, in a JSON body',
   invalid_length:
     'has the wrong length: iv must decode to 16 bytes, encryptedData to a non-empty multiple of 16',
-  invalid_padding: 'does not decrypt with the session key of the last wx.login (damaged or altered data)',
-  invalid_json: 'decrypts, but not to a JSON object (damaged or altered data)',
-  watermark_missing: 'has no watermark { appid, timestamp }',
+  undecryptable:
+    "does not decrypt with the session key of the last wx.login to WeChat's data (a JSON object with a watermark): damaged, altered, or from another session",
   watermark_appid_mismatch: 'was produced for another mini program (watermark.appid)',
   watermark_stale: 'is too old (watermark.timestamp): get fresh data from WeChat and send it at once',
   signature_mismatch:

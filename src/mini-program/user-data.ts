@@ -10,12 +10,14 @@ export type UserDataProblem =
   | 'invalid_base64'
   /** iv is not 16 bytes, or encryptedData is not a non-empty multiple of 16 bytes. */
   | 'invalid_length'
-  /** The last block does not end in PKCS#7 padding: wrong key (stale session key) or damaged data. */
-  | 'invalid_padding'
-  /** It decrypted, but not to a JSON object. */
-  | 'invalid_json'
-  /** No watermark { appid, timestamp } in the data. */
-  | 'watermark_missing'
+  /**
+   * It does not decrypt to WeChat's data: no PKCS#7 padding at its end, no JSON object within, or no
+   * watermark { appid, timestamp } in it (a wrong or stale session key, damaged or altered data).
+   * One answer for all three: the data is AES-CBC without a MAC and the caller chooses the iv, so
+   * telling bad padding apart from the rest would be a padding oracle, with which a caller could
+   * decrypt blocks and forge data the server takes for WeChat's, without the session key.
+   */
+  | 'undecryptable'
   /** The data was produced for another mini program. */
   | 'watermark_appid_mismatch'
   /** The data is older than the configured maximum age (or dated in the future). */
@@ -64,8 +66,8 @@ export function decodeEncryptedUserData(input: { encryptedData: string; iv: stri
 }
 
 /**
- * AES-128-CBC with PKCS#7 padding, key and iv as §10 describes. The padding is checked by hand
- * (1..16, every pad byte equal) so that a wrong key is told apart from broken JSON.
+ * AES-128-CBC with PKCS#7 padding, key and iv as §10 describes. Whatever fails (the padding, the
+ * JSON) is the same problem, `undecryptable`: see UserDataProblem.
  */
 export function decryptUserData(sessionKey: Secret, input: EncryptedUserData): Record<string, unknown> {
   const key = Buffer.from(sessionKey.reveal(), 'base64');
@@ -76,16 +78,16 @@ export function decryptUserData(sessionKey: Secret, input: EncryptedUserData): R
   decipher.setAutoPadding(false);
   const padded = Buffer.concat([decipher.update(input.ciphertext), decipher.final()]);
   const plain = unpad(padded);
-  if (plain === undefined) throw new UserDataError('invalid_padding', 'encryptedData');
+  if (plain === undefined) throw new UserDataError('undecryptable', 'encryptedData');
 
   let data: unknown;
   try {
     data = JSON.parse(plain.toString('utf8'));
   } catch {
-    throw new UserDataError('invalid_json', 'encryptedData');
+    throw new UserDataError('undecryptable', 'encryptedData');
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    throw new UserDataError('invalid_json', 'encryptedData');
+    throw new UserDataError('undecryptable', 'encryptedData');
   }
   return data as Record<string, unknown>;
 }
@@ -110,10 +112,10 @@ export interface WatermarkPolicy {
 /** `watermark.appid` must be this app's and `watermark.timestamp` recent (§10). */
 export function checkWatermark(data: Record<string, unknown>, policy: WatermarkPolicy): void {
   const watermark = data.watermark;
-  if (typeof watermark !== 'object' || watermark === null) throw new UserDataError('watermark_missing');
+  if (typeof watermark !== 'object' || watermark === null) throw new UserDataError('undecryptable');
   const { appid, timestamp } = watermark as Record<string, unknown>;
   if (typeof appid !== 'string' || typeof timestamp !== 'number' || !Number.isFinite(timestamp)) {
-    throw new UserDataError('watermark_missing');
+    throw new UserDataError('undecryptable');
   }
   if (appid !== policy.appid) throw new UserDataError('watermark_appid_mismatch');
   const age = policy.now - timestamp;

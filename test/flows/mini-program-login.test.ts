@@ -1,3 +1,4 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -369,7 +370,7 @@ for (const storage of STORAGE_SETUPS) {
           bytes[bytes.length - 17] = bytes[bytes.length - 17]! ^ 0xff;
           return { ...d, encryptedData: bytes.toString('base64') };
         },
-        error: 'invalid_padding',
+        error: 'undecryptable',
         field: 'encryptedData',
       },
       {
@@ -434,7 +435,43 @@ for (const storage of STORAGE_SETUPS) {
       // The same data naming the person's own unionid is theirs.
       const own = await wxUserData(bridge, person, { data: { unionId: person.unionid, nickName: 'Mine' } });
       expect((await call(bridge, 'decrypt', tokens.access_token, own)).status).toBe(200);
-      expect((await accountOf(person))?.nickname).toBe('Mine');
+      // The profile written is the one WeChat signed (rawData), not the encrypted data's.
+      expect((await accountOf(person))?.nickname).toBe('Union Person');
+    });
+
+    test('the profile is written from the signed rawData only: encrypted data alone updates nothing', async () => {
+      const person = await createSandboxUser(bridge, 'Unsigned Person');
+      const tokens = await miniProgramLogin(person);
+      const { encryptedData, iv } = await wxUserData(bridge, person);
+      const answer = await call(bridge, 'decrypt', tokens.access_token, { encryptedData, iv });
+      expect(answer.status).toBe(200);
+      expect((answer.body.data as Record<string, unknown>).nickName).toBe('Unsigned Person');
+      expect((await accountOf(person))?.nickname).toBeNull();
+    });
+
+    test('data that does not decrypt gets one answer, whether its padding or its JSON failed (no padding oracle)', async () => {
+      const person = await createSandboxUser(bridge, 'Oracle Person');
+      const tokens = await miniProgramLogin(person);
+      const key = Buffer.from(await currentSessionKey(bridge, person), 'base64');
+      const iv = randomBytes(16);
+      // Valid PKCS#7 padding around text that is not JSON, and a block whose padding is wrong.
+      const cipher = createCipheriv('aes-128-cbc', key, iv);
+      const notJson = Buffer.concat([cipher.update('not json at all'), cipher.final()]);
+      const raw = createCipheriv('aes-128-cbc', key, iv).setAutoPadding(false);
+      const badPadding = Buffer.concat([raw.update(Buffer.alloc(16, 0x41)), raw.final()]);
+      const answers = [];
+      for (const ciphertext of [notJson, badPadding]) {
+        const answer = await call(bridge, 'decrypt', tokens.access_token, {
+          encryptedData: ciphertext.toString('base64'),
+          iv: iv.toString('base64'),
+        });
+        answers.push({ status: answer.status, body: answer.body });
+      }
+      expect(answers[0]).toMatchObject({
+        status: 400,
+        body: { error: 'undecryptable', field: 'encryptedData' },
+      });
+      expect(answers[1]).toEqual(answers[0]);
     });
 
     test('a session key WeChat replaced tells the mini program to call wx.login again', async () => {
