@@ -673,13 +673,14 @@ export function presentNickname(value: string | undefined): string | undefined {
 /**
  * An avatar URL as WeChat gives it, or undefined when blank or unusable: a control character (NUL
  * would fail the statement, as in a nickname) or a lone surrogate has no place in a URL, so such a
- * value counts as no avatar rather than being repaired into another address.
+ * value counts as no avatar rather than being repaired into another address; and only an absolute
+ * http(s) URL is one (WeChat's are https), never javascript: or data: for a relying party to follow.
  */
 export function presentAvatar(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
   // search(), unlike test(), ignores where the global expression's last match ended.
   if (!trimmed || trimmed.search(UNKEEPABLE) !== -1) return undefined;
-  return trimmed;
+  return /^https?:\/\/[^/?#]/i.test(trimmed) && URL.canParse(trimmed) ? trimmed : undefined;
 }
 
 /** A blank never overwrites; a placeholder only fills an empty (or placeholder) value. */

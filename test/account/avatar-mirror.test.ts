@@ -127,4 +127,14 @@ describe('the avatar mirror', () => {
     const url = 'https://thirdwx.qlogo.cn/a/132';
     expect(await avatars.picture({ id: ACCOUNT, avatar_url: url })).toBe(url);
   });
+
+  it('publishes no URL the mirror refuses to fetch (another host, another scheme) in place of a copy', async () => {
+    // As fetchAvatar refuses them.
+    const { avatars } = mirror(async () => {
+      throw new AvatarFetchError('host_not_allowed', 'no');
+    });
+    for (const url of ['https://attacker.example/a.png', 'javascript:alert(1)', 'http://10.0.0.1/a']) {
+      expect(await avatars.picture({ id: ACCOUNT, avatar_url: url }), url).toBeUndefined();
+    }
+  });
 });

@@ -66,4 +66,19 @@ describe('presentAvatar', () => {
     expect(presentAvatar('   ')).toBeUndefined();
     expect(presentAvatar(undefined)).toBeUndefined();
   });
+
+  it('takes anything but an absolute http(s) URL as no avatar: a relying party may follow a picture', () => {
+    for (const bad of [
+      'javascript:alert(document.domain)',
+      'JavaScript:alert(1)',
+      'data:image/png;base64,iVBORw0KGgo=',
+      '/avatars/x',
+      '//thirdwx.qlogo.cn/a/132',
+      'https:///nohost',
+      'ftp://thirdwx.qlogo.cn/a/132',
+    ]) {
+      expect(presentAvatar(bad), bad).toBeUndefined();
+    }
+    expect(presentAvatar('http://thirdwx.qlogo.cn/a/132')).toBe('http://thirdwx.qlogo.cn/a/132');
+  });
 });

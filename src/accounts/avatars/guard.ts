@@ -71,6 +71,19 @@ export async function fetchAvatar(url: string, policy: AvatarFetchPolicy): Promi
   }
 }
 
+/**
+ * Whether `raw` is an address the mirror would download from (http or https, no credentials, an
+ * allowed host): the only kind of WeChat avatar URL ever published as it is, when no copy exists.
+ */
+export function isAllowedAvatarUrl(raw: string, policy: Pick<AvatarFetchPolicy, 'allowedHosts'>): boolean {
+  try {
+    checkedUrl(raw, policy);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** host or host:port as the allow-list spells it: default ports left out, lowercase. */
 export function hostOf(url: URL): string {
   return url.host.toLowerCase();
@@ -78,7 +91,7 @@ export function hostOf(url: URL): string {
 
 function checkedUrl(
   raw: string,
-  policy: AvatarFetchPolicy,
+  policy: Pick<AvatarFetchPolicy, 'allowedHosts'>,
   refusal: AvatarFetchErrorCode = 'host_not_allowed',
 ): URL {
   let url: URL;

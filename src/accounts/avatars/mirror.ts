@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../../observability/logger.ts';
 import type { KeyValueStore } from '../../storage/ports.ts';
 import { isPlaceholderAvatar, published } from '../repository.ts';
-import { AvatarFetchError, type AvatarFetchPolicy, type DownloadedImage, fetchAvatar } from './guard.ts';
+import {
+  AvatarFetchError,
+  type AvatarFetchPolicy,
+  type DownloadedImage,
+  fetchAvatar,
+  isAllowedAvatarUrl,
+} from './guard.ts';
 import type { AvatarInfo, AvatarStore } from './store.ts';
 
 export interface AvatarMirrorDeps {
@@ -69,6 +75,10 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
     }
   }
 
+  // WeChat's own URL, published until a copy exists, only when it is one the mirror would fetch:
+  // the refusal of another scheme or host (javascript:, a private address) is no picture either.
+  const unmirrored = (source: string) => (isAllowedAvatarUrl(source, deps.policy) ? source : undefined);
+
   return {
     async picture(account, stored) {
       try {
@@ -80,10 +90,11 @@ export function createAvatarMirror(deps: AvatarMirrorDeps): AvatarMirror {
         // and is no picture of the person: not copied, not published (find-account.ts, `published`).
         if (isPlaceholderAvatar(source)) return current ? ownUrl(current) : undefined;
         const best = (await mirror(account.id, source)) ?? current;
-        return best ? ownUrl(best) : source;
+        return best ? ownUrl(best) : unmirrored(source);
       } catch (error) {
         deps.logger.warn({ accountId: account.id, err: error }, 'avatar lookup failed');
-        return published(account.avatar_url, isPlaceholderAvatar);
+        const source = published(account.avatar_url, isPlaceholderAvatar);
+        return source === undefined ? undefined : unmirrored(source);
       }
     },
   };
