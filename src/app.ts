@@ -99,6 +99,7 @@ export function createApp(deps: AppDeps): Provider {
               views,
               metrics,
               alongside: (ctx) => readInteractionAhead(ctx, interaction),
+              clientIds: new Set(config.clients.map((client) => client.client_id)),
             }),
           ]
         : []),

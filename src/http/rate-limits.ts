@@ -133,6 +133,12 @@ interface RateLimitOptions {
    * nothing) start here, so that they travel to the store together with the count.
    */
   alongside?: ((ctx: Context) => void) | undefined;
+  /**
+   * The registered clients' ids: a token request's failures are counted per address and client
+   * only for these (clients sharing an address do not block each other); any other id shares the
+   * address's own count, since a made-up id per request would otherwise get a fresh count each time.
+   */
+  clientIds?: ReadonlySet<string> | undefined;
 }
 
 /**
@@ -170,7 +176,7 @@ async function limitAuthorizationRequests(
   options: RateLimitOptions,
   blocks: BlockedKeys,
 ): Promise<void> {
-  const key = keyOf(ctx, 'interaction');
+  const key = ctx.ip;
   const blockedMs = blocks.empty() ? 0 : blocks.msLeft(key);
   if (blockedMs > 0) return refuse(ctx, 'interaction', blockedMs, options);
   const counted = spendPoint(options.limiters.interaction, key);
@@ -191,7 +197,7 @@ async function limitRequests(
   options: RateLimitOptions,
 ): Promise<unknown> {
   options.alongside?.(ctx);
-  const waitMs = await spendPoint(options.limiters[group], keyOf(ctx, group));
+  const waitMs = await spendPoint(options.limiters[group], ctx.ip);
   if (waitMs === undefined) return next();
   refuse(ctx, group, waitMs, options);
 }
@@ -212,14 +218,14 @@ async function limitTokenFailures(
 ): Promise<void> {
   // The key (which decodes the Authorization header) is made only when it is needed: while some
   // key is blocked, and after a failure.
-  const blockedMs = blocks.empty() ? 0 : blocks.msLeft(keyOf(ctx, 'token'));
+  const blockedMs = blocks.empty() ? 0 : blocks.msLeft(tokenKeyOf(ctx, options.clientIds));
   if (blockedMs > 0) {
     allowOriginUnchecked(ctx);
     return refuse(ctx, 'token', blockedMs, options);
   }
   await next();
   if (ctx.status !== 400 && ctx.status !== 401) return;
-  const key = keyOf(ctx, 'token');
+  const key = tokenKeyOf(ctx, options.clientIds);
   const waitMs = await spendPoint(options.limiters.token, key);
   if (waitMs === undefined) return;
   blocks.block(key, waitMs);
@@ -265,9 +271,10 @@ class BlockedKeys {
   }
 }
 
-function keyOf(ctx: Context, group: RateLimitGroup): string {
-  if (group !== 'token') return ctx.ip;
-  return `${ctx.ip}|${basicClientId(ctx.get('authorization')) ?? ''}`;
+/** A token request's key: its address, and the registered client its Basic credentials name. */
+function tokenKeyOf(ctx: Context, clientIds: ReadonlySet<string> | undefined): string {
+  const clientId = basicClientId(ctx.get('authorization'));
+  return clientId !== undefined && clientIds?.has(clientId) ? `${ctx.ip}|${clientId}` : `${ctx.ip}|`;
 }
 
 /** The client_id of an HTTP Basic Authorization header (the secret is never read). */

@@ -1,5 +1,5 @@
 import * as oidc from 'openid-client';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { ENGINE_MAX_BODY_BYTES } from '../../src/http/request-limits.ts';
@@ -76,6 +76,13 @@ async function startTwoInstances(options: BridgeOptions): Promise<[Bridge, Bridg
   }
 }
 
+/** Confidential clients the tests call with a wrong secret, each spending a count of its own. */
+const WRONG_SECRET_CLIENTS = ['wrong-secret-client', 'par-client', 'case-client'].map((clientId) => ({
+  ...RP,
+  client_id: clientId,
+  client_secret: `${clientId}-secret-0123456789abcdefghij`,
+}));
+
 function tokenRequest(base: string, body = 'grant_type=refresh_token&refresh_token=nope') {
   return fetch(`${base}/token`, {
     method: 'POST',
@@ -96,7 +103,12 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
   beforeAll(async () => {
     [first, second] = await startTwoInstances({
       storage: 'postgres+redis',
-      configure: (config) => ({ ...config, limits: LIMITS }),
+      // Registered clients whose wrong secrets the tests below send: each its own count.
+      configure: (config) => ({
+        ...config,
+        limits: LIMITS,
+        clients: [...config.clients, ...WRONG_SECRET_CLIENTS],
+      }),
     });
     rp = await relyingParty(first);
   });
@@ -118,12 +130,12 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
   });
 
   test("a 429 in place of a wrong client secret's 401 carries no Basic challenge", async () => {
-    // Another key than the test above spends: this address with a client_id nobody registered.
+    // Another key than the test above spends: this address with another registered client.
     const wrongSecret = () =>
       fetch(`${first.instanceUrl}/token`, {
         method: 'POST',
         headers: {
-          authorization: `Basic ${Buffer.from('no-such-client:wrong').toString('base64')}`,
+          authorization: `Basic ${Buffer.from('wrong-secret-client:wrong').toString('base64')}`,
           'content-type': 'application/x-www-form-urlencoded',
         },
         body: 'grant_type=refresh_token&refresh_token=nope',
@@ -141,6 +153,8 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
 
   test("a browser-based client can read the token endpoint's 429, the first and those refused before the engine", async () => {
     const origin = 'https://spa.example';
+    // A client id nobody registered (oidc-provider refuses a registered one's unknown origin first):
+    // the address's own count, which no other test here spends.
     const failing = () =>
       fetch(`${first.instanceUrl}/token`, {
         method: 'POST',
@@ -263,6 +277,28 @@ describe.skipIf(!available)('hardening: the token endpoint counts failed request
     const valid = await tokenRequest(bridge.url, `grant_type=refresh_token&refresh_token=${refreshToken}`);
     expect(valid.status).toBe(429);
     expect(await valid.json()).toMatchObject({ error: 'temporarily_unavailable' });
+  });
+
+  test('client ids nobody registered share their address count: a made-up id per request gets no fresh one', async () => {
+    // From another address than the test above (a loopback alias), so that its count is this test's.
+    const elsewhere = new Agent({ connect: { localAddress: '127.0.0.2' } });
+    const failing = (clientId: string) =>
+      request(`${bridge.url}/token`, {
+        method: 'POST',
+        dispatcher: elsewhere,
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:wrong`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=refresh_token&refresh_token=nope',
+      }).then(async (answer) => {
+        await answer.body.dump();
+        return answer.statusCode;
+      });
+    const statuses = [];
+    for (const clientId of ['made-up-1', 'made-up-2', 'made-up-3']) statuses.push(await failing(clientId));
+    await elsewhere.close();
+    expect(statuses).toEqual([401, 401, 429]);
   });
 });
 
