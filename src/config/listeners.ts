@@ -13,7 +13,11 @@ export interface ListenerSettings {
  * avoid. A host without a port is refused too: the operator meant to move /metrics off the public
  * port, and nothing would move. Each problem names where its value came from (file or environment).
  */
-export function checkManagementListener(settings: ListenerSettings, findings: Findings): void {
+export function checkManagementListener(
+  settings: ListenerSettings,
+  findings: Findings,
+  production = false,
+): void {
   const { management } = settings;
   const managementPort = management.envPort ?? management.port;
   const mainPort = settings.port.env ?? settings.port.file;
@@ -24,6 +28,15 @@ export function checkManagementListener(settings: ListenerSettings, findings: Fi
       field,
       `must differ from the main port (${main}, ${mainPort}): the management listener serves ` +
         '/metrics on a port of its own, which is never published',
+    );
+  }
+  // Allowed, for a single machine whose proxy keeps /metrics in, but said at every start: the
+  // per-route traffic, login counts and WeChat errors are otherwise anyone's to read.
+  if (production && managementPort === undefined && management.host === undefined) {
+    findings.warn(
+      'management.port',
+      'not set: /metrics is served on the public port to anyone who asks; give it a port of its own ' +
+        '(management.port or MANAGEMENT_PORT), or keep /metrics from the internet at the proxy',
     );
   }
   if (managementPort === undefined && management.host !== undefined) {

@@ -77,6 +77,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         },
       },
       findings,
+      production,
     );
   }
 

@@ -70,6 +70,7 @@ const productionFile = {
   behindTlsProxy: true,
   wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { env: 'APP_SECRET' } }] },
   oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE_KEY' }] },
+  management: { port: 9464 },
 };
 
 function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -979,6 +980,25 @@ describe('loadConfig production policy', () => {
     const file = await writeConfig(productionFile);
     await loadConfig({ env: productionEnv(), file, onWarning: (message) => prodWarnings.push(message) });
     expect(prodWarnings).toEqual([]);
+  });
+
+  it('warns in production when /metrics is left on the public port (no management port)', async () => {
+    const { management: _, ...publicMetrics } = productionFile;
+    const file = await writeConfig(publicMetrics);
+    const warnings: string[] = [];
+    await loadConfig({ env: productionEnv(), file, onWarning: (message) => warnings.push(message) });
+    expect(warnings).toEqual([
+      'management.port: not set: /metrics is served on the public port to anyone who asks; give it a port ' +
+        'of its own (management.port or MANAGEMENT_PORT), or keep /metrics from the internet at the proxy',
+    ]);
+    // MANAGEMENT_PORT moves it too.
+    const moved: string[] = [];
+    await loadConfig({
+      env: productionEnv({ MANAGEMENT_PORT: '9100' }),
+      file,
+      onWarning: (message) => moved.push(message),
+    });
+    expect(moved).toEqual([]);
   });
 });
 
