@@ -1,5 +1,6 @@
 import type { Interaction } from 'oidc-provider';
 import { linkAndAnnounce } from '../accounts/identity-events.ts';
+import { SELECT_ACCOUNT, selectsAccount } from '../oidc/prompt-policy.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import type { CallbackOutcome } from './callback-claims.ts';
@@ -143,6 +144,8 @@ export async function logIn(
   // which would otherwise be the resume's, after a consent page the person may have read for minutes.
   const ts = Math.floor(deps.now().getTime() / 1000);
   const result: Record<string, unknown> = { login: { accountId: subject, ts, amr: ['wechat'] } };
+  // The person chose the account by scanning with it: the login answers prompt=select_account too.
+  if (selectsAccount(interaction.params)) result[SELECT_ACCOUNT] = {};
   if (consent.kind === 'remembered') result.consent = { grantId: consent.grant.jti };
   if (consent.kind === 'page' && consent.confirmsRemembered) result[PAGE_CONFIRMS_REMEMBERED] = true;
   await Promise.all([

@@ -18,6 +18,7 @@ import type { ProviderKeys } from './keys.ts';
 import { wasLogged } from './logged-errors.ts';
 import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
+import { promptPolicy } from './prompt-policy.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
 /**
@@ -188,6 +189,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
     },
     interactions: {
+      policy: promptPolicy(),
       url: (_ctx, interaction) => interactionPath(interaction.uid),
     },
     loadExistingGrant: createLoadExistingGrant(deps.rememberedScopes),

@@ -305,6 +305,23 @@ for (const storage of STORAGE_SETUPS) {
       expect(await json.text()).toContain('无法处理此请求');
     });
 
+    test("prompt=select_account gets the login page in a browser with a session, and whoever scans becomes the session's person", async () => {
+      const first = await loginAs(rp, panda);
+      expect(first.tokens.claims()?.sub).toBe(panda.unionid);
+      const other = await createSandboxUser(bridge, 'Another Account');
+      // The same browser: its session would answer at once, but the client asked for a choice.
+      const choice = await startLogin(rp, { browser: first.login.browser, prompt: 'select_account' });
+      expect(choice.loginPage.body).toContain('id="wechat-qr"');
+      const redirect = await continueToRp(choice, await decideOnWeChat(choice, { user: other, allow: true }));
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, choice.checks);
+      expect(tokens.claims()?.sub).toBe(other.unionid);
+      // The session is now the chosen person's: the next request without a prompt logs them in at once.
+      const { url, checks } = await authorizationRequest(rp);
+      const sso = await first.login.browser.follow(url.href, { stopAt: RP.redirect_uris[0] as string });
+      const again = await oidc.authorizationCodeGrant(rp, new URL(sso.location as string), checks);
+      expect(again.claims()?.sub).toBe(other.unionid);
+    });
+
     test('an authorization code redeemed by 8 parallel requests yields exactly one token set', async () => {
       const login = await startLogin(rp);
       const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { type Bridge, RP } from './bridge.ts';
-import { attributeOf, type Hop, TestBrowser } from './browser.ts';
+import { attributeOf, decodeEntities, type Hop, TestBrowser } from './browser.ts';
 
 export interface SandboxUser {
   id: string;
@@ -205,6 +205,17 @@ export function consentAction(hop: Hop): string | undefined {
   return new URL(action, hop.url).href;
 }
 
+/** The form of oidc-provider's self-submitting page (its form_post helper), when `hop` is one. */
+function selfSubmittingForm(hop: Hop): { action: string; fields: Record<string, string> } | undefined {
+  if (!hop.body.includes('<title>Submitting Callback</title>')) return undefined;
+  const action = /<form method="post" action="([^"]+)"/.exec(hop.body)?.[1];
+  if (!action) return undefined;
+  const fields: Record<string, string> = {};
+  for (const [, name, value] of hop.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g))
+    fields[name as string] = decodeEntities(value as string);
+  return { action: new URL(decodeEntities(action), hop.url).href, fields };
+}
+
 /**
  * From the bridge's answer to the callback, on through consent (allowing) to the RP's redirect_uri
  * (the test RP's, or `redirectUri`).
@@ -219,6 +230,16 @@ export async function continueToRp(
     if (current.location?.startsWith(redirectUri)) return new URL(current.location);
     if (current.location) {
       current = await login.browser.request(current.location);
+      continue;
+    }
+    // oidc-provider's self-submitting form (a login as another person than the browser's session
+    // ends that session first, at /session/end/confirm): submitted as a browser's script does.
+    const selfSubmitting = selfSubmittingForm(current);
+    if (selfSubmitting) {
+      current = await login.browser.request(selfSubmitting.action, {
+        method: 'POST',
+        form: selfSubmitting.fields,
+      });
       continue;
     }
     // The consent page, wherever it was answered (its interaction's page, or the WeChat callback
