@@ -70,9 +70,10 @@ export function secondsLeft(deps: InteractionDeps, interaction: Interaction): nu
  * browser kept the request that started it (restart.ts), a button that starts it again.
  */
 export function renderExpired(ctx: Context, deps: InteractionDeps): void {
-  const page = pageContext(ctx);
   const nowSeconds = Math.floor(deps.now().getTime() / 1000);
   const restartUrl = restartOf(ctx, ctx.params.uid, nowSeconds, deps.provider.pathFor('authorization'));
+  // In the language the client asked for, as the login's own page was: the kept request names it.
+  const page = pageContext(ctx, restartUrl ? requestedLocales(restartUrl) : undefined);
   ctx.status = 400;
   ctx.type = 'html';
   ctx.body = deps.views.render('error', page, {
@@ -81,6 +82,11 @@ export function renderExpired(ctx: Context, deps: InteractionDeps): void {
     restartUrl,
     requestId: ctx.state.requestId,
   });
+}
+
+/** The ui_locales of a kept authorization request (a path with its query). */
+function requestedLocales(request: string): string | undefined {
+  return new URLSearchParams(request.slice(request.indexOf('?') + 1)).get('ui_locales') ?? undefined;
 }
 
 /** The display name of the interaction's client (clientDisplayName). */

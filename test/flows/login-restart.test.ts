@@ -73,6 +73,17 @@ describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (stora
     expect(tokens.claims()?.sub).toBe(person.unionid);
   });
 
+  test("the timed-out page is in the language the client asked for (ui_locales), as the login's page was", async () => {
+    // The browser prefers Chinese; the application asked for English.
+    const login = await startLogin(rp, { extra: { ui_locales: 'en' } });
+    expect(login.loginPage.body).toContain('lang="en"');
+    await timedOut();
+    const late = await decideOnWeChat(login, { user: person, allow: true });
+    expect(late.status).toBe(400);
+    expect(late.body).toContain('lang="en"');
+    expect(late.body).toContain('id="restart-login"');
+  });
+
   test('a login that finished offers nothing to restart once its interaction is gone', async () => {
     const login = await startLogin(rp);
     const redirect = await continueToRp(login, await decideOnWeChat(login, { user: person, allow: true }));
