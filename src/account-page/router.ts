@@ -350,8 +350,8 @@ async function renderDeletion(ctx: Context, deps: AccountPageDeps, session: Page
  * The unbinding's confirmation: the app it unbinds and, for the last WeChat (with a verified phone,
  * or it could not be unbound), how the account can be recovered. An identity that is not the
  * account's, or the last one without a phone, is refused here already, as the unbinding would be.
- * It answers a POST (the identity is in the form, not the URL): no language switch; the page is in
- * the language of the account page that sent it.
+ * It answers a POST (the identity is in the form, not the URL, where history and logs would keep
+ * it): its language switch posts the same form again, which changes nothing.
  */
 async function renderUnbinding(
   ctx: Context,
@@ -369,6 +369,7 @@ async function renderUnbinding(
   const hasPhone = hasVerifiedPhone(account);
   if (!canUnbind(identities.length, hasPhone)) return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
   const page = pageContext(ctx);
+  const csrf = csrfToken(deps.formKeys, session);
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
   ctx.body = deps.views.render('account-unbind', page, {
@@ -379,7 +380,8 @@ async function renderUnbinding(
     recoveryNote: recoveryNote(page.t, identities.length, hasPhone),
     appid: identity.appid,
     openid: identity.openid,
-    csrf: csrfToken(deps.formKeys, session),
+    csrf,
+    langForm: { action: '/account/unbind', fields: { csrf, appid: identity.appid, openid: identity.openid } },
   });
 }
 

@@ -37,13 +37,15 @@ export function createViews(options: { assetBase: string }): Views {
   const css = readFileSync(join(VIEWS_DIR, 'assets', 'app.css'), 'utf8');
   return {
     render(name, page, data = {}) {
-      const langHref = languageSwitch(page, data.pagePath);
+      const langForm = languageForm(page, data.langForm);
+      const langHref = langForm ? undefined : languageSwitch(page, data.pagePath);
       return eta.render(`@${name}`, {
         ...data,
         lang: page.lang,
         t: page.t,
         assetBase: options.assetBase,
         langHref,
+        langForm,
       });
     },
     stylesheet: { body: css, etag: `"${hash(css)}"` },
@@ -67,6 +69,25 @@ function languageSwitch(page: PageContext, pagePath: unknown): string | undefine
   if (query.has('code')) return undefined;
   query.set('lang', other);
   return `${ownPath(page.request.path)}?${query}`;
+}
+
+/** What a page answering a POST sends again to be shown in the other language (`langForm`). */
+export interface LanguageForm {
+  /** The path the page's own request was posted to. */
+  action: string;
+  /** That request's fields (a CSRF token among them): sending them again must change nothing. */
+  fields: Record<string, string>;
+}
+
+/**
+ * The language switch of a page answering a POST that is safe to send again (a confirmation page):
+ * the same form, posted to the same path with the other language. A link would GET a path that
+ * takes POST only.
+ */
+function languageForm(page: PageContext, form: unknown): LanguageForm | undefined {
+  if (typeof form !== 'object' || form === null) return undefined;
+  const { action, fields } = form as LanguageForm;
+  return { action: `${ownPath(action)}?lang=${page.lang === 'en' ? 'zh-CN' : 'en'}`, fields };
 }
 
 /**

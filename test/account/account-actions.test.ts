@@ -246,6 +246,18 @@ describe('account page actions', () => {
     );
     expect(attributeOf(confirmation.body, 'account-unbind-cancel', 'href')).toBe('/account?lang=zh-CN');
     expect(await listIdentities(db, account?.id as string)).toHaveLength(1);
+    // Its language switch posts the same form again (a link would GET a POST-only path): the same
+    // question in English, and nothing unbound.
+    const switchForm = formOf(confirmation, '/account/unbind');
+    expect(switchForm.url).toBe(`${bridge.url}/account/unbind?lang=en`);
+    const english = await login.browser.request(switchForm.url, { form: switchForm.fields });
+    expect(english.status).toBe(200);
+    expect(english.body).toContain('<html lang="en">');
+    expect(textOf(english.body, 'account-unbind-what')).toBe(
+      `Unbind ${WEBSITE_APP.appid} (Website app) from your account?`,
+    );
+    expect(textOf(english.body, 'lang-switch')).toBe('中文');
+    expect(await listIdentities(db, account?.id as string)).toHaveLength(1);
 
     const form = formOf(confirmation, '/account/unbind/confirm');
     expect(form.fields).toEqual({ csrf, appid: identity?.appid, openid: identity?.openid });
