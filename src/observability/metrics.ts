@@ -173,18 +173,31 @@ export function observeDependencies(metrics: Metrics, down: () => readonly strin
   });
 }
 
+/** How long a scrape waits for the outbox's count before it answers with the last one. */
+const OUTBOX_COUNT_WAIT_MS = 1_000;
+
 /**
  * The account-event outbox (src/accounts/event-delivery.ts): the events waiting, read from the
  * database at each scrape (the same on every instance: the outbox is shared), and the events this
  * instance gave up after their last attempt, by client.
+ *
+ * A count that fails or is slow (the database down or hanging) leaves the gauge at its last value:
+ * the scrape must still answer, with dependency_up{dependency="database"} 0 among its series, at
+ * the moment an alert needs it; a failed collect failed the whole scrape with a 500. The
+ * dependency monitor logs the outage.
  */
-export function observeOutbox(metrics: Metrics, pending: () => Promise<number>): (clientId: string) => void {
+export function observeOutbox(
+  metrics: Metrics,
+  pending: () => Promise<number>,
+  waitMs = OUTBOX_COUNT_WAIT_MS,
+): (clientId: string) => void {
   new Gauge({
     name: 'account_events_pending',
-    help: 'Account events waiting in the outbox for delivery or a retry (all instances)',
+    help: 'Account events waiting in the outbox for delivery or a retry (all instances; the last count while the database does not answer)',
     registers: [metrics.registry],
     async collect() {
-      this.set(await pending());
+      const count = await withinMs(pending(), waitMs).catch(() => undefined);
+      if (count !== undefined) this.set(count);
     },
   });
   const givenUp = new Counter({
@@ -194,4 +207,15 @@ export function observeOutbox(metrics: Metrics, pending: () => Promise<number>):
     registers: [metrics.registry],
   });
   return (client) => givenUp.inc({ client });
+}
+
+/** The promise's value, or undefined once `ms` have passed (the promise is left to settle alone). */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  // A rejection after the deadline is nobody's: handled here so it is not reported as unhandled.
+  promise.catch(() => {});
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -149,6 +149,9 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     await loginAs(rp, panda);
     postgres.hang();
     try {
+      // A scrape does not wait for the hung database (up to the statement timeout) to answer.
+      const scrape = await fetch(`${bridge.url}/metrics`, { signal: AbortSignal.timeout(QUERY_TIMEOUT_MS) });
+      expect(scrape.status).toBe(200);
       const callback = await Promise.race([
         decideOnWeChat(login, { user: person, allow: true }),
         setTimeout(QUERY_TIMEOUT_MS + 15_000).then(() => undefined),
@@ -175,6 +178,12 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     const token = await tokenRequestStatus('whatever');
     expect(token.status).toBe(503);
     expect(token.body.error_description).toContain('account database (postgres)');
+    // The scrape still answers, saying so: the outbox's count (a database query) keeps its last value.
+    const scrape = await fetch(`${bridge.url}/metrics`);
+    expect(scrape.status).toBe(200);
+    const series = await scrape.text();
+    expect(series).toContain('dependency_up{dependency="database"} 0');
+    expect(series).toMatch(/\naccount_events_pending \d+\n/);
 
     await postgres.restore();
     await untilReady();
