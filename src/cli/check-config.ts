@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { redactConfig } from '../config/redact.ts';
+import { startCommand } from './entry.ts';
 
 export interface CheckConfigOptions {
   env?: NodeJS.ProcessEnv;
@@ -31,7 +32,7 @@ export async function checkConfig(options: CheckConfigOptions): Promise<number> 
   }
 }
 
-if (import.meta.main) {
+if (startCommand(import.meta.url)) {
   // Usage: check-config [FILE]; without FILE, CONFIG_FILE or config/default.yaml as the server does.
   process.exitCode = await checkConfig({
     file: process.argv[2],

@@ -5,6 +5,7 @@ import { describeUrl } from '../storage/describe-url.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
 import { createPostgresDatabase } from '../storage/postgres.ts';
 import { embeddedAccountsFile, openAccountsDatabase } from '../storage/sqlite/accounts-database.ts';
+import { startCommand } from './entry.ts';
 import { type CommandOutput, runWithConfig } from './with-config.ts';
 
 export interface CopyAccountsOptions extends CommandOutput {
@@ -76,9 +77,9 @@ function describeCounts(rows: Record<string, number>): string {
     .join(', ');
 }
 
-if (import.meta.main) {
+if (startCommand(import.meta.url)) {
   // Usage: copy-accounts-to-postgres, with the configuration the server reads (dataDir, DATABASE_URL).
-  await runWithConfig((config, output) =>
+  await runWithConfig('copy-accounts-to-postgres', (config, output) =>
     copyAccountsToPostgres({ dataDir: config.dataDir, databaseUrl: config.storage.databaseUrl, ...output }),
   );
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createSqlAvatarStore } from '../accounts/avatars/store.ts';
 import { rememberedScopes } from '../accounts/consents.ts';
 import { deleteAccount, findAccountForOperator } from '../accounts/deletion.ts';
@@ -10,7 +11,10 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { createFindAccount } from '../oidc/find-account.ts';
 import { loadProviderKeys } from '../oidc/keys.ts';
 import { createProvider } from '../oidc/provider.ts';
+import { describeUrl } from '../storage/describe-url.ts';
 import { openStores } from '../storage/open-stores.ts';
+import { embeddedAccountsFile } from '../storage/sqlite/accounts-database.ts';
+import { startCommand } from './entry.ts';
 import { type CommandOutput, runWithConfig } from './with-config.ts';
 
 export type DeletionTarget = { unionid: string } | { openid: string };
@@ -26,15 +30,23 @@ export interface DeleteAccountCommandOptions extends CommandOutput {
  * A data-subject request, by an operator: the same deletion as the account page (every grant,
  * token and session revoked, back-channel logout sent, account events queued and tried once here,
  * profile, avatar, identities and phone erased, an audit row with counts only). Prints counts, never
- * the person's data. 0: deleted; 2: no such account.
+ * the person's data. 0: deleted; 2: no such account; 1: it could not look (no embedded store at
+ * dataDir, a store unreachable).
  */
 export async function deleteAccountCommand(options: DeleteAccountCommandOptions): Promise<number> {
   const { config, logger } = options;
+  // Opening the embedded store where there is none would create an empty one, and "no account
+  // matches" would close a deletion request while the data stays where dataDir should have led.
+  const embedded = config.storage.databaseUrl ? undefined : embeddedAccountsFile(config.dataDir);
+  if (embedded && !existsSync(embedded)) {
+    options.stderr(`${embedded} does not exist: no embedded store there (is dataDir the server's?)\n`);
+    return 1;
+  }
   const stores = await openStores({ ...config.storage, dataDir: config.dataDir, logger });
   try {
     const account = await findAccountForOperator(stores.db, options.target);
     if (!account) {
-      options.stderr('no account matches\n');
+      options.stderr(`no account matches in ${describeStore(config)}\n`);
       return 2;
     }
     // The provider only signs the back-channel logout tokens; it serves no requests here.
@@ -81,6 +93,12 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
   }
 }
 
+/** The account store searched, for the operator (a URL without its password). */
+function describeStore(config: Config): string {
+  const url = config.storage.databaseUrl;
+  return url ? describeUrl(url) : embeddedAccountsFile(config.dataDir);
+}
+
 /** --unionid <id> or --openid <id>. */
 export function parseTarget(argv: readonly string[]): DeletionTarget | undefined {
   const [flag, value, ...rest] = argv;
@@ -90,14 +108,14 @@ export function parseTarget(argv: readonly string[]): DeletionTarget | undefined
   return undefined;
 }
 
-if (import.meta.main) {
+if (startCommand(import.meta.url)) {
   // Usage: delete-account --unionid <unionid> | --openid <openid>; configuration as the server reads it.
   const target = parseTarget(process.argv.slice(2));
   if (!target) {
     process.stderr.write('usage: delete-account --unionid <unionid> | --openid <openid>\n');
     process.exitCode = 64;
   } else {
-    await runWithConfig((config, output) =>
+    await runWithConfig('delete-account', (config, output) =>
       deleteAccountCommand({
         config,
         target,

@@ -10,9 +10,12 @@ export interface CommandOutput {
 /**
  * Runs an operator command with the configuration read as the server reads it (CONFIG_FILE,
  * NODE_ENV and the environment overrides), its warnings on stderr. A configuration that does not
- * load is its message on stderr and exit code 1; otherwise the command's own code is the exit code.
+ * load is its message on stderr and exit code 1, and so is any failure of the command (a store
+ * unreachable, the embedded store open in a running server): one line naming the command and the
+ * causes, not a stack trace. Otherwise the command's own code is the exit code.
  */
 export async function runWithConfig(
+  name: string,
   command: (config: Config, output: CommandOutput) => Promise<number>,
 ): Promise<void> {
   const output: CommandOutput = {
@@ -23,8 +26,18 @@ export async function runWithConfig(
     const config = await loadConfig({ onWarning: (message) => output.stderr(`warning: ${message}\n`) });
     process.exitCode = await command(config, output);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    output.stderr(`${error.message}\n`);
+    output.stderr(error instanceof ConfigError ? `${error.message}\n` : `${name} failed: ${causes(error)}\n`);
     process.exitCode = 1;
   }
+}
+
+/** An error's message and its causes', each once ("connection failed: connect ECONNREFUSED ..."). */
+export function causes(error: unknown): string {
+  const messages: string[] = [];
+  for (let at: unknown = error; at !== undefined && messages.length < 5; ) {
+    const message = at instanceof Error ? at.message : String(at);
+    if (!messages.some((seen) => seen.includes(message))) messages.push(message);
+    at = at instanceof Error ? at.cause : undefined;
+  }
+  return messages.join(': ');
 }

@@ -1,0 +1,44 @@
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+/** The oldest Node major version the project runs on (package.json's engines). */
+const REQUIRED_NODE_MAJOR = 24;
+
+/**
+ * Whether the module at `moduleUrl` is the command being run (`node path/to/it.js`), not one
+ * imported. `import.meta.main` says so only from Node 24 on: on an older Node it is undefined, so
+ * a command guarded by it did nothing and exited 0, and check-config passed every file, a missing
+ * one too. Read from the script's path instead, with the version checked next (startCommand).
+ */
+function isCommand(moduleUrl: string): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === moduleUrl;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether to run the command of the module at `moduleUrl`: it is the one being run, on a Node it
+ * supports. On an older Node it says which to use and sets exit code 1, never a silent 0.
+ */
+export function startCommand(moduleUrl: string): boolean {
+  if (!isCommand(moduleUrl)) return false;
+  const refusal = unsupportedNode(process.version);
+  if (refusal === undefined) return true;
+  process.stderr.write(`${refusal}\n`);
+  process.exitCode = 1;
+  return false;
+}
+
+/** Why a command cannot run on Node `version` (as process.version spells it), or undefined. */
+export function unsupportedNode(version: string): string | undefined {
+  const major = Number(/^v?(\d+)/.exec(version)?.[1]);
+  if (major >= REQUIRED_NODE_MAJOR) return undefined;
+  return (
+    `this command needs Node.js ${REQUIRED_NODE_MAJOR} or later, and this is ${version}: run it with ` +
+    'the Node that npm install put in the project (node_modules/.bin/node), or through npm run'
+  );
+}
