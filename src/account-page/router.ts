@@ -78,7 +78,10 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     const lang =
       typeof ctx.query.lang === 'string' ? `?${new URLSearchParams({ lang: ctx.query.lang })}` : '';
     if (!session) return ctx.redirect(`/account/login${lang}`);
-    await renderAccount(ctx, deps, session);
+    const shown = await renderAccount(ctx, deps, session);
+    // A session whose account is gone (folded into another by a phone recovery, or deleted from
+    // another browser): a new login, which replaces it, rather than a page saying nothing is here.
+    if (!shown) return ctx.redirect(`/account/login${lang}`);
   });
 
   // ?again=<purpose>: the login a destructive action asked for (recent-login.ts). Only a known
@@ -412,10 +415,11 @@ function duration(t: Translate, seconds: number): string {
     : t('account.loginAgain.seconds', { n: String(seconds) });
 }
 
-async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageSession): Promise<void> {
+/** The account page, or false when the session's account no longer exists. */
+async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageSession): Promise<boolean> {
   const page = pageContext(ctx);
   const account = await findAccountBySubject(deps.db, session.subject);
-  if (!account) return notice(ctx, deps, 'account.notFound', 404);
+  if (!account) return false;
   const identities = await listIdentities(deps.db, account.id);
   const hasPhone = hasVerifiedPhone(account);
   const done = takeDone(ctx, session);
@@ -452,6 +456,7 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
       ui_locales: page.lang,
     })}`,
   });
+  return true;
 }
 
 /**

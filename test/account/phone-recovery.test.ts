@@ -13,13 +13,21 @@ import {
   type Bridge,
   MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
+  RP,
   STORAGE_SETUPS,
   startBridge,
   storageAvailable,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import { decodeEntities, type TestBrowser } from '../helpers/browser.ts';
-import { createSandboxUser, injectFault, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  authorizationRequest,
+  createSandboxUser,
+  injectFault,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+} from '../helpers/flow.ts';
 import {
   callMiniProgram,
   exchangeJsCode,
@@ -92,7 +100,7 @@ for (const storage of STORAGE_SETUPS) {
       const waiting = await waitingWith(number);
       const renewed = await createSandboxUser(bridge, '新微信');
       // The natural order: the website first, then the mini program. Two identities, one new person.
-      await loginAs(rp, renewed, { scope: 'openid' });
+      const website = await loginAs(rp, renewed, { scope: 'openid' });
       const fresh = await miniProgramLogin(renewed);
       expect(fresh.claims()?.sub).toBe(renewed.unionid);
 
@@ -106,6 +114,19 @@ for (const storage of STORAGE_SETUPS) {
       // The token named the account folded in, which is gone: the mini program logs in again.
       expect((await callMiniProgram(bridge, 'check-session', fresh.access_token)).status).toBe(401);
       expect((await miniProgramLogin(renewed)).claims()?.sub).toBe(waiting.user.unionid);
+      // The website's browser held a session of the account folded away: no login any more, never
+      // a server error. prompt=none hears login_required; the account page starts a new login.
+      const { browser } = website.login;
+      const silent = await authorizationRequest(rp, { scope: 'openid', prompt: 'none' });
+      const none = await browser.follow(silent.url.href, { stopAt: RP.redirect_uris[0] as string });
+      expect(new URL(none.location as string).searchParams.get('error')).toBe('login_required');
+      const accountPage = await browser.request(`${bridge.url}/account`);
+      expect(accountPage.status).toBe(302);
+      expect(accountPage.location).toBe(`${bridge.url}/account/login`);
+      // A login in that browser, scanning again, reaches the account recovered.
+      expect((await loginAs(rp, renewed, { scope: 'openid', browser })).tokens.claims()?.sub).toBe(
+        waiting.user.unionid,
+      );
       expect((await loginAs(rp, renewed, { scope: 'openid' })).tokens.claims()?.sub).toBe(
         waiting.user.unionid,
       );
