@@ -61,6 +61,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   await checkClientsWithProvider({ raw, parsed, secrets, overrides }, findings);
   if (parsed.success) {
     const { data } = parsed;
+    overriddenSettings(raw, overrides, findings);
     const issuer = issuerOf(data, overrides);
     const appKinds = data.wechat.apps.map((app) => app.kind);
     checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);
@@ -126,6 +127,38 @@ function syntaxProblem(error: unknown, format: string): string {
   }
   const at = error instanceof Error ? /\(line (\d+) column (\d+)\)/.exec(error.message) : null;
   return `invalid ${format === '.json' ? 'JSON' : 'YAML'}${at ? ` at line ${at[1]}, column ${at[2]}` : ''}`;
+}
+
+/**
+ * The file's own values that the environment replaces with other ones, each said at check and at
+ * start: a compose file's ISSUER default, or an image's PORT, silently replaced what the file said,
+ * and discovery named a host the operator never wrote. Not the store URLs, which may hold passwords.
+ */
+function overriddenSettings(raw: unknown, overrides: EnvOverrides, findings: Findings): void {
+  const settings: Array<[variable: string, field: string, value: unknown, fileValue: unknown]> = [
+    ['ISSUER', 'issuer', overrides.issuer, field(raw, 'issuer')],
+    ['PORT', 'port', overrides.port, field(raw, 'port')],
+    ['MANAGEMENT_PORT', 'management.port', overrides.managementPort, field(field(raw, 'management'), 'port')],
+    [
+      'WECHAT_OPEN_BASE_URL',
+      'wechat.openBaseUrl',
+      overrides.openBaseUrl,
+      field(field(raw, 'wechat'), 'openBaseUrl'),
+    ],
+    [
+      'WECHAT_API_BASE_URL',
+      'wechat.apiBaseUrl',
+      overrides.apiBaseUrl,
+      field(field(raw, 'wechat'), 'apiBaseUrl'),
+    ],
+  ];
+  for (const [variable, path, value, fileValue] of settings) {
+    if (value === undefined || fileValue === undefined || value === fileValue) continue;
+    findings.warn(
+      path,
+      `${JSON.stringify(fileValue)} in the file is overridden by ${variable}: ${JSON.stringify(value)}`,
+    );
+  }
 }
 
 /** The issuer: the environment's, else the file's, else http://localhost on the port listened on. */

@@ -982,6 +982,29 @@ describe('loadConfig production policy', () => {
     expect(prodWarnings).toEqual([]);
   });
 
+  it("says when the environment replaces the file's issuer or port with another value", async () => {
+    const file = await writeConfig(productionFile);
+    const warnings: string[] = [];
+    const config = await loadConfig({
+      env: productionEnv({ ISSUER: 'https://login.example.net', PORT: '3000', MANAGEMENT_PORT: '9100' }),
+      file,
+      onWarning: (message) => warnings.push(message),
+    });
+    expect(config.issuer).toBe('https://login.example.net');
+    expect(warnings).toEqual([
+      'issuer: "https://id.example.com" in the file is overridden by ISSUER: "https://login.example.net"',
+      'management.port: 9464 in the file is overridden by MANAGEMENT_PORT: 9100',
+    ]);
+    // The same value, or a setting the file leaves out (port here), is nothing to say.
+    const same: string[] = [];
+    await loadConfig({
+      env: productionEnv({ ISSUER: 'https://id.example.com' }),
+      file,
+      onWarning: (message) => same.push(message),
+    });
+    expect(same).toEqual([]);
+  });
+
   it('warns in production when /metrics is left on the public port (no management port)', async () => {
     const { management: _, ...publicMetrics } = productionFile;
     const file = await writeConfig(publicMetrics);
