@@ -62,6 +62,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   if (parsed.success) {
     const { data } = parsed;
     overriddenSettings(raw, overrides, findings);
+    // An empty DATABASE_URL (a secret that resolved to nothing) counts as unset, and would give each
+    // replica behind a balancer a store of its own: legitimate for one machine, said at every start.
+    if (production && !(overrides.databaseUrl ?? data.storage.databaseUrl)) {
+      findings.warn(
+        'storage.databaseUrl',
+        `not set (nor DATABASE_URL): the embedded store, for one instance only, in ${resolve(data.dataDir)}`,
+      );
+    }
     const issuer = issuerOf(data, overrides);
     const appKinds = data.wechat.apps.map((app) => app.kind);
     checkOfficialAccountCallback({ issuer, appKinds, sandbox: data.sandbox.enabled, production }, findings);

@@ -71,6 +71,7 @@ const productionFile = {
   wechat: { apps: [{ kind: 'website', appid: APPID_A, secret: { env: 'APP_SECRET' } }] },
   oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE_KEY' }] },
   management: { port: 9464 },
+  storage: { databaseUrl: 'postgres://wob@db.internal:5432/wob', redisUrl: 'redis://cache.internal:6379' },
 };
 
 function productionEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
@@ -1003,6 +1004,21 @@ describe('loadConfig production policy', () => {
       onWarning: (message) => same.push(message),
     });
     expect(same).toEqual([]);
+  });
+
+  it('warns in production when no database is named: the embedded store serves one instance only', async () => {
+    const { storage: _, ...embedded } = productionFile;
+    const warnings: string[] = [];
+    await loadConfig({
+      env: productionEnv({ DATABASE_URL: '' }),
+      file: await writeConfig(embedded),
+      onWarning: (message) => warnings.push(message),
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^storage\.databaseUrl: not set \(nor DATABASE_URL\): the embedded store, for one instance only, in \//,
+      ),
+    ]);
   });
 
   it('warns in production when /metrics is left on the public port (no management port)', async () => {
