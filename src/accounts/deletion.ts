@@ -6,6 +6,7 @@ import type { Database } from '../storage/schema.ts';
 import { accountForgotten } from './account-cache.ts';
 import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import type { AvatarStore } from './avatars/store.ts';
+import { listConsents } from './consents.ts';
 import type { AccountEvent, Announcement } from './events.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
 import { type Found, findEverything, revokeFound } from './revocation.ts';
@@ -51,7 +52,11 @@ export async function deleteAccount(
   const { subject } = account;
   const identitiesBefore = deps.kv ? await listIdentities(deps.db, account.id) : [];
   const found = await findEverything(deps, subject);
-  const erased = await withDeletedEvent(deps, subject, found, async (trx) => {
+  // Told: the clients holding a grant, and those with a remembered consent, which got the `sub` at
+  // an earlier login and may have logged the person out since (identity-events.ts, clientsKnowing).
+  const consented = (await listConsents(deps.db, subject)).map((consent) => consent.clientId);
+  const recipients = { ...found, clientIds: [...new Set([...found.clientIds, ...consented])] };
+  const erased = await withDeletedEvent(deps, subject, recipients, async (trx) => {
     const removed = await trx
       .deleteFrom('identities')
       .where('account_id', '=', account.id)

@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../storage/schema.ts';
 import type { WeChatIdentity } from '../upstream/wechat/types.ts';
 import { clientsWithGrants } from './artifact-index.ts';
+import { listConsents } from './consents.ts';
 import type { AccountNotifier, Announcement } from './events.ts';
 import {
   type Account,
@@ -116,14 +117,14 @@ function changeEvents(db: Kysely<Database>, notifier: AccountNotifier) {
   return {
     /** The identities-changed event, listing the apps linked as the transaction sees them. */
     async identitiesChanged(trx: Transaction<Database>, account: AccountRef): Promise<void> {
-      const clientIds = await clientsWithGrants(db, trx, account.subject);
+      const clientIds = await clientsKnowing(db, trx, account.subject);
       if (clientIds.length === 0) return;
       const appids = (await listIdentities(trx, account.id)).map((identity) => identity.appid);
       await write(trx, notifier.identitiesChanged({ subject: account.subject, clientIds, appids }));
     },
     /** The account-deleted event for a subject that no longer exists. */
     async deleted(trx: Transaction<Database>, subject: string): Promise<void> {
-      const clientIds = await clientsWithGrants(db, trx, subject);
+      const clientIds = await clientsKnowing(db, trx, subject);
       if (clientIds.length > 0) await write(trx, notifier.deleted({ subject, clientIds }));
     },
     /** After the commit: delivery starts at once, back-channel logouts go. Never throws. */
@@ -131,4 +132,20 @@ function changeEvents(db: Kysely<Database>, notifier: AccountNotifier) {
       await Promise.all(written.map((announcement) => announcement.send()));
     },
   };
+}
+
+/**
+ * The clients that know the subject: those holding a grant, and those the person allowed at an
+ * earlier login (a remembered consent), which got the `sub` then. A grant without offline_access
+ * ends when the person logs out of the client, and the client still keeps what it knows of them:
+ * counted by grants alone, it never heard of the deletion of an account it had logged out of.
+ */
+export async function clientsKnowing(
+  db: Kysely<Database>,
+  trx: Transaction<Database>,
+  subject: string,
+): Promise<string[]> {
+  const granted = await clientsWithGrants(db, trx, subject);
+  const consented = (await listConsents(trx, subject)).map((consent) => consent.clientId);
+  return [...new Set([...granted, ...consented])];
 }

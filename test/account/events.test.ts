@@ -23,7 +23,14 @@ import {
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import type { TestBrowser } from '../helpers/browser.ts';
-import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  createSandboxUser,
+  decideOnWeChat,
+  loginAs,
+  loginStarted,
+  relyingParty,
+  type SandboxUser,
+} from '../helpers/flow.ts';
 import {
   callMiniProgram,
   exchangeJsCode,
@@ -186,6 +193,35 @@ for (const storage of STORAGE_SETUPS) {
       expect(deleted).toMatchObject({ aud: EVENTS_RP.client_id, sub: user.unionid });
       expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
       expect(JSON.stringify(deleted)).not.toContain('事件');
+    });
+
+    test("a client the person logged out of still hears of the account's deletion: it knows the sub by the consent remembered", async () => {
+      const user = await createSandboxUser(bridge, '退出后注销');
+      const { login, tokens } = await loginAs(rp, user, { scope: 'openid profile' });
+      // Logged out at the relying party (RP-initiated logout): its grant, without offline_access, ends.
+      const endSession = oidc.buildEndSessionUrl(rp, {
+        id_token_hint: tokens.id_token as string,
+        post_logout_redirect_uri: EVENTS_RP.post_logout_redirect_uris?.[0] as string,
+      });
+      const logoutPage = await login.browser.follow(endSession.href);
+      const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1] as string;
+      await login.browser.request(`${bridge.url}/session/end/confirm`, { form: { xsrf, logout: 'yes' } });
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
+
+      // Later the person deletes the account on the account page, after logging in there.
+      const loginPage = await login.browser.follow(`${bridge.url}/account`);
+      const accountLogin = loginStarted(login.browser, { expectedState: '' }, loginPage);
+      const callback = await decideOnWeChat(accountLogin, { user, allow: true });
+      const page = await login.browser.follow(new URL(callback.location as string, bridge.url).href);
+      const csrf = page.body.match(/name="csrf" value="([^"]+)"/)?.[1] as string;
+      await login.browser.request(`${bridge.url}/account/delete/confirm`, {
+        method: 'POST',
+        form: { csrf, confirm: 'yes' },
+      });
+      await expect.poll(() => receiver.about(user.unionid)).toHaveLength(1);
+      const deleted = await verifiedClaims(bridge, receiver.about(user.unionid)[0]?.token as string);
+      expect(deleted).toMatchObject({ aud: EVENTS_RP.client_id, sub: user.unionid });
+      expect(deleted.events).toEqual({ [ACCOUNT_EVENT_TYPES.deleted]: {} });
     });
 
     test('a login through a second WeChat app tells the relying party every app linked now, once', async () => {
