@@ -23,6 +23,11 @@ export interface MiniProgramDeps {
   /** Encrypted data older than this (its watermark.timestamp) is refused, seconds. */
   encryptedDataMaxAge: number;
   /**
+   * The largest JSON body read, bytes (limits.maxBodyBytes): the limit a body with a Content-Length
+   * meets in front of every route (src/http/request-limits.ts), for one sent without a length too.
+   */
+  maxBodyBytes?: number | undefined;
+  /**
    * Counts a call of one person in one mini program (the key): undefined to go on, else the
    * milliseconds until they may call again. Absent when rate limits are off.
    */

@@ -72,7 +72,8 @@ export function userDataError(error: UserDataError): MiniProgramError {
 export function reloginRequired(reason: ReloginReason): MiniProgramError {
   const why: Record<ReloginReason, string> = {
     session_key_missing: 'the server holds no WeChat session key for this person any more',
-    session_key_stale: 'WeChat has replaced the session key the server holds (a newer wx.login)',
+    session_key_stale:
+      'WeChat no longer accepts the session key the server holds (a newer wx.login replaced it, or it expired)',
     identity_missing: 'the server knows no identity of this person in this mini program',
   };
   return new MiniProgramError(

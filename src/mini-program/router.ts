@@ -9,6 +9,12 @@ import type { MiniProgramDeps } from './deps.ts';
 import { MiniProgramError, sendError } from './errors.ts';
 import { phoneNumber } from './phone-number.ts';
 
+/** The largest JSON body read when no limit is configured (some tests): 256 kB. */
+const JSON_LIMIT_BYTES = 256 * 1024;
+
+const jsonLimitOf = (deps: MiniProgramDeps) =>
+  Math.min(deps.maxBodyBytes ?? JSON_LIMIT_BYTES, JSON_LIMIT_BYTES);
+
 type Handler = (ctx: Context, deps: MiniProgramDeps, caller: MiniProgramCaller) => Promise<void>;
 
 /**
@@ -20,7 +26,7 @@ export function createMiniProgramRouter(deps: MiniProgramDeps): Router {
   const router = new Router({ prefix: '/mini-program' });
   const json = bodyParser({
     enableTypes: ['json'],
-    jsonLimit: '256kb',
+    jsonLimit: jsonLimitOf(deps),
     encoding: 'utf-8',
     onError: refuseUnreadableBody,
   });
@@ -65,13 +71,14 @@ async function limitCalls(deps: MiniProgramDeps, caller: MiniProgramCaller): Pro
  * or charset it cannot decode (415), else not a JSON object (bad JSON, `null`, a bare string, or a
  * compressed body that does not decompress).
  */
-function unreadBody(status: number): MiniProgramError {
-  if (status === 413) return new MiniProgramError(413, 'invalid_request', 'the body is larger than 256 kB');
+function unreadBody(status: number, limitBytes: number): MiniProgramError {
+  if (status === 413)
+    return new MiniProgramError(413, 'invalid_request', `the body is larger than ${limitBytes} bytes`);
   if (status === 415) {
     return new MiniProgramError(
       415,
       'invalid_request',
-      'the body has a Content-Encoding or charset not supported',
+      'the body has a Content-Encoding not supported (gzip, deflate and br are; the body is read as UTF-8)',
     );
   }
   return new MiniProgramError(
@@ -91,7 +98,7 @@ function jsonErrors(deps: MiniProgramDeps) {
       if (error instanceof MiniProgramError) return sendError(ctx, error);
       const status = (error as { status?: unknown }).status;
       if (typeof status === 'number' && status >= 400 && status < 500)
-        return sendError(ctx, unreadBody(status));
+        return sendError(ctx, unreadBody(status, jsonLimitOf(deps)));
       (ctx.state.log ?? deps.logger).error({ err: error, path: ctx.path }, 'mini program endpoint failed');
       sendError(
         ctx,

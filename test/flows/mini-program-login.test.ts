@@ -562,6 +562,25 @@ for (const storage of STORAGE_SETUPS) {
       expect(missing.body).toMatchObject({ error: 'invalid_request', field: 'encryptedData' });
     });
 
+    test('a body past the limit is refused 413 whether it declares its length or not', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const limit = bridge.config.limits?.maxBodyBytes as number;
+      const body = JSON.stringify({ encryptedData: 'A'.repeat(limit), iv: 'AAAAAAAAAAAAAAAAAAAAAA==' });
+      const send = (chunked: boolean) =>
+        fetch(`${bridge.url}/mini-program/decrypt`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${tokens.access_token}`, 'content-type': 'application/json' },
+          // A stream has no length: sent chunked, as wx.request's underlying client may.
+          body: chunked ? new Blob([body]).stream() : body,
+          ...(chunked ? { duplex: 'half' } : {}),
+        } as RequestInit);
+      for (const chunked of [false, true]) {
+        const answer = await send(chunked);
+        expect(answer.status, chunked ? 'chunked' : 'with Content-Length').toBe(413);
+        expect(((await answer.json()) as { error: string }).error).toBe('invalid_request');
+      }
+    });
+
     test('an access token whose grant is gone is refused with invalid_token', async () => {
       const tokens = await miniProgramLogin(panda);
       expect((await call(bridge, 'check-session', tokens.access_token)).status).toBe(200);
