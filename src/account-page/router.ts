@@ -19,7 +19,7 @@ import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/rev
 import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
-import { type Lang, type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
+import { inReadingOrder, type Lang, type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
@@ -428,7 +428,9 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
     .filter((app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID)
     .map((app) => ({
       ...app,
-      access: app.scopes.map((scope) => scopeLabel(page.t, scope)).join(page.lang === 'en' ? ', ' : '、'),
+      access: inReadingOrder(app.scopes)
+        .map((scope) => scopeLabel(page.t, scope))
+        .join(page.lang === 'en' ? ', ' : '、'),
     }));
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';

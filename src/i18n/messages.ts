@@ -340,6 +340,17 @@ export function isMessageKey(key: string): key is MessageKey {
   return Object.hasOwn(zh, key);
 }
 
+/**
+ * Scopes in the order a page lists them: offline_access last, since its words ("keep accessing the
+ * above information while you are offline") refer to the others. Otherwise as requested.
+ */
+export function inReadingOrder(scopes: readonly string[]): string[] {
+  return [
+    ...scopes.filter((scope) => scope !== 'offline_access'),
+    ...scopes.filter((scope) => scope === 'offline_access'),
+  ];
+}
+
 /** What a scope lets a client see, in the page's language (the scope itself when we have no words for it). */
 export function scopeLabel(t: Translate, scope: string): string {
   const key = `scope.${scope}`;

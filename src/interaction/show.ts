@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Interaction } from 'oidc-provider';
 import { pageContext } from '../http/views.ts';
-import { type MessageKey, scopeLabel } from '../i18n/messages.ts';
+import { inReadingOrder, type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
 import { interactionPath } from '../oidc/provider.ts';
 import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
@@ -163,10 +163,11 @@ async function showConsent(
 ): Promise<void> {
   const page = pageContext(ctx, uiLocales(interaction));
   const account = accountId ? await deps.accountBySubject(accountId) : undefined;
-  const scopes = String(interaction.params.scope ?? 'openid')
-    .split(' ')
-    .filter(Boolean)
-    .map((scope) => ({ scope, label: scopeLabel(page.t, scope) }));
+  const scopes = inReadingOrder(
+    String(interaction.params.scope ?? 'openid')
+      .split(' ')
+      .filter(Boolean),
+  ).map((scope) => ({ scope, label: scopeLabel(page.t, scope) }));
   ctx.type = 'html';
   ctx.body = deps.views.render('consent', page, {
     clientName: await clientName(deps, interaction, page.t),

@@ -138,8 +138,13 @@ for (const storage of STORAGE_SETUPS) {
 
     test('offline_access asked with prompt=consent gives a refresh token that works', async () => {
       const panda = await newcomer();
-      const login = await startLogin(rp, { scope: 'openid offline_access', prompt: 'consent' });
-      const redirect = await continueToRp(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      const login = await startLogin(rp, { scope: 'offline_access openid profile', prompt: 'consent' });
+      const callback = await decideOnWeChat(login, { user: panda, allow: true });
+      // The consent page lists it last, whatever the request's order: its words refer to the others.
+      const page = await land(login, callback);
+      const items = [...page.body.matchAll(/<li>([^<]*)<\/li>/g)].map((match) => match[1]);
+      expect(items).toEqual(['你的账号标识', '你的昵称和头像', '在你离线时继续访问以上信息']);
+      const redirect = await continueToRp(login, page);
       const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
       expect(tokens.refresh_token).toBeTruthy();
       const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
