@@ -5,7 +5,7 @@ import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
 import { createPostgresDatabase, QUERY_TIMEOUT_MS } from './postgres.ts';
 import { privateDirectory } from './private-directory.ts';
-import { connectRedis } from './redis/connect.ts';
+import { connectRedis, evictingPolicy } from './redis/connect.ts';
 import { createRedisKeyValueStore } from './redis/key-value.ts';
 import { createRedisOidcAdapterFactory } from './redis/oidc-adapter.ts';
 import type { RedisClient } from './redis/scripts.ts';
@@ -167,6 +167,13 @@ async function openRedisArtifacts(
   });
   cleanups.push(() => quit(redis));
   logger.info({ redis: describeUrl(url), prefix }, 'Redis connected');
+  const policy = await evictingPolicy(redis);
+  if (policy) {
+    logger.warn(
+      { redis: describeUrl(url), maxmemoryPolicy: policy },
+      'Redis may evict keys (set maxmemory-policy noeviction): an evicted session logs a person out, an evicted used refresh token is accepted again',
+    );
+  }
   return {
     kind: 'redis',
     kv: createRedisKeyValueStore(redis, { prefix }),

@@ -1,9 +1,9 @@
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/types.ts';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
-import { connectRedis } from '../../src/storage/redis/connect.ts';
+import { connectRedis, evictingPolicy } from '../../src/storage/redis/connect.ts';
 import { createRedisKeyValueStore } from '../../src/storage/redis/key-value.ts';
 import { createRedisOidcAdapterFactory } from '../../src/storage/redis/oidc-adapter.ts';
 import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
@@ -82,6 +82,22 @@ function bridgeOn(
     configure: (config) => configure({ ...config, storage: { ...config.storage, redisUrl } }),
   });
 }
+
+describe.skipIf(!cluster)('the eviction policy of a Redis Cluster', () => {
+  it('is read from every master: one that may evict keys is found', async () => {
+    const { redis, close } = await clusterHarness();
+    const last = new Redis((cluster as RedisCluster).ports.at(-1) as number, '127.0.0.1');
+    try {
+      expect(await evictingPolicy(redis)).toBeUndefined();
+      await last.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      expect(await evictingPolicy(redis)).toBe('allkeys-lru');
+    } finally {
+      await last.config('SET', 'maxmemory-policy', 'noeviction');
+      last.disconnect();
+      await close();
+    }
+  });
+});
 
 describe.skipIf(!postgres || !cluster)('a bridge on a Redis Cluster', () => {
   let bridge: Bridge;

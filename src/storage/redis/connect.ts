@@ -83,3 +83,21 @@ export function clusterOptions(target: { tls: boolean }, node: RedisOptions): Cl
 function scrub(error: unknown): Error {
   return new Error(error instanceof Error ? error.message : String(error));
 }
+
+/**
+ * The eviction policy of the Redis behind `redis` (every master of a cluster) when it is not
+ * `noeviction`, else undefined (also when INFO is refused). Every key of ours must stay until it
+ * expires, and all of them expire, so `volatile-*` policies evict them as `allkeys-*` do: an
+ * evicted used refresh token or spent code would be accepted again (its reuse detection gone), an
+ * evicted session logs a person out, an evicted rate-limit count forgets. Many managed services
+ * default to an evicting policy. Read from INFO, which works where CONFIG is disabled.
+ */
+export async function evictingPolicy(redis: RedisClient): Promise<string | undefined> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  for (const node of nodes) {
+    const info = await node.info('memory').catch(() => '');
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (policy && policy !== 'noeviction') return policy;
+  }
+  return undefined;
+}
