@@ -61,7 +61,12 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
     const { db, kind: accountsKind } = await openDatabase(options);
     cleanups.push(() => db.destroy());
     if (options.databaseUrl) {
-      const applied = await migrate(options.databaseUrl);
+      const applied = await migrate(options.databaseUrl, (newer) =>
+        options.logger.warn(
+          { newerMigrations: newer },
+          'the database schema is from a later release: this one runs on it (migrations only add) and migrates nothing',
+        ),
+      );
       logger.info(
         { accounts: accountsKind, database: describeUrl(options.databaseUrl), migrationsApplied: applied },
         'database ready',
@@ -112,10 +117,10 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
  * The migrations on a connection of their own, without the server's statement timeout: building an
  * index on a large table may take longer than any request should.
  */
-async function migrate(databaseUrl: string): Promise<string[]> {
+async function migrate(databaseUrl: string, onNewerSchema: (names: string[]) => void): Promise<string[]> {
   const db = createPostgresDatabase(databaseUrl, { maxConnections: 1 });
   try {
-    return await migrateToLatest(db);
+    return await migrateToLatest(db, onNewerSchema);
   } finally {
     await db.destroy();
   }

@@ -95,4 +95,28 @@ describe.skipIf(!postgres)('migrateToLatest on PostgreSQL', () => {
       await fresh.drop();
     }
   });
+  it("runs on a later release's schema without migrating it (a rolling upgrade, a rollback), and refuses another line of releases", async () => {
+    const fresh = await createTestDatabase();
+    const db = createPostgresDatabase(fresh.url);
+    try {
+      await migrateToLatest(db);
+      // A later release migrated the database: a migration this one does not know.
+      await sql`insert into kysely_migration (name, timestamp) values ('2099-01-01-01-later-release', ${new Date().toISOString()})`.execute(
+        db,
+      );
+      const heard: string[][] = [];
+      expect(await migrateToLatest(db, (names) => heard.push(names))).toEqual([]);
+      expect(heard).toEqual([['2099-01-01-01-later-release']]);
+      // A database that also lacks one of this release's migrations is from another line: refused.
+      const last = Object.keys(migrations).at(-1) as string;
+      await sql`delete from kysely_migration where name = ${last}`.execute(db);
+      const error = await migrateToLatest(db).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MigrationError);
+      expect((error as Error).message).toContain('another line of releases');
+      expect((error as Error).message).toContain(last);
+    } finally {
+      await db.destroy();
+      await fresh.drop();
+    }
+  });
 });

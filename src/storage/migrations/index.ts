@@ -15,6 +15,11 @@ import * as lookupIndexes from './2026-12-06-03-lookup-indexes.ts';
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
  * nothing reads a folder at runtime. Names sort in the order they must run; add new ones
  * at the end with a later ISO date.
+ *
+ * A migration only adds (a table, a nullable column or one with a default, an index): the release
+ * before must run on the schema it leaves, during a rolling upgrade and after a rollback (migrate.ts,
+ * README "Upgrading"). What a later release no longer needs is removed a release after it stops
+ * using it.
  */
 export const migrations: Readonly<Record<string, Migration>> = {
   '2026-11-25-01-accounts': accounts,
