@@ -3,6 +3,7 @@ import type { Config } from './config/types.ts';
 import { createDemo } from './demo/demo-client.ts';
 import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
+import { causes } from './observability/causes.ts';
 import { createLogger } from './observability/logger.ts';
 import { type RunningServer, startServer } from './server.ts';
 
@@ -98,12 +99,6 @@ function shutdownDeadlineSeconds(config: Config): number {
 const STORES_CLOSE_SECONDS = 10;
 
 main().catch((error) => {
-  process.stderr.write(`wechat-oidc-bridge failed to start: ${reasonOf(error)}\n`);
+  process.stderr.write(`wechat-oidc-bridge failed to start: ${causes(error)}\n`);
   process.exit(1);
 });
-
-/** The error's message and its causes' ("cannot connect to Redis at ...: connect ECONNREFUSED ..."). */
-function reasonOf(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.cause === undefined ? error.message : `${error.message}: ${reasonOf(error.cause)}`;
-}

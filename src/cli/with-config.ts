@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
+import { causes } from '../observability/causes.ts';
 
 /** Where an operator command writes. */
 export interface CommandOutput {
@@ -29,15 +30,4 @@ export async function runWithConfig(
     output.stderr(error instanceof ConfigError ? `${error.message}\n` : `${name} failed: ${causes(error)}\n`);
     process.exitCode = 1;
   }
-}
-
-/** An error's message and its causes', each once ("connection failed: connect ECONNREFUSED ..."). */
-export function causes(error: unknown): string {
-  const messages: string[] = [];
-  for (let at: unknown = error; at !== undefined && messages.length < 5; ) {
-    const message = at instanceof Error ? at.message : String(at);
-    if (!messages.some((seen) => seen.includes(message))) messages.push(message);
-    at = at instanceof Error ? at.cause : undefined;
-  }
-  return messages.join(': ');
 }

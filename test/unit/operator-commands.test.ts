@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unsupportedNode } from '../../src/cli/entry.ts';
-import { causes } from '../../src/cli/with-config.ts';
+import { causes } from '../../src/observability/causes.ts';
 import { PACKAGE_ROOT } from '../../src/package-root.ts';
 
 const run = promisify(execFile);
