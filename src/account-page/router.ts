@@ -20,6 +20,7 @@ import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
 import { inReadingOrder, type Lang, type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
+import { ABORT_ERRORS } from '../interaction/failure.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
@@ -57,6 +58,22 @@ export interface AccountPageDeps {
 }
 
 const LOGIN_COOKIE = 'account_login';
+/** Why a login of the account page stopped, as /account/login-stopped?why= names it. */
+const STOPPED_NOTICES: Record<string, MessageKey | undefined> = {
+  cancelled: 'account.loginCancelled',
+  declined: 'account.loginDeclined',
+};
+
+/**
+ * From the error the login came back with: access_denied is the person's choice, declined in
+ * WeChat (our failure page's "return to the application", src/interaction/failure.ts) or
+ * cancelled on the login page; anything else failed.
+ */
+function stoppedBecause(error: unknown, description: unknown): 'declined' | 'cancelled' | 'failed' {
+  if (error !== 'access_denied') return 'failed';
+  return description === ABORT_ERRORS.declined.error_description ? 'declined' : 'cancelled';
+}
+
 /** What the last action did, for the account page the browser is sent to next (post/redirect/get). */
 const DONE_COOKIE = 'account_done';
 
@@ -125,7 +142,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       // Cancelled (on the login page, or declined in WeChat) or failed: a page of its own, which a
       // reload or the language switch shows again (this URL's state is used up).
       const query = new URLSearchParams({
-        why: ctx.query.error === 'access_denied' ? 'cancelled' : 'failed',
+        why: stoppedBecause(ctx.query.error, ctx.query.error_description),
         ...(checks.again && { again: checks.again }),
         lang: checks.lang ?? pageContext(ctx).lang,
       });
@@ -150,7 +167,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
     const login = new URLSearchParams({ ...(again && { again }), lang: page.lang });
     const session = await currentSession(ctx, deps.provider);
-    notice(ctx, deps, ctx.query.why === 'cancelled' ? 'account.loginCancelled' : 'account.loginFailed', 200, {
+    notice(ctx, deps, STOPPED_NOTICES[String(ctx.query.why)] ?? 'account.loginFailed', 200, {
       loginUrl: `/account/login?${login}`,
       back: session !== undefined,
     });

@@ -742,15 +742,16 @@ describe('account page actions', () => {
       expect(textOf(reloaded.body, 'notice-message')).toBe('You cancelled the login.');
     });
 
-    test('declining in WeChat is a cancelled login too; a failed one says to try again', async () => {
+    test('declining in WeChat ends on a page that says so; a failed one says to try again', async () => {
       const declining = await accountLoginPage();
       const person = await createSandboxUser(bridge, '拒绝授权');
       const declined = await decideOnWeChat(declining.login, { user: person, allow: false });
       // Our page after WeChat's refusal; its "return to the application" goes back to the account page.
       const failurePage = declined.location ? await declining.browser.request(declined.location) : declined;
       const page = await abort(declining.browser, failurePage);
-      expect(page.url).toBe(`${bridge.url}/account/login-stopped?why=cancelled&lang=zh-CN`);
-      expect(textOf(page.body, 'notice-message')).toBe('你已取消登录。');
+      expect(page.url).toBe(`${bridge.url}/account/login-stopped?why=declined&lang=zh-CN`);
+      expect(textOf(page.body, 'notice-message')).toBe('你已在微信中拒绝授权，未登录。');
+      expect(attributeOf(page.body, 'notice-login', 'href')).toBe('/account/login?lang=zh-CN');
 
       const failing = await accountLoginPage('zh-CN');
       const failed = await abort(failing.browser, failing.login.loginPage, 'unavailable');
