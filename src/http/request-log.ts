@@ -33,9 +33,20 @@ export function requestLog(
       if (!logger.isLevelEnabled(level)) return;
       const ms = Math.round(elapsedMs * 10) / 10;
       const { requestId } = ctx.state;
-      logger[level]({ requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      const line = { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms };
+      // A refusal's OAuth error code (invalid_grant, invalid_client...): what an operator needs to
+      // tell a failing client's trouble, and never a secret. Its description is left out.
+      const error = oauthErrorOf(ctx.body);
+      logger[level](error === undefined ? line : { ...line, error }, 'request');
     },
   };
+}
+
+/** The `error` of a JSON error answer (an OAuth error, a mini-program endpoint's), when it is one. */
+function oauthErrorOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Buffer.isBuffer(body)) return undefined;
+  const { error } = body as { error?: unknown };
+  return typeof error === 'string' && /^[\w.-]{1,64}$/.test(error) ? error : undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
@@ -29,9 +30,12 @@ export function createPostgresDatabase(url: string, options: PostgresOptions = {
     connectionTimeoutMillis: 10_000,
     ...(options.queryTimeoutMs === undefined ? {} : { query_timeout: options.queryTimeoutMs }),
   });
-  pool.on('error', (error) => options.onIdleError?.(error));
+  // Run in the context of the pool's creation (the start), not in that of the request whose query
+  // happened to open the failing connection: its log line named that request's id.
+  const onIdleError = AsyncResource.bind((error: Error) => options.onIdleError?.(error));
+  pool.on('error', onIdleError);
   // A client handed out just as the server drops its socket emits 'error' on itself, not on the
   // pool; unheard, that would crash the process. The failed query still rejects on its own.
-  pool.on('connect', (client) => client.on('error', (error) => options.onIdleError?.(error)));
+  pool.on('connect', (client) => client.on('error', onIdleError));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -22,6 +22,10 @@ async function serve(requests: 'all' | 'failures', trustProxy = true) {
     const statuses: Record<string, number> = { '/missing': 404, '/down': 503, '/broken': 500 };
     ctx.status = statuses[ctx.path] ?? 200;
     ctx.body = 'x';
+    if (ctx.path === '/token') {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_grant', error_description: 'grant request is invalid: code secret-code' };
+    }
   });
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
@@ -43,6 +47,18 @@ describe('access lines', () => {
     ]);
     expect(requestIds.every((id) => typeof id === 'string')).toBe(true);
     expect(ok.headers.get('x-request-id')).toMatch(/^[\w-]{36}$/);
+    expect(JSON.stringify(lines)).not.toContain('secret-code');
+  });
+
+  it("a refusal's line names its OAuth error code, never its description", async () => {
+    const { base, lines, close } = await serve('failures');
+    await fetch(`${base}/token`, { method: 'POST' });
+    await fetch(`${base}/missing`);
+    await close();
+    expect(lines.map((line) => [line.path, line.status, line.error])).toEqual([
+      ['/token', 400, 'invalid_grant'],
+      ['/missing', 404, undefined],
+    ]);
     expect(JSON.stringify(lines)).not.toContain('secret-code');
   });
 
