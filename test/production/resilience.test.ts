@@ -189,5 +189,12 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     await untilReady();
     const after = await loginAs(rp, panda);
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
+    // The pool's connections, opened by earlier requests' queries, were lost: said once each,
+    // naming no request (it is no request's doing).
+    const lost = bridge.logs
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((line) => line.includes('"msg":"PostgreSQL connection lost"'));
+    expect(lost.length).toBeGreaterThan(0);
+    for (const line of lost) expect(line).not.toContain('"requestId"');
   });
 });
