@@ -62,6 +62,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   if (parsed.success) {
     const { data } = parsed;
     overriddenSettings(raw, overrides, findings);
+    unusedLoginApps(data.wechat.apps, findings);
     // An empty DATABASE_URL (a secret that resolved to nothing) counts as unset, and would give each
     // replica behind a balancer a store of its own: legitimate for one machine, said at every start.
     if (production && !(overrides.databaseUrl ?? data.storage.databaseUrl)) {
@@ -166,6 +167,23 @@ function overriddenSettings(raw: unknown, overrides: EnvOverrides, findings: Fin
       path,
       `${JSON.stringify(fileValue)} in the file is overridden by ${variable}: ${JSON.stringify(value)}`,
     );
+  }
+}
+
+/**
+ * A second website or Official Account app: logins start with the first of its kind only (the QR
+ * page, the redirect inside WeChat); a later one only finishes the logins already under way with it
+ * (while moving to another app, say). Said, since it looks like an app in use.
+ */
+function unusedLoginApps(apps: ReadonlyArray<{ kind: string }>, findings: Findings): void {
+  for (const kind of ['website', 'official_account']) {
+    const indexes = apps.flatMap((app, index) => (app.kind === kind ? [index] : []));
+    for (const index of indexes.slice(1)) {
+      findings.warn(
+        `wechat.apps[${index}]`,
+        `another ${kind} app: logins start with the first (wechat.apps[${indexes[0]}]) only, and this one only finishes logins already under way with it`,
+      );
+    }
   }
 }
 

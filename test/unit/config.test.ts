@@ -1021,6 +1021,23 @@ describe('loadConfig production policy', () => {
     ]);
   });
 
+  it('warns of a second website app: logins start with the first only', async () => {
+    const file = await writeConfig({
+      ...productionFile,
+      wechat: {
+        apps: [
+          { kind: 'website', appid: APPID_A, secret: { env: 'APP_SECRET' } },
+          { kind: 'website', appid: 'wx00000000000000bb', secret: { env: 'APP_SECRET' } },
+        ],
+      },
+    });
+    const warnings: string[] = [];
+    await loadConfig({ env: productionEnv(), file, onWarning: (message) => warnings.push(message) });
+    expect(warnings).toEqual([
+      'wechat.apps[1]: another website app: logins start with the first (wechat.apps[0]) only, and this one only finishes logins already under way with it',
+    ]);
+  });
+
   it('warns in production when /metrics is left on the public port (no management port)', async () => {
     const { management: _, ...publicMetrics } = productionFile;
     const file = await writeConfig(publicMetrics);
