@@ -63,6 +63,19 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     const { data } = parsed;
     overriddenSettings(raw, overrides, findings);
     unusedLoginApps(data.wechat.apps, findings);
+    if (production && data.wechat.apps.length === 0)
+      findings.warn(
+        'wechat.apps',
+        'none configured: nobody can log in (each needs its kind, appid and AppSecret)',
+      );
+    data.clients.forEach((client, index) => {
+      // A public client proves nothing with a secret, and one kept in a browser or an app is no secret.
+      if (client.token_endpoint_auth_method === 'none' && client.client_secret !== undefined)
+        findings.warn(
+          `clients[${index}].client_secret`,
+          'a public client (token_endpoint_auth_method: none) is never asked for it: remove it, or make the client confidential',
+        );
+    });
     // An empty DATABASE_URL (a secret that resolved to nothing) counts as unset, and would give each
     // replica behind a balancer a store of its own: legitimate for one machine, said at every start.
     if (production && !(overrides.databaseUrl ?? data.storage.databaseUrl)) {

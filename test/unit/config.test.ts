@@ -1021,6 +1021,30 @@ describe('loadConfig production policy', () => {
     ]);
   });
 
+  it('warns of a production configuration with no WeChat app, and of a public client given a secret', async () => {
+    const { wechat: _, ...noApps } = productionFile;
+    const warnings: string[] = [];
+    await loadConfig({
+      env: productionEnv({ SPA_SECRET: 'spa-secret-0123456789abcdefghijklmnopqrstuvwxyz' }),
+      file: await writeConfig({
+        ...noApps,
+        clients: [
+          {
+            client_id: 'spa',
+            token_endpoint_auth_method: 'none',
+            client_secret: { env: 'SPA_SECRET' },
+            redirect_uris: ['https://spa.example.com/cb'],
+          },
+        ],
+      }),
+      onWarning: (message) => warnings.push(message),
+    });
+    expect(warnings).toEqual([
+      'wechat.apps: none configured: nobody can log in (each needs its kind, appid and AppSecret)',
+      'clients[0].client_secret: a public client (token_endpoint_auth_method: none) is never asked for it: remove it, or make the client confidential',
+    ]);
+  });
+
   it('warns of a second website app: logins start with the first only', async () => {
     const file = await writeConfig({
       ...productionFile,
