@@ -32,11 +32,22 @@ export async function checkConfig(options: CheckConfigOptions): Promise<number> 
   }
 }
 
+const USAGE =
+  'usage: check-config [FILE]: the configuration as the server would load it (without FILE, CONFIG_FILE or\n' +
+  'config/default.yaml), secrets redacted, or every problem in it; NODE_ENV=production applies the\n' +
+  'production rules. Exit 0 valid, 1 invalid, 64 wrong arguments.\n';
+
 if (startCommand(import.meta.url)) {
-  // Usage: check-config [FILE]; without FILE, CONFIG_FILE or config/default.yaml as the server does.
-  process.exitCode = await checkConfig({
-    file: process.argv[2],
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-  });
+  const args = process.argv.slice(2);
+  if (args.length > 1 || args[0]?.startsWith('-')) {
+    // --help, or a flag taken for a file name ("config file: must end in .yaml").
+    process.stderr.write(USAGE);
+    process.exitCode = args[0] === '--help' || args[0] === '-h' ? 0 : 64;
+  } else {
+    process.exitCode = await checkConfig({
+      file: args[0],
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+    });
+  }
 }

@@ -79,7 +79,16 @@ function describeCounts(rows: Record<string, number>): string {
 
 if (startCommand(import.meta.url)) {
   // Usage: copy-accounts-to-postgres, with the configuration the server reads (dataDir, DATABASE_URL).
-  await runWithConfig('copy-accounts-to-postgres', (config, output) =>
-    copyAccountsToPostgres({ dataDir: config.dataDir, databaseUrl: config.storage.databaseUrl, ...output }),
-  );
+  // It takes no arguments: any (--help included) gets the usage, and nothing is copied.
+  if (process.argv.length > 2) {
+    process.stderr.write(
+      'usage: copy-accounts-to-postgres (no arguments): copies the embedded accounts under dataDir into the\n' +
+        'empty PostgreSQL database of DATABASE_URL (or storage.databaseUrl), with CONFIG_FILE as the server reads it\n',
+    );
+    process.exitCode = process.argv[2] === '--help' || process.argv[2] === '-h' ? 0 : 64;
+  } else {
+    await runWithConfig('copy-accounts-to-postgres', (config, output) =>
+      copyAccountsToPostgres({ dataDir: config.dataDir, databaseUrl: config.storage.databaseUrl, ...output }),
+    );
+  }
 }

@@ -101,7 +101,8 @@ function describeStore(config: Config): string {
 
 /** --unionid <id> or --openid <id>. */
 export function parseTarget(argv: readonly string[]): DeletionTarget | undefined {
-  const [flag, value, ...rest] = argv;
+  // --unionid=X as well as --unionid X.
+  const [flag, value, ...rest] = argv.length === 1 ? (argv[0]?.split(/=(.*)/s, 2) ?? []) : argv;
   if (!value || rest.length > 0) return undefined;
   if (flag === '--unionid') return { unionid: value };
   if (flag === '--openid') return { openid: value };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTarget } from '../../src/cli/delete-account.ts';
 import { unsupportedNode } from '../../src/cli/entry.ts';
 import { causes } from '../../src/observability/causes.ts';
 import { PACKAGE_ROOT } from '../../src/package-root.ts';
@@ -71,6 +72,19 @@ describe('operator commands', () => {
     expect(lines).toHaveLength(1);
     expect(answer.stderr).not.toMatch(/\n\s+at /);
     expect(answer.stderr + answer.stdout).not.toContain('secret-password-93');
+  });
+
+  it('say their usage for --help (a flag is never taken for a file name), and take --unionid=X', async () => {
+    for (const script of ['check-config.ts', 'copy-accounts-to-postgres.ts']) {
+      const help = await command(script, ['--help'], {});
+      expect(help.code, script).toBe(0);
+      expect(help.stderr, script).toMatch(/^usage: /);
+      expect(help.stdout, script).toBe('');
+      expect((await command(script, ['--verbose'], {})).code, script).toBe(64);
+    }
+    expect(parseTarget(['--unionid=o-someone'])).toEqual({ unionid: 'o-someone' });
+    expect(parseTarget(['--openid', 'o-other'])).toEqual({ openid: 'o-other' });
+    expect(parseTarget(['--unionid='])).toBeUndefined();
   });
 
   it('names each cause of an error once', () => {
