@@ -23,7 +23,7 @@ import { transportProblems } from './config/policy.ts';
 import type { ClientConfig, Config, ManagementListener } from './config/types.ts';
 import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
-import { keepConnectionsForProxies } from './http/keep-alive.ts';
+import { keepConnectionsForProxies, requestDeadlines } from './http/keep-alive.ts';
 import { createManagementApp } from './http/management.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import {
@@ -123,7 +123,11 @@ export async function startServer(input: Config, options: StartOptions): Promise
     }
 
     const gate: AnswerGate = {};
-    const server = createServer(gatedServerOptions(gate), answerWhileStarting);
+    const headersTimeout = (input.limits ?? DEFAULT_LIMITS).headersTimeout;
+    const server = createServer(
+      { ...gatedServerOptions(gate), ...requestDeadlines(headersTimeout) },
+      answerWhileStarting,
+    );
     keepConnectionsForProxies(server);
     const connections = trackConnections(server);
     drain = () => closeServer(server, connections, drainTimeoutMs);
@@ -133,7 +137,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     config = { ...config, issuer, port };
     // Bound before the stores open, as the main server is: a port in use fails the start at once.
     const management = config.management
-      ? await listenForManagement(config.management, drainTimeoutMs)
+      ? await listenForManagement(config.management, drainTimeoutMs, headersTimeout)
       : undefined;
     if (management) {
       const drainMain = drain;
@@ -393,8 +397,9 @@ interface ManagementServer {
 async function listenForManagement(
   settings: ManagementListener,
   drainTimeoutMs: number,
+  headersTimeout: number,
 ): Promise<ManagementServer> {
-  const server = createServer(answerWhileStarting);
+  const server = createServer(requestDeadlines(headersTimeout), answerWhileStarting);
   const connections = trackConnections(server);
   const { host } = settings;
   const port = await listen(server, settings.port, host).catch((error: NodeJS.ErrnoException) => {

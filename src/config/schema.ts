@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ACCOUNT_PAGE_CLIENT_ID } from '../account-page/client.ts';
 import { RECENT_LOGIN_DEFAULT_SECONDS } from '../account-page/recent-login.ts';
+import { HEADERS_TIMEOUT_DEFAULT_SECONDS } from '../http/keep-alive.ts';
 import { ENGINE_MAX_BODY_BYTES } from '../http/request-limits.ts';
 import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from '../http/shutdown.ts';
 import { parseRedisTarget } from '../storage/redis/target.ts';
@@ -583,6 +584,15 @@ export const configFileSchema = z
           .describe(
             'Largest request body accepted, bytes; a larger declared one (Content-Length) is answered 413 ' +
               "unread. Default and maximum 57344 (56 KiB), oidc-provider's own limit on its endpoints.",
+          ),
+        headersTimeout: z
+          .int()
+          .min(1)
+          .max(60)
+          .default(HEADERS_TIMEOUT_DEFAULT_SECONDS)
+          .describe(
+            "Seconds a client has to send a request's headers; a slower one is answered 408 and its " +
+              `connection closed (idle keep-alive connections are not). At most 60; default ${HEADERS_TIMEOUT_DEFAULT_SECONDS}.`,
           ),
         rateLimits: z
           .strictObject({

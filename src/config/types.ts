@@ -139,6 +139,8 @@ export interface AccountPageConfig {
 export interface LimitsConfig {
   /** Largest request body accepted, bytes: a larger Content-Length is answered 413 unread. */
   maxBodyBytes: number;
+  /** Seconds a client has to send a request's headers: 408 and the connection closed past it. */
+  headersTimeout: number;
   rateLimits: {
     enabled: boolean;
     /** Per client IP: /auth and the consent and abort posts (not the login and consent pages). */

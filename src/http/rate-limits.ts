@@ -8,6 +8,7 @@ import {
 import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RedisClient } from '../storage/redis/scripts.ts';
+import { HEADERS_TIMEOUT_DEFAULT_SECONDS } from './keep-alive.ts';
 import { ENGINE_MAX_BODY_BYTES } from './request-limits.ts';
 import type { Scoped } from './scoped.ts';
 import { pageContext, type Views } from './views.ts';
@@ -39,6 +40,7 @@ export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
  */
 export const DEFAULT_LIMITS: LimitsConfig = {
   maxBodyBytes: ENGINE_MAX_BODY_BYTES,
+  headersTimeout: HEADERS_TIMEOUT_DEFAULT_SECONDS,
   rateLimits: DEFAULT_RATE_LIMITS,
 };
 

@@ -106,6 +106,15 @@ describe('loadConfig defaults', () => {
     expect(config.limits?.maxBodyBytes).toBe(ENGINE_MAX_BODY_BYTES);
   });
 
+  it('takes the headers deadline from the file, and refuses one past a minute', async () => {
+    const config = await loadConfig({ env: {}, file: await writeConfig('limits:\n  headersTimeout: 5\n') });
+    expect(config.limits?.headersTimeout).toBe(5);
+    const problems = await problemsOf(
+      loadConfig({ env: {}, file: await writeConfig('limits:\n  headersTimeout: 61\n') }),
+    );
+    expect(problems).toEqual([expect.stringMatching(/^limits\.headersTimeout: /)]);
+  });
+
   it("takes the account page's recent-login window from the file, and refuses one under a second", async () => {
     const config = await loadConfig({ env: {}, file: await writeConfig('account:\n  recentLogin: 300\n') });
     expect(config.account).toEqual({ recentLogin: 300 });
@@ -169,6 +178,7 @@ describe('loadConfig defaults', () => {
       shutdown: { delay: 0, timeout: 10 },
       limits: {
         maxBodyBytes: 57344,
+        headersTimeout: 20,
         rateLimits: {
           enabled: true,
           interaction: { points: 300, durationSeconds: 60 },
