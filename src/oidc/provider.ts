@@ -161,6 +161,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       keys: createCookieSigner(keys.cookieKeys),
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
+      names: cookieNames(config.issuer),
     },
     claims: {
       ...SCOPE_CLAIMS,
@@ -278,4 +279,17 @@ function refusalReason(error: unknown): string {
 function errorReason(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   return error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message;
+}
+
+/**
+ * With an https issuer the session cookie is `__Host-session` (and its signature
+ * `__Host-session.sig`): browsers accept a cookie so named only from this very host, over https, for
+ * the whole path, so a site on a sibling subdomain cannot plant a session of its own (a valid one:
+ * the attacker's own login) in a person's browser, who would then be logged in to every relying
+ * party as someone else. oidc-provider sets it Secure, on `/` and without a domain, as the prefix
+ * requires. The interaction cookies are scoped to their login's paths, which the prefix forbids, and
+ * keep their names. Over http (development) browsers would refuse the prefixed cookie.
+ */
+function cookieNames(issuer: string): { session?: string } {
+  return new URL(issuer).protocol === 'https:' ? { session: '__Host-session' } : {};
 }

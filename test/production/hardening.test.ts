@@ -25,6 +25,7 @@ import {
   decideOnWeChat,
   interactionUid,
   loginAs,
+  loginStarted,
   relyingParty,
   startLogin,
 } from '../helpers/flow.ts';
@@ -664,6 +665,71 @@ describe('hardening: cookies', () => {
       expect(cookie).toMatch(/;\s*samesite=lax/i);
       expect(cookie).toMatch(/;\s*secure/i);
     }
+  });
+});
+
+describe('hardening: the session cookie of an https issuer', () => {
+  const ISSUER = 'https://id.example.test';
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    // As production runs: an https issuer, served by a TLS-terminating proxy in front.
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, issuer: ISSUER, trustProxy: true, behindTlsProxy: true }),
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('is __Host-session, Secure, on the whole path and without a domain, and keeps the person logged in', async () => {
+    // The proxy's part: the issuer's URLs reach this instance, told they came over https.
+    const browser = new TestBrowser();
+    const go = (url: string, init: { method?: string; form?: Record<string, string> } = {}) => {
+      const target = new URL(url);
+      const local =
+        target.origin === ISSUER
+          ? `http://127.0.0.1:${bridge.server.config.port}${target.pathname}${target.search}`
+          : url;
+      return browser.request(local, { ...init, headers: { 'x-forwarded-proto': 'https' } });
+    };
+    const rp = new oidc.Configuration(
+      { issuer: ISSUER, authorization_endpoint: `${ISSUER}/auth` },
+      RP.client_id,
+      RP.client_secret,
+    );
+    const { url, checks } = await authorizationRequest(rp);
+    const login = loginStarted(browser, checks, await go(url.href));
+    const user = await createSandboxUser(bridge, 'Host cookie');
+    // On through the consent page, up to the resume (/auth/<uid>), which sets the session cookie.
+    let hop = await go((await callbackFromWeChat(login, { user, allow: true })).href);
+    for (let i = 0; i < 10 && !hop.location?.startsWith(`${ISSUER}/auth/`); i++) {
+      const consent = consentAction(hop);
+      hop = consent ? await go(consent, { method: 'POST', form: {} }) : await go(hop.location as string);
+    }
+    const resume = await go(hop.location as string);
+    expect(resume.location).toMatch(/^https:\/\/rp\.example\.test\/callback\?code=/);
+    const set = resume.headers.getSetCookie();
+    const session = set.filter((cookie) => /^__Host-session(\.sig)?=/.test(cookie));
+    expect(session.map((cookie) => cookie.split('=')[0]).sort()).toEqual([
+      '__Host-session',
+      '__Host-session.sig',
+    ]);
+    for (const cookie of session) {
+      // What browsers demand of the prefix: Secure, Path=/, no Domain.
+      expect(cookie).toMatch(/;\s*secure/i);
+      expect(cookie).toMatch(/;\s*path=\/(;|$)/i);
+      expect(cookie).not.toMatch(/;\s*domain=/i);
+      expect(cookie).toMatch(/;\s*httponly/i);
+      expect(cookie).toMatch(/;\s*samesite=lax/i);
+    }
+    expect(set.filter((cookie) => cookie.startsWith('_session'))).toEqual([]);
+
+    // The cookie is the session: the next authorization needs no WeChat.
+    const again = await authorizationRequest(rp, { prompt: 'none' });
+    const silent = await go(again.url.href);
+    expect(silent.location).toMatch(/^https:\/\/rp\.example\.test\/callback\?code=/);
   });
 });
 
