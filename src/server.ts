@@ -130,7 +130,14 @@ export async function startServer(input: Config, options: StartOptions): Promise
     );
     keepConnectionsForProxies(server);
     const connections = trackConnections(server);
-    drain = () => closeServer(server, connections, drainTimeoutMs);
+    drain = async () => {
+      const cut = await closeServer(server, connections, drainTimeoutMs);
+      if (cut > 0)
+        logger.warn(
+          { cut, timeoutSeconds: drainTimeoutMs / 1000 },
+          'shutdown timeout: requests still in flight were cut (raise shutdown.timeout, or find what hangs)',
+        );
+    };
     const port = await listen(server, config.port, config.host);
     const issuer =
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
@@ -417,7 +424,10 @@ async function listenForManagement(
       server.off('request', answerWhileStarting);
       server.on('request', app);
     },
-    drain: () => closeServer(server, connections, drainTimeoutMs),
+    // A scrape or probe cut short is retried by its caller: not worth a line.
+    drain: async () => {
+      await closeServer(server, connections, drainTimeoutMs);
+    },
   };
 }
 

@@ -67,22 +67,38 @@ function settleShape(socket: Socket): void {
 
 /**
  * Stops accepting connections, lets in-flight requests finish (closing their keep-alive
- * connections once answered), and cuts whatever is left after timeoutMs.
+ * connections once answered), and cuts whatever is left after timeoutMs. Resolves with the number
+ * of requests the cut left unanswered (0 when everything finished in time), for the log: an
+ * operator whose deploys cut requests needs a longer shutdown.timeout, or to find what hangs.
  */
-export function closeServer(server: Server, connections: Set<Connection>, timeoutMs: number): Promise<void> {
+export function closeServer(
+  server: Server,
+  connections: Set<Connection>,
+  timeoutMs: number,
+): Promise<number> {
   return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    if (!server.listening) return resolve(0);
+    let cut = 0;
+    const timer = setTimeout(() => {
+      cut = [...connections].filter(inFlight).length;
+      server.closeAllConnections();
+    }, timeoutMs);
     server.close(() => {
       clearTimeout(timer);
-      resolve();
+      resolve(cut);
     });
     server.closeIdleConnections();
     for (const socket of connections) {
-      const res = socket._httpMessage;
-      if (!res || res.writableFinished) continue;
+      if (!inFlight(socket)) continue;
+      const res = socket._httpMessage as ServerResponse;
       if (!res.headersSent) res.setHeader('Connection', 'close');
       res.on('finish', () => setImmediate(() => server.closeIdleConnections()));
     }
   });
+}
+
+/** Whether the connection carries a request whose answer is not yet all written. */
+function inFlight(socket: Connection): boolean {
+  const res = socket._httpMessage;
+  return !!res && !res.writableFinished;
 }

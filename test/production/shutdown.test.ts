@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import {
   consentAction,
@@ -122,6 +123,43 @@ describe('shutdown delay', () => {
   });
 });
 
+describe('shutdown timeout', () => {
+  test('requests still in flight when it runs out are cut, and the log says how many', async () => {
+    const bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, shutdown: { delay: 0, timeout: 1 } }),
+    });
+    // A token request whose body never finishes arriving: in flight until the cut.
+    const socket = connect(Number(new URL(bridge.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    const ended = once(socket, 'close');
+    socket.write(
+      'POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
+        'Content-Length: 100\r\n\r\ngrant_type',
+    );
+    // Another request's answer: by then the server has read the first one's head (in flight).
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+    try {
+      await bridge.server.close();
+      await ended;
+      const cut = bridge.logs.filter((line) => line.includes('requests still in flight were cut'));
+      expect(cut).toHaveLength(1);
+      expect(JSON.parse(cut[0] as string)).toMatchObject({ cut: 1, timeoutSeconds: 1 });
+    } finally {
+      socket.destroy();
+      await bridge.close();
+    }
+  });
+
+  test('a shutdown that finishes every request in time says nothing of cuts', async () => {
+    const bridge = await startBridge({ storage: 'embedded' });
+    expect((await fetch(`${bridge.url}/healthz`)).status).toBe(200);
+    await bridge.server.close();
+    expect(bridge.logs.join('')).not.toContain('were cut');
+    await bridge.close();
+  });
+});
+
 describe('startup', () => {
   test('a request that arrives before the application is ready gets 503, not silence', async () => {
     const early: Array<{ status: number; retryAfter: string | null; type: string | null; body: string }> = [];
@@ -164,13 +202,17 @@ describe('startup', () => {
 describe('keep-alive', () => {
   let bridge: Bridge;
   beforeAll(async () => {
-    bridge = await startBridge({ storage: 'embedded' });
+    // A second for a request's headers: an idle connection is not one sending them.
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, limits: { ...DEFAULT_LIMITS, headersTimeout: 1 } }),
+    });
   });
   afterAll(async () => {
     await bridge?.close();
   });
 
-  test("an idle keep-alive connection is still open after Node's default 5 s, for a proxy that reuses it", async () => {
+  test("an idle keep-alive connection is still open after Node's default 5 s and past the headers deadline, for a proxy that reuses it", async () => {
     const { port } = new URL(bridge.url);
     const socket = connect(Number(port), '127.0.0.1');
     await once(socket, 'connect');
