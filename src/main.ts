@@ -4,6 +4,7 @@ import { createDemo } from './demo/demo-client.ts';
 import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { causes } from './observability/causes.ts';
+import { logConsoleOutput } from './observability/console-to-log.ts';
 import { createLogger } from './observability/logger.ts';
 import { type RunningServer, startServer } from './server.ts';
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log);
+  logConsoleOutput(logger);
   for (const message of warnings) logger.warn(message);
   // A rejection nobody awaited is a bug to fix, not a reason to drop every in-flight login.
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));

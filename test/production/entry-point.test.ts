@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../src/package-root.ts';
 import { freePort } from '../helpers/interop.ts';
 import { testDatabaseAdminUrl } from '../helpers/postgres.ts';
+import { createTestRedis, testRedisUrl } from '../helpers/redis.ts';
 import { startTcpRelay } from './tcp-relay.ts';
 
 /**
@@ -141,6 +142,49 @@ describe('the entry point with a client oidc-provider refuses', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('the entry point and what libraries print', () => {
+  const redisUrl = new URL(testRedisUrl());
+  // The notice below needs a Redis without a password, as the suite's own usually is.
+  it.skipIf(redisUrl.password !== '')(
+    "a library's console notice is a JSON line of the log, not raw text on standard error",
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'wob-entry-console-'));
+      const { prefix, cleanup } = await createTestRedis();
+      try {
+        const port = await freePort();
+        const configFile = join(dir, 'config.json');
+        await writeFile(configFile, JSON.stringify({ storage: { redisKeyPrefix: prefix } }));
+        // A password this Redis does not need: ioredis says so with console.warn.
+        redisUrl.password = 'not-needed-here';
+        const { child, written } = startEntryPoint(dir, {
+          CONFIG_FILE: configFile,
+          PORT: String(port),
+          REDIS_URL: redisUrl.href,
+        });
+        try {
+          await waitFor(
+            () => written.stdout.includes('does not require a password'),
+            () => written.stdout + written.stderr,
+          );
+          const notice = written.stdout
+            .split('\n')
+            .find((line) => line.includes('does not require a password'));
+          expect(JSON.parse(notice as string)).toMatchObject({ level: 'warn', source: 'console' });
+          expect(written.stderr).toBe('');
+          expect(written.stdout).not.toContain('not-needed-here');
+        } finally {
+          child.kill('SIGKILL');
+          await once(child, 'exit');
+        }
+      } finally {
+        await cleanup();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    30_000,
+  );
 });
 
 describe('the entry point told to stop while it starts', () => {
