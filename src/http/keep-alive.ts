@@ -25,7 +25,7 @@ const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
  * headers' deadline or the whole request's, Node answers 408 and closes the connection. A client
  * trickling its headers a byte at a time (slowloris) held a connection for up to 96 s before (the
  * headers' deadline was set above the keep-alive's, as Node before 18 needed; since then an idle
- * keep-alive connection is not subject to it, test/production/hardening.test.ts).
+ * keep-alive connection is not subject to it, test/production/shutdown.test.ts).
  */
 export function requestDeadlines(headersTimeoutSeconds: number): ServerOptions {
   const headersTimeout = headersTimeoutSeconds * 1000;

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
@@ -199,7 +199,7 @@ describe('startup', () => {
   });
 });
 
-describe('keep-alive', () => {
+describe('connection deadlines', () => {
   let bridge: Bridge;
   beforeAll(async () => {
     // A second for a request's headers: an idle connection is not one sending them.
@@ -210,6 +210,26 @@ describe('keep-alive', () => {
   });
   afterAll(async () => {
     await bridge?.close();
+  });
+
+  test('a client trickling its headers is answered 408 and cut off once their deadline passes', async () => {
+    const socket = connect(Number(new URL(bridge.url).port), '127.0.0.1');
+    const answer = readAll(socket);
+    socket.write(`GET /healthz HTTP/1.1\r\nHost: ${new URL(bridge.url).host}\r\n`);
+    // A header line every 100 ms, for up to 20 s: the request's headers never end.
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (sent++ < 200 && !socket.destroyed) socket.write(`X-Slow-${sent}: 1\r\n`);
+    }, 100);
+    try {
+      const text = await answer;
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+      // Cut off before the trickle ran out: the deadline, not the client, ended it.
+      expect(sent).toBeLessThan(200);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
   });
 
   test("an idle keep-alive connection is still open after Node's default 5 s and past the headers deadline, for a proxy that reuses it", async () => {
@@ -232,3 +252,13 @@ describe('keep-alive', () => {
     socket.destroy();
   }, 15_000);
 });
+
+/** Everything the server sends on `socket` until it closes the connection. */
+function readAll(socket: Socket): Promise<string> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
