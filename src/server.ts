@@ -293,6 +293,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           db: stores.db,
           adapter: stores.oidcAdapter,
           kv: stores.kv,
+          scrub: stores.scrub,
           views,
           avatars,
           avatarStore,

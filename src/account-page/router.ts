@@ -46,6 +46,8 @@ export interface AccountPageDeps {
   apps: readonly WeChatApp[];
   /** Mini-program session keys, forgotten on deletion. */
   kv?: KeyValueStore;
+  /** Clears what a deletion leaves in the embedded files (Stores.scrub). */
+  scrub?: () => Promise<void>;
   /** Sign and check the page's form tokens, newest first (session.ts, formKeys). */
   formKeys: readonly KeyObject[];
   issuer: string;

@@ -1,5 +1,6 @@
 import { setTimeout } from 'node:timers/promises';
 import type { Kysely, Transaction } from 'kysely';
+import { forgetGrantIdentities } from '../mini-program/grant-identities.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
@@ -17,6 +18,8 @@ export interface DeletionDeps {
   avatars: AvatarStore;
   /** Where mini-program session keys live (they are forgotten with the account). */
   kv?: KeyValueStore;
+  /** Clears what the deleted rows leave in the embedded files (Stores.scrub). */
+  scrub?: () => Promise<void>;
   logger: Logger;
   now: () => Date;
   /**
@@ -80,7 +83,10 @@ export async function deleteAccount(
   accountForgotten(account.id);
   const revoked = await revokeFound(deps, subject, found);
   await deps.avatars.delete(account.id);
-  if (deps.kv) await forgetSessionKeys(deps.kv, identitiesBefore);
+  if (deps.kv) {
+    await forgetSessionKeys(deps.kv, identitiesBefore);
+    await forgetGrantIdentities(deps.kv, found.grantIds);
+  }
   await erased.told?.send();
   // Again, once another instance's index rows of a login that raced this have had time to land
   // (they are written in batches, INDEX_SETTLE_MS late at most): its grant is revoked and its
@@ -99,8 +105,10 @@ export async function deleteAccount(
         .execute(),
     );
     await revokeFound(deps, subject, late);
+    if (deps.kv) await forgetGrantIdentities(deps.kv, late.grantIds);
     await told?.send();
   }
+  await deps.scrub?.();
   const { identities } = erased.result;
   deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
   return { identities, grantsRevoked: grants, sessionsEnded: sessions };

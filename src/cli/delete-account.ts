@@ -73,6 +73,7 @@ export async function deleteAccountCommand(options: DeleteAccountCommandOptions)
         db: stores.db,
         avatars: createSqlAvatarStore(stores.db),
         kv: stores.kv,
+        scrub: stores.scrub,
         logger,
         now,
         notify: (event) => notifier.deleted(event),

@@ -21,8 +21,9 @@ export interface GrantIdentityStore {
   find(grantId: string): Promise<GrantIdentity | undefined>;
 }
 
+const keyFor = (grantId: string) => `mini-program:grant-identity:${grantId}`;
+
 export function createGrantIdentityStore(kv: KeyValueStore): GrantIdentityStore {
-  const keyFor = (grantId: string) => `mini-program:grant-identity:${grantId}`;
   return {
     async remember(grantId, { appid, openid }, ttlSeconds) {
       await kv.put(keyFor(grantId), { appid, openid }, ttlSeconds);
@@ -34,4 +35,12 @@ export function createGrantIdentityStore(kv: KeyValueStore): GrantIdentityStore 
         : undefined;
     },
   };
+}
+
+/**
+ * Forgets the identities these grants remembered, as a deletion revokes them: each names an openid,
+ * which would otherwise outlive the account for the grant's lifetime (14 days by default).
+ */
+export async function forgetGrantIdentities(kv: KeyValueStore, grantIds: readonly string[]): Promise<void> {
+  for (const grantId of grantIds) await kv.delete(keyFor(grantId));
 }

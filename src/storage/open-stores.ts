@@ -14,8 +14,10 @@ import { createSqlKeyValueStore } from './sql/key-value.ts';
 import { createSqlOidcAdapter } from './sql/oidc-adapter.ts';
 import { embeddedAccountsFile, openAccountsDatabase } from './sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from './sqlite/database.ts';
+import { scrubWal } from './sqlite/file.ts';
 import { copyAccountsFromPglite } from './sqlite/from-pglite.ts';
 import { createSqliteKeyValueStore } from './sqlite/key-value.ts';
+import { onSqliteConnection } from './sqlite/kysely-dialect.ts';
 import { createSqliteOidcAdapter } from './sqlite/oidc-adapter.ts';
 import { createWriteBatch, type WriteBatch } from './sqlite/write-batch.ts';
 
@@ -98,6 +100,7 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
       kinds: { accounts: accountsKind, artifacts: artifacts.kind },
       ...(artifacts.redis ? { redis: artifacts.redis } : {}),
       ...embedded,
+      ...(accountsKind === 'embedded' ? { scrub: () => scrubFiles(db, embedded) } : {}),
       async ping() {
         const [database, cache] = await Promise.all([probeDatabase(), probeCache()]);
         return { database, cache };
@@ -111,6 +114,21 @@ export async function openStores(options: OpenStoresOptions): Promise<Stores> {
     await closeAll(cleanups).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The embedded files' write-ahead logs, truncated once what is pending is committed: the accounts
+ * file's on its connection between transactions, the artifacts file's (when it is there too) after
+ * its group commit.
+ */
+async function scrubFiles(
+  db: Kysely<Database>,
+  artifacts: { sqlite: DatabaseSync; writes: WriteBatch } | undefined,
+): Promise<void> {
+  await onSqliteConnection(db, scrubWal);
+  if (!artifacts) return;
+  artifacts.writes.commit();
+  scrubWal(artifacts.sqlite);
 }
 
 /**

@@ -51,6 +51,12 @@ export interface Stores {
    * it before every answer (src/http/committed-answers.ts).
    */
   writes?: WriteBatch;
+  /**
+   * After an account's deletion: clears what deleted rows leave behind in the embedded setup's files
+   * (their write-ahead logs, ./sqlite/file.ts scrubWal). Absent where a server holds the data
+   * (PostgreSQL and Redis reclaim it themselves: VACUUM, README "Deletion").
+   */
+  scrub?(): Promise<void>;
   /** Cheap liveness probes for readiness checks; resolve false rather than throw. */
   ping(): Promise<{ database: boolean; cache: boolean }>;
   close(): Promise<void>;

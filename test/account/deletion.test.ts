@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { flushIndexWrites } from '../../src/accounts/artifact-batch.ts';
@@ -8,6 +9,8 @@ import { deleteAccount, findAccountForOperator } from '../../src/accounts/deleti
 import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
+import { embeddedAccountsFile } from '../../src/storage/sqlite/accounts-database.ts';
+import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
 import { loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
@@ -77,13 +80,15 @@ for (const storage of STORAGE_SETUPS) {
         expect(out.join('')).not.toContain(user.unionid);
         return;
       }
-      const { db, oidcAdapter } = bridge.server.stores;
+      const { db, oidcAdapter, kv, scrub } = bridge.server.stores;
       const account = await findAccountForOperator(db, { unionid: user.unionid });
       if (!account) throw new Error('no account');
       await deleteAccount(
         {
           db,
           adapter: oidcAdapter,
+          kv,
+          scrub,
           avatars: createSqlAvatarStore(db),
           logger: createLogger({ level: 'silent' }),
           now: () => new Date(),
@@ -264,6 +269,37 @@ for (const storage of STORAGE_SETUPS) {
         }
       }
     });
+
+    test.skipIf(storage !== 'embedded')(
+      "leaves the person's data readable nowhere in the files, write-ahead logs included",
+      async () => {
+        const user = await createSandboxUser(bridge, '文件里也不留');
+        await loginAs(rp, user, { scope: 'openid profile' });
+        const openid = Object.values(user.openids)[0] as string;
+        const { dataDir } = bridge.config;
+        const accounts = embeddedAccountsFile(dataDir);
+        const artifacts = embeddedArtifactsFile(dataDir);
+        const found = async (file: string, text: string) => {
+          const bytes = Buffer.concat(
+            await Promise.all(
+              [file, `${file}-wal`].map((path) => readFile(path).catch(() => Buffer.alloc(0))),
+            ),
+          );
+          return bytes.includes(Buffer.from(text, 'utf8'));
+        };
+        // Written, and so in the files (or their logs) before.
+        expect(await found(accounts, user.unionid)).toBe(true);
+        expect(await found(accounts, '文件里也不留')).toBe(true);
+
+        await erase(user);
+
+        for (const text of [user.unionid, openid, '文件里也不留'])
+          expect(await found(accounts, text)).toBe(false);
+        // The artifacts: no token, session or grant of theirs (only the finished login may linger a
+        // few seconds, unusable, naming the unionid: the test above).
+        for (const text of [openid, '文件里也不留']) expect(await found(artifacts, text)).toBe(false);
+      },
+    );
 
     test.skipIf(storage !== 'postgres+redis')(
       'relying parties that registered a back-channel logout URI are told the account is gone',

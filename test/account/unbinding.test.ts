@@ -225,15 +225,24 @@ describe('re-linking through the mini program by the same verified phone', () =>
     expect(relinked.map((i) => i.unionid)).toEqual([after.unionid]);
   });
 
-  test("deleting a mini program user's account forgets the session key kept for them", async () => {
-    const { kv } = bridge.server.stores;
+  test("deleting a mini program user's account forgets the session key kept for them and the identity each grant remembered", async () => {
+    const { kv, oidcAdapter } = bridge.server.stores;
     const user = await createSandboxUser(bridge, '会话密钥');
-    await login(user);
+    const grantIds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { access_token } = await login(user);
+      grantIds.push((await oidcAdapter('AccessToken').find(access_token))?.grantId as string);
+    }
     const openid = user.openids[MINI_PROGRAM_APP.appid] as string;
-    const key = `mini-program:session-key:${MINI_PROGRAM_APP.appid}:${openid}`;
-    expect(await kv.get(key)).toBeDefined();
+    const keys = [
+      `mini-program:session-key:${MINI_PROGRAM_APP.appid}:${openid}`,
+      ...grantIds.map((grantId) => `mini-program:grant-identity:${grantId}`),
+    ];
+    expect(new Set(grantIds).size).toBe(2);
+    for (const key of keys) expect(await kv.get(key)).toBeDefined();
     await erase(user);
-    expect(await kv.get(key)).toBeUndefined();
+    // Each of them names the person's openid: gone with the account, not at their own expiry.
+    for (const key of keys) expect(await kv.get(key)).toBeUndefined();
   });
 
   test("a mini program token from before a deletion does not serve the person's new account", async () => {

@@ -17,6 +17,10 @@ import { DatabaseSync } from 'node:sqlite';
  *   consistency. (synchronous=FULL would flush at every commit, and node:sqlite's calls are
  *   synchronous: the whole server would wait for the disk at every login.)
  * - Foreign keys are enforced (SQLite leaves them off unless asked, per connection).
+ * - secure_delete: what a statement deletes is overwritten with zeros, not merely marked free, so a
+ *   deleted account's profile, phone number and tokens do not stay readable in the file until
+ *   SQLite happens to reuse their pages (nor in a backup of `dataDir`). The write-ahead log still
+ *   holds the pages as they were until a checkpoint truncates it: `scrubWal`.
  * - `schema` is the schema by version (PRAGMA user_version): append a version to change it, never
  *   edit one that has shipped.
  */
@@ -33,6 +37,7 @@ export async function openSqliteFile(
       pragma journal_mode = wal;
       pragma synchronous = normal;
       pragma foreign_keys = on;
+      pragma secure_delete = on;
       pragma wal_autocheckpoint = ${options.checkpointPages ?? DEFAULT_CHECKPOINT_PAGES};`);
     // An exclusive transaction takes the lock, and the locking mode keeps it after the commit.
     database.exec('begin exclusive; commit');
@@ -47,6 +52,16 @@ export async function openSqliteFile(
     }
     throw error;
   }
+}
+
+/**
+ * Copies the write-ahead log into the file and truncates it to nothing: the log keeps every page
+ * as it was before each change until its frames are written over, so after an account's deletion
+ * its rows would stay readable there. Holds the event loop while it copies (at most the log's
+ * size: `checkpointPages` pages), which a deletion, rare, can afford.
+ */
+export function scrubWal(database: DatabaseSync): void {
+  database.exec('pragma wal_checkpoint(truncate)');
 }
 
 /** SQLite's own default: the log is copied into the file (and flushed) every 1,000 pages written. */
