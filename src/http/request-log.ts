@@ -28,7 +28,8 @@ export function requestLog(
     },
     finish(ctx, elapsedMs) {
       setAnswerHeader(ctx, 'X-Request-Id', ctx.state.requestId);
-      const level = levelOf(ctx.status, options.requests);
+      const { refusal } = ctx.state as { refusal?: Refusal };
+      const level = levelOf(ctx.status, options.requests, refusal);
       // A line pino would drop is not built (most successful requests, at the default level).
       if (!logger.isLevelEnabled(level)) return;
       const ms = Math.round(elapsedMs * 10) / 10;
@@ -36,8 +37,11 @@ export function requestLog(
       const line = { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms };
       // A refusal's OAuth error code (invalid_grant, invalid_client...): what an operator needs to
       // tell a failing client's trouble, and never a secret. Its description is left out.
-      const error = oauthErrorOf(ctx.body);
-      logger[level](error === undefined ? line : { ...line, error }, 'request');
+      const error = refusal?.error ?? oauthErrorOf(ctx.body);
+      logger[level](
+        error === undefined ? line : { ...line, error, ...(refusal && refusalFields(refusal)) },
+        'request',
+      );
     },
   };
 }
@@ -46,19 +50,103 @@ export function requestLog(
 function oauthErrorOf(body: unknown): string | undefined {
   if (typeof body !== 'object' || body === null || Buffer.isBuffer(body)) return undefined;
   const { error } = body as { error?: unknown };
-  return typeof error === 'string' && /^[\w.-]{1,64}$/.test(error) ? error : undefined;
+  return typeof error === 'string' && OAUTH_ERROR.test(error) ? error : undefined;
 }
 
 /**
  * An access line's level: error for a failure of ours; warn for a 503, which says a store is down or
  * the instance is starting or stopping (each logged once where it happens: an outage would
- * otherwise write an error line per request refused); info for a refused request, and for the
- * rest with `requests: all`; debug otherwise.
+ * otherwise write an error line per request refused); info for a refused request (a 4xx, or an
+ * authorization error sent back to the client by redirect, but not the answers to prompt=none,
+ * a silent check's everyday outcome), and for the rest with `requests: all`; debug otherwise.
  */
-function levelOf(status: number, requests: 'all' | 'failures'): 'error' | 'warn' | 'info' | 'debug' {
+function levelOf(
+  status: number,
+  requests: 'all' | 'failures',
+  refusal: Refusal | undefined,
+): 'error' | 'warn' | 'info' | 'debug' {
   if (status === 503) return 'warn';
   if (status >= 500) return 'error';
-  return status >= 400 || requests === 'all' ? 'info' : 'debug';
+  if (status >= 400 || requests === 'all') return 'info';
+  return refusal && !SILENT_OUTCOMES.has(refusal.error) ? 'info' : 'debug';
+}
+
+/** What prompt=none is answered with when the person would have to act (OIDC Core 3.1.2.6). */
+const SILENT_OUTCOMES: ReadonlySet<string> = new Set([
+  'login_required',
+  'consent_required',
+  'interaction_required',
+  'account_selection_required',
+]);
+
+/**
+ * What oidc-provider said when it refused a request (recordRefusals): the OAuth error, its
+ * `error_detail` (the reason it keeps from the client: "authorization code already consumed",
+ * "invalid secret provided", "client mismatch"...) and the registered client that asked.
+ */
+export interface Refusal {
+  error: string;
+  detail?: string;
+  clientId?: string;
+}
+
+function refusalFields({ detail, clientId }: Refusal): { detail?: string; clientId?: string } {
+  return { ...(detail && { detail }), ...(clientId && { clientId }) };
+}
+
+/** The events oidc-provider emits for the errors it answers itself, one per endpoint. */
+const REFUSAL_EVENTS = [
+  'authorization.error',
+  'grant.error',
+  'userinfo.error',
+  'introspection.error',
+  'revocation.error',
+  'pushed_authorization_request.error',
+  'end_session.error',
+  'end_session_confirm.error',
+  'end_session_success.error',
+  'discovery.error',
+  'jwks.error',
+] as const;
+
+/**
+ * Keeps on the request's state why oidc-provider refused it, for its access line: the answer itself
+ * may be an HTML page (an unregistered redirect_uri) or a redirect to the client (a missing PKCE
+ * challenge), where the error is nowhere the line could read it, and the description the client
+ * reads says the same for many reasons (an invalid_grant for a spent code, another client's code,
+ * a wrong verifier). Errors of the server's own are server_error's (provider.ts).
+ */
+export function recordRefusals(provider: {
+  on(event: string, listener: (ctx: Context, error: unknown) => void): unknown;
+}): void {
+  for (const event of REFUSAL_EVENTS) {
+    provider.on(event, (ctx, error) => {
+      const refusal = refusalOf(ctx, error);
+      if (refusal && ctx.state instanceof RequestState) ctx.state.refusal = refusal;
+    });
+  }
+}
+
+function refusalOf(ctx: Context, error: unknown): Refusal | undefined {
+  const { error: code, error_detail: detail } = (error ?? {}) as { error?: unknown; error_detail?: unknown };
+  if (typeof code !== 'string' || !OAUTH_ERROR.test(code)) return undefined;
+  const clientId = (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
+  return {
+    error: code,
+    ...(typeof detail === 'string' && loggableDetail(detail) && { detail }),
+    ...(clientId && { clientId }),
+  };
+}
+
+const OAUTH_ERROR = /^[\w.-]{1,64}$/;
+
+/**
+ * oidc-provider's details are its own sentences, a few naming what the request sent (a parameter's
+ * name, an Origin): kept when short and plain, and never with a run of token-like characters, so
+ * that no code, token or secret could reach the log through one.
+ */
+function loggableDetail(detail: string): boolean {
+  return /^[\w .,:;'"()/=-]{1,200}$/.test(detail) && !/[\w-]{24,}/.test(detail);
 }
 
 /**
@@ -90,6 +178,8 @@ const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/me', '/token/introspectio
  */
 class RequestState {
   readonly requestId: string;
+  /** Why oidc-provider refused the request, if it did (recordRefusals). */
+  refusal: Refusal | undefined = undefined;
   readonly #logger: Logger;
 
   constructor(logger: Logger, requestId: string) {

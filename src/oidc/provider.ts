@@ -7,6 +7,7 @@ import Provider, {
   type SigningAlgorithm,
 } from 'oidc-provider';
 import type { ClientConfig, Config } from '../config/types.ts';
+import { recordRefusals } from '../http/request-log.ts';
 import type { Views } from '../http/views.ts';
 import { LANGS } from '../i18n/messages.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -227,6 +228,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     const { requestId } = (ctx.state ?? {}) as { requestId?: string };
     deps.logger.error({ err: error, route: ctx.oidc?.route, requestId }, 'oidc server_error');
   });
+  recordRefusals(provider);
   // A logout through /session/end notifies the session's clients itself and only emits their
   // failures (one attempt; an address its SSRF guard refuses fails the same way).
   provider.on('backchannel.error', (_ctx, error, client) => {

@@ -210,6 +210,110 @@ describe.skipIf(!(await storageAvailable('postgres+redis')))(
   },
 );
 
+describe('observability: why a request was refused, in its access line', () => {
+  let bridge: Bridge;
+
+  beforeAll(async () => {
+    // Access lines as production writes them: at info for failed requests only, debug otherwise.
+    bridge = await startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, log: { ...config.log, requests: 'failures' } }),
+    });
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  /** The access lines written since `from`, as objects. */
+  const accessLines = (from: number) =>
+    bridge.logs
+      .slice(from)
+      .flatMap((chunk) => chunk.split('\n').filter(Boolean))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.msg === 'request');
+  const authorize = (params: Record<string, string>) =>
+    fetch(`${bridge.url}/auth?${new URLSearchParams({ client_id: RP.client_id, ...params })}`, {
+      redirect: 'manual',
+      headers: { accept: 'text/html' },
+    });
+  const basic = (secret: string) =>
+    `Basic ${Buffer.from(`${RP.client_id}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+  test('refusals answered with a page or a redirect name their error, its reason and the client', async () => {
+    const from = bridge.logs.length;
+    // An unregistered redirect_uri: the person's error page, never a redirect.
+    const page = await authorize({
+      redirect_uri: 'https://elsewhere.example/cb',
+      response_type: 'code',
+      scope: 'openid',
+    });
+    expect(page.status).toBe(400);
+    // No PKCE challenge and no nonce: the error goes back to the client by redirect.
+    const redirected = await authorize({
+      redirect_uri: RP.redirect_uris[0] as string,
+      response_type: 'code',
+      scope: 'openid',
+      state: 's',
+    });
+    expect(redirected.status).toBe(303);
+    expect(redirected.headers.get('location')).toContain('error=invalid_request');
+    // prompt=none without a session: an everyday answer, not a refusal to report.
+    const silent = await authorize({
+      redirect_uri: RP.redirect_uris[0] as string,
+      response_type: 'code',
+      scope: 'openid',
+      nonce: 'n',
+      prompt: 'none',
+    });
+    expect(silent.headers.get('location')).toContain('error=login_required');
+
+    expect(
+      accessLines(from).map(({ level, status, error, clientId }) => ({ level, status, error, clientId })),
+    ).toEqual([
+      { level: 'info', status: 400, error: 'invalid_redirect_uri', clientId: RP.client_id },
+      { level: 'info', status: 303, error: 'invalid_request', clientId: RP.client_id },
+      { level: 'debug', status: 303, error: 'login_required', clientId: RP.client_id },
+    ]);
+  });
+
+  test("the token endpoint's refusals say which of the reasons behind one error it was, and never the secret or code", async () => {
+    const from = bridge.logs.length;
+    const token = (authorization: string, code: string) =>
+      fetch(`${bridge.url}/token`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: RP.redirect_uris[0] as string,
+        }),
+      });
+    expect((await token(basic(RP.client_secret), 'a-code-nobody-issued')).status).toBe(400);
+    expect((await token(basic('a-wrong-secret-0123456789'), 'another-code-nobody-issued')).status).toBe(401);
+
+    const lines = accessLines(from);
+    expect(lines.map(({ status, error, detail, clientId }) => ({ status, error, detail, clientId }))).toEqual(
+      [
+        {
+          status: 400,
+          error: 'invalid_grant',
+          detail: 'authorization code not found',
+          clientId: RP.client_id,
+        },
+        { status: 401, error: 'invalid_client', detail: 'invalid secret provided', clientId: RP.client_id },
+      ],
+    );
+    const logged = JSON.stringify(lines);
+    for (const secret of [
+      'a-code-nobody-issued',
+      'another-code-nobody-issued',
+      'a-wrong-secret',
+      RP.client_secret,
+    ])
+      expect(logged).not.toContain(secret);
+  });
+});
+
 describe('observability: the management listener (config.management)', () => {
   let bridge: Bridge;
   let closed = false;
