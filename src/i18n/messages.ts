@@ -73,6 +73,7 @@ const zh = {
   'error.otherPerson': '你登录的微信账号不是应用要求的账号。请用该账号重试，或返回应用。',
   'error.identityConflict':
     '你的账号暂时无法登录，需要网站管理员处理。请联系网站管理员，并提供下方的错误编号。',
+  'error.forApplications': '这个地址供应用程序调用，不是在浏览器中打开的网页。请返回应用继续。',
   'error.oauth':
     '应用发来的登录请求有误，无法继续登录。请返回应用重试；问题仍在时，请把下方的技术信息和错误编号告诉应用的开发者。',
   'error.logoutRequest':
@@ -223,6 +224,8 @@ const en: Record<MessageKey, string> = {
     'The WeChat account you logged in with is not the one the application asked for. Try again with that account, or return to the application.',
   'error.identityConflict':
     'Your account cannot be logged in to right now: the site administrator needs to look at it. Please contact them with the error reference below.',
+  'error.forApplications':
+    'This address is for applications to call, not a page to open in a browser. Return to the application to go on.',
   'error.oauth':
     "The application's login request is invalid, so the login cannot go on. Return to the application and try again; if it keeps happening, give its developers the technical details and the error reference below.",
   'error.logoutRequest':

@@ -15,15 +15,24 @@ export function createPages(views: Views) {
    * The person reads, in their language, that the application's request is at fault; the engine's
    * own words (English, for the application's developer) follow under "technical details", as
    * Google's and Keycloak's pages show theirs. They name parameters, never a secret or a token.
+   * It renders them for a browser at its other endpoints too (userinfo opened as a page): no login
+   * is under way there, and the page says the address is an application's.
    */
   const renderError: RenderError = async (ctx, out, _error) => {
     const page = pageContext(ctx, uiLocales(ctx));
     const route = ctx.oidc?.route ?? '';
     const logout = route.startsWith('end_session');
+    const login = LOGIN_ROUTES.has(route);
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
-      ...(logout ? {} : { heading: page.t('error.title') }),
-      message: page.t(logout ? 'error.logoutRequest' : messageAtAuthorization(route, String(out.error))),
+      ...(login ? { heading: page.t('error.title') } : {}),
+      message: page.t(
+        logout
+          ? 'error.logoutRequest'
+          : login || out.error === 'server_error'
+            ? messageAtAuthorization(route, String(out.error))
+            : 'error.forApplications',
+      ),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
     });
@@ -47,6 +56,9 @@ export function createPages(views: Views) {
 
   return { renderError, logoutSource, postLogoutSuccessSource };
 }
+
+/** The engine's routes a person's login goes through: the authorization request and its resume. */
+const LOGIN_ROUTES: ReadonlySet<string> = new Set(['authorization', 'resume']);
 
 /**
  * A failure of ours (a store down) is nobody's request's fault. At the resume (/auth/:uid, after

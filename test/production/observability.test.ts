@@ -290,6 +290,12 @@ describe('observability: why a request was refused, in its access line', () => {
       });
     expect((await token(basic(RP.client_secret), 'a-code-nobody-issued')).status).toBe(400);
     expect((await token(basic('a-wrong-secret-0123456789'), 'another-code-nobody-issued')).status).toBe(401);
+    // Userinfo opened in a browser: a readable page, which speaks of no login.
+    const userinfo = await fetch(`${bridge.url}/me`, {
+      headers: { accept: 'text/html', authorization: 'Bearer an-access-token-nobody-issued' },
+    });
+    expect(userinfo.status).toBe(401);
+    expect(await userinfo.text()).toContain('这个地址供应用程序调用');
 
     const lines = accessLines(from);
     expect(lines.map(({ status, error, detail, clientId }) => ({ status, error, detail, clientId }))).toEqual(
@@ -301,6 +307,7 @@ describe('observability: why a request was refused, in its access line', () => {
           clientId: RP.client_id,
         },
         { status: 401, error: 'invalid_client', detail: 'invalid secret provided', clientId: RP.client_id },
+        { status: 401, error: 'invalid_token', detail: 'access token not found', clientId: undefined },
       ],
     );
     const logged = JSON.stringify(lines);
@@ -308,6 +315,7 @@ describe('observability: why a request was refused, in its access line', () => {
       'a-code-nobody-issued',
       'another-code-nobody-issued',
       'a-wrong-secret',
+      'an-access-token-nobody-issued',
       RP.client_secret,
     ])
       expect(logged).not.toContain(secret);

@@ -33,8 +33,15 @@ describe("the engine's error page", () => {
     expect(await engineErrorPage('resume', 'invalid_request')).toContain('登录已超时或页面已失效');
   });
 
+  test('speaks of no login at an endpoint for applications (userinfo opened in a browser)', async () => {
+    const page = await engineErrorPage('userinfo', 'invalid_token');
+    expect(page).toContain('这个地址供应用程序调用');
+    expect(page).not.toContain('登录未完成');
+    expect(page).not.toContain('应用发来的登录请求有误');
+  });
+
   test('blames no request for a failure of ours, at the resume or elsewhere', async () => {
-    for (const route of ['resume', 'authorization']) {
+    for (const route of ['resume', 'authorization', 'userinfo']) {
       const page = await engineErrorPage(route, 'server_error');
       expect(page).toContain('出了点问题，请稍后重试。');
       expect(page).not.toContain('登录已超时');
