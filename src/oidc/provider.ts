@@ -20,6 +20,7 @@ import { wasLogged } from './logged-errors.ts';
 import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
 import { promptPolicy } from './prompt-policy.ts';
+import { revokingOnConcurrentReuse } from './reuse-revocation.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
 /**
@@ -129,7 +130,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_AUTH_SIGNING_ALGS],
     },
     clientAuthMethods: CLIENT_AUTH_METHODS,
-    adapter: deps.adapter as Configuration['adapter'],
+    adapter: revokingOnConcurrentReuse(deps.adapter) as Configuration['adapter'],
     clients: deps.clients,
     extraClientMetadata: {
       properties: [
