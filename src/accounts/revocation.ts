@@ -1,8 +1,10 @@
+import { setTimeout } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import { GRANTABLE_MODELS } from '../storage/grantable.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
+import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import { forgetArtifact, indexedArtifacts } from './artifact-index.ts';
 import { forgetConsent, listConsents } from './consents.ts';
 
@@ -54,14 +56,22 @@ export async function listAuthorizedApps(
 /**
  * Takes back what the person allowed a client: the remembered consent (its next login asks again)
  * and every grant the client holds, with their tokens. Resolves false when there was neither.
+ *
+ * Twice, the second time once another instance's index rows of the moment have landed (they are
+ * written in batches, INDEX_SETTLE_MS late at most): a login to the client that another instance
+ * answered just before was missed, and its tokens worked on after the page said "revoked" (an
+ * outside review: 20 of 20 at 0 and 30 ms). A deletion does the same (deletion.ts).
  */
 export async function revokeApp(deps: RevocationDeps, subject: string, clientId: string): Promise<boolean> {
   const forgotten = await forgetConsent(deps.db, subject, clientId);
-  const grants = (await indexedArtifacts(deps.db, subject, 'Grant')).filter(
-    (entry) => entry.clientId === clientId,
-  );
+  const clientGrants = async () =>
+    (await indexedArtifacts(deps.db, subject, 'Grant')).filter((entry) => entry.clientId === clientId);
+  const grants = await clientGrants();
   for (const { id } of grants) await revokeGrant(deps, subject, id);
-  return forgotten || grants.length > 0;
+  await setTimeout(INDEX_SETTLE_MS);
+  const late = await clientGrants();
+  for (const { id } of late) await revokeGrant(deps, subject, id);
+  return forgotten || grants.length + late.length > 0;
 }
 
 /**
@@ -117,10 +127,22 @@ export interface Revoked {
 /**
  * "Sign out everywhere": every grant (and so every token) and every session of the account.
  * Returns the client ids that held a grant and the sids the sessions gave each client (for
- * back-channel logout).
+ * back-channel logout). Twice, as revokeApp: the second pass finds what another instance saved
+ * just before the first.
  */
 export async function revokeEverything(deps: RevocationDeps, subject: string): Promise<Revoked> {
-  return revokeFound(deps, subject, await findEverything(deps, subject));
+  const first = await revokeFound(deps, subject, await findEverything(deps, subject));
+  await setTimeout(INDEX_SETTLE_MS);
+  const late = await revokeFound(deps, subject, await findEverything(deps, subject));
+  const sids: SessionIds = { ...first.sids };
+  for (const [clientId, ids] of Object.entries(late.sids))
+    sids[clientId] = [...(sids[clientId] ?? []), ...ids];
+  return {
+    clientIds: [...new Set([...first.clientIds, ...late.clientIds])],
+    grants: first.grants + late.grants,
+    sessions: first.sessions + late.sessions,
+    sids,
+  };
 }
 
 /**
