@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
+import {
+  INTERACTION_DESTROY_GRACE_SECONDS,
+  SESSION_TOMBSTONE_SECONDS,
+} from '../../src/storage/destroy-grace.ts';
 import type { AdapterFactory } from '../../src/storage/ports.ts';
 
 /** What every oidc-provider adapter implementation gives the shared suite. */
@@ -248,6 +251,29 @@ export function describeOidcAdapterConformance(
       await h.advance(6);
       await adapter.destroy(expired);
       expect(await adapter.find(expired)).toBeUndefined();
+    });
+
+    // A request that loaded the session before a logout destroyed it saves it when it ends
+    // (oidc-provider's lib/shared/session.js): the logout must hold (../../src/storage/destroy-grace.ts).
+    it('never brings a destroyed Session back: a later upsert of its id writes nothing, until the tombstone lapses', async () => {
+      const adapter = h.factory('Session');
+      const key = id();
+      const uid = id();
+      await adapter.upsert(key, { kind: 'Session', jti: key, uid, accountId: 'unionid-1' }, 600);
+      await adapter.destroy(key);
+      await adapter.upsert(key, { kind: 'Session', jti: key, uid, accountId: 'unionid-1' }, 600);
+      expect(await adapter.find(key)).toBeUndefined();
+      expect(await adapter.findByUid(uid)).toBeUndefined();
+      // Other models are written again as before (a code, a grant: their ids are not a logout's).
+      const grant = h.factory('Grant');
+      await grant.upsert(key, { kind: 'Grant', jti: key }, 600);
+      await grant.destroy(key);
+      await grant.upsert(key, { kind: 'Grant', jti: key }, 600);
+      expect(await grant.find(key)).toMatchObject({ jti: key });
+      // The tombstone is bounded: it does not outlive its purpose.
+      await h.advance(SESSION_TOMBSTONE_SECONDS + 1);
+      await adapter.upsert(key, { kind: 'Session', jti: key, uid, accountId: 'unionid-1' }, 600);
+      expect(await adapter.find(key)).toMatchObject({ jti: key });
     });
 
     it('finds a session by its uid until it is destroyed or expires', async () => {

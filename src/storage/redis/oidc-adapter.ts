@@ -24,12 +24,14 @@
  * members) is sent as separate commands, concurrently, so auto-pipelining still makes
  * upsert one round trip. Index entries are not removed by destroy(): they point at a
  * missing artifact (a miss), are checked against the payload on read, and expire on their
- * own. destroy() of an Interaction only shortens its TTL to a grace (see ../destroy-grace.ts).
+ * own. destroy() of an Interaction only shortens its TTL to a grace, and destroy() of a Session
+ * leaves a tombstone in its key (a `destroyed` field, no payload) that upsert will not overwrite
+ * (see ../destroy-grace.ts).
  */
 
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { destroyGraceSeconds } from '../destroy-grace.ts';
+import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
 import { GRANTABLE_MODELS } from '../grantable.ts';
 import type { AdapterFactory } from '../ports.ts';
 import { luaScript, type RedisClient, runScript } from './scripts.ts';
@@ -38,7 +40,9 @@ import { luaScript, type RedisClient, runScript } from './scripts.ts';
 const GRANT_INDEX_SLACK_MS = 1_000;
 
 // KEYS[1] artifact; ARGV: payload JSON, consumed ('' = not consumed), ttl seconds ('' = none).
+// 0, writing nothing, when the key holds a destroyed Session's tombstone (../destroy-grace.ts).
 const UPSERT = luaScript(`
+if redis.call('HEXISTS', KEYS[1], 'destroyed') == 1 then return 0 end
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '' then
   redis.call('HSET', KEYS[1], 'payload', ARGV[1])
@@ -54,6 +58,15 @@ return 1
 const CONSUME = luaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])
+`);
+
+// KEYS[1] artifact; ARGV[1] seconds. The artifact replaced by a tombstone: a hash without payload,
+// which reads as missing and which UPSERT will not overwrite, until it expires.
+const DESTROY_LEAVING_TOMBSTONE = luaScript(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'destroyed', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
 `);
 
 // KEYS[1] artifact; ARGV[1] grace ms. Shortens the remaining life to the grace, never lengthens
@@ -122,6 +135,7 @@ type Keys = ReturnType<typeof redisOidcKeys>;
 
 function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () => Date): Adapter {
   const grace = destroyGraceSeconds(model);
+  const tombstone = leavesTombstone(model);
   const find = async (id: string): Promise<AdapterPayload | undefined> =>
     decode(await redis.hgetall(keys.artifact(model, id)));
 
@@ -176,7 +190,8 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
 
     async destroy(id) {
       const key = keys.artifact(model, id);
-      if (grace === undefined) await redis.del(key);
+      if (tombstone) await runScript(redis, DESTROY_LEAVING_TOMBSTONE, [key], [SESSION_TOMBSTONE_SECONDS]);
+      else if (grace === undefined) await redis.del(key);
       else await runScript(redis, SHORTEN_TTL, [key], [grace * 1000]);
     },
 

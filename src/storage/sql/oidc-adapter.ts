@@ -1,7 +1,12 @@
 import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { destroyGraceSeconds } from '../destroy-grace.ts';
+import {
+  destroyGraceSeconds,
+  leavesTombstone,
+  SESSION_TOMBSTONE_SECONDS,
+  tombstoneModel,
+} from '../destroy-grace.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { artifactColumns, withConsumed } from './artifact-columns.ts';
@@ -43,6 +48,11 @@ export function createSqlOidcAdapter(
  * took about 70 to run on PGlite (5 Dec; a login runs about twenty). A visible row has no expiry
  * or one still ahead.
  */
+const ON_CONFLICT = `on conflict (model, id) do update set
+      payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+      user_code = excluded.user_code, expires_at = excluded.expires_at,
+      consumed_at = excluded.consumed_at`;
+
 const STATEMENTS = {
   findById: findWhere('id'),
   findByUid: findWhere('uid'),
@@ -50,10 +60,18 @@ const STATEMENTS = {
   upsert: `insert into oidc_artifacts
       (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
     values ($1, $2, cast($3 as json), $4, $5, $6, $7, $8)
-    on conflict (model, id) do update set
-      payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-      user_code = excluded.user_code, expires_at = excluded.expires_at,
-      consumed_at = excluded.consumed_at`,
+    ${ON_CONFLICT}`,
+  // A Session's, unless its id has a tombstone still alive ($9 names the tombstone's model, $10 is
+  // now). A tombstone written
+  // by a destroy() whose delete follows is seen by any upsert that starts after it; one that
+  // started before updates a row the delete then removes.
+  upsertUnlessDestroyed: `insert into oidc_artifacts
+      (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+    select $1, $2, cast($3 as json), $4, $5, $6, $7, $8
+    where not exists (select 1 from oidc_artifacts where model = $9 and id = $2 and expires_at > $10)
+    ${ON_CONFLICT}`,
+  tombstone: `insert into oidc_artifacts (model, id, payload, expires_at)
+    values ($1, $2, cast('{}' as json), $3) on conflict (model, id) do update set expires_at = excluded.expires_at`,
   // PostgreSQL re-checks the WHERE on the row a concurrent consumer just updated, so exactly one
   // UPDATE matches; the rest see consumed_at set and return nothing.
   consume: `update oidc_artifacts set consumed_at = $3
@@ -88,6 +106,7 @@ const storable = (value: string) => !value.includes('\0');
 
 function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
   const grace = destroyGraceSeconds(model);
+  const tombstone = leavesTombstone(model) ? tombstoneModel(model) : undefined;
   const find = async (statement: string, value: string) => {
     if (!storable(value)) return undefined;
     const { rows } = await runStatement<ArtifactRow>(db, statement, [model, value, now()]);
@@ -97,7 +116,7 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
   return {
     async upsert(id, payload, expiresIn) {
       const row = artifactColumns(model, payload);
-      await runStatement(db, STATEMENTS.upsert, [
+      const values = [
         model,
         id,
         row.payload,
@@ -106,7 +125,9 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
         row.userCode,
         expiresIn === undefined ? null : new Date(now().getTime() + expiresIn * 1000),
         row.consumedAt === null ? null : new Date(row.consumedAt),
-      ]);
+      ];
+      if (tombstone) await runStatement(db, STATEMENTS.upsertUnlessDestroyed, [...values, tombstone, now()]);
+      else await runStatement(db, STATEMENTS.upsert, values);
     },
 
     find: (id) => find(STATEMENTS.findById, id),
@@ -121,6 +142,11 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
     },
 
     async destroy(id) {
+      // The tombstone first: an upsert between the two statements then writes nothing.
+      if (tombstone) {
+        const until = new Date(now().getTime() + SESSION_TOMBSTONE_SECONDS * 1000);
+        await runStatement(db, STATEMENTS.tombstone, [tombstone, id, until]);
+      }
       if (grace === undefined) {
         await runStatement(db, STATEMENTS.destroy, [model, id]);
         return;

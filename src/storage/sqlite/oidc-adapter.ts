@@ -1,7 +1,12 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import { destroyGraceSeconds } from '../destroy-grace.ts';
+import {
+  destroyGraceSeconds,
+  leavesTombstone,
+  SESSION_TOMBSTONE_SECONDS,
+  tombstoneModel,
+} from '../destroy-grace.ts';
 import { artifactColumns, withConsumed } from '../sql/artifact-columns.ts';
 import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
 import { startSweeper } from '../sql/sweeper.ts';
@@ -12,7 +17,7 @@ import type { WriteBatch } from './write-batch.ts';
  * oidc-provider artifacts in the embedded setup's SQLite file (./database.ts), with the SQL
  * adapter's semantics (../sql/oidc-adapter.ts): expired rows are invisible to every read and deleted
  * by a periodic sweeper, `consumed` lives in consumed_at, destroy() of an Interaction only moves
- * expires_at up to a grace. The statements are prepared once, for every model; the writes join the
+ * expires_at up to a grace, destroy() of a Session leaves a tombstone row that upsert respects. The statements are prepared once, for every model; the writes join the
  * file's group commit (`writes`, ./write-batch.ts).
  */
 export function createSqliteOidcAdapter(
@@ -36,6 +41,10 @@ function prepare(database: DatabaseSync, writes: WriteBatch) {
     database.prepare(
       `select payload, consumed_at from oidc_artifacts where model = ? and ${column} = ? and ${visible} limit 1`,
     );
+  const onConflict = `on conflict (model, id) do update set
+        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+        user_code = excluded.user_code, expires_at = excluded.expires_at,
+        consumed_at = excluded.consumed_at`;
   return {
     findById: find('id'),
     findByUid: find('uid'),
@@ -43,10 +52,15 @@ function prepare(database: DatabaseSync, writes: WriteBatch) {
     upsert: writes.prepare(`insert into oidc_artifacts
         (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
       values (?, ?, ?, ?, ?, ?, ?, ?)
-      on conflict (model, id) do update set
-        payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-        user_code = excluded.user_code, expires_at = excluded.expires_at,
-        consumed_at = excluded.consumed_at`),
+      ${onConflict}`),
+    // A Session's, unless its id has a tombstone still alive (?9 names the tombstone's model, ?10 is now).
+    upsertUnlessDestroyed: writes.prepare(`insert into oidc_artifacts
+        (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
+      select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+      where not exists (select 1 from oidc_artifacts where model = ?9 and id = ?2 and expires_at > ?10)
+      ${onConflict}`),
+    tombstone: writes.prepare(`insert into oidc_artifacts (model, id, payload, expires_at)
+      values (?, ?, '{}', ?) on conflict (model, id) do update set expires_at = excluded.expires_at`),
     consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3
       where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
     destroy: writes.prepare('delete from oidc_artifacts where model = ? and id = ?'),
@@ -65,6 +79,7 @@ interface ArtifactRow {
 
 function createAdapter(statements: Statements, model: string, now: () => number): Adapter {
   const grace = destroyGraceSeconds(model);
+  const tombstone = leavesTombstone(model) ? tombstoneModel(model) : undefined;
   const find = async (statement: StatementSync, value: string) => {
     const row = statement.get(model, value, now()) as ArtifactRow | undefined;
     return row && decode(row);
@@ -73,7 +88,7 @@ function createAdapter(statements: Statements, model: string, now: () => number)
   return {
     async upsert(id, payload, expiresIn) {
       const row = artifactColumns(model, payload);
-      statements.upsert.run(
+      const values = [
         model,
         id,
         row.payload,
@@ -82,7 +97,9 @@ function createAdapter(statements: Statements, model: string, now: () => number)
         row.userCode,
         expiresIn === undefined ? null : now() + expiresIn * 1000,
         row.consumedAt,
-      );
+      ] as const;
+      if (tombstone) statements.upsertUnlessDestroyed.run(...values, tombstone, now());
+      else statements.upsert.run(...values);
     },
 
     find: (id) => find(statements.findById, id),
@@ -98,6 +115,7 @@ function createAdapter(statements: Statements, model: string, now: () => number)
     },
 
     async destroy(id) {
+      if (tombstone) statements.tombstone.run(tombstone, id, now() + SESSION_TOMBSTONE_SECONDS * 1000);
       if (grace === undefined) statements.destroy.run(model, id);
       else statements.destroyAfterGrace.run(model, id, now() + grace * 1000);
     },
