@@ -1,4 +1,4 @@
-import type { Adapter } from 'oidc-provider';
+import { type Adapter, errors } from 'oidc-provider';
 import { GRANTABLE_MODELS } from '../storage/grantable.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 
@@ -34,10 +34,14 @@ export function revokingOnConcurrentReuse(factory: AdapterFactory): AdapterFacto
       try {
         await adapter.consume(id);
       } catch (error) {
-        // Refused: spent by someone else meanwhile (or expired). Its grant, read from the artifact
-        // itself, which a consumed artifact keeps until it expires.
-        const grantId = (await adapter.find(id))?.grantId;
-        if (typeof grantId === 'string') await revokeGrant(grantId);
+        // A replay only when the adapter refused it (invalid_grant) and the artifact is there,
+        // consumed by someone else meanwhile; a store that timed out or failed is no replay, and
+        // the client's retry must find its grant alive. The grant is read from the artifact,
+        // which a consumed one keeps until it expires.
+        if (error instanceof errors.InvalidGrant) {
+          const spent = await adapter.find(id).catch(() => undefined);
+          if (spent?.consumed && typeof spent.grantId === 'string') await revokeGrant(spent.grantId);
+        }
         throw error;
       }
     };
