@@ -44,8 +44,3 @@ export const SESSION_TOMBSTONE_SECONDS = 600;
 export function leavesTombstone(model: string): boolean {
   return model === 'Session';
 }
-
-/** The model name a tombstone is kept under by the SQL adapters (one oidc-provider never uses). */
-export function tombstoneModel(model: string): string {
-  return `Destroyed${model}`;
-}

@@ -1,12 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import {
-  destroyGraceSeconds,
-  leavesTombstone,
-  SESSION_TOMBSTONE_SECONDS,
-  tombstoneModel,
-} from '../destroy-grace.ts';
+import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
 import type { AdapterFactory } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { artifactColumns, withConsumed } from './artifact-columns.ts';
@@ -30,7 +25,8 @@ export interface SqlOidcAdapter {
  * oidc-provider artifacts in the `oidc_artifacts` table in PostgreSQL (the tests also run them on PGlite).
  * Expired rows are invisible to every read and deleted by a periodic sweeper; `consumed`
  * lives in consumed_at, set by one conditional UPDATE so that of concurrent consumers
- * exactly one succeeds. destroy() of an Interaction only moves expires_at up to a grace.
+ * exactly one succeeds. destroy() of an Interaction only moves expires_at up to a grace; destroy()
+ * of a Session leaves its row as a tombstone (no payload, consumed_at set) that upsert respects.
  */
 export function createSqlOidcAdapter(
   db: Kysely<Database>,
@@ -61,17 +57,23 @@ const STATEMENTS = {
       (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
     values ($1, $2, cast($3 as json), $4, $5, $6, $7, $8)
     ${ON_CONFLICT}`,
-  // A Session's, unless its id has a tombstone still alive ($9 names the tombstone's model, $10 is
-  // now). A tombstone written
-  // by a destroy() whose delete follows is seen by any upsert that starts after it; one that
-  // started before updates a row the delete then removes.
+  // A Session's: its destroyed row is its tombstone (consumed_at set, which nothing else sets on a
+  // session), and the upsert leaves an unexpired one as it is ($9 is now). Both write the one row
+  // (model, id), inserting or updating it: whichever comes second waits for the first's row lock
+  // and reads the row as the first left it, so no order brings a destroyed session back.
   upsertUnlessDestroyed: `insert into oidc_artifacts
       (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
-    select $1, $2, cast($3 as json), $4, $5, $6, $7, $8
-    where not exists (select 1 from oidc_artifacts where model = $9 and id = $2 and expires_at > $10)
-    ${ON_CONFLICT}`,
-  tombstone: `insert into oidc_artifacts (model, id, payload, expires_at)
-    values ($1, $2, cast('{}' as json), $3) on conflict (model, id) do update set expires_at = excluded.expires_at`,
+    values ($1, $2, cast($3 as json), $4, $5, $6, $7, $8)
+    ${ON_CONFLICT}
+    where oidc_artifacts.consumed_at is null or oidc_artifacts.expires_at <= $9`,
+  // $3 the tombstone's end, $4 now.
+  tombstone: `insert into oidc_artifacts (model, id, payload, expires_at, consumed_at)
+    values ($1, $2, cast('{}' as json), $3, $4)
+    on conflict (model, id) do update set payload = excluded.payload, grant_id = null, uid = null,
+      user_code = null, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
+  findLiveById: `select payload, consumed_at from oidc_artifacts
+    where model = $1 and id = $2 and consumed_at is null and (expires_at is null or expires_at > $3)
+    limit 1`,
   // PostgreSQL re-checks the WHERE on the row a concurrent consumer just updated, so exactly one
   // UPDATE matches; the rest see consumed_at set and return nothing.
   consume: `update oidc_artifacts set consumed_at = $3
@@ -106,7 +108,7 @@ const storable = (value: string) => !value.includes('\0');
 
 function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
   const grace = destroyGraceSeconds(model);
-  const tombstone = leavesTombstone(model) ? tombstoneModel(model) : undefined;
+  const tombstone = leavesTombstone(model);
   const find = async (statement: string, value: string) => {
     if (!storable(value)) return undefined;
     const { rows } = await runStatement<ArtifactRow>(db, statement, [model, value, now()]);
@@ -126,11 +128,11 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
         expiresIn === undefined ? null : new Date(now().getTime() + expiresIn * 1000),
         row.consumedAt === null ? null : new Date(row.consumedAt),
       ];
-      if (tombstone) await runStatement(db, STATEMENTS.upsertUnlessDestroyed, [...values, tombstone, now()]);
+      if (tombstone) await runStatement(db, STATEMENTS.upsertUnlessDestroyed, [...values, now()]);
       else await runStatement(db, STATEMENTS.upsert, values);
     },
 
-    find: (id) => find(STATEMENTS.findById, id),
+    find: (id) => find(tombstone ? STATEMENTS.findLiveById : STATEMENTS.findById, id),
 
     findByUid: (uid) => find(STATEMENTS.findByUid, uid),
 
@@ -142,10 +144,11 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
     },
 
     async destroy(id) {
-      // The tombstone first: an upsert between the two statements then writes nothing.
       if (tombstone) {
-        const until = new Date(now().getTime() + SESSION_TOMBSTONE_SECONDS * 1000);
-        await runStatement(db, STATEMENTS.tombstone, [tombstone, id, until]);
+        const at = now();
+        const until = new Date(at.getTime() + SESSION_TOMBSTONE_SECONDS * 1000);
+        await runStatement(db, STATEMENTS.tombstone, [model, id, until, at]);
+        return;
       }
       if (grace === undefined) {
         await runStatement(db, STATEMENTS.destroy, [model, id]);

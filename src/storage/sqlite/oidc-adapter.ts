@@ -1,12 +1,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
-import {
-  destroyGraceSeconds,
-  leavesTombstone,
-  SESSION_TOMBSTONE_SECONDS,
-  tombstoneModel,
-} from '../destroy-grace.ts';
+import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
 import { artifactColumns, withConsumed } from '../sql/artifact-columns.ts';
 import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
 import { startSweeper } from '../sql/sweeper.ts';
@@ -17,7 +12,7 @@ import type { WriteBatch } from './write-batch.ts';
  * oidc-provider artifacts in the embedded setup's SQLite file (./database.ts), with the SQL
  * adapter's semantics (../sql/oidc-adapter.ts): expired rows are invisible to every read and deleted
  * by a periodic sweeper, `consumed` lives in consumed_at, destroy() of an Interaction only moves
- * expires_at up to a grace, destroy() of a Session leaves a tombstone row that upsert respects. The statements are prepared once, for every model; the writes join the
+ * expires_at up to a grace, destroy() of a Session leaves its row as a tombstone that upsert respects. The statements are prepared once, for every model; the writes join the
  * file's group commit (`writes`, ./write-batch.ts).
  */
 export function createSqliteOidcAdapter(
@@ -53,14 +48,21 @@ function prepare(database: DatabaseSync, writes: WriteBatch) {
         (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
       values (?, ?, ?, ?, ?, ?, ?, ?)
       ${onConflict}`),
-    // A Session's, unless its id has a tombstone still alive (?9 names the tombstone's model, ?10 is now).
+    // A Session's, leaving an unexpired tombstone (its destroyed row, consumed_at set) as it is (?9
+    // is now), as the SQL adapter does (../sql/oidc-adapter.ts).
     upsertUnlessDestroyed: writes.prepare(`insert into oidc_artifacts
         (model, id, payload, grant_id, uid, user_code, expires_at, consumed_at)
-      select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-      where not exists (select 1 from oidc_artifacts where model = ?9 and id = ?2 and expires_at > ?10)
-      ${onConflict}`),
-    tombstone: writes.prepare(`insert into oidc_artifacts (model, id, payload, expires_at)
-      values (?, ?, '{}', ?) on conflict (model, id) do update set expires_at = excluded.expires_at`),
+      values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+      ${onConflict}
+      where oidc_artifacts.consumed_at is null or oidc_artifacts.expires_at <= ?9`),
+    // ?3 the tombstone's end, ?4 now.
+    tombstone: writes.prepare(`insert into oidc_artifacts (model, id, payload, expires_at, consumed_at)
+      values (?1, ?2, '{}', ?3, ?4)
+      on conflict (model, id) do update set payload = excluded.payload, grant_id = null, uid = null,
+        user_code = null, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`),
+    findLiveById: database.prepare(
+      `select payload, consumed_at from oidc_artifacts where model = ? and id = ? and consumed_at is null and ${visible} limit 1`,
+    ),
     consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3
       where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
     destroy: writes.prepare('delete from oidc_artifacts where model = ? and id = ?'),
@@ -79,7 +81,7 @@ interface ArtifactRow {
 
 function createAdapter(statements: Statements, model: string, now: () => number): Adapter {
   const grace = destroyGraceSeconds(model);
-  const tombstone = leavesTombstone(model) ? tombstoneModel(model) : undefined;
+  const tombstone = leavesTombstone(model);
   const find = async (statement: StatementSync, value: string) => {
     const row = statement.get(model, value, now()) as ArtifactRow | undefined;
     return row && decode(row);
@@ -98,11 +100,11 @@ function createAdapter(statements: Statements, model: string, now: () => number)
         expiresIn === undefined ? null : now() + expiresIn * 1000,
         row.consumedAt,
       ] as const;
-      if (tombstone) statements.upsertUnlessDestroyed.run(...values, tombstone, now());
+      if (tombstone) statements.upsertUnlessDestroyed.run(...values, now());
       else statements.upsert.run(...values);
     },
 
-    find: (id) => find(statements.findById, id),
+    find: (id) => find(tombstone ? statements.findLiveById : statements.findById, id),
 
     findByUid: (uid) => find(statements.findByUid, uid),
 
@@ -115,8 +117,8 @@ function createAdapter(statements: Statements, model: string, now: () => number)
     },
 
     async destroy(id) {
-      if (tombstone) statements.tombstone.run(tombstone, id, now() + SESSION_TOMBSTONE_SECONDS * 1000);
-      if (grace === undefined) statements.destroy.run(model, id);
+      if (tombstone) statements.tombstone.run(model, id, now() + SESSION_TOMBSTONE_SECONDS * 1000, now());
+      else if (grace === undefined) statements.destroy.run(model, id);
       else statements.destroyAfterGrace.run(model, id, now() + grace * 1000);
     },
 
