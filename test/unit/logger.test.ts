@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { logConsoleOutput } from '../../src/observability/console-to-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 function capture() {
@@ -91,5 +92,34 @@ describe('logged errors', () => {
     const { logger, lines } = capture();
     logger.error({ err: 'plain' }, 'thrown');
     expect(lines[0]?.err).toEqual({ type: 'string', message: 'plain' });
+  });
+});
+
+describe("libraries' console output", () => {
+  it('is a JSON line of the log at the level of the console method, marked source: console', () => {
+    const { logger, lines } = capture();
+    const saved = { ...console };
+    try {
+      logConsoleOutput(logger);
+      // oidc-provider's notice of its default CORS policy is a console.info; ioredis warns.
+      console.info('oidc-provider NOTICE: default clientBasedCORS function called');
+      console.warn('[WARN] Redis server does not require a password, but a password was supplied.');
+      console.log('a %s line', 'formatted');
+    } finally {
+      Object.assign(console, saved);
+    }
+    expect(lines.map(({ level, source, msg }) => ({ level, source, msg }))).toEqual([
+      {
+        level: 'info',
+        source: 'console',
+        msg: 'oidc-provider NOTICE: default clientBasedCORS function called',
+      },
+      {
+        level: 'warn',
+        source: 'console',
+        msg: '[WARN] Redis server does not require a password, but a password was supplied.',
+      },
+      { level: 'info', source: 'console', msg: 'a formatted line' },
+    ]);
   });
 });
