@@ -74,7 +74,7 @@ export async function deleteAccount(
         requested_by: requestedBy,
         identities: count,
         grants_revoked: found.grantIds.length,
-        sessions_ended: found.sessionIds.length,
+        sessions_ended: found.liveSessions,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -95,7 +95,7 @@ export async function deleteAccount(
   await setTimeout(INDEX_SETTLE_MS);
   const late = await findEverything(deps, subject);
   const grants = revoked.grants + late.grantIds.length;
-  const sessions = revoked.sessions + late.sessionIds.length;
+  const sessions = revoked.sessions + late.liveSessions;
   if (late.grantIds.length + late.sessionIds.length > 0) {
     const { told } = await withDeletedEvent(deps, subject, late, (trx) =>
       trx

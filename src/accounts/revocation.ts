@@ -110,6 +110,12 @@ function collectSids(session: { authorizations?: unknown } | undefined, into: Se
 export interface Found {
   grantIds: string[];
   sessionIds: string[];
+  /**
+   * How many of them still exist: the index may name a session that is gone (expired, ended, or
+   * a save a logout's tombstone refused after oidc-provider had already announced it: its row is
+   * written all the same), which is forgotten but not counted as ended.
+   */
+  liveSessions: number;
   /** The clients that held a grant. */
   clientIds: string[];
   /** The sids the sessions gave each client. */
@@ -153,9 +159,14 @@ export async function findEverything(deps: RevocationDeps, subject: string): Pro
   const grants = await indexedArtifacts(deps.db, subject, 'Grant');
   const sessionIds = (await indexedArtifacts(deps.db, subject, 'Session')).map(({ id }) => id);
   const sids: SessionIds = {};
-  for (const id of sessionIds) collectSids((await deps.adapter('Session').find(id)) ?? undefined, sids);
+  let liveSessions = 0;
+  for (const id of sessionIds) {
+    const session = await deps.adapter('Session').find(id);
+    if (session) liveSessions += 1;
+    collectSids(session ?? undefined, sids);
+  }
   const clientIds = new Set(grants.flatMap(({ clientId }) => (clientId ? [clientId] : [])));
-  return { grantIds: grants.map(({ id }) => id), sessionIds, clientIds: [...clientIds], sids };
+  return { grantIds: grants.map(({ id }) => id), sessionIds, liveSessions, clientIds: [...clientIds], sids };
 }
 
 /** The second half: revokes what findEverything found, and forgets its index rows. */
@@ -170,7 +181,7 @@ export async function revokeFound(deps: RevocationDeps, subject: string, found: 
   return {
     clientIds: found.clientIds,
     grants: found.grantIds.length,
-    sessions: found.sessionIds.length,
+    sessions: found.liveSessions,
     sids: found.sids,
   };
 }

@@ -80,9 +80,11 @@ for (const [name, open, available] of backends) {
       const writer = indexWriter(backend.db, logger);
       writer.add(row(subject, 'Grant', 'g-5', soon));
       writer.add(row(subject, 'Session', 's-5', soon));
+      // A row naming a session that is gone (a save a logout's tombstone refused): forgotten, not counted.
+      writer.add(row(subject, 'Session', 's-gone', soon));
       const destroyed: string[] = [];
       const adapter = (model: string) => ({
-        find: async () => (model === 'Grant' ? { accountId: subject } : undefined),
+        find: async (id: string) => (id === 's-gone' ? undefined : { accountId: subject }),
         revokeByGrantId: async () => {},
         destroy: async (id: string) => {
           destroyed.push(`${model}:${id}`);
@@ -96,7 +98,7 @@ for (const [name, open, available] of backends) {
       const deps = { db: backend.db, adapter } as unknown as RevocationDeps;
       const revoked = await revokeFound(deps, subject, await findEverything(deps, subject));
       expect(revoked).toMatchObject({ grants: 1, sessions: 1 });
-      expect(destroyed).toEqual(['Grant:g-5', 'Session:s-5']);
+      expect(destroyed.sort()).toEqual(['Grant:g-5', 'Session:s-5', 'Session:s-gone']);
       expect((await stored(subject)).map((r) => r.id)).toEqual(['s-6']);
     });
   });
