@@ -1,9 +1,10 @@
+import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { frontDoor } from '../../src/http/front-door.ts';
-import { inRequestContext, requestLog } from '../../src/http/request-log.ts';
+import { inRequestContext, recordRefusals, requestLog } from '../../src/http/request-log.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 async function serve(requests: 'all' | 'failures', trustProxy = true) {
@@ -15,10 +16,24 @@ async function serve(requests: 'all' | 'failures', trustProxy = true) {
     },
   });
   const app = new Koa();
+  const refusals = new EventEmitter();
+  recordRefusals(refusals);
   const stages = [requestLog(createLogger({ level: 'info', destination }), { requests, trustProxy })];
   app.use(frontDoor({ stages, onError: () => {}, around: inRequestContext }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');
+    if (ctx.path === '/refused') {
+      // As oidc-provider announces a refusal it answered itself, with its error_detail.
+      const detail = ctx.query.detail as string;
+      refusals.emit(
+        'grant.error',
+        ctx,
+        Object.assign(new Error('refused'), { error: 'invalid_grant', error_detail: detail }),
+      );
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_grant' };
+      return;
+    }
     const statuses: Record<string, number> = { '/missing': 404, '/down': 503, '/broken': 500 };
     ctx.status = statuses[ctx.path] ?? 200;
     ctx.body = 'x';
@@ -60,6 +75,23 @@ describe('access lines', () => {
       ['/missing', 404, undefined],
     ]);
     expect(JSON.stringify(lines)).not.toContain('secret-code');
+  });
+
+  it("names oidc-provider's reason for a refusal only when it is plain words: never a run of token-like characters", async () => {
+    const { base, lines, close } = await serve('failures');
+    const details = [
+      'authorization code already consumed',
+      // What a reason could carry if a library ever put a value in it: a code, a token, markup.
+      'code a1B2c3D4e5F6g7H8i9J0k1L2m3 not found',
+      'invalid <script>alert(1)</script>',
+    ];
+    for (const detail of details) await fetch(`${base}/refused?${new URLSearchParams({ detail })}`);
+    await close();
+    expect(lines.map((line) => [line.error, line.detail])).toEqual([
+      ['invalid_grant', 'authorization code already consumed'],
+      ['invalid_grant', undefined],
+      ['invalid_grant', undefined],
+    ]);
   });
 
   it('with requests: all, one line for every request, with its id', async () => {
