@@ -123,7 +123,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
     }
 
     const gate: AnswerGate = {};
-    const headersTimeout = (input.limits ?? DEFAULT_LIMITS).headersTimeout;
+    const limits = config.limits ?? DEFAULT_LIMITS;
+    const { headersTimeout } = limits;
     const server = createServer(
       { ...gatedServerOptions(gate), ...requestDeadlines(headersTimeout) },
       answerWhileStarting,
@@ -175,7 +176,6 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const probeMs = options.dependencyProbeMs ?? DEPENDENCY_PROBE_MS;
     if (probeMs > 0) dependencies.start(probeMs);
     closers.push(async () => dependencies.stop());
-    const limits = config.limits ?? DEFAULT_LIMITS;
     // Counted on the stores' own Redis connection, when there is one: a count then travels in the
     // same write as the other commands of that moment (auto-pipelining), where a connection of its
     // own cost every login about one more system call (bench --profile login).

@@ -37,20 +37,17 @@ export function requestLog(
       const line = { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms };
       // A refusal's OAuth error code (invalid_grant, invalid_client...): what an operator needs to
       // tell a failing client's trouble, and never a secret. Its description is left out.
-      const error = refusal?.error ?? oauthErrorOf(ctx.body);
-      logger[level](
-        error === undefined ? line : { ...line, error, ...(refusal && refusalFields(refusal)) },
-        'request',
-      );
+      const why = refusal ?? oauthErrorOf(ctx.body);
+      logger[level](why === undefined ? line : { ...line, ...why }, 'request');
     },
   };
 }
 
 /** The `error` of a JSON error answer (an OAuth error, a mini-program endpoint's), when it is one. */
-function oauthErrorOf(body: unknown): string | undefined {
+function oauthErrorOf(body: unknown): { error: string } | undefined {
   if (typeof body !== 'object' || body === null || Buffer.isBuffer(body)) return undefined;
   const { error } = body as { error?: unknown };
-  return typeof error === 'string' && OAUTH_ERROR.test(error) ? error : undefined;
+  return typeof error === 'string' && OAUTH_ERROR.test(error) ? { error } : undefined;
 }
 
 /**
@@ -88,10 +85,6 @@ export interface Refusal {
   error: string;
   detail?: string;
   clientId?: string;
-}
-
-function refusalFields({ detail, clientId }: Refusal): { detail?: string; clientId?: string } {
-  return { ...(detail && { detail }), ...(clientId && { clientId }) };
 }
 
 /** The events oidc-provider emits for the errors it answers itself, one per endpoint. */

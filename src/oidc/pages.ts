@@ -21,18 +21,10 @@ export function createPages(views: Views) {
   const renderError: RenderError = async (ctx, out, _error) => {
     const page = pageContext(ctx, uiLocales(ctx));
     const route = ctx.oidc?.route ?? '';
-    const logout = route.startsWith('end_session');
-    const login = LOGIN_ROUTES.has(route);
     ctx.type = 'html';
     ctx.body = views.render('error', page, {
-      ...(login ? { heading: page.t('error.title') } : {}),
-      message: page.t(
-        logout
-          ? 'error.logoutRequest'
-          : login || out.error === 'server_error'
-            ? messageAtAuthorization(route, String(out.error))
-            : 'error.forApplications',
-      ),
+      ...(LOGIN_ROUTES.has(route) ? { heading: page.t('error.title') } : {}),
+      message: page.t(engineErrorMessage(route, String(out.error))),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
     });
@@ -61,17 +53,21 @@ export function createPages(views: Views) {
 const LOGIN_ROUTES: ReadonlySet<string> = new Set(['authorization', 'resume']);
 
 /**
- * A failure of ours (a store down) is nobody's request's fault. At the resume (/auth/:uid, after
+ * What the page says, by route. RP-initiated logout's request is at fault at its routes. Elsewhere
+ * a failure of ours (a store down) is nobody's request's fault. At the resume (/auth/:uid, after
  * the login pages) nothing the application sent is at fault either: the login timed out, or this
- * browser already finished it (a reload, the Back button) and its resume cookie is gone. Elsewhere
- * the authorization request itself is what the engine refused.
+ * browser already finished it (a reload, the Back button) and its resume cookie is gone. At the
+ * authorization endpoint the request itself is what the engine refused; at the endpoints for
+ * applications (userinfo...) no login is under way.
  */
-function messageAtAuthorization(
+function engineErrorMessage(
   route: string,
   error: string,
-): 'error.generic' | 'error.expired' | 'error.oauth' {
+): 'error.logoutRequest' | 'error.generic' | 'error.expired' | 'error.oauth' | 'error.forApplications' {
+  if (route.startsWith('end_session')) return 'error.logoutRequest';
   if (error === 'server_error') return 'error.generic';
-  return route === 'resume' ? 'error.expired' : 'error.oauth';
+  if (route === 'resume') return 'error.expired';
+  return route === 'authorization' ? 'error.oauth' : 'error.forApplications';
 }
 
 /**

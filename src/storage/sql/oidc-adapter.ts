@@ -38,16 +38,17 @@ export function createSqlOidcAdapter(
   return { factory: (model) => createAdapter(db, model, now), sweep, close: stop };
 }
 
+const ON_CONFLICT = `on conflict (model, id) do update set
+      payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+      user_code = excluded.user_code, expires_at = excluded.expires_at,
+      consumed_at = excluded.consumed_at`;
+
 /**
  * The statements every artifact call runs, as SQL text: kysely's builder spent about 45
  * microseconds composing and compiling each one again per call, where the prepared statement then
  * took about 70 to run on PGlite (5 Dec; a login runs about twenty). A visible row has no expiry
  * or one still ahead.
  */
-const ON_CONFLICT = `on conflict (model, id) do update set
-      payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
-      user_code = excluded.user_code, expires_at = excluded.expires_at,
-      consumed_at = excluded.consumed_at`;
 
 const STATEMENTS = {
   findById: findWhere('id'),
@@ -71,9 +72,8 @@ const STATEMENTS = {
     values ($1, $2, cast('{}' as json), $3, $4)
     on conflict (model, id) do update set payload = excluded.payload, grant_id = null, uid = null,
       user_code = null, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
-  findLiveById: `select payload, consumed_at from oidc_artifacts
-    where model = $1 and id = $2 and consumed_at is null and (expires_at is null or expires_at > $3)
-    limit 1`,
+  // A Session by id, never its tombstone.
+  findLiveById: findWhere('id', 'and consumed_at is null'),
   // PostgreSQL re-checks the WHERE on the row a concurrent consumer just updated, so exactly one
   // UPDATE matches; the rest see consumed_at set and return nothing.
   consume: `update oidc_artifacts set consumed_at = $3
@@ -86,9 +86,9 @@ const STATEMENTS = {
     'update oidc_artifacts set expires_at = least(expires_at, $3) where model = $1 and id = $2',
 };
 
-function findWhere(column: 'id' | 'uid' | 'user_code'): string {
+function findWhere(column: 'id' | 'uid' | 'user_code', also = ''): string {
   return `select payload, consumed_at from oidc_artifacts
-    where model = $1 and ${column} = $2 and (expires_at is null or expires_at > $3)
+    where model = $1 and ${column} = $2 and (expires_at is null or expires_at > $3) ${also}
     limit 1`;
 }
 

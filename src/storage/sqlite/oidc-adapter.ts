@@ -12,8 +12,9 @@ import type { WriteBatch } from './write-batch.ts';
  * oidc-provider artifacts in the embedded setup's SQLite file (./database.ts), with the SQL
  * adapter's semantics (../sql/oidc-adapter.ts): expired rows are invisible to every read and deleted
  * by a periodic sweeper, `consumed` lives in consumed_at, destroy() of an Interaction only moves
- * expires_at up to a grace, destroy() of a Session leaves its row as a tombstone that upsert respects. The statements are prepared once, for every model; the writes join the
- * file's group commit (`writes`, ./write-batch.ts).
+ * expires_at up to a grace, destroy() of a Session leaves its row as a tombstone that upsert
+ * respects. The statements are prepared once, for every model; the writes join the file's group
+ * commit (`writes`, ./write-batch.ts).
  */
 export function createSqliteOidcAdapter(
   database: DatabaseSync,
@@ -32,9 +33,9 @@ type Statements = ReturnType<typeof prepare>;
 
 function prepare(database: DatabaseSync, writes: WriteBatch) {
   const visible = '(expires_at is null or expires_at > ?)';
-  const find = (column: 'id' | 'uid' | 'user_code') =>
+  const find = (column: 'id' | 'uid' | 'user_code', also = '') =>
     database.prepare(
-      `select payload, consumed_at from oidc_artifacts where model = ? and ${column} = ? and ${visible} limit 1`,
+      `select payload, consumed_at from oidc_artifacts where model = ? and ${column} = ? and ${visible} ${also} limit 1`,
     );
   const onConflict = `on conflict (model, id) do update set
         payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
@@ -60,9 +61,8 @@ function prepare(database: DatabaseSync, writes: WriteBatch) {
       values (?1, ?2, '{}', ?3, ?4)
       on conflict (model, id) do update set payload = excluded.payload, grant_id = null, uid = null,
         user_code = null, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`),
-    findLiveById: database.prepare(
-      `select payload, consumed_at from oidc_artifacts where model = ? and id = ? and consumed_at is null and ${visible} limit 1`,
-    ),
+    // A Session by id, never its tombstone.
+    findLiveById: find('id', 'and consumed_at is null'),
     consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3
       where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
     destroy: writes.prepare('delete from oidc_artifacts where model = ? and id = ?'),
