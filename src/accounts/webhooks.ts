@@ -1,4 +1,5 @@
-import { createPrivateKey, randomUUID, sign } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { importJWK, type JWK, SignJWT } from 'jose';
 import type { Transaction } from 'kysely';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
@@ -22,7 +23,7 @@ export interface WebhookClient {
 
 export interface WebhookSenderDeps {
   issuer: string;
-  /** The provider's private JWKS: the first key signs, and relying parties verify with /jwks. */
+  /** The provider's private JWKS: its first RSA key signs (eventSigner), and relying parties verify with /jwks. */
   jwks: { keys: Record<string, unknown>[] };
   logger: Logger;
   now: () => Date;
@@ -50,37 +51,33 @@ export interface WebhookSender {
 
 /**
  * Account events as signed Security Event Tokens (RFC 8417) for relying parties that registered
- * account_events_uri: a JWT signed with the provider's first signing key (kid in the header, so
+ * account_events_uri: a JWT signed with one of the provider's signing keys (kid in the header, so
  * the issuer's jwks_uri verifies it), aud = the client_id, sub = the account's subject, events =
  * { <type>: details }. Sending is one insert into the outbox, one row per recipient, signed as it
  * is written so every retry carries the same jti; event-delivery.ts pushes them (RFC 8935) and
- * retries. Signing is synchronous and takes about a millisecond per recipient: cheap enough to do
- * inside the transaction, where the recipients and details are read.
+ * retries. Signing takes about a millisecond per recipient (RS256): cheap enough to do inside the
+ * transaction, where the recipients and details are read.
  */
 export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
-  const signer = signingKey(deps.jwks);
+  const signer = eventSigner(deps.jwks);
   return {
     async enqueue(trx, type, subject, clients, details = {}) {
-      if (!signer) return 0;
       const iat = Math.floor(deps.now().getTime() / 1000);
-      const rows = clients.flatMap(({ clientId, eventsUri }) =>
-        eventsUri
-          ? [
-              {
-                client_id: clientId,
-                event_type: type,
-                events_uri: eventsUri,
-                token: signer.sign({
-                  iss: deps.issuer,
-                  aud: clientId,
-                  iat,
-                  jti: randomUUID(),
-                  sub: subject,
-                  events: { [ACCOUNT_EVENT_TYPES[type]]: details },
-                }),
-              },
-            ]
-          : [],
+      const recipients = clients.filter((client) => client.eventsUri !== undefined);
+      const rows = await Promise.all(
+        recipients.map(async ({ clientId, eventsUri }) => ({
+          client_id: clientId,
+          event_type: type,
+          events_uri: eventsUri as string,
+          token: await signer({
+            iss: deps.issuer,
+            aud: clientId,
+            iat,
+            jti: randomUUID(),
+            sub: subject,
+            events: { [ACCOUNT_EVENT_TYPES[type]]: details },
+          }),
+        })),
       );
       if (rows.length === 0) return 0;
       try {
@@ -109,30 +106,40 @@ export function errorClass(err: unknown): string {
   return typeof err;
 }
 
-interface Signer {
-  sign(payload: Record<string, unknown>): string;
+/** Signs one event's claims as a compact JWS (typ secevent+jwt, RFC 8417 2.3). */
+export type EventSigner = (claims: Record<string, unknown>) => Promise<string>;
+
+/** JWS algorithms by EC curve and OKP subtype, for keys that do not name theirs (RFC 7518 3.4, RFC 8037). */
+const ALG_BY_CURVE: Record<string, string> = {
+  'P-256': 'ES256',
+  'P-384': 'ES384',
+  'P-521': 'ES512',
+  Ed25519: 'EdDSA',
+  Ed448: 'EdDSA',
+};
+
+/** A key's JWS algorithm: the one it names, else the one its type and curve imply. */
+function algorithmOf(jwk: Record<string, unknown>): string | undefined {
+  if (typeof jwk.alg === 'string') return jwk.alg;
+  if (jwk.kty === 'RSA') return 'RS256';
+  return typeof jwk.crv === 'string' ? ALG_BY_CURVE[jwk.crv] : undefined;
 }
 
-function signingKey(jwks: { keys: Record<string, unknown>[] }): Signer | undefined {
-  const jwk = jwks.keys.find((key) => key.kty === 'RSA') ?? jwks.keys[0];
-  if (!jwk) return undefined;
-  const key = createPrivateKey({ key: jwk as never, format: 'jwk' });
-  const alg = jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
-  return {
-    sign(payload) {
-      const header = { alg, typ: 'secevent+jwt', ...(jwk.kid ? { kid: jwk.kid } : {}) };
-      const input = `${b64(header)}.${b64(payload)}`;
-      const signature =
-        alg === 'RS256'
-          ? sign('sha256', Buffer.from(input), key)
-          : alg === 'EdDSA'
-            ? sign(null, Buffer.from(input), key)
-            : sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
-      return `${input}.${signature.toString('base64url')}`;
-    },
+/**
+ * The key account events are signed with: the first RS256 key, the algorithm every relying party
+ * verifies (as ID tokens are by default), else the first key whose algorithm is known. Checked at
+ * start: the configuration check guarantees a usable key, so none here is a bug, not a condition.
+ */
+export function eventSigner(jwks: { keys: Record<string, unknown>[] }): EventSigner {
+  const jwk =
+    jwks.keys.find((key) => key.kty === 'RSA' && algorithmOf(key) === 'RS256') ??
+    jwks.keys.find((key) => algorithmOf(key) !== undefined);
+  const alg = jwk && algorithmOf(jwk);
+  if (!jwk || !alg) throw new Error('no signing key with a known algorithm for account events');
+  const header = { alg, typ: 'secevent+jwt', ...(typeof jwk.kid === 'string' ? { kid: jwk.kid } : {}) };
+  let key: ReturnType<typeof importJWK> | undefined;
+  return async (claims) => {
+    key ??= importJWK(jwk as JWK, alg);
+    return new SignJWT(claims).setProtectedHeader(header).sign(await key);
   };
-}
-
-function b64(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
