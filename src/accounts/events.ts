@@ -10,7 +10,7 @@ import {
   type WebhookSender,
 } from './webhooks.ts';
 
-/** An account event, with the clients that held a grant for the account (they know its `sub`). */
+/** An account event, with the clients that know the account's `sub`: those holding a grant or a remembered consent. */
 export interface AccountEvent {
   subject: string;
   clientIds: string[];
@@ -58,7 +58,8 @@ interface BackchannelClient {
  * How relying parties hear about accounts they know, each only if its registration asks:
  * - backchannel_logout_uri (OpenID Connect Back-Channel Logout 1.0): a logout token when the account
  *   is deleted, when the person signs out everywhere and when they revoke the client on the account
- *   page (sub = the account's subject; no sid, so every session of that sub must end);
+ *   page (sub = the account's subject; with a sid per session for clients that registered
+ *   backchannel_logout_session_required, else none, so every session of that sub must end);
  * - account_events_uri (ours): signed Security Event Tokens for deletion and identity changes,
  *   written to the outbox in the transaction of the change they announce (webhooks.ts) and
  *   delivered with retries (event-delivery.ts).

@@ -463,8 +463,8 @@ export const configFileSchema = z
           .enum(['all', 'failures'])
           .default('failures')
           .describe(
-            'Which requests get an access line at info: "failures" (4xx at info, 5xx at error, the others ' +
-              'at debug) or "all" (every 2xx and 3xx at info too; 5xx still at error).',
+            'Which requests get an access line at info: "failures" (4xx at info, 503 at warn, other 5xx at ' +
+              'error, the others at debug) or "all" (every 2xx and 3xx at info too).',
           ),
       })
       .prefault({}),
@@ -608,8 +608,8 @@ export const configFileSchema = z
             ),
             token: rateLimitRule(
               300,
-              'Failed POST /token requests (400 or 401), per client IP, and per client_id when the client ' +
-                'authenticates with HTTP Basic: successful ones are not counted.',
+              'Failed POST /token and POST /request (pushed authorization) requests (400 or 401), per client ' +
+                'IP, and per client_id when the client authenticates with HTTP Basic: successful ones are not counted.',
             ),
             miniProgram: rateLimitRule(
               60,
@@ -629,7 +629,8 @@ export const configFileSchema = z
           .default(['thirdwx.qlogo.cn', 'wx.qlogo.cn'])
           .describe(
             "Hosts WeChat avatars are downloaded from (WeChat's own by default); redirects may lead " +
-              'only to these. Whenever a sandbox stands in for WeChat, its host is added.',
+              "only to these. The in-process sandbox's host is added when it runs, and an external emulator's " +
+              '(wechat.openBaseUrl, apiBaseUrl) outside production.',
           ),
         maxBytes: z.int().min(1024).default(1_048_576).describe('Largest avatar accepted, bytes.'),
         timeoutMs: z.int().min(1).default(3000).describe('Budget of one avatar download, milliseconds.'),

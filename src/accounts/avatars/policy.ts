@@ -13,8 +13,9 @@ export const AVATAR_DEFAULTS: AvatarsConfig = {
 };
 
 /**
- * The download policy of this instance: the configured hosts and, outside production, the WeChat
- * emulator's origin (in-process or external) so sandbox avatars are mirrored too.
+ * The download policy of this instance: the configured hosts, the in-process sandbox's origin when
+ * it runs (in production only where the configuration allows it), and, outside production, an
+ * external WeChat emulator's, so sandbox avatars are mirrored too.
  */
 export function avatarFetchPolicy(config: Config, sandboxUrl: string | undefined): AvatarFetchPolicy {
   const avatars = config.avatars ?? AVATAR_DEFAULTS;
