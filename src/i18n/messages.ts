@@ -27,6 +27,8 @@ const zh = {
   'login.openInWeChat': '请在微信中打开此页面登录。',
   'login.phoneOpenInWeChat': '请在微信中打开此页面登录，或在电脑上打开此页面，用手机微信扫描二维码。',
   'login.wecomScan': '企业微信中无法使用微信授权登录。请用手机微信扫描下方二维码，或在微信中打开此页面。',
+  'login.wecomPhone':
+    '企业微信中无法使用微信授权登录。请在微信中打开此页面，或在电脑浏览器中打开后用手机微信扫码。',
   'login.scanOnComputer': '此服务暂不支持在微信内直接登录。请在电脑浏览器中打开此页面，用微信扫码登录。',
   'login.phoneUseComputer':
     '手机无法扫描自己屏幕上的二维码。请在电脑浏览器中打开此页面，用手机微信扫码登录。',
@@ -171,6 +173,8 @@ const en: Record<MessageKey, string> = {
     'Please open this page in WeChat to log in, or open it on a computer and scan the QR code with WeChat on your phone.',
   'login.wecomScan':
     'WeChat authorization is not available in WeCom. Scan the QR code below with WeChat on your phone, or open this page in WeChat.',
+  'login.wecomPhone':
+    'WeChat authorization is not available in WeCom. Open this page in WeChat, or open it in a browser on a computer and scan the QR code with WeChat on your phone.',
   'login.scanOnComputer':
     'Logging in directly inside WeChat is not available for this service. Open this page in a browser on a computer and scan the QR code with WeChat.',
   'login.phoneUseComputer':

@@ -4,7 +4,7 @@ import { pageContext } from '../http/views.ts';
 import { inReadingOrder, type MessageKey, scopeLabel } from '../i18n/messages.ts';
 import { isFirstParty } from '../oidc/grants.ts';
 import { interactionPath } from '../oidc/provider.ts';
-import { type BrowserKind, browserKind, canUseOfficialAccount } from './browser-kind.ts';
+import { type BrowserKind, browserKind, canUseOfficialAccount, onPhone } from './browser-kind.ts';
 import { confirmConsent, consentAfterLogin, consentOnAuthorizePage } from './consent.ts';
 import type { Connectors, InteractionDeps } from './deps.ts';
 import { clientName, loadInteraction, uiLocales } from './load.ts';
@@ -100,9 +100,10 @@ export async function showLogin(
   ctx.body = deps.views.render('login', page, {
     qr,
     notice: notice ? page.t(notice) : undefined,
-    // A phone's browser cannot scan its own screen: its notice says what to do, and "scan the QR
-    // code" beneath it would contradict it (the code stays, for a screenshot WeChat can scan).
-    scanHint: browser !== 'phone',
+    // A phone's browser (WeCom's too) cannot scan its own screen: its notice says what to do, and
+    // "scan the QR code" beneath it would contradict it (the code stays, for a screenshot WeChat can
+    // scan).
+    scanHint: !onPhone(browser),
     notConfigured: !qr && !notice,
     clientName: await clientName(deps, interaction, page.t),
     abortUrl: `/interaction/${interaction.uid}/abort`,
@@ -113,7 +114,8 @@ export async function showLogin(
 
 /**
  * What the page must say when this browser cannot simply scan: WeCom cannot use the Official Account
- * (scan, or open the page in WeChat), a phone (its WeChat without an official account configured,
+ * (on a computer: scan, or open the page in WeChat; on a phone: open the page in WeChat, or on a
+ * computer and scan there), a phone (its WeChat without an official account configured,
  * or another browser on it) cannot scan its own screen (open the page in WeChat, or on a computer),
  * and a desktop browser without a website app must move to WeChat. Undefined when the QR code
  * alone says it (or nothing is configured at all).
@@ -123,6 +125,9 @@ function loginNotice(browser: BrowserKind, connectors: Connectors): MessageKey |
   switch (browser) {
     case 'wecom':
       if (website) return 'login.wecomScan';
+      return officialAccount ? 'login.openInWeChat' : undefined;
+    case 'wecom_phone':
+      if (website) return 'login.wecomPhone';
       return officialAccount ? 'login.openInWeChat' : undefined;
     case 'wechat':
     case 'mini_program':

@@ -566,6 +566,20 @@ describe('a browser with no suitable app configured gets a plain page, never a c
     expect(login.last.body.includes('id="wechat-qr"')).toBe(qr);
     expect(login.last.body).toContain('name="reason" value="cancelled"');
   });
+
+  test('WeCom on a phone is told to open the page in WeChat or on a computer, not to scan its own screen; on a computer it scans', async () => {
+    const rp = await relyingParty(bridges.websiteOnly as Bridge);
+    const phone = await loginInWeChat(rp, { userAgent: USER_AGENTS.wecom });
+    expect(phone.trips).toEqual([]);
+    expect(phone.last.body).toContain(
+      '<p class="notice" id="login-notice">企业微信中无法使用微信授权登录。请在微信中打开此页面，或在电脑浏览器中打开后用手机微信扫码。</p>',
+    );
+    expect(phone.last.body).not.toContain('id="login-scan"');
+    const computer = await loginInWeChat(rp, { userAgent: USER_AGENTS.wecomDesktop });
+    expect(computer.last.body).toContain('请用手机微信扫描下方二维码');
+    expect(computer.last.body).toContain('<p id="login-scan">');
+    expect(computer.last.body).toContain('id="wechat-qr"');
+  });
 });
 
 function countLines(bridge: Bridge, text: string): number {

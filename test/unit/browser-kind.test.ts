@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { browserKind, canUseOfficialAccount } from '../../src/interaction/browser-kind.ts';
+import { browserKind, canUseOfficialAccount, onPhone } from '../../src/interaction/browser-kind.ts';
 import { USER_AGENTS } from '../helpers/browser.ts';
 
 describe('browserKind', () => {
@@ -9,8 +9,18 @@ describe('browserKind', () => {
     [USER_AGENTS.windowsWechat, 'wechat_desktop', true],
     [USER_AGENTS.macWechat, 'wechat_desktop', true],
     [USER_AGENTS.miniProgram, 'mini_program', true],
-    [USER_AGENTS.wecom, 'wecom', false],
+    [USER_AGENTS.wecom, 'wecom_phone', false],
+    [
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8; wv) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36 wxwork/4.1.26 MicroMessenger/7.0.1',
+      'wecom_phone',
+      false,
+    ],
     [USER_AGENTS.wecomDesktop, 'wecom', false],
+    [
+      'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) wxwork/4.1.20 MicroMessenger/6.2',
+      'wecom',
+      false,
+    ],
     [USER_AGENTS.desktop, 'other', false],
     [USER_AGENTS.mobileSafari, 'phone', false],
     [
@@ -21,6 +31,13 @@ describe('browserKind', () => {
   ] as const)('classifies %s as %s', (userAgent, kind, official) => {
     expect(browserKind(userAgent)).toBe(kind);
     expect(canUseOfficialAccount(browserKind(userAgent))).toBe(official);
+  });
+
+  it('counts WeCom on a phone as a phone, which cannot scan its own screen, and WeCom on a computer not', () => {
+    expect(onPhone(browserKind(USER_AGENTS.wecom))).toBe(true);
+    expect(onPhone(browserKind(USER_AGENTS.mobileSafari))).toBe(true);
+    expect(onPhone(browserKind(USER_AGENTS.wecomDesktop))).toBe(false);
+    expect(onPhone(browserKind(USER_AGENTS.desktop))).toBe(false);
   });
 
   it('matches MicroMessenger in any case, as WeChat does', () => {
