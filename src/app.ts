@@ -24,6 +24,7 @@ import { loginAtAuthorization } from './interaction/login-at-authorization.ts';
 import { createInteractionRouter } from './interaction/router.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
+import { releasingOnServerError } from './oidc/single-use.ts';
 import type { Stores } from './storage/ports.ts';
 
 export interface AppDeps {
@@ -103,6 +104,8 @@ export function createApp(deps: AppDeps): Provider {
             }),
           ]
         : []),
+      // Last before oidc-provider's token endpoint: what it spends, it gives back if it then fails.
+      releasingOnServerError(provider.pathFor('token'), deps.logger),
       loginAtAuthorization(interaction, provider.pathFor('authorization')),
       domainVerification(config.wechat.mpVerifyTokens),
       routes([assetsRouter(views), createInteractionRouter(interaction), ...(deps.extraRouters ?? [])]),

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
 import { request } from 'undici';
 import { outboundDispatcher } from '../http/outbound.ts';
+import { errorClass } from '../observability/causes.ts';
 import type { Logger } from '../observability/logger.ts';
 import { databaseNowPlus, isSqlite } from '../storage/dialect.ts';
 import type { Database } from '../storage/schema.ts';
-import { errorClass } from './webhooks.ts';
 
 /**
  * How long to wait before each retry of a failed delivery; after the last retry fails the event is

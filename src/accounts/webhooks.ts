@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import type { Transaction } from 'kysely';
+import { errorClass } from '../observability/causes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/schema.ts';
 
@@ -95,15 +96,6 @@ export function createWebhookSender(deps: WebhookSenderDeps): WebhookSender {
       deps.onEnqueued?.();
     },
   };
-}
-
-/** A short, secret-free reason for logs and last_error: an error's code or class. */
-export function errorClass(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as Error & { code?: unknown }).code;
-    return typeof code === 'string' ? code : err.name;
-  }
-  return typeof err;
 }
 
 /** Signs one event's claims as a compact JWS (typ secevent+jwt, RFC 8417 2.3). */

@@ -12,3 +12,12 @@ export function causes(error: unknown): string {
   }
   return messages.join(': ');
 }
+
+/** A short, secret-free reason for logs and last_error: an error's code or class. */
+export function errorClass(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return typeof code === 'string' ? code : err.name;
+  }
+  return typeof err;
+}

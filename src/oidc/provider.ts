@@ -20,7 +20,7 @@ import { wasLogged } from './logged-errors.ts';
 import { createPages } from './pages.ts';
 import { pkceRequired, REQUIRE_PKCE_METADATA } from './pkce-policy.ts';
 import { promptPolicy } from './prompt-policy.ts';
-import { revokingOnConcurrentReuse } from './reuse-revocation.ts';
+import { revokingOnConcurrentReuse } from './single-use.ts';
 import { MINI_PROGRAM_APPID_METADATA } from './token-exchange/constants.ts';
 
 /**

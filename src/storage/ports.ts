@@ -32,6 +32,18 @@ export interface KeyValueStore {
 /** oidc-provider's adapter constructor argument: one adapter per model name. */
 export type AdapterFactory = (modelName: string) => Adapter;
 
+/**
+ * An adapter whose consume can be undone by the request that made it, when that request then
+ * failed before answering (src/oidc/single-use.ts): the consume carries a mark, and release()
+ * clears the consume bearing that mark, never another's. The Redis adapter's: its consume may
+ * land while its answer is lost. A SQL consume is one statement on one connection, which pg
+ * never sends twice.
+ */
+export interface ReleasableAdapter extends Adapter {
+  consume(id: string, mark?: string): Promise<void>;
+  release(id: string, mark: string): Promise<void>;
+}
+
 export type StorageKind = 'postgres' | 'redis' | 'embedded';
 
 /** Everything the rest of the server needs from storage, opened once by the composition root. */

@@ -31,7 +31,7 @@ const ROUNDS = 5;
  * Two instances doing their parts of one person's business at the same moment (an outside review
  * raced them; these are what it found wrong):
  * - a code or refresh token presented twice at once: one of the two holders is an attacker, and the
- *   grant is revoked, as when the second use comes later (src/oidc/reuse-revocation.ts). Before,
+ *   grant is revoked, as when the second use comes later (src/oidc/single-use.ts). Before,
  *   the refused one was answered invalid_grant and the winner's tokens lived on;
  * - revoking an app, or signing out everywhere, on one instance just after the other answered a
  *   login: its grant is found too (src/accounts/revocation.ts), which it was not before.

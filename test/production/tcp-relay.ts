@@ -10,6 +10,13 @@ export interface TcpRelay {
   hang(): void;
   /** Forwards again after hang(). */
   unhang(): void;
+  /**
+   * Once: the first request bytes that `match` forwarded, the connection stops answering: what the
+   * service says next is held back, then the connection is reset after `holdMs` (a lost answer to a
+   * command that did run), or, with `hold: true`, kept open and silent until unhang() (an answer
+   * that never comes).
+   */
+  loseAnswerAfter(match: (request: Buffer) => boolean, options?: { holdMs?: number; hold?: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -18,6 +25,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
   let server: Server | undefined;
   let port = 0;
   let hung = false;
+  let armed: { match: (request: Buffer) => boolean; holdMs: number; hold: boolean } | undefined;
+  /** Connections holding answers back until unhang(). */
+  const released = new Set<() => void>();
   const open = async () => {
     server = createServer((client) => {
       const upstream = connect(target.port, target.host);
@@ -29,7 +39,37 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      // Answers of this connection from the matched request on are held back (loseAnswerAfter).
+      let losing: { holdMs: number; hold: boolean } | undefined;
+      client.on('data', (chunk: Buffer) => {
+        if (armed?.match(chunk)) {
+          losing = armed;
+          armed = undefined;
+        }
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        if (!losing) {
+          client.write(chunk);
+          return;
+        }
+        // This answer and the ones after it wait, unread, in the socket.
+        upstream.pause();
+        upstream.unshift(chunk);
+        if (losing.hold) {
+          released.add(() => {
+            losing = undefined;
+            upstream.resume();
+          });
+        } else {
+          setTimeout(() => {
+            client.destroy();
+            upstream.destroy();
+          }, losing.holdMs);
+        }
+      });
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
       if (hung) for (const socket of [client, upstream]) socket.pause();
     });
     await new Promise<void>((resolve) => server?.listen(port, '127.0.0.1', resolve));
@@ -52,7 +92,12 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
     },
     unhang() {
       hung = false;
+      for (const release of released) release();
+      released.clear();
       for (const socket of sockets) socket.resume();
+    },
+    loseAnswerAfter(match, options = {}) {
+      armed = { match, holdMs: options.holdMs ?? 50, hold: options.hold ?? false };
     },
     close: shut,
   };

@@ -105,3 +105,53 @@ describe.skipIf(!redis)('Redis oidc adapter: grant index', () => {
     expect(() => createRedisOidcAdapterFactory(backend.redis, { prefix: 'wob:{x}:' })).toThrow(/prefix/);
   });
 });
+
+// The marks that let a consume be sent twice and undone by its own request (src/oidc/single-use.ts).
+describe.skipIf(!redis)('Redis oidc adapter: marked consumes', () => {
+  let backend: RedisBackend;
+  let factory: ReturnType<typeof createRedisOidcAdapterFactory>;
+  beforeAll(async () => {
+    backend = await openRedisBackend();
+    factory = createRedisOidcAdapterFactory(backend.redis, { prefix: backend.prefix });
+  });
+  afterAll(async () => {
+    await backend?.close();
+  });
+  const refreshToken = async () => {
+    const jti = randomUUID();
+    await factory('RefreshToken').upsert(jti, { kind: 'RefreshToken', jti, grantId: randomUUID() }, 60);
+    return jti;
+  };
+
+  it('takes a consume sent again with its mark as done, and one with another mark as a replay', async () => {
+    const adapter = factory('RefreshToken');
+    const jti = await refreshToken();
+    await adapter.consume(jti, 'mark-a');
+    await expect(adapter.consume(jti, 'mark-a')).resolves.toBeUndefined();
+    await expect(adapter.consume(jti, 'mark-b')).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(adapter.consume(jti)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('releases only the consume bearing the mark given', async () => {
+    const adapter = factory('RefreshToken');
+    const jti = await refreshToken();
+    await adapter.consume(jti, 'mark-a');
+    await adapter.release(jti, 'mark-b');
+    expect((await adapter.find(jti))?.consumed).toBeTypeOf('number');
+    await adapter.release(jti, 'mark-a');
+    expect((await adapter.find(jti))?.consumed).toBeUndefined();
+    // Spendable again, once.
+    await adapter.consume(jti, 'mark-c');
+    await expect(adapter.consume(jti, 'mark-d')).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('a release of a token never consumed, or gone, changes nothing', async () => {
+    const adapter = factory('RefreshToken');
+    const jti = await refreshToken();
+    await adapter.release(jti, 'mark-a');
+    await adapter.release(randomUUID(), 'mark-a');
+    expect((await adapter.find(jti))?.consumed).toBeUndefined();
+    await adapter.consume(jti, 'mark-a');
+    expect((await adapter.find(jti))?.consumed).toBeTypeOf('number');
+  });
+});

@@ -4,7 +4,8 @@
  * Key layout (<prefix> is the configured redisKeyPrefix, e.g. "wob:"):
  *
  *   <prefix>oidc:<Model>:<id>                  hash   payload = JSON of the payload without `consumed`,
- *                                                     consumed = epoch seconds, set once by consume();
+ *                                                     consumed = epoch seconds, set once by consume(),
+ *                                                     consumer = that consume's mark (release());
  *                                                     TTL = expiresIn (none when oidc-provider gives none)
  *   <prefix>oidc-grant:<grantId>               zset   member = <Model>:<id> of a grantable artifact (its key
  *                                                     without "<prefix>oidc:", short enough for Redis to keep
@@ -29,11 +30,11 @@
  * (see ../destroy-grace.ts).
  */
 
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
 import { GRANTABLE_MODELS } from '../grantable.ts';
-import type { AdapterFactory } from '../ports.ts';
+import type { ReleasableAdapter } from '../ports.ts';
 import { luaScript, type RedisClient, runScript } from './scripts.ts';
 
 /** Slack on the grant index TTL: the member keys' own TTLs are counted by the Redis clock. */
@@ -53,11 +54,26 @@ if ARGV[3] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1
 `);
 
-// KEYS[1] artifact; ARGV[1] epoch seconds. 1 when this call consumed it; 0 when it was
-// consumed already or is gone (HSETNX alone would recreate a missing key without a TTL).
+// KEYS[1] artifact; ARGV[1] epoch seconds, ARGV[2] the call's mark ('' = none). 1 when this call
+// consumed it, or consumed it already: ioredis sends a command again after a reconnection when its
+// answer was lost, and the copy must not read its own consume as someone else's (a replay, which
+// revokes the grant). 0 when another consumed it, or it is gone (HSETNX alone would recreate a
+// missing key without a TTL).
 const CONSUME = luaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1]) == 1 then
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'consumer', ARGV[2]) end
+  return 1
+end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'consumer') == ARGV[2] then return 1 end
+return 0
+`);
+
+// KEYS[1] artifact; ARGV[1] a consume's mark. Undoes that consume, and only that one.
+const RELEASE = luaScript(`
+if redis.call('HGET', KEYS[1], 'consumer') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'consumed', 'consumer')
+return 1
 `);
 
 // KEYS[1] artifact; ARGV[1] seconds. The artifact replaced by a tombstone: a hash without payload,
@@ -111,7 +127,7 @@ export interface RedisOidcAdapterOptions {
 export function createRedisOidcAdapterFactory(
   redis: RedisClient,
   options: RedisOidcAdapterOptions,
-): AdapterFactory {
+): (model: string) => ReleasableAdapter {
   if (/[{}]/.test(options.prefix)) throw new Error('the Redis key prefix must not contain { or }');
   const keys = redisOidcKeys(options.prefix);
   const now = options.now ?? (() => new Date());
@@ -133,7 +149,7 @@ export function redisOidcKeys(prefix: string) {
 
 type Keys = ReturnType<typeof redisOidcKeys>;
 
-function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () => Date): Adapter {
+function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () => Date): ReleasableAdapter {
   const grace = destroyGraceSeconds(model);
   const tombstone = leavesTombstone(model);
   const find = async (id: string): Promise<AdapterPayload | undefined> =>
@@ -182,10 +198,16 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
 
     findByUserCode: (userCode) => findByIndex(keys.userCode(model, userCode), 'userCode', userCode),
 
-    async consume(id) {
+    async consume(id, mark = '') {
       const seconds = Math.floor(now().getTime() / 1000);
-      const consumed = await runScript(redis, CONSUME, [keys.artifact(model, id)], [seconds]);
+      const consumed = await runScript(redis, CONSUME, [keys.artifact(model, id)], [seconds, mark]);
       if (consumed !== 1) throw new errors.InvalidGrant(`${model} already consumed`);
+    },
+
+    async release(id, mark) {
+      // EVAL, not EVALSHA first: a release follows a failure, maybe a Redis that stopped answering,
+      // and must reach it in one command, not wait for a NOSCRIPT answer before sending the script.
+      await redis.eval(RELEASE.source, 1, keys.artifact(model, id), mark);
     },
 
     async destroy(id) {

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { revokingOnConcurrentReuse } from '../../src/oidc/reuse-revocation.ts';
+import { revokingOnConcurrentReuse } from '../../src/oidc/single-use.ts';
 import type { AdapterFactory } from '../../src/storage/ports.ts';
 import { createSqliteOidcAdapter } from '../../src/storage/sqlite/oidc-adapter.ts';
 import { openSqliteBackend, type SqliteBackend } from '../storage/backends.ts';
 
 /**
- * What revokes a grant when consume() fails (src/oidc/reuse-revocation.ts): a replay, found
+ * What revokes a grant when consume() fails (src/oidc/single-use.ts): a replay, found
  * consumed by someone else; not a store failure, after which the client's retry must work. The
  * concurrent replays themselves are test/production/same-moment.test.ts.
  */

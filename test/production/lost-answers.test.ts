@@ -1,0 +1,105 @@
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
+import { type Bridge, RP, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import { testRedisUrl } from '../helpers/redis.ts';
+import { startTcpRelay, type TcpRelay } from './tcp-relay.ts';
+
+const available = await storageAvailable('postgres+redis');
+
+/**
+ * A Redis answer lost in the middle of a token request (an outside review's fault injection, through
+ * a relay in front of Redis): the client's refresh token must survive it. Before, the consume landed
+ * and its answer was lost, then either ioredis sent it again after reconnecting (the copy read the
+ * token as spent by someone else: invalid_grant, and the grant revoked as for a replay) or the
+ * request failed with a 503 whose retry found the token spent (the same revocation).
+ */
+describe.skipIf(!available)('lost Redis answers at the token endpoint', () => {
+  let relay: TcpRelay;
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  let person: SandboxUser;
+
+  beforeAll(async () => {
+    const redis = new URL(testRedisUrl());
+    relay = await startTcpRelay({ host: redis.hostname, port: Number(redis.port || 6379) });
+    bridge = await startBridge({
+      storage: 'postgres+redis',
+      configure: (config) => {
+        const redisUrl = new URL(config.storage.redisUrl as string);
+        redisUrl.hostname = '127.0.0.1';
+        redisUrl.port = String(relay.port);
+        return { ...config, storage: { ...config.storage, redisUrl: redisUrl.href } };
+      },
+    });
+    rp = await relyingParty(bridge);
+    person = await createSandboxUser(bridge, '丢失 Lost');
+  }, 30_000);
+  afterAll(async () => {
+    await bridge?.close();
+    await relay?.close();
+  });
+
+  /** The request that spends a refresh token: a script run (EVALSHA) naming it. */
+  const spendsRefreshToken = (request: Buffer) => {
+    const text = request.toString('latin1').toLowerCase();
+    return text.includes('evalsha') && text.includes('oidc:refreshtoken:');
+  };
+
+  /** A logged-in client's refresh token, after one refresh (so the scripts are loaded in Redis). */
+  async function refreshToken(): Promise<string> {
+    const { tokens } = await loginAs(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
+    const once = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+    return once.refresh_token as string;
+  }
+
+  /** Asks /readyz until it answers 200 (the failure made the instance probe its stores). */
+  async function untilReady(): Promise<void> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      if ((await fetch(`${bridge.url}/readyz`)).status === 200) return;
+    }
+    throw new Error('the bridge did not become ready again');
+  }
+
+  async function userinfoStatus(accessToken: string): Promise<number> {
+    const answer = await fetch(`${bridge.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    return answer.status;
+  }
+
+  test('a consume whose answer is lost and which ioredis sends again still refreshes', async () => {
+    const token = await refreshToken();
+    relay.loseAnswerAfter(spendsRefreshToken, { holdMs: 50 });
+    const refreshed = await oidc.refreshTokenGrant(rp, token);
+    expect(refreshed.claims()?.sub).toBe(person.unionid);
+    expect(await userinfoStatus(refreshed.access_token)).toBe(200);
+    // The chain goes on from the new token.
+    const next = await oidc.refreshTokenGrant(rp, refreshed.refresh_token as string);
+    expect(next.claims()?.sub).toBe(person.unionid);
+  }, 30_000);
+
+  test('a token request that fails after spending its refresh token gives it back: the retry works', async () => {
+    const token = await refreshToken();
+    relay.loseAnswerAfter(spendsRefreshToken, { hold: true });
+    let failed: Response;
+    try {
+      failed = await fetch(`${bridge.url}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }),
+        signal: AbortSignal.timeout(4 * COMMAND_TIMEOUT_MS + 5000),
+      });
+    } finally {
+      relay.unhang();
+    }
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    await untilReady();
+    // As the 503 asks: the same refresh token again.
+    const retried = await oidc.refreshTokenGrant(rp, token);
+    expect(retried.claims()?.sub).toBe(person.unionid);
+    expect(await userinfoStatus(retried.access_token)).toBe(200);
+  }, 60_000);
+});
