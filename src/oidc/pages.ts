@@ -1,5 +1,5 @@
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { clientDisplayName } from '../account-page/client.ts';
+import { ACCOUNT_PAGE_CLIENT_ID, clientDisplayName } from '../account-page/client.ts';
 import { pageContext, type Views } from '../http/views.ts';
 
 type RenderError = NonNullable<Configuration['renderError']>;
@@ -22,8 +22,9 @@ export function createPages(views: Views) {
     const page = pageContext(ctx, uiLocales(ctx));
     const route = ctx.oidc?.route ?? '';
     ctx.type = 'html';
+    const heading = engineErrorHeading(route);
     ctx.body = views.render('error', page, {
-      ...(LOGIN_ROUTES.has(route) ? { heading: page.t('error.title') } : {}),
+      ...(heading && { heading: page.t(heading) }),
       message: page.t(engineErrorMessage(route, String(out.error))),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,
@@ -35,9 +36,15 @@ export function createPages(views: Views) {
     ctx.type = 'html';
     // `form` is oidc-provider's own hidden form (with its xsrf token); it is trusted markup.
     // The application that asked, when the request names it (client_id or id_token_hint): the
-    // person knows it, where this server's host name means nothing to them.
+    // person knows it, where this server's host name means nothing to them. Not the account page,
+    // whose own "Log out" led here: its page has a question and buttons of its own (logout.eta).
     const { client } = ctx.oidc;
-    ctx.body = views.render('logout', page, { form, client: client && clientDisplayName(client, page.t) });
+    const accountPage = client?.clientId === ACCOUNT_PAGE_CLIENT_ID;
+    ctx.body = views.render('logout', page, {
+      form,
+      client: client && !accountPage ? clientDisplayName(client, page.t) : undefined,
+      accountPage,
+    });
   }
 
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
@@ -51,6 +58,16 @@ export function createPages(views: Views) {
 
 /** The engine's routes a person's login goes through: the authorization request and its resume. */
 const LOGIN_ROUTES: ReadonlySet<string> = new Set(['authorization', 'resume']);
+
+/**
+ * The page's title, by route: a login's pages say the login did not complete, RP-initiated
+ * logout's that the logout did not (the person asked to log out, not to log in); any other, the
+ * template's "something went wrong" (undefined).
+ */
+function engineErrorHeading(route: string): 'error.title' | 'error.logoutTitle' | undefined {
+  if (LOGIN_ROUTES.has(route)) return 'error.title';
+  return route.startsWith('end_session') ? 'error.logoutTitle' : undefined;
+}
 
 /**
  * What the page says, by route. RP-initiated logout's request is at fault at its routes. Elsewhere

@@ -804,8 +804,12 @@ describe('account page actions', () => {
         post_logout_redirect_uri: `${bridge.url}/account/logged-out?lang=zh-CN`,
         ui_locales: 'zh-CN',
       });
-      // oidc-provider's page asks first, naming the account page in the page's language.
-      expect(textOf(confirmation.body, 'logout-client')).toBe('“账号管理”请你退出登录。');
+      // oidc-provider's page asks first. The account page's own link led there: no line saying it
+      // asks, and the question is about every application, since "no" keeps the account page too.
+      expect(textOf(confirmation.body, 'logout-client')).toBeUndefined();
+      expect(textOf(confirmation.body, 'logout-question')).toBe('要退出此浏览器上用微信登录的所有应用吗？');
+      expect(textOf(confirmation.body, 'logout-yes')).toBe('全部退出');
+      expect(textOf(confirmation.body, 'logout-no')).toBe('返回账号管理');
 
       let done: Hop | undefined;
       const sent = await logoutsSentBy(async () => {
@@ -827,12 +831,17 @@ describe('account page actions', () => {
       expect((await oidc.tokenIntrospection(rp, elsewhere.tokens.access_token)).active).toBe(true);
     });
 
-    test('"stay logged in" on the confirmation comes back to the account page, still logged in, in English', async () => {
+    test('"back to the account page" on the confirmation comes back to the account page, still logged in, in English', async () => {
       const user = await createSandboxUser(bridge, 'Stays logged in');
       const { login } = await loginAs(rp, user, { scope: 'openid' });
       const { browser } = login;
       const { confirmation, xsrf } = await logoutPage(browser, 'en');
-      expect(textOf(confirmation.body, 'logout-client')).toBe('Account management asks you to log out.');
+      expect(textOf(confirmation.body, 'logout-client')).toBeUndefined();
+      expect(textOf(confirmation.body, 'logout-question')).toBe(
+        'Log out of all the applications you signed in to with WeChat in this browser?',
+      );
+      expect(textOf(confirmation.body, 'logout-yes')).toBe('Log out of all applications');
+      expect(textOf(confirmation.body, 'logout-no')).toBe('Back to your account');
       const stayed = await browser.follow(`${bridge.url}/session/end/confirm`, { form: { xsrf } });
       expect(stayed.url).toBe(`${bridge.url}/account?lang=en`);
       expect(stayed.status).toBe(200);

@@ -256,6 +256,15 @@ for (const storage of STORAGE_SETUPS) {
       expect(logoutPage.body).toContain('id="logout-yes"');
       // It names the application that asked (by its id_token_hint), not this server's host.
       expect(logoutPage.body).toContain(`<p id="logout-client">“${RP.client_name}”请你退出登录。</p>`);
+      // Each button says what it does: "no" still logs out of the application that asked (the
+      // engine revokes its grant), only the others stay logged in.
+      expect(logoutPage.body).toContain(
+        '<p id="logout-question">是否同时退出此浏览器上用微信登录的其他应用？</p>',
+      );
+      expect(logoutPage.body).toMatch(/<button id="logout-yes"[^>]*>全部退出<\/button>/);
+      expect(logoutPage.body).toMatch(
+        new RegExp(`<button id="logout-no"[^>]*>只退出“${RP.client_name}”</button>`),
+      );
       const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
       const done = await login.browser.request(`${bridge.url}/session/end/confirm`, {
         form: { xsrf: xsrf ?? '', logout: 'yes' },
@@ -639,7 +648,9 @@ for (const storage of STORAGE_SETUPS) {
         browser,
       );
       expect(page.status).toBe(400);
-      expect(page.body).toContain('<h1>出错了</h1>');
+      // Titled for what did not happen: the logout, not "something went wrong".
+      expect(page.body).toContain('<h1>退出未完成</h1>');
+      expect(page.body).toContain('<title>退出未完成</title>');
       expect(page.body).toContain('退出请求有误');
       expect(page.body).not.toContain('登录');
     });
@@ -652,7 +663,27 @@ for (const storage of STORAGE_SETUPS) {
       const chinese = { headers: { 'accept-language': 'zh-CN,zh;q=0.9' } };
       const { login } = await loginAs(rp, panda);
       const logout = await login.browser.request(`${bridge.url}/session/end?ui_locales=en`, chinese);
-      expect(logout.body).toContain('Log out? Every application you logged in to with WeChat');
+      // A request naming no application: "no" would end nothing, then say "logged out"; there is none.
+      expect(logout.body).toContain(
+        '<p id="logout-question">Log out of all the applications you signed in to with WeChat in this browser?</p>',
+      );
+      expect(logout.body).not.toContain('id="logout-client"');
+      expect(logout.body).not.toContain('id="logout-no"');
+      const asked = await login.browser.request(
+        `${bridge.url}/session/end?client_id=${RP.client_id}&ui_locales=en`,
+        chinese,
+      );
+      expect(asked.body).toContain(
+        'Also log out of the other applications you signed in to with WeChat in this browser?',
+      );
+      expect(asked.body).toMatch(/<button id="logout-yes"[^>]*>Log out of all applications<\/button>/);
+      expect(asked.body).toMatch(/<button id="logout-no"[^>]*>Log out of 测试应用 Test RP only<\/button>/);
+      // An invalid logout request's page, titled in English too.
+      const invalid = await new TestBrowser().request(
+        `${bridge.url}/session/end?id_token_hint=garbage&ui_locales=en`,
+        { headers: { ...chinese.headers, accept: 'text/html' } },
+      );
+      expect(invalid.body).toContain('<h1>Logout not completed</h1>');
       // An unregistered redirect_uri: refused on a page, not by a redirect.
       const { url } = await authorizationRequest(rp, {
         redirectUri: 'https://elsewhere.example/callback',
