@@ -13,6 +13,7 @@ import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
 import { rememberedScopes } from './accounts/consents.ts';
+import { startDeletionCleanup } from './accounts/deletion-cleanup.ts';
 import { type EventDeliveryOptions, pendingEvents, startEventDelivery } from './accounts/event-delivery.ts';
 import { createAccountNotifier } from './accounts/events.ts';
 import { createWebhookSender } from './accounts/webhooks.ts';
@@ -224,6 +225,15 @@ export async function startServer(input: Config, options: StartOptions): Promise
     closers.push(indexAccountArtifacts(provider, stores.db, logger));
     const stopArtifactSweep = startArtifactSweep(stores.db, logger);
     closers.push(async () => stopArtifactSweep());
+    const stopDeletionCleanup = startDeletionCleanup({
+      adapter: stores.oidcAdapter,
+      db: stores.db,
+      kv: stores.kv,
+      scrub: stores.scrub,
+      logger,
+      now,
+    });
+    closers.push(async () => stopDeletionCleanup());
     // Stopped before the stores close (closers run in reverse): a pass under way finishes first.
     const eventDelivery = startEventDelivery({
       db: stores.db,

@@ -1,6 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
 import type { Kysely, Transaction } from 'kysely';
 import { forgetGrantIdentities } from '../mini-program/grant-identities.ts';
+import { errorClass } from '../observability/causes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';
@@ -8,6 +9,7 @@ import { accountForgotten } from './account-cache.ts';
 import { INDEX_SETTLE_MS } from './artifact-batch.ts';
 import type { AvatarStore } from './avatars/store.ts';
 import { listConsents } from './consents.ts';
+import { scheduleCleanup } from './deletion-cleanup.ts';
 import type { AccountEvent, Announcement } from './events.ts';
 import { type Account, findAccountBySubject, type Identity, listIdentities } from './repository.ts';
 import { type Found, findEverything, revokeFound } from './revocation.ts';
@@ -39,13 +41,17 @@ export interface DeletionReport {
 /**
  * Erases an account: the profile, identities and phone, leaving an audit row with counts only, in
  * one transaction with the account event that tells its relying parties (the outbox: both commit or
- * neither), and then, outside this database, every grant, token and session, the avatar and the
- * mini-program session keys, and back-channel logout. What is revoked and who is told are found
- * before that transaction and changed only after it: a deletion that fails in it has changed
- * nothing, and the person's retry finds the same clients to tell. Its tokens stop working at the
- * commit (findAccount finds no account) and are revoked in the shared store a moment later; a
- * token checked after this finds no grant and no account, so introspection says inactive and
- * refresh fails.
+ * neither) and a note to look for its leftovers again (deletion-cleanup.ts); then, outside this
+ * database, every grant, token and session, the avatar and the identities mini-program grants
+ * remembered, and back-channel logout. What is revoked and who is told are found before that
+ * transaction and changed only after it: a deletion that fails in it has changed nothing, and the
+ * person's retry finds the same clients to tell. The mini-program session keys go before it, since
+ * they are found by the identities it deletes: a deletion that fails after that costs the mini
+ * program a wx.login, nothing more. Its tokens stop working at the commit (findAccount finds no
+ * account) and are revoked in the shared store a moment later; a token checked after this finds no
+ * grant and no account, so introspection says inactive and refresh fails. Once committed, the
+ * deletion is done for the person, whatever the store then does: what it could not remove is
+ * logged, and the noted cleanup removes it later.
  */
 export async function deleteAccount(
   deps: DeletionDeps,
@@ -53,12 +59,12 @@ export async function deleteAccount(
   requestedBy: 'person' | 'operator',
 ): Promise<DeletionReport> {
   const { subject } = account;
-  const identitiesBefore = deps.kv ? await listIdentities(deps.db, account.id) : [];
   const found = await findEverything(deps, subject);
   // Told: the clients holding a grant, and those with a remembered consent, which got the `sub` at
   // an earlier login and may have logged the person out since (identity-events.ts, clientsKnowing).
   const consented = (await listConsents(deps.db, subject)).map((consent) => consent.clientId);
   const recipients = { ...found, clientIds: [...new Set([...found.clientIds, ...consented])] };
+  if (deps.kv) await forgetSessionKeys(deps.kv, await listIdentities(deps.db, account.id));
   const erased = await withDeletedEvent(deps, subject, recipients, async (trx) => {
     const removed = await trx
       .deleteFrom('identities')
@@ -78,20 +84,45 @@ export async function deleteAccount(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    await scheduleCleanup(trx, subject, deps.now());
     return { identities: count, auditId: audit.id };
   });
   accountForgotten(account.id);
+  const { identities } = erased.result;
+  try {
+    const { grants, sessions } = await removeLeftovers(deps, account, found, erased);
+    deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
+    return { identities, grantsRevoked: grants, sessionsEnded: sessions };
+  } catch (error) {
+    await erased.told?.send().catch(() => undefined);
+    await deps.scrub?.().catch(() => undefined);
+    deps.logger.error(
+      { requestedBy, identities, reason: errorClass(error) },
+      'account deleted, but its grants, tokens and sessions in the store could not all be revoked yet: ' +
+        'they no longer work, and the cleanup of deleted accounts removes them within minutes',
+    );
+    return { identities, grantsRevoked: found.grantIds.length, sessionsEnded: found.liveSessions };
+  }
+}
+
+/**
+ * After the commit: what the deletion found, revoked; then again, once another instance's index
+ * rows of a login that raced it have had time to land (they are written in batches,
+ * INDEX_SETTLE_MS late at most): its grant is revoked and its relying party told too (again, if it
+ * was told above: that login gave it the `sub` anew). Sessions created between the first pass and
+ * the delete die here. Resolves the grants and sessions ended in all.
+ */
+async function removeLeftovers(
+  deps: DeletionDeps,
+  account: Account,
+  found: Found,
+  erased: { result: { auditId: string }; told: Announcement | undefined },
+): Promise<{ grants: number; sessions: number }> {
+  const { subject } = account;
   const revoked = await revokeFound(deps, subject, found);
   await deps.avatars.delete(account.id);
-  if (deps.kv) {
-    await forgetSessionKeys(deps.kv, identitiesBefore);
-    await forgetGrantIdentities(deps.kv, found.grantIds);
-  }
+  if (deps.kv) await forgetGrantIdentities(deps.kv, found.grantIds);
   await erased.told?.send();
-  // Again, once another instance's index rows of a login that raced this have had time to land
-  // (they are written in batches, INDEX_SETTLE_MS late at most): its grant is revoked and its
-  // relying party told too (again, if it was told above: that login gave it the `sub` anew).
-  // Sessions created between the first pass and the delete die here.
   await setTimeout(INDEX_SETTLE_MS);
   const late = await findEverything(deps, subject);
   const grants = revoked.grants + late.grantIds.length;
@@ -109,9 +140,7 @@ export async function deleteAccount(
     await told?.send();
   }
   await deps.scrub?.();
-  const { identities } = erased.result;
-  deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
-  return { identities, grantsRevoked: grants, sessionsEnded: sessions };
+  return { grants, sessions };
 }
 
 /**

@@ -74,6 +74,16 @@ export interface AccountDeletionsTable {
   sessions_ended: number;
 }
 
+/**
+ * A deleted account's leftovers outside this database, by its subject, until a pass finds none
+ * (accounts/deletion-cleanup.ts).
+ */
+export interface AccountCleanupsTable {
+  subject: string;
+  due_at: Timestamp;
+  attempts: Generated<number>;
+}
+
 /** The outbox of account events for relying parties (see accounts/event-delivery.ts). */
 export interface AccountEventDeliveriesTable {
   id: Generated<string>;
@@ -132,6 +142,7 @@ export interface Database {
   avatars: AvatarsTable;
   account_artifacts: AccountArtifactsTable;
   account_deletions: AccountDeletionsTable;
+  account_cleanups: AccountCleanupsTable;
   account_event_deliveries: AccountEventDeliveriesTable;
   consents: ConsentsTable;
 }

@@ -10,6 +10,7 @@ import * as consents from './2026-12-03-01-consents.ts';
 import * as accountProfileUpdatedAt from './2026-12-06-01-account-profile-updated-at.ts';
 import * as jsonPayloads from './2026-12-06-02-json-payloads.ts';
 import * as lookupIndexes from './2026-12-06-03-lookup-indexes.ts';
+import * as accountCleanups from './2026-12-07-01-account-cleanups.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -33,6 +34,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-12-06-01-account-profile-updated-at': accountProfileUpdatedAt,
   '2026-12-06-02-json-payloads': jsonPayloads,
   '2026-12-06-03-lookup-indexes': lookupIndexes,
+  '2026-12-07-01-account-cleanups': accountCleanups,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -109,14 +109,6 @@ end
 return 1
 `);
 
-// KEYS[1] grant index. Takes the members and drops the index in one step, so a member
-// added concurrently is either returned here or lands in a fresh index.
-const TAKE_GRANT_MEMBERS = luaScript(`
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-return members
-`);
-
 export interface RedisOidcAdapterOptions {
   /** Prepended to every key; must not contain '{' or '}' (see the key layout above). */
   prefix: string;
@@ -217,10 +209,16 @@ function createAdapter(redis: RedisClient, model: string, keys: Keys, now: () =>
       else await runScript(redis, SHORTEN_TTL, [key], [grace * 1000]);
     },
 
+    // The members are read, deleted, and only then taken off the index: a revocation cut short (a
+    // store that stopped answering) leaves the index naming what is left, for the next attempt to
+    // find. A member added meanwhile stays indexed; the grant destroyed with it, it is dead anyway.
     async revokeByGrantId(grantId) {
-      const members = (await runScript(redis, TAKE_GRANT_MEMBERS, [keys.grant(grantId)], [])) as string[];
+      const index = keys.grant(grantId);
+      const members = await redis.zrange(index, 0, -1);
+      if (members.length === 0) return;
       // One DEL per key: members live in different hash slots on a cluster.
       await Promise.all(members.map((member) => redis.del(keys.grantMemberKey(member))));
+      await redis.zrem(index, ...members);
     },
   };
 }

@@ -100,6 +100,13 @@ export const ACCOUNTS_SCHEMA: readonly string[] = [
   // 2026-12-06-03-lookup-indexes.
   `create index accounts_phone_number_idx on accounts (phone_number);
    create index identities_openid_idx on identities (openid);`,
+  // 2026-12-07-01-account-cleanups.
+  `create table account_cleanups (
+     subject text primary key,
+     due_at integer not null,
+     attempts integer not null default 0
+   );
+   create index account_cleanups_due_at_idx on account_cleanups (due_at);`,
 ];
 
 /**

@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
+import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
+import { type DeletionDeps, deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
+import { CLEANUP_DELAY_MS, finishDeletions } from '../../src/accounts/deletion-cleanup.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import { testRedisUrl } from '../helpers/redis.ts';
+import { startTcpRelay, type TcpRelay } from '../production/tcp-relay.ts';
+
+/**
+ * What a deletion leaves outside the accounts database is looked for again a couple of minutes
+ * later (src/accounts/deletion-cleanup.ts): whatever the deletion's own passes could not remove (a
+ * store that stopped answering after the commit) or could not see yet (a login in flight at the
+ * deletion, indexing its grant after them).
+ */
+const later = () => new Date(Date.now() + CLEANUP_DELAY_MS + 1000);
+
+function deletionDeps(bridge: Bridge, logs: string[] = []): DeletionDeps {
+  const { db, oidcAdapter, kv, scrub } = bridge.server.stores;
+  const destination = { write: (line: string) => logs.push(line) } as unknown as NodeJS.WritableStream;
+  const logger = createLogger({ level: 'info', destination });
+  return {
+    db,
+    adapter: oidcAdapter,
+    kv,
+    scrub,
+    avatars: createSqlAvatarStore(db),
+    logger,
+    now: () => new Date(),
+  };
+}
+
+async function cleanups(bridge: Bridge, subject: string) {
+  return bridge.server.stores.db
+    .selectFrom('account_cleanups')
+    .selectAll()
+    .where('subject', '=', subject)
+    .execute();
+}
+
+/** A grant and a token under it, indexed for the subject, as a login answered just after a deletion leaves them. */
+async function lateLogin(bridge: Bridge, subject: string) {
+  const { db, oidcAdapter } = bridge.server.stores;
+  const now = Math.floor(Date.now() / 1000);
+  const grantId = `late-grant-${randomUUID()}`;
+  const tokenId = `late-token-${randomUUID()}`;
+  const common = { accountId: subject, clientId: RP.client_id, iat: now, exp: now + 3600 };
+  await oidcAdapter('Grant').upsert(
+    grantId,
+    { ...common, jti: grantId, kind: 'Grant', openid: { scope: 'openid' } },
+    3600,
+  );
+  await oidcAdapter('AccessToken').upsert(
+    tokenId,
+    { ...common, jti: tokenId, kind: 'AccessToken', grantId, scope: 'openid' },
+    3600,
+  );
+  await db
+    .insertInto('account_artifacts')
+    .values({
+      model: 'Grant',
+      id: grantId,
+      subject,
+      client_id: RP.client_id,
+      expires_at: new Date((now + 3600) * 1000),
+    })
+    .execute();
+  return { grantId, tokenId };
+}
+
+for (const storage of STORAGE_SETUPS) {
+  const available = await storageAvailable(storage);
+  describe.skipIf(!available)(`the cleanup after a deletion (${storage})`, () => {
+    let bridge: Bridge;
+    let rp: oidc.Configuration;
+    beforeAll(async () => {
+      bridge = await startBridge({ storage });
+      rp = await relyingParty(bridge);
+    });
+    afterAll(async () => {
+      await bridge?.close();
+    });
+
+    async function deleteNow(user: SandboxUser, deps = deletionDeps(bridge)) {
+      const account = await findAccountForOperator(bridge.server.stores.db, { unionid: user.unionid });
+      if (!account) throw new Error('no account');
+      return deleteAccount(deps, account, 'person');
+    }
+
+    test('a grant indexed after the deletion is revoked by the pass a couple of minutes later, and the note goes', async () => {
+      const user = await createSandboxUser(bridge, '后来的登录');
+      await loginAs(rp, user, { scope: 'openid' });
+      await deleteNow(user);
+      expect(await cleanups(bridge, user.unionid)).toHaveLength(1);
+
+      const { grantId, tokenId } = await lateLogin(bridge, user.unionid);
+      const deps = { ...deletionDeps(bridge), now: later };
+      // Not before it is due.
+      expect(await finishDeletions(deletionDeps(bridge))).toBe(0);
+      expect(await bridge.server.stores.oidcAdapter('Grant').find(grantId)).toBeDefined();
+
+      expect(await finishDeletions(deps)).toBeGreaterThanOrEqual(1);
+      const { oidcAdapter, db } = bridge.server.stores;
+      expect(await oidcAdapter('Grant').find(grantId)).toBeUndefined();
+      expect(await oidcAdapter('AccessToken').find(tokenId)).toBeUndefined();
+      expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
+      expect(await cleanups(bridge, user.unionid)).toEqual([]);
+    });
+
+    test('a person who signed up again meanwhile keeps the new account’s logins', async () => {
+      const user = await createSandboxUser(bridge, '又回来了');
+      await loginAs(rp, user, { scope: 'openid' });
+      await deleteNow(user);
+      const again = await loginAs(rp, user, { scope: 'openid' });
+
+      await finishDeletions({ ...deletionDeps(bridge), now: later });
+
+      expect(await cleanups(bridge, user.unionid)).toEqual([]);
+      const claims = await oidc.fetchUserInfo(rp, again.tokens.access_token, user.unionid);
+      expect(claims.sub).toBe(user.unionid);
+    });
+  });
+}
+
+describe.skipIf(!(await storageAvailable('postgres+redis')))(
+  'a deletion whose store stops answering after the commit',
+  () => {
+    let relay: TcpRelay;
+    let bridge: Bridge;
+    let rp: oidc.Configuration;
+    beforeAll(async () => {
+      const redis = new URL(testRedisUrl());
+      relay = await startTcpRelay({ host: redis.hostname, port: Number(redis.port || 6379) });
+      bridge = await startBridge({
+        storage: 'postgres+redis',
+        configure: (config) => {
+          const redisUrl = new URL(config.storage.redisUrl as string);
+          redisUrl.hostname = '127.0.0.1';
+          redisUrl.port = String(relay.port);
+          return { ...config, storage: { ...config.storage, redisUrl: redisUrl.href } };
+        },
+      });
+      rp = await relyingParty(bridge);
+    }, 30_000);
+    afterAll(async () => {
+      await bridge?.close();
+      await relay?.close();
+    });
+
+    test('is done for the person, says what it left, and the later pass removes it', async () => {
+      const user = await createSandboxUser(bridge, '删到一半');
+      const { tokens } = await loginAs(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+      const { db, oidcAdapter } = bridge.server.stores;
+      const [grant] = await indexedArtifacts(db, user.unionid, 'Grant');
+      if (!grant) throw new Error('no grant indexed');
+
+      // Redis stops answering at the revocation of the grant's tokens (its index read), after the commit.
+      relay.loseAnswerAfter((request) => request.toString('latin1').includes('oidc-grant:'), { hold: true });
+      const logs: string[] = [];
+      const account = await findAccountForOperator(db, { unionid: user.unionid });
+      if (!account) throw new Error('no account');
+      let report: Awaited<ReturnType<typeof deleteAccount>>;
+      try {
+        report = await deleteAccount(deletionDeps(bridge, logs), account, 'person');
+      } finally {
+        relay.unhang();
+      }
+      expect(report.identities).toBe(1);
+      expect(await findAccountForOperator(db, { unionid: user.unionid })).toBeUndefined();
+      const line = logs.map((text) => JSON.parse(text)).find((entry) => entry.level === 'error');
+      expect(line?.msg).toContain('could not all be revoked yet');
+      expect(JSON.stringify(logs)).not.toContain(user.unionid);
+      // Left in Redis: the refresh token, unusable (no account), and still the person's.
+      expect(await oidcAdapter('RefreshToken').find(tokens.refresh_token as string)).toBeDefined();
+
+      expect(await finishDeletions({ ...deletionDeps(bridge), now: later })).toBeGreaterThanOrEqual(1);
+      expect(await oidcAdapter('RefreshToken').find(tokens.refresh_token as string)).toBeUndefined();
+      expect(await oidcAdapter('Grant').find(grant.id)).toBeUndefined();
+      expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
+      expect(await cleanups(bridge, user.unionid)).toEqual([]);
+    }, 30_000);
+  },
+);
