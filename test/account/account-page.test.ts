@@ -88,7 +88,12 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
     await page.screenshot({ path: 'test-results/screenshots/account-page.png', fullPage: true });
 
-    await page.locator('#account-apps button.revoke').first().click();
+    // The button is named for its application, as a screen reader lists it, beginning with its
+    // visible words.
+    const revoke = page.getByRole('button', { name: '取消授权“Demo app”', exact: true });
+    expect(await revoke.count()).toBe(1);
+    expect(await revoke.textContent()).toBe('取消授权');
+    await revoke.click();
     await page.waitForSelector('#account-profile');
     // One tap, and the page says what it did.
     expect(await page.locator('#account-done').textContent()).toBe('已取消“Demo app”的授权。');
@@ -111,6 +116,7 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.waitForSelector('#account-profile');
     expect(await page.locator('h1').textContent()).toBe('Your account');
     expect(await page.locator('#account-delete').textContent()).toBe('Delete account');
+    expect(await page.getByRole('button', { name: 'Revoke Demo app', exact: true }).count()).toBe(1);
     expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
       'Your account identifier, Your nickname and avatar',
     );
@@ -185,7 +191,10 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await page.goto(`${bridge.url}/account`);
     await page.waitForSelector('#account-profile');
 
-    await page.click('button.unbind');
+    // Named for the app it unbinds, as a screen reader lists it.
+    const unbind = page.getByRole('button', { name: '解除绑定“示例网站”', exact: true });
+    expect(await unbind.count()).toBe(1);
+    await unbind.click();
     await page.waitForSelector('#account-unbind-what');
     expect(await page.locator('h1').textContent()).toBe('解除绑定微信应用');
     expect(await page.locator('#account-unbind-what').textContent()).toBe(
