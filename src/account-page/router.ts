@@ -19,7 +19,13 @@ import { listAuthorizedApps, revokeApp, revokeEverything } from '../accounts/rev
 import { canUnbind } from '../accounts/unbind.ts';
 import { refuseUnreadableBody } from '../http/errors.ts';
 import { pageContext, type Views } from '../http/views.ts';
-import { inReadingOrder, type Lang, type MessageKey, scopeLabel, type Translate } from '../i18n/messages.ts';
+import {
+  inReadingOrder,
+  type Lang,
+  type MessageKey,
+  scopeShortLabel,
+  type Translate,
+} from '../i18n/messages.ts';
 import { ABORT_ERRORS } from '../interaction/failure.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
@@ -443,13 +449,13 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
   const identities = await listIdentities(deps.db, account.id);
   const hasPhone = hasVerifiedPhone(account);
   const done = takeDone(ctx, session);
-  // Each application with what it may see, in the words of the consent page.
+  // Each application with what it may see, in a line: the consent page's things, in short words.
   const apps = (await listAuthorizedApps(deps, session.subject))
     .filter((app) => app.clientId !== ACCOUNT_PAGE_CLIENT_ID)
     .map((app) => ({
       ...app,
       access: inReadingOrder(app.scopes)
-        .map((scope) => scopeLabel(page.t, scope))
+        .map((scope) => scopeShortLabel(page.t, scope))
         .join(page.lang === 'en' ? ', ' : '、'),
     }));
   ctx.set('Cache-Control', 'no-store');

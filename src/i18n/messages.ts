@@ -51,6 +51,11 @@ const zh = {
   'scope.offline_access': '在你离线时继续访问以上信息',
   'scope.wechat': '你在各微信公众号、小程序中的用户标识（用于给你发送微信消息）',
   'scope.phone': '你的手机号',
+  'scopeShort.openid': '账号标识',
+  'scopeShort.profile': '昵称和头像',
+  'scopeShort.offline_access': '离线时继续访问',
+  'scopeShort.wechat': '微信用户标识',
+  'scopeShort.phone': '手机号',
   'error.title': '登录未完成',
   'error.pageTitle': '出错了',
   'error.logoutTitle': '退出未完成',
@@ -203,6 +208,11 @@ const en: Record<MessageKey, string> = {
   'scope.wechat':
     'Your user IDs in our WeChat official accounts and mini programs (to send you WeChat messages)',
   'scope.phone': 'Your phone number',
+  'scopeShort.openid': 'account ID',
+  'scopeShort.profile': 'nickname and avatar',
+  'scopeShort.offline_access': 'access while you are offline',
+  'scopeShort.wechat': 'WeChat user IDs',
+  'scopeShort.phone': 'phone number',
   'error.title': 'Login not completed',
   'error.pageTitle': 'Something went wrong',
   'error.logoutTitle': 'Logout not completed',
@@ -370,5 +380,15 @@ export function inReadingOrder(scopes: readonly string[]): string[] {
 /** What a scope lets a client see, in the page's language (the scope itself when we have no words for it). */
 export function scopeLabel(t: Translate, scope: string): string {
   const key = `scope.${scope}`;
+  return isMessageKey(key) ? t(key) : scope;
+}
+
+/**
+ * The same in a few words, for a list joined in one line (the account page's "what it may see"):
+ * the consent page's labels are sentences of their own ("Your account identifier"), which read as
+ * fragments once joined with commas.
+ */
+export function scopeShortLabel(t: Translate, scope: string): string {
+  const key = `scopeShort.${scope}`;
   return isMessageKey(key) ? t(key) : scope;
 }

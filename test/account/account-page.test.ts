@@ -80,9 +80,9 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     expect(await page.locator('#account-apps li').allTextContents()).toEqual([
       expect.stringContaining('Demo app'),
     ]);
-    // What it may see, in the consent page's words.
+    // What it may see, in a line of short words (not the consent page's sentences, joined).
     expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
-      '你的账号标识、你的昵称和头像',
+      '账号标识、昵称和头像',
     );
     // Usable on a phone: nothing wider than the screen.
     expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
@@ -118,7 +118,7 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     expect(await page.locator('#account-delete').textContent()).toBe('Delete account');
     expect(await page.getByRole('button', { name: 'Revoke Demo app', exact: true }).count()).toBe(1);
     expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
-      'Your account identifier, Your nickname and avatar',
+      'account ID, nickname and avatar',
     );
   });
 
