@@ -22,9 +22,36 @@ export interface PostgresOptions {
 /** The server's statements: short lookups and writes, a sweep of expired rows at most. */
 export const QUERY_TIMEOUT_MS = 10_000;
 
+/**
+ * A pg client that closes its connection once a statement has timed out (query_timeout). pg fails
+ * the statement but keeps the connection, so what came after it on that connection waited behind
+ * it, each for a timeout of its own: a transaction's ROLLBACK (a hung server cost a request twice
+ * the timeout), and, the client back in the pool, every later request handed it, for as long as the
+ * connection lived: forever, for one the network had silently dropped (an outside review's fault
+ * injection). Closed, the statements queued behind it fail at once and the pool opens a new one.
+ */
+class ClosingOnTimeout extends pg.Client {
+  // biome-ignore lint/suspicious/noExplicitAny: pg's query has a dozen overloads; this passes them through
+  override query(...args: any[]): any {
+    // biome-ignore lint/suspicious/noExplicitAny: as above
+    const result = (super.query as (...a: any[]) => unknown)(...args);
+    if (result instanceof Promise) result.catch((error: unknown) => this.closeIfTimedOut(error));
+    return result;
+  }
+
+  private closeIfTimedOut(error: unknown): void {
+    if (!(error instanceof Error) || error.message !== 'Query read timeout') return;
+    // end() drops the socket at once when a statement is still unanswered, and marks the client as
+    // ending before the pool takes it back (this runs first: it was attached first), so the pool
+    // discards it rather than handing it out again.
+    this.end().catch(() => undefined);
+  }
+}
+
 /** A Kysely over a pg Pool. The pool connects lazily: the first query opens a connection. */
 export function createPostgresDatabase(url: string, options: PostgresOptions = {}): Kysely<Database> {
   const pool = new pg.Pool({
+    Client: ClosingOnTimeout,
     connectionString: url,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,

@@ -11,6 +11,11 @@ export interface TcpRelay {
   /** Forwards again after hang(). */
   unhang(): void;
   /**
+   * Forwards nothing more on the connections open now, leaving them open, while new ones work: what
+   * a NAT or firewall that forgot its connections does (until unhang()).
+   */
+  hangOpenConnections(): void;
+  /**
    * Once: the first request bytes that `match` forwarded, the connection stops answering: what the
    * service says next is held back, then the connection is reset after `holdMs` (a lost answer to a
    * command that did run), or, with `hold: true`, kept open and silent until unhang() (an answer
@@ -95,6 +100,9 @@ export async function startTcpRelay(target: { host: string; port: number }): Pro
       for (const release of released) release();
       released.clear();
       for (const socket of sockets) socket.resume();
+    },
+    hangOpenConnections() {
+      for (const socket of sockets) socket.pause();
     },
     loseAnswerAfter(match, options = {}) {
       armed = { match, holdMs: options.holdMs ?? 50, hold: options.hold ?? false };
