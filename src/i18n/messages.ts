@@ -1,6 +1,8 @@
 /**
  * Every sentence a person reads on our pages, in Chinese and English.
  * Keys are grouped by page; `{name}` placeholders are filled by `t()` and escaped by the templates.
+ * `{wechatButton}` is left for the error page, which puts in WeChat's own button label marked as
+ * Chinese (views/error.eta), so that a screen reader reading an English page says it in Chinese.
  */
 export const LANGS = ['zh-CN', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
@@ -77,7 +79,7 @@ const zh = {
   'error.unionidMissing': '此微信应用未绑定微信开放平台账号，无法识别你的身份。请联系网站管理员。',
   'error.appConfig': '此服务的微信应用配置有误，请联系网站管理员。',
   'error.blocked': '微信出于账号安全原因拒绝了此次登录，请稍后重试。',
-  'error.snapshotUser': '当前为微信快照页，无法登录。请点击页面下方的“使用完整服务”后重试。',
+  'error.snapshotUser': '当前为微信快照页，无法登录。请点击页面下方的“{wechatButton}”后重试。',
   'error.otherPerson': '你登录的微信账号不是应用要求的账号。请用该账号重试，或返回应用。',
   'error.identityConflict':
     '你的账号暂时无法登录，需要网站管理员处理。请联系网站管理员，并提供下方的错误编号。',
@@ -238,7 +240,7 @@ const en: Record<MessageKey, string> = {
   'error.appConfig': "This service's WeChat app is misconfigured. Please contact the site administrator.",
   'error.blocked': 'WeChat refused this login for account security reasons. Please try again later.',
   'error.snapshotUser':
-    'This is a WeChat snapshot page, where login is not possible. Tap “使用完整服务” (Use full service) at the bottom of the page and try again.',
+    'This is a WeChat snapshot page, where login is not possible. Tap “{wechatButton}” (Use full service) at the bottom of the page and try again.',
   'error.otherPerson':
     'The WeChat account you logged in with is not the one the application asked for. Try again with that account, or return to the application.',
   'error.identityConflict':

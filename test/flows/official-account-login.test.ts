@@ -231,7 +231,8 @@ for (const storage of STORAGE_SETUPS) {
       const refused = await loginInWeChat(rp, { user: person });
       expect(refused.redirect).toBeUndefined();
       expect(refused.last.status).toBe(400);
-      expect(refused.last.body).toContain('使用完整服务');
+      // WeChat's button in its own words, marked as Chinese.
+      expect(refused.last.body).toContain('请点击页面下方的“<span lang="zh-CN">使用完整服务</span>”后重试。');
       expect(refused.last.body).toContain('id="try-again"');
       expect(await accountsFor(bridge, person.unionid)).toHaveLength(0);
       const identities = await bridge.server.stores.db
@@ -249,6 +250,18 @@ for (const storage of STORAGE_SETUPS) {
       expect(new URL(retry.location as string).pathname).toBe('/connect/oauth2/authorize');
       const after = await loginInWeChatAs(rp, person, { browser: refused.browser });
       expect(after.tokens.claims()?.sub).toBe(person.unionid);
+    });
+
+    test("on the English snapshot page, WeChat's Chinese button label is marked as Chinese", async () => {
+      const person = await createSandboxUser(bridge, 'Snapshot in English');
+      await setSnapshot(bridge, person, true);
+      const refused = await loginInWeChat(rp, { user: person, extra: { ui_locales: 'en' } });
+      expect(refused.last.status).toBe(400);
+      expect(refused.last.body).toContain('<html lang="en">');
+      expect(refused.last.body).toContain(
+        'Tap “<span lang="zh-CN">使用完整服务</span>” (Use full service) at the bottom of the page and try again.',
+      );
+      await setSnapshot(bridge, person, false);
     });
 
     test.each([

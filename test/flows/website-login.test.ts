@@ -696,6 +696,8 @@ for (const storage of STORAGE_SETUPS) {
         /<p id="error-detail"><code>invalid_redirect_uri<\/code>: <span lang="en">redirect_uri did not match/,
       );
       // Its language switch shows the same request's answer in the other language.
+      // The link's own words are Chinese (中文): marked so, besides the target's hreflang.
+      expect(error.body).toMatch(/<a id="lang-switch" [^>]*hreflang="zh-CN" lang="zh-CN">中文<\/a>/);
       const other = new URL(attributeOf(error.body, 'lang-switch', 'href') as string, bridge.url);
       expect(other.searchParams.get('lang')).toBe('zh-CN');
       expect(other.searchParams.get('client_id')).toBe(RP.client_id);
