@@ -264,7 +264,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       // The identities-changed event is written with the unbinding, or neither is (a server error).
       const outcome = await unbindAndAnnounce(deps, account, identity, deps.now());
       if (outcome === 'not_found') return notice(ctx, deps, 'account.notFound', 404);
-      if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
+      if (outcome === 'last_identity_needs_phone') return notice(ctx, deps, unbindRefusal(deps), 409);
       deps.logger.info({ accountId: account.id }, 'account page: WeChat identity unbound');
       if (deps.kv) await forgetSessionKey(deps.kv, identity.appid, identity.openid);
       backToAccount(ctx, session, { what: 'unbound', id: identity.appid });
@@ -396,7 +396,7 @@ async function renderUnbinding(
   const identity = identities.find((candidate) => candidate.appid === appid && candidate.openid === openid);
   if (!identity) return notice(ctx, deps, 'account.notFound', 404);
   const hasPhone = hasVerifiedPhone(account);
-  if (!canUnbind(identities.length, hasPhone)) return notice(ctx, deps, 'account.unbindNeedsPhone', 409);
+  if (!canUnbind(identities.length, hasPhone)) return notice(ctx, deps, unbindRefusal(deps), 409);
   const page = pageContext(ctx);
   const csrf = csrfToken(deps.formKeys, session);
   ctx.set('Cache-Control', 'no-store');
@@ -472,6 +472,7 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
       kind: page.t(KIND_LABEL[identity.kind]),
     })),
     canUnbind: canUnbind(identities.length, hasPhone),
+    unbindRefusal: unbindRefusal(deps)(page.t),
     recoveryNote: recoveryNote(page.t, identities.length, hasPhone),
     apps,
     csrf: csrfToken(deps.formKeys, session),
@@ -485,6 +486,19 @@ async function renderAccount(ctx: Context, deps: AccountPageDeps, session: PageS
     })}`,
   });
   return true;
+}
+
+/**
+ * Why the last WeChat cannot be unbound without a verified phone (the account could not be
+ * recovered), and what to do: bind a phone in the mini program, named, when one is configured (a
+ * phone is bound there only), or else delete the account.
+ */
+function unbindRefusal(deps: AccountPageDeps): (t: Translate) => string {
+  const miniProgram = deps.apps.find((app) => app.kind === 'mini_program');
+  return (t) =>
+    miniProgram
+      ? t('account.unbindNeedsPhone', { miniProgram: miniProgram.name })
+      : t('account.unbindNotPossible');
 }
 
 /**
@@ -506,12 +520,13 @@ function recoveryNote(t: Translate, identityCount: number, hasPhone: boolean): s
  * login where the session has ended): every notice but the deletion's, after which there is no
  * account to go back to, and a login's that did not complete while no session remains (the account
  * page would only start the login again: `loginUrl` offers that instead). Most answer a POST, so
- * the page has no language switch of its own.
+ * the page has no language switch of its own. `message`: a key of the catalogue, or the sentence
+ * made in the page's language (one that names something).
  */
 function notice(
   ctx: Context,
   deps: AccountPageDeps,
-  message: MessageKey,
+  message: MessageKey | ((t: Translate) => string),
   status: number,
   options: { loginUrl?: string; back?: boolean } = {},
 ): void {
@@ -522,7 +537,7 @@ function notice(
   ctx.type = 'html';
   ctx.body = deps.views.render('notice', page, {
     title: page.t(deleted ? 'account.deletedTitle' : 'account.title'),
-    message: page.t(message),
+    message: typeof message === 'function' ? message(page.t) : page.t(message),
     ...(options.loginUrl && { loginUrl: options.loginUrl, loginLabel: page.t('account.logInAgain') }),
     ...(!deleted &&
       options.back !== false && {

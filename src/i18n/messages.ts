@@ -114,7 +114,9 @@ const zh = {
   'account.unbindConfirm': '确认解除绑定',
   'account.unbound': '已解除绑定“{app}”。',
   'account.unbindNeedsPhone':
-    '这是你的账号唯一绑定的微信应用，解除绑定后将无法找回账号。请先在小程序中绑定手机号，或注销账号。',
+    '这是你的账号唯一绑定的微信应用，暂时不能解除绑定（解除后账号将无法找回）。请先在小程序“{miniProgram}”中绑定手机号，或注销账号。',
+  'account.unbindNotPossible':
+    '这是你的账号唯一绑定的微信应用，不能解除绑定（解除后账号将无法找回）。如果不再使用此账号，可以注销账号。',
   'account.unbindLastRecoverable':
     '这是你的账号唯一绑定的微信应用。解除绑定后，你有 {days} 天时间找回账号：用新的微信登录小程序，并在首次登录后 {minutes} 分钟内在小程序中验证同一个手机号。超过 {days} 天，账号将无法再找回。',
   'account.waitingForRecovery':
@@ -277,7 +279,9 @@ const en: Record<MessageKey, string> = {
   'account.unbindConfirm': 'Confirm unbinding',
   'account.unbound': '{app} has been unbound from your account.',
   'account.unbindNeedsPhone':
-    'This is the only WeChat app linked to your account: once it is unbound, the account cannot be recovered. Bind a phone number in the Mini Program first, or delete the account.',
+    'This is the only WeChat app linked to your account, so it cannot be unbound for now (the account could not be recovered afterwards). Bind a phone number in the {miniProgram} Mini Program first, or delete the account.',
+  'account.unbindNotPossible':
+    'This is the only WeChat app linked to your account, so it cannot be unbound (the account could not be recovered afterwards). If you no longer use the account, you can delete it.',
   'account.unbindLastRecoverable':
     'This is the only WeChat app linked to your account. Once you unbind it, you have {days} days to get the account back: log in to the Mini Program with your new WeChat and, within {minutes} minutes of that first login, verify the same phone number there. After {days} days the account can no longer be recovered.',
   'account.waitingForRecovery':

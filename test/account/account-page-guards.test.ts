@@ -15,9 +15,15 @@ import {
   storageAvailable,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
-import type { TestBrowser } from '../helpers/browser.ts';
+import { decodeEntities, type TestBrowser } from '../helpers/browser.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 import { exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
+
+/** The text of the element with this id in a page. */
+function textOf(html: string, id: string): string | undefined {
+  const match = html.match(new RegExp(`<(\\w+)[^>]*id="${id}"[^>]*>([\\s\\S]*?)</\\1>`));
+  return match ? decodeEntities((match[2] as string).replace(/<[^>]+>/g, '')).trim() : undefined;
+}
 
 /** The account page's form token, as the logged-in browser's page carries it (single sign-on). */
 async function formToken(bridge: Bridge, browser: TestBrowser): Promise<string> {
@@ -44,7 +50,17 @@ for (const storage of STORAGE_SETUPS) {
       bridge = await startBridge({
         storage,
         apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-        configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+        configure: (config) => ({
+          ...config,
+          clients: [...config.clients, MINI_PROGRAM_CLIENT],
+          // The mini program by its name, as the account page names it.
+          wechat: {
+            ...config.wechat,
+            apps: config.wechat.apps.map((app) =>
+              app.kind === 'mini_program' ? { ...app, name: '示例小程序' } : app,
+            ),
+          },
+        }),
       });
       rp = await relyingParty(bridge);
       mp = await miniProgramClient(bridge);
@@ -94,6 +110,26 @@ for (const storage of STORAGE_SETUPS) {
       const identity = { appid: WEBSITE_APP.appid, openid: user.openids[WEBSITE_APP.appid] as string };
       expect(await unbindIdentity(db, account.id, identity, new Date())).toBe('last_identity_needs_phone');
       expect(await listIdentities(db, account.id)).toHaveLength(1);
+    });
+
+    test('the last WeChat without a phone: unbinding is not available now, and the page names the mini program where a phone is bound', async () => {
+      const user = await createSandboxUser(bridge, '只有网站');
+      const { login } = await loginAs(rp, user, { scope: 'openid' });
+      const zh = await login.browser.follow(`${bridge.url}/account`);
+      expect(textOf(zh.body, 'account-unbind-explained')).toBe(
+        '这是你的账号唯一绑定的微信应用，暂时不能解除绑定（解除后账号将无法找回）。请先在小程序“示例小程序”中绑定手机号，或注销账号。',
+      );
+      const en = await login.browser.follow(`${bridge.url}/account?lang=en`);
+      expect(textOf(en.body, 'account-unbind-explained')).toBe(
+        'This is the only WeChat app linked to your account, so it cannot be unbound for now (the account could not be recovered afterwards). Bind a phone number in the 示例小程序 Mini Program first, or delete the account.',
+      );
+      // A crafted post is refused with the same words.
+      const refused = await unbind(login.browser, {
+        appid: WEBSITE_APP.appid,
+        openid: user.openids[WEBSITE_APP.appid] as string,
+      });
+      expect(refused.status).toBe(409);
+      expect(textOf(refused.body, 'notice-message')).toContain('请先在小程序“示例小程序”中绑定手机号');
     });
 
     test("unbinding a mini program's identity on the account page forgets its session key", async () => {

@@ -76,7 +76,7 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     expect(await page.locator('#account-phone').textContent()).toBe('未绑定手机号');
     // The only WeChat and no phone: no unbind button, the page explains the choice.
     expect(await page.locator('button.unbind').count()).toBe(0);
-    expect(await page.locator('#account-unbind-explained').textContent()).toContain('绑定手机号');
+    expect(await page.locator('#account-unbind-explained').textContent()).toContain('不能解除绑定');
     expect(await page.locator('#account-apps li').allTextContents()).toEqual([
       expect.stringContaining('Demo app'),
     ]);
