@@ -55,8 +55,10 @@ export function createViews(options: { assetBase: string }): Views {
 /**
  * The link to the page in the other language: the page's own path when it has one (pagePath), else
  * the request's URL with its query kept, so that an error page shown at an authorization request
- * shows the same again. None for an answer to a POST, nor where the query holds a code (WeChat's callback): the code is not to
- * be written into the page, and that URL's answer would not be the same page again.
+ * shows the same again. None for an answer to a POST, nor where the query holds a code (WeChat's
+ * callback): the code is not to be written into the page, and that URL's answer would not be the
+ * same page again (without its code, a declined login). A page answered there that a safe URL shows
+ * again (the timed-out login's, at the interaction's own page) names that URL as its pagePath.
  */
 function languageSwitch(page: PageContext, pagePath: unknown): string | undefined {
   const other = page.lang === 'en' ? 'zh-CN' : 'en';

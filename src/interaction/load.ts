@@ -3,6 +3,7 @@ import { errors, type Interaction } from 'oidc-provider';
 import { clientDisplayName } from '../account-page/client.ts';
 import { pageContext } from '../http/views.ts';
 import type { Translate } from '../i18n/messages.ts';
+import { interactionPath } from '../oidc/provider.ts';
 import type { InteractionDeps } from './deps.ts';
 import { forgetRestart, restartOf } from './restart.ts';
 
@@ -81,6 +82,10 @@ export function renderExpired(ctx: Context, deps: InteractionDeps): void {
     message: page.t(restartUrl ? 'error.expiredRestart' : 'error.expired'),
     restartUrl,
     requestId: ctx.state.requestId,
+    // The language switch leads to the interaction's own page, which answers with this page again
+    // (and the same restart): never to the URL shown, which may be WeChat's callback with its code
+    // and state (views.ts keeps a code out of the page).
+    pagePath: interactionPath(encodeURIComponent(String(ctx.params.uid))),
   });
 }
 

@@ -82,6 +82,17 @@ describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (stora
     expect(late.status).toBe(400);
     expect(late.body).toContain('lang="en"');
     expect(late.body).toContain('id="restart-login"');
+    // Its language switch (at WeChat's callback, whose code and state stay out of the page) leads
+    // to the interaction's own page, which shows the same page, with the same restart, in Chinese.
+    const switchHref = decodeEntities(/<a id="lang-switch" href="([^"]+)"/.exec(late.body)?.[1] ?? '');
+    expect(switchHref).toBe(`${new URL(login.interactionUrl).pathname}?lang=zh-CN`);
+    expect(late.body).not.toContain(new URL(late.url).searchParams.get('code') as string);
+    const chinese = await login.browser.request(new URL(switchHref, bridge.url).href);
+    expect(chinese.status).toBe(400);
+    expect(chinese.body).toContain('<html lang="zh-CN">');
+    expect(chinese.body).toContain('登录已超时。你可以重新开始登录。');
+    const restartOf = (body: string) => /id="restart-login" href="([^"]+)"/.exec(body)?.[1];
+    expect(restartOf(chinese.body)).toBe(restartOf(late.body));
   });
 
   test('a login that finished offers nothing to restart once its interaction is gone', async () => {
@@ -120,6 +131,11 @@ describe.each(STORAGE_SETUPS)('a login that timed out starts again (%s)', (stora
     expect(elsewhere.status).toBe(400);
     expect(elsewhere.body).toContain('登录已超时或页面已失效');
     expect(elsewhere.body).not.toContain('id="restart-login"');
+    // Its language switch shows the same page in English, from a URL without the callback's code.
+    const switchHref = decodeEntities(/<a id="lang-switch" href="([^"]+)"/.exec(elsewhere.body)?.[1] ?? '');
+    expect(switchHref).toBe(`${new URL(login.interactionUrl).pathname}?lang=en`);
+    const english = await new TestBrowser().request(new URL(switchHref, bridge.url).href);
+    expect(english.body).toContain('This login has timed out or the page is no longer valid.');
     // The same browser, after starting another login in another tab: the cookie names that one.
     await startLogin(rp, { browser: login.browser });
     const sameBrowser = await login.browser.request(callback.href);
