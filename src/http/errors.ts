@@ -9,8 +9,12 @@ import { pageContext, type Views } from './views.ts';
 export function errorPage(views: Views): (ctx: Context, error: unknown) => void {
   return (ctx, error) => {
     const status = clientErrorStatus(error);
-    if (status === undefined) ctx.state.log?.error({ err: error, path: ctx.path }, 'unhandled error');
-    else ctx.state.log?.info({ status, path: ctx.path }, 'request refused');
+    // The id by name: this runs outside the request's logging context (request-log.ts,
+    // inRequestContext), and it is the reference the page shows, which a person reads out.
+    const { requestId } = ctx.state;
+    if (status === undefined)
+      ctx.state.log?.error({ err: error, path: ctx.path, requestId }, 'unhandled error');
+    else ctx.state.log?.info({ status, path: ctx.path, requestId }, 'request refused');
     const page = pageContext(ctx);
     ctx.status = status ?? 500;
     ctx.type = 'html';
