@@ -93,21 +93,24 @@ export function dependencyGate(monitor: DependencyMonitor, options: GateOptions)
  * The front door's stage after every response: a 5xx triggers a probe, so the next request knows.
  * The first request to meet a store that just went down waits for that probe and, when a store is
  * indeed down, answers as every later request will (503, Retry-After) rather than with a bare 500.
+ * A 503 is left as it is: the gate's own, or an answer that says more than the gate could (a
+ * login's failure page with its "try again", a mini program told to call wx.login() again).
  */
 export function probeAfterServerErrors(monitor: DependencyMonitor, options: GateOptions): RequestStage {
   return {
     finish(ctx) {
       if (ctx.status < 500) return;
-      // A path that needs no store: probe, but never keep the response waiting for it.
-      if (needsNoStore(ctx.path)) {
+      // A path that needs no store, or an answer that says "later" already: probe, but never keep
+      // the response waiting for it.
+      if (needsNoStore(ctx.path) || ctx.status === 503) {
         void monitor.check();
         return;
       }
-      // Already known down: the gate answered this one, or it was under way when the store went
-      // (a hung one, failing at its timeout) and answers as the gate does now.
+      // Already known down: it was under way when the store went (a hung one, failing at its
+      // timeout) and answers as the gate does now.
       if (monitor.down().length > 0) {
         void monitor.check();
-        if (ctx.status !== 503) unavailable(ctx, monitor.down(), options);
+        unavailable(ctx, monitor.down(), options);
         return;
       }
       return monitor.check().then(() => {

@@ -4,6 +4,7 @@ import { IdentityConflictError } from '../accounts/repository.ts';
 import { DEFAULT_WECHAT_TIMEOUT_MS } from '../config/schema.ts';
 import { pageContext } from '../http/views.ts';
 import { interactionPath } from '../oidc/provider.ts';
+import { isStoreOutage } from '../storage/outage.ts';
 import { longestCallMs } from '../upstream/wechat/api-call.ts';
 import {
   type CallbackOutcome,
@@ -127,15 +128,29 @@ async function completeClaimed(
     // A snapshot page's refusal used the state up for nothing: the real authorization follows.
     if (isSnapshotRefusal(outcome)) await releaseState(deps.kv, state);
   } catch (error) {
-    // A duplicate waiting for this delivery gets the generic page too, instead of waiting in vain.
-    const crashed = { uid, outcome: failed(GENERIC, 500) };
-    await recordOutcome(deps.kv, flow.appid, code, crashed, ttl).catch(() => undefined);
-    throw error;
+    outcome = crashed(deps, uid, flow.appid, error);
+    // A duplicate waiting for this delivery gets the same page, instead of waiting in vain.
+    await recordOutcome(deps.kv, flow.appid, code, { uid, outcome }, ttl).catch(() => undefined);
   }
   // The consent page that comes next is this answer itself (show.ts); a repeated delivery is sent to it.
   const toConsent = outcome.kind === 'redirect' && outcome.location === interactionPath(uid);
   if (toConsent && (await showConsentAfterLogin(ctx, deps, interaction))) return;
   answer(ctx, deps, interaction, outcome);
+}
+
+/**
+ * A login that failed on our side (a store, a bug) after its code was claimed: the login's own
+ * failure page, whose "try again" and "return to the application" (the client hears server_error)
+ * are what the person needs, rather than the last-resort page, a dead end. A store out of reach or
+ * not answering passes: 503, as WeChat down is; anything else is a 500 and an error line.
+ */
+function crashed(deps: InteractionDeps, uid: string, appid: string, error: unknown): CallbackOutcome {
+  if (isStoreOutage(error)) {
+    deps.logger.warn({ uid, appid, err: error }, 'wechat login failed: a store is unavailable');
+    return failed(GENERIC, 503);
+  }
+  deps.logger.error({ uid, appid, err: error }, 'wechat login failed');
+  return failed(GENERIC, 500);
 }
 
 /**

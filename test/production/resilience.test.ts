@@ -157,6 +157,10 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
         setTimeout(QUERY_TIMEOUT_MS + 15_000).then(() => undefined),
       ]);
       expect(callback?.status).toBe(503);
+      // The login's own failure page, not the gate's: the person can try again, or go back to the
+      // application, which then hears an OAuth error instead of waiting for a login that never ends.
+      expect(callback?.body).toContain('id="try-again"');
+      expect(callback?.body).toContain('/abort"');
     } finally {
       postgres.unhang();
     }

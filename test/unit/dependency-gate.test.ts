@@ -83,6 +83,27 @@ describe('dependency gate', () => {
     }
   });
 
+  // A login's failure page (its "try again", its way back to the application), or a mini program
+  // told to call wx.login() again, says more than the gate's page could.
+  test('a 503 the handler answered itself is kept as it is, even when the probe then finds a store down', async () => {
+    const monitor = fakeMonitor([], { next: ['database'] });
+    const app = await serve(monitor, (ctx) => {
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'call wx.login() again' };
+    });
+    try {
+      const response = await app.get('/token');
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({
+        error: 'temporarily_unavailable',
+        error_description: 'call wx.login() again',
+      });
+      expect(monitor.probes).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
   test('a server error with every store up stays a 500 page, after one probe', async () => {
     const monitor = fakeMonitor([]);
     const app = await serve(monitor, () => {
