@@ -172,8 +172,10 @@ export async function confirmConsent(
   for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
     grant.addResourceScope(indicator, scopes.join(' '));
   }
+  // Finished only once its grant is saved: a result naming a grant never written sends the resume
+  // on without one. The consent is remembered meanwhile, in the database while the result is saved.
+  await grant.save();
   await Promise.all([
-    grant.save(),
     remember ? rememberGrant(deps, grant, accountId, clientId) : undefined,
     finish(ctx, interaction, { consent: { grantId: grant.jti } }, true),
   ]);
@@ -193,8 +195,9 @@ async function confirmConsentAfterLogin(
 ): Promise<void> {
   const grant = requestedGrant(deps, interaction, accountId);
   const { [PAGE_CONFIRMS_REMEMBERED]: confirmsRemembered, ...result } = interaction.result ?? {};
+  // As confirmConsent: the grant first, then the result, with the consent remembered meanwhile.
+  await grant.save();
   await Promise.all([
-    grant.save(),
     confirmsRemembered
       ? undefined
       : rememberGrant(deps, grant, accountId, String(interaction.params.client_id)),
@@ -202,6 +205,25 @@ async function confirmConsentAfterLogin(
   ]);
 }
 
-export function rememberGrant(deps: InteractionDeps, grant: Grant, accountId: string, clientId: string) {
-  return rememberConsent(deps.db, accountId, clientId, grant.getOIDCScope().split(' '), deps.now());
+/**
+ * Remembers what the person allowed (accounts/consents.ts), for their next login from another
+ * browser. Best effort, and never rejects: the login needs the grant alone, so a failed write is a
+ * warning and the login goes on; the next login from a new browser asks again, the safe side. (A
+ * rejection raced the login's own writes: whichever settled first decided between a 500 that kept
+ * the resume's Location and a login answered while the failure went unhandled.)
+ */
+export async function rememberGrant(
+  deps: InteractionDeps,
+  grant: Grant,
+  accountId: string,
+  clientId: string,
+): Promise<void> {
+  try {
+    await rememberConsent(deps.db, accountId, clientId, grant.getOIDCScope().split(' '), deps.now());
+  } catch (error) {
+    deps.logger.warn(
+      { clientId, err: error },
+      'consent not remembered: the login goes on, and the next login from a new browser asks again',
+    );
+  }
 }

@@ -13,6 +13,7 @@ import {
   type StartedLogin,
   startLogin,
 } from '../helpers/flow.ts';
+import { whileStatementsFail } from '../helpers/statement-fault.ts';
 
 /** A browser that remembers every URL it requested. */
 class RecordingBrowser extends TestBrowser {
@@ -250,6 +251,33 @@ for (const storage of STORAGE_SETUPS) {
         narrower.checks,
       );
       expect(narrowTokens.scope).toBe('openid');
+    });
+
+    // Remembering is for the next login: the grant is all this one needs, so a failed write is a
+    // warning, never a failed login (nor, as it was, a race between a 500 and a silent loss).
+    test('a consent the database fails to remember still finishes the login, with a warning naming the client', async () => {
+      const panda = await newcomer();
+      const login = await startLogin(rp, { scope: 'openid profile' });
+      const page = await land(login, await decideOnWeChat(login, { user: panda, allow: true }));
+      expect(page.body).toContain(CONSENT_BUTTON);
+      const consent = await whileStatementsFail(
+        bridge.server.stores.db,
+        { table: 'consents', on: 'insert', fault: 'refuse' },
+        () => allow(login, page),
+      );
+      expect(consent.status).toBe(303);
+      expect(isResume(consent.location as string)).toBe(true);
+      const tokens = await oidc.authorizationCodeGrant(rp, await continueToRp(login, consent), login.checks);
+      expect(tokens.claims()?.sub).toBe(panda.unionid);
+      const lines = bridge.logs.join('').split('\n');
+      const warning = lines.filter((line) => line.includes('"msg":"consent not remembered'));
+      expect(warning).toHaveLength(1);
+      expect(JSON.parse(warning[0] as string)).toMatchObject({ level: 'warn', clientId: RP.client_id });
+      expect(lines.filter((line) => line.includes('unhandled error'))).toHaveLength(0);
+      // Not remembered: the next login from a fresh browser asks again.
+      const later = await startLogin(rp, { scope: 'openid profile' });
+      const again = await land(later, await decideOnWeChat(later, { user: panda, allow: true }));
+      expect(again.body).toContain(CONSENT_BUTTON);
     });
 
     test('a scope not allowed before, or prompt=consent, shows the page again', async () => {
