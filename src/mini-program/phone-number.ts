@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { bindPhoneAndAnnounce } from '../accounts/identity-events.ts';
+import { isStoreOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../storage/outage.ts';
 import { UpstreamError } from '../upstream/wechat/types.ts';
 import { ACCOUNT_GONE, invalidToken, type MiniProgramCaller } from './bearer.ts';
 import type { MiniProgramDeps } from './deps.ts';
@@ -49,8 +50,7 @@ export async function phoneNumber(
     deps.logger.error({ appid: identity.appid }, 'WeChat returned a phone number that is not digits');
     throw new MiniProgramError(500, 'server_error', 'WeChat returned an unusable phone number');
   }
-  // A recovery's account events are written in its transaction (identity-events.ts).
-  const binding = await bindPhoneAndAnnounce(deps, caller.account.id, phone, deps.now());
+  const binding = await bindPhone(deps, caller, phone);
   if (!binding) {
     // Deleted while WeChat was asked: the token's account is gone, as bearer.ts answers afterwards.
     deps.logger.info({ appid: identity.appid }, 'phone number not bound: the account was deleted meanwhile');
@@ -67,6 +67,30 @@ export async function phoneNumber(
     phone_number_verified: true,
     ...(recovered ? { account_recovered: true } : {}),
   };
+}
+
+/**
+ * The verified number, bound to the caller's account. A store out of reach or not answering is a
+ * 503 temporarily_unavailable telling the mini program what to do: WeChat has spent the button's
+ * code, which is refused from now on (invalid_phone_code), so the person must press it again.
+ */
+async function bindPhone(deps: MiniProgramDeps, caller: MiniProgramCaller, phone: string) {
+  try {
+    // A recovery's account events are written in its transaction (identity-events.ts).
+    return await bindPhoneAndAnnounce(deps, caller.account.id, phone, deps.now());
+  } catch (error) {
+    if (!isStoreOutage(error)) throw error;
+    deps.logger.warn(
+      { appid: caller.identity.appid, accountId: caller.account.id, err: error },
+      'verified phone number not bound: a store is unavailable',
+    );
+    throw new MiniProgramError(
+      503,
+      'temporarily_unavailable',
+      'the server could not save the phone number (its storage did not answer); ask again with the button shortly (this getPhoneNumber code is spent)',
+      { retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
+    );
+  }
 }
 
 /** OIDC recommends E.164: "+", the country code, the national number. */

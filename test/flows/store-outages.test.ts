@@ -2,6 +2,8 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Bridge,
+  MINI_PROGRAM_APP,
+  MINI_PROGRAM_CLIENT,
   RP,
   STORAGE_SETUPS,
   startBridge,
@@ -18,6 +20,15 @@ import {
   type StartedLogin,
   startLogin,
 } from '../helpers/flow.ts';
+import {
+  callMiniProgram,
+  exchangeJsCode,
+  JS_CODE,
+  miniProgramClient,
+  TOKEN_EXCHANGE,
+  wxLogin,
+  wxPhoneCode,
+} from '../helpers/mini-program.ts';
 import { type StatementFault, whileStatementsFail } from '../helpers/statement-fault.ts';
 
 /** What the client hears after the person presses "return to the application" on the page. */
@@ -41,8 +52,8 @@ function expectFailurePage(login: StartedLogin, page: Hop): void {
   expect(page.body).toContain(`action="/interaction/${interactionUid(login)}/abort"`);
 }
 
-// A store failing in the middle of a login (src/storage/outage.ts): the person is told what to do,
-// with a 503 when the store could not be reached, and nothing is half written.
+// A store failing in the middle of a login (src/storage/outage.ts): the person and the mini program
+// are told what to do, with a 503 when the store could not be reached, and nothing is half written.
 for (const storage of STORAGE_SETUPS) {
   const available = await storageAvailable(storage);
   // Only PostgreSQL has a connection to drop.
@@ -50,6 +61,7 @@ for (const storage of STORAGE_SETUPS) {
   describe.skipIf(!available)(`a store failing during a login (${storage})`, () => {
     let bridge: Bridge;
     let rp: oidc.Configuration;
+    let mp: oidc.Configuration;
     const db = () => bridge.server.stores.db;
     const accountOf = (user: SandboxUser) =>
       db().selectFrom('accounts').selectAll().where('subject', '=', user.unionid).executeTakeFirst();
@@ -62,8 +74,13 @@ for (const storage of STORAGE_SETUPS) {
       whileStatementsFail(db(), fault, action);
 
     beforeAll(async () => {
-      bridge = await startBridge({ storage });
+      bridge = await startBridge({
+        storage,
+        apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+        configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+      });
       rp = await relyingParty(bridge);
+      mp = await miniProgramClient(bridge);
     });
     afterAll(async () => {
       await bridge?.close();
@@ -104,5 +121,57 @@ for (const storage of STORAGE_SETUPS) {
       const [line] = logLines('wechat login failed');
       expect(JSON.parse(line as string)).toMatchObject({ level: 'error', appid: WEBSITE_APP.appid });
     });
+
+    test.skipIf(!withConnections)(
+      "the database's connection dropped during a token exchange: 503 temporarily_unavailable, and wx.login() again",
+      async () => {
+        const person = await createSandboxUser(bridge, '小程序 Dropped');
+        const code = await wxLogin(bridge, person);
+        const answer = await whileFailing({ table: 'identities', on: 'insert', fault: 'drop' }, async () => {
+          const response = await fetch(`${bridge.url}/token`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              client_id: MINI_PROGRAM_CLIENT.client_id,
+              grant_type: TOKEN_EXCHANGE,
+              subject_token: code,
+              subject_token_type: JS_CODE,
+            }),
+          });
+          return { response, body: (await response.json()) as Record<string, string> };
+        });
+        expect(answer.response.status).toBe(503);
+        expect(answer.response.headers.get('retry-after')).toBe('5');
+        expect(answer.body.error).toBe('temporarily_unavailable');
+        expect(answer.body.error_description).toContain('call wx.login() again');
+        expect(await accountOf(person)).toBeUndefined();
+        // What the description says works.
+        const tokens = await exchangeJsCode(mp, await wxLogin(bridge, person));
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+      },
+    );
+
+    test.skipIf(!withConnections)(
+      "the database's connection dropped while binding a phone number: 503 temporarily_unavailable, and the button again",
+      async () => {
+        const person = await createSandboxUser(bridge, '手机 Dropped');
+        const tokens = await exchangeJsCode(mp, await wxLogin(bridge, person), { scope: 'openid phone' });
+        const { code } = await wxPhoneCode(bridge, person);
+        const answer = await whileFailing({ table: 'accounts', on: 'update', fault: 'drop' }, () =>
+          callMiniProgram(bridge, 'phone-number', tokens.access_token, { code }),
+        );
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('retry-after')).toBe('5');
+        expect(answer.body.error).toBe('temporarily_unavailable');
+        expect(answer.body.error_description).toContain('ask again with the button');
+        expect((await accountOf(person))?.phone_number).toBeNull();
+        // What the description says works.
+        const again = await wxPhoneCode(bridge, person);
+        const bound = await callMiniProgram(bridge, 'phone-number', tokens.access_token, {
+          code: again.code,
+        });
+        expect(bound.status).toBe(200);
+      },
+    );
   });
 }

@@ -7,6 +7,7 @@ import { findIdentity, IdentityConflictError, type LinkResult } from '../../acco
 import type { GrantIdentityStore } from '../../mini-program/grant-identities.ts';
 import type { SessionKeyStore } from '../../mini-program/session-keys.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { isStoreOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../../storage/outage.ts';
 import type { Database } from '../../storage/schema.ts';
 import type { MiniProgramConnector, MiniProgramLogin } from '../../upstream/wechat/mini-program.ts';
 import { UpstreamError, type WeChatIdentity } from '../../upstream/wechat/types.ts';
@@ -77,15 +78,29 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
     } else deps.logger.warn(fields, 'mini program login failed');
     throw tokenErrorForUpstream(ctx, error);
   }
+  try {
+    await logIn(ctx, deps, { clientId: client.clientId, scopes: request.scopes }, login);
+  } catch (error) {
+    throw storeOutageAfterLogin(ctx, deps, { clientId: client.clientId, appid }, error);
+  }
+}
 
+/** The person WeChat vouched for, logged in: linked to their account, and the tokens issued. */
+async function logIn(
+  ctx: KoaContextWithOIDC,
+  deps: TokenExchangeDeps,
+  { clientId, scopes }: { clientId: string; scopes: Set<string> },
+  login: MiniProgramLogin,
+): Promise<void> {
   const { identity, sessionKey } = login;
+  const { appid } = identity;
   // code2Session names the unionid only for a mini program bound to an Open Platform account (and
   // older rules asked more of the person, wechat-api.md §12). Without it, someone this mini program
   // has logged in before is known by (appid, openid), as the Official Account's silent login does.
   const unionid = identity.unionid ?? (await storedUnionid(deps, identity));
   if (!unionid) {
     deps.logger.warn(
-      { clientId: client.clientId, appid, kind: identity.kind },
+      { clientId, appid, kind: identity.kind },
       'WeChat returned no unionid for someone this mini program has not logged in before, so they were refused ' +
         '(people it has logged in before still get in): if the app is not bound, bind this app to your WeChat ' +
         'Open Platform account (open.weixin.qq.com) so that new people can log in',
@@ -105,7 +120,7 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
     link = await linkAndAnnounce(deps, { ...identity, unionid }, now);
   } catch (error) {
     if (!(error instanceof IdentityConflictError)) throw error;
-    throw identityConflict(deps, client.clientId, error);
+    throw identityConflict(deps, clientId, error);
   }
   const { account, created } = link;
   await deps.sessionKeys.put(identity.appid, identity.openid, sessionKey);
@@ -116,13 +131,13 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   ctx.body = await issueExchangeTokens(
     ctx,
     oidcAccount,
-    request.scopes,
+    scopes,
     Math.floor(now.getTime() / 1000),
     (grantId, ttl) => deps.grantIdentities.remember(grantId, identity, ttl),
   );
   deps.logger.info(
     {
-      clientId: client.clientId,
+      clientId,
       appid,
       kind: identity.kind,
       accountId: account.id,
@@ -130,6 +145,27 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
       unionidFrom: identity.unionid ? 'wechat' : 'stored_identity',
     },
     'wechat mini program login',
+  );
+}
+
+/**
+ * A store out of reach or not answering once WeChat had spent the wx.login code: 503
+ * temporarily_unavailable, with what the mini program must do (the code cannot be exchanged again),
+ * as a WeChat outage is answered (errors.ts). Anything else is the engine's server_error.
+ */
+function storeOutageAfterLogin(
+  ctx: KoaContextWithOIDC,
+  deps: TokenExchangeDeps,
+  fields: { clientId: string; appid: string | undefined },
+  error: unknown,
+): unknown {
+  if (!isStoreOutage(error)) return error;
+  deps.logger.warn({ ...fields, err: error }, 'mini program login failed: a store is unavailable');
+  ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
+  return describedError(
+    'temporarily_unavailable',
+    'the server could not complete the login (its storage did not answer); call wx.login() again and retry shortly (this wx.login code is spent)',
+    503,
   );
 }
 
