@@ -33,6 +33,7 @@ const COMMON: RedisOptions = {
  */
 export async function connectRedis(url: string, options: RedisConnectOptions = {}): Promise<RedisClient> {
   const redis = createClient(parseRedisTarget(url));
+  const firstConnect = watchFirstConnect(redis);
   // Without a listener ioredis prints every connection error to stderr itself.
   redis.on('error', (error: Error) => options.onError?.(error));
   try {
@@ -40,9 +41,55 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause: scrub(error) });
+    const cause = scrub(firstConnect.failure(error));
+    throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause });
+  } finally {
+    firstConnect.stop();
   }
   return redis;
+}
+
+/**
+ * Why the first connection failed. ioredis rejects connect() with "Connection is closed." whatever
+ * closed it, a refused connection as a hung server (after its timeouts); what closed it came as an
+ * 'error' event before: ECONNREFUSED with the address, Redis's WRONGPASS or NOAUTH, a timeout. A
+ * timeout is said with how long it waited, and whether the server had accepted the connection.
+ */
+function watchFirstConnect(redis: RedisClient) {
+  const started = performance.now();
+  let connected = false;
+  let seen: Error | undefined;
+  const onConnect = () => {
+    connected = true;
+  };
+  const onError = (error: Error) => {
+    seen = error;
+  };
+  redis.on('connect', onConnect);
+  redis.on('error', onError);
+  return {
+    failure(rejection: unknown): unknown {
+      const error = seen ?? rejection;
+      if (!isTimeout(error)) return error;
+      const seconds = Math.round((performance.now() - started) / 1000);
+      return new Error(
+        connected
+          ? `timed out after ${seconds} s: the server accepted the connection but did not answer (hung, or not Redis)`
+          : `timed out after ${seconds} s connecting`,
+      );
+    },
+    stop() {
+      redis.off('connect', onConnect);
+      redis.off('error', onError);
+    },
+  };
+}
+
+function isTimeout(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    (error as { code?: unknown }).code === 'ETIMEDOUT' || /timed out|timeout|ETIMEDOUT/i.test(error.message)
+  );
 }
 
 function createClient(target: RedisTarget): RedisClient {

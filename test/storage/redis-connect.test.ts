@@ -1,0 +1,73 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import { causes } from '../../src/observability/causes.ts';
+import { connectRedis } from '../../src/storage/redis/connect.ts';
+
+const PASSWORD = 'pa55-never-printed';
+
+/** A loopback TCP server answering each chunk as `answer` says (nothing at all, by default). */
+async function fakeRedis(answer?: (socket: Socket) => void): Promise<{ port: number; server: Server }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('data', () => answer?.(socket));
+  });
+  server.on('close', () => {
+    for (const socket of sockets) socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+/** Why connectRedis failed, as the start-up's one line says it (causes()). */
+async function failure(url: string): Promise<string> {
+  const error = await connectRedis(url).then(
+    () => undefined,
+    (rejection: unknown) => rejection,
+  );
+  if (error === undefined) throw new Error('connected');
+  return causes(error);
+}
+
+// ioredis rejects a first connection that failed with "Connection is closed." whatever closed it: the
+// reason is the connection's own error, as PostgreSQL's start-up errors give theirs.
+describe('a Redis that cannot be used at start-up is reported with the reason', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('connection refused names the address', async () => {
+    const { port, server } = await fakeRedis();
+    // A port nobody listens on: the one the fake had, once it is closed.
+    await new Promise((resolve) => server.close(resolve));
+    const reason = await failure(`redis://:${PASSWORD}@127.0.0.1:${port}`);
+    expect(reason).toBe(
+      `cannot connect to Redis at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+    );
+  });
+
+  test('a server that accepts and never answers is a timeout, after how long', async () => {
+    const { port, server } = await fakeRedis();
+    servers.push(server);
+    const reason = await failure(`redis://:${PASSWORD}@127.0.0.1:${port}`);
+    expect(reason).toMatch(
+      new RegExp(
+        `^cannot connect to Redis at redis://127\\.0\\.0\\.1:${port}: timed out after \\d+ s: the server accepted the connection but did not answer`,
+      ),
+    );
+    expect(reason).not.toContain(PASSWORD);
+  });
+
+  test("Redis's refusal of the password is said, never the password", async () => {
+    const { port, server } = await fakeRedis((socket) =>
+      socket.write('-WRONGPASS invalid username-password pair or user is disabled.\r\n'),
+    );
+    servers.push(server);
+    const reason = await failure(`redis://:${PASSWORD}@127.0.0.1:${port}`);
+    expect(reason).toBe(
+      `cannot connect to Redis at redis://127.0.0.1:${port}: WRONGPASS invalid username-password pair or user is disabled.`,
+    );
+  });
+});
