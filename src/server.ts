@@ -58,6 +58,7 @@ import {
   createOfficialAccountConnector,
   type OfficialAccountConnector,
 } from './upstream/wechat/official-account.ts';
+import type { ProfileUnread } from './upstream/wechat/sns-identity.ts';
 import { createWebsiteQrConnector, type WebsiteQrConnector } from './upstream/wechat/website-qr.ts';
 
 export interface RunningServer {
@@ -191,7 +192,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const views = createViews({ assetBase: '/assets' });
     const metrics = createMetrics();
     observeDependencies(metrics, dependencies.down);
-    const connectors = countLogins(buildConnectors(config, metrics), metrics);
+    const connectors = countLogins(buildConnectors(config, metrics, logger), metrics);
     const demo = options.demo ? await options.demo(issuer) : undefined;
     const now = options.now ?? (() => new Date());
     const avatarStore = createSqlAvatarStore(stores.db);
@@ -344,23 +345,30 @@ const DEPENDENCY_PROBE_MS = 5_000;
  * One connector per configured website and official_account app: logins start with the first of
  * each kind; callbacks are completed by the app their state names.
  */
-function buildConnectors(config: Config, metrics: Metrics): Connectors {
+function buildConnectors(config: Config, metrics: Metrics, logger: Logger): Connectors {
   const client = createWeChatClient({
     apiBaseUrl: config.wechat.apiBaseUrl,
     timeoutMs: config.wechat.timeoutMs,
     onCall: metrics.wechatCall,
   });
+  // WeChat's errcode, or what was wrong with its answer (a timeout, an HTTP status, a body that is
+  // not JSON): never the access token, the code or the openid, which logFields does not carry.
+  const onProfileUnread: ProfileUnread = (app, error) =>
+    logger.warn(
+      { appid: app.appid, ...error.logFields() },
+      'WeChat profile not read: the login goes on without the nickname and avatar',
+    );
   const { openBaseUrl } = config.wechat;
   const byAppid = new Map<string, LoginConnector>();
   let website: WebsiteQrConnector | undefined;
   let officialAccount: OfficialAccountConnector | undefined;
   for (const app of config.wechat.apps) {
     if (app.kind === 'website') {
-      const connector = createWebsiteQrConnector({ app, client, openBaseUrl });
+      const connector = createWebsiteQrConnector({ app, client, openBaseUrl, onProfileUnread });
       website ??= connector;
       byAppid.set(app.appid, connector);
     } else if (app.kind === 'official_account') {
-      const connector = createOfficialAccountConnector({ app, client, openBaseUrl });
+      const connector = createOfficialAccountConnector({ app, client, openBaseUrl, onProfileUnread });
       officialAccount ??= connector;
       byAppid.set(app.appid, connector);
     }

@@ -43,8 +43,12 @@ export async function exchangeCode(
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
     const fields = { uid, appid, ...error.logFields() };
-    if (error.code === 'app_config' || error.code === 'unexpected')
+    if (error.code === 'app_config')
       deps.logger.error(fields, 'wechat login failed: check the app configuration');
+    // An errcode not documented for the call, or a success without a field the login reads (detail
+    // names it): WeChat's answer, not our configuration, is what to look at.
+    else if (error.code === 'unexpected')
+      deps.logger.error(fields, 'wechat login failed: WeChat answered in a form this server cannot use');
     else deps.logger.warn(fields, 'wechat login failed');
     return failed(UPSTREAM_FAILURES[error.code], pageStatus(error));
   }

@@ -618,6 +618,26 @@ for (const storage of STORAGE_SETUPS) {
       expect(lines('oidc server_error')).toHaveLength(engine);
     });
 
+    test('an errcode jscode2session does not document (40002) is logged as an answer the server cannot use, not as its configuration', async () => {
+      await injectFault(bridge, { api: 'sns/jscode2session', errcode: 40002, times: 1 });
+      const answer = await tokenRequest(bridge, {
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await wxLogin(bridge, panda),
+        subject_token_type: JS_CODE,
+      });
+      expect(answer.status).toBe(500);
+      const line = bridge.logs
+        .join('')
+        .split('\n')
+        .filter((entry) => entry.includes('"errcode":40002'))
+        .at(-1);
+      expect(JSON.parse(line as string)).toMatchObject({
+        level: 'error',
+        msg: 'mini program login failed: WeChat answered in a form this server cannot use',
+        failure: 'unexpected',
+      });
+    });
+
     test.each([
       { name: 'an invalid code (40029)', errcode: 40029, error: 'invalid_request', status: 400, calls: 1 },
       { name: 'a used code (40163)', errcode: 40163, error: 'invalid_request', status: 400, calls: 1 },

@@ -590,6 +590,46 @@ for (const storage of STORAGE_SETUPS) {
       expect(await pendingFaults(bridge, 'sns/oauth2/access_token')).toBe(0);
     });
 
+    // The profile is a nicety once the token names the unionid: the login goes on without it
+    // (sns-identity.ts), and the log says it is missing and why, never the token, code or openid.
+    test.each([
+      { name: 'an errcode (40001)', fault: { errcode: 40001, times: 1 }, said: { errcode: 40001 } },
+      {
+        name: 'WeChat down (HTTP 502, retried once)',
+        fault: { httpStatus: 502, times: 2 },
+        said: { failure: 'unavailable', detail: 'HTTP 502' },
+      },
+    ])(
+      'a profile read failing with $name is one warning naming the app and why, and the login goes on',
+      async ({ fault, said }) => {
+        const warnings = () =>
+          bridge.logs
+            .join('')
+            .split('\n')
+            .filter((line) => line.includes('"msg":"WeChat profile not read'));
+        const before = warnings().length;
+        const person = await createSandboxUser(bridge, '无资料 No profile');
+        const login = await startLogin(rp);
+        await injectFault(bridge, { api: 'sns/userinfo', ...fault });
+        const callback = await callbackFromWeChat(login, { user: person, allow: true });
+        const redirect = await continueToRp(login, await login.browser.request(callback.href));
+        const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+        expect(tokens.claims()?.sub).toBe(person.unionid);
+        expect(await pendingFaults(bridge, 'sns/userinfo')).toBe(0);
+        expect(warnings()).toHaveLength(before + 1);
+        const line = warnings().at(-1) as string;
+        expect(JSON.parse(line)).toMatchObject({
+          level: 'warn',
+          appid: WEBSITE_APP.appid,
+          api: 'sns/userinfo',
+          ...said,
+        });
+        for (const secret of [person.openids[WEBSITE_APP.appid], callback.searchParams.get('code')])
+          expect(line).not.toContain(secret);
+        expect(line).not.toContain('access_token');
+      },
+    );
+
     test('after a failure, "try again" gives a fresh QR code and the same login completes', async () => {
       const login = await startLogin(rp);
       await injectFault(bridge, { api: 'sns/oauth2/access_token', times: 2, errcode: -1 });

@@ -1,7 +1,11 @@
+import { Writable } from 'node:stream';
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
+import { exchangeCode } from '../../src/interaction/complete-login.ts';
+import type { InteractionDeps } from '../../src/interaction/deps.ts';
 import { callbackOutcomeWaitMs } from '../../src/interaction/wechat-callback.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { createWeChatClient } from '../../src/upstream/wechat/client.ts';
 import type { WeChatApp } from '../../src/upstream/wechat/types.ts';
 import { createWebsiteQrConnector } from '../../src/upstream/wechat/website-qr.ts';
@@ -62,4 +66,44 @@ describe('callbackOutcomeWaitMs', () => {
       expect(callbackOutcomeWaitMs(timeoutMs)).toBeGreaterThan(elapsed);
     },
   );
+});
+
+describe('exchangeCode', () => {
+  // WeChat's answer lacked a field the login reads: not our configuration's fault, and the line
+  // says so, with the field (detail), as it said "check the app configuration" before.
+  it('logs an answer it cannot use as such, naming the missing field', async () => {
+    const mock = new MockAgent();
+    mock.disableNetConnect();
+    agent = mock;
+    mock
+      .get(API)
+      .intercept({ path: (p) => p.startsWith('/sns/oauth2/access_token') })
+      .reply(
+        200,
+        `{"access_token":"AT","expires_in":7200,"openid":"${OPENID}","scope":"snsapi_login"}`,
+        TEXT,
+      );
+    const client = createWeChatClient({ apiBaseUrl: API, timeoutMs: 2000, dispatcher: mock });
+    const qr = createWebsiteQrConnector({ app, client, openBaseUrl: 'https://open.weixin.qq.com' });
+    const lines: Array<Record<string, unknown>> = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const deps = { logger: createLogger({ level: 'info', destination }) } as unknown as InteractionDeps;
+
+    const outcome = await exchangeCode(deps, 'uid-1', app.appid, () => qr.completeLogin('CODE'));
+
+    expect(outcome).toMatchObject({ kind: 'failure', status: 502 });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 'error',
+      msg: 'wechat login failed: WeChat answered in a form this server cannot use',
+      api: 'sns/oauth2/access_token',
+      failure: 'unexpected',
+      detail: 'missing or malformed field "refresh_token"',
+    });
+  });
 });

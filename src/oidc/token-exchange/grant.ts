@@ -73,8 +73,14 @@ async function exchange(ctx: KoaContextWithOIDC, deps: TokenExchangeDeps): Promi
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
     const fields = { clientId: client.clientId, appid, ...error.logFields() };
-    if (error.code === 'app_config' || error.code === 'unexpected') {
+    if (error.code === 'app_config') {
       deps.logger.error(fields, 'mini program login failed: check the app configuration');
+    } else if (error.code === 'unexpected') {
+      // WeChat's answer, not our configuration, is what to look at (complete-login.ts).
+      deps.logger.error(
+        fields,
+        'mini program login failed: WeChat answered in a form this server cannot use',
+      );
     } else deps.logger.warn(fields, 'mini program login failed');
     throw tokenErrorForUpstream(ctx, error);
   }

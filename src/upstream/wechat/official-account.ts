@@ -1,6 +1,6 @@
 import type { SnsAccessToken, WeChatClient } from './client.ts';
 import { queryString } from './query-string.ts';
-import { snsIdentity } from './sns-identity.ts';
+import { type ProfileUnread, snsIdentity } from './sns-identity.ts';
 import type { OfficialAccountScope, WeChatApp, WeChatIdentity } from './types.ts';
 
 export interface OfficialAccountConnector {
@@ -21,6 +21,8 @@ export interface OfficialAccountConnectorDeps {
   client: WeChatClient;
   /** e.g. https://open.weixin.qq.com (the sandbox in development and tests). */
   openBaseUrl: string;
+  /** A profile read that failed while the login went on without it (sns-identity.ts). */
+  onProfileUnread?: ProfileUnread;
 }
 
 /** Official Account (服务号) web authorization inside the WeChat browser (wechat-api.md §3, §4, §7). */
@@ -46,7 +48,7 @@ export function createOfficialAccountConnector(deps: OfficialAccountConnectorDep
 
     completeLogin: async (code, scope) => {
       const token = await client.exchangeCode(app, code);
-      return snsIdentity(client, app, token, mayReadProfile(token, scope));
+      return snsIdentity(client, app, token, mayReadProfile(token, scope), deps.onProfileUnread);
     },
   };
 }

@@ -11,8 +11,11 @@ export async function snsIdentity(
   app: WeChatApp,
   token: SnsAccessToken,
   readProfile: boolean,
+  onProfileUnread?: ProfileUnread,
 ): Promise<WeChatIdentity> {
-  const info = readProfile ? await readUserInfo(client, token) : undefined;
+  const info = readProfile
+    ? await readUserInfo(client, token, (error) => onProfileUnread?.(app, error))
+    : undefined;
   if (info !== undefined && info.openid !== token.openid) {
     throw new UpstreamError('unexpected', 'sns/userinfo', undefined, {
       detail: "openid differs from the access token's",
@@ -34,16 +37,27 @@ export async function snsIdentity(
 }
 
 /**
+ * Told of a profile read that failed while the login went on without it, which nothing else would
+ * say (server.ts logs it). A failure that fails the login is reported as any other, by the login.
+ */
+export type ProfileUnread = (app: WeChatApp, error: UpstreamError) => void;
+
+/**
  * The profile is a nicety once the token already names the unionid: the code is spent, so failing
  * the login over a nickname would make the person scan again. Without a unionid from the token,
  * userinfo is the only source and its failure stands.
  */
-async function readUserInfo(client: WeChatClient, token: SnsAccessToken): Promise<SnsUserInfo | undefined> {
+async function readUserInfo(
+  client: WeChatClient,
+  token: SnsAccessToken,
+  onUnread: (error: UpstreamError) => void,
+): Promise<SnsUserInfo | undefined> {
   try {
     return await client.userInfo(token.accessToken, token.openid);
   } catch (error) {
-    if (error instanceof UpstreamError && token.unionid !== undefined) return undefined;
-    throw error;
+    if (!(error instanceof UpstreamError && token.unionid !== undefined)) throw error;
+    onUnread(error);
+    return undefined;
   }
 }
 

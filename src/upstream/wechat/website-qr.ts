@@ -1,6 +1,6 @@
 import type { WeChatClient } from './client.ts';
 import { queryString } from './query-string.ts';
-import { snsIdentity } from './sns-identity.ts';
+import { type ProfileUnread, snsIdentity } from './sns-identity.ts';
 import type { WeChatApp, WeChatIdentity } from './types.ts';
 
 export interface WebsiteQrConnector {
@@ -26,6 +26,8 @@ export interface WebsiteQrConnectorDeps {
   client: WeChatClient;
   /** e.g. https://open.weixin.qq.com (the sandbox in development and tests). */
   openBaseUrl: string;
+  /** A profile read that failed while the login went on without it (sns-identity.ts). */
+  onProfileUnread?: ProfileUnread;
 }
 
 /** Open Platform website-app login by QR code (wechat-api.md §2, §4, §7). */
@@ -71,6 +73,7 @@ export function createWebsiteQrConnector(deps: WebsiteQrConnectorDeps): WebsiteQ
       return `${qrconnect}?${query}`;
     },
 
-    completeLogin: async (code) => snsIdentity(client, app, await client.exchangeCode(app, code), true),
+    completeLogin: async (code) =>
+      snsIdentity(client, app, await client.exchangeCode(app, code), true, deps.onProfileUnread),
   };
 }
