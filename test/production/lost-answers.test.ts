@@ -78,6 +78,26 @@ describe.skipIf(!available)('lost Redis answers at the token endpoint', () => {
     expect(next.claims()?.sub).toBe(person.unionid);
   }, 30_000);
 
+  test('a connection that goes silent while Redis itself answers is replaced: service resumes by itself', async () => {
+    const { tokens } = await loginAs(rp, person, { scope: 'openid' });
+    // What a NAT or firewall that forgot the connection does: the socket stays open, nothing arrives.
+    relay.hangOpenConnections();
+    try {
+      const during = await fetch(`${bridge.url}/me`, {
+        headers: { authorization: `Bearer ${tokens.access_token}` },
+        signal: AbortSignal.timeout(4 * COMMAND_TIMEOUT_MS + 5000),
+      });
+      // Answered once the silent connection is replaced (its commands sent again on the new one),
+      // or refused with a 503 if that took longer than the command's own timeout.
+      expect([200, 503]).toContain(during.status);
+      // Without the relay's connections ever answering again.
+      await untilReady();
+      expect(await userinfoStatus(tokens.access_token)).toBe(200);
+    } finally {
+      relay.unhang();
+    }
+  }, 60_000);
+
   test('a token request that fails after spending its refresh token gives it back: the retry works', async () => {
     const token = await refreshToken();
     relay.loseAnswerAfter(spendsRefreshToken, { hold: true });
