@@ -80,7 +80,7 @@ describe('exchangeCode', () => {
       .intercept({ path: (p) => p.startsWith('/sns/oauth2/access_token') })
       .reply(
         200,
-        `{"access_token":"AT","expires_in":7200,"openid":"${OPENID}","scope":"snsapi_login"}`,
+        '{"access_token":"AT","expires_in":7200,"refresh_token":"RT","scope":"snsapi_login"}',
         TEXT,
       );
     const client = createWeChatClient({ apiBaseUrl: API, timeoutMs: 2000, dispatcher: mock });
@@ -103,7 +103,7 @@ describe('exchangeCode', () => {
       msg: 'wechat login failed: WeChat answered in a form this server cannot use',
       api: 'sns/oauth2/access_token',
       failure: 'unexpected',
-      detail: 'missing or malformed field "refresh_token"',
+      detail: 'missing or malformed field "openid"',
     });
   });
 });

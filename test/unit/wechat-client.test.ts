@@ -114,7 +114,6 @@ describe('exchangeCode (sns/oauth2/access_token)', () => {
     expect(token).toEqual({
       accessToken: ACCESS_TOKEN,
       expiresIn: 7200,
-      refreshToken: REFRESH_TOKEN,
       openid: OPENID,
       scope: ['snsapi_login'],
       unionid: UNIONID,
@@ -127,6 +126,14 @@ describe('exchangeCode (sns/oauth2/access_token)', () => {
       code: CODE,
       grant_type: 'authorization_code',
     });
+  });
+
+  it('reads an answer without refresh_token: nothing uses it', async () => {
+    const h = harness();
+    const body = `{"access_token":"${ACCESS_TOKEN}","expires_in":7200,"openid":"${OPENID}","scope":"snsapi_login"}`;
+    h.on('sns/oauth2/access_token').reply(200, body, TEXT);
+    const token = await h.client.exchangeCode(app, CODE);
+    expect(token).toMatchObject({ accessToken: ACCESS_TOKEN, openid: OPENID });
   });
 
   it('percent-encodes every value so that a server decodes it as it was', async () => {

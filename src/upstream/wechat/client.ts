@@ -13,7 +13,6 @@ export interface SnsAccessToken {
   accessToken: string;
   /** Seconds; 7200 when WeChat leaves it out (every documented answer says 7200). */
   expiresIn: number;
-  refreshToken: string;
   openid: string;
   /** Granted scopes, WeChat's comma-separated string split. */
   scope: string[];
@@ -78,7 +77,8 @@ function readAccessToken(body: WireObject): SnsAccessToken {
   return {
     accessToken: requiredString(body, 'access_token'),
     expiresIn: optionalInteger(body, 'expires_in') ?? DEFAULT_EXPIRES_IN,
-    refreshToken: requiredString(body, 'refresh_token'),
+    // refresh_token is not read: the login uses the access token once, at once, and never renews it;
+    // requiring it failed a login over a field nothing uses (an outside review).
     openid: requiredString(body, 'openid'),
     scope: stringList(body, 'scope'),
     unionid: optionalString(body, 'unionid'),
