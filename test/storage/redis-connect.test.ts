@@ -21,8 +21,8 @@ async function fakeRedis(answer?: (socket: Socket) => void): Promise<{ port: num
 }
 
 /** Why connectRedis failed, as the start-up's one line says it (causes()). */
-async function failure(url: string): Promise<string> {
-  const error = await connectRedis(url).then(
+async function failure(url: string, startupTimeoutMs?: number): Promise<string> {
+  const error = await connectRedis(url, startupTimeoutMs === undefined ? {} : { startupTimeoutMs }).then(
     () => undefined,
     (rejection: unknown) => rejection,
   );
@@ -46,6 +46,26 @@ describe('a Redis that cannot be used at start-up is reported with the reason', 
     expect(reason).toBe(
       `cannot connect to Redis at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
     );
+  });
+
+  // ioredis retries a cluster's nodes and a master's sentinels for as long as none answers.
+  test.each([
+    ['a cluster', 'redis+cluster'],
+    ['a master through Sentinel', 'redis+sentinel'],
+  ])('%s none of whose nodes answers fails the start-up within its budget, naming why', async (_, scheme) => {
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { port, server } = await fakeRedis();
+      await new Promise((resolve) => server.close(resolve));
+      ports.push(port);
+    }
+    const hosts = ports.map((port) => `127.0.0.1:${port}`).join(',');
+    const path = scheme === 'redis+sentinel' ? '/mymaster' : '';
+    const started = performance.now();
+    const reason = await failure(`${scheme}://:${PASSWORD}@${hosts}${path}`, 1000);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(reason).toMatch(/^cannot connect to Redis at .+: .+/);
+    expect(reason).not.toContain(PASSWORD);
   });
 
   test('a server that accepts and never answers is a timeout, after how long', async () => {

@@ -6,7 +6,17 @@ import { parseRedisTarget, type RedisTarget } from './target.ts';
 export interface RedisConnectOptions {
   /** Connection trouble after the first connect; ioredis keeps reconnecting by itself. */
   onError?: (error: Error) => void;
+  /** How long the first connection may take, in all: STARTUP_TIMEOUT_MS by default (tests shorten it). */
+  startupTimeoutMs?: number;
 }
+
+/**
+ * The first connection's whole budget: a server's own connect timeout (10 s) and its first answer.
+ * ioredis retries a cluster's nodes and a master's sentinels for as long as none answers, so a
+ * cluster or Sentinel URL naming nothing reachable held the start-up for good (an outside review:
+ * over a minute and counting); a single server's first connect fails within its connect timeout.
+ */
+export const STARTUP_TIMEOUT_MS = 15_000;
 
 /**
  * A command Redis has not answered within this many milliseconds fails: a Redis that hangs (paused,
@@ -42,17 +52,28 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
   const firstConnect = watchFirstConnect(redis);
   // Without a listener ioredis prints every connection error to stderr itself.
   redis.on('error', (error: Error) => options.onError?.(error));
+  const budget = options.startupTimeoutMs ?? STARTUP_TIMEOUT_MS;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StartupTimeout(budget)), budget);
+  });
   try {
-    await redis.connect();
-    await redis.ping();
+    await Promise.race([redis.connect().then(() => redis.ping()), deadline]);
   } catch (error) {
     redis.disconnect();
     const cause = scrub(firstConnect.failure(error));
     throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause });
   } finally {
+    clearTimeout(timer);
     firstConnect.stop();
   }
   return redis;
+}
+
+class StartupTimeout extends Error {
+  constructor(ms: number) {
+    super(`timed out after ${Math.round(ms / 1000)} s`);
+  }
 }
 
 /**
