@@ -5,8 +5,22 @@ import { pageContext, type Views } from '../http/views.ts';
 type RenderError = NonNullable<Configuration['renderError']>;
 
 /**
- * oidc-provider's own pages (its error page and the RP-initiated logout pages) rendered with our
- * templates, so a person sees one consistent, bilingual site.
+ * The page of oidc-provider's self-submitting form, a hook of our patch to it
+ * (patches/oidc-provider+9.13.3.patch, patches/README.md): `form` is its form with the hidden
+ * inputs, `script` the script that submits it, whose hash is already in the page's
+ * Content-Security-Policy. Synchronous: it sets ctx.body.
+ */
+export type FormPostSource = (ctx: KoaContextWithOIDC, form: string, script: string) => void;
+
+declare module 'oidc-provider' {
+  interface Configuration {
+    formPostSource?: FormPostSource;
+  }
+}
+
+/**
+ * oidc-provider's own pages (its error page, the RP-initiated logout pages and its self-submitting
+ * form's) rendered with our templates, so a person sees one consistent, bilingual site.
  */
 export function createPages(views: Views) {
   /**
@@ -53,7 +67,18 @@ export function createPages(views: Views) {
     ctx.body = views.render('logged-out', page);
   }
 
-  return { renderError, logoutSource, postLogoutSuccessSource };
+  /**
+   * The engine's self-submitting form, seen for a moment (a form_post response; the logout that
+   * ends the previous person's session when someone else logs in in this browser; a logout with
+   * no session left), and for good without JavaScript: one of our pages, in the person's language.
+   * No language switch: its URL (an authorization request, its resume) would run again.
+   */
+  const formPostSource: FormPostSource = (ctx, form, script) => {
+    const { lang, t } = pageContext(ctx, uiLocales(ctx));
+    ctx.body = views.render('form-post', { lang, t }, { form, script });
+  };
+
+  return { renderError, logoutSource, postLogoutSuccessSource, formPostSource };
 }
 
 /** The engine's routes a person's login goes through: the authorization request and its resume. */
@@ -89,9 +114,12 @@ function engineErrorMessage(
 
 /**
  * The ui_locales the request named (the authorization request's, or RP-initiated logout's: section
- * 2 of that specification lists it), which come before the browser's Accept-Language.
+ * 2 of that specification lists it), which come before the browser's Accept-Language. At the
+ * resume, before the engine has put the authorization request's parameters back, the interaction's.
  */
 function uiLocales(ctx: KoaContextWithOIDC): string | undefined {
-  const value = (ctx.oidc?.params as { ui_locales?: unknown } | undefined)?.ui_locales;
+  const value =
+    (ctx.oidc?.params as { ui_locales?: unknown } | undefined)?.ui_locales ??
+    ctx.oidc?.entities?.Interaction?.params.ui_locales;
   return typeof value === 'string' ? value : undefined;
 }

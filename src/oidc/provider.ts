@@ -199,6 +199,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Rotate every refresh token on use: a stolen one is detected the moment both parties use it.
     rotateRefreshToken: true,
     renderError: pages.renderError,
+    // Its self-submitting form's page (a hook of our patch to oidc-provider, patches/README.md).
+    formPostSource: pages.formPostSource,
     ttl: {
       Interaction: ttl.interaction,
       Session: ttl.session,

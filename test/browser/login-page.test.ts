@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import * as oidc from 'openid-client';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
 import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
@@ -110,6 +110,104 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await context.close();
   });
 
+  test("without JavaScript, the form that ends the previous person's session when someone else logs in is our page, in Chinese, and its button goes on", async () => {
+    const { context, page, landed } = await rpBrowser(browser, 'zh-CN', { javaScriptEnabled: false });
+    const first = await createSandboxUser(bridge, '先登录的人');
+    const second = await createSandboxUser(bridge, '后登录的人');
+    await logInThroughPages(page, rp, first);
+    // Another person logs in in the same browser: oidc-provider ends the first person's session
+    // through its self-submitting form, which without JavaScript waits for its button.
+    const { url, checks } = await authorizationRequest(rp, { prompt: 'login' });
+    await page.goto(url.href);
+    await page
+      .frameLocator('#wechat-qr')
+      .locator('select[name="user"]')
+      .selectOption({ label: second.nickname });
+    await page.frameLocator('#wechat-qr').locator('button.allow').click();
+    await page.waitForSelector('#consent-allow');
+    await page.click('#consent-allow');
+    await page.waitForSelector('#form-post-continue');
+    expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
+    expect(await page.title()).toBe('正在继续…');
+    expect(await page.locator('h1').textContent()).toBe('正在继续…');
+    expect(await page.locator('meta[name="viewport"]').count()).toBe(1);
+    expect(await page.locator('link[rel="stylesheet"]').getAttribute('href')).toBe('/assets/app.css');
+    expect(await page.locator('#form-post-noscript').textContent()).toContain('此浏览器未启用 JavaScript');
+    const button = page.getByRole('button', { name: '继续', exact: true });
+    expect(await button.isVisible()).toBe(true);
+    await page.screenshot({ path: `${SCREENSHOTS}/form-post-noscript-zh.png`, fullPage: true });
+    await button.click();
+    await page.waitForURL('https://rp.example.test/**', { timeout: 10_000 });
+    const tokens = await oidc.authorizationCodeGrant(rp, landed() as URL, checks);
+    expect(tokens.claims()?.sub).toBe(second.unionid);
+    await context.close();
+  });
+
+  test('with JavaScript, that form submits itself under the Content-Security-Policy and the other person is logged in', async () => {
+    const { context, page } = await rpBrowser(browser, 'zh-CN');
+    const blocked: string[] = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
+    });
+    const first = await createSandboxUser(bridge, '先登录 JS');
+    const second = await createSandboxUser(bridge, '后登录 JS');
+    await logInThroughPages(page, rp, first);
+    const { url, checks } = await authorizationRequest(rp, { prompt: 'login' });
+    await page.goto(url.href);
+    await page
+      .frameLocator('#wechat-qr')
+      .locator('select[name="user"]')
+      .selectOption({ label: second.nickname });
+    await page.frameLocator('#wechat-qr').locator('button.allow').click();
+    await page.waitForSelector('#consent-allow');
+    // The redirect to the client, read as the browser asks for it: the page's route does not catch
+    // every hop of a redirect chain (Playwright's page.route).
+    const toClient = page.waitForRequest(
+      (request) => request.url().startsWith(RP.redirect_uris[0] as string),
+      {
+        timeout: 10_000,
+      },
+    );
+    await page.click('#consent-allow');
+    const redirect = new URL((await toClient).url());
+    const tokens = await oidc.authorizationCodeGrant(rp, redirect, checks);
+    expect(tokens.claims()?.sub).toBe(second.unionid);
+    expect(blocked).toEqual([]);
+    await context.close();
+  });
+
+  test.each([
+    ['without JavaScript, through its button', false],
+    ['with JavaScript, by itself', true],
+  ])(
+    'a response_mode=form_post answer delivers the code to the client %s, from our page',
+    async (_how, javaScriptEnabled) => {
+      const { context, page } = await rpBrowser(browser, 'en-US', { javaScriptEnabled });
+      const person = await createSandboxUser(bridge, `Form post ${javaScriptEnabled ? 'JS' : 'no JS'}`);
+      await logInThroughPages(page, rp, person);
+      const posted: string[] = [];
+      await page.route(RP.redirect_uris[0] as string, async (route) => {
+        posted.push(route.request().postData() ?? '');
+        await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
+      });
+      const { url, checks } = await authorizationRequest(rp, { extra: { response_mode: 'form_post' } });
+      await page.goto(url.href);
+      if (!javaScriptEnabled) {
+        // The page stays, in the browser's language, until its button is pressed.
+        expect(await page.locator('html').getAttribute('lang')).toBe('en');
+        expect(await page.title()).toBe('Continuing…');
+        await page.getByRole('button', { name: 'Continue', exact: true }).click();
+      }
+      await page.waitForURL(RP.redirect_uris[0] as string, { timeout: 10_000 });
+      const fields = new URLSearchParams(posted[0]);
+      expect(fields.get('code')).toBeTruthy();
+      const callback = new URL(`${RP.redirect_uris[0]}?${fields}`);
+      const tokens = await oidc.authorizationCodeGrant(rp, callback, checks);
+      expect(tokens.claims()?.sub).toBe(person.unionid);
+      await context.close();
+    },
+  );
+
   test("a relying party's form posted to the authorization endpoint from its own site finds the provider's session (SameSite=Lax)", async () => {
     const { context, page, landed } = await rpBrowser(browser, 'zh-CN');
     // A first login in this browser, by someone who has not consented yet: the provider's session cookie.
@@ -167,8 +265,8 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
  * A browser context in `locale` whose navigation to the relying party's redirect_uri (not a real
  * site) is caught: `landed()` is where it went.
  */
-async function rpBrowser(browser: Browser, locale: string) {
-  const context = await browser.newContext({ locale });
+async function rpBrowser(browser: Browser, locale: string, options: { javaScriptEnabled?: boolean } = {}) {
+  const context = await browser.newContext({ locale, ...options });
   const page = await context.newPage();
   let landed: URL | undefined;
   await page.route('https://rp.example.test/**', async (route) => {
@@ -176,4 +274,16 @@ async function rpBrowser(browser: Browser, locale: string) {
     await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>RP</p>' });
   });
   return { context, page, landed: () => landed };
+}
+
+/** `person` logs in to the relying party through the pages (the QR frame, consent), JavaScript or not. */
+async function logInThroughPages(page: Page, rp: oidc.Configuration, person: SandboxUser): Promise<void> {
+  const { url } = await authorizationRequest(rp);
+  await page.goto(url.href);
+  const frame = page.frameLocator('#wechat-qr');
+  await frame.locator('select[name="user"]').selectOption({ label: person.nickname });
+  await frame.locator('button.allow').click();
+  await page.waitForSelector('#consent-allow');
+  await page.click('#consent-allow');
+  await page.waitForURL('https://rp.example.test/**', { timeout: 10_000 });
 }

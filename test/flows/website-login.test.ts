@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { claimCode, codeDigest } from '../../src/interaction/callback-claims.ts';
@@ -16,6 +17,7 @@ import { attributeOf, TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
   callbackFromWeChat,
+  consentAction,
   continueToRp,
   createSandboxUser,
   decideOnWeChat,
@@ -312,6 +314,39 @@ for (const storage of STORAGE_SETUPS) {
       expect(json.status).toBe(415);
       expect(json.headers.get('accept-post')).toBe('application/x-www-form-urlencoded');
       expect(await json.text()).toContain('无法处理此请求');
+    });
+
+    test("the form that ends the previous person's session is our page, in the language the request asked for (ui_locales)", async () => {
+      const first = await loginAs(rp, panda);
+      const other = await createSandboxUser(bridge, 'Someone else');
+      // The browser prefers Chinese (Accept-Language); the application asked for English.
+      const choice = await startLogin(rp, {
+        browser: first.login.browser,
+        prompt: 'select_account',
+        extra: { ui_locales: 'en' },
+      });
+      let hop = await decideOnWeChat(choice, { user: other, allow: true });
+      for (let i = 0; i < 5 && !hop.body.includes('id="op.formPost"'); i++) {
+        const allow = consentAction(hop);
+        hop = allow
+          ? await choice.browser.request(allow, { method: 'POST', form: {} })
+          : await choice.browser.request(hop.location as string);
+      }
+      expect(hop.url).toMatch(/\/auth\/[^/?]+$/);
+      expect(hop.body).toContain('<html lang="en">');
+      expect(hop.body).toContain('<title>Continuing…</title>');
+      expect(hop.body).toContain('<meta name="viewport"');
+      expect(hop.body).toContain('href="/assets/app.css"');
+      expect(hop.body).toContain('id="form-post-continue"');
+      // Its script runs under the page's policy: the policy names its hash.
+      const script = /<script>([\s\S]*?)<\/script>/.exec(hop.body)?.[1] as string;
+      const digest = createHash('sha256').update(script).digest('base64');
+      expect(hop.headers.get('content-security-policy')).toContain(`'sha256-${digest}'`);
+      // No language switch: its URL, the resume, is not a page to load again.
+      expect(hop.body).not.toContain('id="lang-switch"');
+      const redirect = await continueToRp(choice, hop);
+      const tokens = await oidc.authorizationCodeGrant(rp, redirect, choice.checks);
+      expect(tokens.claims()?.sub).toBe(other.unionid);
     });
 
     test("prompt=select_account gets the login page in a browser with a session, and whoever scans becomes the session's person", async () => {

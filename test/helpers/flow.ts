@@ -205,10 +205,12 @@ export function consentAction(hop: Hop): string | undefined {
   return new URL(action, hop.url).href;
 }
 
-/** The form of oidc-provider's self-submitting page (its form_post helper), when `hop` is one. */
+/**
+ * The form of oidc-provider's self-submitting page (its form_post helper, our page around it:
+ * src/oidc/pages.ts), when `hop` is one.
+ */
 function selfSubmittingForm(hop: Hop): { action: string; fields: Record<string, string> } | undefined {
-  if (!hop.body.includes('<title>Submitting Callback</title>')) return undefined;
-  const action = /<form method="post" action="([^"]+)"/.exec(hop.body)?.[1];
+  const action = /<form method="post" action="([^"]+)" id="op\.formPost">/.exec(hop.body)?.[1];
   if (!action) return undefined;
   const fields: Record<string, string> = {};
   for (const [, name, value] of hop.body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g))

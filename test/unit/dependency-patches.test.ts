@@ -83,4 +83,52 @@ describe('dependency patches', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it("oidc-provider: its self-submitting form's page is the configuration's formPostSource, else the engine's own", async () => {
+    const clients = [{ client_id: 'c', client_secret: 's', redirect_uris: ['https://rp.example/cb'] }];
+    const seen: Array<{ form: string; script: string }> = [];
+    const ours = new Provider('http://localhost:3000', {
+      clients,
+      formPostSource(ctx, form, script) {
+        seen.push({ form, script });
+        ctx.body = `<title>ours</title>${form}<script>${script}</script>`;
+      },
+    });
+    const engines = new Provider('http://localhost:3000', { clients });
+    // No session: prompt=none's login_required goes back to the client in a self-submitting form.
+    const request = new URLSearchParams({
+      client_id: 'c',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'https://rp.example/cb',
+      prompt: 'none',
+      response_mode: 'form_post',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      state: 'a"<b',
+    });
+    const pageOf = async (provider: Provider) => {
+      const server = provider.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as { port: number };
+      try {
+        return await (await fetch(`http://127.0.0.1:${port}/auth?${request}`)).text();
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    };
+    const page = await pageOf(ours);
+    expect(
+      page.startsWith(
+        '<title>ours</title><form method="post" action="https://rp.example/cb" id="op.formPost">',
+      ),
+    ).toBe(true);
+    // The inputs escaped by the engine; the script submits the form by its id.
+    expect(seen[0]?.form).toContain('<input type="hidden" name="error" value="login_required"/>');
+    expect(seen[0]?.form).toContain('<input type="hidden" name="state" value="a&quot;&lt;b"/>');
+    expect(seen[0]?.script).toContain("document.getElementById('op.formPost').submit()");
+    const own = await pageOf(engines);
+    expect(own).toContain('<title>Submitting Callback</title>');
+    expect(own).toContain('<button autofocus type="submit" form="op.formPost">Continue</button>');
+  });
 });
