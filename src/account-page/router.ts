@@ -182,9 +182,9 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
   });
 
   /**
-   * Where oidc-provider's logout returns the account page's "Log out" (client.ts). "Back to your
-   * account" on its confirmation (logout.eta) comes back here too, with the session alive: on to the
-   * account page then.
+   * Where oidc-provider's logout returns the account page's "Log out" (client.ts). "Back to Account
+   * management" on its confirmation (logout.eta) comes back here too, with the session alive: on to
+   * the account page then.
    */
   router.get('/account/logged-out', async (ctx) => {
     const page = pageContext(ctx);

@@ -270,7 +270,7 @@ const en: Record<MessageKey, string> = {
   'formPost.noscript':
     'JavaScript is off in this browser, so the page cannot go on by itself. Press Continue.',
   'formPost.continue': 'Continue',
-  'account.title': 'Your account',
+  'account.title': 'Account management',
   'account.clientName': 'Account management',
   'account.profile': 'Profile',
   'account.nickname': 'Nickname',
@@ -316,7 +316,7 @@ const en: Record<MessageKey, string> = {
   'account.loginCancelled': 'You cancelled the login.',
   'account.loginDeclined': 'You declined in WeChat, so you are not logged in.',
   'account.logInAgain': 'Log in again',
-  'account.backToAccount': 'Back to your account',
+  'account.backToAccount': 'Back to Account management',
   'account.deleteWho': 'Account to delete: {name}',
   'account.loginAgain.title': 'Log in again to continue',
   'account.loginAgain.whyUnbind':

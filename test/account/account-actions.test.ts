@@ -845,7 +845,7 @@ describe('account page actions', () => {
         'Log out of all the applications you signed in to with WeChat in this browser?',
       );
       expect(textOf(confirmation.body, 'logout-yes')).toBe('Log out of all applications');
-      expect(textOf(confirmation.body, 'logout-no')).toBe('Back to your account');
+      expect(textOf(confirmation.body, 'logout-no')).toBe('Back to Account management');
       const stayed = await browser.follow(`${bridge.url}/session/end/confirm`, { form: { xsrf } });
       expect(stayed.url).toBe(`${bridge.url}/account?lang=en`);
       expect(stayed.status).toBe(200);

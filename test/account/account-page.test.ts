@@ -114,7 +114,9 @@ describe.skipIf(!chromiumAvailable)('the account page on a phone', () => {
     await logInToDemo(page, bridge, 'English Bo');
     await page.goto(`${bridge.url}/account?lang=en`);
     await page.waitForSelector('#account-profile');
-    expect(await page.locator('h1').textContent()).toBe('Your account');
+    // Named as its login names it (the client's name), and as the Chinese 账号管理.
+    expect(await page.locator('h1').textContent()).toBe('Account management');
+    expect(await page.title()).toBe('Account management');
     expect(await page.locator('#account-delete').textContent()).toBe('Delete account');
     expect(await page.getByRole('button', { name: 'Revoke Demo app', exact: true }).count()).toBe(1);
     expect(await page.locator('#account-apps .account-app-access').textContent()).toBe(
