@@ -20,11 +20,17 @@ export function statusPages(views: Views): RequestStage {
       if (ctx.accepts('json', 'html') !== 'html') return;
       const page = pageContext(ctx);
       const status = ctx.status;
+      // A stale or mistyped link under the account page leads back to it, not to "the application".
+      const underAccount = status === 404 && ctx.path.startsWith('/account/');
       ctx.type = 'html';
       // Neither is a fault to report: no reference.
       ctx.body = views.render('error', page, {
         heading: page.t(texts.heading),
-        message: page.t(texts.message),
+        message: page.t(underAccount ? 'error.notFoundAccount' : texts.message),
+        ...(underAccount && {
+          accountUrl: `/account?lang=${page.lang}`,
+          accountLabel: page.t('account.backToAccount'),
+        }),
       });
       // koa sets 200 with a body given to a response whose status was never set (a 404's).
       ctx.status = status;

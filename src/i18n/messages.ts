@@ -63,6 +63,7 @@ const zh = {
   'error.logoutTitle': '退出未完成',
   'error.notFoundTitle': '页面不存在',
   'error.notFound': '此页面不存在。请检查网址，或返回应用。',
+  'error.notFoundAccount': '此页面不存在。请检查网址，或返回账号管理。',
   'error.methodNotAllowedTitle': '此页面不能直接打开',
   'error.methodNotAllowed': '此地址只接受应用或页面表单发来的请求，不能作为链接打开。请返回应用。',
   'error.generic': '出了点问题，请稍后重试。',
@@ -225,6 +226,7 @@ const en: Record<MessageKey, string> = {
   'error.logoutTitle': 'Logout not completed',
   'error.notFoundTitle': 'Page not found',
   'error.notFound': 'This page does not exist. Check the address, or return to the application.',
+  'error.notFoundAccount': 'This page does not exist. Check the address, or go back to Account management.',
   'error.methodNotAllowedTitle': 'This page cannot be opened directly',
   'error.methodNotAllowed':
     'This address only takes requests sent by an application or by a form on a page, not a link. Return to the application.',

@@ -386,6 +386,21 @@ describe('account page actions', () => {
     expect(textOf(own.body, 'account-done')).toBe(`已取消“${RP.client_name}”的授权。`);
   });
 
+  test('an address under /account that nothing answers leads back to the account page', async () => {
+    const browser = new TestBrowser({ navigation: true });
+    const page = await browser.request(`${bridge.url}/account/settings`);
+    expect(page.status).toBe(404);
+    expect(textOf(page.body, 'error-message')).toBe('此页面不存在。请检查网址，或返回账号管理。');
+    expect(attributeOf(page.body, 'back-to-account', 'href')).toBe('/account?lang=zh-CN');
+    expect(textOf(page.body, 'back-to-account')).toBe('返回账号管理');
+    const english = await browser.request(`${bridge.url}/account/settings?lang=en`);
+    expect(attributeOf(english.body, 'back-to-account', 'href')).toBe('/account?lang=en');
+    // Elsewhere, the page names the application, as before.
+    const elsewhere = await browser.request(`${bridge.url}/settings`);
+    expect(textOf(elsewhere.body, 'error-message')).toBe('此页面不存在。请检查网址，或返回应用。');
+    expect(attributeOf(elsewhere.body, 'back-to-account', 'href')).toBeUndefined();
+  });
+
   test('without a phone the last WeChat cannot be unbound, even by a crafted post', async () => {
     const user = await createSandboxUser(bridge, '没手机号');
     const { login } = await loginAs(rp, user, { scope: 'openid profile' });
