@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
@@ -6,10 +5,11 @@ import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { type DeletionDeps, deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
 import { CLEANUP_DELAY_MS, finishDeletions } from '../../src/accounts/deletion-cleanup.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { grantOfAnotherInstance } from '../helpers/account-lifecycle.ts';
+import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
-import { testRedisUrl } from '../helpers/redis.ts';
-import { startTcpRelay, type TcpRelay } from '../production/tcp-relay.ts';
+import { bridgeBehindRedisRelay } from '../helpers/redis-relay.ts';
+import type { TcpRelay } from '../production/tcp-relay.ts';
 
 /**
  * What a deletion leaves outside the accounts database is looked for again a couple of minutes
@@ -42,36 +42,6 @@ async function cleanups(bridge: Bridge, subject: string) {
     .execute();
 }
 
-/** A grant and a token under it, indexed for the subject, as a login answered just after a deletion leaves them. */
-async function lateLogin(bridge: Bridge, subject: string) {
-  const { db, oidcAdapter } = bridge.server.stores;
-  const now = Math.floor(Date.now() / 1000);
-  const grantId = `late-grant-${randomUUID()}`;
-  const tokenId = `late-token-${randomUUID()}`;
-  const common = { accountId: subject, clientId: RP.client_id, iat: now, exp: now + 3600 };
-  await oidcAdapter('Grant').upsert(
-    grantId,
-    { ...common, jti: grantId, kind: 'Grant', openid: { scope: 'openid' } },
-    3600,
-  );
-  await oidcAdapter('AccessToken').upsert(
-    tokenId,
-    { ...common, jti: tokenId, kind: 'AccessToken', grantId, scope: 'openid' },
-    3600,
-  );
-  await db
-    .insertInto('account_artifacts')
-    .values({
-      model: 'Grant',
-      id: grantId,
-      subject,
-      client_id: RP.client_id,
-      expires_at: new Date((now + 3600) * 1000),
-    })
-    .execute();
-  return { grantId, tokenId };
-}
-
 for (const storage of STORAGE_SETUPS) {
   const available = await storageAvailable(storage);
   describe.skipIf(!available)(`the cleanup after a deletion (${storage})`, () => {
@@ -97,7 +67,7 @@ for (const storage of STORAGE_SETUPS) {
       await deleteNow(user);
       expect(await cleanups(bridge, user.unionid)).toHaveLength(1);
 
-      const { grantId, tokenId } = await lateLogin(bridge, user.unionid);
+      const { grantId, tokenId } = await grantOfAnotherInstance(bridge.server.stores, user.unionid);
       const deps = { ...deletionDeps(bridge), now: later };
       // Not before it is due.
       expect(await finishDeletions(deletionDeps(bridge))).toBe(0);
@@ -133,17 +103,7 @@ describe.skipIf(!(await storageAvailable('postgres+redis')))(
     let bridge: Bridge;
     let rp: oidc.Configuration;
     beforeAll(async () => {
-      const redis = new URL(testRedisUrl());
-      relay = await startTcpRelay({ host: redis.hostname, port: Number(redis.port || 6379) });
-      bridge = await startBridge({
-        storage: 'postgres+redis',
-        configure: (config) => {
-          const redisUrl = new URL(config.storage.redisUrl as string);
-          redisUrl.hostname = '127.0.0.1';
-          redisUrl.port = String(relay.port);
-          return { ...config, storage: { ...config.storage, redisUrl: redisUrl.href } };
-        },
-      });
+      ({ relay, bridge } = await bridgeBehindRedisRelay());
       rp = await relyingParty(bridge);
     }, 30_000);
     afterAll(async () => {

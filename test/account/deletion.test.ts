@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -12,7 +11,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
 import { embeddedAccountsFile } from '../../src/storage/sqlite/accounts-database.ts';
 import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
-import { loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
+import { grantOfAnotherInstance, loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
   BCL_RP,
@@ -22,7 +21,7 @@ import {
   withBackchannelClient,
   withLogoutsDelivered,
 } from '../helpers/backchannel.ts';
-import { type Bridge, RP, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { embeddedArtifactRows } from '../helpers/embedded-artifacts.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 
@@ -156,51 +155,13 @@ for (const storage of STORAGE_SETUPS) {
 
       // A login on another instance, landing after the first pass: its grant, a token under it and
       // the grant's index row. The avatar is deleted between the first pass and the settle wait.
-      const now = Math.floor(Date.now() / 1000);
-      const grantId = `late-grant-${randomUUID()}`;
-      const tokenId = `late-token-${randomUUID()}`;
+      let late: { grantId: string; tokenId: string } | undefined;
       const avatarStore = createSqlAvatarStore(db);
       const avatars: AvatarStore = {
         ...avatarStore,
         async delete(accountId) {
           await avatarStore.delete(accountId);
-          await oidcAdapter('Grant').upsert(
-            grantId,
-            {
-              jti: grantId,
-              kind: 'Grant',
-              accountId: user.unionid,
-              clientId: RP.client_id,
-              openid: { scope: 'openid' },
-              iat: now,
-              exp: now + 3600,
-            },
-            3600,
-          );
-          await oidcAdapter('AccessToken').upsert(
-            tokenId,
-            {
-              jti: tokenId,
-              kind: 'AccessToken',
-              accountId: user.unionid,
-              clientId: RP.client_id,
-              grantId,
-              scope: 'openid',
-              iat: now,
-              exp: now + 3600,
-            },
-            3600,
-          );
-          await db
-            .insertInto('account_artifacts')
-            .values({
-              model: 'Grant',
-              id: grantId,
-              subject: user.unionid,
-              client_id: RP.client_id,
-              expires_at: new Date((now + 3600) * 1000),
-            })
-            .execute();
+          late = await grantOfAnotherInstance(bridge.server.stores, user.unionid);
         },
       };
 
@@ -216,8 +177,9 @@ for (const storage of STORAGE_SETUPS) {
         'operator',
       );
 
-      expect(await oidcAdapter('Grant').find(grantId)).toBeUndefined();
-      expect(await oidcAdapter('AccessToken').find(tokenId)).toBeUndefined();
+      expect(late).toBeDefined();
+      expect(await oidcAdapter('Grant').find(late?.grantId as string)).toBeUndefined();
+      expect(await oidcAdapter('AccessToken').find(late?.tokenId as string)).toBeUndefined();
       expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
       expect(report.grantsRevoked).toBe(foundFirst + 1);
     });

@@ -12,11 +12,11 @@ import { unbindIdentity } from '../../src/accounts/unbind.ts';
 import {
   type Bridge,
   MINI_PROGRAM_APP,
-  MINI_PROGRAM_CLIENT,
   RP,
   STORAGE_SETUPS,
   startBridge,
   storageAvailable,
+  WEBSITE_AND_MINI_PROGRAM,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import { decodeEntities, type TestBrowser } from '../helpers/browser.ts';
@@ -56,8 +56,7 @@ for (const storage of STORAGE_SETUPS) {
     beforeAll(async () => {
       bridge = await startBridge({
         storage,
-        apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-        configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+        ...WEBSITE_AND_MINI_PROGRAM,
       });
       mp = await miniProgramClient(bridge);
       rp = await relyingParty(bridge);

@@ -15,13 +15,7 @@ import { createFindAccount } from '../../src/oidc/find-account.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import type { WeChatAppKind } from '../../src/upstream/wechat/types.ts';
 import { loseIndexRows, signedUpLater } from '../helpers/account-lifecycle.ts';
-import {
-  type Bridge,
-  MINI_PROGRAM_APP,
-  MINI_PROGRAM_CLIENT,
-  startBridge,
-  WEBSITE_APP,
-} from '../helpers/bridge.ts';
+import { type Bridge, MINI_PROGRAM_APP, startBridge, WEBSITE_AND_MINI_PROGRAM } from '../helpers/bridge.ts';
 import { createSandboxUser } from '../helpers/flow.ts';
 import {
   callMiniProgram,
@@ -163,8 +157,7 @@ describe('re-linking through the mini program by the same verified phone', () =>
   beforeAll(async () => {
     bridge = await startBridge({
       storage: 'embedded',
-      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-      configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+      ...WEBSITE_AND_MINI_PROGRAM,
     });
     mp = await miniProgramClient(bridge);
   });

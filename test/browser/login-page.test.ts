@@ -117,14 +117,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     await logInThroughPages(page, rp, first);
     // Another person logs in in the same browser: oidc-provider ends the first person's session
     // through its self-submitting form, which without JavaScript waits for its button.
-    const { url, checks } = await authorizationRequest(rp, { prompt: 'login' });
-    await page.goto(url.href);
-    await page
-      .frameLocator('#wechat-qr')
-      .locator('select[name="user"]')
-      .selectOption({ label: second.nickname });
-    await page.frameLocator('#wechat-qr').locator('button.allow').click();
-    await page.waitForSelector('#consent-allow');
+    const checks = await allowedOnWeChat(page, rp, second, { prompt: 'login' });
     await page.click('#consent-allow');
     await page.waitForSelector('#form-post-continue');
     expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
@@ -152,14 +145,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const first = await createSandboxUser(bridge, '先登录 JS');
     const second = await createSandboxUser(bridge, '后登录 JS');
     await logInThroughPages(page, rp, first);
-    const { url, checks } = await authorizationRequest(rp, { prompt: 'login' });
-    await page.goto(url.href);
-    await page
-      .frameLocator('#wechat-qr')
-      .locator('select[name="user"]')
-      .selectOption({ label: second.nickname });
-    await page.frameLocator('#wechat-qr').locator('button.allow').click();
-    await page.waitForSelector('#consent-allow');
+    const checks = await allowedOnWeChat(page, rp, second, { prompt: 'login' });
     // The redirect to the client, read as the browser asks for it: the page's route does not catch
     // every hop of a redirect chain (Playwright's page.route).
     const toClient = page.waitForRequest(
@@ -212,16 +198,7 @@ describe.skipIf(!chromiumAvailable)('the login page in headless Chromium', () =>
     const { context, page, landed } = await rpBrowser(browser, 'zh-CN');
     // A first login in this browser, by someone who has not consented yet: the provider's session cookie.
     const person = await createSandboxUser(bridge, '表单提交的人');
-    const first = await authorizationRequest(rp);
-    await page.goto(first.url.href);
-    await page
-      .frameLocator('#wechat-qr')
-      .locator('select[name="user"]')
-      .selectOption({ label: person.nickname });
-    await page.frameLocator('#wechat-qr').locator('button.allow').click();
-    await page.waitForSelector('#consent-allow');
-    await page.click('#consent-allow');
-    await page.waitForURL('https://rp.example.test/**');
+    await logInThroughPages(page, rp, person);
 
     // The relying party's page, on a site of its own, posts the next request as a form, with
     // prompt=none: a code comes back only if the session cookie went along to the GET it became.
@@ -278,12 +255,26 @@ async function rpBrowser(browser: Browser, locale: string, options: { javaScript
 
 /** `person` logs in to the relying party through the pages (the QR frame, consent), JavaScript or not. */
 async function logInThroughPages(page: Page, rp: oidc.Configuration, person: SandboxUser): Promise<void> {
-  const { url } = await authorizationRequest(rp);
+  await allowedOnWeChat(page, rp, person);
+  await page.click('#consent-allow');
+  await page.waitForURL('https://rp.example.test/**', { timeout: 10_000 });
+}
+
+/**
+ * An authorization request opened in the page, and `person` picked and allowed on the sandbox's
+ * WeChat page in its frame, up to the consent page; its PKCE checks, for the code exchange.
+ */
+async function allowedOnWeChat(
+  page: Page,
+  rp: oidc.Configuration,
+  person: SandboxUser,
+  options: Parameters<typeof authorizationRequest>[1] = {},
+) {
+  const { url, checks } = await authorizationRequest(rp, options);
   await page.goto(url.href);
   const frame = page.frameLocator('#wechat-qr');
   await frame.locator('select[name="user"]').selectOption({ label: person.nickname });
   await frame.locator('button.allow').click();
   await page.waitForSelector('#consent-allow');
-  await page.click('#consent-allow');
-  await page.waitForURL('https://rp.example.test/**', { timeout: 10_000 });
+  return checks;
 }

@@ -2,14 +2,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { findAccountBySubject, listIdentities } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
-import {
-  type Bridge,
-  MINI_PROGRAM_APP,
-  MINI_PROGRAM_CLIENT,
-  startBridge,
-  storageAvailable,
-  WEBSITE_APP,
-} from '../helpers/bridge.ts';
+import { type Bridge, startBridge, storageAvailable, WEBSITE_AND_MINI_PROGRAM } from '../helpers/bridge.ts';
 import { deletedWhileRunning } from '../helpers/deletion-race.ts';
 import {
   callbackFromWeChat,
@@ -54,8 +47,7 @@ describe.skipIf(!available)('a login racing the deletion of its account (postgre
   beforeAll(async () => {
     bridge = await startBridge({
       storage: 'postgres+redis',
-      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-      configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+      ...WEBSITE_AND_MINI_PROGRAM,
     });
     rp = await relyingParty(bridge);
     mp = await miniProgramClient(bridge);

@@ -11,6 +11,7 @@ import {
   startBridge,
   storageAvailable,
   type TestApp,
+  WEBSITE_AND_MINI_PROGRAM,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import { decodeEntities } from '../helpers/browser.ts';
@@ -40,8 +41,7 @@ for (const storage of STORAGE_SETUPS) {
     beforeAll(async () => {
       bridge = await startBridge({
         storage,
-        apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-        configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+        ...WEBSITE_AND_MINI_PROGRAM,
       });
       rp = await relyingParty(bridge);
     });

@@ -2,12 +2,12 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Bridge,
-  MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   RP,
   STORAGE_SETUPS,
   startBridge,
   storageAvailable,
+  WEBSITE_AND_MINI_PROGRAM,
   WEBSITE_APP,
 } from '../helpers/bridge.ts';
 import type { Hop } from '../helpers/browser.ts';
@@ -76,8 +76,7 @@ for (const storage of STORAGE_SETUPS) {
     beforeAll(async () => {
       bridge = await startBridge({
         storage,
-        apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-        configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+        ...WEBSITE_AND_MINI_PROGRAM,
       });
       rp = await relyingParty(bridge);
       mp = await miniProgramClient(bridge);

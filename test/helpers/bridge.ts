@@ -123,6 +123,15 @@ export interface BridgeOptions {
 }
 
 /**
+ * The website and the mini program, with the mini program's client registered: the bridge of the
+ * tests whose people use both (`startBridge({ storage, ...WEBSITE_AND_MINI_PROGRAM })`).
+ */
+export const WEBSITE_AND_MINI_PROGRAM: Pick<BridgeOptions, 'apps' | 'configure'> = {
+  apps: [WEBSITE_APP, MINI_PROGRAM_APP],
+  configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+};
+
+/**
  * The whole stack for a flow test: an independent sandbox on its own port (as WeChat is), and one
  * bridge instance on the chosen storage (its own database and Redis prefix, or a fresh data dir).
  */

@@ -1,10 +1,10 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
-import { type Bridge, RP, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, RP, storageAvailable } from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
-import { testRedisUrl } from '../helpers/redis.ts';
-import { startTcpRelay, type TcpRelay } from './tcp-relay.ts';
+import { bridgeBehindRedisRelay } from '../helpers/redis-relay.ts';
+import type { TcpRelay } from './tcp-relay.ts';
 
 const available = await storageAvailable('postgres+redis');
 
@@ -22,17 +22,7 @@ describe.skipIf(!available)('lost Redis answers at the token endpoint', () => {
   let person: SandboxUser;
 
   beforeAll(async () => {
-    const redis = new URL(testRedisUrl());
-    relay = await startTcpRelay({ host: redis.hostname, port: Number(redis.port || 6379) });
-    bridge = await startBridge({
-      storage: 'postgres+redis',
-      configure: (config) => {
-        const redisUrl = new URL(config.storage.redisUrl as string);
-        redisUrl.hostname = '127.0.0.1';
-        redisUrl.port = String(relay.port);
-        return { ...config, storage: { ...config.storage, redisUrl: redisUrl.href } };
-      },
-    });
+    ({ relay, bridge } = await bridgeBehindRedisRelay());
     rp = await relyingParty(bridge);
     person = await createSandboxUser(bridge, '丢失 Lost');
   }, 30_000);

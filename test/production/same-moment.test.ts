@@ -3,13 +3,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { revokeApp, revokeEverything } from '../../src/accounts/revocation.ts';
 import {
   type Bridge,
-  MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   RP,
   startAnotherInstance,
   startBridge,
   storageAvailable,
-  WEBSITE_APP,
+  WEBSITE_AND_MINI_PROGRAM,
 } from '../helpers/bridge.ts';
 import {
   continueToRp,
@@ -45,8 +44,7 @@ describe.skipIf(!available)('two instances at the same moment', () => {
   beforeAll(async () => {
     first = await startBridge({
       storage: 'postgres+redis',
-      apps: [WEBSITE_APP, MINI_PROGRAM_APP],
-      configure: (config) => ({ ...config, clients: [...config.clients, MINI_PROGRAM_CLIENT] }),
+      ...WEBSITE_AND_MINI_PROGRAM,
     });
     second = await startAnotherInstance(first, { configure: (config) => ({ ...config, issuer: first.url }) });
     rp = await relyingParty(first);

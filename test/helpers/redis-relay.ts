@@ -1,0 +1,22 @@
+import { startTcpRelay, type TcpRelay } from '../production/tcp-relay.ts';
+import { type Bridge, startBridge } from './bridge.ts';
+import { testRedisUrl } from './redis.ts';
+
+/**
+ * A bridge on PostgreSQL + Redis whose Redis connection goes through a relay the test can cut, hang
+ * or make lose an answer: a fault between one instance and the shared Redis, which itself goes on.
+ */
+export async function bridgeBehindRedisRelay(): Promise<{ relay: TcpRelay; bridge: Bridge }> {
+  const redis = new URL(testRedisUrl());
+  const relay = await startTcpRelay({ host: redis.hostname, port: Number(redis.port || 6379) });
+  const bridge = await startBridge({
+    storage: 'postgres+redis',
+    configure: (config) => {
+      const redisUrl = new URL(config.storage.redisUrl as string);
+      redisUrl.hostname = '127.0.0.1';
+      redisUrl.port = String(relay.port);
+      return { ...config, storage: { ...config.storage, redisUrl: redisUrl.href } };
+    },
+  });
+  return { relay, bridge };
+}
