@@ -22,7 +22,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
-import { JS_CODE, TOKEN_EXCHANGE, wxLogin } from '../helpers/mini-program.ts';
+import { JS_CODE, TOKEN_EXCHANGE, tokenRequest, wxLogin } from '../helpers/mini-program.ts';
 
 /**
  * A WeChat identity linked to another account than the one its unionid names (the app was moved
@@ -130,20 +130,15 @@ for (const storage of STORAGE_SETUPS) {
     test('a mini program token exchange answers server_error with a description, and the log names the app', async () => {
       const user = await createSandboxUser(bridge, '迁移小程序');
       const linkedAccountId = await linkedElsewhere(user, MINI_PROGRAM_APP);
-      const response = await fetch(`${bridge.url}/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          client_id: MINI_PROGRAM_CLIENT.client_id,
-          grant_type: TOKEN_EXCHANGE,
-          subject_token: await wxLogin(bridge, user),
-          subject_token_type: JS_CODE,
-          scope: 'openid',
-        }),
+      const answer = await tokenRequest(bridge, {
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: await wxLogin(bridge, user),
+        subject_token_type: JS_CODE,
+        scope: 'openid',
       });
 
-      expect(response.status).toBe(500);
-      const body = (await response.json()) as { error: string; error_description: string };
+      expect(answer.status).toBe(500);
+      const body = answer.body as { error: string; error_description: string };
       expect(body.error).toBe('server_error');
       expect(body.error_description).toContain('retrying will not help');
       expect(JSON.stringify(body)).not.toContain(linkedAccountId);

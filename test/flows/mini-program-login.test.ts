@@ -26,9 +26,9 @@ import {
   callMiniProgram,
   exchangeJsCode,
   JS_CODE,
-  type JsonAnswer,
   miniProgramClient,
   TOKEN_EXCHANGE,
+  tokenRequest,
   wxLogin,
   wxPhoneCode,
   wxUserData,
@@ -47,17 +47,6 @@ const NO_REFRESH_CLIENT = {
   grant_types: [TOKEN_EXCHANGE],
   scope: 'openid profile offline_access',
 };
-
-/** The token endpoint as wx.request would call it: status, headers and body as they are. */
-async function tokenRequest(bridge: Bridge, params: Record<string, string>): Promise<JsonAnswer> {
-  const response = await fetch(`${bridge.url}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ client_id: MINI_PROGRAM_CLIENT.client_id, ...params }),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, body: JSON.parse(text) };
-}
 
 /** The session key WeChat holds for the person now, asked of the sandbox the way the bridge asks. */
 async function currentSessionKey(bridge: Bridge, user: SandboxUser): Promise<string> {

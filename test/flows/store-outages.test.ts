@@ -2,7 +2,6 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Bridge,
-  MINI_PROGRAM_CLIENT,
   RP,
   STORAGE_SETUPS,
   startBridge,
@@ -26,6 +25,7 @@ import {
   JS_CODE,
   miniProgramClient,
   TOKEN_EXCHANGE,
+  tokenRequest,
   wxLogin,
   wxPhoneCode,
 } from '../helpers/mini-program.ts';
@@ -126,21 +126,15 @@ for (const storage of STORAGE_SETUPS) {
       async () => {
         const person = await createSandboxUser(bridge, '小程序 Dropped');
         const code = await wxLogin(bridge, person);
-        const answer = await whileFailing({ table: 'identities', on: 'insert', fault: 'drop' }, async () => {
-          const response = await fetch(`${bridge.url}/token`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: new URLSearchParams({
-              client_id: MINI_PROGRAM_CLIENT.client_id,
-              grant_type: TOKEN_EXCHANGE,
-              subject_token: code,
-              subject_token_type: JS_CODE,
-            }),
-          });
-          return { response, body: (await response.json()) as Record<string, string> };
-        });
-        expect(answer.response.status).toBe(503);
-        expect(answer.response.headers.get('retry-after')).toBe('5');
+        const answer = await whileFailing({ table: 'identities', on: 'insert', fault: 'drop' }, () =>
+          tokenRequest(bridge, {
+            grant_type: TOKEN_EXCHANGE,
+            subject_token: code,
+            subject_token_type: JS_CODE,
+          }),
+        );
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('retry-after')).toBe('5');
         expect(answer.body.error).toBe('temporarily_unavailable');
         expect(answer.body.error_description).toContain('call wx.login() again');
         expect(await accountOf(person)).toBeUndefined();

@@ -83,6 +83,17 @@ export interface JsonAnswer {
   text: string;
 }
 
+/** The token endpoint as wx.request would call it, as the mini program's client: the answer as it is. */
+export async function tokenRequest(bridge: Bridge, params: Record<string, string>): Promise<JsonAnswer> {
+  const response = await fetch(`${bridge.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: MINI_PROGRAM_CLIENT.client_id, ...params }),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, body: JSON.parse(text) };
+}
+
 /** A call to one of the bridge's mini-program endpoints, as wx.request would make it. */
 export async function callMiniProgram(
   bridge: Bridge,
