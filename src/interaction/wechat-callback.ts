@@ -89,10 +89,17 @@ export async function wechatCallback(ctx: Context, deps: InteractionDeps): Promi
   // Both marks are taken together, in one round trip, so either delivery of a code delivered twice
   // may take the state's mark first: the mark names the code, and the same code finds it its own.
   const byCode = codeDigest(flow.appid, code);
-  const [firstDelivery, markedState] = await Promise.all([
-    claimCode(deps.kv, flow.appid, code, uid, ttl),
-    markStateUsed(deps.kv, state, ttl, byCode),
-  ]);
+  let marks: [boolean, boolean];
+  try {
+    marks = await Promise.all([
+      claimCode(deps.kv, flow.appid, code, uid, ttl),
+      markStateUsed(deps.kv, state, ttl, byCode),
+    ]);
+  } catch (error) {
+    // Nothing was exchanged yet: the failure page's "try again" starts over with a new code.
+    return answer(ctx, deps, interaction, crashed(deps, uid, flow.appid, error));
+  }
+  const [firstDelivery, markedState] = marks;
   if (!firstDelivery) {
     return repeatFirstDelivery(ctx, deps, { flow, code, interaction, state, markedState });
   }
@@ -139,7 +146,7 @@ async function completeClaimed(
 }
 
 /**
- * A login that failed on our side (a store, a bug) after its code was claimed: the login's own
+ * A login that failed on our side (a store, a bug) while its code was claimed or after: the login's own
  * failure page, whose "try again" and "return to the application" (the client hears server_error)
  * are what the person needs, rather than the last-resort page, a dead end. A store out of reach or
  * not answering passes: 503, as WeChat down is; anything else is a 500 and an error line.

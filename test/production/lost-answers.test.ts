@@ -2,7 +2,14 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
 import { type Bridge, RP, storageAvailable } from '../helpers/bridge.ts';
-import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
+import {
+  createSandboxUser,
+  decideOnWeChat,
+  loginAs,
+  relyingParty,
+  type SandboxUser,
+  startLogin,
+} from '../helpers/flow.ts';
 import { bridgeBehindRedisRelay } from '../helpers/redis-relay.ts';
 import type { TcpRelay } from './tcp-relay.ts';
 
@@ -15,7 +22,7 @@ const available = await storageAvailable('postgres+redis');
  * token as spent by someone else: invalid_grant, and the grant revoked as for a replay) or the
  * request failed with a 503 whose retry found the token spent (the same revocation).
  */
-describe.skipIf(!available)('lost Redis answers at the token endpoint', () => {
+describe.skipIf(!available)('lost Redis answers', () => {
   let relay: TcpRelay;
   let bridge: Bridge;
   let rp: oidc.Configuration;
@@ -87,6 +94,23 @@ describe.skipIf(!available)('lost Redis answers at the token endpoint', () => {
       relay.unhang();
     }
   }, 60_000);
+
+  test("Redis not answering as the WeChat callback claims its code: the login's failure page, 503, and trying again works", async () => {
+    const login = await startLogin(rp);
+    relay.loseAnswerAfter((request) => request.toString('latin1').includes('wechat-code:'), { hold: true });
+    let page: Awaited<ReturnType<typeof decideOnWeChat>>;
+    try {
+      page = await decideOnWeChat(login, { user: person, allow: true });
+    } finally {
+      relay.unhang();
+    }
+    expect(page.status).toBe(503);
+    expect(page.body).toContain('登录未完成');
+    expect(page.body).toContain('id="try-again"');
+    await untilReady();
+    const again = await loginAs(rp, person, { scope: 'openid' });
+    expect(again.tokens.claims()?.sub).toBe(person.unionid);
+  }, 30_000);
 
   test('a token request that fails after spending its refresh token gives it back: the retry works', async () => {
     const token = await refreshToken();
