@@ -44,10 +44,13 @@ const NETWORK_ERRORS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * PostgreSQL's SQLSTATEs for the same: class 08 (connection exception), 57P01-57P03 (the server
- * shutting down, or not accepting connections yet), 53300 (too many connections).
+ * PostgreSQL's SQLSTATEs for the same: class 08 (connection exception) but 08P01 (a protocol
+ * violation: a statement sent with the wrong number of parameters, a bug of ours), 57P01-57P03 (the
+ * server shutting down, or not accepting connections yet), 57014 (a statement cancelled by the
+ * server's statement_timeout: postgres.ts sets it, so a server too slow to answer), 53300 (too many
+ * connections).
  */
-const SERVER_UNAVAILABLE = /^(?:08[0-9A-Z]{3}|57P0[123]|53300)$/;
+const SERVER_UNAVAILABLE = /^(?:080(?:00|01|03|04|06|07)|57P0[123]|57014|53300)$/;
 
 /** Redis replies of a server loading its data, failing over, or a cluster without its slots. */
 const REDIS_UNAVAILABLE = /^(?:LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
@@ -56,6 +59,9 @@ const DRIVER_MESSAGES = [
   // pg and pg-pool
   'Connection terminated',
   'Query read timeout',
+  // A transaction's ROLLBACK on a connection closed after its statement timed out (postgres.ts):
+  // Kysely throws the rollback's error in place of the timeout.
+  'Client was closed and is not queryable',
   'timeout exceeded when trying to connect',
   'Client has encountered a connection error',
   // ioredis

@@ -48,6 +48,19 @@ class ClosingOnTimeout extends pg.Client {
   }
 }
 
+/**
+ * The client's wait (query_timeout), and the server's own limit a little under it (statement_timeout,
+ * sent when a connection opens): a server that is alive but slow (a lock held, a stalled disk)
+ * cancels the statement itself and answers, so the connection stays usable and nothing is left
+ * running there. Only a server that answers nothing at all reaches the client's limit, whose
+ * connection ClosingOnTimeout then closes. Closing on the client's limit alone left the backend
+ * waiting behind its lock: the pool opened a new connection for the next request, which waited
+ * too, without bound (an outside review: 16 backends after 8 rounds of a pool of 2).
+ */
+function timeouts(queryTimeoutMs: number): pg.PoolConfig {
+  return { query_timeout: queryTimeoutMs, statement_timeout: Math.floor(queryTimeoutMs * 0.9) };
+}
+
 /** A Kysely over a pg Pool. The pool connects lazily: the first query opens a connection. */
 export function createPostgresDatabase(url: string, options: PostgresOptions = {}): Kysely<Database> {
   const pool = new pg.Pool({
@@ -55,7 +68,7 @@ export function createPostgresDatabase(url: string, options: PostgresOptions = {
     connectionString: url,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,
-    ...(options.queryTimeoutMs === undefined ? {} : { query_timeout: options.queryTimeoutMs }),
+    ...(options.queryTimeoutMs === undefined ? {} : timeouts(options.queryTimeoutMs)),
   });
   // Run in the context of the pool's creation (the start), not in that of the request whose query
   // happened to open the failing connection: its log line named that request's id.
