@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import { type Adapter, errors } from 'oidc-provider';
+import { routedPath } from '../http/rate-limits.ts';
 import type { Scoped } from '../http/scoped.ts';
 import { errorClass } from '../observability/causes.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -86,7 +87,8 @@ function consumeReleasably(adapter: Adapter, id: string): Promise<void> {
  */
 export function releasingOnServerError(tokenPath: string, logger: Logger): Scoped {
   return {
-    applies: (ctx, path) => path === tokenPath && ctx.method === 'POST',
+    // As the router matches it: /Token and /token/ reach the same endpoint.
+    applies: (ctx, path) => ctx.method === 'POST' && routedPath(path) === tokenPath,
     middleware: async (ctx: Context, next) => {
       const releases: Array<() => Promise<void>> = [];
       let failed = true;

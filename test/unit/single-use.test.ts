@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { revokingOnConcurrentReuse } from '../../src/oidc/single-use.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { releasingOnServerError, revokingOnConcurrentReuse } from '../../src/oidc/single-use.ts';
 import type { AdapterFactory } from '../../src/storage/ports.ts';
 import { createSqliteOidcAdapter } from '../../src/storage/sqlite/oidc-adapter.ts';
 import { openSqliteBackend, type SqliteBackend } from '../storage/backends.ts';
@@ -79,5 +81,17 @@ describe('revoking on a refused consume', () => {
     await base('RefreshToken').consume(refreshToken);
     await expect(factory('RefreshToken').consume(refreshToken)).rejects.toThrow(errors.InvalidGrant);
     expect(await alive()).toEqual({ grant: false, accessToken: false });
+  });
+});
+
+describe('giving back what a failed token request spent', () => {
+  const scoped = releasingOnServerError('/token', createLogger({ level: 'silent' }));
+  const applies = (method: string, path: string) => scoped.applies({ method } as Context, path);
+
+  test('acts on every path the router takes for the token endpoint, and on nothing else', () => {
+    for (const path of ['/token', '/token/', '/Token', '/TOKEN/']) expect(applies('POST', path)).toBe(true);
+    expect(applies('GET', '/token')).toBe(false);
+    expect(applies('POST', '/token/introspection')).toBe(false);
+    expect(applies('POST', '/auth')).toBe(false);
   });
 });
