@@ -32,6 +32,12 @@ const CLEANUP_INTERVAL_MS = 60_000;
 const RETRY_BASE_MS = 60_000;
 const RETRY_MAX_MS = 60 * 60_000;
 
+/**
+ * Attempts before a cleanup is given up (about a day, with the delays above): its note names the
+ * unionid, and what it would remove expires anyway (a refresh token within 14 days), unusable.
+ */
+export const CLEANUP_MAX_ATTEMPTS = 30;
+
 /** Cleanups taken per pass: a burst of deletions is worked through over a few passes. */
 const BATCH = 50;
 
@@ -61,23 +67,38 @@ export async function scheduleCleanup(trx: Transaction<Database>, subject: strin
 export async function finishDeletions(deps: CleanupDeps): Promise<number> {
   const due = await deps.db
     .selectFrom('account_cleanups')
-    .select(['subject', 'attempts'])
+    .select(['subject', 'attempts', 'due_at'])
     .where('due_at', '<=', deps.now())
     .orderBy('due_at')
     .limit(BATCH)
     .execute();
   let finished = 0;
-  for (const { subject, attempts } of due) {
+  for (const { subject, attempts, due_at } of due) {
+    // The row as read: a deletion of the same subject meanwhile (signed up and deleted again) has
+    // renewed it, and its own pass is still to come.
+    const sameNote = deps.db
+      .deleteFrom('account_cleanups')
+      .where('subject', '=', subject)
+      .where('due_at', '=', due_at);
     try {
       await cleanUp(deps, subject);
-      await deps.db.deleteFrom('account_cleanups').where('subject', '=', subject).execute();
+      await sameNote.execute();
       finished += 1;
     } catch (error) {
+      if (attempts + 1 >= CLEANUP_MAX_ATTEMPTS) {
+        await sameNote.execute();
+        deps.logger.error(
+          { reason: errorClass(error), attempts: attempts + 1 },
+          "a deleted account's leftovers in the store could not be removed: given up; they expire unused",
+        );
+        continue;
+      }
       const retryMs = Math.min(RETRY_BASE_MS * 2 ** attempts, RETRY_MAX_MS);
       await deps.db
         .updateTable('account_cleanups')
         .set({ attempts: attempts + 1, due_at: new Date(deps.now().getTime() + retryMs) })
         .where('subject', '=', subject)
+        .where('due_at', '=', due_at)
         .execute();
       deps.logger.warn(
         { reason: errorClass(error), attempts: attempts + 1, retryInSeconds: retryMs / 1000 },
@@ -98,6 +119,9 @@ export async function finishDeletions(deps: CleanupDeps): Promise<number> {
 async function cleanUp(deps: CleanupDeps, subject: string): Promise<void> {
   if (await findAccountBySubject(deps.db, subject)) return;
   const found = await findEverything(deps, subject);
+  // Again, just before revoking: a sign-up between the first look and here would otherwise lose
+  // the grant of its first login (a window of a few round trips; an outside review).
+  if (await findAccountBySubject(deps.db, subject)) return;
   await revokeFound(deps, subject, found);
   if (deps.kv) await forgetGrantIdentities(deps.kv, found.grantIds);
 }

@@ -89,12 +89,15 @@ export async function deleteAccount(
   });
   accountForgotten(account.id);
   const { identities } = erased.result;
+  // The announcement goes once: removeLeftovers sends it after its first pass, and the failure
+  // below only if that pass did not get so far (a second logout token to every client otherwise).
+  const told = once(() => erased.told?.send());
   try {
-    const { grants, sessions } = await removeLeftovers(deps, account, found, erased);
+    const { grants, sessions } = await removeLeftovers(deps, account, found, { ...erased, told });
     deps.logger.info({ requestedBy, identities, grants }, 'account deleted');
     return { identities, grantsRevoked: grants, sessionsEnded: sessions };
   } catch (error) {
-    await erased.told?.send().catch(() => undefined);
+    await told().catch(() => undefined);
     await deps.scrub?.().catch(() => undefined);
     deps.logger.error(
       { requestedBy, identities, reason: errorClass(error) },
@@ -116,13 +119,13 @@ async function removeLeftovers(
   deps: DeletionDeps,
   account: Account,
   found: Found,
-  erased: { result: { auditId: string }; told: Announcement | undefined },
+  erased: { result: { auditId: string }; told: () => Promise<void> },
 ): Promise<{ grants: number; sessions: number }> {
   const { subject } = account;
   const revoked = await revokeFound(deps, subject, found);
   await deps.avatars.delete(account.id);
   if (deps.kv) await forgetGrantIdentities(deps.kv, found.grantIds);
-  await erased.told?.send();
+  await erased.told();
   await setTimeout(INDEX_SETTLE_MS);
   const late = await findEverything(deps, subject);
   const grants = revoked.grants + late.grantIds.length;
@@ -200,4 +203,13 @@ export async function forgetSessionKeys(kv: KeyValueStore, identities: readonly 
 
 export async function forgetSessionKey(kv: KeyValueStore, appid: string, openid: string): Promise<void> {
   await kv.delete(`mini-program:session-key:${appid}:${openid}`);
+}
+
+/** `send` run at most once, however often the result is called: the first call's promise after. */
+function once(send: () => Promise<void> | undefined): () => Promise<void> {
+  let sent: Promise<void> | undefined;
+  return () => {
+    sent ??= Promise.resolve(send());
+    return sent;
+  };
 }

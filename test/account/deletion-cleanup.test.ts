@@ -1,9 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
 import { createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { type DeletionDeps, deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
-import { CLEANUP_DELAY_MS, finishDeletions } from '../../src/accounts/deletion-cleanup.ts';
+import {
+  CLEANUP_DELAY_MS,
+  CLEANUP_MAX_ATTEMPTS,
+  finishDeletions,
+} from '../../src/accounts/deletion-cleanup.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { grantOfAnotherInstance } from '../helpers/account-lifecycle.ts';
 import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
@@ -79,6 +84,38 @@ for (const storage of STORAGE_SETUPS) {
       expect(await oidcAdapter('AccessToken').find(tokenId)).toBeUndefined();
       expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
       expect(await cleanups(bridge, user.unionid)).toEqual([]);
+    });
+
+    test('a cleanup that keeps failing is tried again later, and given up after its last attempt', async () => {
+      const { db, oidcAdapter } = bridge.server.stores;
+      const subject = `gone-${randomUUID()}`;
+      await grantOfAnotherInstance(bridge.server.stores, subject);
+      const failing = (model: string) =>
+        Object.assign(Object.create(oidcAdapter(model)), {
+          revokeByGrantId: async () => {
+            throw new Error('Command timed out');
+          },
+        });
+      const logs: string[] = [];
+      const deps = { ...deletionDeps(bridge, logs), adapter: failing, now: later };
+      const note = (attempts: number) =>
+        db
+          .insertInto('account_cleanups')
+          .values({ subject, due_at: new Date(), attempts })
+          .onConflict((oc) => oc.column('subject').doUpdateSet({ due_at: new Date(), attempts }))
+          .execute();
+
+      await note(0);
+      expect(await finishDeletions(deps)).toBe(0);
+      const [retried] = await cleanups(bridge, subject);
+      expect(retried?.attempts).toBe(1);
+      expect(retried?.due_at.getTime()).toBeGreaterThan(later().getTime());
+
+      await note(CLEANUP_MAX_ATTEMPTS - 1);
+      expect(await finishDeletions(deps)).toBe(0);
+      expect(await cleanups(bridge, subject)).toEqual([]);
+      expect(logs.some((line) => line.includes('given up'))).toBe(true);
+      expect(logs.join('')).not.toContain(subject);
     });
 
     test('a person who signed up again meanwhile keeps the new account’s logins', async () => {

@@ -271,6 +271,53 @@ for (const storage of STORAGE_SETUPS) {
       },
     );
 
+    test('a deletion whose late pass fails announces it once, and is done for the person', async () => {
+      const user = await createSandboxUser(bridge, '只通知一次');
+      await loginAs(rp, user, { scope: 'openid' });
+      const { db, oidcAdapter } = bridge.server.stores;
+      const account = await findAccountForOperator(db, { unionid: user.unionid });
+      if (!account) throw new Error('no account');
+      // A login of another instance lands during the first pass, and revoking it fails.
+      let late: { grantId: string } | undefined;
+      const avatarStore = createSqlAvatarStore(db);
+      const avatars: AvatarStore = {
+        ...avatarStore,
+        async delete(accountId) {
+          await avatarStore.delete(accountId);
+          late = await grantOfAnotherInstance(bridge.server.stores, user.unionid);
+        },
+      };
+      const adapter = (model: string) =>
+        Object.assign(Object.create(oidcAdapter(model)), {
+          revokeByGrantId: async (grantId: string) => {
+            if (grantId === late?.grantId) throw new Error('Command timed out');
+            return oidcAdapter(model).revokeByGrantId?.(grantId);
+          },
+        });
+      // Each announcement as the notifier makes them: written with the change, sent after it.
+      const sends: number[] = [];
+      const notify = () => {
+        const at = sends.push(0) - 1;
+        return {
+          write: async () => {},
+          send: async () => {
+            sends[at] = (sends[at] ?? 0) + 1;
+          },
+        };
+      };
+      const logger = createLogger({ level: 'silent' });
+      const report = await deleteAccount(
+        { db, adapter, avatars, logger, now: () => new Date(), notify },
+        account,
+        'person',
+      );
+      expect(late).toBeDefined();
+      expect(report.identities).toBe(1);
+      expect(await findAccountForOperator(db, { unionid: user.unionid })).toBeUndefined();
+      // The deletion's announcement, sent once (the late pass's own failed before it was sent).
+      expect(sends[0]).toBe(1);
+    });
+
     test.skipIf(storage !== 'postgres+redis')(
       'relying parties that registered a back-channel logout URI are told the account is gone',
       async () => {

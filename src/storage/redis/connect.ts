@@ -32,12 +32,14 @@ const COMMON: RedisOptions = {
   maxRetriesPerRequest: 3,
   connectTimeout: 10_000,
   commandTimeout: COMMAND_TIMEOUT_MS,
-  // A connection that has sent commands and hears nothing back for as long is dropped, and ioredis
-  // opens a new one. commandTimeout alone fails the commands but keeps the socket: one the network
-  // had silently forgotten (a NAT or firewall's lost state, a failover without a reset) kept every
-  // later command timing out, and the instance answering 503, until it was restarted (an outside
-  // review's fault injection). No command of ours blocks, so silence is never an answer.
-  socketTimeout: COMMAND_TIMEOUT_MS,
+  // A connection that has sent commands and hears nothing back for twice as long is dropped, and
+  // ioredis opens a new one. commandTimeout alone fails the commands but keeps the socket: one the
+  // network had silently forgotten (a NAT or firewall's lost state, a failover without a reset) kept
+  // every later command timing out, and the instance answering 503, until it was restarted (an
+  // outside review's fault injection). No command of ours blocks, so silence is never an answer;
+  // twice the command's limit, so that a Redis only slow for a moment keeps its connection (a new
+  // one sends again what was in flight, adding to its load).
+  socketTimeout: 2 * COMMAND_TIMEOUT_MS,
 };
 
 /**
