@@ -35,9 +35,9 @@ export type AdapterFactory = (modelName: string) => Adapter;
 /**
  * An adapter whose consume can be undone by the request that made it, when that request then
  * failed before answering (src/oidc/single-use.ts): the consume carries a mark, and release()
- * clears the consume bearing that mark, never another's. The Redis adapter's: its consume may
- * land while its answer is lost. A SQL consume is one statement on one connection, which pg
- * never sends twice.
+ * clears the consume bearing that mark, never another's (all three adapters: Redis keeps the
+ * mark in the artifact's hash, SQL in consumed_by). In Redis a consume sent again with its mark,
+ * as ioredis does after a reconnection when its answer was lost, counts as the same consume.
  */
 export interface ReleasableAdapter extends Adapter {
   consume(id: string, mark?: string): Promise<void>;

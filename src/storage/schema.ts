@@ -124,6 +124,8 @@ export interface OidcArtifactsTable {
   /** Null: never expires. */
   expires_at: NullableTimestamp;
   consumed_at: NullableTimestamp;
+  /** The mark of the consume that set consumed_at, for the request that made it to release it. */
+  consumed_by: string | null;
 }
 
 /** KeyValueStore entries when no Redis is configured (see sql/key-value.ts). */

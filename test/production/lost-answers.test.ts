@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
-import { type Bridge, RP, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, RP, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import {
   createSandboxUser,
   decideOnWeChat,
@@ -22,6 +22,11 @@ const available = await storageAvailable('postgres+redis');
  * token as spent by someone else: invalid_grant, and the grant revoked as for a replay) or the
  * request failed with a 503 whose retry found the token spent (the same revocation).
  */
+async function userinfoStatus(bridge: Bridge, accessToken: string): Promise<number> {
+  const answer = await fetch(`${bridge.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+  return answer.status;
+}
+
 describe.skipIf(!available)('lost Redis answers', () => {
   let relay: TcpRelay;
   let bridge: Bridge;
@@ -59,17 +64,12 @@ describe.skipIf(!available)('lost Redis answers', () => {
     throw new Error('the bridge did not become ready again');
   }
 
-  async function userinfoStatus(accessToken: string): Promise<number> {
-    const answer = await fetch(`${bridge.url}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
-    return answer.status;
-  }
-
   test('a consume whose answer is lost and which ioredis sends again still refreshes', async () => {
     const token = await refreshToken();
     relay.loseAnswerAfter(spendsRefreshToken, { holdMs: 50 });
     const refreshed = await oidc.refreshTokenGrant(rp, token);
     expect(refreshed.claims()?.sub).toBe(person.unionid);
-    expect(await userinfoStatus(refreshed.access_token)).toBe(200);
+    expect(await userinfoStatus(bridge, refreshed.access_token)).toBe(200);
     // The chain goes on from the new token.
     const next = await oidc.refreshTokenGrant(rp, refreshed.refresh_token as string);
     expect(next.claims()?.sub).toBe(person.unionid);
@@ -89,7 +89,7 @@ describe.skipIf(!available)('lost Redis answers', () => {
       expect([200, 503]).toContain(during.status);
       // Without the relay's connections ever answering again.
       await untilReady();
-      expect(await userinfoStatus(tokens.access_token)).toBe(200);
+      expect(await userinfoStatus(bridge, tokens.access_token)).toBe(200);
     } finally {
       relay.unhang();
     }
@@ -134,6 +134,51 @@ describe.skipIf(!available)('lost Redis answers', () => {
     // As the 503 asks: the same refresh token again.
     const retried = await oidc.refreshTokenGrant(rp, token);
     expect(retried.claims()?.sub).toBe(person.unionid);
-    expect(await userinfoStatus(retried.access_token)).toBe(200);
+    expect(await userinfoStatus(bridge, retried.access_token)).toBe(200);
   }, 60_000);
+});
+
+/**
+ * The embedded store's side of giving back: a refresh whose access token cannot be saved fails
+ * after its refresh token was spent, and the retry works (src/oidc/single-use.ts, the SQLite
+ * adapter's consumed_by).
+ */
+describe('a failed token request on the embedded store', () => {
+  let bridge: Bridge;
+  let rp: oidc.Configuration;
+  beforeAll(async () => {
+    bridge = await startBridge({ storage: 'embedded' });
+    rp = await relyingParty(bridge);
+  });
+  afterAll(async () => {
+    await bridge?.close();
+  });
+
+  test('gives back the refresh token it spent: the retry works', async () => {
+    const person = await createSandboxUser(bridge, '嵌入 Embedded');
+    const { tokens } = await loginAs(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
+    const sqlite = bridge.server.stores.sqlite;
+    if (!sqlite) throw new Error('not an embedded bridge');
+    sqlite.exec(`create trigger no_access_tokens before insert on oidc_artifacts
+      when new.model = 'AccessToken' begin select raise(abort, 'refused (test)'); end`);
+    try {
+      const failed = await fetch(`${bridge.url}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
+        },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: tokens.refresh_token as string,
+        }),
+      });
+      expect(failed.status).toBe(500);
+    } finally {
+      sqlite.exec('drop trigger no_access_tokens');
+    }
+    const retried = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+    expect(retried.claims()?.sub).toBe(person.unionid);
+    expect(await userinfoStatus(bridge, retried.access_token)).toBe(200);
+  });
 });

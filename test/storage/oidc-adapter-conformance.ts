@@ -6,7 +6,7 @@ import {
   INTERACTION_DESTROY_GRACE_SECONDS,
   SESSION_TOMBSTONE_SECONDS,
 } from '../../src/storage/destroy-grace.ts';
-import type { AdapterFactory } from '../../src/storage/ports.ts';
+import type { AdapterFactory, ReleasableAdapter } from '../../src/storage/ports.ts';
 
 /** What every oidc-provider adapter implementation gives the shared suite. */
 export interface OidcAdapterHarness {
@@ -144,6 +144,27 @@ export function describeOidcAdapterConformance(
       await adapter.upsert(key, { kind: 'RefreshToken', jti: key, consumed: 1_700_000_000 }, 600);
       expect((await adapter.find(key))?.consumed).toBe(1_700_000_000);
       await expect(adapter.consume(key)).rejects.toBeInstanceOf(errors.InvalidGrant);
+    });
+
+    // Ours (src/storage/ports.ts, ReleasableAdapter): what a failed token request spent, given back.
+    it('releases a consume only with its own mark, and the artifact can then be spent once more', async () => {
+      const adapter = h.factory('RefreshToken') as ReleasableAdapter;
+      expect(adapter.release).toBeTypeOf('function');
+      const key = id();
+      await adapter.upsert(key, { kind: 'RefreshToken', jti: key, grantId: id() }, 600);
+      await adapter.consume(key, 'mark-a');
+      await adapter.release(key, 'mark-b');
+      expect((await adapter.find(key))?.consumed).toBeTypeOf('number');
+      await adapter.release(key, 'mark-a');
+      expect((await adapter.find(key))?.consumed).toBeUndefined();
+      await adapter.consume(key, 'mark-c');
+      await expect(adapter.consume(key, 'mark-d')).rejects.toBeInstanceOf(errors.InvalidGrant);
+      // A consume without a mark (oidc-provider's own, outside a token request) is never released.
+      const other = id();
+      await adapter.upsert(other, { kind: 'RefreshToken', jti: other, grantId: id() }, 600);
+      await adapter.consume(other);
+      await adapter.release(other, '');
+      expect((await adapter.find(other))?.consumed).toBeTypeOf('number');
     });
 
     it('rejects a second consume with invalid_grant "<model> already consumed"', async () => {

@@ -96,7 +96,7 @@ describe('SQLite artifacts file (embedded)', () => {
     own.database.exec('pragma user_version = 99');
     own.database.close();
     await expect(openArtifactsDatabase(own.dataDir)).rejects.toThrow(
-      `${embeddedArtifactsFile(own.dataDir)} has schema version 99, newer than this server's 1`,
+      `${embeddedArtifactsFile(own.dataDir)} has schema version 99, newer than this server's 2`,
     );
     // The refusal closed its handle: the file opens again.
     own.database = new DatabaseSync(embeddedArtifactsFile(own.dataDir));

@@ -11,6 +11,7 @@ import * as accountProfileUpdatedAt from './2026-12-06-01-account-profile-update
 import * as jsonPayloads from './2026-12-06-02-json-payloads.ts';
 import * as lookupIndexes from './2026-12-06-03-lookup-indexes.ts';
 import * as accountCleanups from './2026-12-07-01-account-cleanups.ts';
+import * as artifactConsumer from './2026-12-07-02-artifact-consumer.ts';
 
 /**
  * Every migration, bundled statically so a build (or a single-file bundle) carries them:
@@ -35,6 +36,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '2026-12-06-02-json-payloads': jsonPayloads,
   '2026-12-06-03-lookup-indexes': lookupIndexes,
   '2026-12-07-01-account-cleanups': accountCleanups,
+  '2026-12-07-02-artifact-consumer': artifactConsumer,
 };
 
 export const migrationProvider: MigrationProvider = {

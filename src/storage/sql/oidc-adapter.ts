@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
-import type { AdapterFactory } from '../ports.ts';
+import type { ReleasableAdapter } from '../ports.ts';
 import type { Database } from '../schema.ts';
 import { artifactColumns, withConsumed } from './artifact-columns.ts';
 import { runStatement } from './statement.ts';
@@ -14,7 +14,7 @@ export interface SqlOidcAdapterOptions extends SweeperOptions {
 }
 
 export interface SqlOidcAdapter {
-  factory: AdapterFactory;
+  factory: (model: string) => ReleasableAdapter;
   /** Deletes expired artifacts now; resolves to how many. The timer calls this too. */
   sweep(): Promise<number>;
   /** Stops the sweeper. The Kysely belongs to the caller and stays open. */
@@ -76,9 +76,12 @@ const STATEMENTS = {
   findLiveById: findWhere('id', 'and consumed_at is null'),
   // PostgreSQL re-checks the WHERE on the row a concurrent consumer just updated, so exactly one
   // UPDATE matches; the rest see consumed_at set and return nothing.
-  consume: `update oidc_artifacts set consumed_at = $3
+  consume: `update oidc_artifacts set consumed_at = $3, consumed_by = $4
     where model = $1 and id = $2 and consumed_at is null and (expires_at is null or expires_at > $3)
     returning id`,
+  // Only the consume that bears the mark ($3), never a tombstone's consumed_at.
+  release: `update oidc_artifacts set consumed_at = null, consumed_by = null
+    where model = $1 and id = $2 and consumed_by = $3`,
   destroy: 'delete from oidc_artifacts where model = $1 and id = $2',
   // An Interaction lives on for a grace (../destroy-grace.ts); least() keeps a shorter life and ends
   // a null (endless) one. The sweeper deletes the row once it is over.
@@ -106,7 +109,7 @@ interface ArtifactRow {
  */
 const storable = (value: string) => !value.includes('\0');
 
-function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Adapter {
+function createAdapter(db: Kysely<Database>, model: string, now: () => Date): ReleasableAdapter {
   const grace = destroyGraceSeconds(model);
   const tombstone = leavesTombstone(model);
   const find = async (statement: string, value: string) => {
@@ -138,9 +141,13 @@ function createAdapter(db: Kysely<Database>, model: string, now: () => Date): Ad
 
     findByUserCode: (userCode) => find(STATEMENTS.findByUserCode, userCode),
 
-    async consume(id) {
-      const { rows } = await runStatement(db, STATEMENTS.consume, [model, id, now()]);
+    async consume(id, mark) {
+      const { rows } = await runStatement(db, STATEMENTS.consume, [model, id, now(), mark ?? null]);
       if (rows.length === 0) throw new errors.InvalidGrant(`${model} already consumed`);
+    },
+
+    async release(id, mark) {
+      await runStatement(db, STATEMENTS.release, [model, id, mark]);
     },
 
     async destroy(id) {

@@ -33,6 +33,8 @@ const SCHEMA: readonly string[] = [
      expires_at integer not null
    );
    create index kv_entries_expires_at on kv_entries (expires_at);`,
+  // 2026-12-07-02-artifact-consumer: the mark of the consume that spent an artifact.
+  'alter table oidc_artifacts add column consumed_by text;',
 ];
 
 /**

@@ -1,7 +1,8 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { destroyGraceSeconds, leavesTombstone, SESSION_TOMBSTONE_SECONDS } from '../destroy-grace.ts';
+import type { ReleasableAdapter } from '../ports.ts';
 import { artifactColumns, withConsumed } from '../sql/artifact-columns.ts';
 import type { SqlOidcAdapter, SqlOidcAdapterOptions } from '../sql/oidc-adapter.ts';
 import { startSweeper } from '../sql/sweeper.ts';
@@ -63,8 +64,11 @@ function prepare(database: DatabaseSync, writes: WriteBatch) {
         user_code = null, expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`),
     // A Session by id, never its tombstone.
     findLiveById: find('id', 'and consumed_at is null'),
-    consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3
+    consume: writes.prepare(`update oidc_artifacts set consumed_at = ?3, consumed_by = ?4
       where model = ?1 and id = ?2 and consumed_at is null and (expires_at is null or expires_at > ?3)`),
+    // Only the consume that bears the mark (?3), never a tombstone's consumed_at.
+    release: writes.prepare(`update oidc_artifacts set consumed_at = null, consumed_by = null
+      where model = ?1 and id = ?2 and consumed_by = ?3`),
     destroy: writes.prepare('delete from oidc_artifacts where model = ? and id = ?'),
     // PostgreSQL's least(expires_at, $3) of the SQL adapter, which ends a null (endless) life too.
     destroyAfterGrace: writes.prepare(`update oidc_artifacts
@@ -79,7 +83,7 @@ interface ArtifactRow {
   consumed_at: number | null;
 }
 
-function createAdapter(statements: Statements, model: string, now: () => number): Adapter {
+function createAdapter(statements: Statements, model: string, now: () => number): ReleasableAdapter {
   const grace = destroyGraceSeconds(model);
   const tombstone = leavesTombstone(model);
   const find = async (statement: StatementSync, value: string) => {
@@ -110,10 +114,14 @@ function createAdapter(statements: Statements, model: string, now: () => number)
 
     findByUserCode: (userCode) => find(statements.findByUserCode, userCode),
 
-    async consume(id) {
+    async consume(id, mark) {
       // One UPDATE, run to completion before any other request's: of concurrent consumers exactly one changes the row.
-      const { changes } = statements.consume.run(model, id, now());
+      const { changes } = statements.consume.run(model, id, now(), mark ?? null);
       if (Number(changes) === 0) throw new errors.InvalidGrant(`${model} already consumed`);
+    },
+
+    async release(id, mark) {
+      statements.release.run(model, id, mark);
     },
 
     async destroy(id) {
