@@ -2,6 +2,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { refuseUnreadableBody } from '../http/errors.ts';
+import { isStoreOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../storage/outage.ts';
 import { authenticate, type MiniProgramCaller } from './bearer.ts';
 import { checkSession } from './check-session.ts';
 import { decrypt } from './decrypt.ts';
@@ -88,6 +89,13 @@ function unreadBody(status: number, limitBytes: number): MiniProgramError {
   );
 }
 
+const STORE_UNAVAILABLE = new MiniProgramError(
+  503,
+  'temporarily_unavailable',
+  "the server's storage did not answer; try again shortly",
+  { retryAfter: OUTAGE_RETRY_AFTER_SECONDS },
+);
+
 /** Every answer JSON and uncacheable, errors included (a body parser's too). */
 function jsonErrors(deps: MiniProgramDeps) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -99,6 +107,15 @@ function jsonErrors(deps: MiniProgramDeps) {
       const status = (error as { status?: unknown }).status;
       if (typeof status === 'number' && status >= 400 && status < 500)
         return sendError(ctx, unreadBody(status, jsonLimitOf(deps)));
+      // A store out of reach or not answering (the token's lookup, the account's): try again shortly,
+      // as the token exchange and the phone binding say, not a 500 that reads as a bug.
+      if (isStoreOutage(error)) {
+        (ctx.state.log ?? deps.logger).warn(
+          { err: error, path: ctx.path },
+          'mini program endpoint failed: a store is unavailable',
+        );
+        return sendError(ctx, STORE_UNAVAILABLE);
+      }
       (ctx.state.log ?? deps.logger).error({ err: error, path: ctx.path }, 'mini program endpoint failed');
       sendError(
         ctx,

@@ -1,7 +1,13 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
-import { type Bridge, RP, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import {
+  type Bridge,
+  RP,
+  startBridge,
+  storageAvailable,
+  WEBSITE_AND_MINI_PROGRAM,
+} from '../helpers/bridge.ts';
 import {
   createSandboxUser,
   decideOnWeChat,
@@ -10,6 +16,7 @@ import {
   type SandboxUser,
   startLogin,
 } from '../helpers/flow.ts';
+import { callMiniProgram, exchangeJsCode, miniProgramClient, wxLogin } from '../helpers/mini-program.ts';
 import { bridgeBehindRedisRelay } from '../helpers/redis-relay.ts';
 import type { TcpRelay } from './tcp-relay.ts';
 
@@ -181,4 +188,49 @@ describe('a failed token request on the embedded store', () => {
     expect(retried.claims()?.sub).toBe(person.unionid);
     expect(await userinfoStatus(bridge, retried.access_token)).toBe(200);
   });
+});
+
+/** The mini program's own endpoints, when Redis does not answer their token's lookup. */
+describe.skipIf(!available)('a mini-program endpoint whose store does not answer', () => {
+  let relay: TcpRelay;
+  let bridge: Bridge;
+  let mp: oidc.Configuration;
+  beforeAll(async () => {
+    ({ relay, bridge } = await bridgeBehindRedisRelay(WEBSITE_AND_MINI_PROGRAM));
+    mp = await miniProgramClient(bridge);
+  }, 30_000);
+  afterAll(async () => {
+    await bridge?.close();
+    await relay?.close();
+  });
+
+  test('answers 503 temporarily_unavailable saying its storage did not answer, logged as a warning, and works once it answers', async () => {
+    const person = await createSandboxUser(bridge, '小程序 Silent');
+    const tokens = await exchangeJsCode(mp, await wxLogin(bridge, person));
+    relay.loseAnswerAfter((request) => request.toString('latin1').includes('oidc:AccessToken:'), {
+      hold: true,
+    });
+    let answer: Awaited<ReturnType<typeof callMiniProgram>>;
+    try {
+      answer = await callMiniProgram(bridge, 'check-session', tokens.access_token);
+    } finally {
+      relay.unhang();
+    }
+    expect(answer.status).toBe(503);
+    expect(answer.body.error).toBe('temporarily_unavailable');
+    expect(answer.body.error_description).toContain('storage did not answer');
+    expect(answer.headers.get('retry-after')).toBe('5');
+    // An outage is a warning, not an error line that reads as a bug of ours.
+    const requestId = answer.headers.get('x-request-id') as string;
+    const lines = bridge.logs
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes(requestId));
+    expect(lines.some((line) => line.includes('"level":"error"'))).toBe(false);
+    for (let attempt = 0; attempt < 40; attempt++) {
+      if ((await fetch(`${bridge.url}/readyz`)).status === 200) break;
+    }
+    const again = await callMiniProgram(bridge, 'check-session', tokens.access_token);
+    expect(again.status).toBe(200);
+  }, 30_000);
 });
