@@ -117,10 +117,9 @@ export async function finishDeletions(deps: CleanupDeps): Promise<number> {
  * until they expire.
  */
 async function cleanUp(deps: CleanupDeps, subject: string): Promise<void> {
-  if (await findAccountBySubject(deps.db, subject)) return;
   const found = await findEverything(deps, subject);
-  // Again, just before revoking: a sign-up between the first look and here would otherwise lose
-  // the grant of its first login (a window of a few round trips; an outside review).
+  // Looked for after the index is read, just before revoking: a sign-up before this look would
+  // otherwise lose the grant of its first login (an outside review).
   if (await findAccountBySubject(deps.db, subject)) return;
   await revokeFound(deps, subject, found);
   if (deps.kv) await forgetGrantIdentities(deps.kv, found.grantIds);

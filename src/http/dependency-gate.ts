@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from '../observability/logger.ts';
+import { OUTAGE_RETRY_AFTER_SECONDS } from '../storage/outage.ts';
 import type { StorageKind, Stores } from '../storage/ports.ts';
 import type { RequestStage } from './front-door.ts';
 import type { Scoped } from './scoped.ts';
@@ -132,7 +133,7 @@ function unavailable(
   const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
   ctx.state.log?.warn({ down }, 'refused: a dependency is down');
   ctx.status = 503;
-  ctx.set('Retry-After', String(options.retryAfterSeconds ?? 5));
+  ctx.set('Retry-After', String(options.retryAfterSeconds ?? OUTAGE_RETRY_AFTER_SECONDS));
   ctx.set('Cache-Control', 'no-store');
   if (ctx.accepts('json', 'html') === 'html') {
     const page = pageContext(ctx);
