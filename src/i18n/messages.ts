@@ -98,6 +98,7 @@ const zh = {
   'logout.yes': '全部退出',
   'logout.no': '只退出“{client}”',
   'logout.done': '你已退出登录。现在可以关闭此页面。',
+  'logout.doneOnly': '你已退出“{client}”。此浏览器上用微信登录的其他应用仍保持登录。',
   'logout.account': '管理我的账号',
   'formPost.title': '正在继续…',
   'formPost.noscript': '此浏览器未启用 JavaScript，页面无法自动继续。请点击“继续”。',
@@ -267,6 +268,8 @@ const en: Record<MessageKey, string> = {
   'logout.yes': 'Log out of all applications',
   'logout.no': 'Log out of {client} only',
   'logout.done': 'You have been logged out. You can close this page now.',
+  'logout.doneOnly':
+    'You have logged out of {client}. The other applications you signed in to with WeChat in this browser stay logged in.',
   'logout.account': 'Manage my account',
   'formPost.title': 'Continuing…',
   'formPost.noscript':

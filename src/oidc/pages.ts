@@ -61,10 +61,19 @@ export function createPages(views: Views) {
     });
   }
 
+  /**
+   * After the logout, when no post_logout_redirect_uri takes the person back. The engine names the
+   * client (client_id) only when the person logged out of that client alone ("no" on the logout
+   * page): the page then says which one, and that the others stay logged in, rather than a bare
+   * "you have been logged out" read as all of them.
+   */
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
     const page = pageContext(ctx, uiLocales(ctx));
     ctx.type = 'html';
-    ctx.body = views.render('logged-out', page);
+    const { client } = ctx.oidc;
+    const only =
+      client && client.clientId !== ACCOUNT_PAGE_CLIENT_ID ? clientDisplayName(client, page.t) : undefined;
+    ctx.body = views.render('logged-out', page, { client: only });
   }
 
   /**

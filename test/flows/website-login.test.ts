@@ -277,6 +277,32 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.loginPage.body).toContain('id="wechat-qr"');
     });
 
+    test('the page after a logout without post_logout_redirect_uri says whether only the asking application was logged out', async () => {
+      const { login } = await loginAs(rp, panda);
+      const confirm = async (query: string, logout?: 'yes') => {
+        const page = await login.browser.request(`${bridge.url}/session/end?${query}`);
+        const xsrf = page.body.match(/name="xsrf" value="([^"]+)"/)?.[1] ?? '';
+        const done = await login.browser.request(`${bridge.url}/session/end/confirm`, {
+          form: { xsrf, ...(logout && { logout }) },
+        });
+        return (await login.browser.follow(new URL(done.location as string, bridge.url).href)).body;
+      };
+      // "Only {client}": the engine ends that client's part and keeps the session; the page says so.
+      const only = await confirm(`client_id=${RP.client_id}`);
+      expect(only).toContain(
+        `<p id="logged-out">你已退出“${RP.client_name}”。此浏览器上用微信登录的其他应用仍保持登录。</p>`,
+      );
+      // The browser's session lives on: a silent request of the same application gets a code.
+      const silent = await authorizationRequest(rp, { prompt: 'none' });
+      const still = await login.browser.follow(silent.url.href, { stopAt: RP.redirect_uris[0] as string });
+      expect(new URL(still.location as string).searchParams.get('code')).toBeTruthy();
+      // "All": the session ends, and the page says the person is logged out, naming no application.
+      const all = await confirm(`client_id=${RP.client_id}`, 'yes');
+      expect(all).toContain('<p id="logged-out">你已退出登录。现在可以关闭此页面。</p>');
+      const again = await startLogin(rp, { browser: login.browser });
+      expect(again.loginPage.body).toContain('id="wechat-qr"');
+    });
+
     test('authorization and logout requests POSTed as forms (OIDC Core 3.1.2.1, RP-Initiated Logout 2) go on as their GETs', async () => {
       const browser = new TestBrowser();
       const { url, checks } = await authorizationRequest(rp);
