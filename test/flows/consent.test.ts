@@ -152,6 +152,30 @@ for (const storage of STORAGE_SETUPS) {
       expect(refreshed.claims()?.sub).toBe(panda.unionid);
     });
 
+    // A double click on "allow" sends the form twice; the browser shows the answer to the last.
+    test('an allow posted twice, one after the other or at once, still lands at the client with a working code', async () => {
+      for (const together of [false, true]) {
+        const panda = await newcomer();
+        const login = await startLogin(rp, { scope: 'openid profile' });
+        const page = await land(login, await decideOnWeChat(login, { user: panda, allow: true }));
+        const post = () => allow(login, page);
+        const first = together ? undefined : await post();
+        const last = first ? await post() : (await Promise.all([post(), post()]))[1];
+        // Redirects only: no page asks again on the way.
+        const back = RP.redirect_uris[0] as string;
+        const landed = await login.browser.follow(new URL(last.location as string, bridge.url).href, {
+          stopAt: back,
+        });
+        expect(landed.location?.startsWith(back)).toBe(true);
+        const tokens = await oidc.authorizationCodeGrant(
+          rp,
+          new URL(landed.location as string),
+          login.checks,
+        );
+        expect(tokens.claims()?.sub).toBe(panda.unionid);
+      }
+    });
+
     test('declining the consent page sends access_denied to the client', async () => {
       const panda = await newcomer();
       const login = await startLogin(rp);
