@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import type Provider from 'oidc-provider';
 import type { AvatarMirror } from '../accounts/avatars/mirror.ts';
 import type { AvatarStore } from '../accounts/avatars/store.ts';
-import { deleteAccount, forgetSessionKey } from '../accounts/deletion.ts';
+import { deleteAccount } from '../accounts/deletion.ts';
 import type { AccountNotifier } from '../accounts/events.ts';
 import { unbindAndAnnounce } from '../accounts/identity-events.ts';
 import {
@@ -27,6 +27,7 @@ import {
   type Translate,
 } from '../i18n/messages.ts';
 import { ABORT_ERRORS } from '../interaction/failure.ts';
+import { forgetSessionKey } from '../mini-program/session-keys.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
 import type { Database } from '../storage/schema.ts';

@@ -1,6 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
 import type { Kysely, Transaction } from 'kysely';
 import { forgetGrantIdentities } from '../mini-program/grant-identities.ts';
+import { forgetSessionKey } from '../mini-program/session-keys.ts';
 import { errorClass } from '../observability/causes.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory, KeyValueStore } from '../storage/ports.ts';
@@ -193,16 +194,12 @@ export async function findAccountForOperator(
 }
 
 /**
- * The sealed session keys the mini program's server side keeps per (appid, openid) — the key format
- * of src/mini-program/session-keys.ts, which expires them only after sessionKeyTtl.
+ * The sealed session keys the mini program's server side keeps per (appid, openid)
+ * (src/mini-program/session-keys.ts, which expires them only after sessionKeyTtl).
  */
 export async function forgetSessionKeys(kv: KeyValueStore, identities: readonly Identity[]): Promise<void> {
   for (const identity of identities)
     if (identity.kind === 'mini_program') await forgetSessionKey(kv, identity.appid, identity.openid);
-}
-
-export async function forgetSessionKey(kv: KeyValueStore, appid: string, openid: string): Promise<void> {
-  await kv.delete(`mini-program:session-key:${appid}:${openid}`);
 }
 
 /** `send` run at most once, however often the result is called: the first call's promise after. */

@@ -1,4 +1,5 @@
 import type { KeyValueStore } from '../storage/ports.ts';
+import { forgetSessionKey } from './session-keys.ts';
 
 /** The mini-program identity a token exchange logged in: the one its grant's tokens act as. */
 export interface GrantIdentity {
@@ -39,8 +40,15 @@ export function createGrantIdentityStore(kv: KeyValueStore): GrantIdentityStore 
 
 /**
  * Forgets the identities these grants remembered, as a deletion revokes them: each names an openid,
- * which would otherwise outlive the account for the grant's lifetime (14 days by default).
+ * which would otherwise outlive the account for the grant's lifetime (14 days by default). And the
+ * session key of each: the deletion forgets the account's keys by its identities, before its
+ * transaction, and a mini-program login racing it can put one after that, for an identity the
+ * deletion then removes; its grant, found by the passes after the commit, is what still names it.
  */
 export async function forgetGrantIdentities(kv: KeyValueStore, grantIds: readonly string[]): Promise<void> {
-  for (const grantId of grantIds) await kv.delete(keyFor(grantId));
+  for (const grantId of grantIds) {
+    const identity = await createGrantIdentityStore(kv).find(grantId);
+    if (identity) await forgetSessionKey(kv, identity.appid, identity.openid);
+    await kv.delete(keyFor(grantId));
+  }
 }

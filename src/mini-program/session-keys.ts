@@ -16,27 +16,36 @@ export interface SessionKeyStore {
   delete(appid: string, openid: string): Promise<void>;
 }
 
+/** The key-value store's key of a person's session key in a mini program. */
+export const sessionKeyName = (appid: string, openid: string) =>
+  `mini-program:session-key:${appid}:${openid}`;
+
+/**
+ * Forgets a session key without unsealing anything: for a deletion or an unbinding, which end the
+ * identity, and need no sealer to do it.
+ */
+export async function forgetSessionKey(kv: KeyValueStore, appid: string, openid: string): Promise<void> {
+  await kv.delete(sessionKeyName(appid, openid));
+}
+
 export function createSessionKeyStore(deps: {
   kv: KeyValueStore;
   sealer: Sealer;
   ttlSeconds: number;
 }): SessionKeyStore {
   const { kv, sealer, ttlSeconds } = deps;
-  const keyFor = (appid: string, openid: string) => `mini-program:session-key:${appid}:${openid}`;
   return {
     async put(appid, openid, sessionKey) {
-      const key = keyFor(appid, openid);
+      const key = sessionKeyName(appid, openid);
       await kv.put(key, sealer.seal(sessionKey.reveal(), key), ttlSeconds);
     },
     async get(appid, openid) {
-      const key = keyFor(appid, openid);
+      const key = sessionKeyName(appid, openid);
       const sealed = await kv.get<string>(key);
       if (typeof sealed !== 'string') return undefined;
       const plain = sealer.open(sealed, key);
       return plain === undefined ? undefined : new Secret(plain);
     },
-    async delete(appid, openid) {
-      await kv.delete(keyFor(appid, openid));
-    },
+    delete: (appid, openid) => forgetSessionKey(kv, appid, openid),
   };
 }

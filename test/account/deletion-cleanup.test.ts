@@ -9,9 +9,17 @@ import {
   CLEANUP_MAX_ATTEMPTS,
   finishDeletions,
 } from '../../src/accounts/deletion-cleanup.ts';
+import { createGrantIdentityStore } from '../../src/mini-program/grant-identities.ts';
+import { sessionKeyName } from '../../src/mini-program/session-keys.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { grantOfAnotherInstance } from '../helpers/account-lifecycle.ts';
-import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import {
+  type Bridge,
+  MINI_PROGRAM_APP,
+  STORAGE_SETUPS,
+  startBridge,
+  storageAvailable,
+} from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty, type SandboxUser } from '../helpers/flow.ts';
 import { bridgeBehindRedisRelay } from '../helpers/redis-relay.ts';
 import type { TcpRelay } from '../production/tcp-relay.ts';
@@ -84,6 +92,25 @@ for (const storage of STORAGE_SETUPS) {
       expect(await oidcAdapter('AccessToken').find(tokenId)).toBeUndefined();
       expect(await indexedArtifacts(db, user.unionid, 'Grant')).toEqual([]);
       expect(await cleanups(bridge, user.unionid)).toEqual([]);
+    });
+
+    // A mini-program login racing the deletion puts its session key after the deletion forgot the
+    // account's, for an identity the deletion then removes: its grant still names the identity.
+    test("a late mini-program login's session key goes with its grant at the later pass", async () => {
+      const user = await createSandboxUser(bridge, '后来的小程序登录');
+      await loginAs(rp, user, { scope: 'openid' });
+      await deleteNow(user);
+      const kv = bridge.server.stores.kv;
+      if (!kv) throw new Error('no key-value store');
+      const { grantId } = await grantOfAnotherInstance(bridge.server.stores, user.unionid);
+      const identity = { appid: MINI_PROGRAM_APP.appid, openid: `late-${randomUUID()}` };
+      await createGrantIdentityStore(kv).remember(grantId, identity, 3600);
+      const keyName = sessionKeyName(identity.appid, identity.openid);
+      await kv.put(keyName, 'sealed session key', 3600);
+
+      expect(await finishDeletions({ ...deletionDeps(bridge), now: later })).toBeGreaterThanOrEqual(1);
+      expect(await kv.get(keyName)).toBeUndefined();
+      expect(await createGrantIdentityStore(kv).find(grantId)).toBeUndefined();
     });
 
     test('a cleanup that keeps failing is tried again later, and given up after its last attempt', async () => {
