@@ -6,12 +6,14 @@ import { connectRedis } from '../../src/storage/redis/connect.ts';
 const PASSWORD = 'pa55-never-printed';
 
 /** A loopback TCP server answering each chunk as `answer` says (nothing at all, by default). */
-async function fakeRedis(answer?: (socket: Socket) => void): Promise<{ port: number; server: Server }> {
+async function fakeRedis(
+  answer?: (socket: Socket, chunk: Buffer) => void,
+): Promise<{ port: number; server: Server }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    socket.on('data', () => answer?.(socket));
+    socket.on('data', (chunk: Buffer) => answer?.(socket, chunk));
   });
   server.on('close', () => {
     for (const socket of sockets) socket.destroy();
@@ -78,6 +80,22 @@ describe('a Redis that cannot be used at start-up is reported with the reason', 
       ),
     );
     expect(reason).not.toContain(PASSWORD);
+  });
+
+  // Redis answers INFO while it loads its dataset after a restart, and ioredis's ready check waits
+  // for the load to end: the start-up said the server "did not answer".
+  test('a server still loading its dataset is said to be loading, with its estimate', async () => {
+    const info = '# Persistence\r\nloading:1\r\nloading_eta_seconds:42\r\n';
+    // One answer per command (a chunk may carry several: AUTH with ioredis's CLIENT SETINFO).
+    const { port, server } = await fakeRedis((socket, chunk) => {
+      for (const _ of chunk.toString().matchAll(/\*\d+\r\n\$/g))
+        socket.write(`$${Buffer.byteLength(info)}\r\n${info}\r\n`);
+    });
+    servers.push(server);
+    const reason = await failure(`redis://:${PASSWORD}@127.0.0.1:${port}`, 1500);
+    expect(reason).toBe(
+      `cannot connect to Redis at redis://127.0.0.1:${port}: Redis is still loading its dataset into memory (about 42 s more, by its estimate): start again once it has (a restart policy does)`,
+    );
   });
 
   test("Redis's refusal of the password is said, never the password", async () => {

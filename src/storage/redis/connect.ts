@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import { describeUrl } from '../describe-url.ts';
 import type { RedisClient } from './scripts.ts';
@@ -63,8 +64,9 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
   try {
     await Promise.race([redis.connect().then(() => redis.ping()), deadline]);
   } catch (error) {
+    const loading = firstConnect.connected() ? await stillLoading(redis) : undefined;
     redis.disconnect();
-    const cause = scrub(firstConnect.failure(error));
+    const cause = scrub(loading ?? firstConnect.failure(error));
     throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause });
   } finally {
     clearTimeout(timer);
@@ -102,11 +104,35 @@ function watchFirstConnect(redis: RedisClient) {
           : `timed out after ${seconds} s connecting`,
       );
     },
+    /** The server accepted the connection (whatever came after). */
+    connected: () => connected,
     stop() {
       redis.off('connect', onConnect);
       redis.off('error', onError);
     },
   };
+}
+
+/**
+ * Why a server that accepted the connection is not ready, when the reason is that it is still
+ * loading its dataset into memory (a restart with a large RDB or AOF): ioredis's ready check waits
+ * for that, silently, and the start-up's deadline would otherwise report a server that "did not
+ * answer". INFO is one of the commands Redis answers while loading, and ioredis sends it before the
+ * connection is ready. Undefined when it is not loading, or does not say (a cluster, whose nodes
+ * ioredis does not reach until the cluster is ready).
+ */
+const LOADING_PROBE_MS = 1000;
+
+async function stillLoading(redis: RedisClient): Promise<Error | undefined> {
+  if (!(redis instanceof Redis)) return undefined;
+  // A second at most: a server that hangs would otherwise hold the failed start-up another
+  // command timeout.
+  const info = await Promise.race([redis.info('persistence').catch(() => ''), sleep(LOADING_PROBE_MS, '')]);
+  if (!/^loading:1\b/m.test(info)) return undefined;
+  const eta = /^loading_eta_seconds:(\d+)/m.exec(info)?.[1];
+  return new Error(
+    `Redis is still loading its dataset into memory${eta === undefined ? '' : ` (about ${eta} s more, by its estimate)`}: start again once it has (a restart policy does)`,
+  );
 }
 
 function isTimeout(error: unknown): boolean {
