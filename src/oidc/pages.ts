@@ -1,4 +1,4 @@
-import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Client, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { ACCOUNT_PAGE_CLIENT_ID, clientDisplayName } from '../account-page/client.ts';
 import { pageContext, type Views } from '../http/views.ts';
 
@@ -15,6 +15,11 @@ export type FormPostSource = (ctx: KoaContextWithOIDC, form: string, script: str
 declare module 'oidc-provider' {
   interface Configuration {
     formPostSource?: FormPostSource;
+    /**
+     * Whether an authorization request without prompt=consent keeps its offline_access scope (a
+     * hook of our patch, patches/README.md; the engine's default drops it). Synchronous.
+     */
+    offlineAccessWithoutConsentPrompt?: (ctx: KoaContextWithOIDC, client: Client) => boolean;
   }
 }
 

@@ -14,7 +14,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { AdapterFactory } from '../storage/ports.ts';
 import { createCookieSigner } from './cookie-signer.ts';
 import { SCOPE_CLAIMS, SUPPORTED_SCOPES } from './find-account.ts';
-import { createLoadExistingGrant, type RememberedScopes } from './grants.ts';
+import { createLoadExistingGrant, isFirstParty, type RememberedScopes } from './grants.ts';
 import type { ProviderKeys } from './keys.ts';
 import { wasLogged } from './logged-errors.ts';
 import { createPages } from './pages.ts';
@@ -196,6 +196,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => interactionPath(interaction.uid),
     },
     loadExistingGrant: createLoadExistingGrant(deps.rememberedScopes),
+    // A first-party client keeps offline_access without prompt=consent (a hook of our patch): the
+    // operator consents for its own applications, as loadExistingGrant grants them everything asked.
+    // The engine drops the scope from such a request before loadExistingGrant is asked (OIDC Core
+    // 11 asks for prompt=consent "unless other conditions ... are in place"; this is one).
+    offlineAccessWithoutConsentPrompt: (_ctx, client) => isFirstParty(client),
     // Rotate every refresh token on use: a stolen one is detected the moment both parties use it.
     rotateRefreshToken: true,
     renderError: pages.renderError,

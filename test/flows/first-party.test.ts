@@ -1,7 +1,13 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bridge, RP, startBridge } from '../helpers/bridge.ts';
-import { createSandboxUser, decideOnWeChat, startLogin } from '../helpers/flow.ts';
+import {
+  authorizationRequest,
+  continueToRp,
+  createSandboxUser,
+  decideOnWeChat,
+  startLogin,
+} from '../helpers/flow.ts';
 
 const FIRST_PARTY = {
   ...RP,
@@ -45,6 +51,41 @@ describe('a first-party client', () => {
     const tokens = await oidc.authorizationCodeGrant(rp, new URL(hop.location as string), login.checks);
     expect(tokens.claims()?.sub).toBe(user.unionid);
     expect(tokens.scope?.split(' ')).toEqual(expect.arrayContaining(['openid', 'profile']));
+  });
+
+  // OIDC Core 11 drops offline_access without prompt=consent "unless other conditions ... are in
+  // place"; the operator's consent for its own applications is one (README, clients).
+  test('gets a refresh token for offline_access without prompt=consent, silently too', async () => {
+    const rp = await oidc.discovery(
+      new URL(bridge.url),
+      FIRST_PARTY.client_id,
+      FIRST_PARTY.client_secret,
+      undefined,
+      { execute: [oidc.allowInsecureRequests] },
+    );
+    const user = await createSandboxUser(bridge, '赵六');
+    const login = await startLogin(rp, { scope: 'openid offline_access' });
+    const redirect = await continueToRp(login, await decideOnWeChat(login, { user, allow: true }));
+    const tokens = await oidc.authorizationCodeGrant(rp, redirect, login.checks);
+    expect(tokens.scope?.split(' ').sort()).toEqual(['offline_access', 'openid']);
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
+    expect(refreshed.claims()?.sub).toBe(user.unionid);
+
+    // prompt=none in the same browser: no page at all, and the refresh token all the same.
+    const silent = await authorizationRequest(rp, { scope: 'openid offline_access', prompt: 'none' });
+    const back = await login.browser.follow(silent.url.href, { stopAt: RP.redirect_uris[0] as string });
+    const again = await oidc.authorizationCodeGrant(rp, new URL(back.location as string), silent.checks);
+    expect(again.refresh_token).toBeTruthy();
+
+    // A third-party client's same request loses the scope, as the engine has it.
+    const thirdParty = await oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const other = await startLogin(thirdParty, { scope: 'openid offline_access' });
+    const otherBack = await continueToRp(other, await decideOnWeChat(other, { user, allow: true }));
+    const otherTokens = await oidc.authorizationCodeGrant(thirdParty, otherBack, other.checks);
+    expect(otherTokens.refresh_token).toBeUndefined();
+    expect(otherTokens.scope?.split(' ')).toEqual(['openid']);
   });
 
   test('while a third-party client, for the same person, is asked for consent', async () => {
