@@ -15,12 +15,14 @@ import { showLogin } from './show.ts';
  * server a request: bench/README.md). Its cookies are set as for the redirect, so the WeChat
  * callback, the consent page and cancel find it at /interaction/:uid as before, where the page's
  * own links (language, cancel) also lead. A reload asks the authorization endpoint again and
- * starts a fresh interaction; the abandoned one expires unused. Only GET is answered so: a request
+ * starts a fresh interaction; the abandoned one expires unused. Only GET (and HEAD, its headers:
+ * RFC 9110 9.3.2) is answered so: a request
  * a relying party POSTs arrives as the GET it was redirected to (src/http/posted-requests.ts), and
  * a page answering a POST would ask to resubmit it on reload.
  */
 export function loginAtAuthorization(deps: InteractionDeps, authorizationPath: string): Scoped {
-  const applies = (ctx: Context, path: string) => path === authorizationPath && ctx.method === 'GET';
+  const applies = (ctx: Context, path: string) =>
+    path === authorizationPath && (ctx.method === 'GET' || ctx.method === 'HEAD');
   return {
     applies,
     middleware: (ctx, next) =>

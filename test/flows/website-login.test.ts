@@ -303,6 +303,19 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.loginPage.body).toContain('id="wechat-qr"');
     });
 
+    test("HEAD of an authorization request answers with the login page's status and headers, as GET does (RFC 9110 9.3.2)", async () => {
+      const { url } = await authorizationRequest(rp);
+      const [head, get] = await Promise.all(
+        ['HEAD', 'GET'].map((method) => fetch(url, { method, redirect: 'manual' })),
+      );
+      expect(get?.status).toBe(200);
+      expect(head?.status).toBe(200);
+      expect(head?.headers.get('content-type')).toBe(get?.headers.get('content-type'));
+      expect(head?.headers.get('cache-control')).toBe('no-store');
+      expect(await head?.text()).toBe('');
+      expect(await get?.text()).toContain('id="wechat-qr"');
+    });
+
     test('authorization and logout requests POSTed as forms (OIDC Core 3.1.2.1, RP-Initiated Logout 2) go on as their GETs', async () => {
       const browser = new TestBrowser();
       const { url, checks } = await authorizationRequest(rp);
