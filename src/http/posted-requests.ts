@@ -22,9 +22,12 @@ import type { Scoped } from './scoped.ts';
 export function postedRequestsAsQueries(paths: readonly string[]): Scoped {
   const endpoints = new Set(paths);
   const form = bodyParser({ enableTypes: ['form'], formLimit: '8kb', onError: refuseUnreadableBody });
-  const applies = (ctx: Context, path: string) => ctx.method === 'POST' && endpoints.has(routedPath(path));
+  // POST, and the methods the endpoints take from no one (405) or are asked about (OPTIONS).
+  const applies = (ctx: Context, path: string) =>
+    ctx.method !== 'GET' && ctx.method !== 'HEAD' && endpoints.has(routedPath(path));
   const middleware: Middleware = (ctx, next) => {
     if (!applies(ctx, ctx.path)) return next();
+    if (ctx.method !== 'POST') return next().then(() => allowingPost(ctx));
     // Any other body is none a browser's form sends: 415, as a page (front door's error page).
     if (!ctx.is('application/x-www-form-urlencoded')) {
       ctx.set('Accept-Post', 'application/x-www-form-urlencoded');
@@ -33,6 +36,16 @@ export function postedRequestsAsQueries(paths: readonly string[]): Scoped {
     return form(ctx, async () => answerWithQuery(ctx));
   };
   return { applies, middleware };
+}
+
+/**
+ * oidc-provider's router names the methods of its own routes in `Allow` (a 405, or OPTIONS): GET
+ * and HEAD here, where this shim takes POST too (RFC 9110 10.2.1: the methods the resource
+ * supports).
+ */
+function allowingPost(ctx: Context): void {
+  const allow = ctx.response.get('Allow');
+  if (allow && !allow.split(/\s*,\s*/).includes('POST')) ctx.set('Allow', `${allow}, POST`);
 }
 
 function answerWithQuery(ctx: Context): void {

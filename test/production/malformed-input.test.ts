@@ -60,6 +60,8 @@ interface Row {
   variant: string;
   expect: Expectation;
   request(f: Fixture): RawRequest | Promise<RawRequest>;
+  /** For a 405: the methods the route takes, each of which Allow must name. */
+  allows?: readonly string[];
 }
 
 /** A login interaction in progress: its uid, the WeChat state its page issued, the browser's cookies. */
@@ -705,6 +707,7 @@ const METHOD_ROWS: Row[] = (
     route: `${methods.join('/')} ${path}`,
     variant: method,
     expect: expectation,
+    allows: methods,
     request: (): RawRequest => ({
       method,
       target: path,
@@ -955,6 +958,10 @@ async function check(f: Fixture, row: Row): Promise<void> {
       expect(answer.headers.allow?.[0], `Allow: ${seen}`).toMatch(/^[A-Z, ]+$/);
       expect(answer.headers.allow?.[0]?.split(', '), 'Allow names the refused method').not.toContain(
         request.method,
+      );
+      // Every method the route takes, POST where the posted-requests shim takes it for the engine.
+      expect(answer.headers.allow?.[0]?.split(', '), 'Allow names what the route takes').toEqual(
+        expect.arrayContaining([...(row.allows ?? [])]),
       );
       return;
     case '404':
