@@ -74,6 +74,17 @@ const STOPPED_NOTICES: Record<string, MessageKey | undefined> = {
 };
 
 /**
+ * The notice for `why`, a name from the address: looked up as the object's own property only, since
+ * a name such as `constructor` or `valueOf` would otherwise find Object's (a 500 an outside review
+ * caused at will, with the function's source on the page for `constructor`).
+ */
+function stoppedNotice(why: unknown): MessageKey {
+  const found =
+    typeof why === 'string' && Object.hasOwn(STOPPED_NOTICES, why) ? STOPPED_NOTICES[why] : undefined;
+  return found ?? 'account.loginFailed';
+}
+
+/**
  * From the error the login came back with: access_denied is the person's choice, declined in
  * WeChat (our failure page's "return to the application", src/interaction/failure.ts) or
  * cancelled on the login page; anything else failed.
@@ -176,7 +187,7 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
     const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
     const login = new URLSearchParams({ ...(again && { again }), lang: page.lang });
     const session = await currentSession(ctx, deps.provider);
-    notice(ctx, deps, STOPPED_NOTICES[String(ctx.query.why)] ?? 'account.loginFailed', 200, {
+    notice(ctx, deps, stoppedNotice(ctx.query.why), 200, {
       loginUrl: `/account/login?${login}`,
       back: session !== undefined,
     });

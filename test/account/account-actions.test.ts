@@ -777,6 +777,15 @@ describe('account page actions', () => {
       expect(failed.url).toBe(`${bridge.url}/account/login-stopped?why=failed&lang=zh-CN`);
       expect(textOf(failed.body, 'notice-message')).toBe('登录未完成，请重试。');
       expect(attributeOf(failed.body, 'notice-login', 'href')).toBe('/account/login?lang=zh-CN');
+
+      // Any other reason in the address, Object's own property names too, reads as a failed login.
+      for (const why of ['constructor', 'valueOf', 'hasOwnProperty', '__proto__', 'unheard-of']) {
+        const odd = await new TestBrowser().request(
+          `${bridge.url}/account/login-stopped?why=${why}&lang=zh-CN`,
+        );
+        expect(odd.status, why).toBe(200);
+        expect(textOf(odd.body, 'notice-message'), why).toBe('登录未完成，请重试。');
+      }
     });
 
     test('cancelling a login asked for again offers it again, and the way back to the account page', async () => {
