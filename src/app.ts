@@ -17,6 +17,7 @@ import { inRequestContext, requestLog } from './http/request-log.ts';
 import { type Scoped, scoped } from './http/scoped.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { statusPages } from './http/status-pages.ts';
+import { pragmaOnTokenResponses } from './http/token-pragma.ts';
 import type { Views } from './http/views.ts';
 import type { InteractionDeps } from './interaction/deps.ts';
 import { readInteractionAhead } from './interaction/load.ts';
@@ -104,6 +105,7 @@ export function createApp(deps: AppDeps): Provider {
             }),
           ]
         : []),
+      pragmaOnTokenResponses(provider.pathFor('token')),
       // Last before oidc-provider's token endpoint: what it spends, it gives back if it then fails.
       releasingOnServerError(provider.pathFor('token'), deps.logger),
       loginAtAuthorization(interaction, provider.pathFor('authorization')),

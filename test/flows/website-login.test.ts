@@ -228,6 +228,32 @@ for (const storage of STORAGE_SETUPS) {
       expect((await oidc.tokenIntrospection(rp, refreshed.access_token)).active).toBe(false);
     });
 
+    test('token responses, and token errors, say no-store and Pragma: no-cache (RFC 6749 5.1, 5.2)', async () => {
+      const { tokens } = await loginAs(rp, panda, { scope: 'openid offline_access', prompt: 'consent' });
+      secretsSeen.add(tokens.refresh_token ?? '');
+      const refresh = () =>
+        fetch(`${bridge.url}/token`, {
+          method: 'POST',
+          headers: {
+            authorization: `Basic ${Buffer.from(`${RP.client_id}:${RP.client_secret}`).toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: new URLSearchParams({
+            grant_type: 'refresh_token',
+            refresh_token: tokens.refresh_token as string,
+          }),
+        });
+      const answered = await refresh();
+      expect(answered.status).toBe(200);
+      secretsSeen.add(((await answered.json()) as { refresh_token: string }).refresh_token);
+      const refused = await refresh();
+      expect(refused.status).toBe(400);
+      for (const answer of [answered, refused]) {
+        expect(answer.headers.get('cache-control')).toBe('no-store');
+        expect(answer.headers.get('pragma')).toBe('no-cache');
+      }
+    });
+
     test('introspection and revocation work, and RP-initiated logout ends the session', async () => {
       const { tokens, login } = await loginAs(rp, panda, {
         scope: 'openid profile offline_access',
