@@ -2,6 +2,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { causes } from '../../src/observability/causes.ts';
 import { connectRedis } from '../../src/storage/redis/connect.ts';
+import { testRedisUrl } from '../helpers/redis.ts';
+import { redisServerAvailable, startRedisSentinel } from '../helpers/redis-topologies.ts';
 
 const PASSWORD = 'pa55-never-printed';
 
@@ -25,7 +27,7 @@ async function fakeRedis(
 /** Why connectRedis failed, as the start-up's one line says it (causes()). */
 async function failure(url: string, startupTimeoutMs?: number): Promise<string> {
   const error = await connectRedis(url, startupTimeoutMs === undefined ? {} : { startupTimeoutMs }).then(
-    () => undefined,
+    (redis) => void redis.disconnect(),
     (rejection: unknown) => rejection,
   );
   if (error === undefined) throw new Error('connected');
@@ -107,5 +109,39 @@ describe('a Redis that cannot be used at start-up is reported with the reason', 
     expect(reason).toBe(
       `cannot connect to Redis at redis://127.0.0.1:${port}: WRONGPASS invalid username-password pair or user is disabled.`,
     );
+  });
+});
+
+// ioredis sends the URL's SELECT once connected but only emits its error as an event and carries on
+// in db 0: the start-up said "Redis connected" and every key landed in db 0 (an operator's review).
+// A default Redis has 16 databases, 0 to 15.
+describe('a database index the Redis lacks fails the start-up', () => {
+  test('on one server', async () => {
+    const url = `${testRedisUrl()}/99`;
+    expect(await failure(url)).toBe(`cannot connect to Redis at ${url}: ERR DB index is out of range`);
+  });
+
+  test.skipIf(!redisServerAvailable())(
+    'on a master found through Sentinel',
+    async () => {
+      const sentinel = await startRedisSentinel();
+      try {
+        expect(await failure(`${sentinel.url}/99`)).toBe(
+          `cannot connect to Redis at ${sentinel.url}/99: ERR DB index is out of range`,
+        );
+      } finally {
+        await sentinel.stop();
+      }
+    },
+    30_000,
+  );
+
+  test('an index the server has is used', async () => {
+    const redis = await connectRedis(`${testRedisUrl()}/15`);
+    try {
+      expect(await redis.client('INFO')).toMatch(/ db=15 /);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

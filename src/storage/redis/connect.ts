@@ -62,7 +62,13 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
     timer = setTimeout(() => reject(new Error('timed out')), budget);
   });
   try {
-    await Promise.race([redis.connect().then(() => redis.ping()), deadline]);
+    await Promise.race([
+      redis
+        .connect()
+        .then(() => selectDatabase(redis))
+        .then(() => redis.ping()),
+      deadline,
+    ]);
   } catch (error) {
     const loading = firstConnect.connected() ? await stillLoading(redis) : undefined;
     redis.disconnect();
@@ -73,6 +79,19 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
     firstConnect.stop();
   }
   return redis;
+}
+
+/**
+ * Selects the URL's database (/N, one server or Sentinel's master) and waits for Redis's answer.
+ * ioredis sends that SELECT itself once connected, but only emits its error as an event and goes
+ * on in db 0: a REDIS_URL naming a database the server lacks (past its `databases`, or any but 0
+ * on a managed Redis) started, said "Redis connected", and shared db 0 with whatever else uses it
+ * (an operator's review). A cluster has db 0 alone, and target.ts refuses a path on its URL.
+ */
+async function selectDatabase(redis: RedisClient): Promise<void> {
+  if (redis instanceof Cluster) return;
+  const db = redis.options.db ?? 0;
+  if (db !== 0) await redis.select(db);
 }
 
 /**
