@@ -25,6 +25,7 @@ import type { ClientConfig, Config, ManagementListener } from './config/types.ts
 import { type AnswerGate, gatedServerOptions } from './http/committed-answers.ts';
 import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { keepConnectionsForProxies, requestDeadlines } from './http/keep-alive.ts';
+import { address, listenFailure } from './http/listen-failure.ts';
 import { createManagementApp } from './http/management.ts';
 import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
 import {
@@ -141,7 +142,15 @@ export async function startServer(input: Config, options: StartOptions): Promise
           'shutdown timeout: requests still in flight were cut (raise shutdown.timeout, or find what hangs)',
         );
     };
-    const port = await listen(server, config.port, config.host);
+    const port = await listen(server, config.port, config.host).catch((error: NodeJS.ErrnoException) => {
+      throw listenFailure(
+        'port (or PORT)',
+        config.host,
+        config.port,
+        error,
+        'free it or choose another port',
+      );
+    });
     const issuer =
       config.port === 0 && input.issuer.endsWith(':0') ? `http://127.0.0.1:${port}` : config.issuer;
     config = { ...config, issuer, port };
@@ -418,7 +427,7 @@ interface ManagementServer {
 
 /**
  * Opens the management listener (config.management). A port it cannot bind stops the start with
- * a message naming the setting: Node's own ("listen EADDRINUSE ...") does not say which listener.
+ * a message naming the setting (listenFailure).
  */
 async function listenForManagement(
   settings: ManagementListener,
@@ -429,10 +438,12 @@ async function listenForManagement(
   const connections = trackConnections(server);
   const { host } = settings;
   const port = await listen(server, settings.port, host).catch((error: NodeJS.ErrnoException) => {
-    const why = error.code === 'EADDRINUSE' ? 'address already in use (EADDRINUSE)' : error.message;
-    throw new Error(
-      `management.port: cannot listen on ${address(host, settings.port)}: ${why}; free it or choose another management port`,
-      { cause: error },
+    throw listenFailure(
+      'management.port',
+      host,
+      settings.port,
+      error,
+      'free it or choose another management port',
     );
   });
   return {
@@ -448,11 +459,6 @@ async function listenForManagement(
       await closeServer(server, connections, drainTimeoutMs);
     },
   };
-}
-
-/** host:port, with an IPv6 host in brackets. */
-function address(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

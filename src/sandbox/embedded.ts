@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.ts';
+import { listenFailure } from '../http/listen-failure.ts';
 import { createSandbox } from './create-sandbox.ts';
 import { assertSandboxAllowed } from './production-guard.ts';
 import type { ListeningSandbox } from './types.ts';
@@ -24,5 +25,14 @@ export async function startSandbox(config: Config): Promise<ListeningSandbox> {
     seed: `embedded:${config.dataDir}`,
     stableCreations: false,
   });
-  return sandbox.listen(config.sandbox.port, config.host);
+  const { port } = config.sandbox;
+  return sandbox.listen(port, config.host).catch((error: NodeJS.ErrnoException) => {
+    throw listenFailure(
+      'sandbox.port',
+      config.host,
+      port,
+      error,
+      'free it or choose another (0: any free port)',
+    );
+  });
 }

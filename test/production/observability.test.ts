@@ -383,6 +383,41 @@ describe('observability: the management listener (config.management)', () => {
   });
 });
 
+// Node's own "listen EADDRINUSE: address already in use 127.0.0.1:4110" read the same for every
+// listener: the operator could not tell which setting to change (an operator's review).
+describe('a main or sandbox port already in use fails the start, naming the setting', () => {
+  let blocker: ReturnType<typeof createServer>;
+  let taken: number;
+  beforeAll(async () => {
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    taken = (blocker.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => blocker.close(resolve));
+  });
+
+  test('the main port', async () => {
+    const starting = startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, port: taken, issuer: `http://127.0.0.1:${taken}` }),
+    });
+    await expect(starting).rejects.toThrow(
+      `port (or PORT): cannot listen on 127.0.0.1:${taken}: address already in use (EADDRINUSE); free it or choose another port`,
+    );
+  });
+
+  test("the in-process sandbox's port", async () => {
+    const starting = startBridge({
+      storage: 'embedded',
+      configure: (config) => ({ ...config, sandbox: { ...config.sandbox, enabled: true, port: taken } }),
+    });
+    await expect(starting).rejects.toThrow(
+      `sandbox.port: cannot listen on 127.0.0.1:${taken}: address already in use (EADDRINUSE); free it or choose another (0: any free port)`,
+    );
+  });
+});
+
 describe('observability: a management port already in use', () => {
   test('fails the start, naming the setting, and leaves the main port closed', async () => {
     const blocker = createServer();
