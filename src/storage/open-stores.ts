@@ -138,10 +138,35 @@ async function scrubFiles(
 async function migrate(databaseUrl: string, onNewerSchema: (names: string[]) => void): Promise<string[]> {
   const db = createPostgresDatabase(databaseUrl, { maxConnections: 1 });
   try {
+    await checkConnection(db, databaseUrl);
     return await migrateToLatest(db, onNewerSchema);
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * The database's first connection, on its own: a server that cannot be reached, a role or database
+ * it does not know, a wrong password, were reported as "database migrations failed: connect
+ * ECONNREFUSED ...", the migrations being only the first to use the connection, and the message
+ * named neither the store nor the setting (an operator's review). Said as Redis's is, with the URL
+ * described without credentials and only the error's message (pg's carry no password).
+ */
+async function checkConnection(db: Kysely<Database>, databaseUrl: string): Promise<void> {
+  try {
+    await sql`select 1`.execute(db);
+  } catch (error) {
+    throw new Error(
+      `cannot connect to PostgreSQL at ${describeUrl(databaseUrl)} (DATABASE_URL or storage.databaseUrl)`,
+      { cause: new Error(messageOf(error)) },
+    );
+  }
+}
+
+/** An error's message, or its code when it has none (Node's AggregateError for a host of several addresses). */
+function messageOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return error.message || String((error as { code?: unknown }).code ?? error.name);
 }
 
 async function openDatabase(

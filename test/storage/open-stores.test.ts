@@ -14,6 +14,7 @@ import {
   linkIdentity,
   listIdentities,
 } from '../../src/accounts/repository.ts';
+import { causes } from '../../src/observability/causes.ts';
 import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
@@ -285,4 +286,34 @@ describe.skipIf(!postgres || !redis)('openStores with PostgreSQL and Redis', () 
     expect(JSON.stringify(error, Object.getOwnPropertyNames(error))).not.toContain('hunter2');
     expect(String((error as Error).cause)).not.toContain('hunter2');
   });
+
+  // The first use of the connection is the migrations': an unreachable server, or a database it
+  // does not have, was reported as "database migrations failed: connect ECONNREFUSED ...", naming
+  // neither the store nor the setting (an operator's review).
+  it.each([
+    ['a server nobody listens on', '127.0.0.1:1', '/wob', 'connect ECONNREFUSED 127.0.0.1:1'],
+    [
+      'a database the server does not have',
+      undefined,
+      '/wob_no_such_database',
+      'database "wob_no_such_database" does not exist',
+    ],
+  ])(
+    'fails to open %s as a PostgreSQL it cannot connect to, naming the setting',
+    async (_, host, path, reason) => {
+      const url = new URL(database.url);
+      if (host) url.host = host;
+      url.pathname = path;
+      url.password = 'hunter2-db';
+      const error = await openStores({
+        databaseUrl: url.href,
+        redisKeyPrefix: 'x:',
+        dataDir,
+        logger: recordingLogger(),
+      }).catch((e: unknown) => e);
+      expect(causes(error)).toBe(
+        `cannot connect to PostgreSQL at postgres://${url.host}${path} (DATABASE_URL or storage.databaseUrl): ${reason}`,
+      );
+    },
+  );
 });
