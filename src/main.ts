@@ -5,7 +5,7 @@ import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { causes } from './observability/causes.ts';
 import { logConsoleOutput } from './observability/console-to-log.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 /**
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log);
+  startLog = logger;
   logConsoleOutput(logger);
   for (const message of warnings) logger.warn(message);
   // A rejection nobody awaited is a bug to fix, not a reason to drop every in-flight login.
@@ -100,7 +101,15 @@ function shutdownDeadlineSeconds(config: Config): number {
 /** For the stores to close after the drain: pending writes flushed, pools ended. */
 const STORES_CLOSE_SECONDS = 10;
 
+/** The log, once the configuration has made one: a start that fails after that is logged there too. */
+let startLog: Logger | undefined;
+
 main().catch((error) => {
-  process.stderr.write(`wechat-oidc-bridge failed to start: ${causes(error)}\n`);
+  const reason = causes(error);
+  // The log is JSON lines on standard output: a pipeline reading it only saw the last line before
+  // the process ended (an operator's review), not why. Standard error keeps the reason in plain
+  // text, for a person at a terminal and for a failure before the log exists (the configuration's).
+  startLog?.fatal({ reason }, 'wechat-oidc-bridge failed to start');
+  process.stderr.write(`wechat-oidc-bridge failed to start: ${reason}\n`);
   process.exit(1);
 });

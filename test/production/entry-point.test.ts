@@ -227,6 +227,37 @@ describe('the entry point told to stop while it starts', () => {
   }, 30_000);
 });
 
+describe('the entry point failing to start once its log exists', () => {
+  // The log is JSON lines on standard output; the reason went to standard error alone, so a log
+  // pipeline saw the last line before the exit and not why (an operator's review).
+  it('says why in a fatal log line as well as on standard error, without the password', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wob-entry-failed-'));
+    try {
+      const port = await freePort();
+      const { child, written } = startEntryPoint(dir, {
+        CONFIG_FILE: DEFAULT_CONFIG,
+        PORT: String(port),
+        DATABASE_URL: 'postgres://wob:hunter2-db@127.0.0.1:1/wob',
+      });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const [code] = await once(child, 'exit').finally(() => clearTimeout(killer));
+      const reason =
+        'cannot connect to PostgreSQL at postgres://127.0.0.1:1/wob (DATABASE_URL or storage.databaseUrl): connect ECONNREFUSED 127.0.0.1:1';
+      expect(code).toBe(1);
+      expect(written.stderr).toBe(`wechat-oidc-bridge failed to start: ${reason}\n`);
+      const last = written.stdout.trimEnd().split('\n').at(-1) as string;
+      expect(JSON.parse(last)).toMatchObject({
+        level: 'fatal',
+        reason,
+        msg: 'wechat-oidc-bridge failed to start',
+      });
+      expect(written.stdout + written.stderr).not.toContain('hunter2');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
 const DEFAULT_CONFIG = join(PACKAGE_ROOT, 'config', 'default.yaml');
 
 /** What the process has written so far. */
