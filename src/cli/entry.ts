@@ -42,3 +42,20 @@ export function unsupportedNode(version: string): string | undefined {
     'the Node that npm install put in the project (node_modules/.bin/node), or through npm run'
   );
 }
+
+/** A command module as its entry loads it: main takes the arguments after the script's path. */
+export interface CommandModule {
+  main(argv: readonly string[]): Promise<void>;
+}
+
+/**
+ * Runs the command that `load` imports, when the module at `moduleUrl` (its entry) is the one being
+ * run on a supported Node. The command is imported only after the version check: a module that
+ * imports node:sqlite, even through others, fails to link on a Node without it (Node 20) before any line of
+ * it runs, so a check inside it came too late and the operator got ERR_UNKNOWN_BUILTIN_MODULE and
+ * a stack instead of the refusal. An entry therefore imports nothing but this module.
+ */
+export async function runCommand(moduleUrl: string, load: () => Promise<CommandModule>): Promise<void> {
+  if (!startCommand(moduleUrl)) return;
+  await (await load()).main(process.argv.slice(2));
+}

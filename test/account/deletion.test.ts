@@ -6,7 +6,7 @@ import { indexedArtifacts } from '../../src/accounts/artifact-index.ts';
 import { type AvatarStore, createSqlAvatarStore } from '../../src/accounts/avatars/store.ts';
 import { deleteAccount, findAccountForOperator } from '../../src/accounts/deletion.ts';
 import { CLEANUP_DELAY_MS, finishDeletions } from '../../src/accounts/deletion-cleanup.ts';
-import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account.ts';
+import { deleteAccountCommand, parseTarget } from '../../src/cli/delete-account-command.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { INTERACTION_DESTROY_GRACE_SECONDS } from '../../src/storage/destroy-grace.ts';
 import { embeddedAccountsFile } from '../../src/storage/sqlite/accounts-database.ts';

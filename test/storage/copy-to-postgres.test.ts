@@ -13,7 +13,7 @@ import {
   setVerifiedPhoneNumber,
 } from '../../src/accounts/repository.ts';
 import { unbindIdentity } from '../../src/accounts/unbind.ts';
-import { copyAccountsToPostgres } from '../../src/cli/copy-accounts-to-postgres.ts';
+import { copyAccountsToPostgres } from '../../src/cli/copy-accounts-command.ts';
 import { ACCOUNT_TABLES } from '../../src/storage/copy-tables.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTarget } from '../../src/cli/delete-account.ts';
+import { parseTarget } from '../../src/cli/delete-account-command.ts';
 import { unsupportedNode } from '../../src/cli/entry.ts';
 import { causes } from '../../src/observability/causes.ts';
 import { PACKAGE_ROOT } from '../../src/package-root.ts';
