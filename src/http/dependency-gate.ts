@@ -131,7 +131,10 @@ function unavailable(
   options: GateOptions,
 ): void {
   const names = down.map((dependency) => `${describe(dependency)} (${kindOf(options.kinds, dependency)})`);
-  ctx.state.log?.warn({ down }, 'refused: a dependency is down');
+  // The id given explicitly: the line is written outside the request's log context both after a
+  // server error (the front door's finish) and on the paths served without one (request-log.ts,
+  // inRequestContext), and README promises it on every line of a request (an operator's review).
+  ctx.state.log?.warn({ requestId: ctx.state.requestId, down }, 'refused: a dependency is down');
   ctx.status = 503;
   ctx.set('Retry-After', String(options.retryAfterSeconds ?? OUTAGE_RETRY_AFTER_SECONDS));
   ctx.set('Cache-Control', 'no-store');

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, test } from 'vitest';
 import {
@@ -9,8 +10,10 @@ import {
 } from '../../src/http/dependency-gate.ts';
 import { errorPage } from '../../src/http/errors.ts';
 import { frontDoor } from '../../src/http/front-door.ts';
+import { inRequestContext, requestLog } from '../../src/http/request-log.ts';
 import { scoped } from '../../src/http/scoped.ts';
 import { createViews } from '../../src/http/views.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 
 const KINDS = { accounts: 'postgres', artifacts: 'redis' } as const;
 
@@ -33,18 +36,39 @@ function fakeMonitor(initiallyDown: Dependency[], options: { hang?: boolean; nex
   return monitor;
 }
 
-/** The app's arrangement: the front door with the probe stage, then the gate, then a handler. */
+/**
+ * The app's arrangement: the front door with the probe stage and the request log (its lines in
+ * `logs`), then the gate, then a handler.
+ */
 async function serve(monitor: DependencyMonitor, handler: Koa.Middleware) {
   const views = createViews({ assetBase: '/assets' });
   const app = new Koa();
   const options = { views, kinds: KINDS };
-  app.use(frontDoor({ stages: [probeAfterServerErrors(monitor, options)], onError: errorPage(views) }));
+  const logs: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'info', destination });
+  app.use(
+    frontDoor({
+      stages: [
+        probeAfterServerErrors(monitor, options),
+        requestLog(logger, { requests: 'failures', trustProxy: false }),
+      ],
+      onError: errorPage(views),
+      around: inRequestContext,
+    }),
+  );
   app.use(scoped([dependencyGate(monitor, options)]));
   app.use(handler);
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
+    logs,
     get: (path: string) => fetch(`${base}${path}`, { signal: AbortSignal.timeout(2000) }),
     close: () => new Promise((resolve) => server.close(resolve)),
   };
@@ -114,6 +138,28 @@ describe('dependency gate', () => {
       expect(response.status).toBe(500);
       expect(response.headers.get('content-type')).toContain('text/html');
       expect(monitor.probes).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  // README: every line written while serving a request carries its requestId. The refusal's line
+  // did not where it is written outside the request's log context: after a server error (the front
+  // door's finish), and on the paths served without a context (/me, introspection).
+  test.each([
+    ['refused by the gate, on a path served without a log context', '/me', ['cache'] as Dependency[], false],
+    ['turned into a 503 after its server error', '/token', [] as Dependency[], true],
+  ])('the refusal line of a request %s names its request id', async (_, path, initiallyDown, throws) => {
+    const monitor = fakeMonitor(initiallyDown, { next: ['cache'] });
+    const app = await serve(monitor, () => {
+      if (throws) throw new Error('connection refused');
+    });
+    try {
+      const response = await app.get(path);
+      expect(response.status).toBe(503);
+      const requestId = response.headers.get('x-request-id');
+      const refused = app.logs.filter((line) => line.msg === 'refused: a dependency is down');
+      expect(refused).toEqual([expect.objectContaining({ requestId, down: ['cache'] })]);
     } finally {
       await app.close();
     }
