@@ -32,6 +32,7 @@ import {
   announceShutdown,
   closeServer,
   DRAIN_TIMEOUT_DEFAULT_SECONDS,
+  type Drained,
   trackConnections,
 } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
@@ -103,6 +104,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
   let announce = async () => {};
   // The HTTP server closes first and waits for in-flight requests, which still need the stores.
   let drain = async () => {};
+  // What the main server's drain met, for the line that says the instance has stopped.
+  let drained: Drained = { inFlight: 0, cut: 0 };
   const drainTimeoutMs = (input.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS) * 1000;
   const close = async () => {
     lifecycle.stopping = true;
@@ -135,7 +138,8 @@ export async function startServer(input: Config, options: StartOptions): Promise
     keepConnectionsForProxies(server);
     const connections = trackConnections(server);
     drain = async () => {
-      const cut = await closeServer(server, connections, drainTimeoutMs);
+      drained = await closeServer(server, connections, drainTimeoutMs);
+      const { cut } = drained;
       if (cut > 0)
         logger.warn(
           { cut, timeoutSeconds: drainTimeoutMs / 1000 },
@@ -340,7 +344,18 @@ export async function startServer(input: Config, options: StartOptions): Promise
         return announceShutdown(server, delaySeconds * 1000);
       };
     }
-    return { url: issuer, config, stores, metrics, sandboxUrl, managementUrl: management?.url, close };
+    // The last line of a clean stop: "shutting down" was the last one, and an operator could not
+    // tell an instance that had stopped from one hung in its drain (an operator's review). Once:
+    // a second close waits for the first.
+    let stopped: Promise<void> | undefined;
+    const stop = () => {
+      stopped ??= close().then(() => {
+        const { inFlight, cut } = drained;
+        logger.info({ inFlight, drained: inFlight - cut, cut }, 'stopped: server and stores closed');
+      });
+      return stopped;
+    };
+    return { url: issuer, config, stores, metrics, sandboxUrl, managementUrl: management?.url, close: stop };
   } catch (error) {
     await close();
     throw error;

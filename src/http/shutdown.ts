@@ -65,19 +65,27 @@ function settleShape(socket: Socket): void {
   void socket.remoteAddress;
 }
 
+/** What a drain met: the requests in flight when the server stopped accepting, and how many were cut. */
+export interface Drained {
+  inFlight: number;
+  cut: number;
+}
+
 /**
  * Stops accepting connections, lets in-flight requests finish (closing their keep-alive
- * connections once answered), and cuts whatever is left after timeoutMs. Resolves with the number
- * of requests the cut left unanswered (0 when everything finished in time), for the log: an
- * operator whose deploys cut requests needs a longer shutdown.timeout, or to find what hangs.
+ * connections once answered), and cuts whatever is left after timeoutMs. Resolves with how many
+ * requests were in flight and how many of them the cut left unanswered (0 when everything finished
+ * in time), for the log: an operator whose deploys cut requests needs a longer shutdown.timeout,
+ * or to find what hangs.
  */
 export function closeServer(
   server: Server,
   connections: Set<Connection>,
   timeoutMs: number,
-): Promise<number> {
+): Promise<Drained> {
   return new Promise((resolve) => {
-    if (!server.listening) return resolve(0);
+    if (!server.listening) return resolve({ inFlight: 0, cut: 0 });
+    const inFlightAtClose = [...connections].filter(inFlight).length;
     let cut = 0;
     const timer = setTimeout(() => {
       cut = [...connections].filter(inFlight).length;
@@ -85,7 +93,7 @@ export function closeServer(
     }, timeoutMs);
     server.close(() => {
       clearTimeout(timer);
-      resolve(cut);
+      resolve({ inFlight: inFlightAtClose, cut });
     });
     server.closeIdleConnections();
     for (const socket of connections) {

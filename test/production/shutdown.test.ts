@@ -63,6 +63,15 @@ describe('graceful shutdown', () => {
     expect(consentAction(answer)).toBe(`${login.interactionUrl.replace(/\/$/, '')}/consent`);
     expect(bridge.logs.join('')).toContain('"msg":"wechat login"');
     await closing;
+    // The last line says the instance has stopped and what its drain met: an operator could not
+    // tell a clean exit from a hang when "shutting down" was the last (an operator's review).
+    expect(JSON.parse(bridge.logs.at(-1) as string)).toMatchObject({
+      level: 'info',
+      msg: 'stopped: server and stores closed',
+      inFlight: 1,
+      drained: 1,
+      cut: 0,
+    });
   });
 });
 
@@ -145,6 +154,12 @@ describe('shutdown timeout', () => {
       const cut = bridge.logs.filter((line) => line.includes('requests still in flight were cut'));
       expect(cut).toHaveLength(1);
       expect(JSON.parse(cut[0] as string)).toMatchObject({ cut: 1, timeoutSeconds: 1 });
+      expect(JSON.parse(bridge.logs.at(-1) as string)).toMatchObject({
+        msg: 'stopped: server and stores closed',
+        inFlight: 1,
+        drained: 0,
+        cut: 1,
+      });
     } finally {
       socket.destroy();
       await bridge.close();
