@@ -78,7 +78,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
     });
     // An empty DATABASE_URL (a secret that resolved to nothing) counts as unset, and would give each
     // replica behind a balancer a store of its own: legitimate for one machine, said at every start.
-    if (production && !(overrides.databaseUrl ?? data.storage.databaseUrl)) {
+    // One set but refused (reported as a problem) is not "not set": saying so contradicted the problem.
+    const databaseUrlSet = Boolean(env.DATABASE_URL?.trim());
+    if (production && !(overrides.databaseUrl ?? data.storage.databaseUrl) && !databaseUrlSet) {
       findings.warn(
         'storage.databaseUrl',
         `not set (nor DATABASE_URL): the embedded store, for one instance only, in ${resolve(data.dataDir)}`,

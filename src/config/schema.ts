@@ -73,25 +73,60 @@ export const issuerSchema = httpUrlSchema
   .refine((value) => !value.endsWith('/'), 'must not end with "/"')
   .refine(hasNoCredentials, 'must not contain credentials');
 
-function hasScheme(schemes: readonly string[]) {
-  return (value: string) => {
-    const url = parseUrl(value);
-    return url !== undefined && schemes.includes(url.protocol);
-  };
+/**
+ * Why a store URL does not parse, when its user name or password is the cause: a / ? or # pasted
+ * in unencoded ends the host part early, so the URL names no host, or a port that is no number
+ * (docker-compose.yml writes POSTGRES_PASSWORD into DATABASE_URL as it is, and about half of
+ * `openssl rand -base64 32`'s strings hold a /). Without this the operator read "must be a
+ * postgres:// URL" about one starting with postgres://. Never quotes the URL: it holds the password.
+ */
+export const UNENCODED_CREDENTIALS =
+  'does not parse as a URL: a / ? # or @ in its user name or password must be percent-encoded ' +
+  '(%2F %3F %23 %40), or use a password without them (such as `openssl rand -hex 32`)';
+
+/**
+ * Whether `parses` takes the URL once the user info (up to its last @) is percent-encoded, where
+ * it refused it as written: then the credentials are to blame, and not, say, an @ in a query.
+ */
+function credentialsToBlame(value: string, parses: (url: string) => boolean): boolean {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)(.*)@([^@]*)$/s.exec(value);
+  if (!match) return false;
+  const [, scheme, userinfo = '', rest] = match;
+  const [user = '', ...password] = userinfo.split(':');
+  const encoded = [user, password.join(':')].map(encodeURIComponent).join(':');
+  return /[/?#]/.test(userinfo) && parses(`${scheme}${encoded}@${rest}`);
 }
 
-export const databaseUrlSchema = z
-  .string()
-  .refine(hasScheme(['postgres:', 'postgresql:']), 'must be a postgres:// or postgresql:// URL');
+/** What is wrong with a DATABASE_URL, or undefined. */
+function databaseUrlProblem(value: string): string | undefined {
+  if (!/^postgres(ql)?:\/\//i.test(value)) return 'must be a postgres:// or postgresql:// URL';
+  if (URL.canParse(value)) return undefined;
+  return credentialsToBlame(value, URL.canParse) ? UNENCODED_CREDENTIALS : 'does not parse as a URL';
+}
+
+export const databaseUrlSchema = z.string().superRefine((value, ctx) => {
+  const message = databaseUrlProblem(value);
+  if (message !== undefined) ctx.addIssue({ code: 'custom', message });
+});
 
 /** One server, a cluster or Sentinel (storage/redis/target.ts); the message says what is wrong. */
 export const redisUrlSchema = z.string().superRefine((value, ctx) => {
   try {
     parseRedisTarget(value);
   } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    const blame = credentialsToBlame(value, isRedisTarget);
+    ctx.addIssue({ code: 'custom', message: blame ? UNENCODED_CREDENTIALS : (error as Error).message });
   }
 });
+
+function isRedisTarget(url: string): boolean {
+  try {
+    parseRedisTarget(url);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A TCP port to listen on. */
 export const portSchema = z.int().min(1).max(65535);

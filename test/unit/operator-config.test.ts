@@ -1,0 +1,136 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.ts';
+
+/**
+ * What an operator reads about their configuration: the findings of an outside operator's first
+ * deployment (store URLs whose password was pasted in unencoded, file paths, misspelt options).
+ */
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wob-operator-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+async function writeConfig(content: object): Promise<string> {
+  files += 1;
+  const file = join(dir, `config-${files}.json`);
+  await writeFile(file, JSON.stringify(content));
+  return file;
+}
+
+/** The problems and warnings of loading `file`, as check-config and the start print them. */
+async function load(file: string, env: NodeJS.ProcessEnv) {
+  const warnings: string[] = [];
+  const error = await loadConfig({ env, file, onWarning: (line) => warnings.push(line) }).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  if (error !== undefined && !(error instanceof ConfigError)) throw error;
+  return { problems: error?.problems ?? [], message: error?.message ?? '', warnings };
+}
+
+/** A file that passes the production checks, without a database: the embedded store. */
+const productionFile = {
+  issuer: 'https://id.example.com',
+  trustProxy: true,
+  behindTlsProxy: true,
+  oidc: { jwks: { env: 'JWKS' }, cookieKeys: [{ env: 'COOKIE_KEY' }] },
+};
+
+const productionEnv = {
+  NODE_ENV: 'production',
+  JWKS: JSON.stringify({
+    keys: [
+      {
+        ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+        kid: 'k',
+      },
+    ],
+  }),
+  COOKIE_KEY: 'cookie-key-from-env-0123456789abcdefghij',
+};
+
+const ENCODE =
+  'does not parse as a URL: a / ? # or @ in its user name or password must be percent-encoded ' +
+  '(%2F %3F %23 %40), or use a password without them (such as `openssl rand -hex 32`)';
+
+describe('a store URL whose password holds a reserved character, unencoded', () => {
+  // compose builds DATABASE_URL from POSTGRES_PASSWORD as it is; openssl rand -base64 gives / often.
+  it.each([
+    ['/', 'postgres://wob:Ab/Cd+ef=SecretPw9@127.0.0.1:5432/wob'],
+    ['#', 'postgres://wob:Ab#Cd+ef=SecretPw9@db:5432/wob'],
+    ['?', 'postgresql://wob:Ab?Cd+ef=SecretPw9@db/wob'],
+  ])('DATABASE_URL with %s: says to percent-encode, never "not set", never the password', async (_, url) => {
+    const { problems, message, warnings } = await load(await writeConfig(productionFile), {
+      ...productionEnv,
+      DATABASE_URL: url,
+    });
+    expect(problems).toEqual([`DATABASE_URL: ${ENCODE}`]);
+    expect(warnings.filter((line) => line.startsWith('storage.databaseUrl'))).toEqual([]);
+    expect(message + warnings.join('\n')).not.toContain('SecretPw9');
+  });
+
+  it('storage.databaseUrl in the file: the same', async () => {
+    const file = await writeConfig({ storage: { databaseUrl: 'postgres://wob:a/b@db/wob' } });
+    expect((await load(file, {})).problems).toEqual([`storage.databaseUrl: ${ENCODE}`]);
+  });
+
+  it('still warns that DATABASE_URL is not set when it is not, or is empty', async () => {
+    for (const env of [productionEnv, { ...productionEnv, DATABASE_URL: ' ' }]) {
+      const { problems, warnings } = await load(await writeConfig(productionFile), env);
+      expect(problems).toEqual([]);
+      expect(warnings).toContainEqual(
+        expect.stringMatching(/^storage\.databaseUrl: not set \(nor DATABASE_URL\)/),
+      );
+    }
+  });
+
+  it('a DATABASE_URL that does not parse for another reason is said so, without the advice', async () => {
+    const { problems } = await load(await writeConfig({}), { DATABASE_URL: 'postgres://db:port/wob' });
+    expect(problems).toEqual(['DATABASE_URL: does not parse as a URL']);
+  });
+
+  it.each([
+    'redis://:Ab/Cd+ef=SecretPw9@cache:6379',
+    'redis://:Ab#Cd+ef=SecretPw9@cache:6379/2',
+    'rediss://user:Ab?Cd=SecretPw9@cache',
+    'redis+cluster://:Ab/Cd=SecretPw9@n1:7000,n2:7001',
+    'redis+sentinel://:Ab/Cd=SecretPw9@s1:26379,s2/mymaster',
+  ])('REDIS_URL %s: says to percent-encode, never the password', async (url) => {
+    const { problems, message } = await load(await writeConfig({}), { REDIS_URL: url });
+    expect(problems).toEqual([`REDIS_URL: ${ENCODE}`]);
+    expect(message).not.toContain('SecretPw9');
+  });
+
+  it("a Redis URL refused for another reason keeps its own message, an @ in a query's value included", async () => {
+    const { problems } = await load(await writeConfig({}), {
+      REDIS_URL: 'redis+sentinel://s1/mymaster?sentinelPassword=a/b@c&sentinelPasword=x',
+    });
+    expect(problems).toEqual([
+      'REDIS_URL: unknown URL parameter "sentinelPasword" (this form takes sentinelUsername, sentinelPassword; credentials go before the @)',
+    ]);
+  });
+
+  it('a password with the characters encoded is taken as it is', async () => {
+    const config = await loadConfig({
+      env: {
+        DATABASE_URL: 'postgres://wob:Ab%2FCd%23e%3F@db:5432/wob',
+        REDIS_URL: 'redis://:Ab%2FCd@cache:6379',
+      },
+      file: await writeConfig({}),
+      onWarning: () => {},
+    });
+    expect(config.storage).toMatchObject({
+      databaseUrl: 'postgres://wob:Ab%2FCd%23e%3F@db:5432/wob',
+      redisUrl: 'redis://:Ab%2FCd@cache:6379',
+    });
+  });
+});
