@@ -21,6 +21,7 @@ export interface DependencyMonitor {
   down(): readonly Dependency[];
   /** Starts probing every intervalMs (the timer does not keep the process alive). */
   start(intervalMs: number): void;
+  /** For good, before the stores close: no probe after it, and a probe under way is not recorded. */
   stop(): void;
 }
 
@@ -33,7 +34,12 @@ export function createDependencyMonitor(
   let down: readonly Dependency[] = [];
   let inFlight: Promise<DependencyStatus> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  // Set at the shutdown, once the drain is over and before the stores close. A probe under way
+  // then (one a 5xx answered during the drain set off) failed on the closing stores, and the log
+  // said "dependency is down" on a deploy with every store up (an operator's review).
+  let stopped = false;
   const record = (next: DependencyStatus) => {
+    if (stopped) return status;
     for (const dependency of ['database', 'cache'] as const) {
       if (next[dependency] === status[dependency]) continue;
       const fields = { dependency, kind: kindOf(stores.kinds, dependency) };
@@ -46,6 +52,7 @@ export function createDependencyMonitor(
   };
   const monitor: DependencyMonitor = {
     check() {
+      if (stopped) return Promise.resolve(status);
       inFlight ??= stores
         .ping()
         .catch(() => ({ database: false, cache: false }))
@@ -57,11 +64,12 @@ export function createDependencyMonitor(
     },
     down: () => down,
     start(intervalMs) {
-      monitor.stop();
+      clearInterval(timer);
       timer = setInterval(() => void monitor.check(), intervalMs);
       timer.unref();
     },
     stop() {
+      stopped = true;
       clearInterval(timer);
       timer = undefined;
     },

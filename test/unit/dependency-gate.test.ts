@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, test } from 'vitest';
 import {
+  createDependencyMonitor,
   type Dependency,
   type DependencyMonitor,
   dependencyGate,
@@ -163,5 +164,42 @@ describe('dependency gate', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('dependency monitor at the shutdown', () => {
+  // A 5xx answered during the drain set off a probe that was still under way when the stores
+  // closed: it failed on them, and the log said "dependency is down" with every store up (an
+  // operator's review). The monitor stops after the drain, before the stores close.
+  test('a probe under way when it stops is not recorded, and none starts after', async () => {
+    let pings = 0;
+    let answer: (status: { database: boolean; cache: boolean }) => void = () => {};
+    const stores = {
+      kinds: KINDS,
+      ping: () => {
+        pings++;
+        return new Promise<{ database: boolean; cache: boolean }>((resolve) => {
+          answer = resolve;
+        });
+      },
+    };
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger({ level: 'debug', destination });
+    const monitor = createDependencyMonitor(stores, logger);
+    const underWay = monitor.check();
+    monitor.stop();
+    // The stores close: the probe under way fails on them.
+    answer({ database: false, cache: false });
+    expect(await underWay).toEqual({ database: true, cache: true });
+    expect(monitor.down()).toEqual([]);
+    expect(await monitor.check()).toEqual({ database: true, cache: true });
+    expect(pings).toBe(1);
+    expect(lines).toEqual([]);
   });
 });
