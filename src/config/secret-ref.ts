@@ -110,7 +110,7 @@ async function resolveJwks(
       jwks = JSON.parse(value);
     } catch {
       // JSON.parse's message quotes the text around the error: private key material.
-      ctx.findings.problem(path, `${describeSource(ref)} does not hold valid JSON`);
+      ctx.findings.problem(path, `${describeSource(ref, ctx)} does not hold valid JSON`);
       return undefined;
     }
   }
@@ -142,7 +142,7 @@ async function readSource<Literal>(
       return undefined;
     }
     case 'file':
-      return readSecretFile(resolve(ctx.baseDir, ref.path), path, ctx);
+      return readSecretFile(secretFilePath(ref.path, ctx), path, ctx);
   }
 }
 
@@ -189,8 +189,18 @@ function warnIfOthersCanWrite(file: string, mode: number, path: string, ctx: Res
   );
 }
 
-function describeSource(ref: SecretRef<unknown>): string {
+/**
+ * A `{ file: PATH }` reference's file, absolute, as every message names it: a relative PATH is
+ * taken from the configuration file's folder, not the working directory, so the path as written
+ * sent the operator to look for "secrets/bad.json" where they stood; the absolute one is the file
+ * that was read. (A missing file was named absolute and one not JSON as written.)
+ */
+function secretFilePath(path: string, ctx: ResolveContext): string {
+  return resolve(ctx.baseDir, path);
+}
+
+function describeSource(ref: SecretRef<unknown>, ctx: ResolveContext): string {
   if (ref.source === 'env') return `environment variable ${ref.name}`;
-  if (ref.source === 'file') return `file ${ref.path}`;
+  if (ref.source === 'file') return `file ${secretFilePath(ref.path, ctx)}`;
   return 'the value';
 }

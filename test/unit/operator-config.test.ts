@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,5 +132,24 @@ describe('a store URL whose password holds a reserved character, unencoded', () 
       databaseUrl: 'postgres://wob:Ab%2FCd%23e%3F@db:5432/wob',
       redisUrl: 'redis://:Ab%2FCd@cache:6379',
     });
+  });
+});
+
+describe('a secret file named in a problem', () => {
+  // One message gave the path as configured, another the absolute one: the absolute path is the
+  // file read (a relative one is taken from the configuration file's folder, not the shell's).
+  it('is named by its absolute path, whether missing or not JSON', async () => {
+    await mkdir(join(dir, 'secrets'), { recursive: true });
+    await writeFile(join(dir, 'secrets', 'bad.json'), '{"keys": [');
+    const { problems } = await load(
+      await writeConfig({
+        oidc: { jwks: { file: 'secrets/bad.json' }, cookieKeys: [{ file: 'secrets/missing' }] },
+      }),
+      {},
+    );
+    expect(problems).toEqual([
+      `oidc.jwks: file ${join(dir, 'secrets', 'bad.json')} does not hold valid JSON`,
+      `oidc.cookieKeys[0]: file ${join(dir, 'secrets', 'missing')} does not exist`,
+    ]);
   });
 });
