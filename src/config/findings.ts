@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { closestName } from './suggest.ts';
 
 /** A field's place in the file, e.g. ['wechat', 'apps', 1, 'secret'], or an environment variable name. */
 export type FieldPath = readonly PropertyKey[] | string;
@@ -37,19 +38,30 @@ export class Findings {
     return [...this.#warnings];
   }
 
-  addIssues(issues: readonly z.core.$ZodIssue[], prefix: FieldPath = []): void {
+  /**
+   * zod's issues, one problem each. `knownKeys` gives the names known where an unknown key was
+   * found (its mapping's path), for a "did you mean" beside it.
+   */
+  addIssues(
+    issues: readonly z.core.$ZodIssue[],
+    prefix: FieldPath = [],
+    knownKeys: (path: readonly PropertyKey[]) => readonly string[] = () => [],
+  ): void {
     for (const issue of issues) {
       const path = typeof prefix === 'string' ? prefix : [...prefix, ...issue.path];
       if (issue.code === 'unrecognized_keys' && typeof path !== 'string') {
-        for (const key of issue.keys) this.problem([...path, key], unknownKeyMessage(path));
+        for (const key of issue.keys)
+          this.problem([...path, key], unknownKeyMessage(path, key, knownKeys(path)));
       } else this.problem(path, issue.message);
     }
   }
 }
 
-function unknownKeyMessage(path: readonly PropertyKey[]): string {
+function unknownKeyMessage(path: readonly PropertyKey[], key: string, known: readonly string[]): string {
   const inClient = path.length === 2 && path[0] === 'clients';
-  return inClient ? 'unknown client metadata (not a standard registration name)' : 'unknown option';
+  const message = inClient ? 'unknown client metadata (not a standard registration name)' : 'unknown option';
+  const meant = closestName(key, known);
+  return meant === undefined ? message : `${message}: did you mean ${meant}?`;
 }
 
 const TYPE_NAMES: Record<string, string> = {

@@ -16,6 +16,7 @@ import {
 import { entries, field } from './raw.ts';
 import { type ClientEntry, type ConfigFile, clientSchema, configFileSchema, ttlSchema } from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
+import { knownKeysAt } from './suggest.ts';
 import type { ClientConfig, Config } from './types.ts';
 
 export interface LoadConfigOptions {
@@ -53,7 +54,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 
   const findings = new Findings();
   const parsed = configFileSchema.safeParse(raw, { error: issueMessages });
-  if (!parsed.success) findings.addIssues(parsed.error.issues);
+  if (!parsed.success)
+    findings.addIssues(parsed.error.issues, [], (path) => knownKeysAt(configFileSchema, path));
   const overrides = readEnvOverrides(env, findings);
   const secrets = await resolveFileSecrets(raw, { env, production, baseDir: dirname(file), findings });
   checkEnvironmentPolicy(raw, production, findings);

@@ -667,7 +667,7 @@ clients:
         'wechat.apps[3].kind: must be one of: website, official_account, mini_program',
         'oidc.ttl.interaction: must be at least 1',
         'clients[0].redirect_uris[0]: must be an absolute http(s) URL',
-        'clients[0].redirect_uri: unknown client metadata (not a standard registration name)',
+        'clients[0].redirect_uri: unknown client metadata (not a standard registration name): did you mean redirect_uris?',
         'clients[1].client_id: duplicate client_id "web" (also at index 0)',
         'clients[2].client_secret: is required for token_endpoint_auth_method client_secret_basic',
       ]),
@@ -828,7 +828,7 @@ describe('loadConfig client metadata, as oidc-provider judges it', () => {
     const problems = await problemsOf(loadConfig({ env: {}, file }));
     expect(problems).toEqual([
       'wechat.apps[0].appid: must be "wx" followed by 16 lowercase hex digits',
-      'clients[6].redirect_uri: unknown client metadata (not a standard registration name)',
+      'clients[6].redirect_uri: unknown client metadata (not a standard registration name): did you mean redirect_uris?',
       'clients[0].redirect_uris: oidc-provider refuses client "fragment": redirect_uris must not contain fragments',
       `clients[1].grant_types: oidc-provider refuses client "implicit": grant_types can only contain 'authorization_code', 'refresh_token', or 'urn:ietf:params:oauth:grant-type:token-exchange'`,
       `clients[2].id_token_signed_response_alg: oidc-provider refuses client "hmac": id_token_signed_response_alg must be 'RS256'`,

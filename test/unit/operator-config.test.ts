@@ -153,3 +153,38 @@ describe('a secret file named in a problem', () => {
     ]);
   });
 });
+
+describe('an unknown option', () => {
+  it('is given the known name it most likely misspells', async () => {
+    const { problems } = await load(
+      await writeConfig({
+        trust_proxy: true,
+        BehindTlsProxy: true,
+        log: { levle: 'info' },
+        wechat: {
+          miniProgram: { 'session-key-ttl': 60 },
+          apps: [{ kind: 'website', appid: 'wx0123456789abcdef', secret: { fiel: 'x' } }],
+        },
+        clients: [{ client_id: 'web', client_secret: { value: 'x' }, redirect_uri: 'https://rp.example/cb' }],
+        sandbox: { prot: 4100 },
+      }),
+      {},
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'trust_proxy: unknown option: did you mean trustProxy?',
+        'BehindTlsProxy: unknown option: did you mean behindTlsProxy?',
+        'log.levle: unknown option: did you mean level?',
+        'wechat.miniProgram["session-key-ttl"]: unknown option: did you mean sessionKeyTtl?',
+        'wechat.apps[0].secret.fiel: unknown option: did you mean file?',
+        'clients[0].redirect_uri: unknown client metadata (not a standard registration name): did you mean redirect_uris?',
+        'sandbox.prot: unknown option: did you mean port?',
+      ]),
+    );
+  });
+
+  it('is said unknown alone when no known name is close', async () => {
+    const { problems } = await load(await writeConfig({ colour: 'blue', log: { pretty: false } }), {});
+    expect([...problems].sort()).toEqual(['colour: unknown option', 'log.pretty: unknown option']);
+  });
+});
