@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { redactConfig } from '../config/redact.ts';
+import type { Config } from '../config/types.ts';
 
 export interface CheckConfigOptions {
   env?: NodeJS.ProcessEnv;
@@ -22,13 +23,31 @@ export async function checkConfig(options: CheckConfigOptions): Promise<number> 
       file: options.file,
       onWarning: (message) => options.stderr(`warning: ${message}\n`),
     });
-    options.stdout(stringify(redactConfig(config)));
+    options.stdout(stringify(redactConfig(asItRuns(config))));
     return 0;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     options.stderr(`${error.message}\n`);
     return 1;
   }
+}
+
+/**
+ * What check-config prints for the WeChat base URLs while sandbox.enabled: the server sends every
+ * WeChat call and redirect to its in-process emulator then, whatever the file or WECHAT_*_BASE_URL
+ * say, on an address known only once it listens. Printing the configured ones (open.weixin.qq.com
+ * by default) as effective told an operator a production with the sandbox on talked to WeChat.
+ */
+export const SANDBOX_BASE_URL =
+  "the in-process sandbox's URL (sandbox.enabled), which the start logs as sandboxUrl";
+
+/** The configuration as the server runs it, where that differs from what it loaded. */
+function asItRuns(config: Config): Config {
+  if (!config.sandbox.enabled) return config;
+  return {
+    ...config,
+    wechat: { ...config.wechat, openBaseUrl: SANDBOX_BASE_URL, apiBaseUrl: SANDBOX_BASE_URL },
+  };
 }
 
 const USAGE =

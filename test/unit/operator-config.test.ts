@@ -3,6 +3,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { checkConfig, SANDBOX_BASE_URL } from '../../src/cli/check-config-command.ts';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
 
 /**
@@ -186,5 +188,43 @@ describe('an unknown option', () => {
   it('is said unknown alone when no known name is close', async () => {
     const { problems } = await load(await writeConfig({ colour: 'blue', log: { pretty: false } }), {});
     expect([...problems].sort()).toEqual(['colour: unknown option', 'log.pretty: unknown option']);
+  });
+});
+
+describe('check-config with the sandbox on', () => {
+  // Production with the sandbox printed openBaseUrl: https://open.weixin.qq.com as effective, while
+  // every WeChat call went to the emulator.
+  it('prints the WeChat base URLs as the sandbox, not the ones it replaces', async () => {
+    const file = await writeConfig({
+      ...productionFile,
+      wechat: { openBaseUrl: 'https://open.example.com' },
+      sandbox: { enabled: true, allowInProduction: true },
+    });
+    let stdout = '';
+    const code = await checkConfig({
+      file,
+      env: productionEnv,
+      stdout: (text) => (stdout += text),
+      stderr: () => {},
+    });
+    expect(code).toBe(0);
+    expect(parseYaml(stdout).wechat).toMatchObject({
+      openBaseUrl: SANDBOX_BASE_URL,
+      apiBaseUrl: SANDBOX_BASE_URL,
+    });
+    expect(stdout).not.toMatch(/open\.example\.com|weixin\.qq\.com/);
+  });
+
+  it('prints the configured ones with the sandbox off', async () => {
+    let stdout = '';
+    const file = await writeConfig({
+      ...productionFile,
+      wechat: { openBaseUrl: 'https://open.example.com' },
+    });
+    await checkConfig({ file, env: productionEnv, stdout: (text) => (stdout += text), stderr: () => {} });
+    expect(parseYaml(stdout).wechat).toMatchObject({
+      openBaseUrl: 'https://open.example.com',
+      apiBaseUrl: 'https://api.weixin.qq.com',
+    });
   });
 });
