@@ -157,7 +157,7 @@ function unavailable(
   }
   ctx.body = {
     error: 'temporarily_unavailable',
-    error_description: `${names.join(' and ')} unavailable, try again shortly`,
+    error_description: `${names.join(' and ')} ${names.length > 1 ? 'are' : 'is'} unavailable: try again shortly`,
   };
 }
 

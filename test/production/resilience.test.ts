@@ -102,7 +102,7 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     expect(token.status).toBe(503);
     expect(token.retryAfter).toBe('5');
     expect(token.body).toMatchObject({ error: 'temporarily_unavailable' });
-    expect(token.body.error_description).toContain('session store (redis)');
+    expect(token.body.error_description).toBe('the session store (redis) is unavailable: try again shortly');
     const page = await loginPageAnswer();
     expect(page.status).toBe(503);
     expect(page.body).toContain('登录服务暂时不可用');
