@@ -27,17 +27,13 @@ describe('a first-party client', () => {
   afterAll(async () => {
     await bridge?.close();
   });
+  const relyingPartyOf = (client: { client_id: string; client_secret: string }) =>
+    oidc.discovery(new URL(bridge.url), client.client_id, client.client_secret, undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
 
   test('skips the consent page: the WeChat callback leads straight back to the client', async () => {
-    const rp = await oidc.discovery(
-      new URL(bridge.url),
-      FIRST_PARTY.client_id,
-      FIRST_PARTY.client_secret,
-      undefined,
-      {
-        execute: [oidc.allowInsecureRequests],
-      },
-    );
+    const rp = await relyingPartyOf(FIRST_PARTY);
     const user = await createSandboxUser(bridge, '李四');
     const login = await startLogin(rp, { scope: 'openid profile' });
     const callback = await decideOnWeChat(login, { user, allow: true });
@@ -56,13 +52,7 @@ describe('a first-party client', () => {
   // OIDC Core 11 drops offline_access without prompt=consent "unless other conditions ... are in
   // place"; the operator's consent for its own applications is one (README, clients).
   test('gets a refresh token for offline_access without prompt=consent, silently too', async () => {
-    const rp = await oidc.discovery(
-      new URL(bridge.url),
-      FIRST_PARTY.client_id,
-      FIRST_PARTY.client_secret,
-      undefined,
-      { execute: [oidc.allowInsecureRequests] },
-    );
+    const rp = await relyingPartyOf(FIRST_PARTY);
     const user = await createSandboxUser(bridge, '赵六');
     const login = await startLogin(rp, { scope: 'openid offline_access' });
     const redirect = await continueToRp(login, await decideOnWeChat(login, { user, allow: true }));
@@ -78,9 +68,7 @@ describe('a first-party client', () => {
     expect(again.refresh_token).toBeTruthy();
 
     // A third-party client's same request loses the scope, as the engine has it.
-    const thirdParty = await oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
-      execute: [oidc.allowInsecureRequests],
-    });
+    const thirdParty = await relyingPartyOf(RP);
     const other = await startLogin(thirdParty, { scope: 'openid offline_access' });
     const otherBack = await continueToRp(other, await decideOnWeChat(other, { user, allow: true }));
     const otherTokens = await oidc.authorizationCodeGrant(thirdParty, otherBack, other.checks);
@@ -89,9 +77,7 @@ describe('a first-party client', () => {
   });
 
   test('while a third-party client, for the same person, is asked for consent', async () => {
-    const rp = await oidc.discovery(new URL(bridge.url), RP.client_id, RP.client_secret, undefined, {
-      execute: [oidc.allowInsecureRequests],
-    });
+    const rp = await relyingPartyOf(RP);
     const user = await createSandboxUser(bridge, '王五');
     const login = await startLogin(rp, { scope: 'openid profile' });
     let hop = await decideOnWeChat(login, { user, allow: true });
