@@ -131,4 +131,63 @@ describe('dependency patches', () => {
     expect(own).toContain('<title>Submitting Callback</title>');
     expect(own).toContain('<button autofocus type="submit" form="op.formPost">Continue</button>');
   });
+
+  it('oidc-provider: a failed client authentication is 401 invalid_client with its reason, and WWW-Authenticate when the header was tried (RFC 6749 5.2); a plain OPTIONS is 204 with Allow', async () => {
+    const provider = new Provider('http://localhost:3000', {
+      clients: [{ client_id: 'c', client_secret: 's', redirect_uris: ['https://rp.example/cb'] }],
+    });
+    const server = provider.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as { port: number };
+    const token = (headers: Record<string, string> = {}) =>
+      fetch(`http://127.0.0.1:${port}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: 'grant_type=authorization_code&code=x&redirect_uri=https%3A%2F%2Frp.example%2Fcb',
+      });
+    try {
+      const none = await token();
+      expect(none.status).toBe(401);
+      expect(await none.json()).toEqual({
+        error: 'invalid_client',
+        error_description: 'no client authentication mechanism provided',
+      });
+      // No Authorization header tried: no challenge.
+      expect(none.headers.get('www-authenticate')).toBeNull();
+      for (const [authorization, description] of [
+        [
+          `Basic ${Buffer.from('c:').toString('base64')}`,
+          'client_secret must be provided in the Authorization header',
+        ],
+        ['Basic !!!', 'invalid authorization header value format'],
+        ['Bearer abc', 'invalid authorization header value format'],
+      ] as const) {
+        const tried = await token({ authorization });
+        expect(tried.status, authorization).toBe(401);
+        expect(await tried.json(), authorization).toEqual({
+          error: 'invalid_client',
+          error_description: description,
+        });
+        expect(tried.headers.get('www-authenticate'), authorization).toMatch(
+          /^Basic realm="http:\/\/localhost:3000", error="invalid_client"/,
+        );
+      }
+      // A wrong secret was 401 before the patch too, with the engine's generic description.
+      const wrong = await token({ authorization: `Basic ${Buffer.from('c:wrong').toString('base64')}` });
+      expect(wrong.status).toBe(401);
+
+      const options = await fetch(`http://127.0.0.1:${port}/token`, { method: 'OPTIONS' });
+      expect(options.status).toBe(204);
+      expect(options.headers.get('allow')?.split(', ').sort()).toEqual(['OPTIONS', 'POST']);
+      // A CORS preflight is answered by the CORS middleware, as before.
+      const preflight = await fetch(`http://127.0.0.1:${port}/token`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://rp.example', 'access-control-request-method': 'POST' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-methods')).toBe('POST');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });
