@@ -90,6 +90,8 @@ export function createApp(deps: AppDeps): Provider {
         // With a management listener, /metrics is served there alone (src/http/management.ts).
         ...(metrics && !config.management ? [createMetricsRouter(metrics)] : []),
       ]),
+      // Around everything a token request meets: the gate's 503 and the rate limit's 429 included.
+      pragmaOnTokenResponses(provider.pathFor('token')),
       ...(dependencies ? [dependencyGate(dependencies, gateOptions)] : []),
       ...(deps.maxBodyBytes ? [requestSizeLimit(deps.maxBodyBytes)] : []),
       // Before the rate limits: the GET it leads to is the request counted.
@@ -105,7 +107,6 @@ export function createApp(deps: AppDeps): Provider {
             }),
           ]
         : []),
-      pragmaOnTokenResponses(provider.pathFor('token')),
       // Last before oidc-provider's token endpoint: what it spends, it gives back if it then fails.
       releasingOnServerError(provider.pathFor('token'), deps.logger),
       loginAtAuthorization(interaction, provider.pathFor('authorization')),

@@ -126,6 +126,9 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     const limited = await tokenRequest(second.instanceUrl);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    // A token endpoint answer as any other (RFC 6749 5.1): refused before the engine, all the same.
+    expect(limited.headers.get('cache-control')).toBe('no-store');
+    expect(limited.headers.get('pragma')).toBe('no-cache');
     expect(await limited.json()).toMatchObject({ error: 'temporarily_unavailable' });
     const metrics = await (await fetch(`${second.instanceUrl}/metrics`)).text();
     expect(metrics).toMatch(/http_rate_limited_total\{endpoint="token"\} 1/);
