@@ -56,6 +56,8 @@ describe('parseRedisTarget', () => {
     ['redis+cluster://:secret-pw@', /host or host:port/],
     ['redis://:secret-pw@cache.internal:notaport', /a host and an optional numeric port/],
     ['redis://:secret-pw@cache internal:6379', /a host and an optional numeric port/],
+    ['redis://:secret-pw@cache.internal:6379/abc', /a redis:\/\/ path is a database number/],
+    ['redis://:secret-pw@cache.internal:6379/1/2', /a redis:\/\/ path is a database number/],
     ['redis+cluster://a:7000?password=secret-pw', /unknown URL parameter "password" \(this form takes none;/],
     [
       'redis+sentinel://s1/m?sentinelPasword=secret-pw',

@@ -48,6 +48,9 @@ export function parseRedisTarget(url: string): RedisTarget {
     // ioredis would only fail at connect, with "Invalid URL" and no word of which setting.
     if (!URL.canParse(url) || !/^[^:]*(:\d{1,5})?$|^\[[^\]]+\](:\d{1,5})?$/.test(hostList))
       throw new Error('must be a URL with a host and an optional numeric port');
+    // A database number or nothing: another path failed only at the start's SELECT, after
+    // check-config had passed it.
+    if (!/^(\/\d*)?$/.test(path)) throw new Error('a redis:// path is a database number: /<db>');
     return { mode: 'server', url };
   }
   const credentials = { tls: scheme === 'rediss', ...parseUserinfo(userinfo) };
