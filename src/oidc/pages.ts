@@ -70,14 +70,16 @@ export function createPages(views: Views) {
    * After the logout, when no post_logout_redirect_uri takes the person back. The engine names the
    * client (client_id) only when the person logged out of that client alone ("no" on the logout
    * page): the page then says which one, and that the others stay logged in, rather than a bare
-   * "you have been logged out" read as all of them.
+   * "you have been logged out" read as all of them. Only while this browser's session lives on, as
+   * it does after that choice: the address is anyone's to open, and a link to it must not tell a
+   * browser without a session that it is still logged in elsewhere (a review of the day's diff).
    */
   async function postLogoutSuccessSource(ctx: KoaContextWithOIDC): Promise<void> {
     const page = pageContext(ctx, uiLocales(ctx));
-    ctx.type = 'html';
     const { client } = ctx.oidc;
-    const only =
-      client && client.clientId !== ACCOUNT_PAGE_CLIENT_ID ? clientDisplayName(client, page.t) : undefined;
+    const named = client && client.clientId !== ACCOUNT_PAGE_CLIENT_ID;
+    const only = named && (await stillLoggedIn(ctx)) ? clientDisplayName(client, page.t) : undefined;
+    ctx.type = 'html';
     ctx.body = views.render('logged-out', page, { client: only });
   }
 
@@ -93,6 +95,11 @@ export function createPages(views: Views) {
   };
 
   return { renderError, logoutSource, postLogoutSuccessSource, formPostSource };
+}
+
+/** Whether this browser still has a logged-in session (the success page's route loads none itself). */
+async function stillLoggedIn(ctx: KoaContextWithOIDC): Promise<boolean> {
+  return (await ctx.oidc.provider.Session.get(ctx)).accountId !== undefined;
 }
 
 /** The engine's routes a person's login goes through: the authorization request and its resume. */

@@ -325,6 +325,12 @@ for (const storage of STORAGE_SETUPS) {
       // "All": the session ends, and the page says the person is logged out, naming no application.
       const all = await confirm(`client_id=${RP.client_id}`, 'yes');
       expect(all).toContain('<p id="logged-out">你已退出登录。现在可以关闭此页面。</p>');
+      // The page's address, opened by a browser without a session (a link anyone may send), does
+      // not claim that other applications stay logged in.
+      for (const browser of [login.browser, new TestBrowser()]) {
+        const opened = await browser.request(`${bridge.url}/session/end/success?client_id=${RP.client_id}`);
+        expect(opened.body).toContain('<p id="logged-out">你已退出登录。现在可以关闭此页面。</p>');
+      }
       const again = await startLogin(rp, { browser: login.browser });
       expect(again.loginPage.body).toContain('id="wechat-qr"');
     });
