@@ -107,12 +107,18 @@ export async function startServer(input: Config, options: StartOptions): Promise
   // What the main server's drain met, for the line that says the instance has stopped.
   let drained: Drained = { inFlight: 0, cut: 0 };
   const drainTimeoutMs = (input.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS) * 1000;
-  const close = async () => {
+  // Resolves whether everything closed without an error (each error is logged where it happens).
+  const close = async (): Promise<boolean> => {
     lifecycle.stopping = true;
+    let clean = true;
+    const failed = (message: string) => (err: unknown) => {
+      clean = false;
+      logger.error({ err }, message);
+    };
     await announce();
-    await drain().catch((err) => logger.error({ err }, 'error while draining'));
-    for (const fn of closers.reverse())
-      await fn().catch((err) => logger.error({ err }, 'error while closing'));
+    await drain().catch(failed('error while draining'));
+    for (const fn of closers.reverse()) await fn().catch(failed('error while closing'));
+    return clean;
   };
   try {
     assertTransportPolicy(input);
@@ -349,9 +355,12 @@ export async function startServer(input: Config, options: StartOptions): Promise
     // a second close waits for the first.
     let stopped: Promise<void> | undefined;
     const stop = () => {
-      stopped ??= close().then(() => {
+      stopped ??= close().then((clean) => {
         const { inFlight, cut } = drained;
-        logger.info({ inFlight, drained: inFlight - cut, cut }, 'stopped: server and stores closed');
+        const counts = { inFlight, drained: inFlight - cut, cut };
+        // Said as it is: a store that failed to close (its error line above) is no clean stop.
+        if (clean) logger.info(counts, 'stopped: server and stores closed');
+        else logger.warn(counts, 'stopped, though something failed to close (see the error above)');
       });
       return stopped;
     };

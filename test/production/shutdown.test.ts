@@ -133,6 +133,24 @@ describe('shutdown delay', () => {
 });
 
 describe('shutdown timeout', () => {
+  test('a store that fails to close makes the last line a warning, not the clean stop', async () => {
+    const failing = await startBridge({ storage: 'embedded' });
+    const { stores } = failing.server;
+    const close = stores.close.bind(stores);
+    stores.close = async () => {
+      await close();
+      throw new Error('the store would not close');
+    };
+    await failing.server.close();
+    const last = JSON.parse(failing.logs.at(-1) as string);
+    expect(last).toMatchObject({
+      level: 'warn',
+      msg: 'stopped, though something failed to close (see the error above)',
+    });
+    expect(failing.logs.join('')).toContain('"msg":"error while closing"');
+    await failing.close();
+  });
+
   test('requests still in flight when it runs out are cut, and the log says how many', async () => {
     const bridge = await startBridge({
       storage: 'embedded',
