@@ -7,6 +7,8 @@ import type { z } from 'zod';
  * nothing is that close: a far-fetched guess misleads more than none.
  */
 export function closestName(name: string, known: readonly string[]): string | undefined {
+  // No option's name is near this long: nothing to suggest, and no table of its length squared.
+  if (name.length > MAX_NAME_LENGTH) return undefined;
   const wanted = normalized(name);
   const same = known.find((candidate) => normalized(candidate) === wanted);
   if (same !== undefined) return same;
@@ -20,6 +22,9 @@ export function closestName(name: string, known: readonly string[]): string | un
   }
   return best?.name;
 }
+
+/** Longer than any option's name by far (the longest are some 30 characters). */
+const MAX_NAME_LENGTH = 64;
 
 /** Case, underscores and hyphens ignored: snake_case, kebab-case and camelCase spell one name. */
 function normalized(name: string): string {
