@@ -1,5 +1,4 @@
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Koa from 'koa';
 import { describe, expect, test } from 'vitest';
@@ -15,7 +14,7 @@ import { frontDoor } from '../../src/http/front-door.ts';
 import { inRequestContext, requestLog } from '../../src/http/request-log.ts';
 import { scoped } from '../../src/http/scoped.ts';
 import { createViews } from '../../src/http/views.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { capturedLog } from '../helpers/captured-log.ts';
 
 const KINDS = { accounts: 'postgres', artifacts: 'redis' } as const;
 
@@ -49,14 +48,7 @@ async function serve(monitor: DependencyMonitor, handler: Koa.Middleware) {
   const views = createViews({ assetBase: '/assets' });
   const app = new Koa();
   const options = { views, kinds: KINDS };
-  const logs: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      logs.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'info', destination });
+  const { logger, lines: logs } = capturedLog();
   app.use(
     frontDoor({
       stages: [
@@ -205,14 +197,7 @@ describe('dependency monitor at the shutdown', () => {
         });
       },
     };
-    const lines: string[] = [];
-    const destination = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const logger = createLogger({ level: 'debug', destination });
+    const { logger, lines } = capturedLog('debug');
     const monitor = createDependencyMonitor(stores, logger);
     const underWay = monitor.check();
     monitor.stop();

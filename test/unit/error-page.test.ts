@@ -1,25 +1,17 @@
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { expect, test } from 'vitest';
 import { errorPage } from '../../src/http/errors.ts';
 import { frontDoor } from '../../src/http/front-door.ts';
 import { inRequestContext, requestLog } from '../../src/http/request-log.ts';
 import { createViews } from '../../src/http/views.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { capturedLog } from '../helpers/captured-log.ts';
 
 // The last-resort page shows a reference (错误编号), the request's id, which a person reads out to
 // whoever runs the service: the error line it was logged with must carry it. onError runs outside
 // the request's logging context (inRequestContext), so the id is not there by itself.
 test("the last-resort page's reference finds the error's log line", async () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'info', destination });
+  const { logger, lines } = capturedLog();
   const views = createViews({ assetBase: '/assets' });
   const app = new Koa();
   const stages = [requestLog(logger, { requests: 'failures', trustProxy: false })];

@@ -1,22 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { logConsoleOutput } from '../../src/observability/console-to-log.ts';
-import { createLogger } from '../../src/observability/logger.ts';
-
-function capture() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
+import { capturedLog } from '../helpers/captured-log.ts';
 
 describe('log redaction', () => {
   it('blanks secret fields at the top level and inside the objects requests are logged with', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     logger.info(
       {
         code: 'wechat-code-1',
@@ -39,7 +27,7 @@ describe('log redaction', () => {
   });
 
   it('leaves a child logger with the same redaction', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     logger.child({ requestId: 'r-1' }).info({ access_token: 'at-2', path: '/me' }, 'request');
     expect(lines[0]).toMatchObject({ requestId: 'r-1', access_token: '[redacted]', path: '/me' });
   });
@@ -47,7 +35,7 @@ describe('log redaction', () => {
 
 describe('logged errors', () => {
   it('keep class, message, code and stack of an error and its causes, and drop every other field', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     const inner = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
       code: 'ECONNREFUSED',
       errno: -111,
@@ -81,7 +69,7 @@ describe('logged errors', () => {
   });
 
   it('keep a code only when it looks like one, not like a login code', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     logger.error({ err: Object.assign(new Error('x'), { code: '081Kq0Ga1GbwQF0Q4nHa1s5bYv3Kq0GQ' }) }, 'a');
     logger.error({ err: Object.assign(new Error('y'), { code: 'code_used' }) }, 'b');
     expect(lines[0]?.err).not.toHaveProperty('code');
@@ -89,7 +77,7 @@ describe('logged errors', () => {
   });
 
   it('log what was thrown when it is not an Error', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     logger.error({ err: 'plain' }, 'thrown');
     expect(lines[0]?.err).toEqual({ type: 'string', message: 'plain' });
   });
@@ -97,7 +85,7 @@ describe('logged errors', () => {
 
 describe("libraries' console output", () => {
   it('is a JSON line of the log at the level of the console method, marked source: console', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturedLog();
     const saved = { ...console };
     try {
       logConsoleOutput(logger);

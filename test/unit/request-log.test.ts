@@ -1,24 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import Koa from 'koa';
 import { describe, expect, it } from 'vitest';
 import { frontDoor } from '../../src/http/front-door.ts';
 import { inRequestContext, recordRefusals, requestLog } from '../../src/http/request-log.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { capturedLog } from '../helpers/captured-log.ts';
 
 async function serve(requests: 'all' | 'failures', trustProxy = true) {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
+  const { logger, lines } = capturedLog();
   const app = new Koa();
   const refusals = new EventEmitter();
   recordRefusals(refusals);
-  const stages = [requestLog(createLogger({ level: 'info', destination }), { requests, trustProxy })];
+  const stages = [requestLog(logger, { requests, trustProxy })];
   app.use(frontDoor({ stages, onError: () => {}, around: inRequestContext }));
   app.use((ctx) => {
     if (ctx.path === '/handler-logs') ctx.state.log.info('handled');

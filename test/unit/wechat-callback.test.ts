@@ -1,14 +1,13 @@
-import { Writable } from 'node:stream';
 import { MockAgent } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import { exchangeCode } from '../../src/interaction/complete-login.ts';
 import type { InteractionDeps } from '../../src/interaction/deps.ts';
 import { callbackOutcomeWaitMs } from '../../src/interaction/wechat-callback.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { createWeChatClient } from '../../src/upstream/wechat/client.ts';
 import type { WeChatApp } from '../../src/upstream/wechat/types.ts';
 import { createWebsiteQrConnector } from '../../src/upstream/wechat/website-qr.ts';
+import { capturedLog } from '../helpers/captured-log.ts';
 import { fakeTimeTaken } from '../helpers/fake-time.ts';
 
 const API = 'https://api.weixin.qq.com';
@@ -85,14 +84,8 @@ describe('exchangeCode', () => {
       );
     const client = createWeChatClient({ apiBaseUrl: API, timeoutMs: 2000, dispatcher: mock });
     const qr = createWebsiteQrConnector({ app, client, openBaseUrl: 'https://open.weixin.qq.com' });
-    const lines: Array<Record<string, unknown>> = [];
-    const destination = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    });
-    const deps = { logger: createLogger({ level: 'info', destination }) } as unknown as InteractionDeps;
+    const { logger, lines } = capturedLog();
+    const deps = { logger: logger } as unknown as InteractionDeps;
 
     const outcome = await exchangeCode(deps, 'uid-1', app.appid, () => qr.completeLogin('CODE'));
 
