@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Bridge,
+  logLines,
   MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   STORAGE_SETUPS,
@@ -586,11 +587,7 @@ for (const storage of STORAGE_SETUPS) {
     });
 
     test('a wrong AppSecret (40125) is a server_error, logged once by us, not again by the engine', async () => {
-      const lines = (msg: string) =>
-        bridge.logs
-          .join('')
-          .split('\n')
-          .filter((line) => line.includes(`"msg":"${msg}"`));
+      const lines = (msg: string) => logLines(bridge, { msg });
       const ours = lines('mini program login failed: check the app configuration').length;
       const engine = lines('oidc server_error').length;
       await injectFault(bridge, { api: 'sns/jscode2session', errcode: 40125, times: 1 });
@@ -615,11 +612,7 @@ for (const storage of STORAGE_SETUPS) {
         subject_token_type: JS_CODE,
       });
       expect(answer.status).toBe(500);
-      const line = bridge.logs
-        .join('')
-        .split('\n')
-        .filter((entry) => entry.includes('"errcode":40002'))
-        .at(-1);
+      const line = logLines(bridge, { text: '"errcode":40002' }).at(-1);
       expect(JSON.parse(line as string)).toMatchObject({
         level: 'error',
         msg: 'mini program login failed: WeChat answered in a form this server cannot use',

@@ -2,6 +2,7 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type Bridge,
+  logLines,
   RP,
   STORAGE_SETUPS,
   startBridge,
@@ -65,11 +66,7 @@ for (const storage of STORAGE_SETUPS) {
     const db = () => bridge.server.stores.db;
     const accountOf = (user: SandboxUser) =>
       db().selectFrom('accounts').selectAll().where('subject', '=', user.unionid).executeTakeFirst();
-    const logLines = (msg: string) =>
-      bridge.logs
-        .join('')
-        .split('\n')
-        .filter((line) => line.includes(`"msg":"${msg}"`));
+    const linesOf = (msg: string) => logLines(bridge, { msg });
     const whileFailing = <T>(fault: StatementFault, action: () => Promise<T>) =>
       whileStatementsFail(db(), fault, action);
 
@@ -102,8 +99,8 @@ for (const storage of STORAGE_SETUPS) {
         expect(reload.status).toBe(503);
         expectFailurePage(login, reload);
         expect((await returnToApplication(login, page)).searchParams.get('error')).toBe('server_error');
-        expect(logLines('wechat login failed: a store is unavailable')).toHaveLength(1);
-        expect(logLines('unhandled error')).toHaveLength(0);
+        expect(linesOf('wechat login failed: a store is unavailable')).toHaveLength(1);
+        expect(linesOf('unhandled error')).toHaveLength(0);
       },
     );
 
@@ -117,7 +114,7 @@ for (const storage of STORAGE_SETUPS) {
       expectFailurePage(login, page);
       expect(await accountOf(person)).toBeUndefined();
       expect((await returnToApplication(login, page)).searchParams.get('error')).toBe('server_error');
-      const [line] = logLines('wechat login failed');
+      const [line] = linesOf('wechat login failed');
       expect(JSON.parse(line as string)).toMatchObject({ level: 'error', appid: WEBSITE_APP.appid });
     });
 

@@ -6,6 +6,7 @@ import { createStateSigner, markStateUsed } from '../../src/interaction/wechat-s
 import {
   type Bridge,
   bridgeCookieKeys,
+  logLines,
   RP,
   STORAGE_SETUPS,
   startBridge,
@@ -708,11 +709,7 @@ for (const storage of STORAGE_SETUPS) {
     ])(
       'a profile read failing with $name is one warning naming the app and why, and the login goes on',
       async ({ fault, said }) => {
-        const warnings = () =>
-          bridge.logs
-            .join('')
-            .split('\n')
-            .filter((line) => line.includes('"msg":"WeChat profile not read'));
+        const warnings = () => logLines(bridge, { text: '"msg":"WeChat profile not read' });
         const before = warnings().length;
         const person = await createSandboxUser(bridge, '无资料 No profile');
         const login = await startLogin(rp);

@@ -105,6 +105,19 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
+/**
+ * The server's log lines (its chunks joined and split: one JSON line each) that contain `text`, or
+ * all of them. `msg` names a line by its message exactly: `"msg":"<msg>"`.
+ */
+export function logLines(
+  bridge: Pick<Bridge, 'logs'>,
+  match: { text?: string; msg?: string } = {},
+): string[] {
+  const needle = match.msg === undefined ? match.text : `"msg":"${match.msg}"`;
+  const lines = bridge.logs.join('').split('\n');
+  return needle === undefined ? lines : lines.filter((line) => line.includes(needle));
+}
+
 export interface BridgeOptions {
   storage: StorageSetup;
   /** Which sandbox apps the bridge is configured with (default: the bound website app). */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
 import {
   type Bridge,
+  logLines,
   RP,
   startBridge,
   storageAvailable,
@@ -222,10 +223,7 @@ describe.skipIf(!available)('a mini-program endpoint whose store does not answer
     expect(answer.headers.get('retry-after')).toBe('5');
     // An outage is a warning, not an error line that reads as a bug of ours.
     const requestId = answer.headers.get('x-request-id') as string;
-    const lines = bridge.logs
-      .join('')
-      .split('\n')
-      .filter((line) => line.includes(requestId));
+    const lines = logLines(bridge, { text: requestId });
     expect(lines.some((line) => line.includes('"level":"error"'))).toBe(false);
     for (let attempt = 0; attempt < 40; attempt++) {
       if ((await fetch(`${bridge.url}/readyz`)).status === 200) break;

@@ -3,7 +3,7 @@ import type * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { QUERY_TIMEOUT_MS } from '../../src/storage/postgres.ts';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
-import { type Bridge, startBridge, storageAvailable } from '../helpers/bridge.ts';
+import { type Bridge, logLines, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { TestBrowser } from '../helpers/browser.ts';
 import {
   authorizationRequest,
@@ -129,9 +129,9 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
       expect(answer.status).toBe(503);
       // The engine's own failure line names the request, as its access line does.
       const requestId = answer.headers.get('x-request-id') as string;
-      const failure = bridge.logs
-        .flatMap((chunk) => chunk.split('\n'))
-        .find((line) => line.includes('oidc server_error') && line.includes(requestId));
+      const failure = logLines(bridge, { text: requestId }).find((line) =>
+        line.includes('oidc server_error'),
+      );
       expect(failure).toBeDefined();
     } finally {
       redis.resume();
@@ -195,9 +195,7 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
     // The pool's connections, opened by earlier requests' queries, were lost: said once each,
     // naming no request (it is no request's doing).
-    const lost = bridge.logs
-      .flatMap((chunk) => chunk.split('\n'))
-      .filter((line) => line.includes('"msg":"PostgreSQL connection lost"'));
+    const lost = logLines(bridge, { msg: 'PostgreSQL connection lost' });
     expect(lost.length).toBeGreaterThan(0);
     for (const line of lost) expect(line).not.toContain('"requestId"');
   });
