@@ -21,3 +21,14 @@ export function describeUrl(url: string): string {
     return '[unparsable URL]';
   }
 }
+
+/**
+ * A store's connection error reduced to its message, for a start-up failure's cause: connection
+ * errors carry host and port, never the URL, but only the message is kept to be sure (no stack,
+ * no properties a driver may attach). A message-less error (Node's AggregateError for a host of
+ * several addresses) is said by its code.
+ */
+export function connectionFailure(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  return new Error(error.message || String((error as { code?: unknown }).code ?? error.name));
+}

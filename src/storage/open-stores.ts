@@ -1,6 +1,6 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { type Kysely, sql } from 'kysely';
-import { describeUrl } from './describe-url.ts';
+import { connectionFailure, describeUrl } from './describe-url.ts';
 import { migrateToLatest } from './migrate.ts';
 import type { KeyValueStore, StorageKind, Stores } from './ports.ts';
 import { createPostgresDatabase, QUERY_TIMEOUT_MS } from './postgres.ts';
@@ -158,15 +158,9 @@ async function checkConnection(db: Kysely<Database>, databaseUrl: string): Promi
   } catch (error) {
     throw new Error(
       `cannot connect to PostgreSQL at ${describeUrl(databaseUrl)} (DATABASE_URL or storage.databaseUrl)`,
-      { cause: new Error(messageOf(error)) },
+      { cause: connectionFailure(error) },
     );
   }
-}
-
-/** An error's message, or its code when it has none (Node's AggregateError for a host of several addresses). */
-function messageOf(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  return error.message || String((error as { code?: unknown }).code ?? error.name);
 }
 
 async function openDatabase(

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
-import { describeUrl } from '../describe-url.ts';
+import { connectionFailure, describeUrl } from '../describe-url.ts';
 import type { RedisClient } from './scripts.ts';
 import { parseRedisTarget, type RedisTarget } from './target.ts';
 
@@ -72,7 +72,7 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
   } catch (error) {
     const loading = firstConnect.connected() ? await stillLoading(redis) : undefined;
     redis.disconnect();
-    const cause = scrub(loading ?? firstConnect.failure(error));
+    const cause = connectionFailure(loading ?? firstConnect.failure(error));
     throw new Error(`cannot connect to Redis at ${describeUrl(url)}`, { cause });
   } finally {
     clearTimeout(timer);
@@ -193,11 +193,6 @@ export function clusterOptions(target: { tls: boolean }, node: RedisOptions): Cl
     redisOptions: { ...COMMON, ...node },
     ...(target.tls && { dnsLookup: (address, callback) => callback(null, address) }),
   };
-}
-
-// Connection errors carry host and port, never the URL, but keep only the message to be sure.
-function scrub(error: unknown): Error {
-  return new Error(error instanceof Error ? error.message : String(error));
 }
 
 /**
