@@ -132,6 +132,9 @@ function watchFirstConnect(redis: RedisClient) {
   };
 }
 
+/** How long the start-up asks a server that did not become ready whether it is loading its data. */
+const LOADING_PROBE_MS = 1000;
+
 /**
  * Why a server that accepted the connection is not ready, when the reason is that it is still
  * loading its dataset into memory (a restart with a large RDB or AOF): ioredis's ready check waits
@@ -140,8 +143,6 @@ function watchFirstConnect(redis: RedisClient) {
  * connection is ready. Undefined when it is not loading, or does not say (a cluster, whose nodes
  * ioredis does not reach until the cluster is ready).
  */
-const LOADING_PROBE_MS = 1000;
-
 async function stillLoading(redis: RedisClient): Promise<Error | undefined> {
   if (!(redis instanceof Redis)) return undefined;
   // A second at most: a server that hangs would otherwise hold the failed start-up another
