@@ -6,6 +6,7 @@ import { createViews } from './http/views.ts';
 import { causes } from './observability/causes.ts';
 import { logConsoleOutput } from './observability/console-to-log.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
+import { VERSION } from './observability/version.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 /**
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
   });
   logger.info(
     {
+      version: VERSION,
       issuer: running.url,
       discovery: `${running.url}/.well-known/openid-configuration`,
       // Where Prometheus and the probes go when /metrics has left the public port (config.management).
@@ -109,7 +111,7 @@ main().catch((error) => {
   // The log is JSON lines on standard output: a pipeline reading it only saw the last line before
   // the process ended (an operator's review), not why. Standard error keeps the reason in plain
   // text, for a person at a terminal and for a failure before the log exists (the configuration's).
-  startLog?.fatal({ reason }, 'wechat-oidc-bridge failed to start');
+  startLog?.fatal({ reason, version: VERSION }, 'wechat-oidc-bridge failed to start');
   process.stderr.write(`wechat-oidc-bridge failed to start: ${reason}\n`);
   process.exit(1);
 });

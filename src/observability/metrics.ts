@@ -4,6 +4,7 @@ import type { Connectors, LoginConnector } from '../interaction/deps.ts';
 import type { WeChatCallEvent } from '../upstream/wechat/client.ts';
 import { UpstreamError, type WeChatIdentity } from '../upstream/wechat/types.ts';
 import { HttpTally } from './http-tally.ts';
+import { VERSION } from './version.ts';
 
 /** The login kinds counted: the two browser connectors and the mini program's token exchange. */
 export type LoginKind = 'website' | 'official_account' | 'mini_program';
@@ -57,6 +58,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     labelNames: ['endpoint'],
     registers: [registry],
   });
+  // Prometheus's build_info idiom: a constant 1 whose label says which release this instance runs
+  // (Node's own version is in the default metrics' nodejs_version_info).
+  new Gauge({
+    name: 'wechat_oidc_bridge_build_info',
+    help: 'Always 1; the version label is the release this instance runs',
+    labelNames: ['version'],
+    registers: [registry],
+  }).set({ version: VERSION }, 1);
   // Plain numbers per token, read at each scrape (as the HTTP series are: http-tally.ts).
   const issued = new Map<TokenType, number>(TOKEN_TYPES.map((type) => [type, 0]));
   new Counter({

@@ -1,6 +1,6 @@
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -65,15 +65,23 @@ describe('the entry point with the default configuration', () => {
     expect(((await discovery.json()) as { issuer: string }).issuer).toBe(`http://localhost:${port}`);
   });
 
-  it('names its management listener in the "listening" line, and serves /metrics there, not on the public port', async () => {
+  it('names its management listener and its version in the "listening" line, and serves /metrics there, not on the public port', async () => {
     const listening = written.stdout
       .split('\n')
       .find((line) => line.includes('"msg":"wechat-oidc-bridge listening"'));
     const metrics = `http://127.0.0.1:${managementPort}/metrics`;
-    expect(JSON.parse(listening ?? '{}')).toMatchObject({ issuer: `http://localhost:${port}`, metrics });
+    const version = await packageVersion();
+    expect(JSON.parse(listening ?? '{}')).toMatchObject({
+      issuer: `http://localhost:${port}`,
+      metrics,
+      version,
+    });
     const scrape = await fetch(metrics);
     expect(scrape.status).toBe(200);
-    expect(await scrape.text()).toContain('http_requests_total');
+    const text = await scrape.text();
+    expect(text).toContain('http_requests_total');
+    // Which release each instance of a fleet runs, as Prometheus's build_info idiom has it.
+    expect(text).toContain(`wechat_oidc_bridge_build_info{version="${version}"} 1`);
     expect((await fetch(`http://localhost:${port}/metrics`)).status).toBe(404);
   });
 
@@ -249,6 +257,7 @@ describe('the entry point failing to start once its log exists', () => {
       expect(JSON.parse(last)).toMatchObject({
         level: 'fatal',
         reason,
+        version: await packageVersion(),
         msg: 'wechat-oidc-bridge failed to start',
       });
       expect(written.stdout + written.stderr).not.toContain('hunter2');
@@ -259,6 +268,12 @@ describe('the entry point failing to start once its log exists', () => {
 });
 
 const DEFAULT_CONFIG = join(PACKAGE_ROOT, 'config', 'default.yaml');
+
+/** The release the log lines and the build_info metric are to name: package.json's, read here. */
+async function packageVersion(): Promise<string> {
+  return (JSON.parse(await readFile(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string })
+    .version;
+}
 
 /** What the process has written so far. */
 interface Written {
