@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { sql } from 'kysely';
+import { causes } from '../observability/causes.ts';
 import { ACCOUNT_TABLES, copyTables } from '../storage/copy-tables.ts';
 import { describeUrl } from '../storage/describe-url.ts';
 import { migrateToLatest } from '../storage/migrate.ts';
+import { checkPostgresConnection } from '../storage/open-stores.ts';
 import { createPostgresDatabase } from '../storage/postgres.ts';
 import { embeddedAccountsFile, openAccountsDatabase } from '../storage/sqlite/accounts-database.ts';
 import { type CommandOutput, runWithConfig } from './with-config.ts';
@@ -44,6 +46,8 @@ export async function copyAccountsToPostgres(options: CopyAccountsOptions): Prom
   if (!from) return 1;
   const to = createPostgresDatabase(databaseUrl, { maxConnections: 1 });
   try {
+    // An unreachable target is said to be one, not "database migrations failed" (an operator's review).
+    await checkPostgresConnection(to, databaseUrl);
     await migrateToLatest(to);
     const rows = await to.transaction().execute(async (trx) => {
       // No server or second copy writes accounts meanwhile: the copy starts from empty and ends whole.
@@ -61,9 +65,7 @@ export async function copyAccountsToPostgres(options: CopyAccountsOptions): Prom
     return 0;
   } catch (error) {
     // PostgreSQL's and pg's messages name the server, the role or the row, never the password.
-    stderr(
-      `the copy to ${describeUrl(databaseUrl)} failed and wrote nothing: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    stderr(`the copy to ${describeUrl(databaseUrl)} failed and wrote nothing: ${causes(error)}\n`);
     return 1;
   } finally {
     await Promise.allSettled([from.destroy(), to.destroy()]);

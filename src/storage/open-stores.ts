@@ -138,7 +138,7 @@ async function scrubFiles(
 async function migrate(databaseUrl: string, onNewerSchema: (names: string[]) => void): Promise<string[]> {
   const db = createPostgresDatabase(databaseUrl, { maxConnections: 1 });
   try {
-    await checkConnection(db, databaseUrl);
+    await checkPostgresConnection(db, databaseUrl);
     return await migrateToLatest(db, onNewerSchema);
   } finally {
     await db.destroy();
@@ -150,9 +150,10 @@ async function migrate(databaseUrl: string, onNewerSchema: (names: string[]) => 
  * it does not know, a wrong password, were reported as "database migrations failed: connect
  * ECONNREFUSED ...", the migrations being only the first to use the connection, and the message
  * named neither the store nor the setting (an operator's review). Said as Redis's is, with the URL
- * described without credentials and only the error's message (pg's carry no password).
+ * described without credentials and only the error's message (pg's carry no password). The copy to
+ * PostgreSQL (src/cli) checks its target the same way.
  */
-async function checkConnection(db: Kysely<Database>, databaseUrl: string): Promise<void> {
+export async function checkPostgresConnection(db: Kysely<Database>, databaseUrl: string): Promise<void> {
   try {
     await sql`select 1`.execute(db);
   } catch (error) {
