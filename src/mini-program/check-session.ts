@@ -15,11 +15,11 @@ export async function checkSession(
   caller: MiniProgramCaller,
 ): Promise<void> {
   const { identity, connector } = caller;
-  const sessionKey = await deps.sessionKeys.get(identity.appid, identity.openid);
-  if (!sessionKey) throw reloginRequired('session_key_missing');
+  const held = await deps.sessionKeys.get(identity.appid, identity.openid);
+  if (!held) throw reloginRequired('session_key_missing');
   let valid: boolean;
   try {
-    valid = await connector.checkSession(identity.openid, sessionKey);
+    valid = await connector.checkSession(identity.openid, held.key);
   } catch (error) {
     if (!(error instanceof UpstreamError)) throw error;
     const fields = { appid: identity.appid, ...error.logFields() };
@@ -27,7 +27,7 @@ export async function checkSession(
     throw upstreamFailure(error);
   }
   if (!valid) {
-    await deps.sessionKeys.delete(identity.appid, identity.openid);
+    await deps.sessionKeys.forgetStale(identity.appid, identity.openid, held);
     throw reloginRequired('session_key_stale');
   }
   ctx.status = 200;

@@ -37,14 +37,15 @@ export async function decrypt(ctx: Context, deps: MiniProgramDeps, caller: MiniP
   const body = readBody(ctx, decryptSchema);
   const { identity, connector } = caller;
   const encrypted = guard(() => decodeEncryptedUserData(body));
-  const sessionKey = await deps.sessionKeys.get(identity.appid, identity.openid);
-  if (!sessionKey) throw reloginRequired('session_key_missing');
+  const held = await deps.sessionKeys.get(identity.appid, identity.openid);
+  if (!held) throw reloginRequired('session_key_missing');
+  const sessionKey = held.key;
 
   // A wrong signature or padding means altered data or a session key WeChat has replaced since;
   // WeChat's checksession tells which, and a stale key sends the mini program back to wx.login.
   const orStale = async (error: UserDataError): Promise<never> => {
     if (await isStale(deps, caller, sessionKey)) {
-      await deps.sessionKeys.delete(identity.appid, identity.openid);
+      await deps.sessionKeys.forgetStale(identity.appid, identity.openid, held);
       throw reloginRequired('session_key_stale');
     }
     throw userDataError(error);

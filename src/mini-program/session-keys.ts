@@ -11,9 +11,20 @@ export interface SessionKeyStore {
   /** Replaces the person's key: WeChat keeps one valid key per person and app. */
   put(appid: string, openid: string, sessionKey: Secret): Promise<void>;
   /** undefined when it expired here, was forgotten, or cannot be unsealed. */
-  get(appid: string, openid: string): Promise<Secret | undefined>;
-  /** Forgets a key WeChat reported stale. */
-  delete(appid: string, openid: string): Promise<void>;
+  get(appid: string, openid: string): Promise<HeldSessionKey | undefined>;
+  /**
+   * Forgets a key WeChat reported stale: that one only. A wx.login exchanged while WeChat was
+   * being asked has put the person's new key in its place, and forgetting that one sent the mini
+   * program, whose wx.checkSession says all is well, round to session_key_missing (a mini-program
+   * team's review: a checksession slower than 300 ms was enough).
+   */
+  forgetStale(appid: string, openid: string, stale: HeldSessionKey): Promise<void>;
+}
+
+/** A session key as read, with its stored (sealed) form: what forgetStale compares. */
+export interface HeldSessionKey {
+  key: Secret;
+  readonly sealed: string;
 }
 
 /** The key-value store's key of a person's session key in a mini program. */
@@ -44,8 +55,11 @@ export function createSessionKeyStore(deps: {
       const sealed = await kv.get<string>(key);
       if (typeof sealed !== 'string') return undefined;
       const plain = sealer.open(sealed, key);
-      return plain === undefined ? undefined : new Secret(plain);
+      return plain === undefined ? undefined : { key: new Secret(plain), sealed };
     },
-    delete: (appid, openid) => forgetSessionKey(kv, appid, openid),
+    async forgetStale(appid, openid, stale) {
+      // Each seal has an IV of its own: the same stored text is the same put, not a newer one.
+      await kv.deleteIfEquals(sessionKeyName(appid, openid), stale.sealed);
+    },
   };
 }

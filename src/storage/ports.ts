@@ -27,6 +27,11 @@ export interface KeyValueStore {
    */
   take<T>(key: string): Promise<T | undefined>;
   delete(key: string): Promise<void>;
+  /**
+   * Removes the key only while it still holds `value` (the same JSON); true when this call removed
+   * it. Atomic across instances: a value another caller wrote meanwhile stays.
+   */
+  deleteIfEquals(key: string, value: unknown): Promise<boolean>;
 }
 
 /** oidc-provider's adapter constructor argument: one adapter per model name. */

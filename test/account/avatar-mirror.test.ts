@@ -3,7 +3,7 @@ import { AvatarFetchError } from '../../src/accounts/avatars/guard.ts';
 import { createAvatarMirror } from '../../src/accounts/avatars/mirror.ts';
 import type { AvatarStore, StoredAvatar } from '../../src/accounts/avatars/store.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import type { KeyValueStore } from '../../src/storage/ports.ts';
+import { memoryKv } from '../helpers/memory-kv.ts';
 
 const ACCOUNT = '5b0c3a52-3f7e-4d0a-9a57-0d3c3b1e8f10';
 const PLACEHOLDER =
@@ -28,31 +28,6 @@ function memoryStore(): AvatarStore & { rows: Map<string, StoredAvatar> } {
     },
     async delete(id) {
       rows.delete(id);
-    },
-  };
-}
-
-function memoryKv(): KeyValueStore {
-  const entries = new Map<string, unknown>();
-  return {
-    async put(key, value) {
-      entries.set(key, value);
-    },
-    async putIfAbsent(key, value) {
-      if (entries.has(key)) return false;
-      entries.set(key, value);
-      return true;
-    },
-    async get<T>(key: string) {
-      return entries.get(key) as T | undefined;
-    },
-    async take<T>(key: string) {
-      const value = entries.get(key) as T | undefined;
-      entries.delete(key);
-      return value;
-    },
-    async delete(key) {
-      entries.delete(key);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import {
   type Bridge,
   logLines,
@@ -481,6 +481,37 @@ for (const storage of STORAGE_SETUPS) {
       // A new wx.login and exchange, and the same data decrypts.
       const renewed = await miniProgramLogin(person);
       expect((await call(bridge, 'decrypt', renewed.access_token, data)).status).toBe(200);
+    });
+
+    test('a stale key reported while a new wx.login is exchanged forgets the stale key only, never the new one', async () => {
+      const person = await createSandboxUser(bridge, 'Racing Person');
+      const tokens = await miniProgramLogin(person);
+      // A new wx.login on the phone: WeChat has a new key, the bridge still the old one.
+      const code = await wxLogin(bridge, person, { rotate: true });
+      const data = await wxUserData(bridge, person);
+      for (const endpoint of ['decrypt', 'check-session'] as const) {
+        // WeChat is slow to answer whether the old key is stale; meanwhile the mini program
+        // exchanges its new code, as the README's login() does at once.
+        await injectFault(bridge, { api: 'wxa/checksession', delayMs: 1_000, times: 1 });
+        const asking = call(bridge, endpoint, tokens.access_token, endpoint === 'decrypt' ? data : undefined);
+        await vi.waitFor(async () => expect(await pendingFaults(bridge, 'wxa/checksession')).toBe(0), {
+          timeout: 5_000,
+          interval: 20,
+        });
+        const renewed =
+          endpoint === 'decrypt'
+            ? remember(await exchangeJsCode(mp, code, { scope: 'openid profile' }))
+            : await miniProgramLogin(person);
+        const stale = await asking;
+        expect(stale.body).toMatchObject({ error: 'wx_login_required', reason: 'session_key_stale' });
+        // The key the exchange stored stays: the new token decrypts and its session is valid.
+        if (endpoint === 'decrypt')
+          expect((await call(bridge, 'decrypt', renewed.access_token, data)).status).toBe(200);
+        expect((await call(bridge, 'check-session', renewed.access_token)).body).toEqual({ valid: true });
+        // The next round's old key: the one the bridge holds now, replaced at WeChat by another wx.login.
+        Object.assign(tokens, renewed);
+        await wxLogin(bridge, person, { rotate: true });
+      }
     });
 
     test('check-session asks WeChat with the HMAC of the session key, and answers wx_login_required once it is stale', async () => {

@@ -108,6 +108,30 @@ export function describeKeyValueConformance(
       await h.kv.delete(key());
     });
 
+    it('deletes a key only while it holds the value given, and says whether it did', async () => {
+      const k = key();
+      await h.kv.put(k, { sealed: 'first' }, 60);
+      expect(await h.kv.deleteIfEquals(k, { sealed: 'other' })).toBe(false);
+      expect(await h.kv.get(k)).toEqual({ sealed: 'first' });
+      expect(await h.kv.deleteIfEquals(k, { sealed: 'first' })).toBe(true);
+      expect(await h.kv.get(k)).toBeUndefined();
+      expect(await h.kv.deleteIfEquals(k, { sealed: 'first' })).toBe(false);
+      // A string, as the session keys are stored.
+      await h.kv.put(k, 'v1.sealed', 60);
+      expect(await h.kv.deleteIfEquals(k, 'v1.other')).toBe(false);
+      expect(await h.kv.deleteIfEquals(k, 'v1.sealed')).toBe(true);
+    });
+
+    it('lets one of 8 parallel compare-and-deletes remove the value, and none a value put after it', async () => {
+      const k = key();
+      await h.kv.put(k, 'old', 60);
+      const results = await Promise.all(Array.from({ length: 8 }, () => h.kv.deleteIfEquals(k, 'old')));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      await h.kv.put(k, 'new', 60);
+      expect(await h.kv.deleteIfEquals(k, 'old')).toBe(false);
+      expect(await h.kv.get(k)).toBe('new');
+    });
+
     it('refuses a TTL that is not a positive number of seconds', async () => {
       await expect(h.kv.put(key(), 'v', 0)).rejects.toBeInstanceOf(RangeError);
       await expect(h.kv.putIfAbsent(key(), 'v', -5)).rejects.toBeInstanceOf(RangeError);

@@ -249,6 +249,8 @@ function definePlanTests(open: () => Promise<PlanBackend>, options: { artifacts:
         expect(await kv.get('state-1')).toEqual({ uid: 'x' });
         expect(await kv.take('claim-1')).toEqual({ uid: 'x' });
         await kv.delete('state-1');
+        await kv.put('key-1', 'sealed', 60);
+        expect(await kv.deleteIfEquals('key-1', 'sealed')).toBe(true);
         await artifacts.sweep();
         await kv.sweep();
       });

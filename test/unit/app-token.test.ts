@@ -2,7 +2,6 @@ import { MockAgent } from 'undici';
 import { describe, expect, it, vi } from 'vitest';
 import { Secret } from '../../src/config/secret.ts';
 import { createSealer } from '../../src/mini-program/sealer.ts';
-import type { KeyValueStore } from '../../src/storage/ports.ts';
 import {
   type AppTokenCache,
   createAppTokenCache,
@@ -11,6 +10,7 @@ import {
 import { type AppAccessToken, createMiniProgramApi } from '../../src/upstream/wechat/mini-program-api.ts';
 import { UpstreamError, type WeChatApp } from '../../src/upstream/wechat/types.ts';
 import { fakeTimeTaken } from '../helpers/fake-time.ts';
+import { memoryKv } from '../helpers/memory-kv.ts';
 
 const API = 'https://api.weixin.qq.com';
 const TEXT = { headers: { 'content-type': 'text/plain' } };
@@ -20,39 +20,6 @@ const APP: WeChatApp = {
   name: 'Test',
   secret: new Secret('app-secret'),
 };
-
-/** A KeyValueStore in memory, on the test's clock (the port's semantics, one "Redis" shared by instances). */
-function memoryKv(
-  now: () => number,
-): KeyValueStore & { raw: Map<string, { value: unknown; expiresAt: number }> } {
-  const raw = new Map<string, { value: unknown; expiresAt: number }>();
-  const live = (key: string) => {
-    const entry = raw.get(key);
-    return entry && now() < entry.expiresAt ? entry : undefined;
-  };
-  return {
-    raw,
-    async put(key, value, ttl) {
-      raw.set(key, { value: structuredClone(value), expiresAt: now() + ttl * 1000 });
-    },
-    async putIfAbsent(key, value, ttl) {
-      if (live(key)) return false;
-      raw.set(key, { value: structuredClone(value), expiresAt: now() + ttl * 1000 });
-      return true;
-    },
-    async get<T>(key: string) {
-      return live(key)?.value as T | undefined;
-    },
-    async take<T>(key: string) {
-      const entry = live(key);
-      raw.delete(key);
-      return entry?.value as T | undefined;
-    },
-    async delete(key) {
-      raw.delete(key);
-    },
-  };
-}
 
 /** WeChat's stable_token as §11 describes it, counting calls; answers resolve when the test says. */
 function fakeWeChat(now: () => number) {

@@ -1,10 +1,15 @@
 import type { KeyValueStore } from '../ports.ts';
-import type { RedisClient } from './scripts.ts';
+import { luaScript, type RedisClient, runScript } from './scripts.ts';
+
+/** DEL when the key holds ARGV[1]: a compare-and-delete, one key (cluster-safe). */
+const DELETE_IF_EQUALS = luaScript(
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+);
 
 /**
  * KeyValueStore on Redis. Layout: `<prefix>kv:<key>` holds the JSON of the value with a TTL.
- * Every method is one single-key command (cluster-safe): take is GETDEL, putIfAbsent is
- * SET NX EX, so both are atomic across instances.
+ * Every method is one single-key command or script (cluster-safe): take is GETDEL, putIfAbsent is
+ * SET NX EX, deleteIfEquals a script, so all three are atomic across instances.
  */
 export function createRedisKeyValueStore(redis: RedisClient, options: { prefix: string }): KeyValueStore {
   const keyFor = (key: string) => `${options.prefix}kv:${key}`;
@@ -23,6 +28,9 @@ export function createRedisKeyValueStore(redis: RedisClient, options: { prefix: 
     },
     async delete(key) {
       await redis.del(keyFor(key));
+    },
+    async deleteIfEquals(key, value) {
+      return (await runScript(redis, DELETE_IF_EQUALS, [keyFor(key)], [encode(value)])) === 1;
     },
   };
 }

@@ -33,12 +33,15 @@ const STATEMENTS = {
   get: 'select value from kv_entries where key = $1 and expires_at > $2',
   take: 'delete from kv_entries where key = $1 returning value, expires_at',
   delete: 'delete from kv_entries where key = $1',
+  // A json column keeps the text it was given, so the stored text is the value's JSON as put.
+  deleteIfEquals: `delete from kv_entries where key = $1 and value::text = $2 and expires_at > $3
+    returning key`,
 };
 
 /**
  * KeyValueStore in the `kv_entries` table (PostgreSQL). Expired entries read as
- * missing and are deleted by a periodic sweeper. take is one DELETE ... RETURNING and
- * putIfAbsent one INSERT ... ON CONFLICT, so both are atomic across instances.
+ * missing and are deleted by a periodic sweeper. take and deleteIfEquals are one DELETE ...
+ * RETURNING each and putIfAbsent one INSERT ... ON CONFLICT, so all are atomic across instances.
  */
 export function createSqlKeyValueStore(
   db: Kysely<Database>,
@@ -80,6 +83,11 @@ export function createSqlKeyValueStore(
 
     async delete(key) {
       await runStatement(db, STATEMENTS.delete, [key]);
+    },
+
+    async deleteIfEquals(key, value) {
+      const { rows } = await runStatement(db, STATEMENTS.deleteIfEquals, [key, jsonText(value), now()]);
+      return rows.length > 0;
     },
 
     sweep,

@@ -7,8 +7,8 @@ import type { WriteBatch } from './write-batch.ts';
 
 /**
  * KeyValueStore in the embedded setup's SQLite file (./database.ts). Expired entries read as
- * missing and are deleted by a periodic sweeper. take is one DELETE ... RETURNING and putIfAbsent
- * one INSERT ... ON CONFLICT, each atomic. The writes join the file's group commit (`writes`,
+ * missing and are deleted by a periodic sweeper. take and deleteIfEquals are one DELETE ... RETURNING
+ * each and putIfAbsent one INSERT ... ON CONFLICT, each atomic. The writes join the file's group commit (`writes`,
  * ./write-batch.ts).
  */
 export function createSqliteKeyValueStore(
@@ -28,6 +28,9 @@ export function createSqliteKeyValueStore(
     get: database.prepare('select value from kv_entries where key = ? and expires_at > ?'),
     take: writes.prepare('delete from kv_entries where key = ? returning value, expires_at'),
     delete: writes.prepare('delete from kv_entries where key = ?'),
+    deleteIfEquals: writes.prepare(
+      'delete from kv_entries where key = ?1 and value = ?2 and expires_at > ?3 returning key',
+    ),
   };
   const sweepAt = sqliteSweeper(writes, 'kv_entries');
   const sweep = () => sweepAt(now());
@@ -57,6 +60,10 @@ export function createSqliteKeyValueStore(
 
     async delete(key) {
       statements.delete.run(key);
+    },
+
+    async deleteIfEquals(key, value) {
+      return statements.deleteIfEquals.get(key, jsonText(value), now()) !== undefined;
     },
 
     sweep,
