@@ -6,7 +6,7 @@ import { UpstreamError, type WeChatProfile } from '../upstream/wechat/types.ts';
 import type { MiniProgramCaller } from './bearer.ts';
 import type { MiniProgramDeps } from './deps.ts';
 import { MiniProgramError, reloginRequired, upstreamFailure, userDataError } from './errors.ts';
-import { readBody } from './request-body.ts';
+import { readBody, textField, WECHAT_ANSWER_EXTRAS } from './request-body.ts';
 import {
   checkWatermark,
   decodeEncryptedUserData,
@@ -17,10 +17,11 @@ import {
 
 const decryptSchema = z
   .strictObject({
-    encryptedData: z.string().min(1).max(200_000),
-    iv: z.string().min(1).max(64),
-    rawData: z.string().max(100_000).optional(),
-    signature: z.string().max(128).optional(),
+    encryptedData: textField(200_000),
+    iv: textField(64),
+    rawData: textField(100_000, 0).optional(),
+    signature: textField(128, 0).optional(),
+    ...WECHAT_ANSWER_EXTRAS,
   })
   .refine((body) => (body.rawData === undefined) === (body.signature === undefined), {
     message: 'rawData and signature go together',

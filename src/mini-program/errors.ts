@@ -57,9 +57,9 @@ const USER_DATA_DESCRIPTIONS: Record<UserDataError['problem'], string> = {
   undecryptable:
     "does not decrypt with the session key of the last wx.login to WeChat's data (a JSON object with a watermark): damaged, altered, or from another session",
   watermark_appid_mismatch: 'was produced for another mini program (watermark.appid)',
-  watermark_stale: 'is too old (watermark.timestamp): get fresh data from WeChat and send it at once',
-  signature_mismatch:
-    'signature is not sha1(rawData + session_key): rawData was altered or belongs to another session',
+  watermark_stale:
+    "is too old, or dated ahead of this server's clock (watermark.timestamp): get fresh data from WeChat and send it at once",
+  signature_mismatch: 'is not sha1(rawData + session_key): rawData was altered or belongs to another session',
 };
 
 export function userDataError(error: UserDataError): MiniProgramError {
@@ -84,8 +84,12 @@ export function reloginRequired(reason: ReloginReason): MiniProgramError {
   );
 }
 
-/** WeChat's answer to a mini-program call, as the endpoint's answer (config errors are logged by the caller). */
-export function upstreamFailure(error: UpstreamError): MiniProgramError {
+/**
+ * WeChat's answer to a mini-program call, as the endpoint's answer (config errors are logged by the
+ * caller). `whatNext` tells the mini program what to do when WeChat is busy or silent: the phone
+ * number's code may have been spent by then, so retrying it cannot help.
+ */
+export function upstreamFailure(error: UpstreamError, whatNext = 'retry shortly'): MiniProgramError {
   switch (error.code) {
     case 'rate_limited':
       return new MiniProgramError(
@@ -95,9 +99,13 @@ export function upstreamFailure(error: UpstreamError): MiniProgramError {
         { retryAfter: error.retryAfterSeconds() },
       );
     case 'unavailable':
-      return new MiniProgramError(503, 'temporarily_unavailable', 'WeChat did not answer; retry shortly', {
-        retryAfter: error.retryAfterSeconds(),
-      });
+      return new MiniProgramError(
+        503,
+        'temporarily_unavailable',
+        // -1 is WeChat's own "system busy"; the rest never came (a timeout, a 5xx, an empty body).
+        `${error.errcode === -1 ? 'WeChat answered that it is busy (errcode -1)' : 'WeChat did not answer'}; ${whatNext}`,
+        { retryAfter: error.retryAfterSeconds() },
+      );
     case 'unexpected':
       return new MiniProgramError(
         500,

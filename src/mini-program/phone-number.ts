@@ -6,9 +6,18 @@ import { UpstreamError } from '../upstream/wechat/types.ts';
 import { ACCOUNT_GONE, invalidToken, type MiniProgramCaller } from './bearer.ts';
 import type { MiniProgramDeps } from './deps.ts';
 import { MiniProgramError, upstreamFailure } from './errors.ts';
-import { readBody } from './request-body.ts';
+import { readBody, textField, WECHAT_ANSWER_EXTRAS } from './request-body.ts';
 
-const phoneSchema = z.strictObject({ code: z.string().min(1).max(512) });
+const phoneSchema = z.strictObject({
+  // As WeChat gives it (letters and digits): anything else cannot be one, and a lone surrogate
+  // would not even go into the call's URL encoding (a 500 before).
+  code: textField(512).regex(/^[\x21-\x7e]+$/, 'is not a getPhoneNumber code (printable ASCII)'),
+  // The button's e.detail as it came: older base libraries put the number's encrypted form beside
+  // the code, which the code makes needless.
+  ...WECHAT_ANSWER_EXTRAS,
+  encryptedData: z.unknown().optional(),
+  iv: z.unknown().optional(),
+});
 
 /**
  * POST /mini-program/phone-number — the code of a getPhoneNumber button, exchanged at
@@ -42,7 +51,7 @@ export async function phoneNumber(
       );
     }
     deps.logger[error.transient ? 'warn' : 'error'](fields, 'phone number exchange failed');
-    throw upstreamFailure(error);
+    throw upstreamFailure(error, 'the getPhoneNumber code may be spent: ask again with the button shortly');
   }
 
   const phone = e164(info.countryCode, info.purePhoneNumber);

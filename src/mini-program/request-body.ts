@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { MiniProgramError } from './errors.ts';
 
 /** The JSON body, checked against the schema; a precise invalid_request naming the field otherwise. */
@@ -14,12 +14,37 @@ export function readBody<T>(ctx: Context, schema: z.ZodType<T>): T {
   }
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const field = issue?.path.join('.') || undefined;
+  // A key the endpoint does not take first: a misspelt field is also reported missing.
+  const issues = parsed.error.issues;
+  const issue = issues.find((each) => each.code === 'unrecognized_keys') ?? issues[0];
+  // A key the endpoint does not take is named as the field at fault (a misspelt one, mostly).
+  const unknown = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+  const field = unknown ?? (issue?.path.join('.') || undefined);
+  const message =
+    unknown === undefined ? (issue?.message ?? 'invalid') : 'is not a field this endpoint takes';
   throw new MiniProgramError(
     400,
     'invalid_request',
-    `${field ?? 'body'}: ${issue?.message ?? 'invalid'}`,
+    `${field ?? 'body'}: ${message}`,
     field === undefined ? {} : { field },
   );
 }
+
+/** A text field of a JSON body, its refusals said plainly ("encryptedData: missing"). */
+export function textField(maxLength: number, minLength = 1) {
+  return z
+    .string({ error: (issue) => (issue.input === undefined ? 'missing' : 'must be a string') })
+    .min(minLength, 'must not be empty')
+    .max(maxLength, `must be at most ${maxLength} characters`);
+}
+
+/**
+ * What wx.* APIs answer beside the data (wx.getUserInfo's success result, a button's e.detail):
+ * taken so that an answer can be sent as it came, and ignored. Any other key is refused, so that a
+ * misspelt field is named rather than reported missing.
+ */
+export const WECHAT_ANSWER_EXTRAS = {
+  errMsg: z.unknown().optional(),
+  cloudID: z.unknown().optional(),
+  userInfo: z.unknown().optional(),
+};

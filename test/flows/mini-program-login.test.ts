@@ -267,6 +267,26 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.body.error).toBe('invalid_phone_code');
     });
 
+    test('WeChat busy after spending the phone code: the answer says to press the button again, not to retry the code', async () => {
+      const tokens = await miniProgramLogin(panda);
+      const { code } = await wxPhoneCode(bridge, panda);
+      // -1 once the code is spent: the bridge's one retry finds it used.
+      await injectFault(bridge, {
+        api: 'wxa/business/getuserphonenumber',
+        errcode: -1,
+        afterProcessing: true,
+      });
+      const answer = await call(bridge, 'phone-number', tokens.access_token, { code });
+      await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
+      expect(answer.status).toBe(503);
+      expect(answer.body.error_description).toBe(
+        'WeChat answered that it is busy (errcode -1); the getPhoneNumber code may be spent: ask again with the button shortly',
+      );
+      expect((await call(bridge, 'phone-number', tokens.access_token, { code })).body.error).toBe(
+        'invalid_phone_code',
+      );
+    });
+
     test('a phone number outside mainland China keeps its country code', async () => {
       const person = await createSandboxUser(bridge, 'HK Person');
       const tokens = await miniProgramLogin(person);
@@ -283,7 +303,10 @@ for (const storage of STORAGE_SETUPS) {
       await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
       expect(answer.status).toBe(503);
       expect(answer.body.error).toBe('temporarily_unavailable');
-      const line = bridge.logs.find((entry) => entry.includes('phone number exchange failed'));
+      expect(answer.body.error_description).toBe(
+        'WeChat did not answer; the getPhoneNumber code may be spent: ask again with the button shortly',
+      );
+      const line = bridge.logs.findLast((entry) => entry.includes('phone number exchange failed'));
       expect(JSON.parse(line as string)).toMatchObject({
         api: 'wxa/business/getuserphonenumber',
         failure: 'unavailable',
@@ -317,6 +340,39 @@ for (const storage of STORAGE_SETUPS) {
       expect((await accountOf(person))?.nickname).toBe('Profile Person');
       const userinfo = await oidc.fetchUserInfo(mp, tokens.access_token, person.unionid);
       expect(userinfo.nickname).toBe('Profile Person');
+    });
+
+    test("WeChat's answer may be sent as it came (errMsg, cloudID, userInfo beside the data); a misspelt or missing field is named", async () => {
+      const tokens = await miniProgramLogin(panda);
+      const data = await wxUserData(bridge, panda);
+      const asItCame = {
+        ...data,
+        errMsg: 'getUserInfo:ok',
+        cloudID: '62_abc',
+        userInfo: { nickName: 'Panda', avatarUrl: 'https://thirdwx.qlogo.cn/x/132' },
+      };
+      expect((await call(bridge, 'decrypt', tokens.access_token, asItCame)).status).toBe(200);
+
+      const { encryptedData, ...rest } = data;
+      const misspelt = await call(bridge, 'decrypt', tokens.access_token, {
+        ...rest,
+        encrypteddata: encryptedData,
+      });
+      expect(misspelt.body).toMatchObject({
+        error: 'invalid_request',
+        field: 'encrypteddata',
+        error_description: 'encrypteddata: is not a field this endpoint takes',
+      });
+      const missing = await call(bridge, 'decrypt', tokens.access_token, { encryptedData });
+      expect(missing.body).toMatchObject({
+        error: 'invalid_request',
+        field: 'iv',
+        error_description: 'iv: missing',
+      });
+      const phone = await call(bridge, 'phone-number', tokens.access_token, {
+        errMsg: 'getPhoneNumber:fail user deny',
+      });
+      expect(phone.body).toMatchObject({ field: 'code', error_description: 'code: missing' });
     });
 
     test('a decrypted nickname holding control characters (NUL, BEL) is saved without them', async () => {
@@ -379,6 +435,8 @@ for (const storage of STORAGE_SETUPS) {
       const answer = await call(bridge, 'decrypt', tokens.access_token, tamper(data));
       expect(answer.status).toBe(400);
       expect(answer.body).toMatchObject({ error, field, error_description: expect.any(String) });
+      // The field named once, then what is wrong with it ("signature signature is not..." before).
+      expect(answer.body.error_description).toMatch(new RegExp(`^${field} (?!${field} )`));
       expect(await accountOf(panda)).toEqual(before);
       // The key was fine: it is still there for the next, correct call.
       expect((await call(bridge, 'decrypt', tokens.access_token, data)).status).toBe(200);
@@ -397,6 +455,13 @@ for (const storage of STORAGE_SETUPS) {
       const stale = await call(bridge, 'decrypt', tokens.access_token, old);
       expect(stale.status).toBe(400);
       expect(stale.body.error).toBe('watermark_stale');
+      // Dated well ahead of this server's clock: the description says that it may be the clock.
+      const ahead = await wxUserData(bridge, panda, {
+        watermark: { timestamp: Math.floor(Date.now() / 1000) + 3600 },
+      });
+      const future = await call(bridge, 'decrypt', tokens.access_token, ahead);
+      expect(future.body).toMatchObject({ error: 'watermark_stale' });
+      expect(future.body.error_description).toContain("or dated ahead of this server's clock");
       expect(await accountOf(panda)).toEqual(before);
     });
 
@@ -707,7 +772,7 @@ for (const storage of STORAGE_SETUPS) {
         await fetch(`${bridge.sandboxUrl}/sandbox/faults`, { method: 'DELETE' });
         if (errcode === 40226 || errcode === 50002) {
           expect(answer.body.error_description).toContain(
-            `risk control refused this login (errcode ${errcode}`,
+            `risk control refused this login (errcode ${errcode}: ${errcode === 40226 ? 'a risky login' : 'a restricted account'}); do not retry`,
           );
         }
         if (status === 503) expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(0);

@@ -617,6 +617,8 @@ const JSON_BODIES: Array<[variant: string, body: string]> = [
   ['lone surrogates \\ud800 \\udfff', '{"code":"\\ud800","encryptedData":"\\ud800x","iv":"\\udfff"}'],
   ['lone surrogate as raw bytes', '{"code":"\xed\xa0\x80","encryptedData":"\xed\xa0\x80","iv":"x"}'],
   ['NUL \\u0000', '{"code":"\\u0000","encryptedData":"\\u0000","iv":"\\u0000"}'],
+  // Alone, as a phone number's code (which the call to WeChat puts in a URL-encoded form).
+  ['a lone surrogate as the only field', '{"code":"\\ud800x"}'],
   ['control characters', '{"code":"\\u0001\\u001b\\n","encryptedData":"\\u0007","iv":"\\r"}'],
   ['non-UTF-8 bytes', '{"code":"\xff\xfe\xc3","encryptedData":"\xff","iv":"\xfe"}'],
   ['malformed', '{"code":'],

@@ -30,7 +30,7 @@ export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamEr
     case 'blocked':
       return describedError(
         'invalid_request',
-        `WeChat's risk control refused this login (errcode ${error.errcode}: 40226 a risky login, 50002 a restricted account); retrying will not help, tell the person to try again later`,
+        `WeChat's risk control refused this login (errcode ${error.errcode}: ${error.errcode === 50002 ? 'a restricted account' : 'a risky login'}); do not retry: tell the person WeChat refused the login, which they may try again later`,
       );
     case 'rate_limited':
       ctx.set('Retry-After', String(error.retryAfterSeconds()));
