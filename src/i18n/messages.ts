@@ -97,8 +97,10 @@ const zh = {
   'logout.questionAll': '要退出此浏览器上用微信登录的所有应用吗？',
   'logout.yes': '全部退出',
   'logout.no': '只退出“{client}”',
+  'logout.onlyHint':
+    '只退出“{client}”时，此浏览器仍保持微信登录：再次登录无需扫码。在公用电脑上，请全部退出。',
   'logout.done': '你已退出登录。现在可以关闭此页面。',
-  'logout.doneOnly': '你已退出“{client}”。此浏览器上用微信登录的其他应用仍保持登录。',
+  'logout.doneOnly': '你已退出“{client}”。此浏览器仍保持微信登录：“{client}”和其他应用可以不扫码再次登录。',
   'logout.account': '管理我的账号',
   'formPost.title': '正在继续…',
   'formPost.noscript': '此浏览器未启用 JavaScript，页面无法自动继续。请点击“继续”。',
@@ -267,9 +269,11 @@ const en: Record<MessageKey, string> = {
   'logout.questionAll': 'Log out of all the applications you signed in to with WeChat in this browser?',
   'logout.yes': 'Log out of all applications',
   'logout.no': 'Log out of {client} only',
+  'logout.onlyHint':
+    'Logging out of {client} only keeps this browser signed in with WeChat: logging in again needs no new scan. On a shared computer, log out of all applications.',
   'logout.done': 'You have been logged out. You can close this page now.',
   'logout.doneOnly':
-    'You have logged out of {client}. The other applications you signed in to with WeChat in this browser stay logged in.',
+    'You have logged out of {client}. This browser stays signed in with WeChat: {client} and the other applications can log you in again without a new scan.',
   'logout.account': 'Manage my account',
   'formPost.title': 'Continuing…',
   'formPost.noscript':

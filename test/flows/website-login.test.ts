@@ -294,6 +294,11 @@ for (const storage of STORAGE_SETUPS) {
       expect(logoutPage.body).toMatch(
         new RegExp(`<button id="logout-no"[^>]*>只退出“${RP.client_name}”</button>`),
       );
+      // Before the choice: "only" keeps this browser's login here, so the application's next
+      // request logs straight back in (a relying-party developer's review read it as a full logout).
+      expect(logoutPage.body).toContain(
+        `<p id="logout-only-hint" class="muted small">只退出“${RP.client_name}”时，此浏览器仍保持微信登录：再次登录无需扫码。在公用电脑上，请全部退出。</p>`,
+      );
       const xsrf = logoutPage.body.match(/name="xsrf" value="([^"]+)"/)?.[1];
       const done = await login.browser.request(`${bridge.url}/session/end/confirm`, {
         form: { xsrf: xsrf ?? '', logout: 'yes' },
@@ -317,7 +322,7 @@ for (const storage of STORAGE_SETUPS) {
       // "Only {client}": the engine ends that client's part and keeps the session; the page says so.
       const only = await confirm(`client_id=${RP.client_id}`);
       expect(only).toContain(
-        `<p id="logged-out">你已退出“${RP.client_name}”。此浏览器上用微信登录的其他应用仍保持登录。</p>`,
+        `<p id="logged-out">你已退出“${RP.client_name}”。此浏览器仍保持微信登录：“${RP.client_name}”和其他应用可以不扫码再次登录。</p>`,
       );
       // The browser's session lives on: a silent request of the same application gets a code.
       const silent = await authorizationRequest(rp, { prompt: 'none' });
