@@ -1,6 +1,6 @@
+import { SECTION_DEFAULTS } from '../src/config/defaults.ts';
 import { Secret } from '../src/config/secret.ts';
 import type { Config, RateLimitRule } from '../src/config/types.ts';
-import { DEFAULT_LIMITS } from '../src/http/rate-limits.ts';
 import { baseConfig, MINI_PROGRAM_APP, WEBSITE_APP } from '../test/helpers/bridge.ts';
 import type { ServerSpec } from './spec.ts';
 
@@ -26,7 +26,7 @@ export function bridgeConfig(spec: ServerSpec): Config {
     // The defaults: an access line at info for failed requests only.
     log: { level: 'info', requests: 'failures' },
     limits: {
-      ...DEFAULT_LIMITS,
+      ...SECTION_DEFAULTS.limits,
       rateLimits: {
         enabled: true,
         interaction: UNREACHABLE_LIMIT,

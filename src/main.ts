@@ -1,7 +1,6 @@
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Config } from './config/types.ts';
 import { createDemo } from './demo/demo-client.ts';
-import { DRAIN_TIMEOUT_DEFAULT_SECONDS } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { causes } from './observability/causes.ts';
 import { logConsoleOutput } from './observability/console-to-log.ts';
@@ -95,9 +94,7 @@ async function main(): Promise<void> {
 
 /** Seconds after the signal by which a shutdown has finished, or the process exits regardless. */
 function shutdownDeadlineSeconds(config: Config): number {
-  const delay = config.shutdown?.delay ?? 0;
-  const drain = config.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS;
-  return delay + drain + STORES_CLOSE_SECONDS;
+  return config.shutdown.delay + config.shutdown.timeout + STORES_CLOSE_SECONDS;
 }
 
 /** For the stores to close after the drain: pending writes flushed, pools ended. */

@@ -3,13 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type Router from '@koa/router';
 import type Provider from 'oidc-provider';
 import { accountPageClient } from './account-page/client.ts';
-import { RECENT_LOGIN_DEFAULT_SECONDS } from './account-page/recent-login.ts';
 import { createAccountPageRouter } from './account-page/router.ts';
 import { formKeys } from './account-page/session.ts';
 import { createAccountCache } from './accounts/account-cache.ts';
 import { indexAccountArtifacts, startArtifactSweep } from './accounts/artifact-index.ts';
 import { createAvatarMirror } from './accounts/avatars/mirror.ts';
-import { AVATAR_DEFAULTS, avatarFetchPolicy } from './accounts/avatars/policy.ts';
+import { avatarFetchPolicy } from './accounts/avatars/policy.ts';
 import { createAvatarRouter } from './accounts/avatars/router.ts';
 import { createSqlAvatarStore } from './accounts/avatars/store.ts';
 import { rememberedScopes } from './accounts/consents.ts';
@@ -27,14 +26,8 @@ import { createDependencyMonitor } from './http/dependency-gate.ts';
 import { keepConnectionsForProxies, requestDeadlines } from './http/keep-alive.ts';
 import { address, listenFailure } from './http/listen-failure.ts';
 import { createManagementApp } from './http/management.ts';
-import { createRateLimiters, DEFAULT_LIMITS } from './http/rate-limits.ts';
-import {
-  announceShutdown,
-  closeServer,
-  DRAIN_TIMEOUT_DEFAULT_SECONDS,
-  type Drained,
-  trackConnections,
-} from './http/shutdown.ts';
+import { createRateLimiters } from './http/rate-limits.ts';
+import { announceShutdown, closeServer, type Drained, trackConnections } from './http/shutdown.ts';
 import { createViews } from './http/views.ts';
 import { pickLang, translator } from './i18n/messages.ts';
 import type { Connectors, LoginConnector } from './interaction/deps.ts';
@@ -106,7 +99,6 @@ export async function startServer(input: Config, options: StartOptions): Promise
   let drain = async () => {};
   // What the main server's drain met, for the line that says the instance has stopped.
   let drained: Drained = { inFlight: 0, cut: 0 };
-  const drainTimeoutMs = (input.shutdown?.timeout ?? DRAIN_TIMEOUT_DEFAULT_SECONDS) * 1000;
   // Resolves whether everything closed without an error (each error is logged where it happens).
   const close = async (): Promise<boolean> => {
     lifecycle.stopping = true;
@@ -122,6 +114,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
   };
   try {
     assertTransportPolicy(input);
+    const drainTimeoutMs = input.shutdown.timeout * 1000;
     let config = input;
     let sandboxUrl: string | undefined;
     if (config.sandbox.enabled) {
@@ -135,7 +128,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     }
 
     const gate: AnswerGate = {};
-    const limits = config.limits ?? DEFAULT_LIMITS;
+    const { limits } = config;
     const { headersTimeout } = limits;
     const server = createServer(
       { ...gatedServerOptions(gate), ...requestDeadlines(headersTimeout) },
@@ -217,7 +210,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     const avatarStore = createSqlAvatarStore(stores.db);
     const accountCache = createAccountCache();
     closers.push(async () => accountCache.close());
-    const avatarsConfig = config.avatars ?? AVATAR_DEFAULTS;
+    const avatarsConfig = config.avatars;
     const avatars = createAvatarMirror({
       store: avatarStore,
       kv: stores.kv,
@@ -333,7 +326,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
           logger,
           now,
           notifier,
-          recentLoginSeconds: config.account?.recentLogin ?? RECENT_LOGIN_DEFAULT_SECONDS,
+          recentLoginSeconds: config.account.recentLogin,
         }),
       ],
     });
@@ -343,7 +336,7 @@ export async function startServer(input: Config, options: StartOptions): Promise
     }
     server.off('request', answerWhileStarting);
     server.on('request', provider.callback());
-    const delaySeconds = config.shutdown?.delay ?? 0;
+    const delaySeconds = config.shutdown.delay;
     if (delaySeconds > 0) {
       announce = () => {
         logger.info({ delaySeconds }, 'shutting down: /readyz answers 503 before the server stops accepting');

@@ -14,7 +14,14 @@ import {
   checkWeChatTransport,
 } from './policy.ts';
 import { entries, field } from './raw.ts';
-import { type ClientEntry, type ConfigFile, clientSchema, configFileSchema, ttlSchema } from './schema.ts';
+import {
+  type ClientEntry,
+  type ConfigFile,
+  clientSchema,
+  configFileSchema,
+  dataDirSchema,
+  ttlSchema,
+} from './schema.ts';
 import { type ResolvedSecrets, resolveFileSecrets } from './secret-ref.ts';
 import { knownKeysAt } from './suggest.ts';
 import type { ClientConfig, Config } from './types.ts';
@@ -303,7 +310,7 @@ async function checkClientsWithProvider(
     ? parsed.data.dataDir
     : typeof rawDataDir === 'string' && rawDataDir !== ''
       ? rawDataDir
-      : DEFAULT_DATA_DIR;
+      : dataDirSchema.parse(undefined);
   const jwks = secrets.jwks ?? (await developmentJwks(resolve(dataDir)));
   const data = parsed.success ? parsed.data : undefined;
   const issuer = data ? issuerOf(data, input.overrides) : 'http://localhost:3000';
@@ -320,9 +327,6 @@ async function checkClientsWithProvider(
 
 /** Stands in for a client_secret that did not resolve (a reported problem), for the client check. */
 const UNRESOLVED_SECRET = 'unresolved-client-secret-0123456789abcdefghijklmnopqrstuvwxyz';
-
-/** dataDir's default (schema.ts), for a file that does not parse. */
-const DEFAULT_DATA_DIR = './data';
 
 /**
  * oidc-provider gives every client response_types ["code"] unless told otherwise, and "code" needs

@@ -437,6 +437,121 @@ export const ttlSchema = z.strictObject({
   authorizationCode: seconds(60, 'Authorization codes: exchanged at once by the relying party.'),
 });
 
+export const dataDirSchema = z
+  .string()
+  .min(1)
+  .default('./data')
+  .describe(
+    'Folder for the embedded stores and generated keys, kept mode 0700; relative to the working directory.',
+  );
+
+export const limitsSchema = z
+  .strictObject({
+    maxBodyBytes: z
+      .int()
+      .min(1024)
+      .max(ENGINE_MAX_BODY_BYTES, {
+        error: `must be at most ${ENGINE_MAX_BODY_BYTES} (56 KiB): oidc-provider reads no larger body on its endpoints`,
+      })
+      .default(ENGINE_MAX_BODY_BYTES)
+      .describe(
+        'Largest request body accepted, bytes; a larger declared one (Content-Length) is answered 413 ' +
+          "unread. Default and maximum 57344 (56 KiB), oidc-provider's own limit on its endpoints.",
+      ),
+    headersTimeout: z
+      .int()
+      .min(1)
+      .max(60)
+      .default(HEADERS_TIMEOUT_DEFAULT_SECONDS)
+      .describe(
+        "Seconds a client has to send a request's headers; a slower one is answered 408 and its " +
+          `connection closed (idle keep-alive connections are not). At most 60; default ${HEADERS_TIMEOUT_DEFAULT_SECONDS}.`,
+      ),
+    // The defaults: generous enough for many people behind one NAT (a login is one or two counted
+    // requests, and a callback), tight enough to stop scripted floods.
+    rateLimits: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Answer 429 with Retry-After past these limits.'),
+        interaction: rateLimitRule(
+          300,
+          "Authorization requests (/auth), the consent and abort posts and the account page's posts, " +
+            'per client IP.',
+        ),
+        callback: rateLimitRule(
+          120,
+          "WeChat's redirects to /interaction/:uid/wechat-callback, per client IP.",
+        ),
+        token: rateLimitRule(
+          300,
+          'Failed POST /token and POST /request (pushed authorization) requests (400 or 401), per client ' +
+            'IP, and per client_id when the client authenticates with HTTP Basic: successful ones are not counted.',
+        ),
+        miniProgram: rateLimitRule(
+          60,
+          'Calls to the mini-program endpoints (/mini-program/decrypt, /phone-number, /check-session), ' +
+            'per person and mini program: the access token says who, whatever the address.',
+        ),
+      })
+      .prefault({})
+      .describe('Counted in Redis (shared by every instance) when configured, else in memory.'),
+  })
+  .prefault({})
+  .describe('Abuse limits.');
+
+export const avatarsSchema = z
+  .strictObject({
+    allowedHosts: z
+      .array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host or host:port'))
+      .default(['thirdwx.qlogo.cn', 'wx.qlogo.cn'])
+      .describe(
+        "Hosts WeChat avatars are downloaded from (WeChat's own by default); redirects may lead " +
+          "only to these. The in-process sandbox's host is added when it runs, and an external emulator's " +
+          '(wechat.openBaseUrl, apiBaseUrl) outside production.',
+      ),
+    maxBytes: z.int().min(1024).default(1_048_576).describe('Largest avatar accepted, bytes.'),
+    timeoutMs: z.int().min(1).default(3000).describe('Budget of one avatar download, milliseconds.'),
+    cacheMaxAge: seconds(86_400, 'Cache-Control max-age of /avatars/<id>.'),
+    retryAfter: seconds(600, 'How long an avatar URL that failed to download is left alone.'),
+  })
+  .prefault({})
+  .describe(
+    'Self-hosted avatars: downloaded at login when they change, served at /avatars/<account id> ' +
+      'as the picture claim.',
+  );
+
+export const accountPageSchema = z
+  .strictObject({
+    recentLogin: seconds(
+      RECENT_LOGIN_DEFAULT_SECONDS,
+      'How recent the login must be to unbind a WeChat or delete the account on the account page; ' +
+        'an older one (a browser left logged in: the session lasts ttl.session) is asked to log in ' +
+        'with WeChat again first (prompt=login, max_age=0). Signing out everywhere and revoking an ' +
+        'application need no recent login.',
+    ),
+  })
+  .prefault({})
+  .describe('The account page (/account).');
+
+export const shutdownSchema = z
+  .strictObject({
+    delay: z
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        'After SIGTERM, how long the instance goes on serving while /readyz answers 503 and every ' +
+          'answer closes its connection, so that the load balancer stops sending here before the ' +
+          'instance stops accepting (a Kubernetes endpoint removal, a target group). Seconds; ' +
+          'default 0: stop accepting at once.',
+      ),
+    timeout: seconds(
+      DRAIN_TIMEOUT_DEFAULT_SECONDS,
+      'Then, how long requests in flight may take to finish before their connections are cut.',
+    ),
+  })
+  .prefault({})
+  .describe("Stopping (as Keycloak's shutdown-delay and shutdown-timeout).");
+
 export const configFileSchema = z
   .strictObject({
     port: portSchema.default(3000).describe('Port the HTTP server listens on; env PORT overrides.'),
@@ -481,13 +596,7 @@ export const configFileSchema = z
         'A reverse proxy in front terminates TLS (this server itself speaks plain HTTP). Required in ' +
           'production, where the issuer must be https; needs trustProxy so requests are seen as https.',
       ),
-    dataDir: z
-      .string()
-      .min(1)
-      .default('./data')
-      .describe(
-        'Folder for the embedded stores and generated keys, kept mode 0700; relative to the working directory.',
-      ),
+    dataDir: dataDirSchema,
     log: z
       .strictObject({
         level: z
@@ -607,107 +716,10 @@ export const configFileSchema = z
           .describe('Register a demo relying party at /demo; refused in production.'),
       })
       .prefault({}),
-    limits: z
-      .strictObject({
-        maxBodyBytes: z
-          .int()
-          .min(1024)
-          .max(ENGINE_MAX_BODY_BYTES, {
-            error: `must be at most ${ENGINE_MAX_BODY_BYTES} (56 KiB): oidc-provider reads no larger body on its endpoints`,
-          })
-          .default(ENGINE_MAX_BODY_BYTES)
-          .describe(
-            'Largest request body accepted, bytes; a larger declared one (Content-Length) is answered 413 ' +
-              "unread. Default and maximum 57344 (56 KiB), oidc-provider's own limit on its endpoints.",
-          ),
-        headersTimeout: z
-          .int()
-          .min(1)
-          .max(60)
-          .default(HEADERS_TIMEOUT_DEFAULT_SECONDS)
-          .describe(
-            "Seconds a client has to send a request's headers; a slower one is answered 408 and its " +
-              `connection closed (idle keep-alive connections are not). At most 60; default ${HEADERS_TIMEOUT_DEFAULT_SECONDS}.`,
-          ),
-        rateLimits: z
-          .strictObject({
-            enabled: z.boolean().default(true).describe('Answer 429 with Retry-After past these limits.'),
-            interaction: rateLimitRule(
-              300,
-              "Authorization requests (/auth), the consent and abort posts and the account page's posts, " +
-                'per client IP.',
-            ),
-            callback: rateLimitRule(
-              120,
-              "WeChat's redirects to /interaction/:uid/wechat-callback, per client IP.",
-            ),
-            token: rateLimitRule(
-              300,
-              'Failed POST /token and POST /request (pushed authorization) requests (400 or 401), per client ' +
-                'IP, and per client_id when the client authenticates with HTTP Basic: successful ones are not counted.',
-            ),
-            miniProgram: rateLimitRule(
-              60,
-              'Calls to the mini-program endpoints (/mini-program/decrypt, /phone-number, /check-session), ' +
-                'per person and mini program: the access token says who, whatever the address.',
-            ),
-          })
-          .prefault({})
-          .describe('Counted in Redis (shared by every instance) when configured, else in memory.'),
-      })
-      .prefault({})
-      .describe('Abuse limits.'),
-    avatars: z
-      .strictObject({
-        allowedHosts: z
-          .array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$/i, 'must be a host or host:port'))
-          .default(['thirdwx.qlogo.cn', 'wx.qlogo.cn'])
-          .describe(
-            "Hosts WeChat avatars are downloaded from (WeChat's own by default); redirects may lead " +
-              "only to these. The in-process sandbox's host is added when it runs, and an external emulator's " +
-              '(wechat.openBaseUrl, apiBaseUrl) outside production.',
-          ),
-        maxBytes: z.int().min(1024).default(1_048_576).describe('Largest avatar accepted, bytes.'),
-        timeoutMs: z.int().min(1).default(3000).describe('Budget of one avatar download, milliseconds.'),
-        cacheMaxAge: seconds(86_400, 'Cache-Control max-age of /avatars/<id>.'),
-        retryAfter: seconds(600, 'How long an avatar URL that failed to download is left alone.'),
-      })
-      .prefault({})
-      .describe(
-        'Self-hosted avatars: downloaded at login when they change, served at /avatars/<account id> ' +
-          'as the picture claim.',
-      ),
-    account: z
-      .strictObject({
-        recentLogin: seconds(
-          RECENT_LOGIN_DEFAULT_SECONDS,
-          'How recent the login must be to unbind a WeChat or delete the account on the account page; ' +
-            'an older one (a browser left logged in: the session lasts ttl.session) is asked to log in ' +
-            'with WeChat again first (prompt=login, max_age=0). Signing out everywhere and revoking an ' +
-            'application need no recent login.',
-        ),
-      })
-      .prefault({})
-      .describe('The account page (/account).'),
-    shutdown: z
-      .strictObject({
-        delay: z
-          .int()
-          .min(0)
-          .default(0)
-          .describe(
-            'After SIGTERM, how long the instance goes on serving while /readyz answers 503 and every ' +
-              'answer closes its connection, so that the load balancer stops sending here before the ' +
-              'instance stops accepting (a Kubernetes endpoint removal, a target group). Seconds; ' +
-              'default 0: stop accepting at once.',
-          ),
-        timeout: seconds(
-          DRAIN_TIMEOUT_DEFAULT_SECONDS,
-          'Then, how long requests in flight may take to finish before their connections are cut.',
-        ),
-      })
-      .prefault({})
-      .describe("Stopping (as Keycloak's shutdown-delay and shutdown-timeout)."),
+    limits: limitsSchema,
+    avatars: avatarsSchema,
+    account: accountPageSchema,
+    shutdown: shutdownSchema,
   })
   // Runs even when other fields are invalid (`when`), so duplicates are reported with everything else.
   .superRefine(

@@ -90,14 +90,14 @@ export interface Config {
   };
   /** Register a built-in demo relying party at /demo (never in production). */
   demo: { enabled: boolean };
-  /** Self-hosted avatars (config file `avatars`); absent: src/accounts/avatars/policy.ts defaults. */
-  avatars?: AvatarsConfig;
-  /** Abuse limits (config file `limits`); absent: the defaults of src/http/rate-limits.ts. */
-  limits?: LimitsConfig;
-  /** The account page (config file `account`); absent: src/account-page/recent-login.ts defaults. */
-  account?: AccountPageConfig;
-  /** How the instance stops (config file `shutdown`); absent: no delay, src/http/shutdown.ts's timeout. */
-  shutdown?: ShutdownConfig;
+  /** Self-hosted avatars (config file `avatars`; its defaults: ./defaults.ts, from the schema). */
+  avatars: AvatarsConfig;
+  /** Abuse limits (config file `limits`). */
+  limits: LimitsConfig;
+  /** The account page (config file `account`). */
+  account: AccountPageConfig;
+  /** How the instance stops (config file `shutdown`). */
+  shutdown: ShutdownConfig;
 }
 
 /** What SIGTERM does before the process exits. */

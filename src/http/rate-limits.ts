@@ -8,8 +8,6 @@ import {
 import type { LimitsConfig } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RedisClient } from '../storage/redis/scripts.ts';
-import { HEADERS_TIMEOUT_DEFAULT_SECONDS } from './keep-alive.ts';
-import { ENGINE_MAX_BODY_BYTES } from './request-limits.ts';
 import type { Scoped } from './scoped.ts';
 import { pageContext, type Views } from './views.ts';
 
@@ -21,28 +19,6 @@ import { pageContext, type Views } from './views.ts';
 export type RateLimitGroup = 'interaction' | 'callback' | 'token' | 'miniProgram';
 
 export type RateLimitsConfig = LimitsConfig['rateLimits'];
-
-/**
- * Generous enough for many people behind one NAT (a login is one or two counted requests, and a callback),
- * tight enough to stop scripted floods.
- */
-export const DEFAULT_RATE_LIMITS: RateLimitsConfig = {
-  enabled: true,
-  interaction: { points: 300, durationSeconds: 60 },
-  callback: { points: 120, durationSeconds: 60 },
-  token: { points: 300, durationSeconds: 60 },
-  miniProgram: { points: 60, durationSeconds: 60 },
-};
-
-/**
- * Every limit at its default (a configuration without `limits`); the body limit is the engine's
- * own (src/http/request-limits.ts), the largest it may be.
- */
-export const DEFAULT_LIMITS: LimitsConfig = {
-  maxBodyBytes: ENGINE_MAX_BODY_BYTES,
-  headersTimeout: HEADERS_TIMEOUT_DEFAULT_SECONDS,
-  rateLimits: DEFAULT_RATE_LIMITS,
-};
 
 export type RateLimiters = Record<RateLimitGroup, RateLimiterAbstract>;
 

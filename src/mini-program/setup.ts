@@ -91,7 +91,7 @@ export function setUpMiniPrograms(deps: MiniProgramSetupDeps): { router: Router 
     now,
     notifier: deps.notifier,
     encryptedDataMaxAge: config.wechat.miniProgram.encryptedDataMaxAge,
-    maxBodyBytes: config.limits?.maxBodyBytes,
+    maxBodyBytes: config.limits.maxBodyBytes,
     rateLimit: limiter && ((key: string) => spendPoint(limiter, key)),
     onRateLimited: deps.onRateLimited,
   });

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AVATAR_DEFAULTS } from '../../src/accounts/avatars/policy.ts';
+import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
 import { type Bridge, STORAGE_SETUPS, startBridge, storageAvailable } from '../helpers/bridge.ts';
 import { createSandboxUser, loginAs, relyingParty } from '../helpers/flow.ts';
 
@@ -86,7 +86,7 @@ describe('a failed avatar download', () => {
     // No sandbox avatar fits in 16 bytes: every download fails.
     bridge = await startBridge({
       storage: 'embedded',
-      configure: (config) => ({ ...config, avatars: { ...AVATAR_DEFAULTS, maxBytes: 16 } }),
+      configure: (config) => ({ ...config, avatars: { ...SECTION_DEFAULTS.avatars, maxBytes: 16 } }),
     });
   });
   afterAll(async () => bridge?.close());

@@ -2,10 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
 import { Secret } from '../../src/config/secret.ts';
 import type { ClientConfig, Config } from '../../src/config/types.ts';
 import { createDemo } from '../../src/demo/demo-client.ts';
-import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { createViews } from '../../src/http/views.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { loadProviderKeys } from '../../src/oidc/keys.ts';
@@ -342,7 +342,11 @@ export function baseConfig(p: {
     demo: { enabled: false },
     // Every test client and the benchmark's workers share one loopback address: the per-IP rate
     // limits a deployment gets by default are off here (test/production/hardening.test.ts turns them on).
-    limits: { ...DEFAULT_LIMITS, rateLimits: { ...DEFAULT_LIMITS.rateLimits, enabled: false } },
+    ...SECTION_DEFAULTS,
+    limits: {
+      ...SECTION_DEFAULTS.limits,
+      rateLimits: { ...SECTION_DEFAULTS.limits.rateLimits, enabled: false },
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
+import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
 import { ENGINE_MAX_BODY_BYTES } from '../../src/http/request-limits.ts';
 import {
   type Bridge,
@@ -249,9 +249,9 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
   });
 
   test('the defaults limit every group, with room for many people behind one address', () => {
-    expect(DEFAULT_LIMITS.rateLimits.enabled).toBe(true);
-    expect(DEFAULT_LIMITS.rateLimits.interaction.points).toBeGreaterThanOrEqual(100);
-    expect(DEFAULT_LIMITS.maxBodyBytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(SECTION_DEFAULTS.limits.rateLimits.enabled).toBe(true);
+    expect(SECTION_DEFAULTS.limits.rateLimits.interaction.points).toBeGreaterThanOrEqual(100);
+    expect(SECTION_DEFAULTS.limits.maxBodyBytes).toBeLessThanOrEqual(1024 * 1024);
   });
 });
 
@@ -364,7 +364,7 @@ describe("hardening: the body limit is the engine's", () => {
   let bridge: Bridge;
 
   beforeAll(async () => {
-    // The default limits (test/helpers/bridge.ts takes DEFAULT_LIMITS, rate limits aside).
+    // The default limits (test/helpers/bridge.ts takes SECTION_DEFAULTS.limits, rate limits aside).
     bridge = await startBridge({ storage: 'embedded' });
   });
   afterAll(async () => {
@@ -389,7 +389,7 @@ describe("hardening: the body limit is the engine's", () => {
         error_description: `request body larger than ${ENGINE_LIMIT} bytes`,
       });
     }
-    expect(DEFAULT_LIMITS.maxBodyBytes).toBe(ENGINE_LIMIT);
+    expect(SECTION_DEFAULTS.limits.maxBodyBytes).toBe(ENGINE_LIMIT);
     expect(ENGINE_MAX_BODY_BYTES).toBe(ENGINE_LIMIT);
   });
 

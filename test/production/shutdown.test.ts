@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
+import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
 import { type Bridge, startBridge } from '../helpers/bridge.ts';
 import {
   consentAction,
@@ -238,7 +238,7 @@ describe('connection deadlines', () => {
     // A second for a request's headers: an idle connection is not one sending them.
     bridge = await startBridge({
       storage: 'embedded',
-      configure: (config) => ({ ...config, limits: { ...DEFAULT_LIMITS, headersTimeout: 1 } }),
+      configure: (config) => ({ ...config, limits: { ...SECTION_DEFAULTS.limits, headersTimeout: 1 } }),
     });
   });
   afterAll(async () => {

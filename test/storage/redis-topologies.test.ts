@@ -1,8 +1,8 @@
 import { Cluster, Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
 import type { Config } from '../../src/config/types.ts';
-import { DEFAULT_LIMITS } from '../../src/http/rate-limits.ts';
 import { connectRedis, evictingPolicy } from '../../src/storage/redis/connect.ts';
 import { createRedisKeyValueStore } from '../../src/storage/redis/key-value.ts';
 import { createRedisOidcAdapterFactory } from '../../src/storage/redis/oidc-adapter.ts';
@@ -148,8 +148,8 @@ describe.skipIf(!postgres || !cluster)('rate limits on a Redis Cluster', () => {
     bridge = await bridgeOn(cluster?.url ?? '', (config) => ({
       ...config,
       limits: {
-        ...DEFAULT_LIMITS,
-        rateLimits: { ...DEFAULT_LIMITS.rateLimits, token: { points: 2, durationSeconds: 600 } },
+        ...SECTION_DEFAULTS.limits,
+        rateLimits: { ...SECTION_DEFAULTS.limits.rateLimits, token: { points: 2, durationSeconds: 600 } },
       },
     }));
   });

@@ -1,16 +1,5 @@
-import type { AvatarsConfig, Config } from '../../config/types.ts';
+import type { Config } from '../../config/types.ts';
 import type { AvatarFetchPolicy } from './guard.ts';
-
-/** WeChat's avatar hosts (headimgurl / avatarUrl). */
-export const WECHAT_AVATAR_HOSTS = ['thirdwx.qlogo.cn', 'wx.qlogo.cn'] as const;
-
-export const AVATAR_DEFAULTS: AvatarsConfig = {
-  allowedHosts: [...WECHAT_AVATAR_HOSTS],
-  maxBytes: 1_048_576,
-  timeoutMs: 3000,
-  cacheMaxAge: 86_400,
-  retryAfter: 600,
-};
 
 /**
  * The download policy of this instance: the configured hosts, the in-process sandbox's origin when
@@ -18,7 +7,7 @@ export const AVATAR_DEFAULTS: AvatarsConfig = {
  * external WeChat emulator's, so sandbox avatars are mirrored too.
  */
 export function avatarFetchPolicy(config: Config, sandboxUrl: string | undefined): AvatarFetchPolicy {
-  const avatars = config.avatars ?? AVATAR_DEFAULTS;
+  const { avatars } = config;
   const hosts = new Set(avatars.allowedHosts.map((host) => host.toLowerCase()));
   if (sandboxUrl) hosts.add(new URL(sandboxUrl).host.toLowerCase());
   if (!config.production) {
