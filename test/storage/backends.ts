@@ -6,12 +6,12 @@ import type { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll } from 'vitest';
-import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { createPostgresDatabase } from '../../src/storage/postgres.ts';
 import type { Database } from '../../src/storage/schema.ts';
 import { openAccountsDatabase } from '../../src/storage/sqlite/accounts-database.ts';
 import { openArtifactsDatabase } from '../../src/storage/sqlite/database.ts';
+import { openPgliteDatabase } from '../../src/storage/sqlite/pglite-source.ts';
 import { createWriteBatch, type WriteBatch } from '../../src/storage/sqlite/write-batch.ts';
 import type { WeChatIdentity } from '../../src/upstream/wechat/types.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
@@ -54,7 +54,7 @@ export function useSqlBackend(open: () => Promise<SqlBackend>, use: (backend: Sq
 /** A migrated PGlite in a temporary directory, deleted on close. */
 export function openPgliteBackend(): Promise<SqlBackend & { dataDir: string }> {
   return inTemporaryDirectory('wob-pglite-', async (dataDir) => {
-    const db = await openEmbeddedDatabase(dataDir);
+    const db = await openPgliteDatabase(dataDir);
     await migrateToLatest(db);
     return db;
   });

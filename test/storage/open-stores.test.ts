@@ -15,10 +15,10 @@ import {
   listIdentities,
 } from '../../src/accounts/repository.ts';
 import { causes } from '../../src/observability/causes.ts';
-import { openEmbeddedDatabase } from '../../src/storage/embedded.ts';
 import { migrateToLatest } from '../../src/storage/migrate.ts';
 import { openStores, type StoresLogger } from '../../src/storage/open-stores.ts';
 import { embeddedArtifactsFile } from '../../src/storage/sqlite/database.ts';
+import { openPgliteDatabase } from '../../src/storage/sqlite/pglite-source.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import { createTestRedis, scanKeys } from '../helpers/redis.ts';
 import { serviceAvailable } from '../helpers/services.ts';
@@ -91,7 +91,7 @@ describe('openStores without URLs', () => {
       updatedAt: at,
       bytes: new Uint8Array([1, 2, 3]),
     };
-    const old = await openEmbeddedDatabase(dir);
+    const old = await openPgliteDatabase(dir);
     let account: Account;
     try {
       await migrateToLatest(old);

@@ -1,15 +1,10 @@
 import { rename, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { ACCOUNT_TABLES, ARTIFACT_INDEX, copyTables } from '../copy-tables.ts';
 import { migrateToLatest } from '../migrate.ts';
 import type { StoresLogger } from '../open-stores.ts';
 import type { Database } from '../schema.ts';
-
-/** Where PGlite kept its files inside the data directory. */
-export function embeddedDatabaseDir(dataDir: string): string {
-  return join(dataDir, 'pglite');
-}
+import { openPgliteDatabase, pgliteDirectory } from './pglite-source.ts';
 
 /**
  * Until 6 Dec 2026 the embedded setup kept its accounts in PGlite, under `<dataDir>/pglite`. The
@@ -18,21 +13,21 @@ export function embeddedDatabaseDir(dataDir: string): string {
  * to `pglite.copied` and leaves it there for the operator to delete. Sessions and tokens are not
  * copied: they moved out of PGlite earlier (./database.ts), and what was left there was never read.
  *
- * PGlite is loaded only here, so a server that has nothing to copy never pays for it. On 6 Dec,
- * 100,000 accounts with 150,000 identities and 50,000 consents took 6 seconds to copy.
+ * PGlite is loaded only when there is a directory to copy (./pglite-source.ts), so a server that
+ * has nothing to copy never pays for it. On 6 Dec, 100,000 accounts with 150,000 identities and
+ * 50,000 consents took 6 seconds to copy (through a prepared-statement driver since removed).
  */
 export async function copyAccountsFromPglite(
   dataDir: string,
   accounts: Kysely<Database>,
   logger: StoresLogger,
 ): Promise<void> {
-  const from = embeddedDatabaseDir(dataDir);
+  const from = pgliteDirectory(dataDir);
   if (!(await isDirectory(from))) return;
   // Accounts here already: the copy committed and the rename did not happen (a crash in between).
   const copied = await accounts.selectFrom('accounts').select('id').limit(1).executeTakeFirst();
   if (!copied) {
-    const { openEmbeddedDatabase } = await import('../embedded.ts');
-    const pglite = await openEmbeddedDatabase(dataDir);
+    const pglite = await openPgliteDatabase(dataDir);
     try {
       // A directory of an older release: its schema as the copy expects it.
       await migrateToLatest(pglite);
