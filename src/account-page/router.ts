@@ -124,13 +124,12 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
   // ?again=<purpose>: the login a destructive action asked for (recent-login.ts). Only a known
   // purpose is kept, in the signed cookie, and it names a fixed page to return to.
   router.get('/account/login', async (ctx) => {
-    const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(16).toString('base64url');
     const again = isStepUpPurpose(ctx.query.again) ? ctx.query.again : undefined;
     // The language chosen (?lang=) is kept for the pages after WeChat: the account page, or the
     // notice of a login that did not complete (oidc-provider's redirect does not carry it).
     const lang = typeof ctx.query.lang === 'string' ? pageContext(ctx).lang : undefined;
-    const checks: LoginChecks = { verifier, state, ...(again && { again }), ...(lang && { lang }) };
+    const checks: LoginChecks = { state, ...(again && { again }), ...(lang && { lang }) };
     ctx.cookies.set(LOGIN_COOKIE, JSON.stringify(checks), {
       signed: true,
       httpOnly: true,
@@ -144,7 +143,9 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
       scope: 'openid',
       redirect_uri: `${deps.issuer}/account/callback`,
       state,
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      // PKCE is required of public clients, and the account page is one; its code is only used up
+      // at the callback, never exchanged, so no verifier is kept.
+      code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
       code_challenge_method: 'S256',
       ...(again ? LOG_IN_AGAIN : {}),
       ...(typeof ctx.query.lang === 'string' ? { ui_locales: ctx.query.lang } : {}),
@@ -312,7 +313,6 @@ export function createAccountPageRouter(deps: AccountPageDeps): Router {
 
 /** What the login cookie holds between /account/login and its callback. */
 interface LoginChecks {
-  verifier: string;
   state: string;
   /** The purpose of a login asked for again; read back through returnPath's whitelist only. */
   again?: StepUpPurpose;

@@ -708,7 +708,7 @@ describe('account page actions', () => {
       expect(callback.location).toBe(`${bridge.url}/account`);
 
       // A login cookie written by someone else (no valid signature) is no cookie: start again.
-      const forged = JSON.stringify({ verifier: 'v', state: 's', again: 'https://evil.example/' });
+      const forged = JSON.stringify({ state: 's', again: 'https://evil.example/' });
       const answer = await fetch(`${bridge.url}/account/callback?state=s&code=c`, {
         headers: { cookie: `account_login=${encodeURIComponent(forged)}; account_login.sig=forged` },
         redirect: 'manual',
