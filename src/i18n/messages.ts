@@ -89,6 +89,7 @@ const zh = {
     '应用发来的登录请求有误，无法继续登录。请返回应用重试；问题仍在时，请把下方的技术信息和错误编号告诉应用的开发者。',
   'error.logoutRequest':
     '应用发来的退出请求有误，无法继续。请返回应用；问题仍在时，请把下方的技术信息和错误编号告诉应用的开发者。',
+  'error.logoutAnyway': '仍然退出此浏览器上的微信登录',
   'error.technical': '技术信息（供应用开发者参考）',
   'error.reference': '错误编号：{id}',
   'logout.title': '退出登录',
@@ -261,6 +262,7 @@ const en: Record<MessageKey, string> = {
     "The application's login request is invalid, so the login cannot go on. Return to the application and try again; if it keeps happening, give its developers the technical details and the error reference below.",
   'error.logoutRequest':
     "The application's logout request is invalid, so it cannot go on. Return to the application; if it keeps happening, give its developers the technical details and the error reference below.",
+  'error.logoutAnyway': 'Log out of WeChat login in this browser anyway',
   'error.technical': "Technical details (for the application's developers)",
   'error.reference': 'Error reference: {id}',
   'logout.title': 'Log out',

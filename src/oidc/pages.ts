@@ -42,8 +42,13 @@ export function createPages(views: Views) {
     const route = ctx.oidc?.route ?? '';
     ctx.type = 'html';
     const heading = engineErrorHeading(route);
+    // A logout the application asked for wrongly (an id_token_hint signed by a key since retired,
+    // another issuer's) would leave the person logged in with no way out: the page offers this
+    // browser's logout without the application's request, which asks them first.
+    const logoutAnyway = route.startsWith('end_session') && (await stillLoggedIn(ctx).catch(() => false));
     ctx.body = views.render('error', page, {
       ...(heading && { heading: page.t(heading) }),
+      ...(logoutAnyway && { logoutUrl: `/session/end?ui_locales=${page.lang}` }),
       message: page.t(engineErrorMessage(route, String(out.error))),
       detail: { error: String(out.error), description: out.error_description },
       requestId: ctx.state.requestId,

@@ -309,6 +309,33 @@ for (const storage of STORAGE_SETUPS) {
       expect(again.loginPage.body).toContain('id="wechat-qr"');
     });
 
+    test('a logout request the server cannot honour still lets a logged-in person log out of this browser', async () => {
+      const { login } = await loginAs(rp, panda);
+      // An id_token_hint it cannot verify (signed by a key since retired, in an operator's review).
+      const page = { headers: { accept: 'text/html' } };
+      const refused = await login.browser.request(`${bridge.url}/session/end?id_token_hint=garbage`, page);
+      expect(refused.status).toBe(400);
+      expect(refused.body).toContain('<h1>退出未完成</h1>');
+      const href = refused.body.match(
+        /<a class="button" id="logout-anyway" href="([^"]+)">仍然退出此浏览器上的微信登录<\/a>/,
+      )?.[1];
+      expect(href).toBe('/session/end?ui_locales=zh-CN');
+      // The way out asks first, as any logout without an application's request does.
+      const asked = await login.browser.request(`${bridge.url}${href}`);
+      expect(asked.body).toContain('<p id="logout-question">要退出此浏览器上用微信登录的所有应用吗？</p>');
+      const xsrf = asked.body.match(/name="xsrf" value="([^"]+)"/)?.[1] ?? '';
+      await login.browser.request(`${bridge.url}/session/end/confirm`, { form: { xsrf, logout: 'yes' } });
+      const again = await startLogin(rp, { browser: login.browser });
+      expect(again.loginPage.body).toContain('id="wechat-qr"');
+      // A browser without a session is offered nothing to log out of.
+      const stranger = await new TestBrowser().request(
+        `${bridge.url}/session/end?id_token_hint=garbage`,
+        page,
+      );
+      expect(stranger.body).toContain('<h1>退出未完成</h1>');
+      expect(stranger.body).not.toContain('id="logout-anyway"');
+    });
+
     test('the page after a logout without post_logout_redirect_uri says whether only the asking application was logged out', async () => {
       const { login } = await loginAs(rp, panda);
       const confirm = async (query: string, logout?: 'yes') => {
