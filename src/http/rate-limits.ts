@@ -276,7 +276,9 @@ function refuse(
 ): void {
   const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
   options.metrics?.rateLimited(group);
-  ctx.state.log?.warn({ group, retryAfter }, 'rate limited');
+  // The address counted (the proxy's forwarded one with trustProxy): who is being limited, for
+  // an operator looking into a flood or a customer's complaint.
+  ctx.state.log?.warn({ group, retryAfter, ip: ctx.ip }, 'rate limited');
   ctx.status = 429;
   ctx.set('Retry-After', String(retryAfter));
   ctx.set('Cache-Control', 'no-store');

@@ -29,7 +29,7 @@ export function requestLog(
     finish(ctx, elapsedMs) {
       setAnswerHeader(ctx, 'X-Request-Id', ctx.state.requestId);
       const { refusal } = ctx.state as { refusal?: Refusal };
-      const level = levelOf(ctx.status, options.requests, refusal);
+      const level = levelOf(ctx.status, options.requests, refusal, ctx.path);
       // A line pino would drop is not built (most successful requests, at the default level).
       if (!logger.isLevelEnabled(level)) return;
       const ms = Math.round(elapsedMs * 10) / 10;
@@ -51,8 +51,8 @@ function oauthErrorOf(body: unknown): { error: string } | undefined {
 }
 
 /**
- * An access line's level: error for a failure of ours; warn for a 503, which says a store is down or
- * the instance is starting or stopping (each logged once where it happens: an outage would
+ * An access line's level: error for a failure of ours; warn for a 503 (debug at /readyz), which
+ * says a store is down or the instance is starting or stopping (each logged once where it happens: an outage would
  * otherwise write an error line per request refused); info for a refused request (a 4xx, or an
  * authorization error sent back to the client by redirect, but not the answers to prompt=none,
  * a silent check's everyday outcome), and for the rest with `requests: all`; debug otherwise.
@@ -61,8 +61,11 @@ function levelOf(
   status: number,
   requests: 'all' | 'failures',
   refusal: Refusal | undefined,
+  path: string,
 ): 'error' | 'warn' | 'info' | 'debug' {
-  if (status === 503) return 'warn';
+  // A readiness probe's 503 is its answer, not a failure: a load balancer polling a stopping
+  // instance wrote a warning a second (an operator's review); the state it reports is logged once.
+  if (status === 503) return path === '/readyz' ? 'debug' : 'warn';
   if (status >= 500) return 'error';
   if (status >= 400 || requests === 'all') return 'info';
   return refusal && !SILENT_OUTCOMES.has(refusal.error) ? 'info' : 'debug';

@@ -6,6 +6,7 @@ import { ENGINE_MAX_BODY_BYTES } from '../../src/http/request-limits.ts';
 import {
   type Bridge,
   type BridgeOptions,
+  logLines,
   MINI_PROGRAM_APP,
   MINI_PROGRAM_CLIENT,
   RP,
@@ -228,6 +229,14 @@ describe.skipIf(!available)('hardening: rate limits shared in Redis, request siz
     expect(last.headers.get('set-cookie')).toBeNull();
     expect(last.headers.get('content-type')).toMatch(/^text\/html/);
     expect(last.body).toContain('请求过于频繁');
+    // The line says whom it limited: the address it counted.
+    const limited = [
+      ...logLines(first, { msg: 'rate limited' }),
+      ...logLines(second, { msg: 'rate limited' }),
+    ];
+    expect(limited.map((line) => JSON.parse(line))).toContainEqual(
+      expect.objectContaining({ group: 'interaction', ip: expect.stringMatching(/127\.0\.0\.1$/) }),
+    );
   });
 
   test('WeChat callbacks are limited on their own counter', async () => {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SECTION_DEFAULTS } from '../../src/config/defaults.ts';
-import { type Bridge, startBridge } from '../helpers/bridge.ts';
+import { type Bridge, logLines, startBridge } from '../helpers/bridge.ts';
 import {
   consentAction,
   createSandboxUser,
@@ -124,6 +124,10 @@ describe('shutdown delay', () => {
       expect(bridge.logs.join('')).toContain(
         'shutting down: /readyz answers 503 before the server stops accepting',
       );
+      // The probe's 503 is its answer: its access line is debug, not a warning per poll.
+      const probes = logLines(bridge, { text: '"path":"/readyz","status":503' });
+      expect(probes.length).toBeGreaterThan(0);
+      for (const line of probes) expect(JSON.parse(line).level).toBe('debug');
     } finally {
       await closing;
       socket.destroy();
