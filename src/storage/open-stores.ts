@@ -203,12 +203,20 @@ async function openRedisArtifacts(
     },
   });
   healthy = true;
+  const marker = `${prefix}${DEPLOYMENT_MARKER}`;
   redis.on('ready', () => {
     if (healthy) return;
     healthy = true;
     logger.info({ redis: describeUrl(url) }, 'Redis connection restored');
+    void reportIfEmptied(redis, marker, () =>
+      logger.warn(
+        { redis: describeUrl(url) },
+        'Redis came back without its data (restarted empty, or a failover to a replica that had not caught up): every session, grant and token is gone, people log in again, and the used refresh tokens kept to detect their reuse are forgotten',
+      ),
+    );
   });
   cleanups.push(() => quit(redis));
+  await redis.set(marker, new Date().toISOString(), 'NX');
   logger.info({ redis: describeUrl(url), prefix }, 'Redis connected');
   const policy = await evictingPolicy(redis);
   if (policy) {
@@ -224,6 +232,22 @@ async function openRedisArtifacts(
     ping: () => probe(async () => void (await redis.ping())),
     redis,
   };
+}
+
+/**
+ * A key of the deployment's own in Redis, without a TTL, set by the first instance to start: when
+ * a reconnection finds it gone, the data went with it, which nothing else said (the log showed the
+ * connection restored, then refresh tokens "not found": an operator's review). Of the instances
+ * that reconnect, the one whose SET NX puts it back says so: one line per deployment.
+ */
+const DEPLOYMENT_MARKER = 'deployment';
+
+async function reportIfEmptied(redis: RedisClient, marker: string, report: () => void): Promise<void> {
+  try {
+    if ((await redis.set(marker, new Date().toISOString(), 'NX')) === 'OK') report();
+  } catch {
+    // Lost again at once: the next reconnection asks.
+  }
 }
 
 /** Artifacts in the accounts' PostgreSQL database (a DATABASE_URL without a REDIS_URL). */

@@ -1,6 +1,6 @@
 import { setTimeout } from 'node:timers/promises';
 import type * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { QUERY_TIMEOUT_MS } from '../../src/storage/postgres.ts';
 import { COMMAND_TIMEOUT_MS } from '../../src/storage/redis/connect.ts';
 import { type Bridge, logLines, startBridge, storageAvailable } from '../helpers/bridge.ts';
@@ -24,6 +24,9 @@ interface Readiness {
   status: string;
   dependencies: Record<'database' | 'cache', { kind: string; up: boolean }>;
 }
+
+/** The warning of a Redis that came back without its data. */
+const EMPTIED = 'Redis came back without its data';
 
 describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', () => {
   let redis: OwnRedis;
@@ -113,6 +116,8 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     expect(await (await fetch(`${bridge.url}/metrics`)).text()).toContain(
       'dependency_up{dependency="cache"} 1',
     );
+    // This Redis came back empty (no persistence): the log says what that cost, once.
+    await vi.waitFor(() => expect(logLines(bridge, { text: EMPTIED })).toHaveLength(1));
     const after = await loginAs(rp, panda);
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
   });
@@ -139,6 +144,8 @@ describe.skipIf(!available)('resilience: Redis or PostgreSQL down, then back', (
     await untilReady();
     const after = await loginAs(rp, panda);
     expect(after.tokens.claims()?.sub).toBe(panda.unionid);
+    // It kept its data: nothing is said to be lost (the one line is the restart's, above).
+    expect(logLines(bridge, { text: EMPTIED })).toHaveLength(1);
   }, 60_000);
 
   test('PostgreSQL hung: a login waiting on it fails within the statement timeout instead of hanging, and service resumes', async () => {

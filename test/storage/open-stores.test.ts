@@ -197,7 +197,12 @@ describe.skipIf(!postgres || !redis)('openStores with PostgreSQL and Redis', () 
       const probe = new Redis(testRedis.url);
       try {
         expect((await scanKeys(probe, testRedis.prefix)).sort()).toEqual(
-          [`${testRedis.prefix}kv:state`, `${testRedis.prefix}oidc:AccessToken:${jti}`].sort(),
+          [
+            `${testRedis.prefix}kv:state`,
+            `${testRedis.prefix}oidc:AccessToken:${jti}`,
+            // The deployment's marker, whose absence after a reconnection says Redis lost its data.
+            `${testRedis.prefix}deployment`,
+          ].sort(),
         );
       } finally {
         probe.disconnect();
