@@ -694,6 +694,9 @@ for (const storage of STORAGE_SETUPS) {
       });
       expect(answer.status).toBe(500);
       expect(answer.body.error).toBe('server_error');
+      expect(answer.body.error_description).toBe(
+        "WeChat refused this server's own credentials for the mini program: an administrator must fix its configuration (the server log says why); retrying will not help",
+      );
       const logged = lines('mini program login failed: check the app configuration');
       expect(logged).toHaveLength(ours + 1);
       expect(logged.at(-1)).toContain('"errcode":40125');
@@ -708,6 +711,10 @@ for (const storage of STORAGE_SETUPS) {
         subject_token_type: JS_CODE,
       });
       expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({
+        error: 'server_error',
+        error_description: 'WeChat answered in a form this server cannot use; the server log says why',
+      });
       const line = logLines(bridge, { text: '"errcode":40002' }).at(-1);
       expect(JSON.parse(line as string)).toMatchObject({
         level: 'error',

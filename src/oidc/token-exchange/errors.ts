@@ -49,6 +49,16 @@ export function tokenErrorForUpstream(ctx: KoaContextWithOIDC, error: UpstreamEr
     default:
       // Our configuration (AppSecret, IP allowlist) or an answer we cannot use: nothing the client
       // can fix. The grant logged it (grant.ts): the engine's server_error line is not repeated.
-      return loggedAlready(new Error(error.message, { cause: error }));
+      // Said as such, where the engine's own 500 says "oops! something went wrong" (a mini-program
+      // team's review): the mini program can tell the person it is not their doing.
+      return loggedAlready(
+        describedError(
+          'server_error',
+          error.code === 'app_config'
+            ? "WeChat refused this server's own credentials for the mini program: an administrator must fix its configuration (the server log says why); retrying will not help"
+            : 'WeChat answered in a form this server cannot use; the server log says why',
+          500,
+        ),
+      );
   }
 }
