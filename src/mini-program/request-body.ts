@@ -14,10 +14,10 @@ export function readBody<T>(ctx: Context, schema: z.ZodType<T>): T {
   }
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data;
-  // A key the endpoint does not take first: a misspelt field is also reported missing.
-  const issues = parsed.error.issues;
+  // A key the endpoint does not take is named first, as the field at fault: a misspelt field is
+  // also reported missing, which would send the caller looking in the wrong place.
+  const { issues } = parsed.error;
   const issue = issues.find((each) => each.code === 'unrecognized_keys') ?? issues[0];
-  // A key the endpoint does not take is named as the field at fault (a misspelt one, mostly).
   const unknown = issue?.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
   const field = unknown ?? (issue?.path.join('.') || undefined);
   const message =
